@@ -1,0 +1,51 @@
+# The whole set-up: `make run` and `make test`.
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DZBATCH_WERROR=ON
+endif
+
+.PHONY: all deps build run test test-fast bench compare clean asan tsan
+
+all: build
+
+deps:
+	scripts/install-deps.sh test
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	$(BUILD)/zbatch up
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2
+
+# Everything but the slow fault-injection tests.
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -LE slow -j 2
+
+bench: build
+	scripts/install-deps.sh bench
+	$(BUILD)/zbatch bench
+	bench/compare --zbatch $(BUILD)/zbatch
+
+asan:
+	scripts/install-deps.sh build
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DZBATCH_SANITIZE=address,undefined
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j 2
+
+tsan:
+	scripts/install-deps.sh build
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DZBATCH_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && ctest --output-on-failure -j 2
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

@@ -1,0 +1,199 @@
+#include "common/protocol.h"
+
+#include <exception>
+#include <new>
+
+namespace zb::proto {
+namespace {
+
+template <typename T>
+void append(Frames& frames, const T& message) {
+  frames.header = {'Z', 'B', static_cast<char>(kVersion), static_cast<char>(T::kCommand)};
+  msgpack::sbuffer buffer;
+  msgpack::pack(buffer, message);
+  frames.body.assign(buffer.data(), buffer.size());
+}
+
+// Decodes `body` into T. Every msgpack failure becomes a Status naming the command.
+template <typename T>
+Result<Message> decode_as(std::string_view body) {
+  const char* name = command_name(T::kCommand).data();
+  if (body.size() > kMaxBodyBytes)
+    return Status(Code::kTooLarge, std::string(name) + ": body of " + std::to_string(body.size()) +
+                                       " bytes exceeds " + std::to_string(kMaxBodyBytes));
+  // Limits: array, map, str, bin, ext, depth. Depth 8 covers our nesting (message → tasks →
+  // task → field); a deeper body is hostile.
+  const msgpack::unpack_limit limits(kMaxItems, 64, kMaxBodyBytes, kMaxBodyBytes, 0, 8);
+  try {
+    size_t offset = 0;
+    msgpack::object_handle handle =
+        msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr, limits);
+    if (offset != body.size())
+      return Status(Code::kBadRequest, std::string(name) + ": " +
+                                           std::to_string(body.size() - offset) +
+                                           " trailing bytes after the body");
+    if (handle.get().type != msgpack::type::ARRAY)
+      return Status(Code::kBadRequest, std::string(name) + ": body is not a msgpack array");
+    T message;
+    handle.get().convert(message);
+    return Message(std::move(message));
+  } catch (const msgpack::insufficient_bytes&) {
+    return Status(Code::kBadRequest, std::string(name) + ": truncated body");
+  } catch (const msgpack::depth_size_overflow&) {
+    return Status(Code::kBadRequest, std::string(name) + ": body nested too deeply");
+  } catch (const msgpack::size_overflow& e) {
+    return Status(Code::kTooLarge, std::string(name) + ": msgpack limit exceeded (" + e.what() + ")");
+  } catch (const msgpack::type_error&) {
+    return Status(Code::kBadRequest, std::string(name) + ": a field has the wrong type");
+  } catch (const std::bad_alloc&) {
+    return Status(Code::kTooLarge, std::string(name) + ": body too large to decode");
+  } catch (const std::exception& e) {
+    return Status(Code::kBadRequest, std::string(name) + ": malformed body (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+std::string_view command_name(Command command) {
+  switch (command) {
+    case Command::kSubmit: return "SUBMIT";
+    case Command::kGetTask: return "GET_TASK";
+    case Command::kGetGroup: return "GET_GROUP";
+    case Command::kWaitTasks: return "WAIT_TASKS";
+    case Command::kControl: return "CONTROL";
+    case Command::kReplay: return "REPLAY";
+    case Command::kConfirm: return "CONFIRM";
+    case Command::kSubmitAck: return "SUBMIT_ACK";
+    case Command::kTaskInfo: return "TASK_INFO";
+    case Command::kGroupInfo: return "GROUP_INFO";
+    case Command::kControlReply: return "CONTROL_REPLY";
+    case Command::kEventPage: return "EVENT_PAGE";
+    case Command::kError: return "ERROR";
+    case Command::kReady: return "READY";
+    case Command::kWelcome: return "WELCOME";
+    case Command::kTasks: return "TASKS";
+    case Command::kResults: return "RESULTS";
+    case Command::kResultsAck: return "RESULTS_ACK";
+    case Command::kHeartbeat: return "HEARTBEAT";
+    case Command::kDisconnect: return "DISCONNECT";
+    case Command::kBye: return "BYE";
+    case Command::kEventBatch: return "EVENT_BATCH";
+    case Command::kHugz: return "HUGZ";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view event_type_name(EventType type) {
+  switch (type) {
+    case EventType::kTaskReceived: return "task-received";
+    case EventType::kTaskScheduled: return "task-scheduled";
+    case EventType::kTaskQueued: return "task-queued";
+    case EventType::kTaskStarted: return "task-started";
+    case EventType::kTaskSucceeded: return "task-succeeded";
+    case EventType::kTaskFailed: return "task-failed";
+    case EventType::kTaskRetried: return "task-retried";
+    case EventType::kTaskRevoked: return "task-revoked";
+    case EventType::kGroupUpdated: return "group-updated";
+    case EventType::kWorkerOnline: return "worker-online";
+    case EventType::kWorkerOffline: return "worker-offline";
+    case EventType::kWorkerHeartbeat: return "worker-heartbeat";
+    case EventType::kQueuePurged: return "queue-purged";
+  }
+  return "unknown";
+}
+
+Command command_of(const Message& message) {
+  return std::visit([](const auto& m) { return std::decay_t<decltype(m)>::kCommand; }, message);
+}
+
+Frames encode(const Message& message) {
+  Frames frames;
+  std::visit([&](const auto& m) { append(frames, m); }, message);
+  return frames;
+}
+
+Result<Message> decode(std::string_view header, std::string_view body) {
+  if (header.size() != kHeaderSize || header[0] != 'Z' || header[1] != 'B')
+    return Status(Code::kBadRequest, "not a zbatch message (bad header frame)");
+  if (static_cast<uint8_t>(header[2]) != kVersion)
+    return Status(Code::kBadVersion, "protocol version " +
+                                         std::to_string(static_cast<uint8_t>(header[2])) +
+                                         " not supported (this peer speaks " +
+                                         std::to_string(kVersion) + ")");
+  switch (static_cast<Command>(static_cast<uint8_t>(header[3]))) {
+    case Command::kSubmit: return decode_as<Submit>(body);
+    case Command::kGetTask: return decode_as<GetTask>(body);
+    case Command::kGetGroup: return decode_as<GetGroup>(body);
+    case Command::kWaitTasks: return decode_as<WaitTasks>(body);
+    case Command::kControl: return decode_as<Control>(body);
+    case Command::kReplay: return decode_as<Replay>(body);
+    case Command::kConfirm: return decode_as<Confirm>(body);
+    case Command::kSubmitAck: return decode_as<SubmitAck>(body);
+    case Command::kTaskInfo: return decode_as<TaskInfo>(body);
+    case Command::kGroupInfo: return decode_as<GroupInfo>(body);
+    case Command::kControlReply: return decode_as<ControlReply>(body);
+    case Command::kEventPage: return decode_as<EventPage>(body);
+    case Command::kError: return decode_as<Error>(body);
+    case Command::kReady: return decode_as<Ready>(body);
+    case Command::kWelcome: return decode_as<Welcome>(body);
+    case Command::kTasks: return decode_as<Tasks>(body);
+    case Command::kResults: return decode_as<Results>(body);
+    case Command::kResultsAck: return decode_as<ResultsAck>(body);
+    case Command::kHeartbeat: return decode_as<Heartbeat>(body);
+    case Command::kDisconnect: return decode_as<Disconnect>(body);
+    case Command::kBye: return decode_as<Bye>(body);
+    case Command::kEventBatch: return decode_as<EventBatch>(body);
+    case Command::kHugz: return decode_as<Hugz>(body);
+  }
+  return Status(Code::kBadRequest,
+                "unknown command 0x" + [&] {
+                  static constexpr char kHex[] = "0123456789abcdef";
+                  auto b = static_cast<uint8_t>(header[3]);
+                  return std::string{kHex[b >> 4], kHex[b & 0xf]};
+                }());
+}
+
+}  // namespace zb::proto
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+namespace adaptor {
+namespace {
+
+uint8_t checked_byte(const msgpack::object& o, int count) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 >= static_cast<uint64_t>(count))
+    throw msgpack::type_error();
+  return static_cast<uint8_t>(o.via.u64);
+}
+
+}  // namespace
+
+const msgpack::object& convert<zb::Id>::operator()(const msgpack::object& o, zb::Id& v) const {
+  if (o.type != msgpack::type::BIN) throw msgpack::type_error();
+  auto id = zb::Id::from_bytes(std::string_view(o.via.bin.ptr, o.via.bin.size));
+  if (!id) throw msgpack::type_error();
+  v = *id;
+  return o;
+}
+
+const msgpack::object& convert<zb::TaskState>::operator()(const msgpack::object& o,
+                                                          zb::TaskState& v) const {
+  v = static_cast<zb::TaskState>(checked_byte(o, zb::kTaskStateCount));
+  return o;
+}
+
+const msgpack::object& convert<zb::proto::EventType>::operator()(const msgpack::object& o,
+                                                                 zb::proto::EventType& v) const {
+  v = static_cast<zb::proto::EventType>(checked_byte(o, zb::proto::kEventTypeCount));
+  return o;
+}
+
+const msgpack::object& convert<zb::proto::OutcomeStatus>::operator()(
+    const msgpack::object& o, zb::proto::OutcomeStatus& v) const {
+  v = static_cast<zb::proto::OutcomeStatus>(checked_byte(o, 4));
+  return o;
+}
+
+}  // namespace adaptor
+}  // MSGPACK_API_VERSION_NAMESPACE
+}  // namespace msgpack

@@ -1,0 +1,485 @@
+// The zbatch wire protocol, version 1: every message on every socket, and its codec.
+//
+// A message is two frames after any ROUTER routing-id frame:
+//   F0  header, 4 bytes: 'Z' 'B' <version=1> <command>
+//   F1  body: one msgpack array holding the message's fields in declaration order
+// Fields are only ever appended; a decoder accepts a longer array (newer peer, fields it does
+// not know) and a shorter one (older peer, missing fields keep their defaults).
+//
+// Sockets and who sends what (see docs/ARCHITECTURE.md for the full table):
+//   frontend ROUTER (clients, store): Submit, GetTask, GetGroup, WaitTasks, Control, Replay,
+//                                     Confirm  →  SubmitAck, TaskInfo, GroupInfo, ControlReply,
+//                                     EventPage, Error
+//   backend ROUTER (workers):         Ready, Results, Heartbeat, Bye  →  Welcome, Tasks,
+//                                     ResultsAck, Heartbeat, Disconnect
+//   events PUB:                       EventBatch, Hugz
+//
+// decode() never throws and never asserts: truncated, oversize, wrong-type, unknown-command and
+// wrong-version input all come back as a Status with a reason. msgpack unpack limits are always
+// set, so a hostile length prefix cannot make the decoder allocate gigabytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <msgpack.hpp>
+
+#include "common/id.h"
+#include "common/status.h"
+#include "common/task.h"
+
+namespace zb::proto {
+
+inline constexpr uint8_t kVersion = 1;
+inline constexpr size_t kHeaderSize = 4;
+// Largest body a decoder accepts; sockets set ZMQ_MAXMSGSIZE to the same figure.
+inline constexpr size_t kMaxBodyBytes = 64u << 20;
+// Most tasks, events or results one message may carry.
+inline constexpr size_t kMaxItems = 1u << 20;
+
+enum class Command : uint8_t {
+  // frontend: client → router
+  kSubmit = 0x01,
+  kGetTask = 0x02,
+  kGetGroup = 0x03,
+  kWaitTasks = 0x04,
+  kControl = 0x05,
+  kReplay = 0x06,
+  kConfirm = 0x07,
+  // frontend: router → client
+  kSubmitAck = 0x41,
+  kTaskInfo = 0x42,
+  kGroupInfo = 0x43,
+  kControlReply = 0x45,
+  kEventPage = 0x46,
+  kError = 0x7f,
+  // backend: worker ↔ router
+  kReady = 0x81,
+  kWelcome = 0x82,
+  kTasks = 0x83,
+  kResults = 0x84,
+  kResultsAck = 0x85,
+  kHeartbeat = 0x86,
+  kDisconnect = 0x87,
+  kBye = 0x88,
+  // events PUB
+  kEventBatch = 0xc1,
+  kHugz = 0xc2,
+};
+std::string_view command_name(Command command);
+
+// ---------------------------------------------------------------------------------------------
+// Shared records
+
+// What a client asks to run.
+struct TaskSpec {
+  std::string queue;         // empty → "default"
+  std::string kind;          // empty → the queue's default kind
+  std::string payload;       // JSON text, opaque to the router
+  int32_t priority = -1;     // -1 → the queue's priority; else 0..255, higher first
+  uint64_t eta_ms = 0;       // unix ms; 0 or past → now
+  std::string ref;           // the caller's own name for the task (the seed's "id")
+  int32_t max_retries = -1;  // -1 → the queue's default
+  MSGPACK_DEFINE(queue, kind, payload, priority, eta_ms, ref, max_retries);
+};
+
+// Everything the router knows about one task.
+struct TaskRecord {
+  Id id;
+  Id group;
+  std::string ref;
+  std::string queue;
+  std::string kind;
+  std::string payload;
+  uint8_t priority = 0;
+  TaskState state = TaskState::kQueued;
+  uint32_t attempt = 0;  // 1 for the first run; 0 before any dispatch
+  uint32_t max_retries = 0;
+  uint64_t seq = 0;      // FIFO order, unique per router data folder
+  uint64_t created_ms = 0;
+  uint64_t eta_ms = 0;
+  uint64_t started_ms = 0;
+  uint64_t finished_ms = 0;
+  std::string worker;    // name of the worker of the latest attempt
+  std::string result;    // JSON text
+  std::string error;
+  MSGPACK_DEFINE(id, group, ref, queue, kind, payload, priority, state, attempt, max_retries, seq,
+                 created_ms, eta_ms, started_ms, finished_ms, worker, result, error);
+};
+
+struct GroupRecord {
+  Id id;
+  uint32_t total = 0;
+  uint32_t succeeded = 0;
+  uint32_t failed = 0;
+  uint32_t revoked = 0;
+  uint32_t running = 0;
+  uint32_t parallel = 0;  // at most this many tasks of the group run at once; 0 = no cap
+  bool sealed = true;     // false while more Submit messages may add tasks
+  uint64_t created_ms = 0;
+  uint64_t finished_ms = 0;
+  MSGPACK_DEFINE(id, total, succeeded, failed, revoked, running, parallel, sealed, created_ms,
+                 finished_ms);
+
+  uint32_t completed() const { return succeeded + failed + revoked; }
+  bool ready() const { return sealed && completed() >= total; }
+};
+
+// A task a worker holds, named with its attempt: the fencing token of results.
+struct Claim {
+  Id task;
+  uint32_t attempt = 0;
+  MSGPACK_DEFINE(task, attempt);
+  friend bool operator==(const Claim&, const Claim&) = default;
+};
+
+enum class EventType : uint8_t {
+  kTaskReceived = 0,   // accepted and durable; carries payload, queue, kind, ref, group
+  kTaskScheduled = 1,  // waiting for eta_ms
+  kTaskQueued = 2,     // ready to run (after ETA, requeue or retry)
+  kTaskStarted = 3,
+  kTaskSucceeded = 4,  // carries result
+  kTaskFailed = 5,     // carries error
+  kTaskRetried = 6,    // an attempt failed; another follows
+  kTaskRevoked = 7,
+  kGroupUpdated = 8,   // group created or extended: detail = {"total":N,"parallel":P,"sealed":b}
+  kWorkerOnline = 9,   // detail = worker description JSON
+  kWorkerOffline = 10,
+  kWorkerHeartbeat = 11,  // detail = worker stats JSON
+  kQueuePurged = 12,      // detail = {"purged":N}
+};
+inline constexpr int kEventTypeCount = 13;
+std::string_view event_type_name(EventType type);
+
+// One state change, with a gap-free sequence number.
+struct Event {
+  uint64_t seq = 0;
+  uint64_t ts_ms = 0;
+  EventType type = EventType::kTaskReceived;
+  Id task;
+  Id group;
+  std::string queue;
+  std::string kind;
+  std::string ref;
+  TaskState state = TaskState::kQueued;
+  uint32_t attempt = 0;
+  uint8_t priority = 0;
+  std::string worker;
+  std::string payload;
+  std::string result;
+  std::string error;
+  std::string detail;  // JSON text for non-task events
+  uint64_t eta_ms = 0;
+  MSGPACK_DEFINE(seq, ts_ms, type, task, group, queue, kind, ref, state, attempt, priority, worker,
+                 payload, result, error, detail, eta_ms);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Frontend: client → router. Every request carries a caller-chosen correlation id `corr` that
+// the reply repeats, so clients may pipeline.
+
+// Submits one or more tasks, accepted or refused as a whole. With a non-nil group the tasks
+// join that group (created on first use); seal=false leaves it open for more Submits.
+struct Submit {
+  static constexpr Command kCommand = Command::kSubmit;
+  uint64_t corr = 0;
+  Id group;
+  uint32_t parallel = 0;
+  bool seal = true;
+  std::string idem_key;  // a repeat with the same key answers the first SubmitAck
+  std::vector<TaskSpec> tasks;
+  MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks);
+};
+
+struct GetTask {
+  static constexpr Command kCommand = Command::kGetTask;
+  uint64_t corr = 0;
+  Id task;
+  MSGPACK_DEFINE(corr, task);
+};
+
+struct GetGroup {
+  static constexpr Command kCommand = Command::kGetGroup;
+  uint64_t corr = 0;
+  Id group;
+  MSGPACK_DEFINE(corr, group);
+};
+
+// Answers (TaskInfo) once every task is terminal, or at timeout_ms with their current states.
+struct WaitTasks {
+  static constexpr Command kCommand = Command::kWaitTasks;
+  uint64_t corr = 0;
+  std::vector<Id> tasks;
+  uint32_t timeout_ms = 0;
+  MSGPACK_DEFINE(corr, tasks, timeout_ms);
+};
+
+// ping | inspect | purge | ... ; args and the reply are JSON text (see router/router.h).
+struct Control {
+  static constexpr Command kCommand = Command::kControl;
+  uint64_t corr = 0;
+  std::string op;
+  std::string args;
+  MSGPACK_DEFINE(corr, op, args);
+};
+
+// Events with seq > after_seq, at most max_events of them (the Clone pattern's snapshot).
+struct Replay {
+  static constexpr Command kCommand = Command::kReplay;
+  uint64_t corr = 0;
+  uint64_t after_seq = 0;
+  uint32_t max_events = 0;
+  MSGPACK_DEFINE(corr, after_seq, max_events);
+};
+
+// The sender has applied every event up to seq; the router may trim its log below it.
+struct Confirm {
+  static constexpr Command kCommand = Command::kConfirm;
+  uint64_t seq = 0;
+  MSGPACK_DEFINE(seq);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Frontend: router → client
+
+struct SubmitAck {
+  static constexpr Command kCommand = Command::kSubmitAck;
+  uint64_t corr = 0;
+  Id group;
+  std::vector<Id> tasks;  // in the order of Submit::tasks
+  bool duplicate = false; // answered from the idempotency key
+  MSGPACK_DEFINE(corr, group, tasks, duplicate);
+};
+
+struct TaskInfo {
+  static constexpr Command kCommand = Command::kTaskInfo;
+  uint64_t corr = 0;
+  std::vector<TaskRecord> tasks;
+  MSGPACK_DEFINE(corr, tasks);
+};
+
+struct GroupInfo {
+  static constexpr Command kCommand = Command::kGroupInfo;
+  uint64_t corr = 0;
+  GroupRecord group;
+  MSGPACK_DEFINE(corr, group);
+};
+
+struct ControlReply {
+  static constexpr Command kCommand = Command::kControlReply;
+  uint64_t corr = 0;
+  std::string json;
+  MSGPACK_DEFINE(corr, json);
+};
+
+struct EventPage {
+  static constexpr Command kCommand = Command::kEventPage;
+  uint64_t corr = 0;
+  Id log_id;                 // changes when the router's data folder is new
+  uint64_t first_seq = 0;    // oldest event still in the log
+  uint64_t head_seq = 0;     // newest event written
+  std::vector<Event> events;
+  MSGPACK_DEFINE(corr, log_id, first_seq, head_seq, events);
+};
+
+struct Error {
+  static constexpr Command kCommand = Command::kError;
+  uint64_t corr = 0;
+  int32_t code = 0;  // zb::Code
+  std::string message;
+  MSGPACK_DEFINE(corr, code, message);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Backend: worker ↔ router (Paranoid Pirate: any message counts as a heartbeat)
+
+// First message of a worker session. `running` re-claims tasks still running after a router
+// restart or reconnect.
+struct Ready {
+  static constexpr Command kCommand = Command::kReady;
+  std::string name;        // "worker1@host"
+  Id session;              // new for every process start
+  std::string hostname;
+  uint32_t pid = 0;
+  std::vector<std::string> queues;
+  std::vector<std::string> kinds;
+  uint32_t concurrency = 0;
+  uint32_t capacity = 0;   // most tasks in flight at once (concurrency × prefetch multiplier)
+  std::vector<Claim> running;
+  MSGPACK_DEFINE(name, session, hostname, pid, queues, kinds, concurrency, capacity, running);
+};
+
+struct Welcome {
+  static constexpr Command kCommand = Command::kWelcome;
+  uint32_t heartbeat_ms = 0;
+  uint32_t liveness = 0;
+  std::vector<Claim> rejected;  // claims the router does not grant (task done, revoked, newer)
+  MSGPACK_DEFINE(heartbeat_ms, liveness, rejected);
+};
+
+struct Assignment {
+  Id task;
+  uint32_t attempt = 0;
+  Id group;
+  std::string ref;
+  std::string queue;
+  std::string kind;
+  std::string payload;
+  uint32_t soft_limit_ms = 0;  // 0 = none
+  uint32_t hard_limit_ms = 0;
+  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms);
+};
+
+struct Tasks {
+  static constexpr Command kCommand = Command::kTasks;
+  std::vector<Assignment> tasks;
+  MSGPACK_DEFINE(tasks);
+};
+
+enum class OutcomeStatus : uint8_t {
+  kSucceeded = 0,
+  kFailed = 1,    // permanent: no retry
+  kRetry = 2,     // transient: retry if attempts remain
+  kReturned = 3,  // not run (warm shutdown); requeue without counting an attempt
+};
+
+struct Outcome {
+  Id task;
+  uint32_t attempt = 0;
+  OutcomeStatus status = OutcomeStatus::kSucceeded;
+  std::string result;  // JSON text
+  std::string error;
+  uint64_t runtime_us = 0;
+  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us);
+};
+
+struct Results {
+  static constexpr Command kCommand = Command::kResults;
+  std::vector<Outcome> outcomes;
+  MSGPACK_DEFINE(outcomes);
+};
+
+struct ResultsAck {
+  static constexpr Command kCommand = Command::kResultsAck;
+  std::vector<Claim> claims;
+  MSGPACK_DEFINE(claims);
+};
+
+struct Heartbeat {
+  static constexpr Command kCommand = Command::kHeartbeat;
+  uint32_t busy = 0;  // worker → router: slots running a task
+  MSGPACK_DEFINE(busy);
+};
+
+// Router → worker: "I do not know you": close the socket, reconnect, send Ready.
+struct Disconnect {
+  static constexpr Command kCommand = Command::kDisconnect;
+  std::string reason;
+  MSGPACK_DEFINE(reason);
+};
+
+// Worker → router: warm shutdown; the worker takes no more tasks.
+struct Bye {
+  static constexpr Command kCommand = Command::kBye;
+  std::string reason;
+  MSGPACK_DEFINE(reason);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Events PUB
+
+struct EventBatch {
+  static constexpr Command kCommand = Command::kEventBatch;
+  Id log_id;
+  std::vector<Event> events;  // consecutive seqs
+  MSGPACK_DEFINE(log_id, events);
+};
+
+// Sent once a second when idle so subscribers notice lost tail events and a dead router.
+struct Hugz {
+  static constexpr Command kCommand = Command::kHugz;
+  Id log_id;
+  uint64_t head_seq = 0;
+  MSGPACK_DEFINE(log_id, head_seq);
+};
+
+using Message =
+    std::variant<Submit, GetTask, GetGroup, WaitTasks, Control, Replay, Confirm, SubmitAck,
+                 TaskInfo, GroupInfo, ControlReply, EventPage, Error, Ready, Welcome, Tasks,
+                 Results, ResultsAck, Heartbeat, Disconnect, Bye, EventBatch, Hugz>;
+
+Command command_of(const Message& message);
+
+// The two frames of a message.
+struct Frames {
+  std::string header;
+  std::string body;
+};
+
+Frames encode(const Message& message);
+// Decodes F0 and F1. Never throws.
+Result<Message> decode(std::string_view header, std::string_view body);
+
+}  // namespace zb::proto
+
+// msgpack adaptors for the domain types: Id is a 16-byte bin; enums are range-checked bytes.
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+namespace adaptor {
+
+template <>
+struct convert<zb::Id> {
+  const msgpack::object& operator()(const msgpack::object& o, zb::Id& v) const;
+};
+template <>
+struct pack<zb::Id> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const zb::Id& v) const {
+    o.pack_bin(zb::Id::kSize);
+    o.pack_bin_body(v.bytes().data(), zb::Id::kSize);
+    return o;
+  }
+};
+
+template <>
+struct convert<zb::TaskState> {
+  const msgpack::object& operator()(const msgpack::object& o, zb::TaskState& v) const;
+};
+template <>
+struct pack<zb::TaskState> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const zb::TaskState& v) const {
+    return o.pack_uint8(static_cast<uint8_t>(v));
+  }
+};
+
+template <>
+struct convert<zb::proto::EventType> {
+  const msgpack::object& operator()(const msgpack::object& o, zb::proto::EventType& v) const;
+};
+template <>
+struct pack<zb::proto::EventType> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const zb::proto::EventType& v) const {
+    return o.pack_uint8(static_cast<uint8_t>(v));
+  }
+};
+
+template <>
+struct convert<zb::proto::OutcomeStatus> {
+  const msgpack::object& operator()(const msgpack::object& o, zb::proto::OutcomeStatus& v) const;
+};
+template <>
+struct pack<zb::proto::OutcomeStatus> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const zb::proto::OutcomeStatus& v) const {
+    return o.pack_uint8(static_cast<uint8_t>(v));
+  }
+};
+
+}  // namespace adaptor
+}  // MSGPACK_API_VERSION_NAMESPACE
+}  // namespace msgpack

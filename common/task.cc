@@ -1,0 +1,57 @@
+#include "common/task.h"
+
+namespace zb {
+
+bool can_transition(TaskState from, TaskState to) {
+  using S = TaskState;
+  switch (from) {
+    case S::kScheduled:
+      return to == S::kQueued || to == S::kRevoked;
+    case S::kQueued:
+      return to == S::kStarted || to == S::kRevoked || to == S::kSucceeded || to == S::kFailed;
+    case S::kStarted:
+      return to == S::kSucceeded || to == S::kFailed || to == S::kRetrying || to == S::kQueued ||
+             to == S::kRevoked;
+    case S::kRetrying:
+      return to == S::kQueued || to == S::kRevoked || to == S::kSucceeded || to == S::kFailed;
+    case S::kFailed:
+      return to == S::kQueued;
+    case S::kSucceeded:
+    case S::kRevoked:
+      return false;
+  }
+  return false;
+}
+
+bool is_terminal(TaskState state) {
+  return state == TaskState::kSucceeded || state == TaskState::kFailed ||
+         state == TaskState::kRevoked;
+}
+
+std::string_view state_name(TaskState state) {
+  switch (state) {
+    case TaskState::kScheduled: return "scheduled";
+    case TaskState::kQueued: return "queued";
+    case TaskState::kStarted: return "started";
+    case TaskState::kRetrying: return "retrying";
+    case TaskState::kSucceeded: return "succeeded";
+    case TaskState::kFailed: return "failed";
+    case TaskState::kRevoked: return "revoked";
+  }
+  return "unknown";
+}
+
+std::optional<TaskState> state_from_byte(uint8_t b) {
+  if (b >= kTaskStateCount) return std::nullopt;
+  return static_cast<TaskState>(b);
+}
+
+std::optional<TaskState> parse_state(std::string_view name) {
+  for (int i = 0; i < kTaskStateCount; ++i) {
+    auto s = static_cast<TaskState>(i);
+    if (state_name(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+}  // namespace zb

@@ -1,0 +1,58 @@
+// The task's life cycle and the queues every deployment starts with.
+//
+//   scheduled ──► queued ──► started ──► succeeded
+//       │           ▲  │        │  ├──► failed ──(manual retry)──► queued
+//       │           │  │        │  └──► retrying ──► queued
+//       │           └──┼────────┘ (worker lost: requeued with attempt + 1)
+//       └───────────►  └──────────► revoked
+//
+// A result for an older attempt may still complete a task that was requeued but not yet
+// re-dispatched (queued → succeeded/failed), which saves a second run.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace zb {
+
+enum class TaskState : uint8_t {
+  kScheduled = 0,  // waiting for its ETA
+  kQueued = 1,     // ready to run, in its queue
+  kStarted = 2,    // leased to a worker
+  kRetrying = 3,   // failed an attempt, waiting for its backoff
+  kSucceeded = 4,
+  kFailed = 5,
+  kRevoked = 6,
+};
+inline constexpr int kTaskStateCount = 7;
+
+// True when `to` may follow `from`. The one place the life cycle above is written down.
+bool can_transition(TaskState from, TaskState to);
+bool is_terminal(TaskState state);
+// "queued", "succeeded", ...
+std::string_view state_name(TaskState state);
+std::optional<TaskState> parse_state(std::string_view name);
+// From a wire byte; nullopt for values outside the enum.
+std::optional<TaskState> state_from_byte(uint8_t b);
+
+struct QueueDefault {
+  std::string_view name;
+  uint8_t priority;
+};
+
+// The seed's queues and priorities (higher runs first).
+inline constexpr std::array<QueueDefault, 7> kDefaultQueues{{
+    {"high_priority", 10},
+    {"agent_tasks", 7},
+    {"validation", 6},
+    {"tests", 6},
+    {"default", 5},
+    {"mcp_operations", 5},
+    {"low_priority", 1},
+}};
+inline constexpr std::string_view kDefaultQueue = "default";
+inline constexpr uint8_t kMaxPriority = 255;
+
+}  // namespace zb

@@ -1,0 +1,36 @@
+// Moving protocol messages over ZeroMQ sockets. The codec (protocol.h) knows nothing of
+// sockets; this file knows nothing of message meaning.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/protocol.h"
+
+namespace zb::wire {
+
+// Socket options every zbatch socket gets: LINGER 0, MAXMSGSIZE, and for ROUTERs
+// ROUTER_MANDATORY (so an unroutable send is an error, not a silent drop).
+void configure(zmq::socket_t& socket, zmq::socket_type type);
+
+// Sends [routing_id][header][body] (routing id only when non-empty) without blocking.
+// Returns false when the peer is gone or at its high-water mark.
+bool send(zmq::socket_t& socket, const proto::Message& message, std::string_view routing_id = {});
+// Same, with a blocking bound: waits up to `timeout` for room.
+bool send_blocking(zmq::socket_t& socket, const proto::Message& message,
+                   std::chrono::milliseconds timeout);
+
+struct Incoming {
+  std::string routing_id;           // empty on non-ROUTER sockets
+  Result<proto::Message> message;   // the decode error when the frames were bad
+};
+
+// Receives one whole multi-part message without blocking; nullopt when none is waiting.
+// `routed` says the socket is a ROUTER (first frame is the routing id). Frame-count errors
+// (too many, too few) come back as a decode error, after all frames are drained.
+std::optional<Incoming> recv(zmq::socket_t& socket, bool routed);
+
+}  // namespace zb::wire

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages zbatch needs, only those missing.
+# Usage: scripts/install-deps.sh [build|test|bench]   (each set includes the previous ones)
+set -euo pipefail
+
+set_name=${1:-build}
+build_pkgs=(cmake g++ make pkg-config libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
+            libcpp-httplib-dev liblmdb-dev libgtest-dev libgmock-dev libbenchmark-dev
+            nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev)
+test_pkgs=(python3 python3-requests)
+bench_pkgs=(redis-server python3-celery python3-redis wrk)
+
+pkgs=("${build_pkgs[@]}")
+case "$set_name" in
+  build) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "install-deps: unknown set '$set_name' (build|test|bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
