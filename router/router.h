@@ -1,0 +1,94 @@
+// The router: zbatch's dispatcher and system of record.
+//
+// One thread runs one event loop (zmq::poll + a timer heap) that owns three sockets:
+//   frontend ROUTER  clients and the store: Submit, GetTask, GetGroup, WaitTasks, Control,
+//                    Replay, Confirm (common/protocol.h)
+//   backend ROUTER   workers: Ready, Results, Heartbeat, Bye (Paranoid Pirate heartbeats)
+//   events PUB       EventBatch per loop turn, Hugz once a second when idle
+//
+// Contracts:
+// - Acknowledged means durable: a SubmitAck is sent only after the LMDB write transaction
+//   holding the tasks has committed (fsync unless options.fsync is false). Everything read in
+//   one loop turn shares one transaction (group commit).
+// - Every state change is one event with a gap-free sequence number, written to the LMDB
+//   event log in the same transaction as the change, and published after the commit.
+// - Delivery is at-least-once: a task leaves the in-flight table only when its result is
+//   recorded. A worker silent for heartbeat_ms × liveness is dead; its tasks are requeued
+//   (attempt + 1). After a restart, in-flight tasks wait reclaim_grace_ms for their workers to
+//   re-claim them (Ready.running) before they are requeued.
+// - Dispatch by credit: a worker never holds more than Ready.capacity tasks.
+// - Queues: strict priority across the queues a worker serves, FIFO within a priority;
+//   ETA tasks wait in a timer heap. Group `parallel` caps how many tasks of a group run at once.
+// - Bad input never crashes the router: it answers Error (frontend), Disconnect (backend) or
+//   drops and logs.
+//
+// Control operations (proto::Control.op; args and reply are JSON objects):
+//   ping                 → {"pong":true,"log_id":..,"head_seq":N,"workers":N,"uptime_ms":N}
+//   inspect.active       → {"workers":[{"name","session","tasks":[{task fields}]}]}
+//   inspect.reserved     → {"tasks":[...]}  tasks queued in the router, ready to run (first 1000)
+//   inspect.scheduled    → {"tasks":[...]}  tasks waiting for their ETA (first 1000)
+//   inspect.stats        → {"router":{...},"workers":[{name,hostname,pid,concurrency,capacity,
+//                           in_flight,busy,processed,failed,last_heartbeat_ms,queues}]}
+//   inspect.registered   → {"workers":[{"name","kinds":[...]}]}
+//   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","running"}]}
+//   purge {"queue":Q}    → {"purged":N}   queued tasks of Q (all queues when absent) are revoked
+// Unknown ops answer Error 400.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/status.h"
+
+namespace zb {
+
+struct QueueConfig {
+  std::string name;
+  uint8_t priority = 5;
+  std::string default_kind = "echo";  // kind of tasks submitted without one
+  uint32_t max_retries = 3;
+};
+
+// The seed's seven queues (common/task.h) with their priorities.
+std::vector<QueueConfig> default_queue_configs();
+
+struct RouterOptions {
+  std::string data_dir = "zbatch-data/router";
+  std::string frontend = "tcp://127.0.0.1:5555";
+  std::string backend = "tcp://127.0.0.1:5556";
+  std::string events = "tcp://127.0.0.1:5557";
+  bool fsync = true;                  // --durability fsync|nosync
+  uint32_t heartbeat_ms = 1000;
+  uint32_t liveness = 3;
+  uint32_t reclaim_grace_ms = 5000;   // after a restart, before unclaimed leases are requeued
+  uint64_t event_retention = 1'000'000;  // events kept beyond what the store confirmed
+  uint64_t max_map_bytes = 64ull << 30;
+  std::vector<QueueConfig> queues = default_queue_configs();
+};
+
+class Router {
+ public:
+  // Opens (or creates) the LMDB data folder, rebuilds the queues from it, binds the sockets.
+  // `context` may be shared with other components of the process (inproc endpoints need that);
+  // nullptr makes a private one.
+  static Result<std::unique_ptr<Router>> create(RouterOptions options,
+                                                zmq::context_t* context = nullptr);
+  ~Router();
+
+  // Runs the loop until stop(). Returns the error that ended it, if any.
+  Status run();
+  // Thread-safe and async-signal-safe: the loop ends within one poll interval (≤ 100 ms).
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Router(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zb

@@ -1,0 +1,45 @@
+// The status store: subscribes to the router's events, keeps task, group, worker and queue
+// status in its own LMDB, and serves the HTTP API (the seed's /batch/... endpoints, the generic
+// /api/v1/..., /metrics, SSE) and the dashboard.
+//
+// Contracts:
+// - Clone pattern: on start, after a restart and on any sequence gap it replays the missed
+//   events from the router (Replay) before applying live ones, and confirms what it applied
+//   (Confirm) so the router may trim its log. A store killed at any point loses no status.
+// - HTTP submissions are forwarded to the router and answered only after the router's
+//   durable acknowledgement; a batch is accepted or refused as a whole.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "common/status.h"
+
+namespace zb {
+
+struct StoreOptions {
+  std::string router = "tcp://127.0.0.1:5555";  // the router's frontend
+  std::string events = "tcp://127.0.0.1:5557";  // the router's PUB
+  std::string data_dir = "zbatch-data/store";
+  std::string http = "127.0.0.1:8000";
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> create(StoreOptions options,
+                                               zmq::context_t* context = nullptr);
+  ~Store();
+  // Serves until stop().
+  Status run();
+  // Thread-safe and async-signal-safe.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zb
