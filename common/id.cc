@@ -1,5 +1,7 @@
 #include "common/id.h"
 
+#include <atomic>
+#include <chrono>
 #include <random>
 
 namespace zb {
@@ -22,6 +24,25 @@ Id Id::random() {
   std::memcpy(id.bytes_.data() + 8, &b, 8);
   id.bytes_[6] = static_cast<uint8_t>((id.bytes_[6] & 0x0f) | 0x40);  // version 4
   id.bytes_[8] = static_cast<uint8_t>((id.bytes_[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return id;
+}
+
+Id Id::time_ordered() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const uint64_t ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count());
+  const uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
+  Id id;
+  for (int i = 0; i < 6; ++i) id.bytes_[i] = static_cast<uint8_t>(ms >> (40 - 8 * i));
+  // 12 bits of counter after the version nibble, 2 variant bits, then 14 more counter bits and
+  // 48 random bits: ids of one millisecond sort by the counter.
+  id.bytes_[6] = static_cast<uint8_t>(0x70 | ((n >> 22) & 0x0f));
+  id.bytes_[7] = static_cast<uint8_t>(n >> 14);
+  id.bytes_[8] = static_cast<uint8_t>(0x80 | ((n >> 8) & 0x3f));
+  id.bytes_[9] = static_cast<uint8_t>(n);
+  uint64_t r = rng();
+  std::memcpy(id.bytes_.data() + 10, &r, 6);
   return id;
 }
 

@@ -20,6 +20,10 @@ class Id {
   Id() { bytes_.fill(0); }
   // A fresh random v4 id. Thread-safe.
   static Id random();
+  // A time-ordered id (UUID version 7 layout: 48-bit unix ms, then a per-process counter and
+  // random bits). Ids made one after another sort in creation order, so LMDB inserts append
+  // at the end of the B-tree instead of touching random pages. Thread-safe.
+  static Id time_ordered();
   // From exactly 16 raw bytes; nullopt otherwise.
   static std::optional<Id> from_bytes(std::string_view raw);
   // From "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" or 32 hex digits; nullopt otherwise.

@@ -139,3 +139,19 @@ TEST_F(LmdbTest, FullMapIsStorageFullThenGrows) {
 
 }  // namespace
 }  // namespace zb
+
+namespace zb {
+namespace {
+
+TEST(Id, TimeOrderedIdsSortInCreationOrder) {
+  Id prev = Id::time_ordered();
+  for (int i = 0; i < 100000; ++i) {
+    Id next = Id::time_ordered();
+    ASSERT_LT(prev, next) << i;
+    prev = next;
+  }
+  EXPECT_EQ(prev.to_string()[14], '7');
+}
+
+}  // namespace
+}  // namespace zb

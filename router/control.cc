@@ -1,0 +1,186 @@
+// Control operations on the frontend: ping, inspect.*, purge. Replies are JSON objects.
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "router/router_impl.h"
+
+namespace zb {
+namespace {
+
+using nlohmann::json;
+constexpr size_t kInspectLimit = 1000;
+
+}  // namespace
+
+void Router::Impl::on_control(const std::string& rid, const proto::Control& control) {
+  auto reply = control_json(control.op, control.args);
+  if (!reply) return reply_error(rid, control.corr, reply.status());
+  outbox.push_back({false, rid, proto::ControlReply{control.corr, std::move(reply.value())}});
+}
+
+Result<std::string> Router::Impl::control_json(const std::string& op, const std::string& args_text) {
+  json args = json::object();
+  if (!args_text.empty()) {
+    args = json::parse(args_text, nullptr, false);
+    if (args.is_discarded() || !args.is_object())
+      return Status(Code::kBadRequest, "control arguments must be a JSON object");
+  }
+  auto task_json = [&](const Id& id) -> json {
+    auto rec = current_task(id);
+    if (!rec || !rec->has_value()) return json{{"id", id.to_string()}};
+    const auto& r = **rec;
+    return json{{"id", r.id.to_string()}, {"ref", r.ref}, {"queue", r.queue}, {"kind", r.kind},
+                {"state", state_name(r.state)}, {"attempt", r.attempt}, {"priority", r.priority},
+                {"group", r.group.is_nil() ? json(nullptr) : json(r.group.to_string())},
+                {"eta_ms", r.eta_ms}, {"created_ms", r.created_ms}, {"worker", r.worker}};
+  };
+  const uint64_t now = now_steady_ms();
+  if (op == "ping") {
+    return json{{"pong", true}, {"log_id", ledger->meta().log_id.to_string()},
+                {"head_seq", ledger->meta().seq}, {"workers", workers.size()},
+                {"uptime_ms", now - started_steady_ms}}.dump();
+  }
+  if (op == "inspect.active") {
+    json out = json::array();
+    for (const auto& rid : worker_order) {
+      const auto& w = workers.at(rid);
+      json tasks = json::array();
+      for (const Id& id : w.leased) {
+        if (tasks.size() >= kInspectLimit) break;
+        tasks.push_back(task_json(id));
+      }
+      out.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"tasks", tasks}});
+    }
+    return json{{"workers", out}}.dump();
+  }
+  if (op == "inspect.reserved") {
+    json tasks = json::array();
+    for (auto& q : ready)
+      for (auto& [key, id] : q.peek(kInspectLimit - std::min(kInspectLimit, tasks.size())))
+        tasks.push_back(task_json(id));
+    return json{{"tasks", tasks}}.dump();
+  }
+  if (op == "inspect.scheduled") {
+    auto copy = scheduled;
+    json tasks = json::array();
+    while (!copy.empty() && tasks.size() < kInspectLimit) {
+      tasks.push_back(task_json(copy.top().task));
+      copy.pop();
+    }
+    return json{{"tasks", tasks}}.dump();
+  }
+  if (op == "inspect.stats") {
+    json ws = json::array();
+    for (const auto& rid : worker_order) {
+      const auto& w = workers.at(rid);
+      ws.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"hostname", w.hostname},
+                    {"pid", w.pid}, {"concurrency", w.concurrency}, {"capacity", w.capacity},
+                    {"in_flight", w.leased.size()}, {"busy", w.busy}, {"processed", w.processed},
+                    {"failed", w.failed}, {"last_heartbeat_ms", w.last_seen_unix_ms},
+                    {"online_ms", w.online_unix_ms}, {"draining", w.draining},
+                    [&] {
+                      json qs = json::array();
+                      for (size_t q : w.queues) qs.push_back(options.queues[q].name);
+                      return json{"queues", qs};
+                    }()});
+    }
+    const auto& meta = ledger->meta();
+    json router_stats = {{"uptime_ms", now - started_steady_ms}, {"submitted", submitted_total},
+                         {"succeeded", succeeded_total}, {"failed", failed_total},
+                         {"in_flight", leases.size()}, {"scheduled", scheduled.size()},
+                         {"groups_active", groups.size()}, {"bad_frames", bad_frames},
+                         {"event_seq", meta.seq}, {"event_first_seq", meta.first_seq},
+                         {"event_confirmed", meta.confirmed},
+                         {"db_used_bytes", ledger->env().used_bytes()},
+                         {"db_map_bytes", ledger->env().map_bytes()},
+                         {"storage_full", storage_full},
+                         {"durability", options.fsync ? "fsync" : "nosync"}};
+    return json{{"router", router_stats}, {"workers", ws}}.dump();
+  }
+  if (op == "inspect.registered") {
+    json ws = json::array();
+    for (const auto& rid : worker_order) {
+      const auto& w = workers.at(rid);
+      ws.push_back({{"name", w.name}, {"kinds", w.kinds}});
+    }
+    return json{{"workers", ws}}.dump();
+  }
+  if (op == "inspect.queues") {
+    std::vector<size_t> scheduled_per_queue(options.queues.size(), 0);
+    for (auto copy = scheduled; !copy.empty(); copy.pop()) ++scheduled_per_queue[copy.top().queue];
+    std::vector<size_t> held_per_queue(options.queues.size(), 0);
+    for (const auto& [gid, g] : groups)
+      for (const auto& [key, held] : g.held) ++held_per_queue[held.first];
+    json qs = json::array();
+    for (size_t i = 0; i < options.queues.size(); ++i) {
+      const auto& q = options.queues[i];
+      qs.push_back({{"name", q.name}, {"priority", q.priority}, {"default_kind", q.default_kind},
+                    {"depth", ready[i].size() + held_per_queue[i]}, {"scheduled", scheduled_per_queue[i]},
+                    {"running", queue_running[i]}});
+    }
+    return json{{"queues", qs}}.dump();
+  }
+  if (op == "purge") {
+    std::vector<size_t> targets;
+    if (args.contains("queue") && !args["queue"].is_null()) {
+      if (!args["queue"].is_string()) return Status(Code::kBadRequest, "purge: queue must be a string");
+      auto q = queue_index.find(args["queue"].get<std::string>());
+      if (q == queue_index.end())
+        return Status(Code::kUnprocessable, "unknown queue '" + args["queue"].get<std::string>() + "'");
+      targets.push_back(q->second);
+    } else {
+      for (size_t i = 0; i < options.queues.size(); ++i) targets.push_back(i);
+    }
+    std::vector<std::pair<Id, bool>> victims;  // task, was admitted (in a ready queue)
+    for (size_t q : targets)
+      for (auto& [key, id] : ready[q].take_all()) victims.emplace_back(id, true);
+    for (auto& [gid, g] : groups)
+      for (auto it = g.held.begin(); it != g.held.end();) {
+        if (std::find(targets.begin(), targets.end(), it->second.first) != targets.end()) {
+          victims.emplace_back(it->second.second, false);
+          it = g.held.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    const uint64_t now_unix = now_unix_ms();
+    for (const auto& [id, admitted] : victims) {
+      auto found = ledger->get_task(id);
+      if (!found) return found.status();
+      if (!found->has_value()) continue;
+      proto::TaskRecord& rec = **found;
+      rec.state = TaskState::kRevoked;
+      rec.error = "purged";
+      rec.finished_ms = now_unix;
+      if (Status s = ledger->put_task(rec); !s) return s;
+      proto::Event ev;
+      ev.type = proto::EventType::kTaskRevoked;
+      ev.task = id;
+      ev.group = rec.group;
+      ev.queue = rec.queue;
+      ev.state = TaskState::kRevoked;
+      ev.error = "purged";
+      emit(std::move(ev));
+      if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
+        ++g->record.revoked;
+        if (admitted && g->admitted > 0) --g->admitted;
+        if (g->record.ready() && !g->record.finished_ms) g->record.finished_ms = now_unix;
+        mark_group(*g);
+      }
+      task_finished(id);
+    }
+    const std::string queue_name = targets.size() == 1 ? options.queues[targets[0]].name : std::string();
+    proto::Event ev;
+    ev.type = proto::EventType::kQueuePurged;
+    ev.queue = queue_name;
+    ev.detail = "{\"purged\":" + std::to_string(victims.size()) + "}";
+    emit(std::move(ev));
+    dirty = true;
+    spdlog::info("router purged tasks={} queue={}", victims.size(), queue_name.empty() ? "*" : queue_name);
+    return json{{"purged", victims.size()}}.dump();
+  }
+  return Status(Code::kBadRequest, "unknown control operation '" + op.substr(0, 64) + "'");
+}
+
+}  // namespace zb

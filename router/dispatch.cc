@@ -1,0 +1,417 @@
+// Workers, leases and results: Paranoid Pirate sessions, dispatch by credit, requeue of
+// tasks whose worker is lost, results fenced by (task, attempt), group admission.
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "router/router_impl.h"
+
+namespace zb {
+
+using router::GroupState;
+using router::LeaseState;
+using router::WorkerSession;
+
+void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> message) {
+  auto known = workers.find(rid);
+  if (!message) {
+    ++bad_frames;
+    spdlog::warn("router backend bad message known_worker={} reason=\"{}\"", known != workers.end(),
+                 message.status().message());
+    return;
+  }
+  if (auto* hello = std::get_if<proto::Ready>(&*message)) return on_ready(rid, *hello);
+  if (known == workers.end()) {
+    // Paranoid Pirate: a peer we do not know (we restarted, or it expired) must re-register.
+    outbox.push_back({true, rid, proto::Disconnect{"unknown worker: send READY"}});
+    return;
+  }
+  WorkerSession& w = known->second;
+  w.expiry_ms = now_steady_ms() + uint64_t{options.heartbeat_ms} * options.liveness;
+  w.last_seen_unix_ms = now_unix_ms();
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::Results>) on_results(w, m);
+        else if constexpr (std::is_same_v<T, proto::Heartbeat>) w.busy = m.busy;
+        else if constexpr (std::is_same_v<T, proto::Bye>) {
+          w.draining = true;
+          spdlog::info("router worker={} draining reason=\"{}\"", w.name, m.reason);
+        } else {
+          ++bad_frames;
+          spdlog::warn("router worker={} sent unexpected {}", w.name, proto::command_name(T::kCommand));
+        }
+      },
+      *message);
+}
+
+void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
+  if (auto old = workers.find(rid); old != workers.end()) {
+    // A second READY in one session is a protocol error; a new session replaces the old one.
+    const bool same = old->second.session == hello.session;
+    worker_lost(rid, same ? "duplicate READY" : "replaced by a new session");
+    if (same) {
+      outbox.push_back({true, rid, proto::Disconnect{"duplicate READY"}});
+      return;
+    }
+  }
+  WorkerSession w;
+  w.routing_id = rid;
+  w.session = hello.session;
+  w.name = hello.name.empty() ? "worker" : hello.name.substr(0, 255);
+  w.hostname = hello.hostname.substr(0, 255);
+  w.pid = hello.pid;
+  w.kinds = hello.kinds;
+  w.concurrency = hello.concurrency;
+  w.capacity = std::max<uint32_t>(1, hello.capacity);
+  const auto& names = hello.queues.empty() ? std::vector<std::string>{} : hello.queues;
+  for (const auto& name : names) {
+    if (auto q = queue_index.find(name); q != queue_index.end()) w.queues.push_back(q->second);
+    else spdlog::warn("router worker={} asks for undeclared queue={}", w.name, name.substr(0, 64));
+  }
+  if (hello.queues.empty())
+    for (size_t i = 0; i < options.queues.size(); ++i) w.queues.push_back(i);
+  w.expiry_ms = now_steady_ms() + uint64_t{options.heartbeat_ms} * options.liveness;
+  w.online_unix_ms = w.last_seen_unix_ms = now_unix_ms();
+
+  // Re-claims: tasks this worker still runs (after our restart, or its reconnect).
+  proto::Welcome welcome{options.heartbeat_ms, options.liveness, {}};
+  for (const auto& claim : hello.running) {
+    auto lease = leases.find(claim.task);
+    if (lease != leases.end()) {
+      LeaseState& l = lease->second;
+      const bool orphan = l.routing_id.empty() || !workers.count(l.routing_id);
+      if (orphan && l.attempt == claim.attempt) {
+        l.routing_id = rid;
+        l.grace_deadline_ms = 0;
+        w.leased.insert(claim.task);
+        continue;
+      }
+      welcome.rejected.push_back(claim);
+      continue;
+    }
+    // Requeued (grace ran out) but not yet dispatched again: give it back to its runner.
+    auto rec = ledger->get_task(claim.task);
+    if (!rec) return fail_turn(rec.status());
+    if (rec->has_value() && (*rec)->state == TaskState::kQueued && (*rec)->attempt == claim.attempt) {
+      auto q = queue_index.find((*rec)->queue);
+      const uint64_t key = router::order_key((*rec)->priority, (*rec)->seq);
+      if (q != queue_index.end() && ready[q->second].erase(key)) {
+        leases[claim.task] = {rid, claim.attempt, (*rec)->group, q->second, key, 0};
+        ++queue_running[q->second];
+        router::Lease persisted{claim.attempt, hello.session, w.name, now_unix_ms()};
+        if (Status s = ledger->put_lease(claim.task, persisted); !s) return fail_turn(s);
+        if (auto* g = (*rec)->group.is_nil() ? nullptr : load_group((*rec)->group)) {
+          ++g->record.running;
+          mark_group(*g);
+        }
+        w.leased.insert(claim.task);
+        dirty = true;
+        continue;
+      }
+    }
+    welcome.rejected.push_back(claim);
+  }
+  for (const auto& id : w.leased) {
+    // The lease now names this session: a later restart must know who holds it.
+    const auto& l = leases[id];
+    router::Lease persisted{l.attempt, hello.session, w.name, now_unix_ms()};
+    if (Status s = ledger->put_lease(id, persisted); !s) return fail_turn(s);
+    dirty = true;
+  }
+  proto::Event ev;
+  ev.type = proto::EventType::kWorkerOnline;
+  ev.worker = w.name;
+  ev.detail = "{\"hostname\":\"" + w.hostname + "\",\"pid\":" + std::to_string(w.pid) +
+              ",\"concurrency\":" + std::to_string(w.concurrency) + ",\"capacity\":" +
+              std::to_string(w.capacity) + "}";
+  emit(std::move(ev));
+  spdlog::info("router worker online name={} host={} pid={} capacity={} reclaimed={} rejected={}",
+               w.name, w.hostname, w.pid, w.capacity, w.leased.size(), welcome.rejected.size());
+  outbox.push_back({true, rid, std::move(welcome)});
+  worker_order.push_back(rid);
+  workers.emplace(rid, std::move(w));
+}
+
+void Router::Impl::on_results(WorkerSession& worker, const proto::Results& results) {
+  for (const auto& outcome : results.outcomes) {
+    apply_outcome(&worker, outcome);
+    worker.acks.push_back({outcome.task, outcome.attempt});
+  }
+}
+
+// Records one result. Fenced by (task, attempt): a result for an older attempt than the one
+// leased now is acknowledged and dropped; a result for a task requeued but not yet
+// re-dispatched completes it.
+void Router::Impl::apply_outcome(WorkerSession* worker, const proto::Outcome& outcome) {
+  auto lease = leases.find(outcome.task);
+  if (lease != leases.end() && lease->second.attempt != outcome.attempt) {
+    spdlog::debug("router stale result task={} attempt={} current={}", outcome.task.to_string(),
+                  outcome.attempt, lease->second.attempt);
+    return;
+  }
+  auto found = ledger->get_task(outcome.task);
+  if (!found) return fail_turn(found.status());
+  if (!found->has_value()) return;
+  proto::TaskRecord rec = std::move(**found);
+  auto q = queue_index.find(rec.queue);
+  if (q == queue_index.end()) return;
+  const uint64_t key = router::order_key(rec.priority, rec.seq);
+  const bool was_leased = lease != leases.end();
+  if (was_leased) {
+    if (auto w = workers.find(lease->second.routing_id); w != workers.end()) w->second.leased.erase(outcome.task);
+    --queue_running[lease->second.queue];
+    leases.erase(lease);
+    if (Status s = ledger->del_lease(outcome.task); !s) return fail_turn(s);
+  } else if (rec.state == TaskState::kQueued && rec.attempt == outcome.attempt &&
+             ready[q->second].erase(key)) {
+    // The late result of a requeued task: it ran after all.
+  } else {
+    return;  // a duplicate of a result already recorded, or a task no longer waiting
+  }
+  GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
+  if (group && was_leased && group->record.running > 0) --group->record.running;
+
+  const uint64_t now = now_unix_ms();
+  rec.attempt = outcome.attempt;
+  if (worker) rec.worker = worker->name;
+  proto::Event ev;
+  ev.task = rec.id;
+  ev.group = rec.group;
+  ev.queue = rec.queue;
+  ev.kind = rec.kind;
+  ev.ref = rec.ref;
+  ev.attempt = outcome.attempt;
+  ev.worker = rec.worker;
+
+  using proto::OutcomeStatus;
+  const bool retries_left = outcome.attempt <= rec.max_retries;
+  if (outcome.status == OutcomeStatus::kReturned ||
+      (outcome.status == OutcomeStatus::kRetry && retries_left)) {
+    rec.state = TaskState::kQueued;
+    rec.error = outcome.error;
+    if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
+    if (outcome.status == OutcomeStatus::kRetry) {
+      ev.type = proto::EventType::kTaskRetried;
+      ev.state = TaskState::kRetrying;
+      ev.error = outcome.error;
+      emit(ev);
+    }
+    ev.type = proto::EventType::kTaskQueued;
+    ev.state = TaskState::kQueued;
+    ev.error.clear();
+    emit(std::move(ev));
+    ready[q->second].push(key, rec.id);
+    if (group) mark_group(*group);
+    return;
+  }
+
+  const bool ok = outcome.status == OutcomeStatus::kSucceeded;
+  rec.state = ok ? TaskState::kSucceeded : TaskState::kFailed;
+  rec.result = outcome.result;
+  rec.error = ok ? std::string() : outcome.error;
+  rec.finished_ms = now;
+  if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
+  ev.type = ok ? proto::EventType::kTaskSucceeded : proto::EventType::kTaskFailed;
+  ev.state = rec.state;
+  ev.result = std::move(rec.result);
+  ev.error = std::move(rec.error);
+  ev.detail = "{\"runtime_us\":" + std::to_string(outcome.runtime_us) + "}";
+  emit(std::move(ev));
+  if (worker) (ok ? worker->processed : worker->failed)++;
+  (ok ? succeeded_total : failed_total)++;
+  if (group) {
+    (ok ? group->record.succeeded : group->record.failed)++;
+    if (group->admitted > 0) --group->admitted;
+    if (group->record.ready() && !group->record.finished_ms) group->record.finished_ms = now;
+    mark_group(*group);
+    admit_held(*group);
+  }
+  task_finished(rec.id);
+}
+
+// Puts a leased task back at its original position; the next dispatch is attempt + 1.
+void Router::Impl::requeue_lease(const Id& task, const LeaseState& lease, std::string_view why) {
+  auto found = ledger->get_task(task);
+  if (!found) return fail_turn(found.status());
+  if (Status s = ledger->del_lease(task); !s) return fail_turn(s);
+  --queue_running[lease.queue];
+  if (!found->has_value()) return;
+  proto::TaskRecord& rec = **found;
+  rec.attempt = lease.attempt;
+  rec.state = TaskState::kQueued;
+  rec.error = std::string(why);
+  if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
+  proto::Event ev;
+  ev.type = proto::EventType::kTaskQueued;
+  ev.task = task;
+  ev.group = rec.group;
+  ev.queue = rec.queue;
+  ev.attempt = lease.attempt;
+  ev.state = TaskState::kQueued;
+  ev.error = rec.error;
+  emit(std::move(ev));
+  ready[lease.queue].push(lease.key, task);
+  if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
+    if (g->record.running > 0) --g->record.running;
+    mark_group(*g);
+  }
+}
+
+void Router::Impl::worker_lost(const std::string& rid, std::string_view reason) {
+  auto it = workers.find(rid);
+  if (it == workers.end()) return;
+  WorkerSession& w = it->second;
+  for (const Id& task : w.leased) {
+    auto lease = leases.find(task);
+    if (lease == leases.end()) continue;
+    LeaseState l = lease->second;
+    leases.erase(lease);
+    requeue_lease(task, l, "worker lost: " + std::string(reason));
+  }
+  proto::Event ev;
+  ev.type = proto::EventType::kWorkerOffline;
+  ev.worker = w.name;
+  ev.detail = "{\"reason\":\"" + std::string(reason) + "\"}";
+  emit(std::move(ev));
+  spdlog::info("router worker offline name={} reason=\"{}\" requeued={}", w.name, reason, w.leased.size());
+  workers.erase(it);
+  worker_order.erase(std::remove(worker_order.begin(), worker_order.end(), rid), worker_order.end());
+}
+
+void Router::Impl::expire_workers(uint64_t now) {
+  std::vector<std::string> dead;
+  for (auto& [rid, w] : workers)
+    if (w.expiry_ms <= now) dead.push_back(rid);
+  for (const auto& rid : dead) worker_lost(rid, "missed heartbeats");
+}
+
+// After a restart: leases nobody re-claimed within the grace period are requeued.
+void Router::Impl::requeue_orphans(uint64_t now) {
+  orphan_deadline_ms = 0;
+  std::vector<Id> expired;
+  for (auto& [id, l] : leases) {
+    if (!l.routing_id.empty()) continue;
+    if (l.grace_deadline_ms <= now) expired.push_back(id);
+    else orphan_deadline_ms = orphan_deadline_ms ? std::min(orphan_deadline_ms, l.grace_deadline_ms) : l.grace_deadline_ms;
+  }
+  for (const Id& id : expired) {
+    LeaseState l = leases[id];
+    leases.erase(id);
+    requeue_lease(id, l, "not re-claimed after router restart");
+  }
+  if (!expired.empty()) spdlog::info("router requeued unclaimed in_flight={}", expired.size());
+}
+
+GroupState* Router::Impl::load_group(const Id& id) {
+  if (auto g = groups.find(id); g != groups.end()) return &g->second;
+  auto rec = ledger->get_group(id);
+  if (!rec) {
+    fail_turn(rec.status());
+    return nullptr;
+  }
+  if (!rec->has_value()) return nullptr;
+  GroupState state;
+  state.record = std::move(**rec);
+  return &groups.emplace(id, std::move(state)).first->second;
+}
+
+void Router::Impl::mark_group(GroupState& group) {
+  if (!group.dirty) {
+    group.dirty = true;
+    dirty_groups.push_back(group.record.id);
+  }
+}
+
+// Writes each group changed this turn once, and forgets groups that are done.
+void Router::Impl::write_groups() {
+  for (const Id& id : dirty_groups) {
+    auto g = groups.find(id);
+    if (g == groups.end()) continue;
+    g->second.dirty = false;
+    if (Status s = ledger->put_group(g->second.record); !s) return fail_turn(s);
+    dirty = true;
+    if (g->second.record.ready() && g->second.held.empty() && g->second.admitted == 0) groups.erase(g);
+  }
+  dirty_groups.clear();
+}
+
+// Queues a task, unless its group already has `parallel` tasks admitted: then it is held
+// until one of them finishes.
+void Router::Impl::enqueue(size_t queue, uint64_t key, const Id& task, const Id& group_id) {
+  if (!group_id.is_nil()) {
+    if (GroupState* g = load_group(group_id)) {
+      if (g->record.parallel > 0 && g->admitted >= g->record.parallel) {
+        g->held.emplace(key, std::make_pair(queue, task));
+        return;
+      }
+      ++g->admitted;
+    }
+  }
+  ready[queue].push(key, task);
+}
+
+void Router::Impl::admit_held(GroupState& group) {
+  while (!group.held.empty() && (group.record.parallel == 0 || group.admitted < group.record.parallel)) {
+    auto it = group.held.begin();
+    ready[it->second.first].push(it->first, it->second.second);
+    ++group.admitted;
+    group.held.erase(it);
+  }
+}
+
+// Hands queued tasks to workers with free credit, one task per worker per round, so that
+// tasks spread over workers instead of filling the first one.
+void Router::Impl::dispatch() {
+  if (workers.empty()) return;
+  bool progress = true;
+  while (progress && turn_status) {
+    progress = false;
+    for (size_t i = 0; i < worker_order.size(); ++i) {
+      auto& w = workers[worker_order[(rotation + i) % worker_order.size()]];
+      if (!w.draining && w.leased.size() < w.capacity && dispatch_one(w)) progress = true;
+    }
+  }
+  rotation = worker_order.empty() ? 0 : (rotation + 1) % worker_order.size();
+}
+
+bool Router::Impl::dispatch_one(WorkerSession& w) {
+  auto q = router::best_queue(ready, w.queues);
+  if (!q) return false;
+  const uint64_t key = ready[*q].front_key();
+  const Id task = ready[*q].pop();
+  auto found = ledger->get_task(task);
+  if (!found) {
+    fail_turn(found.status());
+    return false;
+  }
+  if (!found->has_value()) return true;
+  proto::TaskRecord& rec = **found;
+  const uint32_t attempt = rec.attempt + 1;
+  router::Lease persisted{attempt, w.session, w.name, now_unix_ms()};
+  if (Status s = ledger->put_lease(task, persisted); !s) {
+    fail_turn(s);
+    return false;
+  }
+  leases[task] = {w.routing_id, attempt, rec.group, *q, key, 0};
+  ++queue_running[*q];
+  w.leased.insert(task);
+  if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
+    ++g->record.running;
+    mark_group(*g);
+  }
+  proto::Event ev;
+  ev.type = proto::EventType::kTaskStarted;
+  ev.task = task;
+  ev.group = rec.group;
+  ev.queue = rec.queue;
+  ev.state = TaskState::kStarted;
+  ev.attempt = attempt;
+  ev.worker = w.name;
+  emit(std::move(ev));
+  w.outgoing.push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
+                        std::move(rec.kind), std::move(rec.payload), 0, 0});
+  return true;
+}
+
+}  // namespace zb

@@ -1,0 +1,285 @@
+// Client messages on the frontend: submissions, status, waits, event replay.
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "router/router_impl.h"
+
+namespace zb {
+namespace {
+
+constexpr size_t kMaxTasksPerSubmit = 100000;
+constexpr size_t kMaxPayloadBytes = 16u << 20;
+constexpr size_t kMaxReplayEvents = 10000;
+constexpr uint64_t kMaxWaitMs = 3600'000;
+
+std::string too_long(const std::string& s) { return s.size() > 64 ? s.substr(0, 64) + "..." : s; }
+
+}  // namespace
+
+void Router::Impl::reply_error(const std::string& rid, uint64_t corr, const Status& status) {
+  outbox.push_back({false, rid, proto::Error{corr, static_cast<int32_t>(status.code()), status.message()}});
+}
+
+void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> message) {
+  if (!message) {
+    ++bad_frames;
+    spdlog::debug("router frontend bad message reason=\"{}\"", message.status().message());
+    reply_error(rid, 0, message.status());
+    return;
+  }
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::Submit>) on_submit(rid, m);
+        else if constexpr (std::is_same_v<T, proto::GetTask>) on_get_task(rid, m);
+        else if constexpr (std::is_same_v<T, proto::GetGroup>) on_get_group(rid, m);
+        else if constexpr (std::is_same_v<T, proto::WaitTasks>) on_wait(rid, m);
+        else if constexpr (std::is_same_v<T, proto::Control>) on_control(rid, m);
+        else if constexpr (std::is_same_v<T, proto::Replay>) on_replay(rid, m);
+        else if constexpr (std::is_same_v<T, proto::Confirm>) {
+          auto& meta = ledger->meta();
+          if (m.seq > meta.confirmed && m.seq <= meta.seq) {
+            meta.confirmed = m.seq;
+            dirty = true;
+          }
+        } else {
+          ++bad_frames;
+          reply_error(rid, 0, Status(Code::kBadRequest, std::string(proto::command_name(T::kCommand)) +
+                                                            " is not a frontend command"));
+        }
+      },
+      *message);
+}
+
+void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
+  if (storage_full)
+    return reply_error(rid, submit.corr, Status(Code::kStorageFull, "storage full: the router's LMDB map is at its maximum size"));
+  if (submit.tasks.size() > kMaxTasksPerSubmit)
+    return reply_error(rid, submit.corr, Status(Code::kTooLarge, "a submission holds at most " +
+                                                    std::to_string(kMaxTasksPerSubmit) + " tasks, got " +
+                                                    std::to_string(submit.tasks.size())));
+  if (submit.tasks.empty() && submit.group.is_nil())
+    return reply_error(rid, submit.corr, Status(Code::kBadRequest, "a submission without a group needs at least one task"));
+  // Validate everything before writing anything: a submission is accepted or refused whole.
+  std::vector<size_t> queue_of(submit.tasks.size());
+  for (size_t i = 0; i < submit.tasks.size(); ++i) {
+    auto& t = submit.tasks[i];
+    if (t.queue.empty()) t.queue = std::string(kDefaultQueue);
+    auto q = queue_index.find(t.queue);
+    if (q == queue_index.end())
+      return reply_error(rid, submit.corr, Status(Code::kUnprocessable, "unknown queue '" + too_long(t.queue) + "'"));
+    queue_of[i] = q->second;
+    if (t.priority < -1 || t.priority > 255)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "priority must be 0..255, got " + std::to_string(t.priority)));
+    if (t.payload.size() > kMaxPayloadBytes)
+      return reply_error(rid, submit.corr, Status(Code::kTooLarge, "payload of " + std::to_string(t.payload.size()) +
+                                                      " bytes exceeds " + std::to_string(kMaxPayloadBytes)));
+    if (t.max_retries < -1)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "max_retries must be >= 0"));
+  }
+  if (!submit.idem_key.empty()) {
+    auto prior = ledger->get_idem(submit.idem_key);
+    if (!prior) return fail_turn(prior.status());
+    if (prior->has_value()) {
+      proto::SubmitAck ack = std::move(**prior);
+      ack.corr = submit.corr;
+      ack.duplicate = true;
+      outbox.push_back({false, rid, std::move(ack)});
+      return;
+    }
+  }
+  router::GroupState* group = nullptr;
+  const uint64_t now = now_unix_ms();
+  if (!submit.group.is_nil()) {
+    group = load_group(submit.group);
+    if (!turn_status) return;
+    if (group) {
+      if (group->record.sealed)
+        return reply_error(rid, submit.corr, Status(Code::kConflict, "group " + submit.group.to_string() + " is sealed"));
+    } else {
+      router::GroupState fresh;
+      fresh.record.id = submit.group;
+      fresh.record.parallel = submit.parallel;
+      fresh.record.created_ms = now;
+      group = &groups.emplace(submit.group, std::move(fresh)).first->second;
+    }
+    group->record.total += static_cast<uint32_t>(submit.tasks.size());
+    group->record.sealed = submit.seal;
+    if (group->record.ready() && !group->record.finished_ms) group->record.finished_ms = now;
+    mark_group(*group);
+  }
+
+  proto::SubmitAck ack{submit.corr, submit.group, {}, false};
+  ack.tasks.reserve(submit.tasks.size());
+  proto::TaskRecord rec;
+  for (size_t i = 0; i < submit.tasks.size(); ++i) {
+    auto& t = submit.tasks[i];
+    const auto& qc = options.queues[queue_of[i]];
+    rec.id = Id::time_ordered();
+    rec.group = submit.group;
+    rec.ref = std::move(t.ref);
+    rec.queue = std::move(t.queue);
+    rec.kind = t.kind.empty() ? qc.default_kind : std::move(t.kind);
+    rec.payload = std::move(t.payload);
+    rec.priority = static_cast<uint8_t>(t.priority < 0 ? qc.priority : t.priority);
+    rec.eta_ms = t.eta_ms > now ? t.eta_ms : 0;
+    rec.state = rec.eta_ms ? TaskState::kScheduled : TaskState::kQueued;
+    rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
+    rec.seq = ++ledger->meta().task_seq;
+    rec.created_ms = now;
+    if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
+    proto::Event ev;
+    ev.type = proto::EventType::kTaskReceived;
+    ev.task = rec.id;
+    ev.group = rec.group;
+    ev.queue = rec.queue;
+    ev.kind = rec.kind;
+    ev.ref = rec.ref;
+    ev.state = rec.state;
+    ev.priority = rec.priority;
+    ev.payload = rec.payload;
+    ev.eta_ms = rec.eta_ms;
+    emit(std::move(ev));
+    const uint64_t key = router::order_key(rec.priority, rec.seq);
+    if (rec.eta_ms) scheduled.push({rec.eta_ms, key, queue_of[i], rec.id, rec.group});
+    else enqueue(queue_of[i], key, rec.id, rec.group);
+    ack.tasks.push_back(rec.id);
+  }
+  submitted_total += submit.tasks.size();
+  if (group) {
+    proto::Event ev;
+    ev.type = proto::EventType::kGroupUpdated;
+    ev.group = group->record.id;
+    ev.detail = "{\"total\":" + std::to_string(group->record.total) + ",\"parallel\":" +
+                std::to_string(group->record.parallel) + ",\"sealed\":" +
+                (group->record.sealed ? "true" : "false") + "}";
+    emit(std::move(ev));
+  }
+  if (!submit.idem_key.empty())
+    if (Status s = ledger->put_idem(submit.idem_key, ack); !s) return fail_turn(s);
+  dirty = true;
+  outbox.push_back({false, rid, std::move(ack)});
+}
+
+// The record as a client should see it: a leased task is "started" with its lease's attempt.
+Result<std::optional<proto::TaskRecord>> Router::Impl::current_task(const Id& id) {
+  auto rec = ledger->get_task(id);
+  if (!rec || !rec->has_value()) return rec;
+  auto& r = **rec;
+  if (auto l = leases.find(id); l != leases.end()) {
+    r.state = TaskState::kStarted;
+    r.attempt = l->second.attempt;
+    if (auto w = workers.find(l->second.routing_id); w != workers.end()) r.worker = w->second.name;
+  } else if (r.state == TaskState::kScheduled && r.eta_ms <= now_unix_ms()) {
+    r.state = TaskState::kQueued;
+  }
+  return rec;
+}
+
+void Router::Impl::on_get_task(const std::string& rid, const proto::GetTask& get) {
+  auto rec = current_task(get.task);
+  if (!rec) return fail_turn(rec.status());
+  if (!rec->has_value())
+    return reply_error(rid, get.corr, Status(Code::kNotFound, "no task " + get.task.to_string()));
+  outbox.push_back({false, rid, proto::TaskInfo{get.corr, {std::move(**rec)}}});
+}
+
+void Router::Impl::on_get_group(const std::string& rid, const proto::GetGroup& get) {
+  if (auto g = groups.find(get.group); g != groups.end()) {
+    outbox.push_back({false, rid, proto::GroupInfo{get.corr, g->second.record}});
+    return;
+  }
+  auto rec = ledger->get_group(get.group);
+  if (!rec) return fail_turn(rec.status());
+  if (!rec->has_value())
+    return reply_error(rid, get.corr, Status(Code::kNotFound, "no group " + get.group.to_string()));
+  outbox.push_back({false, rid, proto::GroupInfo{get.corr, std::move(**rec)}});
+}
+
+void Router::Impl::on_wait(const std::string& rid, const proto::WaitTasks& wait) {
+  router::Waiter waiter{rid, wait.corr, wait.tasks, 0,
+                        now_steady_ms() + std::min<uint64_t>(wait.timeout_ms, kMaxWaitMs)};
+  std::vector<proto::TaskRecord> records;
+  for (const Id& id : wait.tasks) {
+    auto rec = current_task(id);
+    if (!rec) return fail_turn(rec.status());
+    if (!rec->has_value())
+      return reply_error(rid, wait.corr, Status(Code::kNotFound, "no task " + id.to_string()));
+    if (!is_terminal((*rec)->state)) ++waiter.pending;
+    records.push_back(std::move(**rec));
+  }
+  if (waiter.pending == 0 || wait.timeout_ms == 0) {
+    outbox.push_back({false, rid, proto::TaskInfo{wait.corr, std::move(records)}});
+    return;
+  }
+  uint64_t wid = next_waiter++;
+  for (size_t i = 0; i < records.size(); ++i)
+    if (!is_terminal(records[i].state)) waiters_by_task.emplace(records[i].id, wid);
+  waiters.emplace(wid, std::move(waiter));
+}
+
+void Router::Impl::task_finished(const Id& task) {
+  auto [begin, end] = waiters_by_task.equal_range(task);
+  std::vector<uint64_t> done;
+  for (auto it = begin; it != end; ++it) {
+    auto w = waiters.find(it->second);
+    if (w != waiters.end() && --w->second.pending == 0) done.push_back(it->second);
+  }
+  waiters_by_task.erase(begin, end);
+  for (uint64_t wid : done) {
+    auto w = waiters.find(wid);
+    proto::TaskInfo info{w->second.corr, {}};
+    for (const Id& id : w->second.tasks) {
+      auto rec = current_task(id);
+      if (rec && rec->has_value()) info.tasks.push_back(std::move(**rec));
+    }
+    outbox.push_back({false, w->second.routing_id, std::move(info)});
+    waiters.erase(w);
+  }
+}
+
+void Router::Impl::expire_waiters(uint64_t now) {
+  for (auto it = waiters.begin(); it != waiters.end();) {
+    if (it->second.deadline_ms > now) {
+      ++it;
+      continue;
+    }
+    proto::TaskInfo info{it->second.corr, {}};
+    for (const Id& id : it->second.tasks) {
+      auto rec = current_task(id);
+      if (rec && rec->has_value()) info.tasks.push_back(std::move(**rec));
+      auto [b, e] = waiters_by_task.equal_range(id);
+      for (auto w = b; w != e;) w = w->second == it->first ? waiters_by_task.erase(w) : std::next(w);
+    }
+    outbox.push_back({false, it->second.routing_id, std::move(info)});
+    it = waiters.erase(it);
+  }
+}
+
+void Router::Impl::release_scheduled(uint64_t now_unix) {
+  while (!scheduled.empty() && scheduled.top().eta_ms <= now_unix) {
+    router::ScheduledTask t = scheduled.top();
+    scheduled.pop();
+    proto::Event ev;
+    ev.type = proto::EventType::kTaskQueued;
+    ev.task = t.task;
+    ev.group = t.group;
+    ev.queue = options.queues[t.queue].name;
+    ev.state = TaskState::kQueued;
+    emit(std::move(ev));
+    enqueue(t.queue, t.key, t.task, t.group);
+  }
+}
+
+void Router::Impl::on_replay(const std::string& rid, const proto::Replay& replay) {
+  size_t max = std::clamp<size_t>(replay.max_events, 1, kMaxReplayEvents);
+  auto events = ledger->read_events(replay.after_seq, max);
+  if (!events) return reply_error(rid, replay.corr, events.status());
+  const auto& meta = ledger->meta();
+  outbox.push_back({false, rid,
+                    proto::EventPage{replay.corr, meta.log_id, meta.first_seq, meta.seq,
+                                     std::move(events.value())}});
+}
+
+}  // namespace zb

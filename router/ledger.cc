@@ -1,0 +1,198 @@
+#include "router/ledger.h"
+
+#include <functional>
+
+namespace zb::router {
+namespace {
+
+template <typename T>
+Result<T> unpack(std::string_view bytes, const char* what) {
+  try {
+    msgpack::object_handle h = msgpack::unpack(bytes.data(), bytes.size());
+    T out;
+    h.get().convert(out);
+    return out;
+  } catch (const std::exception& e) {
+    return Status(Code::kIo, std::string("corrupt ") + what + " record: " + e.what());
+  }
+}
+
+}  // namespace
+
+Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& options) {
+  auto env = lmdb::Env::open(dir, options);
+  if (!env) return env.status();
+  Ledger ledger(std::move(env.value()));
+  auto txn = lmdb::Txn::begin(ledger.env_, false);
+  if (!txn) return txn.status();
+  struct { const char* name; lmdb::Dbi* dbi; } dbs[] = {
+      {"tasks", &ledger.tasks_}, {"leases", &ledger.leases_}, {"groups", &ledger.groups_},
+      {"events", &ledger.events_}, {"idem", &ledger.idem_}, {"meta", &ledger.meta_db_}};
+  for (auto& db : dbs) {
+    auto dbi = txn->open_db(db.name, MDB_CREATE);
+    if (!dbi) return dbi.status();
+    *db.dbi = *dbi;
+  }
+  if (Status s = txn->commit(); !s) return s;
+  if (Status s = ledger.load_meta(); !s) return s;
+  return ledger;
+}
+
+Status Ledger::load_meta() {
+  auto txn = lmdb::Txn::begin(env_, false);
+  if (!txn) return txn.status();
+  auto read_u64 = [&](const char* key, uint64_t& out) -> Status {
+    auto v = txn->get(meta_db_, key);
+    if (!v) return v.status();
+    if (v->has_value() && (*v)->size() == 8) out = lmdb::from_be64(**v);
+    return Status::ok();
+  };
+  auto id = txn->get(meta_db_, "log_id");
+  if (!id) return id.status();
+  if (id->has_value()) {
+    auto parsed = Id::from_bytes(**id);
+    if (!parsed) return Status(Code::kIo, "corrupt meta log_id");
+    meta_.log_id = *parsed;
+  } else {
+    meta_.log_id = Id::random();
+    if (Status s = txn->put(meta_db_, "log_id", meta_.log_id.bytes()); !s) return s;
+  }
+  for (auto [key, out] : {std::pair{"seq", &meta_.seq}, {"task_seq", &meta_.task_seq},
+                          {"confirmed", &meta_.confirmed}})
+    if (Status s = read_u64(key, *out); !s) return s;
+  meta_.first_seq = meta_.seq + 1;
+  auto c = lmdb::Cursor::open(*txn, events_);
+  if (!c) return c.status();
+  if (c->first()) meta_.first_seq = lmdb::from_be64(c->key());
+  return txn->commit();
+}
+
+Status Ledger::begin() {
+  auto txn = lmdb::Txn::begin(env_, false);
+  if (!txn) return txn.status();
+  txn_.emplace(std::move(txn.value()));
+  return Status::ok();
+}
+
+Status Ledger::commit() {
+  for (auto [key, v] : {std::pair{"seq", meta_.seq}, {"task_seq", meta_.task_seq},
+                        {"confirmed", meta_.confirmed}})
+    if (Status s = txn().put(meta_db_, key, lmdb::be64(v)); !s) {
+      abort();
+      return s;
+    }
+  Status s = txn_->commit();
+  txn_.reset();
+  return s;
+}
+
+void Ledger::abort() { txn_.reset(); }
+
+template <typename T>
+static Status put_packed(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view key, const T& value,
+                         msgpack::sbuffer& buffer) {
+  buffer.clear();
+  msgpack::pack(buffer, value);
+  return txn.put(dbi, key, std::string_view(buffer.data(), buffer.size()));
+}
+
+template <typename T>
+static Result<std::optional<T>> get_packed(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view key,
+                                           const char* what) {
+  auto v = txn.get(dbi, key);
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<T>{};
+  auto rec = unpack<T>(**v, what);
+  if (!rec) return rec.status();
+  return std::optional<T>{std::move(rec.value())};
+}
+
+Result<std::optional<proto::TaskRecord>> Ledger::get_task(const Id& id) {
+  return get_packed<proto::TaskRecord>(txn(), tasks_, id.bytes(), "task");
+}
+Status Ledger::put_task(const proto::TaskRecord& task) {
+  return put_packed(txn(), tasks_, task.id.bytes(), task, buffer_);
+}
+Result<std::optional<Lease>> Ledger::get_lease(const Id& id) {
+  return get_packed<Lease>(txn(), leases_, id.bytes(), "lease");
+}
+Status Ledger::put_lease(const Id& id, const Lease& lease) {
+  return put_packed(txn(), leases_, id.bytes(), lease, buffer_);
+}
+Status Ledger::del_lease(const Id& id) { return txn().del(leases_, id.bytes()); }
+Result<std::optional<proto::GroupRecord>> Ledger::get_group(const Id& id) {
+  return get_packed<proto::GroupRecord>(txn(), groups_, id.bytes(), "group");
+}
+Status Ledger::put_group(const proto::GroupRecord& group) {
+  return put_packed(txn(), groups_, group.id.bytes(), group, buffer_);
+}
+Result<std::optional<proto::SubmitAck>> Ledger::get_idem(const std::string& key) {
+  return get_packed<proto::SubmitAck>(txn(), idem_, key, "idempotency");
+}
+Status Ledger::put_idem(const std::string& key, const proto::SubmitAck& ack) {
+  return put_packed(txn(), idem_, key, ack, buffer_);
+}
+
+Status Ledger::append_event(proto::Event& event) {
+  event.seq = ++meta_.seq;
+  buffer_.clear();
+  msgpack::pack(buffer_, event);
+  return txn().put(events_, lmdb::be64(event.seq), std::string_view(buffer_.data(), buffer_.size()),
+                   MDB_APPEND);
+}
+
+Result<std::vector<proto::Event>> Ledger::read_events(uint64_t after, size_t max) {
+  auto rtxn = lmdb::Txn::begin(env_, true);
+  if (!rtxn) return rtxn.status();
+  auto c = lmdb::Cursor::open(*rtxn, events_);
+  if (!c) return c.status();
+  std::vector<proto::Event> out;
+  for (bool ok = c->seek(lmdb::be64(after + 1)); ok && out.size() < max; ok = c->next()) {
+    auto ev = unpack<proto::Event>(c->value(), "event");
+    if (!ev) return ev.status();
+    out.push_back(std::move(ev.value()));
+  }
+  return out;
+}
+
+Status Ledger::trim_events(uint64_t upto, size_t max) {
+  auto c = lmdb::Cursor::open(txn(), events_);
+  if (!c) return c.status();
+  size_t n = 0;
+  for (bool ok = c->first(); ok && n < max && lmdb::from_be64(c->key()) <= upto; ++n) {
+    if (Status s = c->del(); !s) return s;
+    ok = c->next();
+    if (ok) meta_.first_seq = lmdb::from_be64(c->key());
+    else meta_.first_seq = meta_.seq + 1;
+  }
+  return Status::ok();
+}
+
+Status Ledger::for_each_task(const std::function<void(const proto::TaskRecord&)>& fn) {
+  auto rtxn = lmdb::Txn::begin(env_, true);
+  if (!rtxn) return rtxn.status();
+  auto c = lmdb::Cursor::open(*rtxn, tasks_);
+  if (!c) return c.status();
+  for (bool ok = c->first(); ok; ok = c->next()) {
+    auto rec = unpack<proto::TaskRecord>(c->value(), "task");
+    if (!rec) return rec.status();
+    fn(*rec);
+  }
+  return Status::ok();
+}
+
+Status Ledger::for_each_lease(const std::function<void(const Id&, const Lease&)>& fn) {
+  auto rtxn = lmdb::Txn::begin(env_, true);
+  if (!rtxn) return rtxn.status();
+  auto c = lmdb::Cursor::open(*rtxn, leases_);
+  if (!c) return c.status();
+  for (bool ok = c->first(); ok; ok = c->next()) {
+    auto lease = unpack<Lease>(c->value(), "lease");
+    auto id = Id::from_bytes(c->key());
+    if (!lease || !id) return Status(Code::kIo, "corrupt lease record");
+    fn(*id, *lease);
+  }
+  return Status::ok();
+}
+
+}  // namespace zb::router

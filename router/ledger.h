@@ -1,0 +1,85 @@
+// The router's durable state in LMDB, and the one write transaction of a loop turn.
+//
+// Layout (named databases; integers big-endian so memcmp order is numeric order):
+//   tasks   task id (16 B, time-ordered)   → msgpack TaskRecord. Written at submit, at requeue
+//                                             and when the task ends; not at dispatch.
+//   leases  task id                         → msgpack Lease: the task is running (or was, when
+//                                             the router stopped) on that worker session.
+//   groups  group id                        → msgpack GroupRecord, counters kept per result.
+//   events  seq (8 B)                       → msgpack Event, gap-free, trimmed from the front.
+//   idem    idempotency key                 → msgpack SubmitAck of the first submission.
+//   meta    "log_id" → Id; "seq" → last event seq; "task_seq" → last task seq;
+//           "confirmed" → highest seq the store confirmed.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/lmdb.h"
+#include "common/protocol.h"
+
+namespace zb::router {
+
+struct Lease {
+  uint32_t attempt = 0;
+  Id session;
+  std::string worker;  // name
+  uint64_t started_ms = 0;
+  MSGPACK_DEFINE(attempt, session, worker, started_ms);
+};
+
+struct Meta {
+  Id log_id;
+  uint64_t seq = 0;        // last event seq written
+  uint64_t task_seq = 0;   // last task seq assigned
+  uint64_t confirmed = 0;  // highest event seq the store confirmed
+  uint64_t first_seq = 1;  // oldest event still in the log
+};
+
+class Ledger {
+ public:
+  static Result<Ledger> open(const std::string& dir, const lmdb::EnvOptions& options);
+
+  lmdb::Env& env() { return env_; }
+  const Meta& meta() const { return meta_; }
+  Meta& meta() { return meta_; }
+
+  // The turn's write transaction: begin, many operations, commit (persisting meta).
+  Status begin();
+  Status commit();
+  void abort();
+  bool in_turn() const { return txn_.has_value(); }
+
+  Result<std::optional<proto::TaskRecord>> get_task(const Id& id);
+  Status put_task(const proto::TaskRecord& task);
+  Result<std::optional<Lease>> get_lease(const Id& id);
+  Status put_lease(const Id& id, const Lease& lease);
+  Status del_lease(const Id& id);
+  Result<std::optional<proto::GroupRecord>> get_group(const Id& id);
+  Status put_group(const proto::GroupRecord& group);
+  Result<std::optional<proto::SubmitAck>> get_idem(const std::string& key);
+  Status put_idem(const std::string& key, const proto::SubmitAck& ack);
+  // Assigns the next seq and appends.
+  Status append_event(proto::Event& event);
+  // Events with seq > after, at most max of them.
+  Result<std::vector<proto::Event>> read_events(uint64_t after, size_t max);
+  // Deletes events with seq <= upto, at most max of them; advances meta.first_seq.
+  Status trim_events(uint64_t upto, size_t max);
+
+  // Visits every task record (startup recovery), in id order, in a read transaction.
+  Status for_each_task(const std::function<void(const proto::TaskRecord&)>& fn);
+  Status for_each_lease(const std::function<void(const Id&, const Lease&)>& fn);
+
+ private:
+  Ledger(lmdb::Env env) : env_(std::move(env)) {}
+  Status load_meta();
+  lmdb::Txn& txn() { return *txn_; }
+
+  lmdb::Env env_;
+  std::optional<lmdb::Txn> txn_;
+  lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0;
+  Meta meta_;
+  msgpack::sbuffer buffer_;  // reused for every encode
+};
+
+}  // namespace zb::router

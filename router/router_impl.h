@@ -1,0 +1,185 @@
+// The router's state and the functions that change it (internal to router/).
+//
+// Split by concept: router.cc wires sockets, timers and the turn's transaction (no policy);
+// intake.cc applies client messages (submit, status, wait, replay); dispatch.cc owns workers,
+// leases, results and dispatch by credit; control.cc answers ping/inspect/purge.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/protocol.h"
+#include "router/ledger.h"
+#include "router/ready_queue.h"
+#include "router/router.h"
+
+namespace zb {
+
+namespace router {
+
+struct WorkerSession {
+  std::string routing_id;
+  Id session;
+  std::string name;
+  std::string hostname;
+  uint32_t pid = 0;
+  std::vector<size_t> queues;  // indices into Impl::queues, served in priority order
+  std::vector<std::string> kinds;
+  uint32_t concurrency = 0;
+  uint32_t capacity = 0;
+  std::unordered_set<Id, IdHash> leased;
+  uint64_t expiry_ms = 0;       // steady clock
+  uint64_t last_seen_unix_ms = 0;
+  uint64_t online_unix_ms = 0;
+  uint64_t processed = 0;
+  uint64_t failed = 0;
+  uint32_t busy = 0;
+  bool draining = false;  // sent Bye: no more tasks
+  std::vector<proto::Assignment> outgoing;  // this turn's Tasks message
+  std::vector<proto::Claim> acks;           // this turn's ResultsAck message
+};
+
+// A task in flight. `routing_id` empty = orphan: leased before a router restart, waiting for
+// its worker to re-claim it until `grace_deadline_ms`.
+struct LeaseState {
+  std::string routing_id;
+  uint32_t attempt = 0;
+  Id group;
+  size_t queue = 0;
+  uint64_t key = 0;  // order key, to requeue at the original position
+  uint64_t grace_deadline_ms = 0;
+};
+
+// A group with unfinished tasks. Its record is written back once per turn when dirty.
+struct GroupState {
+  proto::GroupRecord record;
+  uint32_t admitted = 0;  // tasks in a ready queue or leased (bounded by record.parallel)
+  std::map<uint64_t, std::pair<size_t, Id>> held;  // key → (queue, task): waiting for room
+  bool dirty = false;
+};
+
+struct ScheduledTask {
+  uint64_t eta_ms;
+  uint64_t key;
+  size_t queue;
+  Id task;
+  Id group;
+  bool operator>(const ScheduledTask& o) const { return eta_ms > o.eta_ms; }
+};
+
+struct Waiter {
+  std::string routing_id;
+  uint64_t corr = 0;
+  std::vector<Id> tasks;
+  size_t pending = 0;
+  uint64_t deadline_ms = 0;  // steady clock
+};
+
+struct Outgoing {
+  bool backend;
+  std::string routing_id;
+  proto::Message message;
+};
+
+}  // namespace router
+
+struct Router::Impl {
+  RouterOptions options;
+  std::unique_ptr<zmq::context_t> own_context;
+  zmq::context_t* context = nullptr;
+  std::optional<zmq::socket_t> frontend, backend, events;
+  int lock_fd = -1;
+  std::optional<router::Ledger> ledger;
+  std::atomic<bool> stopping{false};
+  uint64_t started_steady_ms = 0;
+
+  // Queues by index (the order of options.queues); names resolve through queue_index.
+  std::vector<router::ReadyQueue> ready;
+  std::unordered_map<std::string, size_t> queue_index;
+  std::vector<uint64_t> queue_running;  // leased tasks per queue
+
+  std::unordered_map<Id, router::LeaseState, IdHash> leases;
+  std::unordered_map<Id, router::GroupState, IdHash> groups;
+  std::priority_queue<router::ScheduledTask, std::vector<router::ScheduledTask>,
+                      std::greater<router::ScheduledTask>> scheduled;
+  std::unordered_map<std::string, router::WorkerSession> workers;  // by routing id
+  std::vector<std::string> worker_order;  // dispatch rotation
+  size_t rotation = 0;
+
+  std::unordered_map<uint64_t, router::Waiter> waiters;
+  std::unordered_multimap<Id, uint64_t, IdHash> waiters_by_task;
+  uint64_t next_waiter = 1;
+
+  // The turn.
+  bool dirty = false;               // the write transaction has changes to commit
+  bool storage_full = false;        // refuse Submits: the map cannot grow
+  std::vector<router::Outgoing> outbox;
+  std::vector<proto::Event> turn_events;
+  std::vector<Id> dirty_groups;
+  std::vector<std::string> unreachable;  // workers a send failed to reach
+  uint64_t last_publish_ms = 0;
+  uint64_t next_heartbeat_ms = 0;
+  uint64_t next_housekeeping_ms = 0;
+  uint64_t orphan_deadline_ms = 0;  // earliest grace deadline of an orphan lease
+
+  // Counters for inspect.stats.
+  uint64_t submitted_total = 0, succeeded_total = 0, failed_total = 0, bad_frames = 0;
+
+  // router.cc
+  Status open();
+  Status recover();
+  Status run_loop();
+  Status turn(bool frontend_ready, bool backend_ready);
+  void flush();
+  uint64_t poll_timeout_ms(uint64_t now) const;
+
+  // intake.cc
+  void on_frontend(const std::string& rid, Result<proto::Message> message);
+  void on_submit(const std::string& rid, proto::Submit& submit);
+  void on_get_task(const std::string& rid, const proto::GetTask& get);
+  void on_get_group(const std::string& rid, const proto::GetGroup& get);
+  void on_wait(const std::string& rid, const proto::WaitTasks& wait);
+  void on_replay(const std::string& rid, const proto::Replay& replay);
+  void reply_error(const std::string& rid, uint64_t corr, const Status& status);
+  Result<std::optional<proto::TaskRecord>> current_task(const Id& id);
+  void task_finished(const Id& task);  // wakes waiters
+  void expire_waiters(uint64_t now);
+  void release_scheduled(uint64_t now_unix);
+
+  // dispatch.cc
+  void on_backend(const std::string& rid, Result<proto::Message> message);
+  void on_ready(const std::string& rid, const proto::Ready& hello);
+  void on_results(router::WorkerSession& worker, const proto::Results& results);
+  void apply_outcome(router::WorkerSession* worker, const proto::Outcome& outcome);
+  void worker_lost(const std::string& rid, std::string_view reason);
+  void requeue_lease(const Id& task, const router::LeaseState& lease, std::string_view why);
+  void requeue_orphans(uint64_t now);
+  void expire_workers(uint64_t now);
+  void dispatch();
+  bool dispatch_one(router::WorkerSession& worker);
+  void enqueue(size_t queue, uint64_t key, const Id& task, const Id& group);
+  void admit_held(router::GroupState& group);
+  router::GroupState* load_group(const Id& id);
+  void mark_group(router::GroupState& group);
+  void write_groups();
+
+  // control.cc
+  void on_control(const std::string& rid, const proto::Control& control);
+  Result<std::string> control_json(const std::string& op, const std::string& args);
+
+  // Shared helpers.
+  void emit(proto::Event event);
+  void fail_turn(const Status& status);  // an LMDB error inside the turn
+  Status turn_status;                    // first LMDB error of the turn
+};
+
+}  // namespace zb
