@@ -1,0 +1,373 @@
+// The client commands: submit, status, group, wait, inspect, purge, ping.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "client/cli/commands.h"
+#include "client/client.h"
+#include "common/clock.h"
+
+namespace zb::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Common {
+  std::string router;
+  double timeout_s = 10;
+  bool json_out = false;
+};
+
+void add_common(CLI::App* cmd, Common& c, bool with_json = true) {
+  cmd->add_option("--router", c.router, "Router frontend endpoint (default $ZBATCH_ROUTER or tcp://127.0.0.1:5555)");
+  cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for the router");
+  if (with_json) cmd->add_flag("--json", c.json_out, "Machine-readable output");
+}
+
+std::unique_ptr<Client> connect(const Common& c) {
+  ClientOptions o;
+  if (!c.router.empty()) o.router = c.router;
+  else if (const char* env = std::getenv("ZBATCH_ROUTER"); env && *env) o.router = env;
+  if (c.timeout_s <= 0) fail(kExitUsage, "--timeout must be > 0");
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
+  auto client = Client::connect(o);
+  if (!client) fail(kExitUsage, client.status().message());
+  return std::move(client.value());
+}
+
+template <typename T>
+T must(Result<T> r) {
+  if (!r) {
+    const Code code = r.status().code();
+    fail(code == Code::kUnavailable ? kExitUnavailable
+         : (code == Code::kBadRequest || code == Code::kUnprocessable || code == Code::kNotFound) ? kExitUsage
+                                                                                                    : kExitFailed,
+         r.status().message());
+  }
+  return std::move(r.value());
+}
+
+Id parse_id(const std::string& text, const char* what) {
+  auto id = Id::parse(text);
+  if (!id) fail(kExitUsage, std::string(what) + " '" + text + "' is not a valid id");
+  return *id;
+}
+
+json result_json(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+json task_json(const proto::TaskRecord& r) {
+  return json{{"id", r.id.to_string()}, {"ref", r.ref}, {"queue", r.queue}, {"kind", r.kind},
+              {"state", state_name(r.state)}, {"attempt", r.attempt}, {"priority", r.priority},
+              {"group", r.group.is_nil() ? json(nullptr) : json(r.group.to_string())},
+              {"worker", r.worker}, {"created_ms", r.created_ms}, {"eta_ms", r.eta_ms},
+              {"finished_ms", r.finished_ms}, {"result", result_json(r.result)},
+              {"error", r.error.empty() ? json(nullptr) : json(r.error)}};
+}
+
+json group_json(const proto::GroupRecord& g) {
+  const double progress = g.total ? 100.0 * g.completed() / g.total : (g.sealed ? 100.0 : 0.0);
+  return json{{"group_id", g.id.to_string()}, {"total", g.total}, {"completed", g.completed()},
+              {"successful", g.succeeded}, {"failed", g.failed}, {"revoked", g.revoked},
+              {"running", g.running}, {"parallel", g.parallel}, {"progress", std::round(progress * 10) / 10},
+              {"ready", g.ready()}};
+}
+
+// Parses a payload, refusing what is not JSON (nothing is sent then).
+std::string valid_payload(const std::string& text, const std::string& where) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) fail(kExitUsage, where + "payload is not valid JSON: " + text.substr(0, 80));
+  return j.dump();
+}
+
+uint64_t parse_eta(const std::string& text) {
+  // Unix seconds, or an ISO-8601 UTC time "2026-01-02T03:04:05Z".
+  char* end = nullptr;
+  double secs = std::strtod(text.c_str(), &end);
+  if (end && *end == '\0' && secs > 0) return static_cast<uint64_t>(secs * 1000);
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) fail(kExitUsage, "--eta must be unix seconds or YYYY-MM-DDTHH:MM:SSZ, got '" + text + "'");
+  return static_cast<uint64_t>(timegm(&tm)) * 1000;
+}
+
+void print_task(const proto::TaskRecord& r, bool as_json) {
+  if (as_json) {
+    std::cout << task_json(r).dump() << "\n";
+    return;
+  }
+  std::cout << r.id.to_string() << "  " << state_name(r.state) << "  queue=" << r.queue << " kind=" << r.kind
+            << " attempt=" << r.attempt;
+  if (!r.worker.empty()) std::cout << " worker=" << r.worker;
+  std::cout << "\n";
+  if (!r.result.empty()) std::cout << "result: " << r.result << "\n";
+  if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
+}
+
+void print_inspect(const std::string& what, const json& j) {
+  if (what == "queues") {
+    std::cout << std::left << std::setw(18) << "QUEUE" << std::setw(10) << "PRIORITY" << std::setw(10) << "DEPTH"
+              << std::setw(11) << "SCHEDULED" << "RUNNING\n";
+    for (const auto& q : j["queues"])
+      std::cout << std::setw(18) << q["name"].get<std::string>() << std::setw(10) << q["priority"].get<int>()
+                << std::setw(10) << q["depth"].get<uint64_t>() << std::setw(11) << q["scheduled"].get<uint64_t>()
+                << q["running"].get<uint64_t>() << "\n";
+  } else if (what == "stats") {
+    const auto& r = j["router"];
+    std::cout << "router: uptime " << r["uptime_ms"].get<uint64_t>() / 1000 << " s, submitted " << r["submitted"]
+              << ", succeeded " << r["succeeded"] << ", failed " << r["failed"] << ", in flight " << r["in_flight"]
+              << ", durability " << r["durability"].get<std::string>() << "\n";
+    for (const auto& w : j["workers"])
+      std::cout << w["name"].get<std::string>() << ": pid " << w["pid"] << ", concurrency " << w["concurrency"]
+                << ", in flight " << w["in_flight"] << ", processed " << w["processed"] << ", failed "
+                << w["failed"] << "\n";
+  } else if (what == "registered") {
+    for (const auto& w : j["workers"]) {
+      std::cout << w["name"].get<std::string>() << ":";
+      for (const auto& k : w["kinds"]) std::cout << " " << k.get<std::string>();
+      std::cout << "\n";
+    }
+  } else if (what == "active") {
+    for (const auto& w : j["workers"]) {
+      std::cout << w["name"].get<std::string>() << ": " << w["tasks"].size() << " task(s)\n";
+      for (const auto& t : w["tasks"])
+        std::cout << "  " << t["id"].get<std::string>() << " " << t.value("kind", "") << " attempt "
+                  << t.value("attempt", 0) << "\n";
+    }
+  } else {
+    std::cout << j["tasks"].size() << " task(s)\n";
+    for (const auto& t : j["tasks"])
+      std::cout << "  " << t["id"].get<std::string>() << " " << t.value("queue", "") << " " << t.value("kind", "")
+                << "\n";
+  }
+}
+
+}  // namespace
+
+void add_client_commands(CLI::App& app) {
+  // zbatch submit
+  {
+    auto* cmd = app.add_subcommand("submit", "Submit a task (or JSON lines from stdin as one group with '-')");
+    struct Flags {
+      Common c;
+      std::string queue, kind, payload, eta;
+      int priority = -1;
+      double countdown = 0;
+      bool wait = false;
+      uint32_t parallel = 0;
+      int max_retries = -1;
+    };
+    auto f = std::make_shared<Flags>();
+    add_common(cmd, f->c);
+    cmd->add_option("-Q,--queue", f->queue, "Queue (default: default)");
+    cmd->add_option("--kind", f->kind, "Task kind (default: the queue's)");
+    cmd->add_option("--priority", f->priority, "0..255, higher first (default: the queue's)")->check(CLI::Range(0, 255));
+    auto* countdown = cmd->add_option("--countdown", f->countdown, "Run in S seconds")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--eta", f->eta, "Run at this time (unix seconds or ISO-8601 UTC)")->excludes(countdown);
+    cmd->add_option("--parallel", f->parallel, "With '-': run at most N tasks of the group at once");
+    cmd->add_option("--max-retries", f->max_retries, "Retries after a failed attempt");
+    cmd->add_flag("--wait", f->wait, "Wait for the result and print it");
+    cmd->add_option("payload", f->payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
+    cmd->callback([f] {
+      proto::TaskSpec spec;
+      spec.queue = f->queue;
+      spec.kind = f->kind;
+      spec.priority = f->priority;
+      spec.max_retries = f->max_retries;
+      if (f->countdown > 0) spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(f->countdown * 1000);
+      if (!f->eta.empty()) spec.eta_ms = parse_eta(f->eta);
+      auto client = connect(f->c);
+      if (f->payload == "-") {
+        std::vector<proto::TaskSpec> tasks;
+        std::string line;
+        size_t n = 0;
+        while (std::getline(std::cin, line)) {
+          ++n;
+          if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+          proto::TaskSpec t = spec;
+          t.payload = valid_payload(line, "line " + std::to_string(n) + ": ");
+          tasks.push_back(std::move(t));
+        }
+        if (tasks.empty()) fail(kExitUsage, "no tasks on stdin");
+        GroupOptions go;
+        go.parallel = f->parallel;
+        auto receipt = must(client->submit_group(tasks, go));
+        if (f->wait) {
+          for (;;) {
+            auto g = must(client->group(receipt.group));
+            if (g.ready()) break;
+            must(client->wait(std::span<const Id>(receipt.tasks).subspan(0, 1), std::chrono::milliseconds(200)));
+          }
+        }
+        if (f->c.json_out) {
+          json ids = json::array();
+          for (const auto& id : receipt.tasks) ids.push_back(id.to_string());
+          std::cout << json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}.dump() << "\n";
+        } else {
+          for (const auto& id : receipt.tasks) std::cout << id.to_string() << "\n";
+          std::cout << receipt.group.to_string() << "\n";
+        }
+        return;
+      }
+      spec.payload = valid_payload(f->payload, "");
+      Id id = must(client->submit(spec));
+      if (!f->wait) {
+        std::cout << (f->c.json_out ? json{{"id", id.to_string()}}.dump() : id.to_string()) << "\n";
+        return;
+      }
+      proto::TaskRecord rec;
+      for (;;) {
+        auto got = must(client->wait(std::span<const Id>(&id, 1), std::chrono::milliseconds(60000)));
+        if (got.size() == 1 && is_terminal(got[0].state)) {
+          rec = std::move(got[0]);
+          break;
+        }
+      }
+      if (f->c.json_out) std::cout << task_json(rec).dump() << "\n";
+      else if (rec.state == TaskState::kSucceeded) std::cout << rec.result << "\n";
+      if (rec.state != TaskState::kSucceeded)
+        fail(kExitFailed, "task " + id.to_string() + " " + std::string(state_name(rec.state)) +
+                              (rec.error.empty() ? "" : ": " + rec.error));
+    });
+  }
+  // zbatch status
+  {
+    auto* cmd = app.add_subcommand("status", "Show a task");
+    auto c = std::make_shared<Common>();
+    auto id = std::make_shared<std::string>();
+    add_common(cmd, *c);
+    cmd->add_option("task_id", *id, "Task id")->required();
+    cmd->callback([c, id] {
+      auto client = connect(*c);
+      print_task(must(client->status(parse_id(*id, "task id"))), c->json_out);
+    });
+  }
+  // zbatch group
+  {
+    auto* cmd = app.add_subcommand("group", "Show a group's progress");
+    auto c = std::make_shared<Common>();
+    auto id = std::make_shared<std::string>();
+    auto wait = std::make_shared<bool>(false);
+    add_common(cmd, *c);
+    cmd->add_flag("--wait", *wait, "Wait until every task of the group has finished");
+    cmd->add_option("group_id", *id, "Group id")->required();
+    cmd->callback([c, id, wait] {
+      auto client = connect(*c);
+      const Id gid = parse_id(*id, "group id");
+      const bool bar = *wait && !c->json_out && ::isatty(1);
+      proto::GroupRecord g = must(client->group(gid));
+      while (*wait && !g.ready()) {
+        if (bar) {
+          const double pct = g.total ? 100.0 * g.completed() / g.total : 0;
+          const int filled = static_cast<int>(pct / 2.5);
+          std::cout << "\r[" << std::string(filled, '#') << std::string(40 - filled, ' ') << "] " << std::fixed
+                    << std::setprecision(1) << pct << "% " << g.completed() << "/" << g.total << " failed "
+                    << g.failed << std::flush;
+        }
+        // Polling is this command's job; 200 ms keeps it light on the router.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        g = must(client->group(gid));
+      }
+      if (bar) std::cout << "\r" << std::string(72, ' ') << "\r";
+      json j = group_json(g);
+      if (c->json_out) {
+        std::cout << j.dump() << "\n";
+      } else {
+        std::cout << "group " << j["group_id"].get<std::string>() << ": " << g.completed() << "/" << g.total
+                  << " completed (" << j["progress"] << "%), " << g.succeeded << " succeeded, " << g.failed
+                  << " failed, " << g.running << " running" << (g.ready() ? ", ready" : "") << "\n";
+      }
+    });
+  }
+  // zbatch wait
+  {
+    auto* cmd = app.add_subcommand("wait", "Wait for tasks to finish");
+    auto c = std::make_shared<Common>();
+    auto ids = std::make_shared<std::vector<std::string>>();
+    auto wait_s = std::make_shared<double>(3600);
+    add_common(cmd, *c);
+    cmd->add_option("--for", *wait_s, "Give up after this many seconds");
+    cmd->add_option("task_ids", *ids, "Task ids")->required();
+    cmd->callback([c, ids, wait_s] {
+      auto client = connect(*c);
+      std::vector<Id> tasks;
+      for (const auto& s : *ids) tasks.push_back(parse_id(s, "task id"));
+      auto records = must(client->wait(tasks, std::chrono::milliseconds(static_cast<int64_t>(*wait_s * 1000))));
+      bool all_ok = true;
+      json out = json::array();
+      for (const auto& r : records) {
+        all_ok = all_ok && r.state == TaskState::kSucceeded;
+        if (c->json_out) out.push_back(task_json(r));
+        else print_task(r, false);
+      }
+      if (c->json_out) std::cout << out.dump() << "\n";
+      if (!all_ok) fail(kExitFailed, "not every task succeeded");
+    });
+  }
+  // zbatch inspect
+  {
+    auto* cmd = app.add_subcommand("inspect", "Inspect workers and queues");
+    auto c = std::make_shared<Common>();
+    auto what = std::make_shared<std::string>();
+    add_common(cmd, *c);
+    cmd->add_option("what", *what, "active|reserved|scheduled|stats|registered|queues")
+        ->required()
+        ->check(CLI::IsMember({"active", "reserved", "scheduled", "stats", "registered", "queues"}));
+    cmd->callback([c, what] {
+      auto client = connect(*c);
+      std::string text = must(client->control("inspect." + *what));
+      if (c->json_out) std::cout << text << "\n";
+      else print_inspect(*what, json::parse(text));
+    });
+  }
+  // zbatch purge
+  {
+    auto* cmd = app.add_subcommand("purge", "Revoke every queued task (of one queue with -Q)");
+    auto c = std::make_shared<Common>();
+    auto queue = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
+    add_common(cmd, *c);
+    cmd->add_option("-Q,--queue", *queue, "Only this queue");
+    cmd->add_flag("--force", *force, "Really purge");
+    cmd->callback([c, queue, force] {
+      if (!*force) fail(kExitUsage, "purge revokes every queued task" + (queue->empty() ? std::string() : " of " + *queue) + "; add --force to do it");
+      auto client = connect(*c);
+      json args = json::object();
+      if (!queue->empty()) args["queue"] = *queue;
+      std::string text = must(client->control("purge", args.dump()));
+      if (c->json_out) std::cout << text << "\n";
+      else std::cout << "purged " << json::parse(text)["purged"] << " task(s)\n";
+    });
+  }
+  // zbatch ping
+  {
+    auto* cmd = app.add_subcommand("ping", "Check that the router answers");
+    auto c = std::make_shared<Common>();
+    add_common(cmd, *c);
+    cmd->callback([c] {
+      auto client = connect(*c);
+      const uint64_t start = now_steady_ms();
+      std::string text = must(client->control("ping"));
+      if (c->json_out) {
+        std::cout << text << "\n";
+      } else {
+        json j = json::parse(text);
+        std::cout << "pong from router (" << now_steady_ms() - start << " ms, " << j["workers"]
+                  << " worker(s))\n";
+      }
+    });
+  }
+}
+
+}  // namespace zb::cli

@@ -1,0 +1,22 @@
+// The zbatch sub-commands, one family per file (internal to the command line).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace zb::cli {
+
+// Exit codes: 0 success, 1 a task failed (--wait) or a command failed, 2 bad usage or input,
+// 3 router unreachable.
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnavailable = 3;
+
+// router, worker, store, up: the long-running processes.
+void add_serve_commands(CLI::App& app);
+// submit, status, group, wait, inspect, purge, ping: the client commands.
+void add_client_commands(CLI::App& app);
+
+// Prints "zbatch: <message>" on stderr and ends the command with `code`.
+[[noreturn]] void fail(int code, const std::string& message);
+
+}  // namespace zb::cli

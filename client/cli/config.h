@@ -1,0 +1,26 @@
+// Configuration of the long-running commands: flags, then ZBATCH_* environment variables
+// (both handled by CLI11), then a TOML file (--config), then defaults. Parsed once into the
+// typed options of each component; unknown keys and bad values are precise start-up errors.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/status.h"
+#include "router/router.h"
+#include "store/store.h"
+#include "worker/worker.h"
+
+namespace zb::cli {
+
+// Applies `[section]` of the TOML file at `path` to every option of `cmd` that neither a
+// flag nor an environment variable set. Keys are the long flag names with '-' or '_'.
+// `[[queue]]` tables (name, priority, default_kind, max_retries) declare or override queues.
+Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
+                         std::vector<QueueConfig>* queues);
+
+// "fsync" → true, "nosync" → false.
+Result<bool> parse_durability(const std::string& text);
+
+}  // namespace zb::cli
