@@ -1,0 +1,136 @@
+// The command line against real router and worker processes.
+#include "tests/e2e_support.h"
+
+namespace zb::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_.start_router();
+    cluster_.start_worker(2);
+    ASSERT_TRUE(cluster_.ready(1)) << cluster_.logs();
+  }
+  CommandResult zbatch(std::vector<std::string> args, const std::string& input = {}) {
+    std::vector<std::string> argv = {ZBATCH_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, 30s, input, {{"ZBATCH_ROUTER", cluster_.frontend()}});
+  }
+  Cluster cluster_;
+};
+
+TEST_F(Cli, SubmitWaitPrintsTheResult) {
+  auto r = zbatch({"submit", "--kind", "echo", "{\"a\": 1}", "--wait"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"a\":1}\n");
+}
+
+TEST_F(Cli, SubmitPrintsAnIdThatStatusKnows) {
+  auto r = zbatch({"submit", "-Q", "high_priority", "--kind", "noop", "{}"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string id = r.out.substr(0, r.out.size() - 1);
+  ASSERT_TRUE(Id::parse(id)) << r.out;
+  auto w = zbatch({"wait", id, "--json"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  auto s = zbatch({"status", id, "--json"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  json j = json::parse(s.out);
+  EXPECT_EQ(j["state"], "succeeded");
+  EXPECT_EQ(j["queue"], "high_priority");
+  EXPECT_EQ(j["attempt"], 1);
+}
+
+TEST_F(Cli, StdinLinesBecomeOneGroup) {
+  auto r = zbatch({"submit", "--kind", "echo", "-"}, "{\"n\":1}\n{\"n\":2}\n\n{\"n\":3}\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines;
+  std::stringstream ss(r.out);
+  for (std::string l; std::getline(ss, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 4u);  // three task ids, then the group id
+  auto g = zbatch({"group", lines.back(), "--wait", "--json"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  json j = json::parse(g.out);
+  EXPECT_EQ(j["total"], 3);
+  EXPECT_EQ(j["successful"], 3);
+  EXPECT_EQ(j["progress"], 100.0);
+  EXPECT_EQ(j["ready"], true);
+}
+
+TEST_F(Cli, FailedTaskUnderWaitExitsOne) {
+  auto r = zbatch({"submit", "--kind", "fail", "{\"error\":\"boom\"}", "--wait", "--max-retries", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("boom"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1);
+}
+
+TEST_F(Cli, InvalidPayloadIsRefusedBeforeSending) {
+  auto r = zbatch({"submit", "{not json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not valid JSON"), std::string::npos) << r.err;
+  auto stdin_bad = zbatch({"submit", "-"}, "{\"ok\":1}\n[broken\n");
+  EXPECT_EQ(stdin_bad.exit_code, 2);
+  EXPECT_NE(stdin_bad.err.find("line 2"), std::string::npos) << stdin_bad.err;
+  EXPECT_EQ(cluster_.stats()["router"]["submitted"], 0);  // nothing half-submitted
+}
+
+TEST_F(Cli, UnknownQueueIsAClearError) {
+  auto r = zbatch({"submit", "-Q", "nope", "{}"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown queue 'nope'"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, InspectAndPingAnswer) {
+  auto ping = zbatch({"ping", "--json"});
+  ASSERT_EQ(ping.exit_code, 0) << ping.err;
+  EXPECT_EQ(json::parse(ping.out)["workers"], 1);
+  for (std::string what : {"active", "reserved", "scheduled", "stats", "registered", "queues"}) {
+    auto r = zbatch({"inspect", what, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << what << ": " << r.err;
+    EXPECT_TRUE(json::parse(r.out).is_object()) << what;
+    auto human = zbatch({"inspect", what});
+    EXPECT_EQ(human.exit_code, 0) << what << ": " << human.err;
+  }
+  auto reg = json::parse(zbatch({"inspect", "registered", "--json"}).out);
+  auto kinds = reg["workers"][0]["kinds"];
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "sleep"), kinds.end());
+  auto queues = json::parse(zbatch({"inspect", "queues", "--json"}).out)["queues"];
+  ASSERT_EQ(queues.size(), 7u);
+  EXPECT_EQ(queues[0]["name"], "high_priority");
+  EXPECT_EQ(queues[0]["priority"], 10);
+}
+
+TEST_F(Cli, PurgeNeedsForceAndRevokesQueuedTasks) {
+  auto refused = zbatch({"purge", "-Q", "low_priority"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--force"), std::string::npos);
+  cluster_.worker(0).stop();  // nothing runs, so the tasks stay queued
+  ASSERT_TRUE(cluster_.ready(0));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(zbatch({"submit", "-Q", "low_priority", "{}"}).exit_code, 0);
+  auto purged = zbatch({"purge", "-Q", "low_priority", "--force", "--json"});
+  ASSERT_EQ(purged.exit_code, 0) << purged.err;
+  EXPECT_EQ(json::parse(purged.out)["purged"], 3);
+}
+
+TEST(CliAlone, UnreachableRouterIsExitThreeWithinTheTimeout) {
+  std::string ep = tcp_endpoint(free_port());
+  const auto start = std::chrono::steady_clock::now();
+  auto r = run_command({ZBATCH_BINARY, "ping", "--router", ep, "--timeout", "1"}, 20s);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("did not answer"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(CliAlone, BadFlagValuesAreUsageErrors) {
+  auto r = run_command({ZBATCH_BINARY, "worker", "--prefetch-multiplier", "0", "--router", "tcp://127.0.0.1:1"}, 10s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--prefetch-multiplier must be >= 1, got 0"), std::string::npos) << r.err;
+  auto d = run_command({ZBATCH_BINARY, "router", "--durability", "sometimes"}, 10s);
+  EXPECT_EQ(d.exit_code, 2) << d.err;
+  EXPECT_NE(d.err.find("fsync or nosync"), std::string::npos) << d.err;
+}
+
+}  // namespace
+}  // namespace zb::testing
