@@ -20,8 +20,9 @@ namespace {
 // Messages taken from one socket in one turn: enough to amortise the commit, small enough
 // that the other socket is not starved.
 constexpr int kMaxMessagesPerTurn = 4096;
-// Free space kept in the LMDB map before each turn, so a turn never hits MDB_MAP_FULL.
-constexpr uint64_t kTurnHeadroomBytes = 256ull << 20;
+// Free space kept in the LMDB map before each turn, so a turn never hits MDB_MAP_FULL: a
+// quarter of the maximum map, at most 256 MiB (a turn writes far less).
+uint64_t turn_headroom_bytes(uint64_t max_map_bytes) { return std::min<uint64_t>(256ull << 20, max_map_bytes / 4); }
 constexpr uint64_t kHugzIntervalMs = 1000;
 constexpr uint64_t kHousekeepingMs = 1000;
 constexpr size_t kTrimPerSecond = 200000;
@@ -220,7 +221,7 @@ Status Router::Impl::run_loop() {
 // One turn: read what is waiting, apply it in one write transaction, run the timers,
 // dispatch, commit, then send everything the turn produced.
 Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
-  if (Status s = ledger->env().ensure_free(kTurnHeadroomBytes); !s) {
+  if (Status s = ledger->env().ensure_free(turn_headroom_bytes(options.max_map_bytes)); !s) {
     if (!storage_full) spdlog::error("router storage full: refusing new tasks ({})", s.message());
     storage_full = true;
   } else {

@@ -1,0 +1,379 @@
+// The router in-process over real sockets: the test plays clients (the client library) and
+// workers (a raw DEALER speaking the protocol).
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "client/client.h"
+#include "common/clock.h"
+#include "common/wire.h"
+#include "router/ready_queue.h"
+#include "router/router.h"
+#include "tests/support/harness.h"
+
+namespace zb {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TempDir;
+using testing::wait_until;
+
+TEST(ReadyQueue, HigherPriorityFirstThenFifo) {
+  router::ReadyQueue q;
+  Id a = Id::random(), b = Id::random(), c = Id::random(), d = Id::random();
+  q.push(router::order_key(5, 10), a);
+  q.push(router::order_key(5, 11), b);
+  q.push(router::order_key(9, 12), c);
+  q.push(router::order_key(5, 3), d);  // requeued at its original position
+  EXPECT_EQ(q.pop(), c);
+  EXPECT_EQ(q.pop(), d);
+  EXPECT_EQ(q.pop(), a);
+  EXPECT_EQ(q.pop(), b);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(ReadyQueue, BestQueueComparesHeadsAcrossServedQueues) {
+  std::vector<router::ReadyQueue> qs(3);
+  qs[0].push(router::order_key(5, 1), Id::random());
+  qs[1].push(router::order_key(7, 2), Id::random());
+  qs[2].push(router::order_key(9, 3), Id::random());
+  EXPECT_EQ(router::best_queue(qs, std::vector<size_t>{0, 1}), 1u);
+  EXPECT_EQ(router::best_queue(qs, std::vector<size_t>{0, 1, 2}), 2u);
+  EXPECT_EQ(router::best_queue(qs, std::vector<size_t>{0}), 0u);
+  std::vector<router::ReadyQueue> empty(2);
+  EXPECT_FALSE(router::best_queue(empty, std::vector<size_t>{0, 1}));
+}
+
+// A router on inproc endpoints running on its own thread.
+class RouterFixture : public ::testing::Test {
+ protected:
+  void start(RouterOptions options = {}) {
+    tag_ = Id::random().to_string();  // inproc names are released asynchronously: never reuse
+    options.data_dir = dir_.str();
+    options.frontend = "inproc://fe-" + tag_;
+    options.backend = "inproc://be-" + tag_;
+    options.events = "inproc://ev-" + tag_;
+    options.heartbeat_ms = 100;
+    options.reclaim_grace_ms = 300;
+    options_ = options;
+    auto r = Router::create(options, &ctx_);
+    ASSERT_TRUE(r) << r.status().to_string();
+    router_ = std::move(r.value());
+    thread_ = std::thread([this] { run_status_ = router_->run(); });
+    ClientOptions co;
+    co.router = options.frontend;
+    co.timeout = 5s;
+    client_ = std::move(Client::connect(co, &ctx_).value());
+  }
+  void stop() {
+    if (!router_) return;
+    router_->stop();
+    thread_.join();
+    client_.reset();
+    router_.reset();
+  }
+  void TearDown() override {
+    workers_.clear();
+    stop();
+  }
+
+  // A fake worker: a DEALER that sends Ready and collects what the router sends.
+  struct FakeWorker {
+    zmq::socket_t socket;
+    std::vector<proto::Assignment> received;
+    std::vector<proto::Claim> acked;
+    std::optional<proto::Welcome> welcome;
+    bool disconnected = false;
+    FakeWorker(zmq::context_t& ctx, const std::string& ep) : socket(ctx, zmq::socket_type::dealer) {
+      wire::configure(socket, zmq::socket_type::dealer);
+      socket.connect(ep);
+    }
+    void pump() {
+      while (auto in = wire::recv(socket, false)) {
+        if (!in->message) continue;
+        if (auto* t = std::get_if<proto::Tasks>(&*in->message))
+          received.insert(received.end(), t->tasks.begin(), t->tasks.end());
+        if (auto* w = std::get_if<proto::Welcome>(&*in->message)) welcome = *w;
+        if (auto* a = std::get_if<proto::ResultsAck>(&*in->message))
+          acked.insert(acked.end(), a->claims.begin(), a->claims.end());
+        if (std::get_if<proto::Disconnect>(&*in->message)) disconnected = true;
+      }
+    }
+    void beat() { wire::send(socket, proto::Heartbeat{0}); }
+    void finish(const proto::Assignment& a, proto::OutcomeStatus status = proto::OutcomeStatus::kSucceeded,
+                std::string result = "null") {
+      wire::send(socket, proto::Results{{{a.task, a.attempt, status, std::move(result), "err", 1}}});
+    }
+  };
+
+  FakeWorker& add_worker(std::vector<std::string> queues, uint32_t capacity,
+                         std::vector<proto::Claim> running = {}, Id session = Id::random()) {
+    workers_.push_back(std::make_unique<FakeWorker>(ctx_, options_.backend));
+    auto& w = *workers_.back();
+    wire::send(w.socket, proto::Ready{"fake" + std::to_string(workers_.size()), session, "h", 1, queues,
+                                      {"noop"}, capacity, capacity, running});
+    EXPECT_TRUE(wait_until([&] { w.pump(); return w.welcome.has_value(); }, 5s));
+    return w;
+  }
+
+  proto::TaskSpec spec(std::string queue, int priority = -1, std::string payload = "{}") {
+    proto::TaskSpec t;
+    t.queue = std::move(queue);
+    t.kind = "noop";
+    t.priority = priority;
+    t.payload = std::move(payload);
+    return t;
+  }
+
+  zmq::context_t ctx_;
+  TempDir dir_;
+  std::string tag_;
+  RouterOptions options_;
+  std::unique_ptr<Router> router_;
+  std::thread thread_;
+  Status run_status_;
+  std::unique_ptr<Client> client_;
+  std::vector<std::unique_ptr<FakeWorker>> workers_;
+};
+
+TEST_F(RouterFixture, DispatchesByPriorityAcrossQueuesAndFifoWithin) {
+  start();
+  std::vector<Id> low, high, mid;
+  for (int i = 0; i < 3; ++i) low.push_back(*client_->submit(spec("low_priority")));
+  for (int i = 0; i < 3; ++i) mid.push_back(*client_->submit(spec("default")));
+  for (int i = 0; i < 3; ++i) high.push_back(*client_->submit(spec("high_priority")));
+  auto& w = add_worker({"high_priority", "default", "low_priority"}, 1);
+  std::vector<Id> order;
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() > order.size(); }, 5s)) << i;
+    order.push_back(w.received.back().task);
+    w.finish(w.received.back());
+  }
+  std::vector<Id> expected = high;
+  expected.insert(expected.end(), mid.begin(), mid.end());
+  expected.insert(expected.end(), low.begin(), low.end());
+  EXPECT_EQ(order, expected);
+}
+
+TEST_F(RouterFixture, NeverSendsMoreThanTheWorkersCapacity) {
+  start();
+  std::vector<proto::TaskSpec> tasks(20, spec("default"));
+  ASSERT_TRUE(client_->submit_group(tasks));
+  auto& w = add_worker({"default"}, 3);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 3; }, 5s));
+  // More turns pass (heartbeats), yet nothing more arrives until a result frees credit.
+  for (int i = 0; i < 5; ++i) {
+    w.beat();
+    ASSERT_TRUE(client_->control("ping"));
+  }
+  w.pump();
+  EXPECT_EQ(w.received.size(), 3u);
+  w.finish(w.received[0]);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 4; }, 5s));
+  ASSERT_TRUE(client_->control("ping"));
+  w.pump();
+  EXPECT_EQ(w.received.size(), 4u);
+}
+
+TEST_F(RouterFixture, GroupParallelCapsRunningTasks) {
+  start();
+  std::vector<proto::TaskSpec> tasks(6, spec("default"));
+  GroupOptions go;
+  go.parallel = 2;
+  auto receipt = client_->submit_group(tasks, go);
+  ASSERT_TRUE(receipt);
+  auto& w = add_worker({"default"}, 10);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
+  ASSERT_TRUE(client_->control("ping"));
+  w.pump();
+  EXPECT_EQ(w.received.size(), 2u);  // capacity 10, but the group allows 2
+  auto g = client_->group(receipt->group);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->running, 2u);
+  EXPECT_EQ(g->parallel, 2u);
+  for (size_t done = 0; done < 6; ++done) {
+    ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() > done; }, 5s));
+    w.finish(w.received[done]);
+    ASSERT_TRUE(client_->control("ping"));
+    w.pump();
+    EXPECT_LE(w.received.size() - done - 1, 2u);
+  }
+  ASSERT_TRUE(wait_until([&] { auto g2 = client_->group(receipt->group); return g2 && g2->ready(); }, 5s));
+  EXPECT_EQ(client_->group(receipt->group)->succeeded, 6u);
+}
+
+TEST_F(RouterFixture, EtaTaskWaitsUntilDue) {
+  start();
+  auto t = spec("default");
+  t.eta_ms = now_unix_ms() + 400;
+  auto id = client_->submit(t);
+  ASSERT_TRUE(id);
+  EXPECT_EQ(client_->status(*id)->state, TaskState::kScheduled);
+  auto& w = add_worker({"default"}, 5);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until([&] { w.pump(); w.beat(); return !w.received.empty(); }, 5s));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 250ms);
+  EXPECT_LT(waited, 1500ms);
+  auto sched = nlohmann::json::parse(*client_->control("inspect.scheduled"));
+  EXPECT_TRUE(sched["tasks"].empty());
+}
+
+TEST_F(RouterFixture, StaleAttemptDoesNotOverwriteNewerResult) {
+  start();
+  auto id = client_->submit(spec("default"));
+  auto& w1 = add_worker({"default"}, 1);
+  ASSERT_TRUE(wait_until([&] { w1.pump(); return !w1.received.empty(); }, 5s));
+  proto::Assignment first = w1.received[0];
+  // w1 goes silent: it is declared dead and the task goes to w2 as attempt 2.
+  auto& w2 = add_worker({"default"}, 1);
+  ASSERT_TRUE(wait_until([&] { w2.pump(); w2.beat(); return !w2.received.empty(); }, 5s));
+  EXPECT_EQ(w2.received[0].attempt, 2u);
+  w2.finish(w2.received[0], proto::OutcomeStatus::kSucceeded, "\"second\"");
+  ASSERT_TRUE(wait_until([&] { auto s = client_->status(*id); return s && s->state == TaskState::kSucceeded; }, 5s));
+  // The late first attempt reports a failure; it is acknowledged and ignored.
+  wire::send(w1.socket, proto::Ready{"late", Id::random(), "h", 1, {"default"}, {}, 1, 1, {}});
+  w1.finish(first, proto::OutcomeStatus::kFailed);
+  ASSERT_TRUE(client_->control("ping"));
+  auto s = client_->status(*id);
+  EXPECT_EQ(s->state, TaskState::kSucceeded);
+  EXPECT_EQ(s->attempt, 2u);
+  EXPECT_EQ(s->result, "\"second\"");
+}
+
+TEST_F(RouterFixture, RetryableFailureRunsAgainUntilRetriesRunOut) {
+  start();
+  auto t = spec("default");
+  t.max_retries = 2;
+  auto id = client_->submit(t);
+  auto& w = add_worker({"default"}, 1);
+  for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == attempt; }, 5s)) << attempt;
+    EXPECT_EQ(w.received.back().attempt, attempt);
+    w.finish(w.received.back(), proto::OutcomeStatus::kRetry);
+  }
+  ASSERT_TRUE(wait_until([&] { auto s = client_->status(*id); return s && s->state == TaskState::kFailed; }, 5s));
+  EXPECT_EQ(client_->status(*id)->attempt, 3u);
+}
+
+TEST_F(RouterFixture, QueuedTasksAndSequenceSurviveRestart) {
+  start();
+  std::vector<Id> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(*client_->submit(spec("default")));
+  auto head = nlohmann::json::parse(*client_->control("ping"))["head_seq"].get<uint64_t>();
+  stop();
+  start();
+  auto ping = nlohmann::json::parse(*client_->control("ping"));
+  EXPECT_EQ(ping["head_seq"].get<uint64_t>(), head);
+  auto page = client_->replay(0, 100);
+  ASSERT_TRUE(page);
+  ASSERT_FALSE(page->events.empty());
+  for (size_t i = 0; i < page->events.size(); ++i) EXPECT_EQ(page->events[i].seq, i + 1);  // gap-free
+  auto& w = add_worker({"default"}, 10);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 5; }, 5s));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(w.received[i].task, ids[i]);  // FIFO kept
+}
+
+TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) {
+  start();
+  Id a = *client_->submit(spec("default"));
+  Id b = *client_->submit(spec("default"));
+  Id session = Id::random();
+  auto& w = add_worker({"default"}, 2, {}, session);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
+  workers_.clear();
+  stop();
+  start();
+  // The worker comes back claiming only `a`; `b` is requeued after the grace period.
+  auto& back = add_worker({"default"}, 1, {{a, 1}});
+  EXPECT_TRUE(back.welcome->rejected.empty());
+  auto& other = add_worker({"default"}, 1);
+  ASSERT_TRUE(wait_until([&] { other.pump(); back.beat(); other.beat(); return !other.received.empty(); }, 5s));
+  EXPECT_EQ(other.received[0].task, b);
+  EXPECT_EQ(other.received[0].attempt, 2u);
+  back.finish({a, 1, {}, {}, "default", "noop", "{}", 0, 0});
+  ASSERT_TRUE(wait_until([&] { auto s = client_->status(a); return s && s->state == TaskState::kSucceeded; }, 5s));
+  EXPECT_EQ(client_->status(a)->attempt, 1u);
+}
+
+TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {
+  start();
+  // The client library exposes no key yet; speak the protocol directly.
+  zmq::socket_t raw(ctx_, zmq::socket_type::dealer);
+  wire::configure(raw, zmq::socket_type::dealer);
+  raw.connect(options_.frontend);
+  auto submit = [&](uint64_t corr) {
+    wire::send(raw, proto::Submit{corr, Id(), 0, true, "key-1", {spec("default")}});
+    std::optional<proto::SubmitAck> ack;
+    EXPECT_TRUE(wait_until([&] {
+      auto in = wire::recv(raw, false);
+      if (in && in->message) ack = std::get<proto::SubmitAck>(*in->message);
+      return ack.has_value();
+    }, 5s));
+    return *ack;
+  };
+  auto first = submit(1), second = submit(2);
+  EXPECT_FALSE(first.duplicate);
+  EXPECT_TRUE(second.duplicate);
+  EXPECT_EQ(first.tasks, second.tasks);
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 1);
+}
+
+TEST_F(RouterFixture, SubmissionsWithBadFieldsAreRefusedWhole) {
+  start();
+  std::vector<proto::TaskSpec> tasks = {spec("default"), spec("nope")};
+  auto r = client_->submit_group(tasks);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), Code::kUnprocessable);
+  EXPECT_NE(r.status().message().find("unknown queue 'nope'"), std::string::npos);
+  auto bad_priority = client_->submit(spec("default", 300));
+  EXPECT_EQ(bad_priority.status().code(), Code::kBadRequest);
+  auto big = client_->submit(spec("default", -1, std::string(17u << 20, 'x')));
+  EXPECT_EQ(big.status().code(), Code::kTooLarge);
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 0);
+  EXPECT_EQ(client_->status(Id::random()).status().code(), Code::kNotFound);
+  EXPECT_EQ(client_->control("bogus").status().code(), Code::kBadRequest);
+}
+
+TEST_F(RouterFixture, FullStorageRefusesNewTasksAndKeepsAcceptedOnes) {
+  RouterOptions o;
+  o.max_map_bytes = 16ull << 20;
+  start(o);
+  std::vector<Id> accepted;
+  Status last;
+  for (int i = 0; i < 64 && last.is_ok(); ++i) {
+    auto r = client_->submit(spec("default", -1, "\"" + std::string(1u << 20, 'x') + "\""));
+    if (r) accepted.push_back(*r);
+    else last = r.status();
+  }
+  EXPECT_EQ(last.code(), Code::kStorageFull) << last.to_string();
+  EXPECT_FALSE(accepted.empty());
+  EXPECT_TRUE(client_->control("ping"));  // everything else still answers
+  for (const Id& id : accepted) EXPECT_TRUE(client_->status(id)) << id.to_string();
+  stop();
+  start(o);
+  for (const Id& id : accepted) EXPECT_EQ(client_->status(id)->state, TaskState::kQueued);
+}
+
+TEST_F(RouterFixture, UnknownWorkerIsToldToReconnect) {
+  start();
+  FakeWorker stranger(ctx_, options_.backend);
+  stranger.beat();
+  ASSERT_TRUE(wait_until([&] { stranger.pump(); return stranger.disconnected; }, 5s));
+}
+
+TEST_F(RouterFixture, SecondRouterOnTheSameFolderIsRefused) {
+  start();
+  RouterOptions o = options_;
+  o.frontend = "inproc://other-fe";
+  o.backend = "inproc://other-be";
+  o.events = "inproc://other-ev";
+  auto second = Router::create(o, &ctx_);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace zb
