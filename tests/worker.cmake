@@ -1,0 +1,1 @@
+zbatch_add_test(worker_test SOURCES worker_test.cc LIBS zbatch_worker)
