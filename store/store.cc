@@ -1,17 +1,84 @@
+// The store process: the event follower on one thread, the HTTP server on its own pool.
 #include "store/store.h"
+
+#include <thread>
+
+#include "common/log.h"
+#include "store/follower.h"
+#include "store/http_api.h"
+#include "store/status_db.h"
 
 namespace zb {
 
-struct Store::Impl {};
+struct Store::Impl {
+  StoreOptions options;
+  std::unique_ptr<zmq::context_t> own_context;
+  zmq::context_t* context = nullptr;
+  std::optional<store::StatusDb> db;
+  std::unique_ptr<store::Follower> follower;
+  std::unique_ptr<store::ClientPool> pool;
+  httplib::Server http;
+  std::string host;
+  int port = 0;
+  std::atomic<bool> stopping{false};
+};
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
-Result<std::unique_ptr<Store>> Store::create(StoreOptions, zmq::context_t*) {
-  return Status(Code::kUnavailable, "the status store is not built in this version");
+Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_t* context) {
+  auto impl = std::make_unique<Impl>();
+  const auto colon = options.http.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return Status(Code::kBadRequest, "--http must be HOST:PORT, got '" + options.http + "'");
+  impl->host = options.http.substr(0, colon);
+  try {
+    impl->port = std::stoi(options.http.substr(colon + 1));
+  } catch (const std::exception&) {
+    impl->port = -1;
+  }
+  if (impl->port <= 0 || impl->port > 65535)
+    return Status(Code::kBadRequest, "--http port must be 1..65535, got '" + options.http.substr(colon + 1) + "'");
+  impl->options = std::move(options);
+  if (context) {
+    impl->context = context;
+  } else {
+    impl->own_context = std::make_unique<zmq::context_t>(1);
+    impl->context = impl->own_context.get();
+  }
+  auto db = store::StatusDb::open(impl->options.data_dir);
+  if (!db) return db.status();
+  impl->db.emplace(std::move(db.value()));
+  impl->follower = std::make_unique<store::Follower>(*impl->db, *impl->context, impl->options.router,
+                                                     impl->options.events);
+  impl->pool = std::make_unique<store::ClientPool>(*impl->context, impl->options.router);
+  impl->http.new_task_queue = [] { return new httplib::ThreadPool(16); };
+  impl->http.set_keep_alive_max_count(1000);
+  impl->http.set_read_timeout(5, 0);
+  impl->http.set_write_timeout(5, 0);
+  store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, store::HttpLimits{});
+  if (!impl->http.bind_to_port(impl->host.c_str(), impl->port))
+    return Status(Code::kIo, "cannot listen on http://" + impl->options.http);
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
-Status Store::run() { return Status(Code::kUnavailable, "the status store is not built in this version"); }
-void Store::stop() {}
+Status Store::run() {
+  Impl& s = *impl_;
+  spdlog::info("store listening http=http://{} router={} events={} data={}", s.options.http, s.options.router,
+               s.options.events, s.options.data_dir);
+  std::thread follower([&] { s.follower->run(s.stopping); });
+  std::thread http([&] { s.http.listen_after_bind(); });
+  while (!s.stopping.load()) {
+    zmq::pollitem_t none{nullptr, -1, 0, 0};
+    zmq::poll(&none, 0, std::chrono::milliseconds(100));  // stop() is a flag: look every 100 ms
+  }
+  s.http.stop();
+  http.join();
+  follower.join();
+  spdlog::info("store stopped");
+  return Status::ok();
+}
+
+void Store::stop() { impl_->stopping.store(true); }
 
 }  // namespace zb

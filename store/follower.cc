@@ -1,0 +1,118 @@
+#include "store/follower.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/wire.h"
+
+namespace zb::store {
+namespace {
+
+constexpr uint32_t kReplayPage = 10000;
+constexpr uint64_t kConfirmEveryMs = 200;
+constexpr uint64_t kRouterSilentMs = 3000;  // three missed HUGZ
+
+}  // namespace
+
+Follower::Follower(StatusDb& db, zmq::context_t& context, std::string router, std::string events)
+    : db_(db), context_(context), router_(std::move(router)), events_(std::move(events)) {
+  ClientOptions o;
+  o.router = router_;
+  o.timeout = std::chrono::milliseconds(2000);
+  client_ = std::move(Client::connect(o, &context_).value());
+}
+
+bool Follower::sync() {
+  for (;;) {
+    auto page = client_->replay(db_.applied(), kReplayPage);
+    if (!page) {
+      caught_up_ = false;
+      return false;
+    }
+    if (db_.log_id() != page->log_id && (db_.applied() > 0 || !db_.log_id().is_nil())) {
+      spdlog::warn("store router log changed: starting over log_id={}", page->log_id.to_string());
+      if (Status s = db_.reset(page->log_id); !s) spdlog::error("store reset failed reason=\"{}\"", s.message());
+      continue;
+    }
+    head_ = page->head_seq;
+    if (!page->events.empty() && page->events.front().seq > db_.applied() + 1)
+      spdlog::warn("store events trimmed before they were applied: from={} to={}", db_.applied() + 1,
+                   page->events.front().seq - 1);
+    if (!page->events.empty()) {
+      if (Status s = db_.apply(page->log_id, page->events); !s) {
+        spdlog::error("store apply failed reason=\"{}\"", s.message());
+        return false;
+      }
+    }
+    if (page->events.empty() || db_.applied() >= page->head_seq) {
+      caught_up_ = db_.applied() >= page->head_seq;
+      if (caught_up_) {
+        confirm(true);
+        return true;
+      }
+      return false;
+    }
+  }
+}
+
+void Follower::confirm(bool force) {
+  const uint64_t now = now_steady_ms();
+  if (db_.applied() == confirmed_ || (!force && now - last_confirm_ms_ < kConfirmEveryMs)) return;
+  if (client_->confirm(db_.applied())) {
+    confirmed_ = db_.applied();
+    last_confirm_ms_ = now;
+  }
+}
+
+void Follower::run(const std::atomic<bool>& stopping) {
+  zmq::socket_t sub(context_, zmq::socket_type::sub);
+  wire::configure(sub, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::rcvhwm, 100000);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(events_);
+  bool need_sync = true;
+  uint64_t last_heard = now_steady_ms();
+  while (!stopping.load()) {
+    if (need_sync) {
+      // Live events that arrive meanwhile wait in the SUB queue; those already applied are
+      // skipped by sequence afterwards.
+      need_sync = !sync();
+      last_heard = now_steady_ms();
+      if (need_sync) {
+        zmq::pollitem_t idle{nullptr, -1, 0, 0};
+        zmq::poll(&idle, 0, std::chrono::milliseconds(200));  // router away: retry shortly
+        continue;
+      }
+    }
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    for (int i = 0; i < 1000 && !need_sync; ++i) {
+      auto in = wire::recv(sub, false);
+      if (!in) break;
+      last_heard = now_steady_ms();
+      if (!in->message) {
+        spdlog::warn("store bad event message reason=\"{}\"", in->message.status().message());
+        continue;
+      }
+      if (auto* batch = std::get_if<proto::EventBatch>(&*in->message)) {
+        if (batch->events.empty()) continue;
+        if (batch->log_id != db_.log_id() || batch->events.front().seq > db_.applied() + 1) {
+          need_sync = true;  // a gap (or a new log): replay what we missed
+          break;
+        }
+        if (Status s = db_.apply(batch->log_id, batch->events); !s) {
+          spdlog::error("store apply failed reason=\"{}\"", s.message());
+          need_sync = true;
+        }
+        head_ = std::max(head_.load(), batch->events.back().seq);
+      } else if (auto* hugz = std::get_if<proto::Hugz>(&*in->message)) {
+        head_ = hugz->head_seq;
+        if (hugz->log_id != db_.log_id() || hugz->head_seq > db_.applied()) need_sync = true;
+      }
+    }
+    if (now_steady_ms() - last_heard > kRouterSilentMs) need_sync = true;
+    caught_up_ = !need_sync && db_.applied() >= head_.load();
+    confirm(false);
+  }
+}
+
+}  // namespace zb::store

@@ -1,0 +1,43 @@
+// Follows the router's event log into the status DB: the ZeroMQ Guide's Clone pattern
+// (internal to store/).
+//
+// Subscribes first, then replays from the last applied sequence over the frontend until it
+// has caught up, then applies live EVENT_BATCHes. A sequence gap, a HUGZ announcing events it
+// has not seen, a new log id or a silent router all lead back to a replay. Applied sequences
+// are confirmed to the router so it may trim its log.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "client/client.h"
+#include "store/status_db.h"
+
+namespace zb::store {
+
+class Follower {
+ public:
+  Follower(StatusDb& db, zmq::context_t& context, std::string router, std::string events);
+  // Runs until `stopping` is set.
+  void run(const std::atomic<bool>& stopping);
+  bool caught_up() const { return caught_up_.load(); }
+  uint64_t head_seq() const { return head_.load(); }
+
+ private:
+  // Replays until the DB holds everything the router has; false if the router did not answer.
+  bool sync();
+  void confirm(bool force);
+
+  StatusDb& db_;
+  zmq::context_t& context_;
+  std::string router_, events_;
+  std::unique_ptr<Client> client_;
+  std::atomic<bool> caught_up_{false};
+  std::atomic<uint64_t> head_{0};
+  uint64_t confirmed_ = 0;
+  uint64_t last_confirm_ms_ = 0;
+};
+
+}  // namespace zb::store

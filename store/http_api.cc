@@ -1,0 +1,469 @@
+#include "store/http_api.h"
+
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace zb::store {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxJsonDepth = 64;
+
+int http_status(Code code) {
+  switch (code) {
+    case Code::kBadRequest: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kConflict: return 409;
+    case Code::kTooLarge: return 413;
+    case Code::kUnprocessable: return 422;
+    case Code::kUnavailable: return 503;
+    case Code::kTimeout: return 504;
+    case Code::kStorageFull: return 507;
+    default: return 500;
+  }
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, const Status& s) {
+  send_json(res, http_status(s.code()),
+            json{{"error", {{"code", code_name(s.code())}, {"message", s.message()}}}});
+}
+
+// Nesting depth of a JSON text, counted outside strings, so a hostile body of a million '['
+// is refused before a recursive parser sees it.
+bool depth_within(std::string_view text, size_t max) {
+  size_t depth = 0;
+  bool in_string = false, escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (ch == '\\') escaped = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > max) return false;
+    } else if ((ch == ']' || ch == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
+Result<json> parse_body(const httplib::Request& req) {
+  if (!depth_within(req.body, kMaxJsonDepth))
+    return Status(Code::kBadRequest, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return Status(Code::kBadRequest, "request body is not valid JSON");
+  if (!j.is_object()) return Status(Code::kBadRequest, "request body must be a JSON object");
+  return j;
+}
+
+// The batch guide's status words.
+std::string seed_status(TaskState s) {
+  switch (s) {
+    case TaskState::kSucceeded: return "completed";
+    case TaskState::kFailed: return "failed";
+    case TaskState::kStarted: return "running";
+    case TaskState::kRetrying: return "retrying";
+    case TaskState::kRevoked: return "revoked";
+    case TaskState::kQueued:
+    case TaskState::kScheduled: return "pending";
+  }
+  return "pending";
+}
+
+json json_or_text(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+json task_json(const TaskStatus& t, bool with_payload) {
+  json j = {{"task_id", t.id.to_string()},
+            {"id", t.ref.empty() ? json(nullptr) : json(t.ref)},
+            {"status", seed_status(t.state)},
+            {"state", state_name(t.state)},
+            {"queue", t.queue},
+            {"kind", t.kind},
+            {"attempt", t.attempt},
+            {"group_id", t.group.is_nil() ? json(nullptr) : json(t.group.to_string())},
+            {"worker", t.worker.empty() ? json(nullptr) : json(t.worker)},
+            {"result", json_or_text(t.result)},
+            {"error", t.error.empty() ? json(nullptr) : json(t.error)},
+            {"created_ms", t.created_ms},
+            {"started_ms", t.started_ms},
+            {"finished_ms", t.finished_ms},
+            {"runtime_us", t.runtime_us}};
+  if (with_payload) j["payload"] = json_or_text(t.payload);
+  return j;
+}
+
+TaskStatus from_record(const proto::TaskRecord& r) {
+  return {r.id, r.group, r.ref, r.queue, r.kind, r.state, r.attempt, r.worker, r.payload, r.result, r.error,
+          r.created_ms, r.started_ms, r.finished_ms, 0};
+}
+
+json group_counts(const GroupStatus& g) {
+  const double progress = g.total ? std::round(1000.0 * g.completed() / g.total) / 10 : (g.sealed ? 100.0 : 0.0);
+  return {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
+          {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
+          {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
+          {"ready", g.ready()}};
+}
+
+Result<size_t> query_size(const httplib::Request& req, const char* name, size_t fallback, size_t max) {
+  if (!req.has_param(name)) return fallback;
+  const std::string v = req.get_param_value(name);
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || v[0] == '-') return Status(Code::kBadRequest, std::string(name) + " must be a non-negative integer");
+  return std::min<size_t>(n, max);
+}
+
+// A task object of an HTTP request as a TaskSpec. `queue` is the endpoint's queue (empty for
+// the generic API, where the body may name one).
+Result<proto::TaskSpec> task_spec(const json& t, const std::string& queue, bool whole_object_is_payload) {
+  if (!t.is_object()) return Status(Code::kBadRequest, "each task must be a JSON object");
+  proto::TaskSpec spec;
+  spec.queue = queue;
+  if (queue.empty() && t.contains("queue")) {
+    if (!t["queue"].is_string()) return Status(Code::kBadRequest, "queue must be a string");
+    spec.queue = t["queue"].get<std::string>();
+  }
+  if (t.contains("kind")) {
+    if (!t["kind"].is_string()) return Status(Code::kBadRequest, "kind must be a string");
+    spec.kind = t["kind"].get<std::string>();
+  }
+  if (t.contains("id")) {
+    if (t["id"].is_string()) spec.ref = t["id"].get<std::string>();
+    else if (t["id"].is_number_integer()) spec.ref = std::to_string(t["id"].get<int64_t>());
+    else return Status(Code::kBadRequest, "id must be a string or an integer");
+  }
+  if (t.contains("priority")) {
+    if (!t["priority"].is_number_integer() || t["priority"].get<int64_t>() < 0 || t["priority"].get<int64_t>() > 255)
+      return Status(Code::kBadRequest, "priority must be an integer 0..255");
+    spec.priority = static_cast<int32_t>(t["priority"].get<int64_t>());
+  }
+  if (t.contains("max_retries")) {
+    if (!t["max_retries"].is_number_integer() || t["max_retries"].get<int64_t>() < 0)
+      return Status(Code::kBadRequest, "max_retries must be a non-negative integer");
+    spec.max_retries = static_cast<int32_t>(std::min<int64_t>(t["max_retries"].get<int64_t>(), 1000));
+  }
+  if (t.contains("countdown")) {
+    if (!t["countdown"].is_number() || t["countdown"].get<double>() < 0)
+      return Status(Code::kBadRequest, "countdown must be a number of seconds >= 0");
+    spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(t["countdown"].get<double>() * 1000);
+  }
+  if (t.contains("eta")) {
+    if (!t["eta"].is_number() || t["eta"].get<double>() < 0)
+      return Status(Code::kBadRequest, "eta must be unix seconds");
+    spec.eta_ms = static_cast<uint64_t>(t["eta"].get<double>() * 1000);
+  }
+  if (whole_object_is_payload) {
+    spec.payload = t.dump();  // the guide's tasks are handed to the handler whole
+  } else {
+    spec.payload = t.contains("payload") ? t["payload"].dump() : "null";
+  }
+  return spec;
+}
+
+}  // namespace
+
+std::unique_ptr<Client> ClientPool::take() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+  }
+  ClientOptions o;
+  o.router = router_;
+  o.timeout = std::chrono::milliseconds(10000);
+  return std::move(Client::connect(o, &context_).value());
+}
+
+void ClientPool::give(std::unique_ptr<Client> c) {
+  std::lock_guard lock(mu_);
+  idle_.push_back(std::move(c));
+}
+
+void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
+                    const HttpLimits& limits) {
+  // Bodies are checked before they are read: cpp-httplib enforces its payload limit only for
+  // Content-Length bodies, so chunked or length-less uploads are refused here.
+  server.set_payload_max_length(limits.max_body_bytes);
+  server.set_pre_routing_handler([limits](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "POST" || req.method == "PUT") {
+      if (req.has_header("Transfer-Encoding")) {
+        send_error(res, Status(Code::kBadRequest, "chunked request bodies are not accepted; send Content-Length"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      const std::string len = req.get_header_value("Content-Length");
+      if (!len.empty() && std::strtoull(len.c_str(), nullptr, 10) > limits.max_body_bytes) {
+        send_error(res, Status(Code::kTooLarge, "request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) send_error(res, Status(Code::kNotFound, "no route " + req.method + " " + req.path));
+    else if (res.status == 413) send_error(res, Status(Code::kTooLarge, "request body too large"));
+    else send_error(res, Status(res.status == 400 ? Code::kBadRequest : Code::kInternal,
+                                "HTTP " + std::to_string(res.status) + " for " + req.method + " " + req.path));
+  });
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("store http handler failed reason=\"{}\"", what);
+    send_error(res, Status(Code::kInternal, what));
+  });
+
+  // POST /batch[/celery]/<endpoint>: the guide's batch submission.
+  struct SeedEndpoint {
+    const char* path;
+    const char* queue;
+  };
+  for (const auto& e : {SeedEndpoint{"agent-tasks", "agent_tasks"}, {"validation", "validation"},
+                        {"tests", "tests"}, {"mcp-operations", "mcp_operations"}}) {
+    for (const std::string prefix : {"/batch/celery/", "/batch/"}) {
+      const std::string queue = e.queue;
+      server.Post(prefix + e.path, [&, queue, prefix, limits](const httplib::Request& req, httplib::Response& res) {
+        auto body = parse_body(req);
+        if (!body) return send_error(res, body.status());
+        const json& b = *body;
+        if (!b.contains("tasks") || !b["tasks"].is_array() || b["tasks"].empty())
+          return send_error(res, Status(Code::kBadRequest, "tasks must be a non-empty array"));
+        if (b["tasks"].size() > limits.max_batch_tasks)
+          return send_error(res, Status(Code::kTooLarge, "a batch holds at most " + std::to_string(limits.max_batch_tasks) + " tasks"));
+        GroupOptions go;
+        if (b.contains("parallel") && !b["parallel"].is_null()) {
+          if (!b["parallel"].is_number_integer() || b["parallel"].get<int64_t>() < 0)
+            return send_error(res, Status(Code::kBadRequest, "parallel must be a non-negative integer"));
+          go.parallel = static_cast<uint32_t>(std::min<int64_t>(b["parallel"].get<int64_t>(), 1'000'000));
+        }
+        std::vector<proto::TaskSpec> specs;
+        specs.reserve(b["tasks"].size());
+        for (const auto& t : b["tasks"]) {
+          auto spec = task_spec(t, queue, true);
+          if (!spec) return send_error(res, spec.status());
+          specs.push_back(std::move(spec.value()));
+        }
+        go.chunk_tasks = specs.size();  // one message: the router accepts or refuses it whole
+        auto receipt = pool.with([&](Client& c) { return c.submit_group(specs, go); });
+        if (!receipt) return send_error(res, receipt.status());
+        const std::string gid = receipt->group.to_string();
+        send_json(res, 200, json{{"backend", "zbatch"}, {"group_id", gid}, {"status", "submitted"},
+                                 {"total_tasks", specs.size()}, {"monitor_url", prefix + "group/" + gid}});
+      });
+    }
+  }
+
+  auto get_task = [&](const Id& id) -> Result<TaskStatus> {
+    auto t = db.task(id);
+    if (!t) return t.status();
+    if (t->has_value()) return std::move(**t);
+    // Not applied here yet: the router knows (read-your-writes right after a submission).
+    auto rec = pool.with([&](Client& c) { return c.status(id); });
+    if (!rec) return rec.status();
+    return from_record(*rec);
+  };
+  auto task_handler = [&, get_task](bool full) {
+    return [&, get_task, full](const httplib::Request& req, httplib::Response& res) {
+      auto id = Id::parse(req.matches[1].str());
+      if (!id) return send_error(res, Status(Code::kNotFound, "no task " + req.matches[1].str()));
+      auto t = get_task(*id);
+      if (!t) return send_error(res, t.status());
+      send_json(res, 200, task_json(*t, full));
+    };
+  };
+  auto group_handler = [&, limits](bool full) {
+    return [&, limits, full](const httplib::Request& req, httplib::Response& res) {
+      auto id = Id::parse(req.matches[1].str());
+      if (!id) return send_error(res, Status(Code::kNotFound, "no group " + req.matches[1].str()));
+      auto offset = query_size(req, "offset", 0, SIZE_MAX);
+      auto limit = query_size(req, "limit", limits.max_group_results, limits.max_group_results);
+      if (!offset) return send_error(res, offset.status());
+      if (!limit) return send_error(res, limit.status());
+      auto g = db.group(*id);
+      if (!g) return send_error(res, g.status());
+      GroupStatus group;
+      if (g->has_value()) {
+        group = **g;
+      } else {
+        auto rec = pool.with([&](Client& c) { return c.group(*id); });
+        if (!rec) return send_error(res, rec.status());
+        group.id = rec->id;
+        group.total = rec->total;
+        group.succeeded = rec->succeeded;
+        group.failed = rec->failed;
+        group.revoked = rec->revoked;
+        group.running = rec->running;
+        group.parallel = rec->parallel;
+        group.sealed = rec->sealed;
+      }
+      auto tasks = db.group_tasks(*id, *offset, *limit);
+      if (!tasks) return send_error(res, tasks.status());
+      json out = group_counts(group);
+      json results = json::array();
+      for (const auto& t : *tasks) {
+        if (full) {
+          results.push_back(task_json(t, false));
+        } else {
+          results.push_back(json{{"task_id", t.id.to_string()}, {"id", t.ref.empty() ? json(nullptr) : json(t.ref)},
+                                 {"status", seed_status(t.state)}, {"result", json_or_text(t.result)},
+                                 {"error", t.error.empty() ? json(nullptr) : json(t.error)}});
+        }
+      }
+      out[full ? "tasks" : "results"] = results;
+      out["offset"] = *offset;
+      out["results_truncated"] = *offset + tasks->size() < group.total;
+      send_json(res, 200, out);
+    };
+  };
+  for (const std::string prefix : {"/batch/celery/", "/batch/"}) {
+    server.Get(prefix + "task/([^/]+)", task_handler(false));
+    server.Get(prefix + "group/([^/]+)", group_handler(false));
+  }
+  server.Get("/api/v1/tasks/([^/]+)", task_handler(true));
+  server.Get("/api/v1/groups/([^/]+)", group_handler(true));
+
+  // POST /api/v1/tasks: one task ({"queue","kind","payload",...}) or many ({"tasks":[...]}).
+  server.Post("/api/v1/tasks", [&, limits](const httplib::Request& req, httplib::Response& res) {
+    auto body = parse_body(req);
+    if (!body) return send_error(res, body.status());
+    const json& b = *body;
+    if (!b.contains("tasks")) {
+      auto spec = task_spec(b, "", false);
+      if (!spec) return send_error(res, spec.status());
+      auto id = pool.with([&](Client& c) { return c.submit(*spec); });
+      if (!id) return send_error(res, id.status());
+      return send_json(res, 201, json{{"task_id", id->to_string()}, {"url", "/api/v1/tasks/" + id->to_string()}});
+    }
+    if (!b["tasks"].is_array() || b["tasks"].empty())
+      return send_error(res, Status(Code::kBadRequest, "tasks must be a non-empty array"));
+    if (b["tasks"].size() > limits.max_batch_tasks)
+      return send_error(res, Status(Code::kTooLarge, "a batch holds at most " + std::to_string(limits.max_batch_tasks) + " tasks"));
+    GroupOptions go;
+    if (b.contains("parallel")) {
+      if (!b["parallel"].is_number_integer() || b["parallel"].get<int64_t>() < 0)
+        return send_error(res, Status(Code::kBadRequest, "parallel must be a non-negative integer"));
+      go.parallel = static_cast<uint32_t>(std::min<int64_t>(b["parallel"].get<int64_t>(), 1'000'000));
+    }
+    std::vector<proto::TaskSpec> specs;
+    for (const auto& t : b["tasks"]) {
+      auto spec = task_spec(t, "", false);
+      if (!spec) return send_error(res, spec.status());
+      specs.push_back(std::move(spec.value()));
+    }
+    go.chunk_tasks = specs.size();
+    auto receipt = pool.with([&](Client& c) { return c.submit_group(specs, go); });
+    if (!receipt) return send_error(res, receipt.status());
+    json ids = json::array();
+    for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
+    send_json(res, 201, json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
+                             {"url", "/api/v1/groups/" + receipt->group.to_string()}});
+  });
+
+  // Control, forwarded to the router.
+  auto forward = [&](const std::string& op, const std::string& args, const std::string& pick) {
+    return [&, op, args, pick](const httplib::Request&, httplib::Response& res) {
+      auto reply = pool.with([&](Client& c) { return c.control(op, args); });
+      if (!reply) return send_error(res, reply.status());
+      json j = json::parse(*reply, nullptr, false);
+      send_json(res, 200, pick.empty() ? j : j[pick]);
+    };
+  };
+  server.Get("/api/v1/workers", forward("inspect.stats", "{}", "workers"));
+  server.Get("/api/v1/queues", forward("inspect.queues", "{}", "queues"));
+  server.Get("/api/v1/ping", forward("ping", "{}", ""));
+  server.Get("/api/v1/inspect/([^/]+)", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::string what = req.matches[1].str();
+    if (what != "active" && what != "reserved" && what != "scheduled" && what != "stats" && what != "registered" &&
+        what != "queues")
+      return send_error(res, Status(Code::kNotFound, "inspect what? active|reserved|scheduled|stats|registered|queues"));
+    forward("inspect." + what, "{}", "")(req, res);
+  });
+  server.Post("/api/v1/purge", [&](const httplib::Request& req, httplib::Response& res) {
+    json args = json::object();
+    if (!req.body.empty()) {
+      auto body = parse_body(req);
+      if (!body) return send_error(res, body.status());
+      if (body->contains("queue")) {
+        if (!(*body)["queue"].is_string()) return send_error(res, Status(Code::kBadRequest, "queue must be a string"));
+        args["queue"] = (*body)["queue"];
+      }
+    }
+    forward("purge", args.dump(), "")(req, res);
+  });
+
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, json{{"status", "ok"}}); });
+  server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
+    const bool ready = follower.caught_up();
+    send_json(res, ready ? 200 : 503,
+              json{{"ready", ready}, {"applied_seq", db.applied()}, {"router_head_seq", follower.head_seq()}});
+  });
+
+  server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    std::ostringstream out;
+    auto counts = db.counters();
+    if (!counts) return send_error(res, counts.status());
+    const Counters& c = *counts;
+    out << "# HELP zbatch_tasks_total Tasks by life-cycle event.\n# TYPE zbatch_tasks_total counter\n";
+    for (auto [name, v] : {std::pair{"received", c.received}, {"started", c.started}, {"succeeded", c.succeeded},
+                           {"failed", c.failed}, {"retried", c.retried}, {"revoked", c.revoked}})
+      out << "zbatch_tasks_total{event=\"" << name << "\"} " << v << "\n";
+    out << "# HELP zbatch_task_runtime_seconds Handler run time of finished tasks.\n"
+           "# TYPE zbatch_task_runtime_seconds histogram\n";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < std::size(kRuntimeBucketsMs); ++i) {
+      cumulative += c.runtime_buckets[i];
+      out << "zbatch_task_runtime_seconds_bucket{le=\"" << kRuntimeBucketsMs[i] / 1000 << "\"} " << cumulative << "\n";
+    }
+    cumulative += c.runtime_buckets.back();
+    out << "zbatch_task_runtime_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
+        << "zbatch_task_runtime_seconds_sum " << c.runtime_sum_us / 1e6 << "\n"
+        << "zbatch_task_runtime_seconds_count " << cumulative << "\n";
+    out << "# HELP zbatch_events_applied Last router event applied by the store.\n# TYPE zbatch_events_applied gauge\n"
+        << "zbatch_events_applied " << db.applied() << "\n";
+    auto queues = pool.with([&](Client& cl) { return cl.control("inspect.queues"); });
+    auto stats = pool.with([&](Client& cl) { return cl.control("inspect.stats"); });
+    out << "# HELP zbatch_router_up Whether the router answered this scrape.\n# TYPE zbatch_router_up gauge\n"
+        << "zbatch_router_up " << (queues && stats ? 1 : 0) << "\n";
+    if (queues) {
+      const json q = json::parse(*queues, nullptr, false);
+      out << "# HELP zbatch_queue_depth Tasks ready to run.\n# TYPE zbatch_queue_depth gauge\n";
+      for (const auto& e : q["queues"]) out << "zbatch_queue_depth{queue=\"" << e["name"].get<std::string>() << "\"} " << e["depth"] << "\n";
+      out << "# HELP zbatch_queue_running Tasks running.\n# TYPE zbatch_queue_running gauge\n";
+      for (const auto& e : q["queues"]) out << "zbatch_queue_running{queue=\"" << e["name"].get<std::string>() << "\"} " << e["running"] << "\n";
+      out << "# HELP zbatch_queue_scheduled Tasks waiting for their ETA.\n# TYPE zbatch_queue_scheduled gauge\n";
+      for (const auto& e : q["queues"]) out << "zbatch_queue_scheduled{queue=\"" << e["name"].get<std::string>() << "\"} " << e["scheduled"] << "\n";
+    }
+    if (stats) {
+      const json s = json::parse(*stats, nullptr, false);
+      out << "# HELP zbatch_workers Workers online.\n# TYPE zbatch_workers gauge\nzbatch_workers " << s["workers"].size() << "\n";
+    }
+    res.set_content(out.str(), "text/plain; version=0.0.4");
+  });
+}
+
+}  // namespace zb::store

@@ -1,0 +1,51 @@
+// The HTTP API (internal to store/): the batch guide's /batch/celery/... endpoints, the same
+// under /batch/..., the generic /api/v1/..., /metrics, /healthz and /readyz.
+// Every error is JSON {"error": {"code", "message"}}.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <httplib.h>
+
+#include "client/client.h"
+#include "store/follower.h"
+#include "store/status_db.h"
+
+namespace zb::store {
+
+struct HttpLimits {
+  size_t max_body_bytes = 32u << 20;
+  size_t max_batch_tasks = 100000;
+  size_t max_group_results = 1000;  // results per group page
+};
+
+// Clients to the router's frontend, one per concurrent request (a Client is single-threaded).
+class ClientPool {
+ public:
+  ClientPool(zmq::context_t& context, std::string router) : context_(context), router_(std::move(router)) {}
+  // Runs `fn` with a client borrowed for the call.
+  template <typename Fn>
+  auto with(Fn&& fn) {
+    std::unique_ptr<Client> c = take();
+    auto result = fn(*c);
+    give(std::move(c));
+    return result;
+  }
+
+ private:
+  std::unique_ptr<Client> take();
+  void give(std::unique_ptr<Client> c);
+  zmq::context_t& context_;
+  std::string router_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Client>> idle_;
+};
+
+// Installs every route on `server`.
+void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
+                    const HttpLimits& limits);
+
+}  // namespace zb::store

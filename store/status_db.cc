@@ -1,0 +1,237 @@
+#include "store/status_db.h"
+
+#include <nlohmann/json.hpp>
+
+namespace zb::store {
+namespace {
+
+template <typename T>
+std::string pack(const T& v) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  return std::string(buf.data(), buf.size());
+}
+
+template <typename T>
+Result<std::optional<T>> read(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view key) {
+  auto v = txn.get(dbi, key);
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<T>{};
+  try {
+    auto h = msgpack::unpack((*v)->data(), (*v)->size());
+    T out;
+    h.get().convert(out);
+    return std::optional<T>{std::move(out)};
+  } catch (const std::exception& e) {
+    return Status(Code::kIo, std::string("corrupt status record: ") + e.what());
+  }
+}
+
+}  // namespace
+
+Result<StatusDb> StatusDb::open(const std::string& dir) {
+  lmdb::EnvOptions o;
+  auto env = lmdb::Env::open(dir, o);
+  if (!env) return env.status();
+  StatusDb db(std::move(env.value()));
+  auto txn = lmdb::Txn::begin(db.env_, false);
+  if (!txn) return txn.status();
+  for (auto [name, dbi] : {std::pair{"tasks", &db.tasks_}, {"group_tasks", &db.group_tasks_},
+                           {"groups", &db.groups_}, {"meta", &db.meta_}}) {
+    auto d = txn->open_db(name, MDB_CREATE);
+    if (!d) return d.status();
+    *dbi = *d;
+  }
+  auto id = txn->get(db.meta_, "log_id");
+  if (id && id->has_value()) db.log_id_ = Id::from_bytes(**id).value_or(Id());
+  auto applied = txn->get(db.meta_, "applied");
+  if (applied && applied->has_value() && (*applied)->size() == 8) db.applied_ = lmdb::from_be64(**applied);
+  if (Status s = txn->commit(); !s) return s;
+  return db;
+}
+
+Status StatusDb::reset(const Id& log_id) {
+  auto txn = lmdb::Txn::begin(env_, false);
+  if (!txn) return txn.status();
+  for (auto dbi : {tasks_, group_tasks_, groups_, meta_})
+    if (Status s = txn->drop(dbi); !s) return s;
+  if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
+  if (Status s = txn->commit(); !s) return s;
+  log_id_ = log_id;
+  applied_ = 0;
+  return Status::ok();
+}
+
+Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events) {
+  auto txn = lmdb::Txn::begin(env_, false);
+  if (!txn) return txn.status();
+  auto counts = read<Counters>(*txn, meta_, "counts");
+  if (!counts) return counts.status();
+  Counters c = counts->value_or(Counters{});
+  c.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
+  uint64_t applied = applied_;
+  for (const auto& ev : events) {
+    if (ev.seq <= applied) continue;
+    if (Status s = apply_one(*txn, ev, c); !s) return s;
+    applied = ev.seq;
+  }
+  if (applied == applied_) return Status::ok();
+  if (Status s = txn->put(meta_, "counts", pack(c)); !s) return s;
+  if (Status s = txn->put(meta_, "applied", lmdb::be64(applied)); !s) return s;
+  if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
+  if (Status s = txn->commit(); !s) return s;
+  applied_ = applied;
+  log_id_ = log_id;
+  return Status::ok();
+}
+
+Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c) {
+  using proto::EventType;
+  if (ev.type == EventType::kGroupUpdated) {
+    auto g = read<GroupStatus>(txn, groups_, ev.group.bytes());
+    if (!g) return g.status();
+    GroupStatus group = g->value_or(GroupStatus{});
+    group.id = ev.group;
+    if (!group.created_ms) group.created_ms = ev.ts_ms;
+    auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
+    if (detail.is_object()) {
+      group.total = detail.value("total", group.total);
+      group.parallel = detail.value("parallel", group.parallel);
+      group.sealed = detail.value("sealed", group.sealed);
+    }
+    if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
+    return txn.put(groups_, ev.group.bytes(), pack(group));
+  }
+  if (ev.task.is_nil()) return Status::ok();  // worker and queue events: not kept here
+
+  auto found = read<TaskStatus>(txn, tasks_, ev.task.bytes());
+  if (!found) return found.status();
+  TaskStatus t = found->value_or(TaskStatus{});
+  const TaskState before = t.state;
+  const bool known = found->has_value();
+  int group_running_delta = 0;
+  bool finished_now = false;
+  switch (ev.type) {
+    case EventType::kTaskReceived:
+      t.id = ev.task;
+      t.group = ev.group;
+      t.ref = ev.ref;
+      t.queue = ev.queue;
+      t.kind = ev.kind;
+      t.payload = ev.payload;
+      t.state = ev.state;
+      t.created_ms = ev.ts_ms;
+      ++c.received;
+      if (!ev.group.is_nil()) {
+        std::string key = std::string(ev.group.bytes()) + lmdb::be64(ev.seq);
+        if (Status s = txn.put(group_tasks_, key, ev.task.bytes()); !s) return s;
+      }
+      break;
+    case EventType::kTaskScheduled:
+    case EventType::kTaskQueued:
+      if (before == TaskState::kStarted) group_running_delta = -1;
+      t.state = TaskState::kQueued;
+      if (!ev.error.empty()) t.error = ev.error;
+      break;
+    case EventType::kTaskStarted:
+      if (before != TaskState::kStarted) group_running_delta = +1;
+      t.state = TaskState::kStarted;
+      t.attempt = ev.attempt;
+      t.worker = ev.worker;
+      t.started_ms = ev.ts_ms;
+      ++c.started;
+      break;
+    case EventType::kTaskRetried:
+      if (before == TaskState::kStarted) group_running_delta = -1;
+      t.state = TaskState::kRetrying;
+      t.error = ev.error;
+      ++c.retried;
+      break;
+    case EventType::kTaskSucceeded:
+    case EventType::kTaskFailed:
+    case EventType::kTaskRevoked: {
+      if (before == TaskState::kStarted) group_running_delta = -1;
+      finished_now = !is_terminal(before) || !known;
+      t.state = ev.state;
+      t.attempt = std::max(t.attempt, ev.attempt);
+      if (!ev.worker.empty()) t.worker = ev.worker;
+      t.result = ev.result;
+      t.error = ev.error;
+      t.finished_ms = ev.ts_ms;
+      auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
+      if (detail.is_object() && detail.contains("runtime_us") && detail["runtime_us"].is_number_unsigned()) {
+        t.runtime_us = detail["runtime_us"].get<uint64_t>();
+        const double ms = t.runtime_us / 1000.0;
+        size_t b = 0;
+        while (b < std::size(kRuntimeBucketsMs) && ms > kRuntimeBucketsMs[b]) ++b;
+        ++c.runtime_buckets[b];
+        c.runtime_sum_us += t.runtime_us;
+      }
+      if (ev.type == EventType::kTaskSucceeded) ++c.succeeded;
+      else if (ev.type == EventType::kTaskFailed) ++c.failed;
+      else ++c.revoked;
+      break;
+    }
+    default:
+      return Status::ok();
+  }
+  if (!known && ev.type != EventType::kTaskReceived) t.id = ev.task;
+  if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
+
+  if (t.group.is_nil() || (!group_running_delta && !finished_now)) return Status::ok();
+  auto g = read<GroupStatus>(txn, groups_, t.group.bytes());
+  if (!g) return g.status();
+  GroupStatus group = g->value_or(GroupStatus{});
+  group.id = t.group;
+  if (group_running_delta < 0 && group.running > 0) --group.running;
+  if (group_running_delta > 0) ++group.running;
+  if (finished_now) {
+    if (t.state == TaskState::kSucceeded) ++group.succeeded;
+    else if (t.state == TaskState::kFailed) ++group.failed;
+    else ++group.revoked;
+  }
+  if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
+  return txn.put(groups_, t.group.bytes(), pack(group));
+}
+
+Result<std::optional<TaskStatus>> StatusDb::task(const Id& id) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  return read<TaskStatus>(*txn, tasks_, id.bytes());
+}
+
+Result<std::optional<GroupStatus>> StatusDb::group(const Id& id) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  return read<GroupStatus>(*txn, groups_, id.bytes());
+}
+
+Result<std::vector<TaskStatus>> StatusDb::group_tasks(const Id& id, size_t offset, size_t limit) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, group_tasks_);
+  if (!c) return c.status();
+  std::vector<TaskStatus> out;
+  const std::string prefix(id.bytes());
+  size_t index = 0;
+  for (bool ok = c->seek(prefix); ok && out.size() < limit; ok = c->next()) {
+    if (c->key().substr(0, Id::kSize) != prefix) break;
+    if (index++ < offset) continue;
+    auto t = read<TaskStatus>(*txn, tasks_, c->value());
+    if (!t) return t.status();
+    if (t->has_value()) out.push_back(std::move(**t));
+  }
+  return out;
+}
+
+Result<Counters> StatusDb::counters() {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = read<Counters>(*txn, meta_, "counts");
+  if (!c) return c.status();
+  Counters out = c->value_or(Counters{});
+  out.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
+  return out;
+}
+
+}  // namespace zb::store
