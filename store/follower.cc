@@ -96,6 +96,8 @@ void Follower::run(const std::atomic<bool>& stopping) {
       if (auto* batch = std::get_if<proto::EventBatch>(&*in->message)) {
         if (batch->events.empty()) continue;
         if (batch->log_id != db_.log_id() || batch->events.front().seq > db_.applied() + 1) {
+          spdlog::info("store sequence gap applied={} received={}: replaying", db_.applied(),
+                       batch->events.front().seq);
           need_sync = true;  // a gap (or a new log): replay what we missed
           break;
         }
