@@ -385,8 +385,9 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
   });
 
   // Control, forwarded to the router.
-  auto forward = [&](const std::string& op, const std::string& args, const std::string& pick) {
-    return [&, op, args, pick](const httplib::Request&, httplib::Response& res) {
+  // Handlers outlive this function: they capture `pool` (owned by the store) and values only.
+  auto forward = [&pool](const std::string& op, const std::string& args, const std::string& pick) {
+    return [&pool, op, args, pick](const httplib::Request&, httplib::Response& res) {
       auto reply = pool.with([&](Client& c) { return c.control(op, args); });
       if (!reply) return send_error(res, reply.status());
       json j = json::parse(*reply, nullptr, false);
@@ -396,14 +397,14 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
   server.Get("/api/v1/workers", forward("inspect.stats", "{}", "workers"));
   server.Get("/api/v1/queues", forward("inspect.queues", "{}", "queues"));
   server.Get("/api/v1/ping", forward("ping", "{}", ""));
-  server.Get("/api/v1/inspect/([^/]+)", [&](const httplib::Request& req, httplib::Response& res) {
+  server.Get("/api/v1/inspect/([^/]+)", [forward](const httplib::Request& req, httplib::Response& res) {
     const std::string what = req.matches[1].str();
     if (what != "active" && what != "reserved" && what != "scheduled" && what != "stats" && what != "registered" &&
         what != "queues")
       return send_error(res, Status(Code::kNotFound, "inspect what? active|reserved|scheduled|stats|registered|queues"));
     forward("inspect." + what, "{}", "")(req, res);
   });
-  server.Post("/api/v1/purge", [&](const httplib::Request& req, httplib::Response& res) {
+  server.Post("/api/v1/purge", [forward](const httplib::Request& req, httplib::Response& res) {
     json args = json::object();
     if (!req.body.empty()) {
       auto body = parse_body(req);
