@@ -123,7 +123,7 @@ Status Router::Impl::open() {
   frontend->set(zmq::sockopt::sndhwm, 100000);
   frontend->set(zmq::sockopt::rcvhwm, 100000);
   backend->set(zmq::sockopt::router_handover, 1);
-  events->set(zmq::sockopt::sndhwm, 100000);
+  events->set(zmq::sockopt::sndhwm, options.events_hwm);
   if (Status s = bind_all(*frontend, options.frontend, "frontend"); !s) return s;
   if (Status s = bind_all(*backend, options.backend, "backend"); !s) return s;
   if (Status s = bind_all(*events, options.events, "events"); !s) return s;

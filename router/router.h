@@ -67,6 +67,7 @@ struct RouterOptions {
   uint32_t liveness = 3;
   uint32_t reclaim_grace_ms = 5000;   // after a restart, before unclaimed leases are requeued
   uint64_t event_retention = 1'000'000;  // events kept beyond what the store confirmed
+  int events_hwm = 100000;  // EVENT_BATCH messages queued per subscriber before the PUB drops
   uint64_t max_map_bytes = 64ull << 30;
   std::vector<QueueConfig> queues = default_queue_configs();
 };

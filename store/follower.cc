@@ -96,7 +96,7 @@ void Follower::run(const std::atomic<bool>& stopping) {
       if (auto* batch = std::get_if<proto::EventBatch>(&*in->message)) {
         if (batch->events.empty()) continue;
         if (batch->log_id != db_.log_id() || batch->events.front().seq > db_.applied() + 1) {
-          spdlog::info("store sequence gap applied={} received={}: replaying", db_.applied(),
+          spdlog::info("store replaying reason=sequence-gap applied={} received={}", db_.applied(),
                        batch->events.front().seq);
           need_sync = true;  // a gap (or a new log): replay what we missed
           break;
@@ -108,10 +108,16 @@ void Follower::run(const std::atomic<bool>& stopping) {
         head_ = std::max(head_.load(), batch->events.back().seq);
       } else if (auto* hugz = std::get_if<proto::Hugz>(&*in->message)) {
         head_ = hugz->head_seq;
-        if (hugz->log_id != db_.log_id() || hugz->head_seq > db_.applied()) need_sync = true;
+        if (hugz->log_id != db_.log_id() || hugz->head_seq > db_.applied()) {
+          spdlog::info("store replaying reason=behind-heartbeat applied={} head={}", db_.applied(), hugz->head_seq);
+          need_sync = true;
+        }
       }
     }
-    if (now_steady_ms() - last_heard > kRouterSilentMs) need_sync = true;
+    if (!need_sync && now_steady_ms() - last_heard > kRouterSilentMs) {
+      spdlog::info("store replaying reason=router-silent silent_ms={}", now_steady_ms() - last_heard);
+      need_sync = true;
+    }
     caught_up_ = !need_sync && db_.applied() >= head_.load();
     confirm(false);
   }

@@ -56,6 +56,7 @@ struct RouterFlags {
               events = "tcp://127.0.0.1:5557";
   std::string durability = "fsync";
   uint32_t heartbeat_ms = 1000, reclaim_grace_ms = 5000;
+  int events_hwm = 100000;
   std::string config;
 };
 
@@ -69,6 +70,10 @@ void add_router_flags(CLI::App* cmd, RouterFlags& f) {
   cmd->add_option("--reclaim-grace-ms", f.reclaim_grace_ms,
                   "After a restart, how long running tasks wait for their worker to re-claim them")
       ->envname("ZBATCH_RECLAIM_GRACE_MS");
+  cmd->add_option("--events-hwm", f.events_hwm,
+                  "Event batches queued per subscriber before the PUB drops (the store replays drops)")
+      ->check(CLI::Range(1, 10000000))
+      ->envname("ZBATCH_EVENTS_HWM");
   cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
 }
 
@@ -83,6 +88,7 @@ RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, 
   o.fsync = *durable;
   o.heartbeat_ms = f.heartbeat_ms;
   o.reclaim_grace_ms = f.reclaim_grace_ms;
+  o.events_hwm = f.events_hwm;
   o.queues = std::move(queues);
   return o;
 }

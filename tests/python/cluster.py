@@ -30,7 +30,7 @@ def wait_until(predicate, timeout, what):
 class Cluster:
     """`zbatch up`, or separate router/worker/store processes (split=True)."""
 
-    def __init__(self, binary, split=False, workers=1):
+    def __init__(self, binary, split=False, workers=1, router_args=()):
         self.binary = binary
         self.dir = tempfile.TemporaryDirectory(prefix="zbatch-http-")
         self.frontend = f"tcp://127.0.0.1:{free_port()}"
@@ -41,7 +41,7 @@ class Cluster:
         self.procs = {}
         if split:
             self.start("router", ["router", "--data", self.path("data"), "--frontend", self.frontend,
-                                  "--backend", self.backend, "--events", self.events])
+                                  "--backend", self.backend, "--events", self.events, *router_args])
             for i in range(workers):
                 self.start(f"worker{i}", ["worker", "--router", self.backend, "-c", "2",
                                           "--hostname", f"w{i}@test"])

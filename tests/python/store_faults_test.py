@@ -35,8 +35,8 @@ class StoreFaults(unittest.TestCase):
             self.assertTrue(all(t["status"] == "completed" for t in full["tasks"]))
 
     def test_dropped_events_are_replayed(self):
-        with Cluster(BINARY, split=True, workers=1) as c:
-            # A stopped store reads nothing: the router's PUB queue for it overflows and drops.
+        # A tiny PUB high-water mark: while the store is stopped, its queue overflows and drops.
+        with Cluster(BINARY, split=True, workers=1, router_args=("--events-hwm", "2")) as c:
             c.kill("store", signal.SIGSTOP)
             # Submit with the command line (the router is up), then let the store run again.
             import subprocess
@@ -57,7 +57,7 @@ class StoreFaults(unittest.TestCase):
             # The store applied every event: its sequence reached the router's.
             ready = requests.get(f"{c.url}/readyz", timeout=5).json()
             self.assertEqual(ready["applied_seq"], ready["router_head_seq"])
-            self.assertIn("store sequence gap", c.logs())  # events were dropped and replayed
+            self.assertIn("store replaying reason=", c.logs())  # the live stream fell short; replay filled it
 
 
 if __name__ == "__main__":
