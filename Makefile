@@ -34,6 +34,7 @@ bench: build
 	scripts/install-deps.sh bench
 	$(BUILD)/zbatch bench
 	bench/compare --zbatch $(BUILD)/zbatch
+	bench/http --zbatch $(BUILD)/zbatch
 
 asan:
 	scripts/install-deps.sh build
