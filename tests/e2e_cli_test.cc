@@ -1,6 +1,8 @@
 // The command line against real router and worker processes.
 #include "tests/e2e_support.h"
 
+#include <fstream>
+
 namespace zb::testing {
 namespace {
 
@@ -130,6 +132,68 @@ TEST(CliAlone, BadFlagValuesAreUsageErrors) {
   auto d = run_command({ZBATCH_BINARY, "router", "--durability", "sometimes"}, 10s);
   EXPECT_EQ(d.exit_code, 2) << d.err;
   EXPECT_NE(d.err.find("fsync or nosync"), std::string::npos) << d.err;
+}
+
+}  // namespace
+}  // namespace zb::testing
+
+namespace zb::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(CliConfig, UnknownKeysAndBadValuesAreStartUpErrors) {
+  TempDir dir;
+  auto write = [&](const std::string& text) {
+    std::ofstream(dir.str() + "/z.toml") << text;
+    return dir.str() + "/z.toml";
+  };
+  auto unknown = run_command({ZBATCH_BINARY, "worker", "--config", write("[worker]\nfoo = 1\n")}, 10s);
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+  EXPECT_NE(unknown.err.find("unknown key [worker] foo"), std::string::npos) << unknown.err;
+  auto section = run_command({ZBATCH_BINARY, "worker", "--config", write("[wroker]\n")}, 10s);
+  EXPECT_EQ(section.exit_code, 2);
+  EXPECT_NE(section.err.find("unknown section [wroker]"), std::string::npos) << section.err;
+  auto bad = run_command({ZBATCH_BINARY, "worker", "--config", write("[worker]\nprefetch_multiplier = 0\n")}, 10s);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--prefetch-multiplier must be >= 1, got 0"), std::string::npos) << bad.err;
+  auto syntax = run_command({ZBATCH_BINARY, "router", "--config", write("[router\n")}, 10s);
+  EXPECT_EQ(syntax.exit_code, 2);
+  EXPECT_NE(syntax.err.find("line 1"), std::string::npos) << syntax.err;
+  auto queue = run_command({ZBATCH_BINARY, "router", "--config", write("[[queue]]\nname = \"x\"\npriority = 300\n")}, 10s);
+  EXPECT_EQ(queue.exit_code, 2);
+  EXPECT_NE(queue.err.find("priority 0..255"), std::string::npos) << queue.err;
+}
+
+TEST(CliConfig, FlagsBeatEnvironmentWhichBeatsTheFile) {
+  TempDir dir;
+  const int file_port = free_port(), env_port = free_port(), flag_port = free_port();
+  std::ofstream(dir.str() + "/z.toml") << "[router]\nfrontend = \"" << tcp_endpoint(file_port)
+                                       << "\"\nbackend = \"" << tcp_endpoint(free_port()) << "\"\nevents = \""
+                                       << tcp_endpoint(free_port()) << "\"\ndata = \"" << dir.str() << "/d\"\n"
+                                       << "[[queue]]\nname = \"extra\"\npriority = 9\n";
+  auto ping = [](int port) {
+    return run_command({ZBATCH_BINARY, "ping", "--router", tcp_endpoint(port), "--timeout", "0.5", "--json"}, 10s);
+  };
+  {
+    Process router({ZBATCH_BINARY, "router", "--config", dir.str() + "/z.toml"});
+    ASSERT_TRUE(wait_until([&] { return ping(file_port).exit_code == 0; }, 10s));
+    auto queues = run_command({ZBATCH_BINARY, "inspect", "queues", "--json", "--router", tcp_endpoint(file_port)}, 10s);
+    EXPECT_NE(queues.out.find("\"name\":\"extra\""), std::string::npos) << queues.out;
+    router.stop();
+  }
+  {
+    Process router({ZBATCH_BINARY, "router", "--config", dir.str() + "/z.toml"},
+                   {{"ZBATCH_FRONTEND", tcp_endpoint(env_port)}});
+    ASSERT_TRUE(wait_until([&] { return ping(env_port).exit_code == 0; }, 10s));
+    router.stop();
+  }
+  {
+    Process router({ZBATCH_BINARY, "router", "--config", dir.str() + "/z.toml", "--frontend", tcp_endpoint(flag_port)},
+                   {{"ZBATCH_FRONTEND", tcp_endpoint(env_port)}});
+    ASSERT_TRUE(wait_until([&] { return ping(flag_port).exit_code == 0; }, 10s));
+    EXPECT_EQ(router.stop(), 0);  // SIGTERM is a clean exit
+  }
 }
 
 }  // namespace
