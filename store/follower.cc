@@ -13,8 +13,8 @@ constexpr uint64_t kRouterSilentMs = 3000;  // three missed HUGZ
 
 }  // namespace
 
-Follower::Follower(StatusDb& db, zmq::context_t& context, std::string router, std::string events)
-    : db_(db), context_(context), router_(std::move(router)), events_(std::move(events)) {
+Follower::Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events)
+    : db_(db), hub_(hub), context_(context), router_(std::move(router)), events_(std::move(events)) {
   ClientOptions o;
   o.router = router_;
   o.timeout = std::chrono::milliseconds(2000);
@@ -31,6 +31,7 @@ bool Follower::sync() {
     if (db_.log_id() != page->log_id && (db_.applied() > 0 || !db_.log_id().is_nil())) {
       spdlog::warn("store router log changed: starting over log_id={}", page->log_id.to_string());
       if (Status s = db_.reset(page->log_id); !s) spdlog::error("store reset failed reason=\"{}\"", s.message());
+      hub_.clear();
       continue;
     }
     head_ = page->head_seq;
@@ -42,6 +43,7 @@ bool Follower::sync() {
         spdlog::error("store apply failed reason=\"{}\"", s.message());
         return false;
       }
+      hub_.publish(page->events);
     }
     if (page->events.empty() || db_.applied() >= page->head_seq) {
       caught_up_ = db_.applied() >= page->head_seq;
@@ -104,6 +106,8 @@ void Follower::run(const std::atomic<bool>& stopping) {
         if (Status s = db_.apply(batch->log_id, batch->events); !s) {
           spdlog::error("store apply failed reason=\"{}\"", s.message());
           need_sync = true;
+        } else {
+          hub_.publish(batch->events);
         }
         head_ = std::max(head_.load(), batch->events.back().seq);
       } else if (auto* hugz = std::get_if<proto::Hugz>(&*in->message)) {

@@ -13,17 +13,22 @@
 #include <zmq.hpp>
 
 #include "client/client.h"
+#include "store/event_hub.h"
 #include "store/status_db.h"
 
 namespace zb::store {
 
 class Follower {
  public:
-  Follower(StatusDb& db, zmq::context_t& context, std::string router, std::string events);
+  Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events);
   // Runs until `stopping` is set.
   void run(const std::atomic<bool>& stopping);
   bool caught_up() const { return caught_up_.load(); }
   uint64_t head_seq() const { return head_.load(); }
+  // Waits (at most `timeout`) for the DB to have applied `seq`.
+  void wait_applied(uint64_t seq, std::chrono::milliseconds timeout) const {
+    if (db_.applied() < seq) hub_.wait(db_.applied(), timeout);
+  }
 
  private:
   // Replays until the DB holds everything the router has; false if the router did not answer.
@@ -31,6 +36,7 @@ class Follower {
   void confirm(bool force);
 
   StatusDb& db_;
+  EventHub& hub_;
   zmq::context_t& context_;
   std::string router_, events_;
   std::unique_ptr<Client> client_;

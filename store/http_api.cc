@@ -297,7 +297,7 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     };
   };
   auto group_handler = [&, limits](bool full) {
-    return [&, limits, full](const httplib::Request& req, httplib::Response& res) {
+    return [&db, &pool, &follower, limits, full](const httplib::Request& req, httplib::Response& res) {
       auto id = Id::parse(req.matches[1].str());
       if (!id) return send_error(res, Status(Code::kNotFound, "no group " + req.matches[1].str()));
       auto offset = query_size(req, "offset", 0, SIZE_MAX);
@@ -306,6 +306,19 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       if (!limit) return send_error(res, limit.status());
       auto g = db.group(*id);
       if (!g) return send_error(res, g.status());
+      if (!g->has_value()) {
+        // Not applied here yet (a submission a moment ago): catch up with the router's log
+        // first, so that counters and results come from one consistent view.
+        auto ping = pool.with([&](Client& c) { return c.control("ping"); });
+        if (ping) {
+          const uint64_t head = json::parse(*ping, nullptr, false).value("head_seq", uint64_t{0});
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+          while (db.applied() < head && std::chrono::steady_clock::now() < deadline)
+            follower.wait_applied(head, std::chrono::milliseconds(50));
+          g = db.group(*id);
+          if (!g) return send_error(res, g.status());
+        }
+      }
       GroupStatus group;
       if (g->has_value()) {
         group = **g;
@@ -319,7 +332,7 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
         group.revoked = rec->revoked;
         group.running = rec->running;
         group.parallel = rec->parallel;
-        group.sealed = rec->sealed;
+        group.sealed = false;  // the store cannot list its results yet: not ready for the caller
       }
       auto tasks = db.group_tasks(*id, *offset, *limit);
       if (!tasks) return send_error(res, tasks.status());

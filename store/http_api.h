@@ -11,6 +11,7 @@
 #include <httplib.h>
 
 #include "client/client.h"
+#include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/status_db.h"
 
@@ -47,5 +48,12 @@ class ClientPool {
 // Installs every route on `server`.
 void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
                     const HttpLimits& limits);
+
+// GET /api/v1/events: Server-Sent Events, `id:` = the event's sequence number. Resumes after
+// `Last-Event-ID` (or ?after=N); ?group=ID and ?queue=NAME filter. Each stream holds one HTTP
+// thread, so at most `max_streams` run at once (503 beyond). A comment line every 15 s keeps
+// proxies open and finds dead clients.
+void install_event_stream(httplib::Server& server, EventHub& hub, ClientPool& pool,
+                          const std::atomic<bool>& stopping, int max_streams = 8);
 
 }  // namespace zb::store

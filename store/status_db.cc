@@ -58,7 +58,7 @@ Status StatusDb::reset(const Id& log_id) {
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
   if (Status s = txn->commit(); !s) return s;
   log_id_ = log_id;
-  applied_ = 0;
+  std::atomic_ref<uint64_t>(applied_).store(0);
   return Status::ok();
 }
 
@@ -80,7 +80,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   if (Status s = txn->put(meta_, "applied", lmdb::be64(applied)); !s) return s;
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
   if (Status s = txn->commit(); !s) return s;
-  applied_ = applied;
+  std::atomic_ref<uint64_t>(applied_).store(applied);
   log_id_ = log_id;
   return Status::ok();
 }

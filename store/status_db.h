@@ -11,6 +11,7 @@
 // at any point resumes exactly where its last commit left it.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,7 +72,8 @@ class StatusDb {
   static Result<StatusDb> open(const std::string& dir);
 
   const Id& log_id() const { return log_id_; }
-  uint64_t applied() const { return applied_; }
+  // Thread-safe: HTTP threads read it while the follower applies.
+  uint64_t applied() const { return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(applied_)).load(); }
 
   // Applies events in one transaction. Events at or below applied() are skipped; the caller
   // guarantees the rest are consecutive.
@@ -92,7 +94,7 @@ class StatusDb {
   lmdb::Env env_;
   lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0;
   Id log_id_;
-  uint64_t applied_ = 0;
+  alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref
 };
 
 }  // namespace zb::store

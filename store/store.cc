@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_api.h"
 #include "store/status_db.h"
@@ -15,6 +16,7 @@ struct Store::Impl {
   std::unique_ptr<zmq::context_t> own_context;
   zmq::context_t* context = nullptr;
   std::optional<store::StatusDb> db;
+  store::EventHub hub;
   std::unique_ptr<store::Follower> follower;
   std::unique_ptr<store::ClientPool> pool;
   httplib::Server http;
@@ -49,7 +51,7 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   auto db = store::StatusDb::open(impl->options.data_dir);
   if (!db) return db.status();
   impl->db.emplace(std::move(db.value()));
-  impl->follower = std::make_unique<store::Follower>(*impl->db, *impl->context, impl->options.router,
+  impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, *impl->context, impl->options.router,
                                                      impl->options.events);
   impl->pool = std::make_unique<store::ClientPool>(*impl->context, impl->options.router);
   impl->http.new_task_queue = [] { return new httplib::ThreadPool(16); };
@@ -57,6 +59,7 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->http.set_read_timeout(5, 0);
   impl->http.set_write_timeout(5, 0);
   store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, store::HttpLimits{});
+  store::install_event_stream(impl->http, impl->hub, *impl->pool, impl->stopping);
   if (!impl->http.bind_to_port(impl->host.c_str(), impl->port))
     return Status(Code::kIo, "cannot listen on http://" + impl->options.http);
   return std::unique_ptr<Store>(new Store(std::move(impl)));
