@@ -24,11 +24,12 @@ uint64_t corr_of(const proto::Message& m) {
 
 struct Client::Impl {
   ClientOptions options;
-  std::unique_ptr<zmq::context_t> own_context;
+  wire::ContextRef context;  // declared before the socket, which must close first
   zmq::socket_t socket;
   uint64_t next_corr = 1;
 
-  Impl(ClientOptions o, zmq::context_t& ctx) : options(std::move(o)), socket(ctx, zmq::socket_type::dealer) {}
+  Impl(ClientOptions o, zmq::context_t* shared)
+      : options(std::move(o)), context(shared), socket(context.get(), zmq::socket_type::dealer) {}
 
   Status unavailable(std::chrono::milliseconds waited) const {
     return Status(Code::kUnavailable, "router at " + options.router + " did not answer within " +
@@ -74,13 +75,7 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::connect(ClientOptions options, zmq::context_t* context) {
-  std::unique_ptr<zmq::context_t> own;
-  if (!context) {
-    own = std::make_unique<zmq::context_t>(1);
-    context = own.get();
-  }
-  auto impl = std::make_unique<Impl>(options, *context);
-  impl->own_context = std::move(own);
+  auto impl = std::make_unique<Impl>(options, context);
   wire::configure(impl->socket, zmq::socket_type::dealer);
   try {
     impl->socket.connect(options.router);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,6 +12,20 @@
 #include "common/protocol.h"
 
 namespace zb::wire {
+
+// The ZeroMQ context a component uses: borrowed from the embedding process (inproc endpoints
+// only connect within one context, as in `zbatch up`) or owned when none is given.
+class ContextRef {
+ public:
+  ContextRef() = default;
+  explicit ContextRef(zmq::context_t* shared)
+      : own_(shared ? nullptr : std::make_unique<zmq::context_t>(1)), ctx_(shared ? shared : own_.get()) {}
+  zmq::context_t& get() const { return *ctx_; }
+
+ private:
+  std::unique_ptr<zmq::context_t> own_;
+  zmq::context_t* ctx_ = nullptr;
+};
 
 // Socket options every zbatch socket gets: LINGER 0, MAXMSGSIZE, and for ROUTERs
 // ROUTER_MANDATORY (so an unroutable send is an error, not a silent drop).

@@ -69,12 +69,7 @@ Result<std::unique_ptr<Router>> Router::create(RouterOptions options, zmq::conte
   if (options.queues.empty()) return Status(Code::kBadRequest, "at least one queue is needed");
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  if (context) {
-    impl->context = context;
-  } else {
-    impl->own_context = std::make_unique<zmq::context_t>(1);
-    impl->context = impl->own_context.get();
-  }
+  impl->context = wire::ContextRef(context);
   if (Status s = impl->open(); !s) {
     if (impl->lock_fd >= 0) ::close(impl->lock_fd);
     return s;
@@ -114,9 +109,9 @@ Status Router::Impl::open() {
   ledger.emplace(std::move(opened.value()));
   if (Status s = recover(); !s) return s;
 
-  frontend.emplace(*context, zmq::socket_type::router);
-  backend.emplace(*context, zmq::socket_type::router);
-  events.emplace(*context, zmq::socket_type::pub);
+  frontend.emplace(context.get(), zmq::socket_type::router);
+  backend.emplace(context.get(), zmq::socket_type::router);
+  events.emplace(context.get(), zmq::socket_type::pub);
   wire::configure(*frontend, zmq::socket_type::router);
   wire::configure(*backend, zmq::socket_type::router);
   wire::configure(*events, zmq::socket_type::pub);

@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 
 #include "common/protocol.h"
+#include "common/wire.h"
 #include "router/ledger.h"
 #include "router/ready_queue.h"
 #include "router/router.h"
@@ -94,8 +95,7 @@ struct Outgoing {
 
 struct Router::Impl {
   RouterOptions options;
-  std::unique_ptr<zmq::context_t> own_context;
-  zmq::context_t* context = nullptr;
+  wire::ContextRef context;
   std::optional<zmq::socket_t> frontend, backend, events;
   int lock_fd = -1;
   std::optional<router::Ledger> ledger;

@@ -41,21 +41,8 @@ struct TaskStatus {
                  started_ms, finished_ms, runtime_us);
 };
 
-struct GroupStatus {
-  Id id;
-  uint32_t total = 0;
-  uint32_t succeeded = 0;
-  uint32_t failed = 0;
-  uint32_t revoked = 0;
-  uint32_t running = 0;
-  uint32_t parallel = 0;
-  bool sealed = false;
-  uint64_t created_ms = 0;
-  uint64_t finished_ms = 0;
-  MSGPACK_DEFINE(id, total, succeeded, failed, revoked, running, parallel, sealed, created_ms, finished_ms);
-  uint32_t completed() const { return succeeded + failed + revoked; }
-  bool ready() const { return sealed && completed() >= total; }
-};
+// A group's counters: the same record the router keeps.
+using GroupStatus = proto::GroupRecord;
 
 // Totals for /metrics.
 struct Counters {

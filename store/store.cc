@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/wire.h"
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_api.h"
@@ -13,8 +14,7 @@ namespace zb {
 
 struct Store::Impl {
   StoreOptions options;
-  std::unique_ptr<zmq::context_t> own_context;
-  zmq::context_t* context = nullptr;
+  wire::ContextRef context;
   std::optional<store::StatusDb> db;
   store::EventHub hub;
   std::unique_ptr<store::Follower> follower;
@@ -42,18 +42,13 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   if (impl->port <= 0 || impl->port > 65535)
     return Status(Code::kBadRequest, "--http port must be 1..65535, got '" + options.http.substr(colon + 1) + "'");
   impl->options = std::move(options);
-  if (context) {
-    impl->context = context;
-  } else {
-    impl->own_context = std::make_unique<zmq::context_t>(1);
-    impl->context = impl->own_context.get();
-  }
+  impl->context = wire::ContextRef(context);
   auto db = store::StatusDb::open(impl->options.data_dir);
   if (!db) return db.status();
   impl->db.emplace(std::move(db.value()));
-  impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, *impl->context, impl->options.router,
+  impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
                                                      impl->options.events);
-  impl->pool = std::make_unique<store::ClientPool>(*impl->context, impl->options.router);
+  impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router);
   impl->http.new_task_queue = [] { return new httplib::ThreadPool(16); };
   impl->http.set_keep_alive_max_count(1000);
   impl->http.set_read_timeout(5, 0);

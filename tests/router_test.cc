@@ -90,7 +90,9 @@ class RouterFixture : public ::testing::Test {
       wire::configure(socket, zmq::socket_type::dealer);
       socket.connect(ep);
     }
+    // Reads what the router sent, and heartbeats as a live worker does.
     void pump() {
+      beat();
       while (auto in = wire::recv(socket, false)) {
         if (!in->message) continue;
         if (auto* t = std::get_if<proto::Tasks>(&*in->message))

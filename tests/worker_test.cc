@@ -45,6 +45,8 @@ class WorkerFixture : public ::testing::Test {
   std::optional<T> expect(std::chrono::milliseconds timeout = 5s) {
     std::optional<T> got;
     wait_until([&] {
+      // Like a real router, keep the worker's liveness up unless the test wants silence.
+      if (keepalive_ && !peer_.empty()) wire::send(*router_, proto::Heartbeat{0}, peer_);
       while (auto in = wire::recv(*router_, true)) {
         peer_ = in->routing_id;
         if (!in->message) continue;
@@ -72,6 +74,7 @@ class WorkerFixture : public ::testing::Test {
 
   zmq::context_t ctx_;
   std::string endpoint_, peer_;
+  bool keepalive_ = true;
   std::optional<zmq::socket_t> router_;
   std::unique_ptr<Worker> worker_;
   std::thread thread_;
@@ -132,6 +135,7 @@ TEST_F(WorkerFixture, RunsBuiltInKindsAndReportsOutcomes) {
 }
 
 TEST_F(WorkerFixture, ResendsUnacknowledgedResultsAfterReconnect) {
+  keepalive_ = false;
   start();
   ASSERT_TRUE(expect<proto::Ready>());
   send(proto::Welcome{100, 3, {}});

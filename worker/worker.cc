@@ -30,8 +30,7 @@ std::string local_hostname() {
 
 struct Worker::Impl {
   WorkerOptions options;
-  std::unique_ptr<zmq::context_t> own_context;
-  zmq::context_t* context = nullptr;
+  wire::ContextRef context;
   worker::Slots::Handlers handlers;
   int wake_fd = -1;  // eventfd: slots (outcomes ready) and stop() wake the loop
   std::atomic<int> stop_requests{0};
@@ -56,7 +55,7 @@ struct Worker::Impl {
   }
 
   void connect(worker::Slots& slots) {
-    socket.emplace(*context, zmq::socket_type::dealer);
+    socket.emplace(context.get(), zmq::socket_type::dealer);
     wire::configure(*socket, zmq::socket_type::dealer);
     socket->connect(options.router);
     welcomed = false;
@@ -217,12 +216,7 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
     for (const auto& q : kDefaultQueues) options.queues.emplace_back(q.name);
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  if (context) {
-    impl->context = context;
-  } else {
-    impl->own_context = std::make_unique<zmq::context_t>(1);
-    impl->context = impl->own_context.get();
-  }
+  impl->context = wire::ContextRef(context);
   impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl->wake_fd < 0) return Status(Code::kIo, "eventfd failed");
   worker::add_builtin_handlers(impl->handlers);
