@@ -49,8 +49,11 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
                                                      impl->options.events);
   impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router);
-  impl->http.new_task_queue = [] { return new httplib::ThreadPool(16); };
+  // A keep-alive connection holds a pool thread between its requests (and an event stream for
+  // its whole life), so the pool is sized for concurrent connections, not for CPU.
+  impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };
   impl->http.set_keep_alive_max_count(1000);
+  impl->http.set_tcp_nodelay(true);  // headers and body go out as separate writes
   impl->http.set_read_timeout(5, 0);
   impl->http.set_write_timeout(5, 0);
   store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, store::HttpLimits{});
