@@ -70,12 +70,15 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   Counters c = counts->value_or(Counters{});
   c.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
   uint64_t applied = applied_;
+  GroupCache groups;
   for (const auto& ev : events) {
     if (ev.seq <= applied) continue;
-    if (Status s = apply_one(*txn, ev, c); !s) return s;
+    if (Status s = apply_one(*txn, ev, c, groups); !s) return s;
     applied = ev.seq;
   }
   if (applied == applied_) return Status::ok();
+  for (const auto& [id, group] : groups)
+    if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return s;
   if (Status s = txn->put(meta_, "counts", pack(c)); !s) return s;
   if (Status s = txn->put(meta_, "applied", lmdb::be64(applied)); !s) return s;
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
@@ -85,13 +88,21 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   return Status::ok();
 }
 
-Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c) {
+Result<GroupStatus*> StatusDb::cached_group(lmdb::Txn& txn, GroupCache& cache, const Id& id) {
+  if (auto it = cache.find(id); it != cache.end()) return &it->second;
+  auto g = read<GroupStatus>(txn, groups_, id.bytes());
+  if (!g) return g.status();
+  GroupStatus& group = cache[id] = g->value_or(GroupStatus{});
+  group.id = id;
+  return &group;
+}
+
+Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, GroupCache& groups) {
   using proto::EventType;
   if (ev.type == EventType::kGroupUpdated) {
-    auto g = read<GroupStatus>(txn, groups_, ev.group.bytes());
-    if (!g) return g.status();
-    GroupStatus group = g->value_or(GroupStatus{});
-    group.id = ev.group;
+    auto cached = cached_group(txn, groups, ev.group);
+    if (!cached) return cached.status();
+    GroupStatus& group = **cached;
     if (!group.created_ms) group.created_ms = ev.ts_ms;
     auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
     if (detail.is_object()) {
@@ -100,7 +111,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c) 
       group.sealed = detail.value("sealed", group.sealed);
     }
     if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
-    return txn.put(groups_, ev.group.bytes(), pack(group));
+    return Status::ok();
   }
   if (ev.task.is_nil()) return Status::ok();  // worker and queue events: not kept here
 
@@ -179,10 +190,9 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c) 
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
 
   if (t.group.is_nil() || (!group_running_delta && !finished_now)) return Status::ok();
-  auto g = read<GroupStatus>(txn, groups_, t.group.bytes());
-  if (!g) return g.status();
-  GroupStatus group = g->value_or(GroupStatus{});
-  group.id = t.group;
+  auto cached = cached_group(txn, groups, t.group);
+  if (!cached) return cached.status();
+  GroupStatus& group = **cached;
   if (group_running_delta < 0 && group.running > 0) --group.running;
   if (group_running_delta > 0) ++group.running;
   if (finished_now) {
@@ -191,7 +201,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c) 
     else ++group.revoked;
   }
   if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
-  return txn.put(groups_, t.group.bytes(), pack(group));
+  return Status::ok();
 }
 
 Result<std::optional<TaskStatus>> StatusDb::task(const Id& id) {

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,10 @@ class StatusDb {
 
  private:
   explicit StatusDb(lmdb::Env env) : env_(std::move(env)) {}
-  Status apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& counts);
+  // Groups touched by one apply() batch: read once, written once at the end.
+  using GroupCache = std::unordered_map<Id, GroupStatus, IdHash>;
+  Result<GroupStatus*> cached_group(lmdb::Txn& txn, GroupCache& cache, const Id& id);
+  Status apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& counts, GroupCache& groups);
 
   lmdb::Env env_;
   lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0;
