@@ -1,4 +1,4 @@
-#include "client/cli/config.h"
+#include "cli/config.h"
 
 #include <toml++/toml.h>
 

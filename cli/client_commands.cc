@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "client/cli/commands.h"
+#include "cli/commands.h"
 #include "client/client.h"
 #include "common/clock.h"
 

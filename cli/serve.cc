@@ -4,8 +4,8 @@
 #include <iostream>
 #include <thread>
 
-#include "client/cli/commands.h"
-#include "client/cli/config.h"
+#include "cli/commands.h"
+#include "cli/config.h"
 #include "common/log.h"
 
 namespace zb::cli {

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "bench/bench.h"
-#include "client/cli/commands.h"
+#include "cli/commands.h"
 #include "common/log.h"
 
 namespace zb::cli {
