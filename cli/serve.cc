@@ -164,6 +164,10 @@ void add_serve_commands(CLI::App& app) {
     cmd->add_option("--events", o->events, "The router's events endpoint")->envname("ZBATCH_EVENTS");
     cmd->add_option("--data", *data, "Data folder")->envname("ZBATCH_DATA");
     cmd->add_option("--http", o->http, "HTTP HOST:PORT (default 127.0.0.1:8000)")->envname("ZBATCH_HTTP");
+    cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest HTTP request body (default 32 MiB)")
+        ->envname("ZBATCH_MAX_BODY_BYTES");
+    cmd->add_option("--max-batch-tasks", o->max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
+        ->envname("ZBATCH_MAX_BATCH_TASKS");
     cmd->add_option("--config", *config, "TOML configuration file")->envname("ZBATCH_CONFIG");
     cmd->callback([cmd, o, config, data] {
       if (!config->empty()) check(apply_config_file(*config, "store", *cmd, nullptr));

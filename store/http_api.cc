@@ -191,7 +191,7 @@ std::unique_ptr<Client> ClientPool::take() {
   }
   ClientOptions o;
   o.router = router_;
-  o.timeout = std::chrono::milliseconds(10000);
+  o.timeout = timeout_;
   return std::move(Client::connect(o, &context_).value());
 }
 

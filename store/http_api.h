@@ -26,7 +26,8 @@ struct HttpLimits {
 // Clients to the router's frontend, one per concurrent request (a Client is single-threaded).
 class ClientPool {
  public:
-  ClientPool(zmq::context_t& context, std::string router) : context_(context), router_(std::move(router)) {}
+  ClientPool(zmq::context_t& context, std::string router, std::chrono::milliseconds timeout)
+      : context_(context), router_(std::move(router)), timeout_(timeout) {}
   // Runs `fn` with a client borrowed for the call.
   template <typename Fn>
   auto with(Fn&& fn) {
@@ -41,6 +42,7 @@ class ClientPool {
   void give(std::unique_ptr<Client> c);
   zmq::context_t& context_;
   std::string router_;
+  std::chrono::milliseconds timeout_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Client>> idle_;
 };

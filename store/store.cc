@@ -39,6 +39,10 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   } catch (const std::exception&) {
     impl->port = -1;
   }
+  if (options.max_body_bytes < 1024) return Status(Code::kBadRequest, "--max-body-bytes must be >= 1024");
+  if (options.max_batch_tasks < 1 || options.max_batch_tasks > 100000)
+    return Status(Code::kBadRequest, "--max-batch-tasks must be between 1 and 100000, got " +
+                                         std::to_string(options.max_batch_tasks));
   if (impl->port <= 0 || impl->port > 65535)
     return Status(Code::kBadRequest, "--http port must be 1..65535, got '" + options.http.substr(colon + 1) + "'");
   impl->options = std::move(options);
@@ -48,7 +52,8 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->db.emplace(std::move(db.value()));
   impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
                                                      impl->options.events);
-  impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router);
+  impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router,
+                                                   std::chrono::milliseconds(impl->options.router_timeout_ms));
   // A keep-alive connection holds a pool thread between its requests (and an event stream for
   // its whole life), so the pool is sized for concurrent connections, not for CPU.
   impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };
@@ -56,7 +61,10 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->http.set_tcp_nodelay(true);  // headers and body go out as separate writes
   impl->http.set_read_timeout(5, 0);
   impl->http.set_write_timeout(5, 0);
-  store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, store::HttpLimits{});
+  store::HttpLimits limits;
+  limits.max_body_bytes = impl->options.max_body_bytes;
+  limits.max_batch_tasks = impl->options.max_batch_tasks;
+  store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, limits);
   store::install_event_stream(impl->http, impl->hub, *impl->pool, impl->stopping);
   if (!impl->http.bind_to_port(impl->host.c_str(), impl->port))
     return Status(Code::kIo, "cannot listen on http://" + impl->options.http);

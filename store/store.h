@@ -24,6 +24,9 @@ struct StoreOptions {
   std::string events = "tcp://127.0.0.1:5557";  // the router's PUB
   std::string data_dir = "zbatch-data/store";
   std::string http = "127.0.0.1:8000";
+  size_t max_body_bytes = 32u << 20;  // larger request bodies are refused with 413
+  size_t max_batch_tasks = 100000;    // larger batches are refused with 413
+  uint32_t router_timeout_ms = 5000;  // a router silent this long makes a request 503
 };
 
 class Store {

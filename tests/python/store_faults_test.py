@@ -60,5 +60,22 @@ class StoreFaults(unittest.TestCase):
             self.assertIn("store replaying reason=", c.logs())  # the live stream fell short; replay filled it
 
 
+
+class RouterDown(unittest.TestCase):
+    def test_router_unreachable_is_503_and_the_store_keeps_serving(self):
+        with Cluster(BINARY, split=True, workers=0) as c:
+            r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "before"}]}, timeout=10)
+            self.assertEqual(r.status_code, 200, r.text)
+            gid = r.json()["group_id"]
+            c.kill("router")
+            r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "lost?"}]}, timeout=30)
+            self.assertEqual(r.status_code, 503, r.text)
+            self.assertEqual(r.json()["error"]["code"], "unavailable")
+            # What the store already knows is still served.
+            g = requests.get(f"{c.url}/batch/celery/group/{gid}", timeout=10).json()
+            self.assertEqual(g["total"], 1)
+            self.assertEqual(requests.get(f"{c.url}/healthz", timeout=5).status_code, 200)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
