@@ -80,6 +80,8 @@ class Txn {
   MDB_txn* txn_ = nullptr;
 };
 
+// A cursor must be destroyed before its transaction commits or aborts (LMDB frees a write
+// transaction's cursors with it).
 class Cursor {
  public:
   static Result<Cursor> open(Txn& txn, Dbi dbi);

@@ -61,9 +61,11 @@ Status Ledger::load_meta() {
                           {"confirmed", &meta_.confirmed}})
     if (Status s = read_u64(key, *out); !s) return s;
   meta_.first_seq = meta_.seq + 1;
-  auto c = lmdb::Cursor::open(*txn, events_);
-  if (!c) return c.status();
-  if (c->first()) meta_.first_seq = lmdb::from_be64(c->key());
+  {
+    auto c = lmdb::Cursor::open(*txn, events_);  // closed before the commit, as LMDB requires
+    if (!c) return c.status();
+    if (c->first()) meta_.first_seq = lmdb::from_be64(c->key());
+  }
   return txn->commit();
 }
 
