@@ -67,6 +67,8 @@ class RouterDown(unittest.TestCase):
             r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "before"}]}, timeout=10)
             self.assertEqual(r.status_code, 200, r.text)
             gid = r.json()["group_id"]
+            wait_until(lambda: len(requests.get(f"{c.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"]) == 1,
+                       20, "the store has the group")
             c.kill("router")
             r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "lost?"}]}, timeout=30)
             self.assertEqual(r.status_code, 503, r.text)
