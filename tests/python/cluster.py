@@ -23,7 +23,7 @@ def wait_until(predicate, timeout, what):
                 return
         except requests.RequestException:
             pass
-        time.sleep(0.02)
+        time.sleep(0.02)  # the polling interval of a deadline-bounded wait
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 

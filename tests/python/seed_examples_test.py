@@ -76,7 +76,7 @@ class SeedExamples(unittest.TestCase):
             status = requests.get(f"{base}/batch/celery/group/{group_id}").json()
             if status["ready"] or time.monotonic() > deadline:
                 break
-            time.sleep(0.1)
+            time.sleep(0.1)  # the polling interval of the guide's monitoring loop
         self.assertTrue(status["ready"], self.cluster.logs())
         self.assertEqual(status["total"], 1000)
         self.assertEqual(status["successful"], 1000)
