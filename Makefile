@@ -46,7 +46,7 @@ tsan:
 	scripts/install-deps.sh build
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DZBATCH_SANITIZE=thread
 	cmake --build build-tsan -j $(JOBS)
-	cd build-tsan && ctest --output-on-failure -j 2
+	cd build-tsan && TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp ctest --output-on-failure -j 2
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
