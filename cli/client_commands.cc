@@ -350,6 +350,36 @@ void add_client_commands(CLI::App& app) {
       else std::cout << "purged " << json::parse(text)["purged"] << " task(s)\n";
     });
   }
+  // zbatch revoke / zbatch retry
+  {
+    auto* cmd = app.add_subcommand("revoke", "Revoke a task: it never runs (a running one stops with --terminate)");
+    auto c = std::make_shared<Common>();
+    auto id = std::make_shared<std::string>();
+    auto terminate = std::make_shared<bool>(false);
+    add_common(cmd, *c);
+    cmd->add_flag("--terminate", *terminate, "Stop the task if it is running");
+    cmd->add_option("task_id", *id, "Task id")->required();
+    cmd->callback([c, id, terminate] {
+      auto client = connect(*c);
+      json args = {{"task", parse_id(*id, "task id").to_string()}, {"terminate", *terminate}};
+      std::string text = must(client->control("revoke", args.dump()));
+      if (c->json_out) std::cout << text << "\n";
+      else std::cout << "revoked " << *id << " (was " << json::parse(text)["was"].get<std::string>() << ")\n";
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("retry", "Queue a failed or revoked task again");
+    auto c = std::make_shared<Common>();
+    auto id = std::make_shared<std::string>();
+    add_common(cmd, *c);
+    cmd->add_option("task_id", *id, "Task id")->required();
+    cmd->callback([c, id] {
+      auto client = connect(*c);
+      std::string text = must(client->control("retry", json{{"task", parse_id(*id, "task id").to_string()}}.dump()));
+      if (c->json_out) std::cout << text << "\n";
+      else std::cout << "queued " << *id << " again\n";
+    });
+  }
   // zbatch ping
   {
     auto* cmd = app.add_subcommand("ping", "Check that the router answers");

@@ -77,6 +77,7 @@ std::string_view command_name(Command command) {
     case Command::kHeartbeat: return "HEARTBEAT";
     case Command::kDisconnect: return "DISCONNECT";
     case Command::kBye: return "BYE";
+    case Command::kRevoke: return "REVOKE";
     case Command::kEventBatch: return "EVENT_BATCH";
     case Command::kHugz: return "HUGZ";
   }
@@ -142,6 +143,7 @@ Result<Message> decode(std::string_view header, std::string_view body) {
     case Command::kHeartbeat: return decode_as<Heartbeat>(body);
     case Command::kDisconnect: return decode_as<Disconnect>(body);
     case Command::kBye: return decode_as<Bye>(body);
+    case Command::kRevoke: return decode_as<Revoke>(body);
     case Command::kEventBatch: return decode_as<EventBatch>(body);
     case Command::kHugz: return decode_as<Hugz>(body);
   }

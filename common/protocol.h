@@ -11,7 +11,7 @@
 //                                     Confirm  →  SubmitAck, TaskInfo, GroupInfo, ControlReply,
 //                                     EventPage, Error
 //   backend ROUTER (workers):         Ready, Results, Heartbeat, Bye  →  Welcome, Tasks,
-//                                     ResultsAck, Heartbeat, Disconnect
+//                                     ResultsAck, Heartbeat, Disconnect, Revoke
 //   events PUB:                       EventBatch, Hugz
 //
 // decode() never throws and never asserts: truncated, oversize, wrong-type, unknown-command and
@@ -65,6 +65,7 @@ enum class Command : uint8_t {
   kHeartbeat = 0x86,
   kDisconnect = 0x87,
   kBye = 0x88,
+  kRevoke = 0x89,
   // events PUB
   kEventBatch = 0xc1,
   kHugz = 0xc2,
@@ -388,6 +389,13 @@ struct Bye {
   MSGPACK_DEFINE(reason);
 };
 
+// Router → worker: stop these tasks (revoked with terminate); their results will be ignored.
+struct Revoke {
+  static constexpr Command kCommand = Command::kRevoke;
+  std::vector<Claim> claims;
+  MSGPACK_DEFINE(claims);
+};
+
 // ---------------------------------------------------------------------------------------------
 // Events PUB
 
@@ -409,7 +417,7 @@ struct Hugz {
 using Message =
     std::variant<Submit, GetTask, GetGroup, WaitTasks, Control, Replay, Confirm, SubmitAck,
                  TaskInfo, GroupInfo, ControlReply, EventPage, Error, Ready, Welcome, Tasks,
-                 Results, ResultsAck, Heartbeat, Disconnect, Bye, EventBatch, Hugz>;
+                 Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, EventBatch, Hugz>;
 
 Command command_of(const Message& message);
 

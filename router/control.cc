@@ -144,31 +144,11 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
           ++it;
         }
       }
-    const uint64_t now_unix = now_unix_ms();
     for (const auto& [id, admitted] : victims) {
       auto found = ledger->get_task(id);
       if (!found) return found.status();
       if (!found->has_value()) continue;
-      proto::TaskRecord& rec = **found;
-      rec.state = TaskState::kRevoked;
-      rec.error = "purged";
-      rec.finished_ms = now_unix;
-      if (Status s = ledger->put_task(rec); !s) return s;
-      proto::Event ev;
-      ev.type = proto::EventType::kTaskRevoked;
-      ev.task = id;
-      ev.group = rec.group;
-      ev.queue = rec.queue;
-      ev.state = TaskState::kRevoked;
-      ev.error = "purged";
-      emit(std::move(ev));
-      if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
-        ++g->record.revoked;
-        if (admitted && g->admitted > 0) --g->admitted;
-        if (g->record.ready() && !g->record.finished_ms) g->record.finished_ms = now_unix;
-        mark_group(*g);
-      }
-      task_finished(id);
+      if (Status s = finish_revoked(**found, admitted, "purged"); !s) return s;
     }
     const std::string queue_name = targets.size() == 1 ? options.queues[targets[0]].name : std::string();
     proto::Event ev;
@@ -180,7 +160,124 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     spdlog::info("router purged tasks={} queue={}", victims.size(), queue_name.empty() ? "*" : queue_name);
     return json{{"purged", victims.size()}}.dump();
   }
+  if (op == "revoke" || op == "retry") {
+    if (!args.contains("task") || !args["task"].is_string())
+      return Status(Code::kBadRequest, op + ": task must be a task id");
+    auto id = Id::parse(args["task"].get<std::string>());
+    if (!id) return Status(Code::kBadRequest, op + ": '" + args["task"].get<std::string>() + "' is not a task id");
+    if (op == "retry") return retry(*id);
+    bool terminate = args.contains("terminate") && args["terminate"].is_boolean() && args["terminate"].get<bool>();
+    return revoke(*id, terminate);
+  }
   return Status(Code::kBadRequest, "unknown control operation '" + op.substr(0, 64) + "'");
+}
+
+Status Router::Impl::finish_revoked(proto::TaskRecord& rec, bool admitted, const std::string& reason) {
+  const uint64_t now = now_unix_ms();
+  rec.state = TaskState::kRevoked;
+  rec.error = reason;
+  rec.finished_ms = now;
+  if (Status s = ledger->put_task(rec); !s) return s;
+  proto::Event ev;
+  ev.type = proto::EventType::kTaskRevoked;
+  ev.task = rec.id;
+  ev.group = rec.group;
+  ev.queue = rec.queue;
+  ev.kind = rec.kind;
+  ev.ref = rec.ref;
+  ev.attempt = rec.attempt;
+  ev.state = TaskState::kRevoked;
+  ev.error = reason;
+  emit(std::move(ev));
+  if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
+    ++g->record.revoked;
+    if (admitted && g->admitted > 0) --g->admitted;
+    if (g->record.ready() && !g->record.finished_ms) g->record.finished_ms = now;
+    mark_group(*g);
+    admit_held(*g);
+  }
+  dirty = true;
+  task_finished(rec.id);
+  return Status::ok();
+}
+
+// A queued or scheduled task never runs; a running one is stopped only with `terminate`.
+// The revocation is the task's record, so it survives a router restart.
+Result<std::string> Router::Impl::revoke(const Id& task, bool terminate) {
+  auto found = ledger->get_task(task);
+  if (!found) return found.status();
+  if (!found->has_value()) return Status(Code::kNotFound, "no task " + task.to_string());
+  proto::TaskRecord& rec = **found;
+  if (is_terminal(rec.state))
+    return Status(Code::kConflict, "task " + task.to_string() + " already " + std::string(state_name(rec.state)));
+  const uint64_t key = router::order_key(rec.priority, rec.seq);
+  bool admitted = false;
+  std::string outcome = "queued";
+  if (auto lease = leases.find(task); lease != leases.end()) {
+    if (!terminate)
+      return Status(Code::kConflict, "task " + task.to_string() + " is running; revoke it with terminate to stop it");
+    const router::LeaseState l = lease->second;
+    if (auto w = workers.find(l.routing_id); w != workers.end()) {
+      w->second.leased.erase(task);
+      outbox.push_back({true, l.routing_id, proto::Revoke{{{task, l.attempt}}}});
+    }
+    --queue_running[l.queue];
+    leases.erase(lease);
+    if (Status s = ledger->del_lease(task); !s) return s;
+    if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group))
+      if (g->record.running > 0) --g->record.running;
+    rec.attempt = l.attempt;
+    admitted = true;
+    outcome = "terminated";
+  } else if (auto q = queue_index.find(rec.queue); q != queue_index.end() && ready[q->second].erase(key)) {
+    admitted = true;
+  } else if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group); g && g->held.erase(key)) {
+    outcome = "held";
+  } else if (rec.state == TaskState::kScheduled && rec.eta_ms > now_unix_ms()) {
+    revoked_scheduled.insert(task);
+    outcome = "scheduled";
+  }
+  if (Status s = finish_revoked(rec, admitted, terminate ? "revoked (terminated)" : "revoked"); !s) return s;
+  spdlog::info("router revoked task={} was={}", task.to_string(), outcome);
+  return json{{"revoked", task.to_string()}, {"was", outcome}}.dump();
+}
+
+// Runs a failed (or revoked) task again: back to its queue, attempt + 1 on dispatch.
+Result<std::string> Router::Impl::retry(const Id& task) {
+  auto found = ledger->get_task(task);
+  if (!found) return found.status();
+  if (!found->has_value()) return Status(Code::kNotFound, "no task " + task.to_string());
+  proto::TaskRecord& rec = **found;
+  if (rec.state != TaskState::kFailed && rec.state != TaskState::kRevoked)
+    return Status(Code::kConflict, "only a failed or revoked task can be retried; task " + task.to_string() +
+                                       " is " + std::string(state_name(rec.state)));
+  auto q = queue_index.find(rec.queue);
+  if (q == queue_index.end()) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
+  const TaskState was = rec.state;
+  rec.state = TaskState::kQueued;
+  rec.result.clear();
+  rec.finished_ms = 0;
+  if (Status s = ledger->put_task(rec); !s) return s;
+  proto::Event ev;
+  ev.type = proto::EventType::kTaskQueued;
+  ev.task = task;
+  ev.group = rec.group;
+  ev.queue = rec.queue;
+  ev.kind = rec.kind;
+  ev.ref = rec.ref;
+  ev.attempt = rec.attempt;
+  ev.state = TaskState::kQueued;
+  ev.detail = "{\"retry_of\":\"" + std::string(state_name(was)) + "\"}";
+  emit(std::move(ev));
+  if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
+    uint32_t& counter = was == TaskState::kFailed ? g->record.failed : g->record.revoked;
+    if (counter > 0) --counter;
+    g->record.finished_ms = 0;
+    mark_group(*g);
+  }
+  enqueue(q->second, router::order_key(rec.priority, rec.seq), task, rec.group);
+  dirty = true;
+  return json{{"retried", task.to_string()}, {"attempts_so_far", rec.attempt}}.dump();
 }
 
 }  // namespace zb

@@ -261,6 +261,7 @@ void Router::Impl::release_scheduled(uint64_t now_unix) {
   while (!scheduled.empty() && scheduled.top().eta_ms <= now_unix) {
     router::ScheduledTask t = scheduled.top();
     scheduled.pop();
+    if (revoked_scheduled.erase(t.task)) continue;
     proto::Event ev;
     ev.type = proto::EventType::kTaskQueued;
     ev.task = t.task;

@@ -175,6 +175,12 @@ struct Router::Impl {
   // control.cc
   void on_control(const std::string& rid, const proto::Control& control);
   Result<std::string> control_json(const std::string& op, const std::string& args);
+  Result<std::string> revoke(const Id& task, bool terminate);
+  Result<std::string> retry(const Id& task);
+  // Ends a task that is not running any more as revoked; `admitted` says it held a place in
+  // its group's `parallel` allowance (it was in a ready queue or leased).
+  Status finish_revoked(proto::TaskRecord& rec, bool admitted, const std::string& reason);
+  std::unordered_set<Id, IdHash> revoked_scheduled;  // revoked while in the ETA heap
 
   // Shared helpers.
   void emit(proto::Event event);

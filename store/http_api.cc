@@ -430,6 +430,24 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     forward("purge", args.dump(), "")(req, res);
   });
 
+  // POST /api/v1/tasks/{id}/revoke {"terminate": bool} and /retry, forwarded to the router.
+  for (const std::string op : {"revoke", "retry"}) {
+    server.Post("/api/v1/tasks/([^/]+)/" + op, [&pool, op](const httplib::Request& req, httplib::Response& res) {
+      json args = {{"task", req.matches[1].str()}};
+      if (op == "revoke" && !req.body.empty()) {
+        auto body = parse_body(req);
+        if (!body) return send_error(res, body.status());
+        if (body->contains("terminate")) {
+          if (!(*body)["terminate"].is_boolean()) return send_error(res, Status(Code::kBadRequest, "terminate must be true or false"));
+          args["terminate"] = (*body)["terminate"];
+        }
+      }
+      auto reply = pool.with([&](Client& c) { return c.control(op, args.dump()); });
+      if (!reply) return send_error(res, reply.status());
+      send_json(res, 200, json::parse(*reply, nullptr, false));
+    });
+  }
+
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, json{{"status", "ok"}}); });
   server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
     const bool ready = follower.caught_up();

@@ -122,6 +122,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   const bool known = found->has_value();
   int group_running_delta = 0;
   bool finished_now = false;
+  std::optional<TaskState> reopened;  // a finished task queued again
   switch (ev.type) {
     case EventType::kTaskReceived:
       t.id = ev.task;
@@ -141,8 +142,13 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     case EventType::kTaskScheduled:
     case EventType::kTaskQueued:
       if (before == TaskState::kStarted) group_running_delta = -1;
+      if (known && is_terminal(before)) reopened = before;  // an explicit retry
       t.state = TaskState::kQueued;
       if (!ev.error.empty()) t.error = ev.error;
+      if (reopened) {
+        t.result.clear();
+        t.finished_ms = 0;
+      }
       break;
     case EventType::kTaskStarted:
       if (before != TaskState::kStarted) group_running_delta = +1;
@@ -189,12 +195,19 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   if (!known && ev.type != EventType::kTaskReceived) t.id = ev.task;
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
 
-  if (t.group.is_nil() || (!group_running_delta && !finished_now)) return Status::ok();
+  if (t.group.is_nil() || (!group_running_delta && !finished_now && !reopened)) return Status::ok();
   auto cached = cached_group(txn, groups, t.group);
   if (!cached) return cached.status();
   GroupStatus& group = **cached;
   if (group_running_delta < 0 && group.running > 0) --group.running;
   if (group_running_delta > 0) ++group.running;
+  if (reopened) {
+    uint32_t& counter = *reopened == TaskState::kSucceeded ? group.succeeded
+                        : *reopened == TaskState::kFailed  ? group.failed
+                                                           : group.revoked;
+    if (counter > 0) --counter;
+    group.finished_ms = 0;
+  }
   if (finished_now) {
     if (t.state == TaskState::kSucceeded) ++group.succeeded;
     else if (t.state == TaskState::kFailed) ++group.failed;

@@ -358,6 +358,84 @@ TEST_F(RouterFixture, FullStorageRefusesNewTasksAndKeepsAcceptedOnes) {
   for (const Id& id : accepted) EXPECT_EQ(client_->status(id)->state, TaskState::kQueued);
 }
 
+TEST_F(RouterFixture, RevokedQueuedTaskNeverRunsEvenAfterRestart) {
+  start();
+  Id keep = *client_->submit(spec("default"));
+  Id gone = *client_->submit(spec("default"));
+  auto args = [](const Id& id, bool terminate = false) {
+    return nlohmann::json{{"task", id.to_string()}, {"terminate", terminate}}.dump();
+  };
+  auto r = client_->control("revoke", args(gone));
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(nlohmann::json::parse(*r)["was"], "queued");
+  EXPECT_EQ(client_->control("revoke", args(gone)).status().code(), Code::kConflict);  // already revoked
+  stop();
+  start();
+  auto& w = add_worker({"default"}, 10);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return !w.received.empty(); }, 5s));
+  ASSERT_TRUE(client_->control("ping"));
+  w.pump();
+  ASSERT_EQ(w.received.size(), 1u);
+  EXPECT_EQ(w.received[0].task, keep);
+  EXPECT_EQ(client_->status(gone)->state, TaskState::kRevoked);
+}
+
+TEST_F(RouterFixture, RunningTaskIsRevokedOnlyWithTerminate) {
+  start();
+  std::vector<proto::TaskSpec> tasks(1, spec("default"));
+  auto receipt = client_->submit_group(tasks);
+  Id id = receipt->tasks[0];
+  auto& w = add_worker({"default"}, 1);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return !w.received.empty(); }, 5s));
+  auto args = [&](bool terminate) { return nlohmann::json{{"task", id.to_string()}, {"terminate", terminate}}.dump(); };
+  EXPECT_EQ(client_->control("revoke", args(false)).status().code(), Code::kConflict);
+  auto r = client_->control("revoke", args(true));
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(nlohmann::json::parse(*r)["was"], "terminated");
+  // The worker is told; its late result does not bring the task back.
+  bool told = false;
+  ASSERT_TRUE(wait_until([&] {
+    while (auto in = wire::recv(w.socket, false))
+      if (in->message && std::holds_alternative<proto::Revoke>(*in->message)) told = true;
+    w.beat();
+    return told;
+  }, 5s));
+  w.finish(w.received[0]);
+  ASSERT_TRUE(client_->control("ping"));
+  EXPECT_EQ(client_->status(id)->state, TaskState::kRevoked);
+  auto g = client_->group(receipt->group);
+  EXPECT_EQ(g->revoked, 1u);
+  EXPECT_EQ(g->running, 0u);
+  EXPECT_TRUE(g->ready());
+}
+
+TEST_F(RouterFixture, RetryQueuesAFailedTaskAgain) {
+  start();
+  auto t = spec("default");
+  t.max_retries = 0;
+  std::vector<proto::TaskSpec> tasks{t};
+  auto receipt = client_->submit_group(tasks);
+  Id id = receipt->tasks[0];
+  auto& w = add_worker({"default"}, 1);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 1; }, 5s));
+  w.finish(w.received[0], proto::OutcomeStatus::kFailed);
+  ASSERT_TRUE(wait_until([&] { return client_->status(id)->state == TaskState::kFailed; }, 5s));
+  EXPECT_EQ(client_->group(receipt->group)->failed, 1u);
+  EXPECT_EQ(client_->control("retry", nlohmann::json{{"task", Id::random().to_string()}}.dump()).status().code(),
+            Code::kNotFound);
+  ASSERT_TRUE(client_->control("retry", nlohmann::json{{"task", id.to_string()}}.dump()));
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
+  EXPECT_EQ(w.received[1].attempt, 2u);
+  w.finish(w.received[1]);
+  ASSERT_TRUE(wait_until([&] { return client_->status(id)->state == TaskState::kSucceeded; }, 5s));
+  auto g = client_->group(receipt->group);
+  EXPECT_EQ(g->failed, 0u);
+  EXPECT_EQ(g->succeeded, 1u);
+  EXPECT_TRUE(g->ready());
+  EXPECT_EQ(client_->control("retry", nlohmann::json{{"task", id.to_string()}}.dump()).status().code(),
+            Code::kConflict);  // a succeeded task is not retried
+}
+
 TEST_F(RouterFixture, UnknownWorkerIsToldToReconnect) {
   start();
   FakeWorker stranger(ctx_, options_.backend);

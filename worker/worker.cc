@@ -113,6 +113,10 @@ struct Worker::Impl {
         auto it = unacked.find(c.task);
         if (it != unacked.end() && it->second.attempt == c.attempt) unacked.erase(it);
       }
+    } else if (auto* revoke = std::get_if<proto::Revoke>(&message)) {
+      // Revoked with terminate: the handler is told (cancel flag) and its result dropped.
+      slots.drop(revoke->claims);
+      for (const auto& c : revoke->claims) unacked.erase(c.task);
     } else if (auto* bye = std::get_if<proto::Disconnect>(&message)) {
       reconnect(slots, bye->reason, true);
     }
