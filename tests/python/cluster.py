@@ -6,6 +6,8 @@ import subprocess
 import tempfile
 import time
 
+import unittest
+
 import requests
 
 
@@ -96,3 +98,17 @@ class Cluster:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ClusterTestCase(unittest.TestCase):
+    """Tests sharing one `zbatch up` for the class; set BINARY before unittest.main()."""
+    BINARY = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(ClusterTestCase.BINARY)
+        cls.url = cls.cluster.url
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()

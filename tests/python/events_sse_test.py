@@ -6,9 +6,9 @@ import unittest
 
 import requests
 
-from cluster import Cluster
+from cluster import ClusterTestCase
 
-BINARY = sys.argv.pop(1)
+ClusterTestCase.BINARY = sys.argv.pop(1)
 
 
 def read_events(resp, until, limit=10000):
@@ -32,16 +32,7 @@ def read_events(resp, until, limit=10000):
     return events
 
 
-class EventStream(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(BINARY)
-        cls.url = cls.cluster.url
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
+class EventStream(ClusterTestCase):
     def submit(self, n=5, queue_path="tests"):
         r = requests.post(f"{self.url}/batch/{queue_path}", json={"tasks": [{"id": f"e{i}"} for i in range(n)]}, timeout=10)
         self.assertEqual(r.status_code, 200, r.text)

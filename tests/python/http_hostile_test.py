@@ -6,21 +6,12 @@ import unittest
 
 import requests
 
-from cluster import Cluster
+from cluster import ClusterTestCase
 
-BINARY = sys.argv.pop(1)
+ClusterTestCase.BINARY = sys.argv.pop(1)
 
 
-class HostileHttp(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(BINARY)
-        cls.url = cls.cluster.url
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
+class HostileHttp(ClusterTestCase):
     def tearDown(self):
         # After every hostile request the server still answers a real one.
         r = requests.post(f"{self.url}/api/v1/tasks", json={"kind": "echo", "payload": {"ok": 1}}, timeout=10)

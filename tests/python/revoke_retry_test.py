@@ -5,21 +5,12 @@ import unittest
 
 import requests
 
-from cluster import Cluster, wait_until
+from cluster import ClusterTestCase, wait_until
 
-BINARY = sys.argv.pop(1)
+ClusterTestCase.BINARY = sys.argv.pop(1)
 
 
-class RevokeRetry(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(BINARY)
-        cls.url = cls.cluster.url
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
+class RevokeRetry(ClusterTestCase):
     def group(self, gid):
         return requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()
 
