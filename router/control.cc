@@ -178,15 +178,7 @@ Status Router::Impl::finish_revoked(proto::TaskRecord& rec, bool admitted, const
   rec.error = reason;
   rec.finished_ms = now;
   if (Status s = ledger->put_task(rec); !s) return s;
-  proto::Event ev;
-  ev.type = proto::EventType::kTaskRevoked;
-  ev.task = rec.id;
-  ev.group = rec.group;
-  ev.queue = rec.queue;
-  ev.kind = rec.kind;
-  ev.ref = rec.ref;
-  ev.attempt = rec.attempt;
-  ev.state = TaskState::kRevoked;
+  proto::Event ev = router::task_event(rec, proto::EventType::kTaskRevoked, TaskState::kRevoked);
   ev.error = reason;
   emit(std::move(ev));
   if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
@@ -258,15 +250,7 @@ Result<std::string> Router::Impl::retry(const Id& task) {
   rec.result.clear();
   rec.finished_ms = 0;
   if (Status s = ledger->put_task(rec); !s) return s;
-  proto::Event ev;
-  ev.type = proto::EventType::kTaskQueued;
-  ev.task = task;
-  ev.group = rec.group;
-  ev.queue = rec.queue;
-  ev.kind = rec.kind;
-  ev.ref = rec.ref;
-  ev.attempt = rec.attempt;
-  ev.state = TaskState::kQueued;
+  proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
   ev.detail = "{\"retry_of\":\"" + std::string(state_name(was)) + "\"}";
   emit(std::move(ev));
   if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {

@@ -175,14 +175,7 @@ void Router::Impl::apply_outcome(WorkerSession* worker, const proto::Outcome& ou
   const uint64_t now = now_unix_ms();
   rec.attempt = outcome.attempt;
   if (worker) rec.worker = worker->name;
-  proto::Event ev;
-  ev.task = rec.id;
-  ev.group = rec.group;
-  ev.queue = rec.queue;
-  ev.kind = rec.kind;
-  ev.ref = rec.ref;
-  ev.attempt = outcome.attempt;
-  ev.worker = rec.worker;
+  proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
 
   using proto::OutcomeStatus;
   const bool retries_left = outcome.attempt <= rec.max_retries;
@@ -242,13 +235,7 @@ void Router::Impl::requeue_lease(const Id& task, const LeaseState& lease, std::s
   rec.state = TaskState::kQueued;
   rec.error = std::string(why);
   if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-  proto::Event ev;
-  ev.type = proto::EventType::kTaskQueued;
-  ev.task = task;
-  ev.group = rec.group;
-  ev.queue = rec.queue;
-  ev.attempt = lease.attempt;
-  ev.state = TaskState::kQueued;
+  proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
   ev.error = rec.error;
   emit(std::move(ev));
   ready[lease.queue].push(lease.key, task);
@@ -400,12 +387,7 @@ bool Router::Impl::dispatch_one(WorkerSession& w) {
     ++g->record.running;
     mark_group(*g);
   }
-  proto::Event ev;
-  ev.type = proto::EventType::kTaskStarted;
-  ev.task = task;
-  ev.group = rec.group;
-  ev.queue = rec.queue;
-  ev.state = TaskState::kStarted;
+  proto::Event ev = router::task_event(rec, proto::EventType::kTaskStarted, TaskState::kStarted);
   ev.attempt = attempt;
   ev.worker = w.name;
   emit(std::move(ev));

@@ -129,15 +129,7 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     rec.seq = ++ledger->meta().task_seq;
     rec.created_ms = now;
     if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-    proto::Event ev;
-    ev.type = proto::EventType::kTaskReceived;
-    ev.task = rec.id;
-    ev.group = rec.group;
-    ev.queue = rec.queue;
-    ev.kind = rec.kind;
-    ev.ref = rec.ref;
-    ev.state = rec.state;
-    ev.priority = rec.priority;
+    proto::Event ev = router::task_event(rec, proto::EventType::kTaskReceived, rec.state);
     ev.payload = rec.payload;
     ev.eta_ms = rec.eta_ms;
     emit(std::move(ev));

@@ -85,6 +85,23 @@ struct Waiter {
   uint64_t deadline_ms = 0;  // steady clock
 };
 
+// An event about a task, carrying the task's identity (id, group, queue, kind, caller's id,
+// attempt, worker); callers add what is particular to the change.
+inline proto::Event task_event(const proto::TaskRecord& rec, proto::EventType type, TaskState state) {
+  proto::Event ev;
+  ev.type = type;
+  ev.state = state;
+  ev.task = rec.id;
+  ev.group = rec.group;
+  ev.queue = rec.queue;
+  ev.kind = rec.kind;
+  ev.ref = rec.ref;
+  ev.attempt = rec.attempt;
+  ev.priority = rec.priority;
+  ev.worker = rec.worker;
+  return ev;
+}
+
 struct Outgoing {
   bool backend;
   std::string routing_id;
