@@ -145,6 +145,11 @@ void print_inspect(const std::string& what, const json& j) {
         std::cout << "  " << t["id"].get<std::string>() << " " << t.value("kind", "") << " attempt "
                   << t.value("attempt", 0) << "\n";
     }
+  } else if (what == "failed") {
+    std::cout << j["total"] << " failed task(s) in all; showing " << j["tasks"].size() << "\n";
+    for (const auto& t : j["tasks"])
+      std::cout << "  " << t["id"].get<std::string>() << " " << t.value("queue", "") << " " << t.value("kind", "")
+                << " attempts " << t.value("attempt", 0) << ": " << t.value("error", "") << "\n";
   } else {
     std::cout << j["tasks"].size() << " task(s)\n";
     for (const auto& t : j["tasks"])
@@ -167,6 +172,8 @@ void add_client_commands(CLI::App& app) {
       bool wait = false;
       uint32_t parallel = 0;
       int max_retries = -1;
+      double time_limit = 0, soft_time_limit = 0;
+      std::string idempotency_key;
     };
     auto f = std::make_shared<Flags>();
     add_common(cmd, f->c);
@@ -177,6 +184,12 @@ void add_client_commands(CLI::App& app) {
     cmd->add_option("--eta", f->eta, "Run at this time (unix seconds or ISO-8601 UTC)")->excludes(countdown);
     cmd->add_option("--parallel", f->parallel, "With '-': run at most N tasks of the group at once");
     cmd->add_option("--max-retries", f->max_retries, "Retries after a failed attempt");
+    cmd->add_option("--time-limit", f->time_limit, "Hard time limit of an attempt, seconds (default: the queue's)")
+        ->check(CLI::Range(0.0, 4e6));
+    cmd->add_option("--soft-time-limit", f->soft_time_limit, "Soft time limit of an attempt, seconds (default: the queue's)")
+        ->check(CLI::Range(0.0, 4e6));
+    cmd->add_option("--idempotency-key", f->idempotency_key,
+                    "A repeat with the same key returns the first submission's ids and runs nothing twice");
     cmd->add_flag("--wait", f->wait, "Wait for the result and print it");
     cmd->add_option("payload", f->payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
     cmd->callback([f] {
@@ -185,6 +198,8 @@ void add_client_commands(CLI::App& app) {
       spec.kind = f->kind;
       spec.priority = f->priority;
       spec.max_retries = f->max_retries;
+      spec.hard_limit_ms = static_cast<uint32_t>(f->time_limit * 1000);
+      spec.soft_limit_ms = static_cast<uint32_t>(f->soft_time_limit * 1000);
       if (f->countdown > 0) spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(f->countdown * 1000);
       if (!f->eta.empty()) spec.eta_ms = parse_eta(f->eta);
       auto client = connect(f->c);
@@ -202,6 +217,7 @@ void add_client_commands(CLI::App& app) {
         if (tasks.empty()) fail(kExitUsage, "no tasks on stdin");
         GroupOptions go;
         go.parallel = f->parallel;
+        go.idempotency_key = f->idempotency_key;
         auto receipt = must(client->submit_group(tasks, go));
         if (f->wait) {
           for (;;) {
@@ -221,9 +237,10 @@ void add_client_commands(CLI::App& app) {
         return;
       }
       spec.payload = valid_payload(f->payload, "");
-      Id id = must(client->submit(spec));
+      SubmitReceipt sr = must(client->submit(spec, f->idempotency_key));
+      Id id = sr.task;
       if (!f->wait) {
-        std::cout << (f->c.json_out ? json{{"id", id.to_string()}}.dump() : id.to_string()) << "\n";
+        std::cout << (f->c.json_out ? json{{"id", id.to_string()}, {"duplicate", sr.duplicate}}.dump() : id.to_string()) << "\n";
         return;
       }
       proto::TaskRecord rec;
@@ -321,12 +338,21 @@ void add_client_commands(CLI::App& app) {
     auto c = std::make_shared<Common>();
     auto what = std::make_shared<std::string>();
     add_common(cmd, *c);
-    cmd->add_option("what", *what, "active|reserved|scheduled|stats|registered|queues")
+    auto queue = std::make_shared<std::string>();
+    auto limit = std::make_shared<uint32_t>(100);
+    cmd->add_option("what", *what, "active|reserved|scheduled|stats|registered|queues|failed")
         ->required()
-        ->check(CLI::IsMember({"active", "reserved", "scheduled", "stats", "registered", "queues"}));
-    cmd->callback([c, what] {
+        ->check(CLI::IsMember({"active", "reserved", "scheduled", "stats", "registered", "queues", "failed"}));
+    cmd->add_option("-Q,--queue", *queue, "failed: only this queue");
+    cmd->add_option("--limit", *limit, "failed: at most N tasks (default 100)")->check(CLI::Range(1, 1000));
+    cmd->callback([c, what, queue, limit] {
       auto client = connect(*c);
-      std::string text = must(client->control("inspect." + *what));
+      json args = json::object();
+      if (*what == "failed") {
+        args["limit"] = *limit;
+        if (!queue->empty()) args["queue"] = *queue;
+      }
+      std::string text = must(client->control("inspect." + *what, args.dump()));
       if (c->json_out) std::cout << text << "\n";
       else print_inspect(*what, json::parse(text));
     });
@@ -368,13 +394,26 @@ void add_client_commands(CLI::App& app) {
     });
   }
   {
-    auto* cmd = app.add_subcommand("retry", "Queue a failed or revoked task again");
+    auto* cmd = app.add_subcommand("retry", "Queue a failed or revoked task again (or every dead letter with --failed)");
     auto c = std::make_shared<Common>();
     auto id = std::make_shared<std::string>();
+    auto all_failed = std::make_shared<bool>(false);
+    auto queue = std::make_shared<std::string>();
     add_common(cmd, *c);
-    cmd->add_option("task_id", *id, "Task id")->required();
-    cmd->callback([c, id] {
+    auto* task_opt = cmd->add_option("task_id", *id, "Task id");
+    cmd->add_flag("--failed", *all_failed, "Retry every task that failed for good (dead letters)")->excludes(task_opt);
+    cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue");
+    cmd->callback([c, id, all_failed, queue] {
       auto client = connect(*c);
+      if (*all_failed) {
+        json args = json::object();
+        if (!queue->empty()) args["queue"] = *queue;
+        std::string text = must(client->control("retry.failed", args.dump()));
+        if (c->json_out) std::cout << text << "\n";
+        else std::cout << "queued " << json::parse(text)["retried"] << " failed task(s) again\n";
+        return;
+      }
+      if (id->empty()) fail(kExitUsage, "retry needs a task id, or --failed");
       std::string text = must(client->control("retry", json{{"task", parse_id(*id, "task id").to_string()}}.dump()));
       if (c->json_out) std::cout << text << "\n";
       else std::cout << "queued " << *id << " again\n";

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <set>
 
 namespace zb::cli {
@@ -31,30 +32,134 @@ std::optional<std::string> as_text(const toml::node& node) {
   return std::nullopt;
 }
 
+Status bad(const std::string& path, const std::string& where, const std::string& what) {
+  return Status(Code::kBadRequest, "config " + path + ": " + where + " " + what);
+}
+
+// Seconds (integer or float, >= 0) as milliseconds.
+std::optional<uint32_t> seconds_ms(const toml::node& v) {
+  double s;
+  if (auto i = v.value<int64_t>()) s = static_cast<double>(*i);
+  else if (auto f = v.value<double>()) s = *f;
+  else return std::nullopt;
+  if (!(s >= 0) || s > 4'000'000) return std::nullopt;
+  return static_cast<uint32_t>(s * 1000.0 + 0.5);
+}
+
+std::optional<uint64_t> count(const toml::node& v, uint64_t max) {
+  auto i = v.value<int64_t>();
+  if (!i || *i < 0 || static_cast<uint64_t>(*i) > max) return std::nullopt;
+  return static_cast<uint64_t>(*i);
+}
+
+std::optional<std::vector<std::string>> strings(const toml::node& v) {
+  auto arr = v.as_array();
+  if (!arr) return std::nullopt;
+  std::vector<std::string> out;
+  for (const auto& item : *arr) {
+    auto t = item.value<std::string>();
+    if (!t) return std::nullopt;
+    out.push_back(*t);
+  }
+  return out;
+}
+
+// A rate as tasks per second: a number, or "N/s", "N/m", "N/h" (Celery's notation).
+std::optional<double> rate(const toml::node& v) {
+  if (auto i = v.value<int64_t>()) return *i >= 0 ? std::optional<double>(static_cast<double>(*i)) : std::nullopt;
+  if (auto f = v.value<double>()) return *f >= 0 ? std::optional<double>(*f) : std::nullopt;
+  auto text = v.value<std::string>();
+  if (!text) return std::nullopt;
+  auto slash = text->find('/');
+  if (slash == std::string::npos || slash + 2 != text->size()) return std::nullopt;
+  double n;
+  try {
+    size_t used = 0;
+    n = std::stod(text->substr(0, slash), &used);
+    if (used != slash || !(n >= 0)) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  switch ((*text)[slash + 1]) {
+    case 's': return n;
+    case 'm': return n / 60.0;
+    case 'h': return n / 3600.0;
+    default: return std::nullopt;
+  }
+}
+
+Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q) {
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string where = "[[queue]] " + (q.name.empty() ? std::string() : "'" + q.name + "' ") + key;
+    auto need = [&](bool ok, const char* what) { return ok ? Status::ok() : bad(path, where, std::string("must be ") + what); };
+    Status s = Status::ok();
+    if (key == "name") {
+      s = need(v.value<std::string>() && !v.value<std::string>()->empty(), "a non-empty string");
+      if (s) q.name = *v.value<std::string>();
+    } else if (key == "priority") {
+      auto n = count(v, 255);
+      s = need(n.has_value(), "an integer 0..255");
+      if (s) q.priority = static_cast<uint8_t>(*n);
+    } else if (key == "handler" || key == "default_kind") {
+      s = need(v.value<std::string>() && !v.value<std::string>()->empty(), "a task kind (string)");
+      if (s) q.default_kind = *v.value<std::string>();
+    } else if (key == "max_retries") {
+      auto n = count(v, 1000000);
+      s = need(n.has_value(), "an integer 0..1000000");
+      if (s) q.max_retries = static_cast<uint32_t>(*n);
+    } else if (key == "retry_backoff" || key == "retry_backoff_max" || key == "soft_time_limit" || key == "time_limit") {
+      auto ms = seconds_ms(v);
+      s = need(ms.has_value(), "seconds (a number >= 0)");
+      if (s) {
+        if (key == "retry_backoff") q.retry_backoff_ms = *ms;
+        else if (key == "retry_backoff_max") q.retry_backoff_max_ms = *ms;
+        else if (key == "soft_time_limit") q.soft_time_limit_ms = *ms;
+        else q.time_limit_ms = *ms;
+      }
+    } else if (key == "retry_jitter" || key == "acks_late") {
+      s = need(v.value<bool>().has_value(), "true or false");
+      if (s) (key == "acks_late" ? q.acks_late : q.retry_jitter) = *v.value<bool>();
+    } else if (key == "retry_on") {
+      auto list = strings(v);
+      s = need(list.has_value(), "an array of error class names (\"*\" = any failure)");
+      if (s) q.retry_on = *list;
+    } else if (key == "rate_limit") {
+      auto r = rate(v);
+      s = need(r.has_value(), "tasks per second: a number >= 0 or \"N/s\", \"N/m\", \"N/h\"");
+      if (s) q.rate_limit = *r;
+    } else {
+      s = bad(path, where, "is not a known key (name, priority, handler, max_retries, retry_backoff, "
+                           "retry_backoff_max, retry_jitter, retry_on, soft_time_limit, time_limit, "
+                           "rate_limit, acks_late)");
+    }
+    if (!s) return s;
+  }
+  if (q.name.empty()) return bad(path, "[[queue]]", "needs a name");
+  if (q.time_limit_ms && q.soft_time_limit_ms > q.time_limit_ms)
+    return bad(path, "[[queue]] '" + q.name + "'", "soft_time_limit must not exceed time_limit");
+  if (q.retry_backoff_max_ms < q.retry_backoff_ms)
+    return bad(path, "[[queue]] '" + q.name + "'", "retry_backoff_max must be >= retry_backoff");
+  return Status::ok();
+}
+
 Status apply_queues(const toml::table& root, const std::string& path, std::vector<QueueConfig>* queues) {
   auto node = root.get("queue");
   if (!node) return Status::ok();
   auto arr = node->as_array();
-  if (!arr) return Status(Code::kBadRequest, "config " + path + ": [[queue]] must be an array of tables");
+  if (!arr) return bad(path, "[[queue]]", "must be an array of tables");
   for (const auto& item : *arr) {
     auto t = item.as_table();
-    if (!t) return Status(Code::kBadRequest, "config " + path + ": [[queue]] must be an array of tables");
+    if (!t) return bad(path, "[[queue]]", "must be an array of tables");
+    // A queue named like a seed queue starts from its seed settings.
+    std::string name;
+    if (auto n = t->get("name"); n && n->value<std::string>()) name = *n->value<std::string>();
     QueueConfig q;
-    for (const auto& [k, v] : *t) {
-      std::string key(k.str());
-      if (key == "name" && v.value<std::string>()) q.name = *v.value<std::string>();
-      else if (key == "priority" && v.value<int64_t>() && *v.value<int64_t>() >= 0 && *v.value<int64_t>() <= 255)
-        q.priority = static_cast<uint8_t>(*v.value<int64_t>());
-      else if (key == "default_kind" && v.value<std::string>()) q.default_kind = *v.value<std::string>();
-      else if (key == "max_retries" && v.value<int64_t>() && *v.value<int64_t>() >= 0)
-        q.max_retries = static_cast<uint32_t>(*v.value<int64_t>());
-      else
-        return Status(Code::kBadRequest, "config " + path + ": [[queue]] " + key +
-                                             (key == "name" || key == "priority" || key == "default_kind" || key == "max_retries"
-                                                  ? " has a bad value (priority 0..255, max_retries >= 0)"
-                                                  : " is not a known key (name, priority, default_kind, max_retries)"));
+    if (queues) {
+      auto same = std::find_if(queues->begin(), queues->end(), [&](const QueueConfig& e) { return e.name == name; });
+      if (same != queues->end()) q = *same;
     }
-    if (q.name.empty()) return Status(Code::kBadRequest, "config " + path + ": [[queue]] needs a name");
+    if (Status s = parse_queue(*t, path, q); !s) return s;
     if (!queues) continue;
     auto same = std::find_if(queues->begin(), queues->end(), [&](const QueueConfig& e) { return e.name == q.name; });
     if (same != queues->end()) *same = q;
@@ -63,10 +168,81 @@ Status apply_queues(const toml::table& root, const std::string& path, std::vecto
   return Status::ok();
 }
 
+Status parse_handler(const toml::table& t, const std::string& path, ProcessHandlerConfig& h) {
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string where = "[[handler]] " + (h.kind.empty() ? std::string() : "'" + h.kind + "' ") + key;
+    auto need = [&](bool ok, const char* what) { return ok ? Status::ok() : bad(path, where, std::string("must be ") + what); };
+    Status s = Status::ok();
+    if (key == "kind") {
+      s = need(v.value<std::string>() && !v.value<std::string>()->empty(), "a non-empty string");
+      if (s) h.kind = *v.value<std::string>();
+    } else if (key == "type") {
+      auto type = v.value<std::string>();
+      s = need(type && (*type == "exec" || *type == "pool"), "\"exec\" or \"pool\"");
+      if (s) h.mode = *type == "exec" ? ProcessHandlerConfig::Mode::kExec : ProcessHandlerConfig::Mode::kPool;
+    } else if (key == "argv") {
+      auto list = strings(v);
+      s = need(list && !list->empty(), "a non-empty array of strings (no shell is involved)");
+      if (s) h.argv = *list;
+    } else if (key == "env") {
+      auto table = v.as_table();
+      s = need(table != nullptr, "a table of KEY = \"value\"");
+      if (s)
+        for (const auto& [ek, ev] : *table) {
+          if (!ev.value<std::string>()) return bad(path, where, "values must be strings");
+          h.env.push_back(std::string(ek.str()) + "=" + *ev.value<std::string>());
+        }
+    } else if (key == "cwd") {
+      s = need(v.value<std::string>().has_value(), "a path");
+      if (s) h.cwd = *v.value<std::string>();
+    } else if (key == "stdout_limit" || key == "stderr_limit") {
+      auto n = count(v, 256u << 20);
+      s = need(n && *n > 0, "bytes, 1..268435456");
+      if (s) (key == "stdout_limit" ? h.stdout_limit : h.stderr_limit) = *n;
+    } else if (key == "term_grace") {
+      auto ms = seconds_ms(v);
+      s = need(ms.has_value(), "seconds (a number >= 0)");
+      if (s) h.term_grace_ms = *ms;
+    } else if (key == "max_tasks_per_child") {
+      auto n = count(v, 100000000);
+      s = need(n && *n > 0, "an integer >= 1");
+      if (s) h.max_tasks_per_child = static_cast<uint32_t>(*n);
+    } else if (key == "max_memory_mb") {
+      auto n = count(v, 1u << 30);
+      s = need(n.has_value(), "an integer >= 0 (0 = no ceiling)");
+      if (s) h.max_memory_bytes = *n << 20;
+    } else {
+      s = bad(path, where, "is not a known key (kind, type, argv, env, cwd, stdout_limit, stderr_limit, "
+                           "term_grace, max_tasks_per_child, max_memory_mb)");
+    }
+    if (!s) return s;
+  }
+  if (h.kind.empty()) return bad(path, "[[handler]]", "needs a kind");
+  if (h.argv.empty()) return bad(path, "[[handler]] '" + h.kind + "'", "needs argv");
+  if (Status s = Worker::validate(h); !s) return bad(path, "[[handler]]", s.message());
+  return Status::ok();
+}
+
+Status apply_handlers(const toml::table& root, const std::string& path, std::vector<ProcessHandlerConfig>* handlers) {
+  auto node = root.get("handler");
+  if (!node) return Status::ok();
+  auto arr = node->as_array();
+  if (!arr) return bad(path, "[[handler]]", "must be an array of tables");
+  for (const auto& item : *arr) {
+    auto t = item.as_table();
+    if (!t) return bad(path, "[[handler]]", "must be an array of tables");
+    ProcessHandlerConfig h;
+    if (Status s = parse_handler(*t, path, h); !s) return s;
+    if (handlers) handlers->push_back(std::move(h));
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
-                         std::vector<QueueConfig>* queues) {
+                         std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers) {
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -74,12 +250,13 @@ Status apply_config_file(const std::string& path, const std::string& section, CL
     return Status(Code::kBadRequest, "config " + path + ": " + std::string(e.description()) + " at line " +
                                          std::to_string(e.source().begin.line));
   }
-  static const std::set<std::string> kSections = {"router", "worker", "store", "up", "queue"};
+  static const std::set<std::string> kSections = {"router", "worker", "store", "up", "queue", "handler"};
   for (const auto& [k, v] : root)
     if (!kSections.count(std::string(k.str())))
       return Status(Code::kBadRequest, "config " + path + ": unknown section [" + std::string(k.str()) +
-                                           "] (router, worker, store, up, queue)");
+                                           "] (router, worker, store, up, queue, handler)");
   if (Status s = apply_queues(root, path, queues); !s) return s;
+  if (Status s = apply_handlers(root, path, handlers); !s) return s;
   auto node = root.get(section);
   if (!node) return Status::ok();
   auto table = node->as_table();

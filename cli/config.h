@@ -16,9 +16,13 @@ namespace zb::cli {
 
 // Applies `[section]` of the TOML file at `path` to every option of `cmd` that neither a
 // flag nor an environment variable set. Keys are the long flag names with '-' or '_'.
-// `[[queue]]` tables (name, priority, default_kind, max_retries) declare or override queues.
+// `[[queue]]` tables declare or override queues (keys: QueueConfig in router/router.h, times
+// in seconds); `[[handler]]` tables declare process handlers (ProcessHandlerConfig in
+// worker/worker.h). Both are always validated; they are returned where the pointer is set.
+// zbatch.example.toml documents every key.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
-                         std::vector<QueueConfig>* queues);
+                         std::vector<QueueConfig>* queues,
+                         std::vector<ProcessHandlerConfig>* handlers = nullptr);
 
 // "fsync" → true, "nosync" → false.
 Result<bool> parse_durability(const std::string& text);

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "common/log.h"
@@ -57,6 +59,8 @@ struct RouterFlags {
   std::string durability = "fsync";
   uint32_t heartbeat_ms = 1000, reclaim_grace_ms = 5000;
   int events_hwm = 100000;
+  uint64_t result_ttl_s = 86400;
+  uint64_t event_retention = 1'000'000;
   std::string config;
 };
 
@@ -74,6 +78,13 @@ void add_router_flags(CLI::App* cmd, RouterFlags& f) {
                   "Event batches queued per subscriber before the PUB drops (the store replays drops)")
       ->check(CLI::Range(1, 10000000))
       ->envname("ZBATCH_EVENTS_HWM");
+  cmd->add_option("--result-ttl", f.result_ttl_s,
+                  "Seconds finished tasks and groups are kept (default 86400; 0 = forever)")
+      ->envname("ZBATCH_RESULT_TTL");
+  cmd->add_option("--event-retention", f.event_retention,
+                  "Events kept in the router's log beyond what the store confirmed (default 1000000)")
+      ->check(CLI::Range(uint64_t{1000}, uint64_t{1} << 40))
+      ->envname("ZBATCH_EVENT_RETENTION");
   cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
 }
 
@@ -89,6 +100,8 @@ RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, 
   o.heartbeat_ms = f.heartbeat_ms;
   o.reclaim_grace_ms = f.reclaim_grace_ms;
   o.events_hwm = f.events_hwm;
+  o.result_ttl_ms = f.result_ttl_s * 1000;
+  o.event_retention = f.event_retention;
   o.queues = std::move(queues);
   return o;
 }
@@ -100,8 +113,31 @@ struct WorkerFlags {
   std::string hostname;
   uint32_t prefetch = 4;
   uint32_t heartbeat_ms = 1000;
+  std::string autoscale;
+  uint32_t autoscale_idle_ms = 10000;
   std::string config;
 };
+
+// "MAX,MIN" (Celery's --autoscale) or "MAX" (MIN = 1).
+void parse_autoscale(const std::string& text, WorkerOptions& o) {
+  if (text.empty()) return;
+  auto parts = split(text);
+  auto number = [&](const std::string& p) -> uint32_t {
+    try {
+      size_t used = 0;
+      unsigned long v = std::stoul(p, &used);
+      if (used == p.size() && v <= 1024) return static_cast<uint32_t>(v);
+    } catch (const std::exception&) {
+    }
+    fail(kExitUsage, "--autoscale must be MAX,MIN (0..1024), got '" + text + "'");
+    return 0;
+  };
+  if (parts.empty() || parts.size() > 2) fail(kExitUsage, "--autoscale must be MAX,MIN, got '" + text + "'");
+  o.autoscale_max = number(parts[0]);
+  o.autoscale_min = parts.size() == 2 ? number(parts[1]) : 1;
+  if (o.autoscale_max == 0 || o.autoscale_min > o.autoscale_max)
+    fail(kExitUsage, "--autoscale needs 1 <= MAX and MIN <= MAX, got '" + text + "'");
+}
 
 WorkerOptions worker_options(const WorkerFlags& f) {
   WorkerOptions o;
@@ -111,7 +147,56 @@ WorkerOptions worker_options(const WorkerFlags& f) {
   o.name = f.hostname;
   o.prefetch_multiplier = f.prefetch;
   o.heartbeat_ms = f.heartbeat_ms;
+  o.autoscale_idle_ms = f.autoscale_idle_ms;
+  parse_autoscale(f.autoscale, o);
   return o;
+}
+
+void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
+  cmd->add_option("--router", f.router, "The router's worker endpoint")->envname("ZBATCH_WORKER_ROUTER");
+  cmd->add_option("-Q,--queues", f.queues, "Queues to serve, comma-separated (default: all)")->envname("ZBATCH_QUEUES");
+  cmd->add_option("-c,--concurrency", f.concurrency, "Execution slots (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
+  cmd->add_option("--hostname", f.hostname, "Worker name, name@host (default zbatch@<host>)")->envname("ZBATCH_HOSTNAME");
+  cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot (default 4)")->envname("ZBATCH_PREFETCH_MULTIPLIER");
+  cmd->add_option("--heartbeat-ms", f.heartbeat_ms, "Heartbeat interval")->envname("ZBATCH_HEARTBEAT_MS");
+  cmd->add_option("--autoscale", f.autoscale, "MAX,MIN: grow slots under backlog, shrink when idle")
+      ->envname("ZBATCH_AUTOSCALE");
+  cmd->add_option("--autoscale-idle-ms", f.autoscale_idle_ms, "Idle time before autoscale removes a slot (default 10000)")
+      ->envname("ZBATCH_AUTOSCALE_IDLE_MS");
+  cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]])")->envname("ZBATCH_CONFIG");
+}
+
+struct StoreFlags {
+  StoreOptions options;
+  std::string data = "zbatch-data";
+  std::string config;
+};
+
+void add_store_flags(CLI::App* cmd, StoreFlags& f) {
+  StoreOptions& o = f.options;
+  cmd->add_option("--router", o.router, "The router's frontend endpoint")->envname("ZBATCH_ROUTER");
+  cmd->add_option("--events", o.events, "The router's events endpoint")->envname("ZBATCH_EVENTS");
+  cmd->add_option("--data", f.data, "Data folder")->envname("ZBATCH_DATA");
+  cmd->add_option("--http", o.http, "HTTP HOST:PORT (default 127.0.0.1:8000)")->envname("ZBATCH_HTTP");
+  cmd->add_option("--max-body-bytes", o.max_body_bytes, "Largest HTTP request body (default 32 MiB)")
+      ->envname("ZBATCH_MAX_BODY_BYTES");
+  cmd->add_option("--max-batch-tasks", o.max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
+      ->envname("ZBATCH_MAX_BATCH_TASKS");
+  cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
+}
+
+struct UpFlags {
+  RouterFlags router;
+  std::string http = "127.0.0.1:8000";
+  uint32_t workers = 1, concurrency = 0, prefetch = 4;
+};
+
+void add_up_flags(CLI::App* cmd, UpFlags& f) {
+  add_router_flags(cmd, f.router);
+  cmd->add_option("--http", f.http, "HTTP HOST:PORT")->envname("ZBATCH_HTTP");
+  cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
+  cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
+  cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
 }
 
 }  // namespace
@@ -137,16 +222,13 @@ void add_serve_commands(CLI::App& app) {
   {
     auto* cmd = app.add_subcommand("worker", "Run tasks from the router's queues");
     auto f = std::make_shared<WorkerFlags>();
-    cmd->add_option("--router", f->router, "The router's worker endpoint")->envname("ZBATCH_WORKER_ROUTER");
-    cmd->add_option("-Q,--queues", f->queues, "Queues to serve, comma-separated (default: all)")->envname("ZBATCH_QUEUES");
-    cmd->add_option("-c,--concurrency", f->concurrency, "Execution slots (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
-    cmd->add_option("--hostname", f->hostname, "Worker name, name@host (default zbatch@<host>)")->envname("ZBATCH_HOSTNAME");
-    cmd->add_option("--prefetch-multiplier", f->prefetch, "Tasks held per slot (default 4)")->envname("ZBATCH_PREFETCH_MULTIPLIER");
-    cmd->add_option("--heartbeat-ms", f->heartbeat_ms, "Heartbeat interval")->envname("ZBATCH_HEARTBEAT_MS");
-    cmd->add_option("--config", f->config, "TOML configuration file")->envname("ZBATCH_CONFIG");
+    add_worker_flags(cmd, *f);
     cmd->callback([cmd, f] {
-      if (!f->config.empty()) check(apply_config_file(f->config, "worker", *cmd, nullptr));
-      auto worker = Worker::create(worker_options(*f));
+      std::vector<ProcessHandlerConfig> handlers;
+      if (!f->config.empty()) check(apply_config_file(f->config, "worker", *cmd, nullptr, &handlers));
+      WorkerOptions options = worker_options(*f);
+      options.process_handlers = std::move(handlers);
+      auto worker = Worker::create(options);
       check(worker.status());
       g_workers[0] = worker->get();
       install_signals();
@@ -157,22 +239,13 @@ void add_serve_commands(CLI::App& app) {
   // zbatch store
   {
     auto* cmd = app.add_subcommand("store", "Run the status store and HTTP API");
-    auto o = std::make_shared<StoreOptions>();
-    auto config = std::make_shared<std::string>();
-    auto data = std::make_shared<std::string>("zbatch-data");
-    cmd->add_option("--router", o->router, "The router's frontend endpoint")->envname("ZBATCH_ROUTER");
-    cmd->add_option("--events", o->events, "The router's events endpoint")->envname("ZBATCH_EVENTS");
-    cmd->add_option("--data", *data, "Data folder")->envname("ZBATCH_DATA");
-    cmd->add_option("--http", o->http, "HTTP HOST:PORT (default 127.0.0.1:8000)")->envname("ZBATCH_HTTP");
-    cmd->add_option("--max-body-bytes", o->max_body_bytes, "Largest HTTP request body (default 32 MiB)")
-        ->envname("ZBATCH_MAX_BODY_BYTES");
-    cmd->add_option("--max-batch-tasks", o->max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
-        ->envname("ZBATCH_MAX_BATCH_TASKS");
-    cmd->add_option("--config", *config, "TOML configuration file")->envname("ZBATCH_CONFIG");
-    cmd->callback([cmd, o, config, data] {
-      if (!config->empty()) check(apply_config_file(*config, "store", *cmd, nullptr));
-      o->data_dir = *data + "/store";
-      auto store = Store::create(*o);
+    auto sf = std::make_shared<StoreFlags>();
+    add_store_flags(cmd, *sf);
+    cmd->callback([cmd, sf] {
+      if (!sf->config.empty()) check(apply_config_file(sf->config, "store", *cmd, nullptr));
+      StoreOptions o = sf->options;
+      o.data_dir = sf->data + "/store";
+      auto store = Store::create(o);
       check(store.status());
       g_store = store->get();
       install_signals();
@@ -180,22 +253,61 @@ void add_serve_commands(CLI::App& app) {
       g_store = nullptr;
     });
   }
+  // zbatch config FILE: validates a configuration file and prints what it means.
+  {
+    auto* cmd = app.add_subcommand("config", "Check a TOML configuration file and print the queues and handlers it declares");
+    auto path = std::make_shared<std::string>();
+    cmd->add_option("file", *path, "The file")->required();
+    cmd->callback([path] {
+      std::vector<QueueConfig> queues = default_queue_configs();
+      std::vector<ProcessHandlerConfig> handlers;
+      // Every section is checked against the flags of its own command.
+      for (const std::string section : {"router", "worker", "store", "up"}) {
+        CLI::App scratch;
+        auto* sub = scratch.add_subcommand(section);
+        RouterFlags rf;
+        WorkerFlags wf;
+        StoreFlags sf;
+        UpFlags uf;
+        if (section == "router") add_router_flags(sub, rf);
+        else if (section == "worker") add_worker_flags(sub, wf);
+        else if (section == "store") add_store_flags(sub, sf);
+        else add_up_flags(sub, uf);
+        queues = default_queue_configs();
+        handlers.clear();
+        check(apply_config_file(*path, section, *sub, &queues, &handlers));
+      }
+      nlohmann::json out{{"queues", nlohmann::json::array()}, {"handlers", nlohmann::json::array()}};
+      for (const auto& q : queues)
+        out["queues"].push_back({{"name", q.name}, {"priority", q.priority}, {"handler", q.default_kind},
+                                 {"max_retries", q.max_retries}, {"retry_backoff_ms", q.retry_backoff_ms},
+                                 {"retry_backoff_max_ms", q.retry_backoff_max_ms}, {"retry_jitter", q.retry_jitter},
+                                 {"retry_on", q.retry_on}, {"soft_time_limit_ms", q.soft_time_limit_ms},
+                                 {"time_limit_ms", q.time_limit_ms}, {"rate_limit", q.rate_limit},
+                                 {"acks_late", q.acks_late}});
+      for (const auto& h : handlers)
+        out["handlers"].push_back({{"kind", h.kind}, {"type", h.mode == ProcessHandlerConfig::Mode::kExec ? "exec" : "pool"},
+                                   {"argv", h.argv}, {"env", h.env}, {"cwd", h.cwd}, {"stdout_limit", h.stdout_limit},
+                                   {"stderr_limit", h.stderr_limit}, {"term_grace_ms", h.term_grace_ms},
+                                   {"max_tasks_per_child", h.max_tasks_per_child},
+                                   {"max_memory_bytes", h.max_memory_bytes}});
+      std::cout << out.dump(2) << std::endl;
+    });
+  }
   // zbatch up
   {
     auto* cmd = app.add_subcommand("up", "Router, workers and store in one process");
-    auto f = std::make_shared<RouterFlags>();
-    add_router_flags(cmd, *f);
-    auto http = std::make_shared<std::string>("127.0.0.1:8000");
-    auto workers = std::make_shared<uint32_t>(1);
-    auto concurrency = std::make_shared<uint32_t>(0);
-    auto prefetch = std::make_shared<uint32_t>(4);
-    cmd->add_option("--http", *http, "HTTP HOST:PORT")->envname("ZBATCH_HTTP");
-    cmd->add_option("--workers", *workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
-    cmd->add_option("-c,--concurrency", *concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
-    cmd->add_option("--prefetch-multiplier", *prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
-    cmd->callback([cmd, f, http, workers, concurrency, prefetch] {
+    auto u = std::make_shared<UpFlags>();
+    add_up_flags(cmd, *u);
+    cmd->callback([cmd, u] {
+      const RouterFlags* f = &u->router;
+      const std::string* http = &u->http;
+      const uint32_t* workers = &u->workers;
+      const uint32_t* concurrency = &u->concurrency;
+      const uint32_t* prefetch = &u->prefetch;
       std::vector<QueueConfig> queues = default_queue_configs();
-      if (!f->config.empty()) check(apply_config_file(f->config, "up", *cmd, &queues));
+      std::vector<ProcessHandlerConfig> handlers;
+      if (!f->config.empty()) check(apply_config_file(f->config, "up", *cmd, &queues, &handlers));
       if (*workers < 1 || *workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(*workers));
       zmq::context_t context(2);
       const std::string fe = "inproc://zbatch-frontend", be = "inproc://zbatch-backend", ev = "inproc://zbatch-events";
@@ -212,6 +324,7 @@ void add_serve_commands(CLI::App& app) {
         wo.concurrency = *concurrency;
         wo.prefetch_multiplier = *prefetch;
         wo.heartbeat_ms = f->heartbeat_ms;
+        wo.process_handlers = handlers;
         for (const auto& q : queues) wo.queues.push_back(q.name);
         wo.name = "up-" + std::to_string(i + 1) + "@" + [] {
           char buf[256] = {};

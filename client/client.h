@@ -1,6 +1,12 @@
 // The client library: submit tasks and groups, read their status, wait for them, and call the
 // router's control operations. The `zbatch` command line is built on it.
 //
+// Eager mode (the seed's CELERY_ALWAYS_EAGER): with ZBATCH_ALWAYS_EAGER=1 in the environment
+// (or options.eager), nothing is sent anywhere: submit runs the task inline through the
+// worker's built-in handlers and those added with register_handler, retrying a "retry" outcome
+// up to max_retries times without delay; status, group and wait answer from memory. For users'
+// unit tests.
+//
 // A Client owns one DEALER socket to the router's frontend and is not thread-safe: use one per
 // thread. Every call is bounded by options.timeout; a router that does not answer is
 // Code::kUnavailable, never a hang. Errors the router reports keep its code and message.
@@ -9,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,12 +25,15 @@
 #include "common/id.h"
 #include "common/protocol.h"
 #include "common/status.h"
+#include "worker/worker.h"
 
 namespace zb {
 
 struct ClientOptions {
   std::string router = "tcp://127.0.0.1:5555";
   std::chrono::milliseconds timeout{10000};
+  // Run tasks inline; nullopt = as ZBATCH_ALWAYS_EAGER says (1/true/yes).
+  std::optional<bool> eager;
 };
 
 struct GroupOptions {
@@ -31,11 +41,21 @@ struct GroupOptions {
   uint32_t parallel = 0;   // group concurrency cap; 0 = none
   size_t chunk_tasks = 1000;  // tasks per Submit message
   size_t window = 8;          // Submit messages in flight at once
+  // A repeat with the same key answers the first submission's ids and runs nothing again.
+  // With a nil group the group id is derived from the key, so a repeat after a partial
+  // failure completes the same group.
+  std::string idempotency_key;
 };
 
 struct GroupReceipt {
   Id group;
   std::vector<Id> tasks;  // in submission order
+  bool duplicate = false;  // every chunk was answered from the idempotency key
+};
+
+struct SubmitReceipt {
+  Id task;
+  bool duplicate = false;
 };
 
 class Client {
@@ -46,6 +66,7 @@ class Client {
   ~Client();
 
   Result<Id> submit(const proto::TaskSpec& task);
+  Result<SubmitReceipt> submit(const proto::TaskSpec& task, const std::string& idempotency_key);
   // Pipelined: chunk_tasks per message, `window` messages outstanding. The group is sealed by
   // the last chunk, so it reads ready only after every task was accepted.
   Result<GroupReceipt> submit_group(std::span<const proto::TaskSpec> tasks,
@@ -60,6 +81,10 @@ class Client {
   // The event log after `after_seq` (the store's replay), and confirmation of applied events.
   Result<proto::EventPage> replay(uint64_t after_seq, uint32_t max_events);
   Status confirm(uint64_t seq);
+
+  bool eager() const;
+  // Eager mode: adds or replaces the handler of a kind (the built-ins are there already).
+  void register_handler(std::string kind, Handler handler);
 
  private:
   struct Impl;

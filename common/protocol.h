@@ -84,7 +84,10 @@ struct TaskSpec {
   uint64_t eta_ms = 0;       // unix ms; 0 or past → now
   std::string ref;           // the caller's own name for the task (the seed's "id")
   int32_t max_retries = -1;  // -1 → the queue's default
-  MSGPACK_DEFINE(queue, kind, payload, priority, eta_ms, ref, max_retries);
+  uint32_t soft_limit_ms = 0;  // 0 → the queue's soft time limit
+  uint32_t hard_limit_ms = 0;  // 0 → the queue's hard time limit
+  MSGPACK_DEFINE(queue, kind, payload, priority, eta_ms, ref, max_retries, soft_limit_ms,
+                 hard_limit_ms);
 };
 
 // Everything the router knows about one task.
@@ -107,8 +110,12 @@ struct TaskRecord {
   std::string worker;    // name of the worker of the latest attempt
   std::string result;    // JSON text
   std::string error;
+  uint32_t retries = 0;        // failed attempts retried so far (lost workers do not count)
+  uint32_t soft_limit_ms = 0;  // 0 = none
+  uint32_t hard_limit_ms = 0;
   MSGPACK_DEFINE(id, group, ref, queue, kind, payload, priority, state, attempt, max_retries, seq,
-                 created_ms, eta_ms, started_ms, finished_ms, worker, result, error);
+                 created_ms, eta_ms, started_ms, finished_ms, worker, result, error, retries,
+                 soft_limit_ms, hard_limit_ms);
 };
 
 struct GroupRecord {
@@ -305,7 +312,7 @@ struct Ready {
   Id session;              // new for every process start
   std::string hostname;
   uint32_t pid = 0;
-  std::vector<std::string> queues;
+  std::vector<std::string> queues;  // empty = every queue the router declares
   std::vector<std::string> kinds;
   uint32_t concurrency = 0;
   uint32_t capacity = 0;   // most tasks in flight at once (concurrency × prefetch multiplier)
@@ -371,8 +378,9 @@ struct ResultsAck {
 
 struct Heartbeat {
   static constexpr Command kCommand = Command::kHeartbeat;
-  uint32_t busy = 0;  // worker → router: slots running a task
-  MSGPACK_DEFINE(busy);
+  uint32_t busy = 0;      // worker → router: slots running a task
+  uint32_t capacity = 0;  // worker → router: new credit (autoscale); 0 = unchanged
+  MSGPACK_DEFINE(busy, capacity);
 };
 
 // Router → worker: "I do not know you": close the socket, reconnect, send Ready.

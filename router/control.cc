@@ -160,6 +160,28 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     spdlog::info("router purged tasks={} queue={}", victims.size(), queue_name.empty() ? "*" : queue_name);
     return json{{"purged", victims.size()}}.dump();
   }
+  if (op == "inspect.failed" || op == "retry.failed") {
+    std::string queue;
+    if (args.contains("queue")) {
+      if (!args["queue"].is_string()) return Status(Code::kBadRequest, op + ": queue must be a string");
+      queue = args["queue"].get<std::string>();
+      if (!queue_index.count(queue)) return Status(Code::kUnprocessable, op + ": unknown queue '" + queue.substr(0, 64) + "'");
+    }
+    size_t limit = op == "inspect.failed" ? 100 : 100000;
+    if (args.contains("limit")) {
+      if (!args["limit"].is_number_unsigned() || args["limit"].get<uint64_t>() == 0 || args["limit"].get<uint64_t>() > 100000)
+        return Status(Code::kBadRequest, op + ": limit must be 1..100000");
+      limit = args["limit"].get<size_t>();
+    }
+    if (op == "retry.failed") return retry_failed(queue, limit);
+    Id after;
+    if (args.contains("after")) {
+      auto parsed = args["after"].is_string() ? Id::parse(args["after"].get<std::string>()) : std::nullopt;
+      if (!parsed) return Status(Code::kBadRequest, op + ": after must be a task id");
+      after = *parsed;
+    }
+    return inspect_failed(queue, std::min<size_t>(limit, kInspectLimit), after);
+  }
   if (op == "revoke" || op == "retry") {
     if (!args.contains("task") || !args["task"].is_string())
       return Status(Code::kBadRequest, op + ": task must be a task id");
@@ -225,7 +247,7 @@ Result<std::string> Router::Impl::revoke(const Id& task, bool terminate) {
     admitted = true;
   } else if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group); g && g->held.erase(key)) {
     outcome = "held";
-  } else if (rec.state == TaskState::kScheduled && rec.eta_ms > now_unix_ms()) {
+  } else if ((rec.state == TaskState::kScheduled || rec.state == TaskState::kRetrying) && rec.eta_ms > now_unix_ms()) {
     revoked_scheduled.insert(task);
     outcome = "scheduled";
   }
@@ -249,7 +271,10 @@ Result<std::string> Router::Impl::retry(const Id& task) {
   rec.state = TaskState::kQueued;
   rec.result.clear();
   rec.finished_ms = 0;
+  rec.eta_ms = 0;
+  rec.retries = 0;  // a new round of automatic retries; attempts keep counting
   if (Status s = ledger->put_task(rec); !s) return s;
+  if (Status s = ledger->del_dead(task); !s) return s;
   proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
   ev.detail = "{\"retry_of\":\"" + std::string(state_name(was)) + "\"}";
   emit(std::move(ev));
@@ -262,6 +287,67 @@ Result<std::string> Router::Impl::retry(const Id& task) {
   enqueue(q->second, router::order_key(rec.priority, rec.seq), task, rec.group);
   dirty = true;
   return json{{"retried", task.to_string()}, {"attempts_so_far", rec.attempt}}.dump();
+}
+
+}  // namespace zb
+
+namespace zb {
+
+// Dead letters in id (= submission) order, with their last error.
+Result<std::string> Router::Impl::inspect_failed(const std::string& queue, size_t limit, const Id& after) {
+  auto total = ledger->count_dead();
+  if (!total) return total.status();
+  json tasks = json::array();
+  Status inner = Status::ok();
+  Status walk = ledger->for_each_dead(after, [&](const Id& id) {
+    auto rec = ledger->get_task(id);
+    if (!rec) {
+      inner = rec.status();
+      return false;
+    }
+    if (!rec->has_value() || (!queue.empty() && (*rec)->queue != queue)) return true;
+    const auto& r = **rec;
+    tasks.push_back({{"id", r.id.to_string()}, {"ref", r.ref}, {"queue", r.queue}, {"kind", r.kind},
+                     {"state", state_name(r.state)}, {"attempt", r.attempt}, {"retries", r.retries},
+                     {"group", r.group.is_nil() ? json(nullptr) : json(r.group.to_string())},
+                     {"error", r.error}, {"worker", r.worker}, {"finished_ms", r.finished_ms}});
+    return tasks.size() < limit;
+  });
+  if (!walk) return walk;
+  if (!inner) return inner;
+  json out{{"total", *total}, {"tasks", tasks}};
+  if (tasks.size() == limit) out["next"] = tasks.back()["id"];
+  return out.dump();
+}
+
+// Re-queues dead letters (of one queue, or all), oldest first.
+Result<std::string> Router::Impl::retry_failed(const std::string& queue, size_t limit) {
+  std::vector<Id> picked;
+  Status inner = Status::ok();
+  Status walk = ledger->for_each_dead(Id(), [&](const Id& id) {
+    if (!queue.empty()) {
+      auto rec = ledger->get_task(id);
+      if (!rec) {
+        inner = rec.status();
+        return false;
+      }
+      if (!rec->has_value() || (*rec)->queue != queue) return true;
+    }
+    picked.push_back(id);
+    return picked.size() < limit;
+  });
+  if (!walk) return walk;
+  if (!inner) return inner;
+  size_t retried = 0;
+  for (const Id& id : picked) {
+    auto r = retry(id);
+    if (r) ++retried;
+    else if (r.status().code() != Code::kConflict && r.status().code() != Code::kNotFound) return r.status();
+  }
+  auto left = ledger->count_dead();
+  if (!left) return left.status();
+  spdlog::info("router retried dead letters={} queue={}", retried, queue.empty() ? "*" : queue);
+  return json{{"retried", retried}, {"left", *left}}.dump();
 }
 
 }  // namespace zb

@@ -1,6 +1,7 @@
 // Workers, leases and results: Paranoid Pirate sessions, dispatch by credit, requeue of
 // tasks whose worker is lost, results fenced by (task, attempt), group admission.
 #include <algorithm>
+#include <cctype>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -33,7 +34,10 @@ void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> mes
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, proto::Results>) on_results(w, m);
-        else if constexpr (std::is_same_v<T, proto::Heartbeat>) w.busy = m.busy;
+        else if constexpr (std::is_same_v<T, proto::Heartbeat>) {
+          w.busy = m.busy;
+          if (m.capacity) w.capacity = std::min<uint32_t>(m.capacity, 1'000'000);  // autoscale
+        }
         else if constexpr (std::is_same_v<T, proto::Bye>) {
           w.draining = true;
           spdlog::info("router worker={} draining reason=\"{}\"", w.name, m.reason);
@@ -172,55 +176,122 @@ void Router::Impl::apply_outcome(WorkerSession* worker, const proto::Outcome& ou
   GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
   if (group && was_leased && group->record.running > 0) --group->record.running;
 
-  const uint64_t now = now_unix_ms();
   rec.attempt = outcome.attempt;
   if (worker) rec.worker = worker->name;
-  proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
+  const QueueConfig& qc = options.queues[q->second];
 
   using proto::OutcomeStatus;
-  const bool retries_left = outcome.attempt <= rec.max_retries;
-  if (outcome.status == OutcomeStatus::kReturned ||
-      (outcome.status == OutcomeStatus::kRetry && retries_left)) {
+  if (outcome.status == OutcomeStatus::kReturned) {
+    // Not run (warm shutdown): back to its place, no retry counted.
     rec.state = TaskState::kQueued;
     rec.error = outcome.error;
     if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-    if (outcome.status == OutcomeStatus::kRetry) {
-      ev.type = proto::EventType::kTaskRetried;
-      ev.state = TaskState::kRetrying;
-      ev.error = outcome.error;
-      emit(ev);
-    }
-    ev.type = proto::EventType::kTaskQueued;
-    ev.state = TaskState::kQueued;
-    ev.error.clear();
-    emit(std::move(ev));
+    emit(router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued));
     ready[q->second].push(key, rec.id);
     if (group) mark_group(*group);
     return;
   }
-
+  const bool wants_retry = outcome.status == OutcomeStatus::kRetry ||
+                           (outcome.status == OutcomeStatus::kFailed && router::retry_matches(qc, outcome.error));
+  if (wants_retry && rec.retries < rec.max_retries) {
+    if (worker) ++worker->failed;
+    return schedule_retry(rec, q->second, outcome.error, true);
+  }
   const bool ok = outcome.status == OutcomeStatus::kSucceeded;
+  finish_task(rec, ok, outcome.result, ok ? std::string() : outcome.error, worker, outcome.runtime_us, true);
+}
+
+void Router::Impl::schedule_retry(proto::TaskRecord& rec, size_t queue, std::string error, bool admitted) {
+  const QueueConfig& qc = options.queues[queue];
+  const uint64_t delay = router::retry_delay_ms(qc, rec.retries, next_random());
+  ++rec.retries;
+  rec.error = std::move(error);
+  const uint64_t now = now_unix_ms();
+  rec.state = delay ? TaskState::kRetrying : TaskState::kQueued;
+  rec.eta_ms = delay ? now + delay : 0;
+  if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
+  proto::Event ev = router::task_event(rec, proto::EventType::kTaskRetried, TaskState::kRetrying);
+  ev.error = rec.error;
+  ev.eta_ms = rec.eta_ms;
+  ev.detail = "{\"retries\":" + std::to_string(rec.retries) + ",\"max_retries\":" +
+              std::to_string(rec.max_retries) + ",\"delay_ms\":" + std::to_string(delay) + "}";
+  emit(std::move(ev));
+  const uint64_t key = router::order_key(rec.priority, rec.seq);
+  GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
+  if (delay == 0) {
+    emit(router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued));
+    if (admitted) ready[queue].push(key, rec.id);
+    else enqueue(queue, key, rec.id, rec.group);
+  } else {
+    // Waiting out the backoff does not hold a place in the group's `parallel` allowance.
+    scheduled.push({rec.eta_ms, key, queue, rec.id, rec.group});
+    if (group && admitted) {
+      if (group->admitted > 0) --group->admitted;
+      admit_held(*group);
+    }
+  }
+  if (group) mark_group(*group);
+}
+
+void Router::Impl::finish_task(proto::TaskRecord& rec, bool ok, std::string result, std::string error,
+                               WorkerSession* worker, uint64_t runtime_us, bool admitted) {
+  const uint64_t now = now_unix_ms();
   rec.state = ok ? TaskState::kSucceeded : TaskState::kFailed;
-  rec.result = outcome.result;
-  rec.error = ok ? std::string() : outcome.error;
+  rec.result = std::move(result);
+  rec.error = std::move(error);
   rec.finished_ms = now;
   if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-  ev.type = ok ? proto::EventType::kTaskSucceeded : proto::EventType::kTaskFailed;
-  ev.state = rec.state;
-  ev.result = std::move(rec.result);
-  ev.error = std::move(rec.error);
-  ev.detail = "{\"runtime_us\":" + std::to_string(outcome.runtime_us) + "}";
+  if (!ok)
+    if (Status s = ledger->put_dead(rec.id); !s) return fail_turn(s);
+  if (options.result_ttl_ms)
+    if (Status s = ledger->put_expiry(now, router::Ledger::Expiring::kTask, rec.id.bytes()); !s) return fail_turn(s);
+  proto::Event ev = router::task_event(rec, ok ? proto::EventType::kTaskSucceeded : proto::EventType::kTaskFailed, rec.state);
+  ev.result = rec.result;
+  ev.error = rec.error;
+  ev.detail = "{\"runtime_us\":" + std::to_string(runtime_us) + ",\"retries\":" + std::to_string(rec.retries) + "}";
   emit(std::move(ev));
   if (worker) (ok ? worker->processed : worker->failed)++;
   (ok ? succeeded_total : failed_total)++;
-  if (group) {
+  if (GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
     (ok ? group->record.succeeded : group->record.failed)++;
-    if (group->admitted > 0) --group->admitted;
+    if (admitted && group->admitted > 0) --group->admitted;
     if (group->record.ready() && !group->record.finished_ms) group->record.finished_ms = now;
     mark_group(*group);
     admit_held(*group);
   }
+  dirty = true;
   task_finished(rec.id);
+}
+
+uint64_t Router::Impl::next_random() {
+  // splitmix64: jitter needs spread, not secrecy.
+  uint64_t z = (random_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t router::retry_delay_ms(const QueueConfig& queue, uint32_t retries, uint64_t random) {
+  uint64_t delay = queue.retry_backoff_ms;
+  for (uint32_t i = 0; i < retries && delay < queue.retry_backoff_max_ms; ++i) delay *= 2;
+  delay = std::min<uint64_t>(delay, queue.retry_backoff_max_ms);
+  if (queue.retry_jitter && delay > 1) delay = delay / 2 + random % (delay - delay / 2 + 1);
+  return delay;
+}
+
+std::string_view router::error_class(std::string_view error) {
+  size_t i = 0;
+  while (i < error.size() && (std::isalnum(static_cast<unsigned char>(error[i])) || error[i] == '_' || error[i] == '.')) ++i;
+  if (i == 0 || i >= error.size() || error[i] != ':' || std::isdigit(static_cast<unsigned char>(error[0]))) return {};
+  return error.substr(0, i);
+}
+
+bool router::retry_matches(const QueueConfig& queue, std::string_view error) {
+  if (queue.retry_on.empty()) return false;
+  const std::string_view cls = error_class(error);
+  for (const auto& name : queue.retry_on)
+    if (name == "*" || (!cls.empty() && name == cls)) return true;
+  return false;
 }
 
 // Puts a leased task back at its original position; the next dispatch is attempt + 1.
@@ -232,6 +303,14 @@ void Router::Impl::requeue_lease(const Id& task, const LeaseState& lease, std::s
   if (!found->has_value()) return;
   proto::TaskRecord& rec = **found;
   rec.attempt = lease.attempt;
+  if (!options.queues[lease.queue].acks_late) {
+    // At-most-once: the attempt may have run; it does not run again.
+    if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group))
+      if (g->record.running > 0) --g->record.running;
+    finish_task(rec, false, {}, "WorkerLostError: " + std::string(why) + " (acks_late = false: not run again)",
+                nullptr, 0, true);
+    return;
+  }
   rec.state = TaskState::kQueued;
   rec.error = std::string(why);
   if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
@@ -317,6 +396,9 @@ void Router::Impl::write_groups() {
     if (g == groups.end()) continue;
     g->second.dirty = false;
     if (Status s = ledger->put_group(g->second.record); !s) return fail_turn(s);
+    if (options.result_ttl_ms && g->second.record.ready() && g->second.record.finished_ms)
+      if (Status s = ledger->put_expiry(g->second.record.finished_ms, router::Ledger::Expiring::kGroup, id.bytes()); !s)
+        return fail_turn(s);
     dirty = true;
     if (g->second.record.ready() && g->second.held.empty() && g->second.admitted == 0) groups.erase(g);
   }
@@ -351,6 +433,8 @@ void Router::Impl::admit_held(GroupState& group) {
 // tasks spread over workers instead of filling the first one.
 void Router::Impl::dispatch() {
   if (workers.empty()) return;
+  const uint64_t now = now_steady_ms();
+  for (auto& r : rates) r.refill(now);
   bool progress = true;
   while (progress && turn_status) {
     progress = false;
@@ -363,8 +447,12 @@ void Router::Impl::dispatch() {
 }
 
 bool Router::Impl::dispatch_one(WorkerSession& w) {
-  auto q = router::best_queue(ready, w.queues);
+  open_queues.clear();
+  for (size_t i : w.queues)
+    if (rates[i].open()) open_queues.push_back(i);
+  auto q = router::best_queue(ready, open_queues);
   if (!q) return false;
+  if (rates[*q].rate > 0) rates[*q].tokens -= 1.0;
   const uint64_t key = ready[*q].front_key();
   const Id task = ready[*q].pop();
   auto found = ledger->get_task(task);
@@ -392,7 +480,7 @@ bool Router::Impl::dispatch_one(WorkerSession& w) {
   ev.worker = w.name;
   emit(std::move(ev));
   w.outgoing.push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
-                        std::move(rec.kind), std::move(rec.payload), 0, 0});
+                        std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms, rec.hard_limit_ms});
   return true;
 }
 

@@ -77,6 +77,10 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
                                                       " bytes exceeds " + std::to_string(kMaxPayloadBytes)));
     if (t.max_retries < -1)
       return reply_error(rid, submit.corr, Status(Code::kBadRequest, "max_retries must be >= 0"));
+    if (t.hard_limit_ms && t.soft_limit_ms > t.hard_limit_ms)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "soft time limit must not exceed the hard time limit"));
+    if (submit.idem_key.size() > 256)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "idempotency key is longer than 256 bytes"));
   }
   if (!submit.idem_key.empty()) {
     auto prior = ledger->get_idem(submit.idem_key);
@@ -126,6 +130,8 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     rec.eta_ms = t.eta_ms > now ? t.eta_ms : 0;
     rec.state = rec.eta_ms ? TaskState::kScheduled : TaskState::kQueued;
     rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
+    rec.soft_limit_ms = t.soft_limit_ms ? t.soft_limit_ms : qc.soft_time_limit_ms;
+    rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
     rec.seq = ++ledger->meta().task_seq;
     rec.created_ms = now;
     if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
@@ -148,8 +154,11 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
                 (group->record.sealed ? "true" : "false") + "}";
     emit(std::move(ev));
   }
-  if (!submit.idem_key.empty())
+  if (!submit.idem_key.empty()) {
     if (Status s = ledger->put_idem(submit.idem_key, ack); !s) return fail_turn(s);
+    if (options.result_ttl_ms)
+      if (Status s = ledger->put_expiry(now, router::Ledger::Expiring::kIdem, submit.idem_key); !s) return fail_turn(s);
+  }
   dirty = true;
   outbox.push_back({false, rid, std::move(ack)});
 }
@@ -163,7 +172,7 @@ Result<std::optional<proto::TaskRecord>> Router::Impl::current_task(const Id& id
     r.state = TaskState::kStarted;
     r.attempt = l->second.attempt;
     if (auto w = workers.find(l->second.routing_id); w != workers.end()) r.worker = w->second.name;
-  } else if (r.state == TaskState::kScheduled && r.eta_ms <= now_unix_ms()) {
+  } else if ((r.state == TaskState::kScheduled || r.state == TaskState::kRetrying) && r.eta_ms <= now_unix_ms()) {
     r.state = TaskState::kQueued;
   }
   return rec;

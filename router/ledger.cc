@@ -27,7 +27,8 @@ Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& opti
   if (!txn) return txn.status();
   struct { const char* name; lmdb::Dbi* dbi; } dbs[] = {
       {"tasks", &ledger.tasks_}, {"leases", &ledger.leases_}, {"groups", &ledger.groups_},
-      {"events", &ledger.events_}, {"idem", &ledger.idem_}, {"meta", &ledger.meta_db_}};
+      {"events", &ledger.events_}, {"idem", &ledger.idem_}, {"meta", &ledger.meta_db_},
+      {"dead", &ledger.dead_}, {"expiry", &ledger.expiry_}};
   for (auto& db : dbs) {
     auto dbi = txn->open_db(db.name, MDB_CREATE);
     if (!dbi) return dbi.status();
@@ -133,6 +134,56 @@ Result<std::optional<proto::SubmitAck>> Ledger::get_idem(const std::string& key)
 }
 Status Ledger::put_idem(const std::string& key, const proto::SubmitAck& ack) {
   return put_packed(txn(), idem_, key, ack, buffer_);
+}
+
+Status Ledger::del_task(const Id& id) { return txn().del(tasks_, id.bytes()); }
+Status Ledger::del_group(const Id& id) { return txn().del(groups_, id.bytes()); }
+Status Ledger::del_idem(const std::string& key) { return txn().del(idem_, key); }
+
+Status Ledger::put_dead(const Id& id) { return txn().put(dead_, id.bytes(), {}); }
+Status Ledger::del_dead(const Id& id) { return txn().del(dead_, id.bytes()); }
+Result<uint64_t> Ledger::count_dead() { return txn().count(dead_); }
+
+Status Ledger::for_each_dead(const Id& after, const std::function<bool(const Id&)>& fn) {
+  auto c = lmdb::Cursor::open(txn(), dead_);
+  if (!c) return c.status();
+  bool ok = after.is_nil() ? c->first() : c->seek(after.bytes());
+  if (ok && !after.is_nil() && c->key() == after.bytes()) ok = c->next();
+  for (; ok; ok = c->next()) {
+    auto id = Id::from_bytes(c->key());
+    if (!id) return Status(Code::kIo, "corrupt dead-letter key");
+    if (!fn(*id)) break;
+  }
+  return Status::ok();
+}
+
+Status Ledger::put_expiry(uint64_t at_ms, Expiring kind, std::string_view key) {
+  std::string k = lmdb::be64(at_ms);
+  k.push_back(static_cast<char>(kind));
+  k.append(key);
+  return txn().put(expiry_, k, {});
+}
+
+Result<size_t> Ledger::sweep_expired(uint64_t upto_ms, size_t max,
+                                     const std::function<Status(Expiring, std::string_view, uint64_t)>& fn) {
+  // Collect first: fn deletes from other databases, which is fine, but keep the cursor simple.
+  std::vector<std::string> keys;
+  {
+    auto c = lmdb::Cursor::open(txn(), expiry_);
+    if (!c) return c.status();
+    for (bool ok = c->first(); ok && keys.size() < max; ok = c->next()) {
+      if (c->key().size() < 9) return Status(Code::kIo, "corrupt expiry key");
+      if (lmdb::from_be64(c->key()) > upto_ms) break;
+      keys.emplace_back(c->key());
+    }
+  }
+  for (const auto& k : keys) {
+    const uint8_t kind = static_cast<uint8_t>(k[8]);
+    if (kind > 2) return Status(Code::kIo, "corrupt expiry kind");
+    if (Status s = fn(static_cast<Expiring>(kind), std::string_view(k).substr(9), lmdb::from_be64(k)); !s) return s;
+    if (Status s = txn().del(expiry_, k); !s) return s;
+  }
+  return keys.size();
 }
 
 Status Ledger::append_event(proto::Event& event) {

@@ -8,10 +8,14 @@
 //   groups  group id                        → msgpack GroupRecord, counters kept per result.
 //   events  seq (8 B)                       → msgpack Event, gap-free, trimmed from the front.
 //   idem    idempotency key                 → msgpack SubmitAck of the first submission.
+//   dead    task id                         → empty: the task failed for good (dead letter).
+//   expiry  finished ms (8 B) + kind (1 B) + key → empty: what to delete once the result TTL
+//           has passed (kind 0 task id, 1 group id, 2 idempotency key).
 //   meta    "log_id" → Id; "seq" → last event seq; "task_seq" → last task seq;
 //           "confirmed" → highest seq the store confirmed.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -59,6 +63,25 @@ class Ledger {
   Status put_group(const proto::GroupRecord& group);
   Result<std::optional<proto::SubmitAck>> get_idem(const std::string& key);
   Status put_idem(const std::string& key, const proto::SubmitAck& ack);
+  Status del_task(const Id& id);
+  Status del_group(const Id& id);
+  Status del_idem(const std::string& key);
+
+  // Dead letters: tasks that failed for good.
+  Status put_dead(const Id& id);
+  Status del_dead(const Id& id);
+  Result<uint64_t> count_dead();
+  // Visits dead letters in id order from the first id > after (nil = from the start) until fn
+  // returns false.
+  Status for_each_dead(const Id& after, const std::function<bool(const Id&)>& fn);
+
+  // Result expiry. `at_ms` is when the thing finished; sweep_expired visits (and deletes)
+  // entries with at_ms <= upto_ms, oldest first, at most max of them.
+  enum class Expiring : uint8_t { kTask = 0, kGroup = 1, kIdem = 2 };
+  Status put_expiry(uint64_t at_ms, Expiring kind, std::string_view key);
+  Result<size_t> sweep_expired(uint64_t upto_ms, size_t max,
+                               const std::function<Status(Expiring, std::string_view, uint64_t)>& fn);
+
   // Assigns the next seq and appends.
   Status append_event(proto::Event& event);
   // Events with seq > after, at most max of them.
@@ -77,7 +100,8 @@ class Ledger {
 
   lmdb::Env env_;
   std::optional<lmdb::Txn> txn_;
-  lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0;
+  lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0, dead_ = 0,
+            expiry_ = 0;
   Meta meta_;
   msgpack::sbuffer buffer_;  // reused for every encode
 };

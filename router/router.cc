@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <random>
 #include <sstream>
 
 #include "common/clock.h"
@@ -53,7 +54,12 @@ Status bind_all(zmq::socket_t& socket, const std::string& list, const char* role
 
 std::vector<QueueConfig> default_queue_configs() {
   std::vector<QueueConfig> out;
-  for (const auto& q : kDefaultQueues) out.push_back({std::string(q.name), q.priority, "echo", 3});
+  for (const auto& q : kDefaultQueues) {
+    QueueConfig c;
+    c.name = std::string(q.name);
+    c.priority = q.priority;
+    out.push_back(std::move(c));
+  }
   return out;
 }
 
@@ -90,6 +96,21 @@ Status Router::Impl::open() {
   }
   ready.resize(options.queues.size());
   queue_running.assign(options.queues.size(), 0);
+  rates.resize(options.queues.size());
+  for (size_t i = 0; i < options.queues.size(); ++i) {
+    const auto& q = options.queues[i];
+    if (!(q.rate_limit >= 0) || q.rate_limit > 1e9)
+      return Status(Code::kBadRequest, "queue '" + q.name + "': rate_limit must be between 0 and 1e9 tasks/s");
+    if (q.time_limit_ms && q.soft_time_limit_ms > q.time_limit_ms)
+      return Status(Code::kBadRequest, "queue '" + q.name + "': soft_time_limit must not exceed time_limit");
+    if (q.retry_backoff_max_ms < q.retry_backoff_ms)
+      return Status(Code::kBadRequest, "queue '" + q.name + "': retry_backoff_max must be >= retry_backoff");
+    rates[i].rate = q.rate_limit;
+    rates[i].burst = std::max(1.0, q.rate_limit / 10.0);
+    rates[i].tokens = rates[i].burst;
+    rates[i].refilled_ms = now_steady_ms();
+  }
+  random_state = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
 
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
@@ -159,7 +180,7 @@ Status Router::Impl::recover() {
       if (group) ++group->admitted;
       orphan_deadline_ms = grace;
       ++orphaned;
-    } else if (rec.state == TaskState::kScheduled && rec.eta_ms > now_unix_ms()) {
+    } else if ((rec.state == TaskState::kScheduled || rec.state == TaskState::kRetrying) && rec.eta_ms > now_unix_ms()) {
       scheduled.push({rec.eta_ms, key, q->second, rec.id, rec.group});
       ++waiting;
     } else {
@@ -183,6 +204,8 @@ uint64_t Router::Impl::poll_timeout_ms(uint64_t now) const {
   uint64_t next = now + 100;  // stop() is noticed within this bound
   next = std::min(next, next_heartbeat_ms);
   if (!waiters.empty()) next = std::min(next, now + 10);
+  for (size_t i = 0; i < rates.size(); ++i)
+    if (!rates[i].open() && !ready[i].empty()) next = std::min(next, now + rates[i].ms_until_open(now));
   if (!scheduled.empty()) {
     uint64_t unix_now = now_unix_ms();
     uint64_t due = scheduled.top().eta_ms;
@@ -253,6 +276,7 @@ Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
       if (Status s = ledger->trim_events(upto, kTrimPerSecond); !s) fail_turn(s);
       dirty = true;
     }
+    expire_results(now_unix_ms());
   }
   dispatch();
   write_groups();
@@ -288,13 +312,14 @@ void Router::Impl::flush() {
   }
   outbox.clear();
   for (auto& [rid, w] : workers) {
-    if (!w.outgoing.empty()) {
-      if (!wire::send(*backend, proto::Tasks{std::move(w.outgoing)}, rid)) unreachable.push_back(rid);
-      w.outgoing.clear();
-    }
+    // Acks first: a task retried at once comes back in the same turn as its last result's ack.
     if (!w.acks.empty()) {
       wire::send(*backend, proto::ResultsAck{std::move(w.acks)}, rid);
       w.acks.clear();
+    }
+    if (!w.outgoing.empty()) {
+      if (!wire::send(*backend, proto::Tasks{std::move(w.outgoing)}, rid)) unreachable.push_back(rid);
+      w.outgoing.clear();
     }
   }
   if (!turn_events.empty()) {

@@ -32,6 +32,11 @@
 //   inspect.registered   → {"workers":[{"name","kinds":[...]}]}
 //   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","running"}]}
 //   purge {"queue":Q}    → {"purged":N}   queued tasks of Q (all queues when absent) are revoked
+//   revoke {"task":ID,"terminate":b} → {"revoked":ID,"was":state}
+//   retry {"task":ID}    → {"retried":ID}  a failed or revoked task runs again (new attempt)
+//   inspect.failed {"queue":Q,"limit":N,"after":ID}
+//                        → {"total":N,"tasks":[...]}  dead letters: tasks failed for good
+//   retry.failed {"queue":Q,"limit":N} → {"retried":N,"left":N}  bulk retry of dead letters
 // Unknown ops answer Error 400.
 #pragma once
 
@@ -47,11 +52,30 @@
 
 namespace zb {
 
+// A queue's policy. Every field is a key of a [[queue]] table in zbatch.toml.
 struct QueueConfig {
   std::string name;
   uint8_t priority = 5;
-  std::string default_kind = "echo";  // kind of tasks submitted without one
+  std::string default_kind = "echo";  // kind (handler) of tasks submitted without one
+  // Retries: a failed attempt is retried while retries < max_retries when the worker asked for
+  // it (outcome "retry") or the error's class (the text before the first ':') is in retry_on
+  // ("*" = any failure). The delay is min(retry_backoff_max_ms, retry_backoff_ms × 2^retries),
+  // drawn uniformly from [delay/2, delay] when retry_jitter is on.
   uint32_t max_retries = 3;
+  uint32_t retry_backoff_ms = 1000;
+  uint32_t retry_backoff_max_ms = 600'000;
+  bool retry_jitter = true;
+  std::vector<std::string> retry_on;
+  // Time limits of one attempt (0 = none): at the soft limit the handler is told (cancel flag,
+  // SIGTERM to a child's process group); at the hard limit a child is killed (SIGKILL).
+  uint32_t soft_time_limit_ms = 3'300'000;
+  uint32_t time_limit_ms = 3'600'000;
+  // Tasks per second started from this queue across the whole cluster (0 = no limit); bursts
+  // up to a tenth of a second's worth (at least one task).
+  double rate_limit = 0;
+  // true: at-least-once (a task whose worker is lost runs again). false: at-most-once (the
+  // task fails with "WorkerLostError" instead of running twice).
+  bool acks_late = true;
 };
 
 // The seed's seven queues (common/task.h) with their priorities.
@@ -69,6 +93,9 @@ struct RouterOptions {
   uint64_t event_retention = 1'000'000;  // events kept beyond what the store confirmed
   int events_hwm = 100000;  // EVENT_BATCH messages queued per subscriber before the PUB drops
   uint64_t max_map_bytes = 64ull << 30;
+  // Finished tasks (and their groups and idempotency keys) are deleted this long after they
+  // finish; LMDB reuses the pages. 0 = keep forever.
+  uint64_t result_ttl_ms = 86'400'000;
   std::vector<QueueConfig> queues = default_queue_configs();
 };
 

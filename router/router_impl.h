@@ -102,6 +102,33 @@ inline proto::Event task_event(const proto::TaskRecord& rec, proto::EventType ty
   return ev;
 }
 
+// A token bucket per rate-limited queue: `rate` tasks/s, at most `burst` saved up.
+struct RateBucket {
+  double rate = 0;  // 0 = unlimited
+  double burst = 1;
+  double tokens = 0;
+  uint64_t refilled_ms = 0;  // steady clock
+  void refill(uint64_t now) {
+    if (rate <= 0) return;
+    tokens = std::min(burst, tokens + (now - refilled_ms) * rate / 1000.0);
+    refilled_ms = now;
+  }
+  bool open() const { return rate <= 0 || tokens >= 1.0; }
+  uint64_t ms_until_open(uint64_t now) const {
+    if (rate <= 0) return 0;
+    const double have = tokens + (now - refilled_ms) * rate / 1000.0;
+    return have >= 1.0 ? 0 : static_cast<uint64_t>((1.0 - have) * 1000.0 / rate) + 1;
+  }
+};
+
+// The retry delay before retry number `retries` + 1 (see QueueConfig).
+uint64_t retry_delay_ms(const QueueConfig& queue, uint32_t retries, uint64_t random);
+// The class of an error text: the identifier before the first ':' ("TimeoutError: x" →
+// "TimeoutError"); empty when the text does not start with one.
+std::string_view error_class(std::string_view error);
+// True when a failure with this error is retried by the queue's retry_on list.
+bool retry_matches(const QueueConfig& queue, std::string_view error);
+
 struct Outgoing {
   bool backend;
   std::string routing_id;
@@ -123,6 +150,9 @@ struct Router::Impl {
   std::vector<router::ReadyQueue> ready;
   std::unordered_map<std::string, size_t> queue_index;
   std::vector<uint64_t> queue_running;  // leased tasks per queue
+  std::vector<router::RateBucket> rates;  // per queue
+  std::vector<size_t> open_queues;        // scratch: a worker's queues with rate tokens
+  uint64_t random_state = 0;              // retry jitter (splitmix64)
 
   std::unordered_map<Id, router::LeaseState, IdHash> leases;
   std::unordered_map<Id, router::GroupState, IdHash> groups;
@@ -179,6 +209,13 @@ struct Router::Impl {
   void apply_outcome(router::WorkerSession* worker, const proto::Outcome& outcome);
   void worker_lost(const std::string& rid, std::string_view reason);
   void requeue_lease(const Id& task, const router::LeaseState& lease, std::string_view why);
+  // Ends a task that is not running any more as succeeded or failed: record, event, counters,
+  // group, dead letter, expiry, waiters. `admitted`: it held a place in its group's allowance.
+  void finish_task(proto::TaskRecord& rec, bool ok, std::string result, std::string error,
+                   router::WorkerSession* worker, uint64_t runtime_us, bool admitted);
+  // Puts a task that failed an attempt into its retry backoff (or straight back in its queue).
+  void schedule_retry(proto::TaskRecord& rec, size_t queue, std::string error, bool admitted);
+  uint64_t next_random();
   void requeue_orphans(uint64_t now);
   void expire_workers(uint64_t now);
   void dispatch();
@@ -194,6 +231,10 @@ struct Router::Impl {
   Result<std::string> control_json(const std::string& op, const std::string& args);
   Result<std::string> revoke(const Id& task, bool terminate);
   Result<std::string> retry(const Id& task);
+  Result<std::string> inspect_failed(const std::string& queue, size_t limit, const Id& after);
+  Result<std::string> retry_failed(const std::string& queue, size_t limit);
+  // Deletes finished tasks, groups and idempotency keys older than the result TTL.
+  void expire_results(uint64_t now_unix);
   // Ends a task that is not running any more as revoked; `admitted` says it held a place in
   // its group's `parallel` allowance (it was in a ready queue or leased).
   Status finish_revoked(proto::TaskRecord& rec, bool admitted, const std::string& reason);

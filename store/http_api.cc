@@ -165,6 +165,13 @@ Result<proto::TaskSpec> task_spec(const json& t, const std::string& queue, bool 
       return Status(Code::kBadRequest, "countdown must be a number of seconds >= 0");
     spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(t["countdown"].get<double>() * 1000);
   }
+  for (const char* key : {"time_limit", "soft_time_limit"}) {
+    if (!t.contains(key)) continue;
+    if (!t[key].is_number() || t[key].get<double>() < 0 || t[key].get<double>() > 4e6)
+      return Status(Code::kBadRequest, std::string(key) + " must be a number of seconds, 0..4000000");
+    const auto ms = static_cast<uint32_t>(t[key].get<double>() * 1000);
+    (std::string(key) == "time_limit" ? spec.hard_limit_ms : spec.soft_limit_ms) = ms;
+  }
   if (t.contains("eta")) {
     if (!t["eta"].is_number() || t["eta"].get<double>() < 0)
       return Status(Code::kBadRequest, "eta must be unix seconds");
@@ -176,6 +183,17 @@ Result<proto::TaskSpec> task_spec(const json& t, const std::string& queue, bool 
     spec.payload = t.contains("payload") ? t["payload"].dump() : "null";
   }
   return spec;
+}
+
+// The Idempotency-Key header, or the body's "idempotency_key".
+Result<std::string> idempotency_key(const httplib::Request& req, const json& body) {
+  std::string key = req.get_header_value("Idempotency-Key");
+  if (key.empty() && body.is_object() && body.contains("idempotency_key")) {
+    if (!body["idempotency_key"].is_string()) return Status(Code::kBadRequest, "idempotency_key must be a string");
+    key = body["idempotency_key"].get<std::string>();
+  }
+  if (key.size() > 200) return Status(Code::kBadRequest, "an idempotency key has at most 200 bytes");
+  return key;
 }
 
 }  // namespace
@@ -269,6 +287,9 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
           specs.push_back(std::move(spec.value()));
         }
         go.chunk_tasks = specs.size();  // one message: the router accepts or refuses it whole
+        auto key = idempotency_key(req, b);
+        if (!key) return send_error(res, key.status());
+        go.idempotency_key = *key;
         auto receipt = pool.with([&](Client& c) { return c.submit_group(specs, go); });
         if (!receipt) return send_error(res, receipt.status());
         const std::string gid = receipt->group.to_string();
@@ -365,12 +386,16 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     auto body = parse_body(req);
     if (!body) return send_error(res, body.status());
     const json& b = *body;
+    auto key = idempotency_key(req, b);
+    if (!key) return send_error(res, key.status());
     if (!b.contains("tasks")) {
       auto spec = task_spec(b, "", false);
       if (!spec) return send_error(res, spec.status());
-      auto id = pool.with([&](Client& c) { return c.submit(*spec); });
-      if (!id) return send_error(res, id.status());
-      return send_json(res, 201, json{{"task_id", id->to_string()}, {"url", "/api/v1/tasks/" + id->to_string()}});
+      auto r = pool.with([&](Client& c) { return c.submit(*spec, *key); });
+      if (!r) return send_error(res, r.status());
+      const std::string id = r->task.to_string();
+      return send_json(res, r->duplicate ? 200 : 201,
+                       json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}});
     }
     if (!b["tasks"].is_array() || b["tasks"].empty())
       return send_error(res, Status(Code::kBadRequest, "tasks must be a non-empty array"));
@@ -389,12 +414,14 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       specs.push_back(std::move(spec.value()));
     }
     go.chunk_tasks = specs.size();
+    go.idempotency_key = *key;
     auto receipt = pool.with([&](Client& c) { return c.submit_group(specs, go); });
     if (!receipt) return send_error(res, receipt.status());
     json ids = json::array();
     for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
-    send_json(res, 201, json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
-                             {"url", "/api/v1/groups/" + receipt->group.to_string()}});
+    send_json(res, receipt->duplicate ? 200 : 201,
+              json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
+                   {"url", "/api/v1/groups/" + receipt->group.to_string()}, {"duplicate", receipt->duplicate}});
   });
 
   // Control, forwarded to the router.
@@ -413,8 +440,8 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
   server.Get("/api/v1/inspect/([^/]+)", [forward](const httplib::Request& req, httplib::Response& res) {
     const std::string what = req.matches[1].str();
     if (what != "active" && what != "reserved" && what != "scheduled" && what != "stats" && what != "registered" &&
-        what != "queues")
-      return send_error(res, Status(Code::kNotFound, "inspect what? active|reserved|scheduled|stats|registered|queues"));
+        what != "queues" && what != "failed")
+      return send_error(res, Status(Code::kNotFound, "inspect what? active|reserved|scheduled|stats|registered|queues|failed"));
     forward("inspect." + what, "{}", "")(req, res);
   });
   server.Post("/api/v1/purge", [forward](const httplib::Request& req, httplib::Response& res) {
@@ -428,6 +455,33 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       }
     }
     forward("purge", args.dump(), "")(req, res);
+  });
+
+  // Dead letters: GET /api/v1/dead?queue=Q&limit=N&after=ID; POST /api/v1/dead/retry {"queue","limit"}.
+  server.Get("/api/v1/dead", [&pool](const httplib::Request& req, httplib::Response& res) {
+    json args = json::object();
+    if (req.has_param("queue")) args["queue"] = req.get_param_value("queue");
+    if (req.has_param("after")) args["after"] = req.get_param_value("after");
+    auto limit = query_size(req, "limit", 100, 1000);
+    if (!limit) return send_error(res, limit.status());
+    if (*limit == 0) return send_error(res, Status(Code::kBadRequest, "limit must be 1..1000"));
+    args["limit"] = *limit;
+    auto reply = pool.with([&](Client& c) { return c.control("inspect.failed", args.dump()); });
+    if (!reply) return send_error(res, reply.status());
+    send_json(res, 200, json::parse(*reply, nullptr, false));
+  });
+  server.Post("/api/v1/dead/retry", [&pool](const httplib::Request& req, httplib::Response& res) {
+    json args = json::object();
+    if (!req.body.empty()) {
+      auto body = parse_body(req);
+      if (!body) return send_error(res, body.status());
+      if (!body->is_object()) return send_error(res, Status(Code::kBadRequest, "the body must be a JSON object"));
+      for (const char* key : {"queue", "limit"})
+        if (body->contains(key)) args[key] = (*body)[key];
+    }
+    auto reply = pool.with([&](Client& c) { return c.control("retry.failed", args.dump()); });
+    if (!reply) return send_error(res, reply.status());
+    send_json(res, 200, json::parse(*reply, nullptr, false));
   });
 
   // POST /api/v1/tasks/{id}/revoke {"terminate": bool} and /retry, forwarded to the router.

@@ -162,7 +162,7 @@ TEST(CliConfig, UnknownKeysAndBadValuesAreStartUpErrors) {
   EXPECT_NE(syntax.err.find("line 1"), std::string::npos) << syntax.err;
   auto queue = run_command({ZBATCH_BINARY, "router", "--config", write("[[queue]]\nname = \"x\"\npriority = 300\n")}, 10s);
   EXPECT_EQ(queue.exit_code, 2);
-  EXPECT_NE(queue.err.find("priority 0..255"), std::string::npos) << queue.err;
+  EXPECT_NE(queue.err.find("[[queue]] 'x' priority must be an integer 0..255"), std::string::npos) << queue.err;
 }
 
 TEST(CliConfig, FlagsBeatEnvironmentWhichBeatsTheFile) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,13 @@ class Cluster {
   const std::string& frontend() const { return frontend_; }
   const std::string& backend() const { return backend_; }
   std::string data() const { return dir_.str() + "/router"; }
+  std::string dir() const { return dir_.str(); }
+  // Writes a file in the cluster's folder and returns its path.
+  std::string write_file(const std::string& name, const std::string& text) const {
+    std::string path = dir_.str() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
 
   Process& start_router(std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {ZBATCH_BINARY, "router", "--data", data(), "--frontend", frontend_,

@@ -41,7 +41,7 @@ HandlerResult sleep(const TaskContext& ctx) {
                         std::chrono::microseconds(static_cast<int64_t>(seconds * 1e6));
   // Sleeping is this handler's behaviour; the short steps keep cancellation prompt.
   while (std::chrono::steady_clock::now() < deadline) {
-    if (ctx.is_cancelled()) return HandlerResult::fail("sleep: cancelled");
+    if (ctx.is_cancelled()) return HandlerResult::fail("Cancelled: sleep interrupted");
     auto left = deadline - std::chrono::steady_clock::now();
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(10)));
   }
@@ -63,10 +63,15 @@ HandlerResult fail(const TaskContext& ctx) {
 }  // namespace
 
 void add_builtin_handlers(Slots::Handlers& handlers) {
-  handlers["noop"] = noop;
-  handlers["echo"] = echo;
-  handlers["sleep"] = sleep;
-  handlers["fail"] = fail;
+  for (auto& [kind, h] : builtin_handlers()) handlers[kind] = std::move(h);
 }
 
 }  // namespace zb::worker
+
+namespace zb {
+
+std::vector<std::pair<std::string, Handler>> builtin_handlers() {
+  return {{"noop", worker::noop}, {"echo", worker::echo}, {"sleep", worker::sleep}, {"fail", worker::fail}};
+}
+
+}  // namespace zb

@@ -1,14 +1,41 @@
 #include "worker/slots.h"
 
-#include <chrono>
+#include <algorithm>
 #include <exception>
+
+namespace zb::worker {
+namespace {
+
+// How long past its hard limit an in-process handler may keep its slot.
+constexpr auto kAbandonGrace = std::chrono::milliseconds(1000);
+
+}  // namespace
+}  // namespace zb::worker
+
+namespace zb {
+
+HandlerResult invoke_handler(const Handler& handler, const TaskContext& ctx) {
+  HandlerResult r;
+  try {
+    r = handler(ctx);
+  } catch (const std::exception& e) {
+    r = HandlerResult::fail(std::string("HandlerError: handler threw: ") + e.what());
+  } catch (...) {
+    r = HandlerResult::fail("HandlerError: handler threw a non-standard exception");
+  }
+  if (r.status == proto::OutcomeStatus::kSucceeded && r.result.empty()) r.result = "null";
+  return r;
+}
+
+}  // namespace zb
 
 namespace zb::worker {
 
 Slots::Slots(uint32_t concurrency, const Handlers& handlers, std::function<void()> wake)
     : handlers_(handlers), wake_(std::move(wake)) {
-  threads_.reserve(concurrency);
-  for (uint32_t i = 0; i < concurrency; ++i) threads_.emplace_back([this] { run_slot(); });
+  std::lock_guard lock(mu_);
+  target_ = concurrency;
+  for (uint32_t i = 0; i < concurrency; ++i) spawn_locked();
 }
 
 Slots::~Slots() {
@@ -21,12 +48,34 @@ Slots::~Slots() {
   for (auto& t : threads_) t.join();
 }
 
+void Slots::spawn_locked() {
+  ++live_;
+  threads_.emplace_back([this] { run_slot(); });
+}
+
+void Slots::set_target(uint32_t threads) {
+  {
+    std::lock_guard lock(mu_);
+    target_ = threads;
+    while (live_ < target_) spawn_locked();
+  }
+  cv_.notify_all();  // surplus idle threads notice and retire
+}
+
+uint32_t Slots::target() const {
+  std::lock_guard lock(mu_);
+  return target_;
+}
+
 void Slots::add(std::vector<proto::Assignment> tasks) {
   {
     std::lock_guard lock(mu_);
     for (auto& t : tasks) {
       if (running_.count(t.task)) continue;  // never run one task twice at once
-      running_.emplace(t.task, Running{t.attempt, std::make_shared<std::atomic<bool>>(false)});
+      Running r{t.attempt, std::make_shared<std::atomic<bool>>(false)};
+      r.soft_limit_ms = t.soft_limit_ms;
+      r.hard_limit_ms = t.hard_limit_ms;
+      running_.emplace(t.task, std::move(r));
       queue_.push_back(std::move(t));
     }
   }
@@ -77,9 +126,52 @@ std::vector<proto::Claim> Slots::cancel_running() {
   return out;
 }
 
+Slots::Clock::time_point Slots::enforce(Clock::time_point now) {
+  std::vector<proto::Outcome> abandoned;
+  Clock::time_point next = Clock::time_point::max();
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = running_.begin(); it != running_.end();) {
+      auto& [id, r] = *it;
+      if (!r.started || r.dropped) {
+        ++it;
+        continue;
+      }
+      if (!r.soft_hit && now >= r.soft_at) {
+        r.soft_hit = true;
+        r.cancelled->store(true);
+      }
+      if (now >= r.abandon_at) {
+        r.cancelled->store(true);
+        abandoned_.push_back({id, r.attempt});
+        abandoned.push_back({id, r.attempt, proto::OutcomeStatus::kFailed, {},
+                             "TimeLimitExceeded: hard time limit of " + std::to_string(r.hard_limit_ms) +
+                                 " ms exceeded; the handler did not return and its slot was replaced",
+                             static_cast<uint64_t>(r.hard_limit_ms) * 1000});
+        // The stuck thread no longer counts; a fresh one keeps the slot count.
+        --live_;
+        --busy_;
+        if (live_ < target_) spawn_locked();
+        it = running_.erase(it);
+        continue;
+      }
+      if (!r.soft_hit) next = std::min(next, r.soft_at);
+      next = std::min(next, r.abandon_at);
+      ++it;
+    }
+    for (auto& o : abandoned) push_done_locked(std::move(o));
+  }
+  return next;
+}
+
 size_t Slots::busy() const {
   std::lock_guard lock(mu_);
   return busy_;
+}
+
+size_t Slots::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
 }
 
 size_t Slots::pending() const {
@@ -87,54 +179,66 @@ size_t Slots::pending() const {
   return running_.size();
 }
 
+void Slots::push_done_locked(proto::Outcome outcome) {
+  done_.push_back(std::move(outcome));
+  if (!wake_pending_) {
+    wake_pending_ = true;
+    wake_();
+  }
+}
+
 void Slots::run_slot() {
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || live_ > target_; });
     if (stopping_) return;
+    if (live_ > target_) {  // autoscale shrink: retire
+      --live_;
+      return;
+    }
     proto::Assignment task = std::move(queue_.front());
     queue_.pop_front();
-    auto cancelled = running_.at(task.task).cancelled;
+    auto& entry = running_.at(task.task);
+    auto cancelled = entry.cancelled;
+    const auto start = Clock::now();
+    entry.started = true;
+    if (task.soft_limit_ms) entry.soft_at = start + std::chrono::milliseconds(task.soft_limit_ms);
+    if (task.hard_limit_ms) entry.abandon_at = start + std::chrono::milliseconds(task.hard_limit_ms) + kAbandonGrace;
     ++busy_;
     lock.unlock();
+    wake_();  // the loop re-arms its limit timer
 
     proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0};
-    const auto start = std::chrono::steady_clock::now();
     auto handler = handlers_.find(task.kind);
     if (handler == handlers_.end()) {
       outcome.status = proto::OutcomeStatus::kFailed;
-      outcome.error = "no handler for kind '" + task.kind + "' on this worker";
+      outcome.error = "UnknownKind: no handler for kind '" + task.kind + "' on this worker";
     } else {
       TaskContext ctx{task.task, task.attempt, task.group, task.ref, task.queue, task.kind,
-                      task.payload, cancelled.get()};
-      try {
-        HandlerResult r = handler->second(ctx);
-        outcome.status = r.status;
-        outcome.result = std::move(r.result);
-        outcome.error = std::move(r.error);
-      } catch (const std::exception& e) {
-        outcome.status = proto::OutcomeStatus::kFailed;
-        outcome.error = std::string("handler threw: ") + e.what();
-      } catch (...) {
-        outcome.status = proto::OutcomeStatus::kFailed;
-        outcome.error = "handler threw a non-standard exception";
-      }
+                      task.payload, cancelled.get(), task.soft_limit_ms, task.hard_limit_ms, start};
+      HandlerResult r = invoke_handler(handler->second, ctx);
+      outcome.status = r.status;
+      outcome.result = std::move(r.result);
+      outcome.error = std::move(r.error);
     }
-    if (outcome.status == proto::OutcomeStatus::kSucceeded && outcome.result.empty())
-      outcome.result = "null";
-    outcome.runtime_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                   std::chrono::steady_clock::now() - start).count());
+    outcome.runtime_us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
 
     lock.lock();
+    if (auto a = std::find(abandoned_.begin(), abandoned_.end(), proto::Claim{task.task, task.attempt});
+        a != abandoned_.end()) {
+      abandoned_.erase(a);  // failed at the hard limit and replaced: the result is dropped
+      return;
+    }
     --busy_;
     auto it = running_.find(task.task);
-    const bool dropped = it != running_.end() && it->second.dropped;
+    bool dropped = it == running_.end() || it->second.dropped;
+    if (!dropped && it->second.soft_hit && outcome.status != proto::OutcomeStatus::kSucceeded &&
+        outcome.error.rfind("SoftTimeLimitExceeded", 0) != 0 && outcome.error.rfind("TimeLimitExceeded", 0) != 0)
+      outcome.error = "SoftTimeLimitExceeded: soft time limit of " + std::to_string(task.soft_limit_ms) +
+                      " ms exceeded (" + outcome.error + ")";
     if (it != running_.end() && it->second.attempt == task.attempt) running_.erase(it);
-    if (!dropped) done_.push_back(std::move(outcome));
-    if (!dropped && !wake_pending_) {
-      wake_pending_ = true;
-      wake_();
-    }
+    if (!dropped) push_done_locked(std::move(outcome));
   }
 }
 

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "worker/builtins.h"
+#include "worker/process.h"
 #include "worker/slots.h"
 
 namespace zb {
@@ -44,6 +45,8 @@ struct Worker::Impl {
   std::unordered_map<Id, proto::Outcome, IdHash> unacked;  // sent or to send, until ResultsAck
   std::vector<proto::Outcome> to_send;
   std::mt19937 rng{std::random_device{}()};
+  uint32_t announced_capacity = 0;
+  uint64_t next_scale_ms = 0, idle_since_ms = 0;
 
   ~Impl() {
     if (wake_fd >= 0) ::close(wake_fd);
@@ -59,9 +62,9 @@ struct Worker::Impl {
     wire::configure(*socket, zmq::socket_type::dealer);
     socket->connect(options.router);
     welcomed = false;
+    announced_capacity = capacity(slots);
     proto::Ready ready{options.name, session, local_hostname(), static_cast<uint32_t>(::getpid()),
-                       options.queues, {}, options.concurrency,
-                       options.concurrency * options.prefetch_multiplier, slots.claims()};
+                       options.queues, {}, options.concurrency, announced_capacity, slots.claims()};
     for (const auto& [id, o] : unacked) ready.running.push_back({id, o.attempt});
     for (const auto& [kind, h] : handlers) ready.kinds.push_back(kind);
     send(ready);
@@ -105,8 +108,12 @@ struct Worker::Impl {
         return;
       }
       std::vector<proto::Assignment> fresh;
-      for (auto& a : tasks->tasks)
-        if (!unacked.count(a.task)) fresh.push_back(std::move(a));
+      for (auto& a : tasks->tasks) {
+        // A result still waiting for its ack is for an older attempt when the task comes back
+        // (retried at once); the same attempt again is a duplicate.
+        auto u = unacked.find(a.task);
+        if (u == unacked.end() || u->second.attempt < a.attempt) fresh.push_back(std::move(a));
+      }
       slots.add(std::move(fresh));
     } else if (auto* ack = std::get_if<proto::ResultsAck>(&message)) {
       for (const auto& c : ack->claims) {
@@ -122,6 +129,39 @@ struct Worker::Impl {
     }
   }
 
+  // Credit to announce: slots × prefetch; while autoscale may still grow, one slot's worth more,
+  // so a backlog shows up here as tasks waiting for a slot.
+  uint32_t capacity(const worker::Slots& slots) const {
+    const uint32_t threads = options.autoscale_max ? slots.target() : options.concurrency;
+    const uint32_t room = options.autoscale_max && threads < options.autoscale_max ? 1 : 0;
+    return (threads + room) * options.prefetch_multiplier;
+  }
+
+  // Autoscale: one slot more while tasks wait for a slot; one less after a quiet spell.
+  void autoscale(worker::Slots& slots, uint64_t now) {
+    if (!options.autoscale_max || now < next_scale_ms) return;
+    next_scale_ms = now + 100;
+    const uint32_t threads = slots.target();
+    if (slots.queued() > 0 && threads < options.autoscale_max) {
+      slots.set_target(threads + 1);
+      idle_since_ms = 0;
+      spdlog::info("worker autoscale up slots={}", threads + 1);
+    } else if (slots.busy() < threads && slots.queued() == 0) {
+      if (!idle_since_ms) idle_since_ms = now;
+      if (now - idle_since_ms >= options.autoscale_idle_ms && threads > options.autoscale_min) {
+        slots.set_target(threads - 1);
+        idle_since_ms = now;
+        spdlog::info("worker autoscale down slots={}", threads - 1);
+      }
+    } else {
+      idle_since_ms = 0;
+    }
+    if (const uint32_t c = capacity(slots); c != announced_capacity && welcomed) {
+      announced_capacity = c;
+      send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), c});
+    }
+  }
+
   proto::Outcome returned(const Id& task, uint32_t attempt) {
     proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, "worker shutting down", 0};
     unacked[task] = o;
@@ -129,7 +169,8 @@ struct Worker::Impl {
   }
 
   Status run() {
-    worker::Slots slots(options.concurrency, handlers, [this] { wake(); });
+    worker::Slots slots(options.autoscale_max ? options.autoscale_min : options.concurrency, handlers,
+                        [this] { wake(); });
     connect(slots);
     bool bye_sent = false, cold = false;
     uint64_t drained_at = 0;
@@ -159,7 +200,12 @@ struct Worker::Impl {
       std::vector<zmq::pollitem_t> items = {{socket->handle(), 0, ZMQ_POLLIN, 0},
                                             {nullptr, wake_fd, ZMQ_POLLIN, 0}};
       const uint64_t next_beat = last_sent_ms + options.heartbeat_ms;
-      const uint64_t wait = std::min<uint64_t>(100, next_beat > now ? next_beat - now : 0);
+      uint64_t wait = std::min<uint64_t>(100, next_beat > now ? next_beat - now : 0);
+      const auto steady = worker::Slots::Clock::now();
+      const auto limit_due = slots.enforce(steady);
+      if (limit_due != worker::Slots::Clock::time_point::max())
+        wait = std::min<uint64_t>(wait, static_cast<uint64_t>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(limit_due - steady).count() + 1)));
       zmq::poll(items, std::chrono::milliseconds(wait));
       if (items[1].revents & ZMQ_POLLIN) {
         uint64_t count;
@@ -192,7 +238,9 @@ struct Worker::Impl {
         reconnect(slots, "router silent for " + std::to_string(after - last_heard_ms) + " ms", false);
         continue;
       }
-      if (after >= last_sent_ms + options.heartbeat_ms) send(proto::Heartbeat{static_cast<uint32_t>(slots.busy())});
+      autoscale(slots, after);
+      if (after >= last_sent_ms + options.heartbeat_ms)
+        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity});
     }
     socket.reset();
     spdlog::info("worker stopped name={}", options.name);
@@ -215,16 +263,42 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
     return Status(Code::kBadRequest, "--heartbeat-ms must be >= 10, got " + std::to_string(options.heartbeat_ms));
   if (options.liveness < 1) return Status(Code::kBadRequest, "liveness must be >= 1");
   if (options.router.empty()) return Status(Code::kBadRequest, "--router needs an endpoint");
+  if (options.autoscale_max) {
+    if (options.autoscale_min > options.autoscale_max || options.autoscale_max > 1024)
+      return Status(Code::kBadRequest, "--autoscale MAX,MIN needs 0 <= MIN <= MAX <= 1024, got " +
+                                           std::to_string(options.autoscale_max) + "," + std::to_string(options.autoscale_min));
+    options.concurrency = options.autoscale_max;  // announced as the most slots it may run
+  }
+  for (const auto& p : options.process_handlers)
+    if (Status s = validate(p); !s) return s;
   if (options.name.empty()) options.name = "zbatch@" + local_hostname();
-  if (options.queues.empty())
-    for (const auto& q : kDefaultQueues) options.queues.emplace_back(q.name);
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->context = wire::ContextRef(context);
   impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl->wake_fd < 0) return Status(Code::kIo, "eventfd failed");
   worker::add_builtin_handlers(impl->handlers);
+  for (const auto& p : impl->options.process_handlers)
+    impl->handlers[p.kind] = p.mode == ProcessHandlerConfig::Mode::kExec
+                                 ? worker::make_exec_handler(p)
+                                 : worker::make_pool_handler(p, impl->options.concurrency);
   return std::unique_ptr<Worker>(new Worker(std::move(impl)));
+}
+
+Status Worker::validate(const ProcessHandlerConfig& p) {
+  const std::string where = "handler '" + p.kind + "': ";
+  if (p.kind.empty()) return Status(Code::kBadRequest, "a handler needs a kind");
+  if (p.argv.empty() || p.argv[0].empty()) return Status(Code::kBadRequest, where + "argv must name a program");
+  for (const auto& e : p.env)
+    if (e.find('=') == std::string::npos || e.front() == '=')
+      return Status(Code::kBadRequest, where + "env entries must be KEY=VALUE, got '" + e + "'");
+  if (p.stdout_limit == 0 || p.stdout_limit > (256u << 20))
+    return Status(Code::kBadRequest, where + "stdout_limit must be 1..268435456 bytes");
+  if (p.stderr_limit == 0 || p.stderr_limit > (16u << 20))
+    return Status(Code::kBadRequest, where + "stderr_limit must be 1..16777216 bytes");
+  if (p.mode == ProcessHandlerConfig::Mode::kPool && p.max_tasks_per_child == 0)
+    return Status(Code::kBadRequest, where + "max_tasks_per_child must be >= 1");
+  return Status::ok();
 }
 
 void Worker::register_handler(std::string kind, Handler handler) {

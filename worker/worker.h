@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,13 @@ struct TaskContext {
   std::string_view payload;  // JSON text
   // Set when the task is revoked with terminate, on cold shutdown, or at its soft time limit.
   const std::atomic<bool>* cancelled = nullptr;
+  // Limits of this attempt (0 = none), measured from `started`. The slot enforces them for
+  // every handler (cancel flag at the soft limit; at the hard limit + 1 s an in-process handler
+  // is abandoned: its task fails and a fresh slot thread replaces it). Process handlers also
+  // enforce them on their child: SIGTERM at the soft limit, SIGKILL at the hard limit.
+  uint32_t soft_limit_ms = 0;
+  uint32_t hard_limit_ms = 0;
+  std::chrono::steady_clock::time_point started{};
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 
@@ -56,9 +64,41 @@ struct HandlerResult {
 
 using Handler = std::function<HandlerResult(const TaskContext&)>;
 
+// Runs a handler as a slot does: exceptions become failures, an empty success becomes "null".
+HandlerResult invoke_handler(const Handler& handler, const TaskContext& ctx);
+// The built-in kinds: noop, echo, sleep ({"seconds":S}), fail ({"error":"...","retry":b}).
+std::vector<std::pair<std::string, Handler>> builtin_handlers();
+
+// A task kind served by child processes. Task data reaches a child only as JSON on its stdin,
+// never in argv, a shell or the environment. Every child runs in its own process group, so a
+// kill reaches whatever it started.
+//
+// exec: one child per task. stdin = the task as JSON
+//   {"id","attempt","group","ref","queue","kind","payload":<payload>}, then EOF. Exit 0 with
+//   JSON on stdout succeeds (empty stdout = null); exit 75 (EX_TEMPFAIL) asks for a retry;
+//   any other exit fails with "ProcessExitError: exit code N: <tail of stderr>".
+// pool: long-lived children (at most one per slot), one task at a time each, JSON lines:
+//   the worker writes the task (as above) on one line; the child answers one line,
+//   {"result": <json>} or {"error": "Class: message", "retry": bool}. A child is recycled after
+//   max_tasks_per_child tasks or when its resident memory passes max_memory_bytes; a child that
+//   dies fails only its task ("WorkerLostError: ...") and is replaced.
+struct ProcessHandlerConfig {
+  enum class Mode { kExec, kPool };
+  std::string kind;
+  Mode mode = Mode::kExec;
+  std::vector<std::string> argv;   // argv[0]: a path, or a name looked up in PATH
+  std::vector<std::string> env;    // extra KEY=VALUE entries
+  std::string cwd;                 // empty = the worker's
+  size_t stdout_limit = 1u << 20;  // bytes of result; more fails the task ("OutputTooLarge")
+  size_t stderr_limit = 64u << 10; // bytes of stderr tail kept for the error message
+  uint32_t term_grace_ms = 2000;   // SIGTERM → SIGKILL when no hard limit comes first
+  uint32_t max_tasks_per_child = 100;  // pool
+  uint64_t max_memory_bytes = 0;       // pool; 0 = no ceiling
+};
+
 struct WorkerOptions {
   std::string router = "tcp://127.0.0.1:5556";
-  std::vector<std::string> queues;   // empty → every default queue (common/task.h)
+  std::vector<std::string> queues;   // empty → every queue the router declares
   uint32_t concurrency = 0;          // 0 → number of CPUs
   uint32_t prefetch_multiplier = 4;  // capacity = concurrency × prefetch_multiplier
   std::string name;                  // empty → "zbatch@<hostname>"
@@ -66,6 +106,12 @@ struct WorkerOptions {
   uint32_t liveness = 3;
   uint32_t reconnect_initial_ms = 1000;
   uint32_t reconnect_max_ms = 32000;
+  // --autoscale MAX,MIN: start with MIN slots, add one while tasks wait for a slot, remove
+  // one after autoscale_idle_ms with an idle slot. 0 = fixed at `concurrency`.
+  uint32_t autoscale_max = 0;
+  uint32_t autoscale_min = 0;
+  uint32_t autoscale_idle_ms = 10000;
+  std::vector<ProcessHandlerConfig> process_handlers;
 };
 
 class Worker {
@@ -78,6 +124,9 @@ class Worker {
 
   // Adds or replaces the handler of a task kind. Call before run().
   void register_handler(std::string kind, Handler handler);
+  // Checks a process handler's configuration (precise message on error); create() has already
+  // registered those in options.process_handlers.
+  static Status validate(const ProcessHandlerConfig& config);
 
   // Connects and serves until stop(). Returns the error that ended it, if any.
   Status run();
