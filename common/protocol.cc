@@ -99,6 +99,7 @@ std::string_view event_type_name(EventType type) {
     case EventType::kWorkerOffline: return "worker-offline";
     case EventType::kWorkerHeartbeat: return "worker-heartbeat";
     case EventType::kQueuePurged: return "queue-purged";
+    case EventType::kResultsExpired: return "results-expired";
   }
   return "unknown";
 }

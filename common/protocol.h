@@ -158,8 +158,9 @@ enum class EventType : uint8_t {
   kWorkerOffline = 10,
   kWorkerHeartbeat = 11,  // detail = worker stats JSON
   kQueuePurged = 12,      // detail = {"purged":N}
+  kResultsExpired = 13,   // finished tasks and groups up to detail {"before_ms":T} were deleted
 };
-inline constexpr int kEventTypeCount = 13;
+inline constexpr int kEventTypeCount = 14;
 std::string_view event_type_name(EventType type);
 
 // One state change, with a gap-free sequence number.

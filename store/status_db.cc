@@ -37,7 +37,8 @@ Result<StatusDb> StatusDb::open(const std::string& dir) {
   auto txn = lmdb::Txn::begin(db.env_, false);
   if (!txn) return txn.status();
   for (auto [name, dbi] : {std::pair{"tasks", &db.tasks_}, {"group_tasks", &db.group_tasks_},
-                           {"groups", &db.groups_}, {"meta", &db.meta_}}) {
+                           {"groups", &db.groups_}, {"meta", &db.meta_},
+                           {"expiry", &db.expiry_}}) {
     auto d = txn->open_db(name, MDB_CREATE);
     if (!d) return d.status();
     *dbi = *d;
@@ -53,7 +54,7 @@ Result<StatusDb> StatusDb::open(const std::string& dir) {
 Status StatusDb::reset(const Id& log_id) {
   auto txn = lmdb::Txn::begin(env_, false);
   if (!txn) return txn.status();
-  for (auto dbi : {tasks_, group_tasks_, groups_, meta_})
+  for (auto dbi : {tasks_, group_tasks_, groups_, meta_, expiry_})
     if (Status s = txn->drop(dbi); !s) return s;
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
   if (Status s = txn->commit(); !s) return s;
@@ -112,6 +113,12 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     }
     if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
     return Status::ok();
+  }
+  if (ev.type == EventType::kResultsExpired) {
+    auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
+    if (!detail.is_object() || !detail.contains("before_ms") || !detail["before_ms"].is_number_unsigned())
+      return Status::ok();  // nothing this store can act on
+    return expire(txn, detail["before_ms"].get<uint64_t>(), groups);
   }
   if (ev.task.is_nil()) return Status::ok();  // worker and queue events: not kept here
 
@@ -194,6 +201,8 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   }
   if (!known && ev.type != EventType::kTaskReceived) t.id = ev.task;
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
+  if (is_terminal(t.state) && t.finished_ms == ev.ts_ms)
+    if (Status s = put_expiry(txn, t.finished_ms, 0, t.id); !s) return s;
 
   if (t.group.is_nil() || (!group_running_delta && !finished_now && !reopened)) return Status::ok();
   auto cached = cached_group(txn, groups, t.group);
@@ -213,7 +222,65 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     else if (t.state == TaskState::kFailed) ++group.failed;
     else ++group.revoked;
   }
-  if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
+  if (group.ready() && !group.finished_ms) {
+    group.finished_ms = ev.ts_ms;
+    if (Status s = put_expiry(txn, group.finished_ms, 1, group.id); !s) return s;
+  }
+  return Status::ok();
+}
+
+Status StatusDb::put_expiry(lmdb::Txn& txn, uint64_t at_ms, uint8_t kind, const Id& id) {
+  std::string key = lmdb::be64(at_ms);
+  key.push_back(static_cast<char>(kind));
+  key.append(id.bytes());
+  return txn.put(expiry_, key, {});
+}
+
+// Deletes finished tasks and groups whose finish time is <= before_ms (the router's TTL
+// sweep). An entry whose record finished again later (a retry) is only dropped.
+Status StatusDb::expire(lmdb::Txn& txn, uint64_t before_ms, GroupCache& groups) {
+  std::vector<std::string> keys;
+  {
+    auto c = lmdb::Cursor::open(txn, expiry_);
+    if (!c) return c.status();
+    for (bool ok = c->first(); ok; ok = c->next()) {
+      if (c->key().size() != 9 + Id::kSize) return Status(Code::kIo, "corrupt store expiry key");
+      if (lmdb::from_be64(c->key()) > before_ms) break;
+      keys.emplace_back(c->key());
+    }
+  }
+  for (const auto& key : keys) {
+    const uint64_t at = lmdb::from_be64(key);
+    const Id id = *Id::from_bytes(std::string_view(key).substr(9));
+    if (key[8] == 0) {
+      auto t = read<TaskStatus>(txn, tasks_, id.bytes());
+      if (!t) return t.status();
+      if (t->has_value() && is_terminal((*t)->state) && (*t)->finished_ms == at)
+        if (Status s = txn.del(tasks_, id.bytes()); !s) return s;
+    } else {
+      std::optional<GroupStatus> g;
+      if (auto cached = groups.find(id); cached != groups.end()) g = cached->second;
+      else {
+        auto r = read<GroupStatus>(txn, groups_, id.bytes());
+        if (!r) return r.status();
+        g = std::move(*r);
+      }
+      if (g && g->ready() && g->finished_ms == at) {
+        groups.erase(id);
+        if (Status s = txn.del(groups_, id.bytes()); !s) return s;
+        std::vector<std::string> members;
+        {
+          auto c = lmdb::Cursor::open(txn, group_tasks_);
+          if (!c) return c.status();
+          for (bool ok = c->seek(id.bytes()); ok && c->key().substr(0, Id::kSize) == id.bytes(); ok = c->next())
+            members.emplace_back(c->key());
+        }
+        for (const auto& m : members)
+          if (Status s = txn.del(group_tasks_, m); !s) return s;
+      }
+    }
+    if (Status s = txn.del(expiry_, key); !s) return s;
+  }
   return Status::ok();
 }
 

@@ -5,6 +5,8 @@
 //   tasks        task id → msgpack TaskStatus
 //   group_tasks  group id (16 B) + seq (8 B BE) → task id: a group's tasks in submission order
 //   groups       group id → msgpack GroupStatus, counters updated per event (O(1) status)
+//   expiry       finished ms (8 B BE) + kind (0 task, 1 group) + id → empty: deleted when the
+//                router's results-expired event passes that time
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
 //                "counts" → msgpack Counters
 // Every event is applied in the same transaction that advances "applied", so a store killed
@@ -81,9 +83,11 @@ class StatusDb {
   using GroupCache = std::unordered_map<Id, GroupStatus, IdHash>;
   Result<GroupStatus*> cached_group(lmdb::Txn& txn, GroupCache& cache, const Id& id);
   Status apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& counts, GroupCache& groups);
+  Status put_expiry(lmdb::Txn& txn, uint64_t at_ms, uint8_t kind, const Id& id);
+  Status expire(lmdb::Txn& txn, uint64_t before_ms, GroupCache& groups);
 
   lmdb::Env env_;
-  lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0;
+  lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref
 };

@@ -11,6 +11,7 @@
 #include "common/wire.h"
 #include "router/ready_queue.h"
 #include "router/router.h"
+#include "router/router_impl.h"
 #include "tests/support/harness.h"
 
 namespace zb {
@@ -19,6 +20,60 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TempDir;
 using testing::wait_until;
+
+TEST(RetryPolicy, BackoffDoublesUpToTheCapWithJitterInTheUpperHalf) {
+  QueueConfig q;
+  q.retry_backoff_ms = 100;
+  q.retry_backoff_max_ms = 1000;
+  q.retry_jitter = false;
+  EXPECT_EQ(router::retry_delay_ms(q, 0, 12345), 100u);
+  EXPECT_EQ(router::retry_delay_ms(q, 1, 12345), 200u);
+  EXPECT_EQ(router::retry_delay_ms(q, 3, 12345), 800u);
+  EXPECT_EQ(router::retry_delay_ms(q, 4, 12345), 1000u);
+  EXPECT_EQ(router::retry_delay_ms(q, 4000000000u, 1), 1000u) << "no overflow for huge retry counts";
+  q.retry_jitter = true;
+  for (uint64_t r = 0; r < 2000; r += 7) {
+    const uint64_t d = router::retry_delay_ms(q, 2, r * 2654435761u);
+    EXPECT_GE(d, 200u);
+    EXPECT_LE(d, 400u);
+  }
+  q.retry_backoff_ms = q.retry_backoff_max_ms = 0;
+  EXPECT_EQ(router::retry_delay_ms(q, 5, 99), 0u);
+}
+
+TEST(RetryPolicy, ErrorClassIsTheIdentifierBeforeTheColon) {
+  EXPECT_EQ(router::error_class("TimeoutError: took too long"), "TimeoutError");
+  EXPECT_EQ(router::error_class("requests.ConnectionError: refused"), "requests.ConnectionError");
+  EXPECT_EQ(router::error_class("no class here"), "");
+  EXPECT_EQ(router::error_class(": empty"), "");
+  EXPECT_EQ(router::error_class("404: not found"), "");
+  EXPECT_EQ(router::error_class("Trailing"), "");
+  EXPECT_EQ(router::error_class(""), "");
+  QueueConfig q;
+  EXPECT_FALSE(router::retry_matches(q, "TimeoutError: x")) << "no retry_on: failures are final";
+  q.retry_on = {"TimeoutError"};
+  EXPECT_TRUE(router::retry_matches(q, "TimeoutError: x"));
+  EXPECT_FALSE(router::retry_matches(q, "ValueError: x"));
+  EXPECT_FALSE(router::retry_matches(q, "TimeoutErrorX: x"));
+  q.retry_on = {"*"};
+  EXPECT_TRUE(router::retry_matches(q, "anything at all"));
+}
+
+TEST(RetryPolicy, RateBucketOpensAtItsRate) {
+  router::RateBucket b;
+  b.rate = 10;
+  b.burst = 1;
+  b.tokens = 0;
+  b.refilled_ms = 1000;
+  EXPECT_FALSE(b.open());
+  EXPECT_EQ(b.ms_until_open(1000), 101u);
+  b.refill(1050);
+  EXPECT_FALSE(b.open());
+  b.refill(1100);
+  EXPECT_TRUE(b.open());
+  b.refill(5000);
+  EXPECT_DOUBLE_EQ(b.tokens, 1.0) << "saved-up tokens are capped at the burst";
+}
 
 TEST(ReadyQueue, HigherPriorityFirstThenFifo) {
   router::ReadyQueue q;
