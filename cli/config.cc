@@ -239,10 +239,121 @@ Status apply_handlers(const toml::table& root, const std::string& path, std::vec
   return Status::ok();
 }
 
+Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsConfig* kinds) {
+  SeedKindsConfig scratch;
+  SeedKindsConfig& k = kinds ? *kinds : scratch;
+  auto text = [&](const toml::node& v, const std::string& where, std::string& out) {
+    if (!v.value<std::string>()) return bad(path, where, "must be a string");
+    out = *v.value<std::string>();
+    return Status::ok();
+  };
+  auto ms = [&](const toml::node& v, const std::string& where, uint32_t& out) {
+    auto m = seconds_ms(v);
+    if (!m || *m == 0) return bad(path, where, "must be seconds (a number > 0)");
+    out = *m;
+    return Status::ok();
+  };
+  auto argv = [&](const toml::node& v, const std::string& where, std::vector<std::string>& out) {
+    auto list = strings(v);
+    if (!list || list->empty()) return bad(path, where, "must be a non-empty array of strings (no shell is involved)");
+    out = *list;
+    return Status::ok();
+  };
+  auto env = [&](const toml::node& v, const std::string& where, std::vector<std::string>& out) {
+    auto t = v.as_table();
+    if (!t) return bad(path, where, "must be a table of KEY = \"value\"");
+    for (const auto& [ek, ev] : *t) {
+      if (!ev.value<std::string>()) return bad(path, where, "values must be strings");
+      out.push_back(std::string(ek.str()) + "=" + *ev.value<std::string>());
+    }
+    return Status::ok();
+  };
+  if (auto node = root.get("ollama")) {
+    auto t = node->as_table();
+    if (!t) return bad(path, "[ollama]", "must be a table");
+    for (const auto& [key_, v] : *t) {
+      const std::string key(key_.str()), where = "[ollama] " + key;
+      Status s = Status::ok();
+      if (key == "host") s = text(v, where, k.ollama.host);
+      else if (key == "model") s = text(v, where, k.ollama.model);
+      else if (key == "system") s = text(v, where, k.ollama.system);
+      else if (key == "connect_timeout") s = ms(v, where, k.ollama.connect_timeout_ms);
+      else if (key == "read_timeout") s = ms(v, where, k.ollama.read_timeout_ms);
+      else s = bad(path, where, "is not a known key (host, model, system, connect_timeout, read_timeout)");
+      if (!s) return s;
+    }
+  }
+  if (auto node = root.get("validation")) {
+    auto t = node->as_table();
+    if (!t) return bad(path, "[validation]", "must be a table");
+    for (const auto& [key_, v] : *t) {
+      const std::string key(key_.str()), where = "[validation] " + key;
+      Status s = Status::ok();
+      if (key == "workspace") s = text(v, where, k.validation.workspace);
+      else if (key == "timeout") s = ms(v, where, k.validation.timeout_ms);
+      else s = bad(path, where, "is not a known key (workspace, timeout)");
+      if (!s) return s;
+    }
+  }
+  if (auto node = root.get("test_profile")) {
+    auto arr = node->as_array();
+    if (!arr) return bad(path, "[[test_profile]]", "must be an array of tables");
+    for (const auto& item : *arr) {
+      auto t = item.as_table();
+      if (!t) return bad(path, "[[test_profile]]", "must be an array of tables");
+      TestProfile p;
+      for (const auto& [key_, v] : *t) {
+        const std::string key(key_.str()), where = "[[test_profile]] " + key;
+        Status s = Status::ok();
+        if (key == "name") s = text(v, where, p.name);
+        else if (key == "argv") s = argv(v, where, p.argv);
+        else if (key == "env") s = env(v, where, p.env);
+        else if (key == "cwd") s = text(v, where, p.cwd);
+        else if (key == "junit") s = text(v, where, p.junit);
+        else if (key == "timeout") s = ms(v, where, p.timeout_ms);
+        else if (key == "log_tail") {
+          auto n = count(v, 64u << 20);
+          s = n && *n > 0 ? Status::ok() : bad(path, where, "must be bytes, 1..67108864");
+          if (s) p.log_tail = *n;
+        } else {
+          s = bad(path, where, "is not a known key (name, argv, env, cwd, junit, timeout, log_tail)");
+        }
+        if (!s) return s;
+      }
+      if (p.name.empty() || p.argv.empty()) return bad(path, "[[test_profile]]", "needs a name and argv");
+      k.test_profiles.push_back(std::move(p));
+    }
+  }
+  if (auto node = root.get("mcp_server")) {
+    auto arr = node->as_array();
+    if (!arr) return bad(path, "[[mcp_server]]", "must be an array of tables");
+    for (const auto& item : *arr) {
+      auto t = item.as_table();
+      if (!t) return bad(path, "[[mcp_server]]", "must be an array of tables");
+      McpServerConfig m;
+      for (const auto& [key_, v] : *t) {
+        const std::string key(key_.str()), where = "[[mcp_server]] " + key;
+        Status s = Status::ok();
+        if (key == "name") s = text(v, where, m.name);
+        else if (key == "argv") s = argv(v, where, m.argv);
+        else if (key == "env") s = env(v, where, m.env);
+        else if (key == "cwd") s = text(v, where, m.cwd);
+        else if (key == "call_timeout") s = ms(v, where, m.call_timeout_ms);
+        else s = bad(path, where, "is not a known key (name, argv, env, cwd, call_timeout)");
+        if (!s) return s;
+      }
+      if (m.name.empty() || m.argv.empty()) return bad(path, "[[mcp_server]]", "needs a name and argv");
+      k.mcp_servers.push_back(std::move(m));
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
-                         std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers) {
+                         std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
+                         SeedKindsConfig* kinds) {
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -250,13 +361,15 @@ Status apply_config_file(const std::string& path, const std::string& section, CL
     return Status(Code::kBadRequest, "config " + path + ": " + std::string(e.description()) + " at line " +
                                          std::to_string(e.source().begin.line));
   }
-  static const std::set<std::string> kSections = {"router", "worker", "store", "up", "queue", "handler"};
+  static const std::set<std::string> kSections = {"router", "worker", "store", "up", "queue", "handler",
+                                                  "ollama", "validation", "test_profile", "mcp_server"};
   for (const auto& [k, v] : root)
     if (!kSections.count(std::string(k.str())))
       return Status(Code::kBadRequest, "config " + path + ": unknown section [" + std::string(k.str()) +
-                                           "] (router, worker, store, up, queue, handler)");
+                                           "] (router, worker, store, up, queue, handler, ollama, validation, test_profile, mcp_server)");
   if (Status s = apply_queues(root, path, queues); !s) return s;
   if (Status s = apply_handlers(root, path, handlers); !s) return s;
+  if (Status s = apply_kinds(root, path, kinds); !s) return s;
   auto node = root.get(section);
   if (!node) return Status::ok();
   auto table = node->as_table();

@@ -19,10 +19,12 @@ namespace zb::cli {
 // `[[queue]]` tables declare or override queues (keys: QueueConfig in router/router.h, times
 // in seconds); `[[handler]]` tables declare process handlers (ProcessHandlerConfig in
 // worker/worker.h). Both are always validated; they are returned where the pointer is set.
-// zbatch.example.toml documents every key.
+// `[ollama]`, `[validation]`, `[[test_profile]]` and `[[mcp_server]]` configure the seed's
+// kinds of work (SeedKindsConfig in worker/worker.h). zbatch.example.toml documents every key.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
-                         std::vector<ProcessHandlerConfig>* handlers = nullptr);
+                         std::vector<ProcessHandlerConfig>* handlers = nullptr,
+                         SeedKindsConfig* kinds = nullptr);
 
 // "fsync" → true, "nosync" → false.
 Result<bool> parse_durability(const std::string& text);

@@ -225,9 +225,11 @@ void add_serve_commands(CLI::App& app) {
     add_worker_flags(cmd, *f);
     cmd->callback([cmd, f] {
       std::vector<ProcessHandlerConfig> handlers;
-      if (!f->config.empty()) check(apply_config_file(f->config, "worker", *cmd, nullptr, &handlers));
+      SeedKindsConfig kinds;
+      if (!f->config.empty()) check(apply_config_file(f->config, "worker", *cmd, nullptr, &handlers, &kinds));
       WorkerOptions options = worker_options(*f);
       options.process_handlers = std::move(handlers);
+      options.kinds = std::move(kinds);
       auto worker = Worker::create(options);
       check(worker.status());
       g_workers[0] = worker->get();
@@ -261,6 +263,7 @@ void add_serve_commands(CLI::App& app) {
     cmd->callback([path] {
       std::vector<QueueConfig> queues = default_queue_configs();
       std::vector<ProcessHandlerConfig> handlers;
+      SeedKindsConfig kinds;
       // Every section is checked against the flags of its own command.
       for (const std::string section : {"router", "worker", "store", "up"}) {
         CLI::App scratch;
@@ -275,7 +278,8 @@ void add_serve_commands(CLI::App& app) {
         else add_up_flags(sub, uf);
         queues = default_queue_configs();
         handlers.clear();
-        check(apply_config_file(*path, section, *sub, &queues, &handlers));
+        kinds = SeedKindsConfig{};
+        check(apply_config_file(*path, section, *sub, &queues, &handlers, &kinds));
       }
       nlohmann::json out{{"queues", nlohmann::json::array()}, {"handlers", nlohmann::json::array()}};
       for (const auto& q : queues)
@@ -291,6 +295,17 @@ void add_serve_commands(CLI::App& app) {
                                    {"stderr_limit", h.stderr_limit}, {"term_grace_ms", h.term_grace_ms},
                                    {"max_tasks_per_child", h.max_tasks_per_child},
                                    {"max_memory_bytes", h.max_memory_bytes}});
+      out["ollama"] = {{"host", kinds.ollama.host}, {"model", kinds.ollama.model},
+                       {"connect_timeout_ms", kinds.ollama.connect_timeout_ms},
+                       {"read_timeout_ms", kinds.ollama.read_timeout_ms}};
+      out["validation"] = {{"workspace", kinds.validation.workspace}, {"timeout_ms", kinds.validation.timeout_ms}};
+      out["test_profiles"] = nlohmann::json::array();
+      for (const auto& p : kinds.test_profiles)
+        out["test_profiles"].push_back({{"name", p.name}, {"argv", p.argv}, {"cwd", p.cwd}, {"junit", p.junit},
+                                        {"timeout_ms", p.timeout_ms}});
+      out["mcp_servers"] = nlohmann::json::array();
+      for (const auto& m : kinds.mcp_servers)
+        out["mcp_servers"].push_back({{"name", m.name}, {"argv", m.argv}, {"call_timeout_ms", m.call_timeout_ms}});
       std::cout << out.dump(2) << std::endl;
     });
   }
@@ -307,7 +322,8 @@ void add_serve_commands(CLI::App& app) {
       const uint32_t* prefetch = &u->prefetch;
       std::vector<QueueConfig> queues = default_queue_configs();
       std::vector<ProcessHandlerConfig> handlers;
-      if (!f->config.empty()) check(apply_config_file(f->config, "up", *cmd, &queues, &handlers));
+      SeedKindsConfig kinds;
+      if (!f->config.empty()) check(apply_config_file(f->config, "up", *cmd, &queues, &handlers, &kinds));
       if (*workers < 1 || *workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(*workers));
       zmq::context_t context(2);
       const std::string fe = "inproc://zbatch-frontend", be = "inproc://zbatch-backend", ev = "inproc://zbatch-events";
@@ -325,6 +341,7 @@ void add_serve_commands(CLI::App& app) {
         wo.prefetch_multiplier = *prefetch;
         wo.heartbeat_ms = f->heartbeat_ms;
         wo.process_handlers = handlers;
+        wo.kinds = kinds;
         for (const auto& q : queues) wo.queues.push_back(q.name);
         wo.name = "up-" + std::to_string(i + 1) + "@" + [] {
           char buf[256] = {};

@@ -58,6 +58,11 @@ std::vector<QueueConfig> default_queue_configs() {
     QueueConfig c;
     c.name = std::string(q.name);
     c.priority = q.priority;
+    // The seed's endpoints run its four kinds of work (worker/worker.h, docs/KINDS.md).
+    if (c.name == "agent_tasks") c.default_kind = "agent";
+    else if (c.name == "validation") c.default_kind = "validate";
+    else if (c.name == "tests") c.default_kind = "test";
+    else if (c.name == "mcp_operations") c.default_kind = "mcp";
     out.push_back(std::move(c));
   }
   return out;

@@ -5,3 +5,7 @@ foreach(t seed_examples_test http_hostile_test store_faults_test openapi_test ev
   set_tests_properties(${t} PROPERTIES TIMEOUT 300)
 endforeach()
 set_tests_properties(store_faults_test PROPERTIES LABELS slow)
+# The seed's four kinds of work; installs the MCP reference servers with npm on first use.
+add_test(NAME kinds_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_test.py
+         $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-mcp)
+set_tests_properties(kinds_test PROPERTIES TIMEOUT 400)

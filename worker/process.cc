@@ -35,139 +35,6 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
-// The task as the child sees it. The payload is embedded as JSON when it parses, else as text.
-std::string task_json(const TaskContext& ctx) {
-  json payload = json::parse(ctx.payload.empty() ? std::string_view("null") : ctx.payload, nullptr, false);
-  if (payload.is_discarded()) payload = std::string(ctx.payload);
-  return json{{"id", ctx.task.to_string()}, {"attempt", ctx.attempt},
-              {"group", ctx.group.is_nil() ? json(nullptr) : json(ctx.group.to_string())},
-              {"ref", ctx.ref}, {"queue", ctx.queue}, {"kind", ctx.kind}, {"payload", payload}}
-      .dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string tail(const std::string& text, size_t max = 2000) {
-  std::string t = text.size() > max ? "..." + text.substr(text.size() - max) : text;
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-  return t;
-}
-
-enum class Killed { kNone, kSoft, kHard, kCancel };
-
-// One exchange with a child: write `input`, read stdout until EOF (exec) or one line (pool),
-// keep the tail of stderr, and enforce the time limits and the cancel flag on the way.
-struct Exchange {
-  std::string out;
-  std::string err;
-  bool overflow = false;     // stdout passed the limit
-  bool line = false;         // pool: a full line arrived
-  Killed killed = Killed::kNone;
-};
-
-Exchange pump(Child& child, const std::string& input, bool until_line, const ProcessHandlerConfig& cfg,
-              const TaskContext& ctx) {
-  Exchange x;
-  size_t written = 0;
-  const auto never = Clock::time_point::max();
-  const auto soft_at = ctx.soft_limit_ms ? ctx.started + std::chrono::milliseconds(ctx.soft_limit_ms) : never;
-  const auto hard_at = ctx.hard_limit_ms ? ctx.started + std::chrono::milliseconds(ctx.hard_limit_ms) : never;
-  auto term_kill_at = never;
-  bool term_sent = false, kill_sent = false;
-  auto exited_at = never;
-  char buf[65536];
-  for (;;) {
-    std::vector<pollfd> fds;
-    if (child.in >= 0 && written < input.size()) fds.push_back({child.in, POLLOUT, 0});
-    if (child.out >= 0) fds.push_back({child.out, POLLIN, 0});
-    if (child.err >= 0) fds.push_back({child.err, POLLIN, 0});
-    if (fds.empty() && (child.exited() || child.reap())) break;
-    ::poll(fds.data(), fds.size(), static_cast<int>(kPollStep.count()));
-    for (const auto& p : fds) {
-      if (!p.revents) continue;
-      if (p.fd == child.in) {
-        ssize_t n = ::write(child.in, input.data() + written, input.size() - written);
-        if (n > 0) written += static_cast<size_t>(n);
-        else if (n < 0 && errno != EAGAIN && errno != EINTR) close_fd(child.in);  // EPIPE: it stopped reading
-        if (written == input.size() && !until_line) child.close_stdin();
-        continue;
-      }
-      ssize_t n = ::read(p.fd, buf, sizeof buf);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        if (p.fd == child.out) close_fd(child.out);
-        else close_fd(child.err);
-        continue;
-      }
-      if (n < 0) continue;
-      if (p.fd == child.err) {
-        x.err.append(buf, static_cast<size_t>(n));
-        if (x.err.size() > 2 * cfg.stderr_limit) x.err.erase(0, x.err.size() - cfg.stderr_limit);
-        continue;
-      }
-      if (x.overflow) continue;
-      x.out.append(buf, static_cast<size_t>(n));
-      if (until_line) {
-        if (auto nl = x.out.find('\n'); nl != std::string::npos) {
-          if (nl + 1 < x.out.size()) spdlog::warn("pool child pid={} wrote more than one line for a task", child.pid());
-          x.out.resize(nl);
-          x.line = true;
-        }
-      }
-      if (x.out.size() > cfg.stdout_limit) {
-        x.overflow = true;
-        x.out.clear();
-      }
-    }
-    if (x.line) return x;
-    if (until_line && (x.overflow || child.out < 0)) return x;
-    const auto now = Clock::now();
-    if (!child.exited() && child.reap()) exited_at = now;
-    if (child.exited()) {
-      // What the child started may still hold the pipes: the group goes with it.
-      child.kill_group(SIGKILL);
-      if (exited_at == never) exited_at = now;
-      if (now - exited_at > std::chrono::milliseconds(500)) break;
-      if (child.out < 0 && child.err < 0) break;
-      continue;
-    }
-    if (now >= hard_at && !kill_sent) {
-      child.kill_group(SIGKILL);
-      kill_sent = true;
-      x.killed = Killed::kHard;
-    } else if (!term_sent && (now >= soft_at || ctx.is_cancelled())) {
-      child.kill_group(SIGTERM);
-      term_sent = true;
-      x.killed = now >= soft_at ? Killed::kSoft : Killed::kCancel;
-      term_kill_at = now + std::chrono::milliseconds(cfg.term_grace_ms);
-    } else if (term_sent && !kill_sent && now >= term_kill_at) {
-      child.kill_group(SIGKILL);
-      kill_sent = true;
-    }
-  }
-  return x;
-}
-
-// The error of a child that ended without a usable answer.
-std::string ended_error(const Child& child, const Exchange& x, const TaskContext& ctx, const char* lost_class) {
-  switch (x.killed) {
-    case Killed::kSoft:
-      return "SoftTimeLimitExceeded: soft time limit of " + std::to_string(ctx.soft_limit_ms) +
-             " ms exceeded; the process group got SIGTERM";
-    case Killed::kHard:
-      return "TimeLimitExceeded: hard time limit of " + std::to_string(ctx.hard_limit_ms) +
-             " ms exceeded; the process group got SIGKILL";
-    case Killed::kCancel:
-      return "Terminated: the task was cancelled; the process group got SIGTERM";
-    case Killed::kNone:
-      break;
-  }
-  const int st = child.wait_status();
-  std::string what;
-  if (!child.exited()) what = "the process did not exit";
-  else if (WIFSIGNALED(st)) what = "killed by signal " + std::to_string(WTERMSIG(st)) + " (" + strsignal(WTERMSIG(st)) + ")";
-  else what = "exit code " + std::to_string(WEXITSTATUS(st));
-  std::string err = tail(x.err);
-  return std::string(lost_class) + ": " + what + (err.empty() ? "" : ": " + err);
-}
-
 HandlerResult run_exec(const ProcessHandlerConfig& cfg, const TaskContext& ctx) {
   auto child = Child::spawn(cfg, true);
   if (!child) return HandlerResult::fail("SpawnError: " + child.status().message());
@@ -291,6 +158,131 @@ void ignore_sigpipe() {
 }
 
 }  // namespace
+
+// The task as the child sees it. The payload is embedded as JSON when it parses, else as text.
+std::string task_json(const TaskContext& ctx) {
+  json payload = json::parse(ctx.payload.empty() ? std::string_view("null") : ctx.payload, nullptr, false);
+  if (payload.is_discarded()) payload = std::string(ctx.payload);
+  return json{{"id", ctx.task.to_string()}, {"attempt", ctx.attempt},
+              {"group", ctx.group.is_nil() ? json(nullptr) : json(ctx.group.to_string())},
+              {"ref", ctx.ref}, {"queue", ctx.queue}, {"kind", ctx.kind}, {"payload", payload}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string tail(const std::string& text, size_t max) {
+  std::string t = text.size() > max ? "..." + text.substr(text.size() - max) : text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+
+
+Exchange pump(Child& child, const std::string& input, bool until_line, const ProcessHandlerConfig& cfg,
+              const TaskContext& ctx) {
+  Exchange x;
+  size_t written = 0;
+  if (input.empty() && !until_line) child.close_stdin();  // nothing to say: EOF at once
+  const auto never = Clock::time_point::max();
+  const auto soft_at = ctx.soft_limit_ms ? ctx.started + std::chrono::milliseconds(ctx.soft_limit_ms) : never;
+  const auto hard_at = ctx.hard_limit_ms ? ctx.started + std::chrono::milliseconds(ctx.hard_limit_ms) : never;
+  auto term_kill_at = never;
+  bool term_sent = false, kill_sent = false;
+  auto exited_at = never;
+  char buf[65536];
+  for (;;) {
+    std::vector<pollfd> fds;
+    if (child.in >= 0 && written < input.size()) fds.push_back({child.in, POLLOUT, 0});
+    if (child.out >= 0) fds.push_back({child.out, POLLIN, 0});
+    if (child.err >= 0) fds.push_back({child.err, POLLIN, 0});
+    if (fds.empty() && (child.exited() || child.reap())) break;
+    ::poll(fds.data(), fds.size(), static_cast<int>(kPollStep.count()));
+    for (const auto& p : fds) {
+      if (!p.revents) continue;
+      if (p.fd == child.in) {
+        ssize_t n = ::write(child.in, input.data() + written, input.size() - written);
+        if (n > 0) written += static_cast<size_t>(n);
+        else if (n < 0 && errno != EAGAIN && errno != EINTR) close_fd(child.in);  // EPIPE: it stopped reading
+        if (written == input.size() && !until_line) child.close_stdin();
+        continue;
+      }
+      ssize_t n = ::read(p.fd, buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        if (p.fd == child.out) close_fd(child.out);
+        else close_fd(child.err);
+        continue;
+      }
+      if (n < 0) continue;
+      if (p.fd == child.err) {
+        x.err.append(buf, static_cast<size_t>(n));
+        if (x.err.size() > 2 * cfg.stderr_limit) x.err.erase(0, x.err.size() - cfg.stderr_limit);
+        continue;
+      }
+      if (x.overflow) continue;
+      x.out.append(buf, static_cast<size_t>(n));
+      if (until_line) {
+        if (auto nl = x.out.find('\n'); nl != std::string::npos) {
+          if (nl + 1 < x.out.size()) spdlog::warn("pool child pid={} wrote more than one line for a task", child.pid());
+          x.out.resize(nl);
+          x.line = true;
+        }
+      }
+      if (x.out.size() > cfg.stdout_limit) {
+        x.overflow = true;
+        x.out.clear();
+      }
+    }
+    if (x.line) return x;
+    if (until_line && (x.overflow || child.out < 0)) return x;
+    const auto now = Clock::now();
+    if (!child.exited() && child.reap()) exited_at = now;
+    if (child.exited()) {
+      // What the child started may still hold the pipes: the group goes with it.
+      child.kill_group(SIGKILL);
+      if (exited_at == never) exited_at = now;
+      if (now - exited_at > std::chrono::milliseconds(500)) break;
+      if (child.out < 0 && child.err < 0) break;
+      continue;
+    }
+    if (now >= hard_at && !kill_sent) {
+      child.kill_group(SIGKILL);
+      kill_sent = true;
+      x.killed = Killed::kHard;
+    } else if (!term_sent && (now >= soft_at || ctx.is_cancelled())) {
+      child.kill_group(SIGTERM);
+      term_sent = true;
+      x.killed = now >= soft_at ? Killed::kSoft : Killed::kCancel;
+      term_kill_at = now + std::chrono::milliseconds(cfg.term_grace_ms);
+    } else if (term_sent && !kill_sent && now >= term_kill_at) {
+      child.kill_group(SIGKILL);
+      kill_sent = true;
+    }
+  }
+  return x;
+}
+
+// The error of a child that ended without a usable answer.
+std::string ended_error(const Child& child, const Exchange& x, const TaskContext& ctx, const char* lost_class) {
+  switch (x.killed) {
+    case Killed::kSoft:
+      return "SoftTimeLimitExceeded: soft time limit of " + std::to_string(ctx.soft_limit_ms) +
+             " ms exceeded; the process group got SIGTERM";
+    case Killed::kHard:
+      return "TimeLimitExceeded: hard time limit of " + std::to_string(ctx.hard_limit_ms) +
+             " ms exceeded; the process group got SIGKILL";
+    case Killed::kCancel:
+      return "Terminated: the task was cancelled; the process group got SIGTERM";
+    case Killed::kNone:
+      break;
+  }
+  const int st = child.wait_status();
+  std::string what;
+  if (!child.exited()) what = "the process did not exit";
+  else if (WIFSIGNALED(st)) what = "killed by signal " + std::to_string(WTERMSIG(st)) + " (" + strsignal(WTERMSIG(st)) + ")";
+  else what = "exit code " + std::to_string(WEXITSTATUS(st));
+  std::string err = tail(x.err);
+  return std::string(lost_class) + ": " + what + (err.empty() ? "" : ": " + err);
+}
+
 
 Result<std::unique_ptr<Child>> Child::spawn(const ProcessHandlerConfig& config, bool capture_stderr) {
   int in_pipe[2], out_pipe[2], err_pipe[2] = {-1, -1};

@@ -40,6 +40,29 @@ class Child {
   int status_ = 0;
 };
 
+// The task as a child sees it: {"id","attempt","group","ref","queue","kind","payload"}.
+std::string task_json(const TaskContext& ctx);
+// The last `max` bytes of a text, trailing blank lines dropped.
+std::string tail(const std::string& text, size_t max = 2000);
+
+enum class Killed { kNone, kSoft, kHard, kCancel };
+
+// One exchange with a child: write `input`, read stdout until EOF (until_line: one line), keep
+// the tail of stderr, and enforce the task's time limits and cancel flag on the way (SIGTERM to
+// the group at the soft limit or on cancel, SIGKILL at the hard limit or term_grace later).
+struct Exchange {
+  std::string out;
+  std::string err;
+  bool overflow = false;  // stdout passed cfg.stdout_limit
+  bool line = false;      // until_line: a full line arrived
+  Killed killed = Killed::kNone;
+};
+Exchange pump(Child& child, const std::string& input, bool until_line, const ProcessHandlerConfig& cfg,
+              const TaskContext& ctx);
+// The error of a child that ended without a usable answer ("<lost_class>: exit code N: ...",
+// or the time limit that stopped it).
+std::string ended_error(const Child& child, const Exchange& x, const TaskContext& ctx, const char* lost_class);
+
 Handler make_exec_handler(ProcessHandlerConfig config);
 // `max_children` bounds the pool (the worker passes its most slots).
 Handler make_pool_handler(ProcessHandlerConfig config, uint32_t max_children);

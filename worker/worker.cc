@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "worker/builtins.h"
+#include "worker/kinds/kinds.h"
 #include "worker/process.h"
 #include "worker/slots.h"
 
@@ -278,6 +279,11 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
   impl->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl->wake_fd < 0) return Status(Code::kIo, "eventfd failed");
   worker::add_builtin_handlers(impl->handlers);
+  const auto& kinds = impl->options.kinds;
+  impl->handlers["agent"] = worker::make_ollama_handler(kinds.ollama);
+  impl->handlers["validate"] = worker::make_validate_handler(kinds.validation);
+  impl->handlers["test"] = worker::make_test_handler(kinds.test_profiles);
+  impl->handlers["mcp"] = worker::make_mcp_handler(kinds.mcp_servers, impl->options.concurrency);
   for (const auto& p : impl->options.process_handlers)
     impl->handlers[p.kind] = p.mode == ProcessHandlerConfig::Mode::kExec
                                  ? worker::make_exec_handler(p)

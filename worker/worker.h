@@ -96,6 +96,47 @@ struct ProcessHandlerConfig {
   uint64_t max_memory_bytes = 0;       // pool; 0 = no ceiling
 };
 
+// The seed's four kinds of work, built into every worker (docs/KINDS.md):
+//   agent     a chat with an Ollama server: {"description", "system"?, "model"?, "files"?,
+//             "options"?} → {"model","message":{"role","content"},"prompt_tokens",...}
+//   validate  {"language", "code" | "files"} → {"passed", "diagnostics":[{file,line,column,message}]}
+//   test      {"profile"} (one of test_profiles) → {"ok","passed","failed","skipped",...,"log_tail"}
+//   mcp       {"server", "tool", "arguments"} | {"server","method":"tools/list"|"resources/read",...}
+//             → the MCP result, over stdio JSON-RPC to a server kept running per slot
+struct OllamaConfig {
+  std::string host;              // empty: $OLLAMA_HOST, else http://127.0.0.1:11434
+  std::string model = "llama3.2";
+  std::string system;            // default system prompt
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t read_timeout_ms = 300000;  // between two streamed chunks
+};
+struct ValidationConfig {
+  std::string workspace = ".";   // "files" of a task must lie inside
+  uint32_t timeout_ms = 60000;
+};
+struct TestProfile {
+  std::string name;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // KEY=VALUE
+  std::string cwd;
+  std::string junit;             // JUnit XML report the tool writes (relative to cwd); empty = none
+  uint32_t timeout_ms = 1800000;
+  size_t log_tail = 65536;
+};
+struct McpServerConfig {
+  std::string name;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd;
+  uint32_t call_timeout_ms = 60000;
+};
+struct SeedKindsConfig {
+  OllamaConfig ollama;
+  ValidationConfig validation;
+  std::vector<TestProfile> test_profiles;
+  std::vector<McpServerConfig> mcp_servers;
+};
+
 struct WorkerOptions {
   std::string router = "tcp://127.0.0.1:5556";
   std::vector<std::string> queues;   // empty → every queue the router declares
@@ -112,6 +153,7 @@ struct WorkerOptions {
   uint32_t autoscale_min = 0;
   uint32_t autoscale_idle_ms = 10000;
   std::vector<ProcessHandlerConfig> process_handlers;
+  SeedKindsConfig kinds;
 };
 
 class Worker {

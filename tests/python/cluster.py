@@ -32,7 +32,7 @@ def wait_until(predicate, timeout, what):
 class Cluster:
     """`zbatch up`, or separate router/worker/store processes (split=True)."""
 
-    def __init__(self, binary, split=False, workers=1, router_args=()):
+    def __init__(self, binary, split=False, workers=1, router_args=(), up_args=(), env=None):
         self.binary = binary
         self.dir = tempfile.TemporaryDirectory(prefix="zbatch-http-")
         self.frontend = f"tcp://127.0.0.1:{free_port()}"
@@ -41,6 +41,7 @@ class Cluster:
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.procs = {}
+        self.env = dict(os.environ, **(env or {}))
         if split:
             self.start("router", ["router", "--data", self.path("data"), "--frontend", self.frontend,
                                   "--backend", self.backend, "--events", self.events, *router_args])
@@ -51,7 +52,7 @@ class Cluster:
         else:
             self.start("up", ["up", "--data", self.path("data"), "--http", f"127.0.0.1:{self.http_port}",
                               "--frontend", self.frontend, "--backend", self.backend, "--events", self.events,
-                              "-c", "2"])
+                              "-c", "2", *up_args])
         self.wait_ready()
 
     def path(self, name):
@@ -60,7 +61,8 @@ class Cluster:
     def start(self, name, args):
         with open(self.path(name + ".log"), "ab") as log:
             self.procs[name] = subprocess.Popen([self.binary] + args, stdout=log, stderr=log,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                                env=self.env)
 
     def start_store(self):
         self.start("store", ["store", "--router", self.frontend, "--events", self.events,

@@ -9,13 +9,17 @@ import unittest
 import requests
 
 from cluster import Cluster, wait_until
+from fake_ollama import FakeOllama
 
 BINARY = sys.argv.pop(1)
 
 
 class SeedExamples(unittest.TestCase):
     def setUp(self):
-        self.cluster = Cluster(BINARY)
+        # Agent tasks go to Ollama; the test's stand-in plays the server (OLLAMA_HOST).
+        self.ollama = FakeOllama()
+        self.addCleanup(self.ollama.close)
+        self.cluster = Cluster(BINARY, env={"OLLAMA_HOST": self.ollama.url})
         self.addCleanup(self.cluster.close)
 
     def test_curl_example_submits_and_group_completes(self):
@@ -46,9 +50,13 @@ class SeedExamples(unittest.TestCase):
         self.assertEqual((g["total"], g["completed"], g["successful"], g["failed"]), (2, 2, 2, 0))
         self.assertEqual(g["progress"], 100.0)
         self.assertEqual([r["status"] for r in g["results"]], ["completed", "completed"])
-        # The caller's ids are kept, and the default handler returns the task back.
+        # The caller's ids are kept, and each result is the model's reply.
         self.assertEqual([r["id"] for r in g["results"]], ["task1", "task2"])
-        self.assertEqual(g["results"][0]["result"], {"id": "task1", "description": "Create hello.py"})
+        result = g["results"][0]["result"]
+        self.assertEqual(result["message"], {"role": "assistant", "content": "You said: Create hello.py"})
+        self.assertEqual(result["id"], "task1")
+        self.assertGreater(result["completion_tokens"], 0)
+        self.assertEqual(len(self.ollama.requests), 2)
         # The same under /batch/ without celery/, and the single-task endpoint.
         g2 = requests.get(f"{url}/batch/group/{reply['group_id']}", timeout=5).json()
         self.assertEqual(g2["successful"], 2)

@@ -1,0 +1,230 @@
+// mcp: an MCP client over stdio (newline-delimited JSON-RPC 2.0).
+//
+// {"server": "name", "tool": "echo", "arguments": {...}}                 → tools/call
+// {"server": "name", "method": "tools/list"}                             → tools/list
+// {"server": "name", "method": "resources/read", "uri": "file:///..."}   → resources/read
+// The result is the server's result object ({"content":[...]} for a tool). A tool that reports
+// isError fails the task with its text; a JSON-RPC error fails it with code and message.
+//
+// Each server runs as long-lived child processes, at most one per slot, initialised once
+// (initialize, notifications/initialized) and reused; a server that dies or does not answer
+// within call_timeout is killed and replaced, and that task is retried.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "common/log.h"
+#include "worker/kinds/kinds.h"
+#include "worker/process.h"
+
+namespace zb::worker {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kProtocolVersion = "2024-11-05";
+constexpr size_t kMaxLine = 64u << 20;
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> start(const McpServerConfig& cfg, const TaskContext& ctx) {
+    ProcessHandlerConfig p;
+    p.kind = "mcp";
+    p.argv = cfg.argv;
+    p.env = cfg.env;
+    p.cwd = cfg.cwd;
+    auto child = Child::spawn(p, false);
+    if (!child) return child.status();
+    std::unique_ptr<Session> s(new Session(std::move(child.value())));
+    json init{{"protocolVersion", kProtocolVersion},
+              {"capabilities", json::object()},
+              {"clientInfo", {{"name", "zbatch"}, {"version", "1"}}}};
+    auto reply = s->call("initialize", init, cfg.call_timeout_ms, ctx);
+    if (!reply) return Status(reply.status().code(), "initialize: " + reply.status().message());
+    if (reply->contains("error"))
+      return Status(Code::kUnprocessable, "initialize refused: " + (*reply)["error"].dump());
+    if (!s->send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}})) return Status(Code::kIo, "server closed its input");
+    return s;
+  }
+
+  // One request; answers the whole JSON-RPC response (result or error). kTimeout, kIo (server
+  // gone) and kUnavailable (cancelled) leave the session unusable.
+  Result<json> call(const std::string& method, const json& params, uint32_t timeout_ms, const TaskContext& ctx) {
+    const int64_t id = next_id_++;
+    if (!send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}))
+      return Status(Code::kIo, "the server closed its input");
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos;) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        json msg = json::parse(line, nullptr, false);
+        if (msg.is_discarded() || !msg.is_object()) continue;  // servers may log on stdout
+        if (msg.contains("method")) {
+          // A request from the server (ping, roots/list, sampling): answer what we can.
+          if (msg.contains("id")) {
+            json answer{{"jsonrpc", "2.0"}, {"id", msg["id"]}};
+            if (msg["method"] == "ping") answer["result"] = json::object();
+            else answer["error"] = {{"code", -32601}, {"message", "not supported by this client"}};
+            send(answer);
+          }
+          continue;  // notifications: progress, logging
+        }
+        if (msg.value("id", json()) == json(id)) return msg;
+      }
+      if (ctx.is_cancelled()) return Status(Code::kUnavailable, "cancelled");
+      const auto now = Clock::now();
+      if (now >= deadline) return Status(Code::kTimeout, method + " got no answer within " + std::to_string(timeout_ms) + " ms");
+      pollfd p{child_->out, POLLIN, 0};
+      const auto wait = std::min<int64_t>(50, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1);
+      if (::poll(&p, 1, static_cast<int>(wait)) <= 0) continue;
+      char buf[65536];
+      ssize_t n = ::read(child_->out, buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        child_->reap();
+        return Status(Code::kIo, "the server exited" + exit_text());
+      }
+      if (n > 0) buffer_.append(buf, static_cast<size_t>(n));
+      if (buffer_.size() > kMaxLine) return Status(Code::kIo, "the server sent a line longer than 64 MiB");
+    }
+  }
+
+  bool alive() { return !child_->reap(); }
+
+ private:
+  explicit Session(std::unique_ptr<Child> child) : child_(std::move(child)) {
+    // Writes are blocking: requests are small and the server reads them promptly.
+    ::fcntl(child_->in, F_SETFL, ::fcntl(child_->in, F_GETFL) & ~O_NONBLOCK);
+  }
+
+  bool send(const json& message) {
+    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    size_t off = 0;
+    while (off < line.size()) {
+      ssize_t n = ::write(child_->in, line.data() + off, line.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  std::string exit_text() const {
+    if (!child_->exited()) return {};
+    const int st = child_->wait_status();
+    if (WIFEXITED(st)) return " (exit code " + std::to_string(WEXITSTATUS(st)) + ")";
+    return " (signal " + std::to_string(WTERMSIG(st)) + ")";
+  }
+
+  std::unique_ptr<Child> child_;
+  std::string buffer_;
+  int64_t next_id_ = 1;
+};
+
+class McpPool {
+ public:
+  McpPool(std::vector<McpServerConfig> servers, uint32_t max_sessions)
+      : servers_(std::move(servers)), max_sessions_(max_sessions) {}
+
+  HandlerResult run(const TaskContext& ctx) {
+    HandlerResult bad;
+    auto task = payload_object(ctx, bad);
+    if (!task) return bad;
+    auto server_name = task->find("server");
+    if (server_name == task->end() || !server_name->is_string())
+      return HandlerResult::fail("BadTask: MCP tasks need \"server\" (the name of an MCP server of the worker)");
+    auto cfg = std::find_if(servers_.begin(), servers_.end(),
+                            [&](const McpServerConfig& s) { return s.name == *server_name; });
+    if (cfg == servers_.end()) {
+      std::string known;
+      for (const auto& s : servers_) known += (known.empty() ? "" : ", ") + s.name;
+      return HandlerResult::fail("UnknownServer: '" + server_name->get<std::string>().substr(0, 60) +
+                                 "' is not an MCP server of this worker" + (known.empty() ? " (none configured)" : " (" + known + ")"));
+    }
+    std::string method = "tools/call";
+    if (auto m = task->find("method"); m != task->end()) {
+      if (!m->is_string()) return HandlerResult::fail("BadTask: \"method\" must be a string");
+      method = m->get<std::string>();
+    }
+    json params = json::object();
+    if (method == "tools/call") {
+      auto tool = task->find("tool");
+      if (tool == task->end() || !tool->is_string() || tool->get<std::string>().empty())
+        return HandlerResult::fail("BadTask: a tools/call task needs \"tool\" (a string)");
+      json args = task->value("arguments", json::object());
+      if (!args.is_object()) return HandlerResult::fail("BadTask: \"arguments\" must be an object");
+      params = {{"name", *tool}, {"arguments", args}};
+    } else if (method == "resources/read") {
+      auto uri = task->find("uri");
+      if (uri == task->end() || !uri->is_string()) return HandlerResult::fail("BadTask: resources/read needs \"uri\" (a string)");
+      params = {{"uri", *uri}};
+    } else if (method == "tools/list" || method == "resources/list" || method == "prompts/list") {
+      if (auto cursor = task->find("cursor"); cursor != task->end() && cursor->is_string()) params["cursor"] = *cursor;
+    } else {
+      return HandlerResult::fail("BadTask: method must be tools/call, tools/list, resources/read, resources/list or prompts/list");
+    }
+
+    std::unique_ptr<Session> session = checkout(*cfg);
+    if (!session) {
+      auto started = Session::start(*cfg, ctx);
+      if (!started) return HandlerResult::retry("McpServerUnavailable: " + cfg->name + ": " + started.status().message());
+      session = std::move(started.value());
+    }
+    auto reply = session->call(method, params, cfg->call_timeout_ms, ctx);
+    if (!reply) {
+      // The session is unusable: killed with it (destructor), replaced by the next task.
+      if (reply.status().code() == Code::kUnavailable) return HandlerResult::fail("Cancelled: the MCP call was cancelled");
+      if (reply.status().code() == Code::kTimeout) return HandlerResult::retry("McpTimeout: " + reply.status().message());
+      return HandlerResult::retry("McpServerLost: " + cfg->name + ": " + reply.status().message());
+    }
+    give_back(cfg->name, std::move(session));
+    if (auto e = reply->find("error"); e != reply->end()) {
+      return HandlerResult::fail("McpError: " + std::to_string(e->value("code", 0)) + " " + e->value("message", std::string()));
+    }
+    json result = reply->value("result", json::object());
+    if (result.value("isError", false)) {
+      std::string text;
+      for (const auto& c : result.value("content", json::array()))
+        if (c.value("type", "") == "text") text += (text.empty() ? "" : "\n") + c.value("text", "");
+      return HandlerResult::fail("McpToolError: " + (text.empty() ? result.dump() : text.substr(0, 2000)));
+    }
+    return HandlerResult::ok(result.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+ private:
+  std::unique_ptr<Session> checkout(const McpServerConfig& cfg) {
+    std::lock_guard lock(mu_);
+    auto& idle = idle_[cfg.name];
+    while (!idle.empty()) {
+      auto s = std::move(idle.back());
+      idle.pop_back();
+      if (s->alive()) return s;
+    }
+    return nullptr;
+  }
+
+  void give_back(const std::string& name, std::unique_ptr<Session> s) {
+    std::lock_guard lock(mu_);
+    auto& idle = idle_[name];
+    if (idle.size() < max_sessions_) idle.push_back(std::move(s));
+  }
+
+  std::vector<McpServerConfig> servers_;
+  uint32_t max_sessions_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Session>>> idle_;
+};
+
+}  // namespace
+
+Handler make_mcp_handler(std::vector<McpServerConfig> servers, uint32_t max_sessions) {
+  auto pool = std::make_shared<McpPool>(std::move(servers), std::max<uint32_t>(1, max_sessions));
+  return [pool](const TaskContext& ctx) { return pool->run(ctx); };
+}
+
+}  // namespace zb::worker

@@ -1,0 +1,171 @@
+// agent: one chat with an Ollama server (POST /api/chat, streamed NDJSON).
+//
+// Errors: the server unreachable, a timeout or a 5xx is transient (the task is retried);
+// a 4xx or an error inside the stream is permanent. The soft time limit or a revoke
+// cancels the request between two chunks.
+#include <httplib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "worker/kinds/kinds.h"
+
+namespace zb::worker {
+namespace {
+
+using nlohmann::json;
+
+struct Endpoint {
+  std::string scheme_host_port;  // what httplib::Client takes
+};
+
+// "host:port", "http://host:port", "https://..." (OLLAMA_HOST's forms) → a client address.
+std::string client_address(std::string host) {
+  while (!host.empty() && host.back() == '/') host.pop_back();
+  if (host.find("://") == std::string::npos) host = "http://" + host;
+  // http://host without a port: Ollama's default port.
+  const auto authority = host.substr(host.find("://") + 3);
+  if (authority.find(':') == std::string::npos && authority.find(']') == std::string::npos) host += ":11434";
+  return host;
+}
+
+HandlerResult chat(const OllamaConfig& cfg, const TaskContext& ctx) {
+  HandlerResult bad;
+  auto task = payload_object(ctx, bad);
+  if (!task) return bad;
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    auto it = task->find(key);
+    if (it == task->end() || it->is_null()) return std::string();
+    if (!it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto description = text("description");
+  if (!description || description->empty())
+    return HandlerResult::fail("BadTask: agent tasks need \"description\" (a non-empty string)");
+  auto system = text("system");
+  auto model = text("model");
+  if (!system || !model) return HandlerResult::fail("BadTask: \"system\" and \"model\" must be strings");
+
+  std::string user = *description;
+  if (auto files = task->find("files"); files != task->end()) {
+    // {"files": {"name": "content", ...}} is given to the model as context.
+    if (!files->is_object()) return HandlerResult::fail("BadTask: \"files\" must be an object of name → content");
+    for (const auto& [name, content] : files->items()) {
+      if (!content.is_string()) return HandlerResult::fail("BadTask: files[\"" + name + "\"] must be a string");
+      user += "\n\n--- " + name + " ---\n" + content.get<std::string>();
+    }
+  }
+  json messages = json::array();
+  const std::string sys = system->empty() ? cfg.system : *system;
+  if (!sys.empty()) messages.push_back({{"role", "system"}, {"content", sys}});
+  messages.push_back({{"role", "user"}, {"content", user}});
+  json request{{"model", model->empty() ? cfg.model : *model}, {"messages", messages}, {"stream", true}};
+  if (auto options = task->find("options"); options != task->end()) {
+    if (!options->is_object()) return HandlerResult::fail("BadTask: \"options\" must be an object");
+    request["options"] = *options;
+  }
+
+  std::string host = cfg.host;
+  if (host.empty()) {
+    const char* env = std::getenv("OLLAMA_HOST");
+    host = env && *env ? env : "http://127.0.0.1:11434";
+  }
+  httplib::Client client(client_address(host));
+  client.set_connection_timeout(std::chrono::milliseconds(cfg.connect_timeout_ms));
+  client.set_read_timeout(std::chrono::milliseconds(cfg.read_timeout_ms));
+  client.set_write_timeout(std::chrono::milliseconds(cfg.connect_timeout_ms));
+
+  std::string content, pending, stream_error, body_head;
+  json last;
+  bool cancelled = false;
+  int status = 0;
+  auto on_line = [&](const std::string& line) {
+    if (line.find_first_not_of(" \r\t") == std::string::npos) return;
+    json chunk = json::parse(line, nullptr, false);
+    if (chunk.is_discarded() || !chunk.is_object()) {
+      stream_error = "OllamaBadReply: a streamed line is not a JSON object";
+      return;
+    }
+    if (auto e = chunk.find("error"); e != chunk.end()) {
+      stream_error = "OllamaError: " + (e->is_string() ? e->get<std::string>() : e->dump());
+      return;
+    }
+    if (auto m = chunk.find("message"); m != chunk.end() && m->is_object())
+      if (auto c = m->find("content"); c != m->end() && c->is_string()) content += c->get<std::string>();
+    if (chunk.value("done", false)) last = std::move(chunk);
+  };
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/api/chat";
+  req.body = request.dump();
+  req.set_header("Content-Type", "application/json");
+  req.response_handler = [&](const httplib::Response& res) {
+    status = res.status;
+    return true;
+  };
+  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+    if (ctx.is_cancelled()) {
+      cancelled = true;
+      return false;
+    }
+    if (status >= 400) {  // keep the error body for the message
+      if (body_head.size() < 2000) body_head.append(data, std::min<size_t>(len, 2000 - body_head.size()));
+      return true;
+    }
+    pending.append(data, len);
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      on_line(pending.substr(0, nl));
+      pending.erase(0, nl + 1);
+      if (!stream_error.empty()) return false;
+    }
+    return true;
+  };
+  auto res = client.send(req);
+  if (cancelled) return HandlerResult::fail("Cancelled: the chat was cancelled (time limit or revoke)");
+  if (!stream_error.empty()) return HandlerResult::fail(stream_error);
+  if (!res) {
+    const auto err = res.error();
+    const std::string what = httplib::to_string(err);
+    if (err == httplib::Error::Read && status > 0 && status < 400)
+      return HandlerResult::retry("OllamaTimeout: no reply chunk within " + std::to_string(cfg.read_timeout_ms) + " ms");
+    return HandlerResult::retry("OllamaUnavailable: " + client_address(host) + ": " + what);
+  }
+  status = res->status;
+  if (status >= 400) {
+    std::string message = body_head.empty() ? res->body : body_head;
+    json j = json::parse(message, nullptr, false);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) message = j["error"].get<std::string>();
+    const std::string error = "HTTP " + std::to_string(status) + ": " + message.substr(0, 500);
+    if (status >= 500 || status == 429) return HandlerResult::retry("OllamaServerError: " + error);
+    return HandlerResult::fail("OllamaRequestError: " + error);
+  }
+  if (!pending.empty()) on_line(pending);
+  if (!stream_error.empty()) return HandlerResult::fail(stream_error);
+  if (last.is_null()) return HandlerResult::retry("OllamaBadReply: the stream ended before \"done\"");
+  json result{{"model", last.value("model", request["model"].get<std::string>())},
+              {"message", {{"role", "assistant"}, {"content", content}}},
+              {"done_reason", last.value("done_reason", "")},
+              {"prompt_tokens", last.value("prompt_eval_count", 0)},
+              {"completion_tokens", last.value("eval_count", 0)},
+              {"total_duration_ns", last.value("total_duration", uint64_t{0})}};
+  if (!task->value("id", json()).is_null()) result["id"] = (*task)["id"];
+  return HandlerResult::ok(result.dump());
+}
+
+}  // namespace
+
+std::optional<nlohmann::json> payload_object(const TaskContext& ctx, HandlerResult& error) {
+  json j = json::parse(ctx.payload.empty() ? std::string_view("{}") : ctx.payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    error = HandlerResult::fail("BadTask: the " + std::string(ctx.kind) + " task must be a JSON object");
+    return std::nullopt;
+  }
+  return j;
+}
+
+Handler make_ollama_handler(OllamaConfig config) {
+  return [cfg = std::move(config)](const TaskContext& ctx) { return chat(cfg, ctx); };
+}
+
+}  // namespace zb::worker

@@ -1,0 +1,173 @@
+// test: runs a test profile from the worker's allow-list and reports its counts.
+//
+// {"profile": "name"} → {"profile","ok","exit_code","passed","failed","errors","skipped","total",
+//                        "source":"junit"|"summary"|"none","duration_ms","log_tail"}
+// The task names a profile, never a command. Counts come from the profile's JUnit XML report
+// when it wrote one, else from the tool's own summary line (pytest, unittest, ctest, jest/
+// mocha-like "N passing"). A run whose tests fail is a successful task with ok = false; the
+// task fails only when the profile is unknown, cannot start, or runs out of time.
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "worker/kinds/kinds.h"
+#include "worker/process.h"
+
+namespace zb::worker {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct Counts {
+  long passed = 0, failed = 0, errors = 0, skipped = 0, total = 0;
+  bool found = false;
+};
+
+// The attributes tests/failures/errors/skipped of every <testsuite> element (not
+// <testsuites>, whose totals would count twice).
+Counts junit_counts(const std::string& xml) {
+  Counts c;
+  static const std::regex suite(R"(<testsuite(\s[^>]*)?>)");
+  static const std::regex attr(R"(\b(tests|failures|errors|skipped|disabled)\s*=\s*["'](\d+)["'])");
+  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), suite); it != std::sregex_iterator(); ++it) {
+    const std::string attrs = (*it)[1];
+    long tests = 0, failures = 0, errors = 0, skipped = 0;
+    for (auto a = std::sregex_iterator(attrs.begin(), attrs.end(), attr); a != std::sregex_iterator(); ++a) {
+      const long v = std::stol((*a)[2]);
+      const std::string name = (*a)[1];
+      if (name == "tests") tests = v;
+      else if (name == "failures") failures = v;
+      else if (name == "errors") errors = v;
+      else skipped += v;
+    }
+    c.found = true;
+    c.total += tests;
+    c.failed += failures;
+    c.errors += errors;
+    c.skipped += skipped;
+  }
+  c.passed = std::max(0L, c.total - c.failed - c.errors - c.skipped);
+  return c;
+}
+
+Counts summary_counts(const std::string& log) {
+  Counts c;
+  std::smatch m;
+  auto number = [](const std::string& text, const char* word) -> long {
+    std::smatch n;
+    const std::regex re(std::string(R"((\d+) )") + word);
+    return std::regex_search(text, n, re) ? std::stol(n[1]) : 0;
+  };
+  // pytest: "===== 3 passed, 1 failed, 2 skipped in 0.12s ====="
+  static const std::regex pytest(R"(=+ ((?:\d+ \w+(?:, )?)+) in [\d.]+s)");
+  // unittest: "Ran 5 tests in 0.001s" then "OK", "OK (skipped=1)" or "FAILED (failures=1, errors=1)"
+  static const std::regex unittest_ran(R"(Ran (\d+) tests? in)");
+  // ctest: "90% tests passed, 1 tests failed out of 10"
+  static const std::regex ctest(R"(\d+% tests passed, (\d+) tests failed out of (\d+))");
+  // mocha/jest-like: "12 passing", "1 failing", "2 pending"
+  static const std::regex mocha(R"((\d+) passing)");
+  std::string last;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), pytest); it != std::sregex_iterator(); ++it) last = (*it)[1];
+  if (!last.empty()) {
+    c.found = true;
+    c.passed = number(last, "passed");
+    c.failed = number(last, "failed");
+    c.errors = number(last, "error");
+    c.skipped = number(last, "skipped") + number(last, "deselected");
+    c.total = c.passed + c.failed + c.errors + c.skipped;
+  } else if (std::regex_search(log, m, ctest)) {
+    c.found = true;
+    c.total = std::stol(m[2]);
+    c.failed = std::stol(m[1]);
+    c.passed = c.total - c.failed;
+  } else if (std::regex_search(log, m, unittest_ran)) {
+    c.found = true;
+    c.total = std::stol(m[1]);
+    static const std::regex failures(R"(failures=(\d+))"), errors(R"(errors=(\d+))"), skipped(R"(skipped=(\d+))");
+    std::smatch k;
+    if (std::regex_search(log, k, failures)) c.failed = std::stol(k[1]);
+    if (std::regex_search(log, k, errors)) c.errors = std::stol(k[1]);
+    if (std::regex_search(log, k, skipped)) c.skipped = std::stol(k[1]);
+    c.passed = std::max(0L, c.total - c.failed - c.errors - c.skipped);
+  } else if (std::regex_search(log, m, mocha)) {
+    c.found = true;
+    c.passed = std::stol(m[1]);
+    c.failed = number(log, "failing");
+    c.skipped = number(log, "pending");
+    c.total = c.passed + c.failed + c.skipped;
+  }
+  return c;
+}
+
+HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskContext& ctx) {
+  HandlerResult bad;
+  auto task = payload_object(ctx, bad);
+  if (!task) return bad;
+  auto name = task->find("profile");
+  if (name == task->end() || !name->is_string())
+    return HandlerResult::fail("BadTask: test tasks need \"profile\" (the name of a test profile of the worker)");
+  for (const char* forbidden : {"argv", "command", "cmd", "args"})
+    if (task->contains(forbidden))
+      return HandlerResult::fail(std::string("BadTask: a test task names a profile, not a command (\"") + forbidden + "\" is not accepted)");
+  auto profile = std::find_if(profiles.begin(), profiles.end(), [&](const TestProfile& p) { return p.name == *name; });
+  if (profile == profiles.end()) {
+    std::string known;
+    for (const auto& p : profiles) known += (known.empty() ? "" : ", ") + p.name;
+    return HandlerResult::fail("UnknownProfile: '" + name->get<std::string>().substr(0, 60) + "' is not a test profile of this worker" +
+                               (known.empty() ? " (none configured)" : " (" + known + ")"));
+  }
+  ProcessHandlerConfig p;
+  p.kind = "test";
+  p.argv = profile->argv;
+  p.env = profile->env;
+  p.cwd = profile->cwd;
+  p.stdout_limit = 64u << 20;
+  p.stderr_limit = std::max<size_t>(profile->log_tail, 1);
+  const fs::path junit = profile->junit.empty() ? fs::path() : fs::path(profile->cwd.empty() ? "." : profile->cwd) / profile->junit;
+  std::error_code ec;
+  if (!junit.empty()) fs::remove(junit, ec);  // a stale report must not be read as this run's
+  TaskContext limited = ctx;
+  if (!limited.hard_limit_ms || limited.hard_limit_ms > profile->timeout_ms) limited.hard_limit_ms = profile->timeout_ms;
+  const auto start = std::chrono::steady_clock::now();
+  auto child = Child::spawn(p, true);
+  if (!child) return HandlerResult::fail("SpawnError: " + child.status().message());
+  Exchange x = pump(**child, "", false, p, limited);
+  if (x.killed != Killed::kNone) return HandlerResult::fail(ended_error(**child, x, limited, "TestRunError"));
+  const int st = (*child)->wait_status();
+  const int exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  const std::string log = x.out + (x.err.empty() ? "" : "\n" + x.err);
+  Counts c;
+  std::string source = "none";
+  if (!junit.empty()) {
+    std::ifstream in(junit, std::ios::binary);
+    if (in) {
+      std::stringstream text;
+      text << in.rdbuf();
+      c = junit_counts(text.str());
+      if (c.found) source = "junit";
+    }
+  }
+  if (!c.found) {
+    c = summary_counts(log);
+    if (c.found) source = "summary";
+  }
+  const bool ok = exit_code == 0 && c.failed == 0 && c.errors == 0;
+  json result{{"profile", profile->name}, {"ok", ok}, {"exit_code", exit_code}, {"passed", c.passed},
+              {"failed", c.failed}, {"errors", c.errors}, {"skipped", c.skipped}, {"total", c.total},
+              {"source", source},
+              {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()},
+              {"log_tail", log.size() > profile->log_tail ? log.substr(log.size() - profile->log_tail) : log}};
+  return HandlerResult::ok(result.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+}  // namespace
+
+Handler make_test_handler(std::vector<TestProfile> profiles) {
+  return [profiles = std::move(profiles)](const TaskContext& ctx) { return run_profile(profiles, ctx); };
+}
+
+}  // namespace zb::worker
