@@ -18,6 +18,12 @@ case "$set_name" in
   *) echo "install-deps: unknown set '$set_name' (build|test|bench)" >&2; exit 2 ;;
 esac
 
+# Tests also need Node.js and npm (node --check, the MCP reference servers from npm). A machine
+# that has them already (from its own install) keeps them; otherwise Debian's packages.
+if [[ "$set_name" != build ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
