@@ -34,7 +34,7 @@ def read_events(resp, until, limit=10000):
 
 class EventStream(ClusterTestCase):
     def submit(self, n=5, queue_path="tests"):
-        r = requests.post(f"{self.url}/batch/{queue_path}", json={"tasks": [{"id": f"e{i}"} for i in range(n)]}, timeout=10)
+        r = requests.post(f"{self.url}/batch/{queue_path}", json={"tasks": [{"id": f"e{i}", "kind": "echo"} for i in range(n)]}, timeout=10)
         self.assertEqual(r.status_code, 200, r.text)
         return r.json()["group_id"]
 
