@@ -166,6 +166,14 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]])")->envname("ZBATCH_CONFIG");
 }
 
+// Dashboard and API authentication; the values are never logged.
+void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
+  cmd->add_option("--auth-basic", o.auth_basic, "USER:PASSWORD for HTTP basic authentication")->envname("ZBATCH_AUTH_BASIC");
+  cmd->add_option("--auth-token", o.auth_token, "Bearer token (16+ characters)")->envname("ZBATCH_AUTH_TOKEN");
+  cmd->add_flag("--no-auth", o.auth_disabled, "Serve a non-loopback --http address without authentication")
+      ->envname("ZBATCH_NO_AUTH");
+}
+
 struct StoreFlags {
   StoreOptions options;
   std::string data = "zbatch-data";
@@ -182,11 +190,13 @@ void add_store_flags(CLI::App* cmd, StoreFlags& f) {
       ->envname("ZBATCH_MAX_BODY_BYTES");
   cmd->add_option("--max-batch-tasks", o.max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
       ->envname("ZBATCH_MAX_BATCH_TASKS");
+  add_auth_flags(cmd, o);
   cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
 }
 
 struct UpFlags {
   RouterFlags router;
+  StoreOptions store;  // auth
   std::string http = "127.0.0.1:8000";
   uint32_t workers = 1, concurrency = 0, prefetch = 4;
 };
@@ -194,6 +204,7 @@ struct UpFlags {
 void add_up_flags(CLI::App* cmd, UpFlags& f) {
   add_router_flags(cmd, f.router);
   cmd->add_option("--http", f.http, "HTTP HOST:PORT")->envname("ZBATCH_HTTP");
+  add_auth_flags(cmd, f.store);
   cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
   cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
   cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
@@ -357,7 +368,11 @@ void add_serve_commands(CLI::App& app) {
       so.events = ev;
       so.data_dir = f->data + "/store";
       so.http = *http;
+      so.auth_basic = u->store.auth_basic;
+      so.auth_token = u->store.auth_token;
+      so.auth_disabled = u->store.auth_disabled;
       auto store = Store::create(so, &context);
+      if (!store && store.status().code() == Code::kBadRequest) check(store.status());  // e.g. auth
       if (!store) spdlog::warn("up store unavailable reason=\"{}\"", store.status().message());
 
       g_router = router->get();

@@ -177,6 +177,7 @@ bool Cursor::move(MDB_cursor_op op) { return mdb_cursor_get(c_, &k_, &v_, op) ==
 bool Cursor::first() { return move(MDB_FIRST); }
 bool Cursor::last() { return move(MDB_LAST); }
 bool Cursor::next() { return move(MDB_NEXT); }
+bool Cursor::prev() { return move(MDB_PREV); }
 bool Cursor::seek(std::string_view key) {
   k_ = val(key);
   return move(MDB_SET_RANGE);

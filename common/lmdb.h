@@ -95,6 +95,7 @@ class Cursor {
   bool first();
   bool last();
   bool next();
+  bool prev();
   bool seek(std::string_view key);  // first key >= key
   std::string_view key() const { return {static_cast<const char*>(k_.mv_data), k_.mv_size}; }
   std::string_view value() const { return {static_cast<const char*>(v_.mv_data), v_.mv_size}; }

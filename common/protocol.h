@@ -11,7 +11,8 @@
 //                                     Confirm  →  SubmitAck, TaskInfo, GroupInfo, ControlReply,
 //                                     EventPage, Error
 //   backend ROUTER (workers):         Ready, Results, Heartbeat, Bye  →  Welcome, Tasks,
-//                                     ResultsAck, Heartbeat, Disconnect, Revoke
+//                                     ResultsAck, Heartbeat, Disconnect, Revoke,
+//                                     WorkerCommand
 //   events PUB:                       EventBatch, Hugz
 //
 // decode() never throws and never asserts: truncated, oversize, wrong-type, unknown-command and
@@ -66,6 +67,7 @@ enum class Command : uint8_t {
   kDisconnect = 0x87,
   kBye = 0x88,
   kRevoke = 0x89,
+  kWorkerCommand = 0x8a,
   // events PUB
   kEventBatch = 0xc1,
   kHugz = 0xc2,
@@ -381,7 +383,8 @@ struct Heartbeat {
   static constexpr Command kCommand = Command::kHeartbeat;
   uint32_t busy = 0;      // worker → router: slots running a task
   uint32_t capacity = 0;  // worker → router: new credit (autoscale); 0 = unchanged
-  MSGPACK_DEFINE(busy, capacity);
+  uint32_t slots = 0;     // worker → router: slots now (autoscale, pool resize); 0 = unchanged
+  MSGPACK_DEFINE(busy, capacity, slots);
 };
 
 // Router → worker: "I do not know you": close the socket, reconnect, send Ready.
@@ -405,6 +408,15 @@ struct Revoke {
   MSGPACK_DEFINE(claims);
 };
 
+// Router → worker: an operator's request. op "shutdown": warm shutdown; op "pool": change the
+// number of slots by `delta` (at least 1 stays).
+struct WorkerCommand {
+  static constexpr Command kCommand = Command::kWorkerCommand;
+  std::string op;
+  int32_t delta = 0;
+  MSGPACK_DEFINE(op, delta);
+};
+
 // ---------------------------------------------------------------------------------------------
 // Events PUB
 
@@ -426,7 +438,8 @@ struct Hugz {
 using Message =
     std::variant<Submit, GetTask, GetGroup, WaitTasks, Control, Replay, Confirm, SubmitAck,
                  TaskInfo, GroupInfo, ControlReply, EventPage, Error, Ready, Welcome, Tasks,
-                 Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, EventBatch, Hugz>;
+                 Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, WorkerCommand, EventBatch,
+                 Hugz>;
 
 Command command_of(const Message& message);
 

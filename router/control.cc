@@ -1,4 +1,6 @@
 // Control operations on the frontend: ping, inspect.*, purge. Replies are JSON objects.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -181,6 +183,23 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
       after = *parsed;
     }
     return inspect_failed(queue, std::min<size_t>(limit, kInspectLimit), after);
+  }
+  if (op == "worker.shutdown" || op == "worker.pool") {
+    if (!args.contains("worker") || !args["worker"].is_string())
+      return Status(Code::kBadRequest, op + ": worker must be a worker name");
+    const std::string name = args["worker"].get<std::string>();
+    auto w = std::find_if(workers.begin(), workers.end(), [&](const auto& kv) { return kv.second.name == name; });
+    if (w == workers.end()) return Status(Code::kNotFound, "no worker named '" + name.substr(0, 255) + "' is online");
+    proto::WorkerCommand command{op == "worker.shutdown" ? "shutdown" : "pool", 0};
+    if (op == "worker.pool") {
+      if (!args.contains("delta") || !args["delta"].is_number_integer() || args["delta"].get<int64_t>() == 0 ||
+          args["delta"].get<int64_t>() < -1024 || args["delta"].get<int64_t>() > 1024)
+        return Status(Code::kBadRequest, "worker.pool: delta must be a non-zero integer, -1024..1024");
+      command.delta = static_cast<int32_t>(args["delta"].get<int64_t>());
+    }
+    outbox.push_back({true, w->first, std::move(command)});
+    spdlog::info("router worker={} command={} delta={}", name, op, args.value("delta", 0));
+    return json{{"worker", name}, {"sent", op}}.dump();
   }
   if (op == "revoke" || op == "retry") {
     if (!args.contains("task") || !args["task"].is_string())

@@ -36,7 +36,8 @@ void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> mes
         if constexpr (std::is_same_v<T, proto::Results>) on_results(w, m);
         else if constexpr (std::is_same_v<T, proto::Heartbeat>) {
           w.busy = m.busy;
-          if (m.capacity) w.capacity = std::min<uint32_t>(m.capacity, 1'000'000);  // autoscale
+          if (m.capacity) w.capacity = std::min<uint32_t>(m.capacity, 1'000'000);  // autoscale, resize
+          if (m.slots) w.concurrency = std::min<uint32_t>(m.slots, 1024);
         }
         else if constexpr (std::is_same_v<T, proto::Bye>) {
           w.draining = true;

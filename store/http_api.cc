@@ -7,13 +7,15 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "store/http_json.h"
 
 namespace zb::store {
-namespace {
 
 using nlohmann::json;
 
+namespace {
 constexpr size_t kMaxJsonDepth = 64;
+}  // namespace
 
 int http_status(Code code) {
   switch (code) {
@@ -131,6 +133,8 @@ Result<size_t> query_size(const httplib::Request& req, const char* name, size_t 
   return std::min<size_t>(n, max);
 }
 
+namespace {
+
 // A task object of an HTTP request as a TaskSpec. `queue` is the endpoint's queue (empty for
 // the generic API, where the body may name one).
 Result<proto::TaskSpec> task_spec(const json& t, const std::string& queue, bool whole_object_is_payload) {
@@ -219,11 +223,12 @@ void ClientPool::give(std::unique_ptr<Client> c) {
 }
 
 void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
-                    const HttpLimits& limits) {
+                    const HttpLimits& limits, const Authenticator& auth) {
   // Bodies are checked before they are read: cpp-httplib enforces its payload limit only for
   // Content-Length bodies, so chunked or length-less uploads are refused here.
   server.set_payload_max_length(limits.max_body_bytes);
-  server.set_pre_routing_handler([limits](const httplib::Request& req, httplib::Response& res) {
+  server.set_pre_routing_handler([limits, &auth](const httplib::Request& req, httplib::Response& res) {
+    if (!auth.admit(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (req.method == "POST" || req.method == "PUT") {
       if (req.has_header("Transfer-Encoding")) {
         send_error(res, Status(Code::kBadRequest, "chunked request bodies are not accepted; send Content-Length"));

@@ -11,6 +11,7 @@
 #include <httplib.h>
 
 #include "client/client.h"
+#include "store/auth.h"
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/status_db.h"
@@ -48,8 +49,9 @@ class ClientPool {
 };
 
 // Installs every route on `server`.
+// Installs every route on `server`; `auth` admits each request first.
 void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
-                    const HttpLimits& limits);
+                    const HttpLimits& limits, const Authenticator& auth);
 
 // GET /api/v1/events: Server-Sent Events, `id:` = the event's sequence number. Resumes after
 // `Last-Event-ID` (or ?after=N); ?group=ID and ?queue=NAME filter. Each stream holds one HTTP

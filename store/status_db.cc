@@ -13,18 +13,27 @@ std::string pack(const T& v) {
 }
 
 template <typename T>
+Result<T> unpack(std::string_view bytes) {
+  try {
+    auto h = msgpack::unpack(bytes.data(), bytes.size());
+    T out;
+    h.get().convert(out);
+    return out;
+  } catch (const std::exception& e) {
+    return Status(Code::kIo, std::string("corrupt status record: ") + e.what());
+  }
+}
+
+Result<TaskStatus> unpack_task(std::string_view bytes) { return unpack<TaskStatus>(bytes); }
+
+template <typename T>
 Result<std::optional<T>> read(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view key) {
   auto v = txn.get(dbi, key);
   if (!v) return v.status();
   if (!v->has_value()) return std::optional<T>{};
-  try {
-    auto h = msgpack::unpack((*v)->data(), (*v)->size());
-    T out;
-    h.get().convert(out);
-    return std::optional<T>{std::move(out)};
-  } catch (const std::exception& e) {
-    return Status(Code::kIo, std::string("corrupt status record: ") + e.what());
-  }
+  auto out = unpack<T>(**v);
+  if (!out) return out.status();
+  return std::optional<T>{std::move(*out)};
 }
 
 }  // namespace
@@ -38,7 +47,8 @@ Result<StatusDb> StatusDb::open(const std::string& dir) {
   if (!txn) return txn.status();
   for (auto [name, dbi] : {std::pair{"tasks", &db.tasks_}, {"group_tasks", &db.group_tasks_},
                            {"groups", &db.groups_}, {"meta", &db.meta_},
-                           {"expiry", &db.expiry_}}) {
+                           {"expiry", &db.expiry_}, {"timeline", &db.timeline_},
+                           {"group_times", &db.group_times_}}) {
     auto d = txn->open_db(name, MDB_CREATE);
     if (!d) return d.status();
     *dbi = *d;
@@ -54,7 +64,7 @@ Result<StatusDb> StatusDb::open(const std::string& dir) {
 Status StatusDb::reset(const Id& log_id) {
   auto txn = lmdb::Txn::begin(env_, false);
   if (!txn) return txn.status();
-  for (auto dbi : {tasks_, group_tasks_, groups_, meta_, expiry_})
+  for (auto dbi : {tasks_, group_tasks_, groups_, meta_, expiry_, timeline_, group_times_})
     if (Status s = txn->drop(dbi); !s) return s;
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
   if (Status s = txn->commit(); !s) return s;
@@ -104,7 +114,10 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     auto cached = cached_group(txn, groups, ev.group);
     if (!cached) return cached.status();
     GroupStatus& group = **cached;
-    if (!group.created_ms) group.created_ms = ev.ts_ms;
+    if (!group.created_ms) {
+      group.created_ms = ev.ts_ms;
+      if (Status s = txn.put(group_times_, lmdb::be64(group.created_ms) + std::string(ev.group.bytes()), {}); !s) return s;
+    }
     auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
     if (detail.is_object()) {
       group.total = detail.value("total", group.total);
@@ -201,6 +214,19 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   }
   if (!known && ev.type != EventType::kTaskReceived) t.id = ev.task;
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
+  {
+    TimelineEntry entry{ev.seq, ev.ts_ms, ev.type, ev.state, ev.attempt, ev.worker, ev.error};
+    if (Status s = txn.put(timeline_, std::string(ev.task.bytes()) + lmdb::be64(ev.seq), pack(entry)); !s) return s;
+    QueueCounts& q = c.queues[t.queue.empty() ? ev.queue : t.queue];
+    switch (ev.type) {
+      case EventType::kTaskReceived: ++q.received; break;
+      case EventType::kTaskSucceeded: ++q.succeeded; break;
+      case EventType::kTaskFailed: ++q.failed; break;
+      case EventType::kTaskRevoked: ++q.revoked; break;
+      case EventType::kTaskRetried: ++q.retried; break;
+      default: break;
+    }
+  }
   if (is_terminal(t.state) && t.finished_ms == ev.ts_ms)
     if (Status s = put_expiry(txn, t.finished_ms, 0, t.id); !s) return s;
 
@@ -226,6 +252,19 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     group.finished_ms = ev.ts_ms;
     if (Status s = put_expiry(txn, group.finished_ms, 1, group.id); !s) return s;
   }
+  return Status::ok();
+}
+
+Status StatusDb::del_prefix(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view prefix) {
+  std::vector<std::string> keys;
+  {
+    auto c = lmdb::Cursor::open(txn, dbi);
+    if (!c) return c.status();
+    for (bool ok = c->seek(prefix); ok && c->key().substr(0, prefix.size()) == prefix; ok = c->next())
+      keys.emplace_back(c->key());
+  }
+  for (const auto& k : keys)
+    if (Status s = txn.del(dbi, k); !s) return s;
   return Status::ok();
 }
 
@@ -255,8 +294,10 @@ Status StatusDb::expire(lmdb::Txn& txn, uint64_t before_ms, GroupCache& groups) 
     if (key[8] == 0) {
       auto t = read<TaskStatus>(txn, tasks_, id.bytes());
       if (!t) return t.status();
-      if (t->has_value() && is_terminal((*t)->state) && (*t)->finished_ms == at)
+      if (t->has_value() && is_terminal((*t)->state) && (*t)->finished_ms == at) {
         if (Status s = txn.del(tasks_, id.bytes()); !s) return s;
+        if (Status s = del_prefix(txn, timeline_, id.bytes()); !s) return s;
+      }
     } else {
       std::optional<GroupStatus> g;
       if (auto cached = groups.find(id); cached != groups.end()) g = cached->second;
@@ -268,15 +309,8 @@ Status StatusDb::expire(lmdb::Txn& txn, uint64_t before_ms, GroupCache& groups) 
       if (g && g->ready() && g->finished_ms == at) {
         groups.erase(id);
         if (Status s = txn.del(groups_, id.bytes()); !s) return s;
-        std::vector<std::string> members;
-        {
-          auto c = lmdb::Cursor::open(txn, group_tasks_);
-          if (!c) return c.status();
-          for (bool ok = c->seek(id.bytes()); ok && c->key().substr(0, Id::kSize) == id.bytes(); ok = c->next())
-            members.emplace_back(c->key());
-        }
-        for (const auto& m : members)
-          if (Status s = txn.del(group_tasks_, m); !s) return s;
+        if (Status s = txn.del(group_times_, lmdb::be64(g->created_ms) + std::string(id.bytes())); !s) return s;
+        if (Status s = del_prefix(txn, group_tasks_, id.bytes()); !s) return s;
       }
     }
     if (Status s = txn.del(expiry_, key); !s) return s;
@@ -310,6 +344,92 @@ Result<std::vector<TaskStatus>> StatusDb::group_tasks(const Id& id, size_t offse
     auto t = read<TaskStatus>(*txn, tasks_, c->value());
     if (!t) return t.status();
     if (t->has_value()) out.push_back(std::move(**t));
+  }
+  return out;
+}
+
+Result<std::vector<TaskStatus>> StatusDb::list_tasks(const TaskFilter& f, bool* scanned_all) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  std::vector<TaskStatus> out;
+  auto matches = [&](const TaskStatus& t) {
+    if (f.state && t.state != *f.state) return false;
+    if (!f.queue.empty() && t.queue != f.queue) return false;
+    if (!f.kind.empty() && t.kind != f.kind) return false;
+    if (f.since_ms && t.created_ms < f.since_ms) return false;
+    if (f.until_ms && t.created_ms > f.until_ms) return false;
+    if (!f.text.empty() && t.id.to_string().find(f.text) == std::string::npos &&
+        t.ref.find(f.text) == std::string::npos && t.error.find(f.text) == std::string::npos)
+      return false;
+    return true;
+  };
+  *scanned_all = true;
+  size_t scanned = 0;
+  if (!f.group.is_nil()) {
+    // A group's tasks through its index, newest first.
+    auto c = lmdb::Cursor::open(*txn, group_tasks_);
+    if (!c) return c.status();
+    const std::string prefix(f.group.bytes());
+    std::string upper = prefix + std::string(8, '\xff');
+    bool ok = c->seek(upper) ? c->prev() : c->last();
+    for (; ok && c->key().substr(0, Id::kSize) == prefix && out.size() < f.limit; ok = c->prev()) {
+      if (++scanned > f.max_scan) {
+        *scanned_all = false;
+        break;
+      }
+      auto t = read<TaskStatus>(*txn, tasks_, c->value());
+      if (!t) return t.status();
+      if (!t->has_value() || (!f.before.is_nil() && !((*t)->id < f.before))) continue;
+      if (matches(**t)) out.push_back(std::move(**t));
+    }
+    return out;
+  }
+  auto c = lmdb::Cursor::open(*txn, tasks_);
+  if (!c) return c.status();
+  bool ok = f.before.is_nil() ? c->last() : (c->seek(f.before.bytes()) ? c->prev() : c->last());
+  for (; ok && out.size() < f.limit; ok = c->prev()) {
+    if (++scanned > f.max_scan) {
+      *scanned_all = false;
+      break;
+    }
+    auto t = unpack_task(c->value());
+    if (!t) return t.status();
+    if (!f.before.is_nil() && !(t->id < f.before)) continue;
+    if (f.since_ms && t->created_ms && t->created_ms < f.since_ms) break;  // ids are time-ordered
+    if (matches(*t)) out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+Result<std::vector<TimelineEntry>> StatusDb::timeline(const Id& task) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, timeline_);
+  if (!c) return c.status();
+  std::vector<TimelineEntry> out;
+  const std::string prefix(task.bytes());
+  for (bool ok = c->seek(prefix); ok && c->key().substr(0, Id::kSize) == prefix && out.size() < 10000; ok = c->next()) {
+    auto e = unpack<TimelineEntry>(c->value());
+    if (!e) return e.status();
+    out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+Result<std::vector<GroupStatus>> StatusDb::list_groups(size_t limit, bool running_only, uint64_t before_ms) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, group_times_);
+  if (!c) return c.status();
+  std::vector<GroupStatus> out;
+  bool ok = before_ms ? (c->seek(lmdb::be64(before_ms)) ? c->prev() : c->last()) : c->last();
+  size_t scanned = 0;
+  for (; ok && out.size() < limit && scanned < 100000; ok = c->prev(), ++scanned) {
+    if (c->key().size() != 8 + Id::kSize) continue;
+    auto g = read<GroupStatus>(*txn, groups_, c->key().substr(8));
+    if (!g) return g.status();
+    if (!g->has_value() || (running_only && (*g)->ready())) continue;
+    out.push_back(std::move(**g));
   }
   return out;
 }

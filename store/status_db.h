@@ -5,6 +5,8 @@
 //   tasks        task id → msgpack TaskStatus
 //   group_tasks  group id (16 B) + seq (8 B BE) → task id: a group's tasks in submission order
 //   groups       group id → msgpack GroupStatus, counters updated per event (O(1) status)
+//   timeline     task id + seq (8 B BE) → msgpack TimelineEntry: the task's events, in order
+//   group_times  created ms (8 B BE) + group id → empty: groups newest last
 //   expiry       finished ms (8 B BE) + kind (0 task, 1 group) + id → empty: deleted when the
 //                router's results-expired event passes that time
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
@@ -14,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <string>
@@ -47,13 +50,42 @@ struct TaskStatus {
 // A group's counters: the same record the router keeps.
 using GroupStatus = proto::GroupRecord;
 
-// Totals for /metrics.
+struct QueueCounts {
+  uint64_t received = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0;
+  MSGPACK_DEFINE(received, succeeded, failed, retried, revoked);
+};
+
+// Totals for /metrics and the dashboard.
 struct Counters {
   uint64_t received = 0, started = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0;
   // Runtime histogram of finished tasks: bucket i counts runtimes <= kRuntimeBucketsMs[i].
   std::vector<uint64_t> runtime_buckets;
   uint64_t runtime_sum_us = 0;
-  MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us);
+  std::map<std::string, QueueCounts> queues;
+  MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us, queues);
+};
+
+// One event of a task's history.
+struct TimelineEntry {
+  uint64_t seq = 0;
+  uint64_t ts_ms = 0;
+  proto::EventType type = proto::EventType::kTaskReceived;
+  TaskState state = TaskState::kQueued;
+  uint32_t attempt = 0;
+  std::string worker;
+  std::string error;
+  MSGPACK_DEFINE(seq, ts_ms, type, state, attempt, worker, error);
+};
+
+// What GET /api/v1/tasks filters on; empty fields match everything.
+struct TaskFilter {
+  std::optional<TaskState> state;
+  std::string queue, kind, text;  // text: a substring of the id, the caller's id or the error
+  Id group;
+  uint64_t since_ms = 0, until_ms = 0;  // created within [since, until]
+  Id before;                            // paging: tasks older than this id
+  size_t limit = 50;
+  size_t max_scan = 200000;             // records examined at most per call
 };
 inline constexpr double kRuntimeBucketsMs[] = {0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000};
 
@@ -76,6 +108,12 @@ class StatusDb {
   // A group's tasks in submission order, from `offset`, at most `limit`.
   Result<std::vector<TaskStatus>> group_tasks(const Id& id, size_t offset, size_t limit);
   Result<Counters> counters();
+  // Newest first; `scanned_all` is false when max_scan stopped the search early.
+  Result<std::vector<TaskStatus>> list_tasks(const TaskFilter& filter, bool* scanned_all);
+  Result<std::vector<TimelineEntry>> timeline(const Id& task);
+  // Groups newest first (created before `before_ms`, 0 = now), at most `limit`; running_only
+  // skips finished ones.
+  Result<std::vector<GroupStatus>> list_groups(size_t limit, bool running_only, uint64_t before_ms);
 
  private:
   explicit StatusDb(lmdb::Env env) : env_(std::move(env)) {}
@@ -84,10 +122,11 @@ class StatusDb {
   Result<GroupStatus*> cached_group(lmdb::Txn& txn, GroupCache& cache, const Id& id);
   Status apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& counts, GroupCache& groups);
   Status put_expiry(lmdb::Txn& txn, uint64_t at_ms, uint8_t kind, const Id& id);
+  Status del_prefix(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view prefix);
   Status expire(lmdb::Txn& txn, uint64_t before_ms, GroupCache& groups);
 
   lmdb::Env env_;
-  lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0;
+  lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref
 };

@@ -5,6 +5,8 @@
 
 #include "common/log.h"
 #include "common/wire.h"
+#include "store/auth.h"
+#include "store/dashboard.h"
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_api.h"
@@ -19,6 +21,7 @@ struct Store::Impl {
   store::EventHub hub;
   std::unique_ptr<store::Follower> follower;
   std::unique_ptr<store::ClientPool> pool;
+  std::unique_ptr<store::Authenticator> auth;  // outlives the server's handlers
   httplib::Server http;
   std::string host;
   int port = 0;
@@ -45,6 +48,8 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
                                          std::to_string(options.max_batch_tasks));
   if (impl->port <= 0 || impl->port > 65535)
     return Status(Code::kBadRequest, "--http port must be 1..65535, got '" + options.http.substr(colon + 1) + "'");
+  if (Status s = store::check_auth(impl->host, {options.auth_basic, options.auth_token}, options.auth_disabled); !s)
+    return s;
   impl->options = std::move(options);
   impl->context = wire::ContextRef(context);
   auto db = store::StatusDb::open(impl->options.data_dir);
@@ -64,7 +69,9 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   store::HttpLimits limits;
   limits.max_body_bytes = impl->options.max_body_bytes;
   limits.max_batch_tasks = impl->options.max_batch_tasks;
-  store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, limits);
+  impl->auth = std::make_unique<store::Authenticator>(store::AuthOptions{impl->options.auth_basic, impl->options.auth_token});
+  store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
+  store::install_dashboard(impl->http, *impl->db, *impl->pool);
   store::install_event_stream(impl->http, impl->hub, *impl->pool, impl->stopping);
   if (!impl->http.bind_to_port(impl->host.c_str(), impl->port))
     return Status(Code::kIo, "cannot listen on http://" + impl->options.http);
@@ -73,8 +80,10 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
 
 Status Store::run() {
   Impl& s = *impl_;
-  spdlog::info("store listening http=http://{} router={} events={} data={}", s.options.http, s.options.router,
-               s.options.events, s.options.data_dir);
+  spdlog::info("store listening http=http://{} router={} events={} data={} auth={}", s.options.http, s.options.router,
+               s.options.events, s.options.data_dir,
+               !s.options.auth_basic.empty() ? (s.options.auth_token.empty() ? "basic" : "basic+token")
+               : !s.options.auth_token.empty() ? "token" : "off");
   std::thread follower([&] { s.follower->run(s.stopping); });
   std::thread http([&] { s.http.listen_after_bind(); });
   while (!s.stopping.load()) {

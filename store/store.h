@@ -27,6 +27,12 @@ struct StoreOptions {
   size_t max_body_bytes = 32u << 20;  // larger request bodies are refused with 413
   size_t max_batch_tasks = 100000;    // larger batches are refused with 413
   uint32_t router_timeout_ms = 5000;  // a router silent this long makes a request 503
+  // Authentication of the dashboard and the API (not /healthz, /readyz): HTTP basic
+  // ("user:password") and/or a bearer token (header, or the dashboard's cookie). Off by default
+  // on a loopback address; binding elsewhere needs one of them, or auth_disabled.
+  std::string auth_basic;
+  std::string auth_token;
+  bool auth_disabled = false;
 };
 
 class Store {

@@ -125,6 +125,19 @@ struct Worker::Impl {
       // Revoked with terminate: the handler is told (cancel flag) and its result dropped.
       slots.drop(revoke->claims);
       for (const auto& c : revoke->claims) unacked.erase(c.task);
+    } else if (auto* command = std::get_if<proto::WorkerCommand>(&message)) {
+      if (command->op == "shutdown") {
+        spdlog::info("worker shutdown requested by the router");
+        stop_requests.fetch_add(1);
+      } else if (command->op == "pool") {
+        const int64_t wanted = std::clamp<int64_t>(int64_t{slots.target()} + command->delta, 1, 1024);
+        slots.set_target(static_cast<uint32_t>(wanted));
+        options.concurrency = static_cast<uint32_t>(wanted);
+        if (options.autoscale_max) options.autoscale_max = std::max(options.autoscale_max, options.concurrency);
+        announced_capacity = capacity(slots);
+        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target()});
+        spdlog::info("worker pool resized slots={}", wanted);
+      }
     } else if (auto* bye = std::get_if<proto::Disconnect>(&message)) {
       reconnect(slots, bye->reason, true);
     }
@@ -159,7 +172,7 @@ struct Worker::Impl {
     }
     if (const uint32_t c = capacity(slots); c != announced_capacity && welcomed) {
       announced_capacity = c;
-      send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), c});
+      send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), c, slots.target()});
     }
   }
 
@@ -241,7 +254,7 @@ struct Worker::Impl {
       }
       autoscale(slots, after);
       if (after >= last_sent_ms + options.heartbeat_ms)
-        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity});
+        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target()});
     }
     socket.reset();
     spdlog::info("worker stopped name={}", options.name);

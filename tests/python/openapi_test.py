@@ -30,12 +30,15 @@ class OpenApi(unittest.TestCase):
                 self.assertLess(r.status_code, 500, f"{method} {path}: {r.text}")
         # Every route the HTTP code installs appears in the document.
         source = ""
-        for name in ("http_api.cc", "event_stream.cc"):
+        for name in ("http_api.cc", "event_stream.cc", "dashboard.cc"):
             with open(os.path.join(ROOT, "store", name)) as f:
                 source += f.read()
         served = set()
         for op in ("revoke", "retry"):
             served.add(("POST", "/api/v1/tasks/{id}/" + op))
+        for action in ("shutdown", "pool"):
+            served.add(("POST", "/api/v1/workers/{id}/" + action))
+        served.add(("GET", "/"))  # the dashboard's page; its files are under /dashboard/
         for method, path in re.findall(r'server\.(Get|Post)\("([^"]+)"', source):
             served.add((method.upper(), re.sub(r"\(\[\^/\]\+\)", "{id}", path).replace("inspect/{id}", "inspect/{what}")))
         for method, tail in re.findall(r'server\.(Get|Post)\(prefix \+ "([^"]+)"', source):

@@ -111,7 +111,7 @@ std::optional<std::string> check_one(const std::string& language, const Source& 
   };
   if (language == "json") {
     try {
-      (void)json::parse(src.text);
+      [[maybe_unused]] json parsed = json::parse(src.text);
     } catch (const json::parse_error& e) {
       // e.byte is 1-based; turn it into line and column.
       size_t line = 1, col = 1;
@@ -127,7 +127,7 @@ std::optional<std::string> check_one(const std::string& language, const Source& 
   }
   if (language == "toml") {
     try {
-      (void)toml::parse(src.text, src.shown);
+      [[maybe_unused]] toml::table parsed = toml::parse(src.text, src.shown);
     } catch (const toml::parse_error& e) {
       diags.push_back(diagnostic(src.shown, static_cast<int>(e.source().begin.line),
                                  static_cast<int>(e.source().begin.column), std::string(e.description())));

@@ -1,0 +1,138 @@
+// The dashboard: its static files (compiled into the binary, no CDN), and the read endpoints
+// it browses with: task search, a task's timeline, recent groups, store counters; plus the
+// worker actions (shutdown, pool resize) forwarded to the router.
+#include "store/dashboard.h"
+
+#include "common/clock.h"
+#include "store/http_json.h"
+
+namespace zb::store {
+namespace {
+
+using nlohmann::json;
+
+}  // namespace
+
+void install_dashboard(httplib::Server& server, StatusDb& db, ClientPool& pool) {
+  // Static files: "/" is the single page; the rest under /dashboard/.
+  for (const auto& asset : dashboard_assets()) {
+    const std::string path = asset.path == "index.html" ? "/" : "/dashboard/" + std::string(asset.path);
+    server.Get(path, [&asset](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Cache-Control", "no-cache");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Content-Security-Policy",
+                     "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'");
+      res.set_content(std::string(asset.data), std::string(asset.content_type));
+    });
+  }
+
+  // GET /api/v1/tasks?state=&queue=&kind=&group=&q=&since=&until=&limit=&before=: newest first.
+  server.Get("/api/v1/tasks", [&db](const httplib::Request& req, httplib::Response& res) {
+    TaskFilter f;
+    if (req.has_param("state") && !req.get_param_value("state").empty()) {
+      f.state = parse_state(req.get_param_value("state"));
+      if (!f.state) return send_error(res, Status(Code::kBadRequest, "state must be one of scheduled, queued, started, retrying, succeeded, failed, revoked"));
+    }
+    f.queue = req.get_param_value("queue");
+    f.kind = req.get_param_value("kind");
+    f.text = req.get_param_value("q").substr(0, 200);
+    for (const char* key : {"group", "before"}) {
+      const std::string v = req.get_param_value(key);
+      if (v.empty()) continue;
+      auto id = Id::parse(v);
+      if (!id) return send_error(res, Status(Code::kBadRequest, std::string(key) + " must be an id"));
+      (std::string(key) == "group" ? f.group : f.before) = *id;
+    }
+    auto limit = query_size(req, "limit", 50, 500);
+    auto since = query_size(req, "since", 0, SIZE_MAX);
+    auto until = query_size(req, "until", 0, SIZE_MAX);
+    for (auto* r : {&limit, &since, &until})
+      if (!*r) return send_error(res, r->status());
+    f.limit = std::max<size_t>(1, *limit);
+    f.since_ms = *since;
+    f.until_ms = *until;
+    bool complete = true;
+    auto tasks = db.list_tasks(f, &complete);
+    if (!tasks) return send_error(res, tasks.status());
+    json out = json::array();
+    for (const auto& t : *tasks) out.push_back(task_json(t, false));
+    json reply{{"tasks", out}, {"complete", complete}};
+    reply["next"] = tasks->size() == f.limit ? json(tasks->back().id.to_string()) : json(nullptr);
+    send_json(res, 200, reply);
+  });
+
+  // GET /api/v1/tasks/{id}/events: the task's history, oldest first.
+  server.Get("/api/v1/tasks/([^/]+)/events", [&db](const httplib::Request& req, httplib::Response& res) {
+    auto id = Id::parse(req.matches[1].str());
+    if (!id) return send_error(res, Status(Code::kNotFound, "no task " + req.matches[1].str().substr(0, 64)));
+    auto events = db.timeline(*id);
+    if (!events) return send_error(res, events.status());
+    if (events->empty()) return send_error(res, Status(Code::kNotFound, "no events for task " + id->to_string()));
+    json out = json::array();
+    for (const auto& e : *events)
+      out.push_back({{"seq", e.seq}, {"ts_ms", e.ts_ms}, {"event", proto::event_type_name(e.type)},
+                     {"state", state_name(e.state)}, {"attempt", e.attempt},
+                     {"worker", e.worker.empty() ? json(nullptr) : json(e.worker)},
+                     {"error", e.error.empty() ? json(nullptr) : json(e.error)}});
+    send_json(res, 200, json{{"task_id", id->to_string()}, {"events", out}});
+  });
+
+  // GET /api/v1/groups?running=1&limit=&before=: recent groups, newest first.
+  server.Get("/api/v1/groups", [&db](const httplib::Request& req, httplib::Response& res) {
+    auto limit = query_size(req, "limit", 20, 200);
+    auto before = query_size(req, "before", 0, SIZE_MAX);
+    if (!limit) return send_error(res, limit.status());
+    if (!before) return send_error(res, before.status());
+    const std::string running = req.get_param_value("running");
+    if (!running.empty() && running != "0" && running != "1" && running != "true" && running != "false")
+      return send_error(res, Status(Code::kBadRequest, "running must be 1 or 0"));
+    auto groups = db.list_groups(std::max<size_t>(1, *limit), running == "1" || running == "true", *before);
+    if (!groups) return send_error(res, groups.status());
+    json out = json::array();
+    for (const auto& g : *groups) {
+      json j = group_counts(g);
+      j["created_ms"] = g.created_ms;
+      j["finished_ms"] = g.finished_ms;
+      out.push_back(std::move(j));
+    }
+    send_json(res, 200, json{{"groups", out}});
+  });
+
+  // GET /api/v1/stats: the store's totals (all and per queue) and its runtime histogram.
+  server.Get("/api/v1/stats", [&db](const httplib::Request&, httplib::Response& res) {
+    auto c = db.counters();
+    if (!c) return send_error(res, c.status());
+    json queues = json::object();
+    for (const auto& [name, q] : c->queues)
+      queues[name] = {{"received", q.received}, {"succeeded", q.succeeded}, {"failed", q.failed},
+                      {"retried", q.retried}, {"revoked", q.revoked}};
+    json buckets = json::array();
+    for (size_t i = 0; i < c->runtime_buckets.size(); ++i)
+      buckets.push_back({{"le_ms", i < std::size(kRuntimeBucketsMs) ? json(kRuntimeBucketsMs[i]) : json("+Inf")},
+                         {"count", c->runtime_buckets[i]}});
+    send_json(res, 200, json{{"now_ms", now_unix_ms()}, {"applied_seq", db.applied()},
+                             {"received", c->received}, {"started", c->started}, {"succeeded", c->succeeded},
+                             {"failed", c->failed}, {"retried", c->retried}, {"revoked", c->revoked},
+                             {"runtime_sum_us", c->runtime_sum_us}, {"runtime_buckets", buckets},
+                             {"queues", queues}});
+  });
+
+  // POST /api/v1/workers/{name}/shutdown and /pool {"delta": N}: forwarded to the router.
+  for (const std::string action : {"shutdown", "pool"}) {
+  server.Post("/api/v1/workers/([^/]+)/" + action, [&pool, action](const httplib::Request& req, httplib::Response& res) {
+    json args{{"worker", req.matches[1].str()}};
+    if (action == "pool") {
+      auto body = parse_body(req);
+      if (!body) return send_error(res, body.status());
+      if (!body->is_object() || !body->contains("delta"))
+        return send_error(res, Status(Code::kBadRequest, "the body must be {\"delta\": N}"));
+      args["delta"] = (*body)["delta"];
+    }
+    auto reply = pool.with([&](Client& c) { return c.control("worker." + action, args.dump()); });
+    if (!reply) return send_error(res, reply.status());
+    send_json(res, 200, json::parse(*reply, nullptr, false));
+  });
+  }
+}
+
+}  // namespace zb::store

@@ -1,0 +1,380 @@
+// The zbatch dashboard: one page, hash routes, data from the store's HTTP API, live through
+// the Server-Sent Events stream (/api/v1/events). No build step, no dependencies beyond the
+// vendored uPlot (charts).
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString() : "");
+const fmtAgo = (ms) => {
+  if (!ms) return "";
+  const s = Math.max(0, (Date.now() - ms) / 1000);
+  return s < 60 ? `${s.toFixed(0)} s ago` : s < 3600 ? `${(s / 60).toFixed(0)} min ago` : `${(s / 3600).toFixed(1)} h ago`;
+};
+const stateBadge = (s) => `<span class="state ${esc(s)}">${esc(s)}</span>`;
+const pretty = (v) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v, null, 2));
+
+// --- HTTP ---------------------------------------------------------------------------------------
+class HttpError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { credentials: "same-origin", ...options,
+    headers: { "Content-Type": "application/json", ...(options.headers || {}) } });
+  const text = await res.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = text; }
+  if (res.status === 401) { showLogin(); throw new HttpError(401, "authentication required"); }
+  if (!res.ok) throw new HttpError(res.status, body?.error?.message || res.statusText);
+  return body;
+}
+const post = (path, body) => api(path, { method: "POST", body: JSON.stringify(body ?? {}) });
+
+function toast(message) {
+  const t = $("#toast");
+  t.textContent = message;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 3000);
+}
+
+// Bearer-token deployments: the token goes in a cookie so the event stream carries it too.
+// (With basic authentication the browser asks for the password itself.)
+function showLogin() {
+  if ($("#login")) return;
+  $("#view").innerHTML = `<form id="login" class="login"><h1>Sign in</h1>
+    <p class="muted">This zbatch needs its access token.</p>
+    <input id="token" type="password" placeholder="token" autocomplete="current-password">
+    <button class="primary">Sign in</button></form>`;
+  $("#login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    document.cookie = `zbatch_token=${encodeURIComponent($("#token").value)}; path=/; SameSite=Strict`;
+    location.reload();
+  });
+}
+
+// --- live updates -------------------------------------------------------------------------------
+const live = { dirty: false, source: null, workersSeen: new Map() };
+const EVENT_TYPES = ["task-received", "task-scheduled", "task-queued", "task-started", "task-succeeded",
+  "task-failed", "task-retried", "task-revoked", "group-updated", "worker-online", "worker-offline",
+  "queue-purged", "results-expired"];
+
+function connectEvents() {
+  // EventSource reconnects by itself and sends Last-Event-ID: nothing is missed.
+  const source = new EventSource("/api/v1/events");
+  live.source = source;
+  source.onopen = () => { $("#live").textContent = "live"; $("#live").className = "live on"; };
+  source.onerror = () => { $("#live").textContent = "reconnecting"; $("#live").className = "live off"; };
+  for (const type of EVENT_TYPES) {
+    source.addEventListener(type, (e) => {
+      live.dirty = true;
+      if (type === "worker-offline" || type === "worker-online") {
+        try {
+          const ev = JSON.parse(e.data);
+          const w = live.workersSeen.get(ev.worker) || { name: ev.worker };
+          w.online = type === "worker-online";
+          w.changed_ms = ev.ts_ms;
+          live.workersSeen.set(ev.worker, w);
+        } catch { /* a malformed frame changes nothing */ }
+      }
+    });
+  }
+}
+
+// Views re-render at most twice a second while events arrive, and every 2 s regardless
+// (rates and ages move on their own).
+let lastRender = 0;
+setInterval(() => {
+  const now = Date.now();
+  if ((live.dirty && now - lastRender > 500) || now - lastRender > 2000) {
+    live.dirty = false;
+    lastRender = now;
+    render(false);
+  }
+}, 250);
+
+// --- overview -----------------------------------------------------------------------------------
+const chartData = { points: [], prev: null, charts: null };
+const WINDOW_S = 300;
+
+function sample(stats) {
+  const t = stats.now_ms / 1000;
+  const p = chartData.prev;
+  chartData.prev = stats;
+  if (!p) return;
+  const dt = (stats.now_ms - p.now_ms) / 1000;
+  if (dt <= 0) return;
+  const finished = (x) => x.succeeded + x.failed + x.revoked;
+  const done = finished(stats) - finished(p);
+  const runtime = done > 0 ? (stats.runtime_sum_us - p.runtime_sum_us) / done / 1000 : null;
+  chartData.points.push([t, (stats.received - p.received) / dt, done / dt, runtime]);
+  while (chartData.points.length && chartData.points[0][0] < t - WINDOW_S) chartData.points.shift();
+  const rates = {};
+  for (const [name, q] of Object.entries(stats.queues)) {
+    const old = p.queues[name] || { received: 0, succeeded: 0, failed: 0, revoked: 0 };
+    rates[name] = { in: (q.received - old.received) / dt, out: (finished(q) - finished(old)) / dt };
+  }
+  chartData.rates = rates;
+}
+
+function drawCharts() {
+  const pts = chartData.points;
+  const data = [pts.map((p) => p[0]), pts.map((p) => p[1]), pts.map((p) => p[2]), pts.map((p) => p[3])];
+  const width = Math.max(300, ($("#chart-rate")?.clientWidth || 600) - 16);
+  if (!chartData.charts || !document.body.contains(chartData.charts[0].root)) {
+    if (typeof uPlot === "undefined") return;
+    chartData.charts = [
+      new uPlot({ width, height: 220, title: "Tasks per second", scales: { x: { time: true } },
+        series: [{}, { label: "received", stroke: "#2f6fde" }, { label: "finished", stroke: "#1f9d55" }] },
+      [data[0], data[1], data[2]], $("#chart-rate")),
+      new uPlot({ width, height: 220, title: "Mean run time (ms)", scales: { x: { time: true } },
+        series: [{}, { label: "run time", stroke: "#c98a0b" }] }, [data[0], data[3]], $("#chart-latency")),
+    ];
+  } else {
+    chartData.charts[0].setData([data[0], data[1], data[2]]);
+    chartData.charts[1].setData([data[0], data[3]]);
+  }
+}
+
+async function overview(first) {
+  const [stats, queues, workers] = await Promise.all([api("/api/v1/stats"), api("/api/v1/queues"), api("/api/v1/workers")]);
+  sample(stats);
+  const rates = chartData.rates || {};
+  const running = queues.reduce((n, q) => n + q.running, 0);
+  const depth = queues.reduce((n, q) => n + q.depth, 0);
+  const html = `<h1>Overview</h1>
+    <div class="cards">
+      ${[["received", stats.received], ["succeeded", stats.succeeded], ["failed", stats.failed], ["retried", stats.retried],
+        ["revoked", stats.revoked], ["queued now", depth], ["running now", running], ["workers online", workers.length]]
+        .map(([l, n]) => `<div class="card"><div class="n">${n}</div><div class="l">${l}</div></div>`).join("")}
+    </div>
+    <h2>Queues</h2>
+    <table id="queues"><thead><tr><th>queue</th><th class="num">priority</th><th class="num">depth</th>
+      <th class="num">scheduled</th><th class="num">running</th><th class="num">in / s</th><th class="num">out / s</th>
+      <th class="num">succeeded</th><th class="num">failed</th></tr></thead><tbody>
+      ${queues.map((q) => {
+        const r = rates[q.name] || { in: 0, out: 0 };
+        const c = stats.queues[q.name] || { succeeded: 0, failed: 0 };
+        return `<tr data-queue="${esc(q.name)}"><td><a href="#/tasks?queue=${encodeURIComponent(q.name)}">${esc(q.name)}</a></td>
+          <td class="num">${q.priority}</td><td class="num">${q.depth}</td><td class="num">${q.scheduled}</td>
+          <td class="num">${q.running}</td><td class="num">${r.in.toFixed(1)}</td><td class="num">${r.out.toFixed(1)}</td>
+          <td class="num">${c.succeeded}</td><td class="num">${c.failed}</td></tr>`;
+      }).join("")}</tbody></table>
+    <h2>Last ${WINDOW_S / 60} minutes</h2>
+    <div class="charts"><div class="chart" id="chart-rate"></div><div class="chart" id="chart-latency"></div></div>`;
+  if (first || !$("#queues")) {
+    chartData.charts = null;
+    $("#view").innerHTML = html;
+  } else {
+    // Keep the charts' elements; replace the rest.
+    const tmp = document.createElement("div");
+    tmp.innerHTML = html;
+    $(".cards").replaceWith($(".cards", tmp));
+    $("#queues").replaceWith($("#queues", tmp));
+  }
+  drawCharts();
+}
+
+// --- workers ------------------------------------------------------------------------------------
+async function workers() {
+  const list = await api("/api/v1/workers");
+  const online = new Set(list.map((w) => w.name));
+  for (const w of list) live.workersSeen.set(w.name, { ...w, online: true });
+  const offline = [...live.workersSeen.values()].filter((w) => !online.has(w.name));
+  $("#view").innerHTML = `<h1>Workers</h1>
+    <table id="workers"><thead><tr><th>name</th><th>status</th><th>host</th><th class="num">pid</th><th>queues</th>
+      <th class="num">slots</th><th class="num">busy</th><th class="num">in flight</th><th class="num">processed</th>
+      <th class="num">failed</th><th>last heartbeat</th><th>actions</th></tr></thead><tbody>
+    ${list.map((w) => `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td><td>${stateBadge("online")}</td>
+      <td>${esc(w.hostname)}</td><td class="num">${w.pid}</td><td>${esc((w.queues || []).join(", "))}</td>
+      <td class="num">${w.concurrency}</td><td class="num">${w.busy}</td><td class="num">${w.in_flight}</td>
+      <td class="num">${w.processed}</td><td class="num">${w.failed}</td><td>${fmtAgo(w.last_heartbeat_ms)}</td>
+      <td><button data-act="grow" title="one slot more">+1 slot</button> <button data-act="shrink" title="one slot fewer">−1 slot</button>
+        <button class="danger" data-act="shutdown">Shut down</button></td></tr>`).join("")}
+    ${offline.map((w) => `<tr class="offline"><td>${esc(w.name)}</td><td>${stateBadge("offline")}</td>
+      <td colspan="9">offline ${fmtAgo(w.changed_ms)}</td><td></td></tr>`).join("")}
+    </tbody></table>
+    ${list.length ? "" : `<p class="muted">No worker is online.</p>`}`;
+  for (const b of document.querySelectorAll("#workers button")) {
+    b.addEventListener("click", async () => {
+      const name = b.closest("tr").dataset.worker;
+      const act = b.dataset.act;
+      if (act === "shutdown" && !confirm(`Shut down ${name}? It finishes its running tasks first.`)) return;
+      try {
+        if (act === "shutdown") await post(`/api/v1/workers/${encodeURIComponent(name)}/shutdown`);
+        else await post(`/api/v1/workers/${encodeURIComponent(name)}/pool`, { delta: act === "grow" ? 1 : -1 });
+        toast(`${act} sent to ${name}`);
+      } catch (e) { toast(e.message); }
+    });
+  }
+}
+
+// --- tasks --------------------------------------------------------------------------------------
+const STATES = ["", "scheduled", "queued", "started", "retrying", "succeeded", "failed", "revoked"];
+
+async function tasks(first, params) {
+  const f = Object.fromEntries(params);
+  const query = new URLSearchParams();
+  for (const k of ["state", "queue", "kind", "group", "q", "before"]) if (f[k]) query.set(k, f[k]);
+  if (f.since) query.set("since", String(Date.now() - Number(f.since) * 60000));
+  query.set("limit", "50");
+  const reply = await api(`/api/v1/tasks?${query}`);
+  const active = document.activeElement?.name;
+  $("#view").innerHTML = `<h1>Tasks</h1>
+    <form class="filters" id="filters">
+      <input name="q" placeholder="search id, caller id, error" value="${esc(f.q)}">
+      <select name="state">${STATES.map((s) => `<option value="${s}" ${s === (f.state || "") ? "selected" : ""}>${s || "any state"}</option>`).join("")}</select>
+      <input name="queue" placeholder="queue" value="${esc(f.queue)}">
+      <input name="kind" placeholder="kind" value="${esc(f.kind)}">
+      <input name="group" placeholder="group id" value="${esc(f.group)}">
+      <select name="since">${[["", "any time"], ["5", "last 5 min"], ["60", "last hour"], ["1440", "last day"]]
+        .map(([v, l]) => `<option value="${v}" ${v === (f.since || "") ? "selected" : ""}>${l}</option>`).join("")}</select>
+      <button class="primary">Filter</button>
+    </form>
+    <table id="task-list"><thead><tr><th>task</th><th>caller id</th><th>state</th><th>queue</th><th>kind</th>
+      <th class="num">attempt</th><th>worker</th><th>created</th><th>error</th></tr></thead><tbody>
+    ${reply.tasks.map((t) => `<tr><td><a href="#/task/${t.task_id}"><code>${t.task_id.slice(0, 13)}…</code></a></td>
+      <td>${esc(t.id)}</td><td>${stateBadge(t.state)}</td><td>${esc(t.queue)}</td><td>${esc(t.kind)}</td>
+      <td class="num">${t.attempt}</td><td>${esc(t.worker)}</td><td>${fmtTime(t.created_ms)}</td>
+      <td>${esc((t.error || "").slice(0, 80))}</td></tr>`).join("")}</tbody></table>
+    ${reply.tasks.length ? "" : `<p class="muted">No task matches.</p>`}
+    ${reply.complete ? "" : `<p class="muted">The search stopped after 200,000 records; narrow the filters.</p>`}
+    ${reply.next ? `<p><a id="older" href="#/tasks?${new URLSearchParams({ ...f, before: reply.next })}">Older tasks →</a></p>` : ""}`;
+  $("#filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams([...new FormData(e.target)].filter(([, v]) => v));
+    location.hash = `#/tasks?${q}`;
+  });
+  if (active) $(`#filters [name=${active}]`)?.focus();
+}
+
+async function taskPage(first, params, id) {
+  const [t, timeline] = await Promise.all([api(`/api/v1/tasks/${id}`),
+    api(`/api/v1/tasks/${id}/events`).catch(() => ({ events: [] }))]);
+  const canRetry = t.state === "failed" || t.state === "revoked";
+  const canRevoke = !["succeeded", "failed", "revoked"].includes(t.state);
+  $("#view").innerHTML = `<h1>Task <code>${esc(t.task_id)}</code> ${stateBadge(t.state)}</h1>
+    <p>${canRetry ? `<button class="primary" id="retry">Retry</button>` : ""}
+       ${canRevoke ? `<button class="danger" id="revoke">Revoke</button>` : ""}</p>
+    <div class="grid2">
+      <table class="kv"><tbody>
+        <tr><td>caller id</td><td>${esc(t.id)}</td></tr>
+        <tr><td>queue / kind</td><td>${esc(t.queue)} / ${esc(t.kind)}</td></tr>
+        <tr><td>attempts</td><td id="attempts">${t.attempt}</td></tr>
+        <tr><td>worker</td><td>${esc(t.worker)}</td></tr>
+        <tr><td>group</td><td>${t.group_id ? `<a href="#/group/${t.group_id}">${esc(t.group_id)}</a>` : ""}</td></tr>
+        <tr><td>created</td><td>${fmtTime(t.created_ms)}</td></tr>
+        <tr><td>started</td><td>${fmtTime(t.started_ms)}</td></tr>
+        <tr><td>finished</td><td>${fmtTime(t.finished_ms)}</td></tr>
+      </tbody></table>
+      <div><h2 style="margin-top:0">Timeline</h2><table id="timeline"><thead><tr><th>time</th><th>event</th>
+        <th class="num">attempt</th><th>worker</th><th>error</th></tr></thead><tbody>
+        ${timeline.events.map((e) => `<tr><td>${new Date(e.ts_ms).toLocaleTimeString()}</td><td>${esc(e.event)}</td>
+          <td class="num">${e.attempt || ""}</td><td>${esc(e.worker)}</td><td>${esc(e.error)}</td></tr>`).join("")}
+      </tbody></table></div>
+    </div>
+    ${t.error ? `<h2>Error</h2><pre id="error">${esc(t.error)}</pre>` : ""}
+    <h2>Result</h2><pre id="result">${esc(pretty(t.result))}</pre>
+    <h2>Payload</h2><pre>${esc(pretty(t.payload))}</pre>`;
+  $("#retry")?.addEventListener("click", async () => {
+    try { await post(`/api/v1/tasks/${id}/retry`); toast("queued again"); live.dirty = true; } catch (e) { toast(e.message); }
+  });
+  $("#revoke")?.addEventListener("click", async () => {
+    const terminate = t.state === "started" && confirm("The task is running. Stop it (terminate)?");
+    try { await post(`/api/v1/tasks/${id}/revoke`, { terminate }); toast("revoked"); live.dirty = true; } catch (e) { toast(e.message); }
+  });
+}
+
+// --- groups -------------------------------------------------------------------------------------
+const progressBar = (g) => {
+  const ok = g.total ? (100 * g.successful) / g.total : 0;
+  const bad = g.total ? (100 * (g.failed + g.revoked)) / g.total : 0;
+  return `<div class="bar" title="${g.progress.toFixed(1)}%"><div class="ok" style="width:${ok}%"></div><div class="fail" style="width:${bad}%"></div></div>`;
+};
+
+async function groups() {
+  const reply = await api("/api/v1/groups?limit=50");
+  $("#view").innerHTML = `<h1>Groups</h1>
+    <table id="group-list"><thead><tr><th>group</th><th>progress</th><th class="num">%</th><th class="num">total</th>
+      <th class="num">succeeded</th><th class="num">failed</th><th class="num">running</th><th class="num">parallel</th>
+      <th>created</th></tr></thead><tbody>
+    ${reply.groups.map((g) => `<tr data-group="${g.group_id}"><td><a href="#/group/${g.group_id}"><code>${g.group_id.slice(0, 13)}…</code></a></td>
+      <td>${progressBar(g)}</td><td class="num progress">${g.progress.toFixed(1)}</td><td class="num">${g.total}</td>
+      <td class="num">${g.successful}</td><td class="num">${g.failed}</td><td class="num">${g.running}</td>
+      <td class="num">${g.parallel || ""}</td><td>${fmtTime(g.created_ms)}</td></tr>`).join("")}</tbody></table>
+    ${reply.groups.length ? "" : `<p class="muted">No group yet.</p>`}`;
+}
+
+async function groupPage(first, params, id) {
+  const g = await api(`/api/v1/groups/${id}?limit=200`);
+  $("#view").innerHTML = `<h1>Group <code>${esc(g.group_id)}</code></h1>
+    <div class="cards">
+      <div class="card"><div class="n" id="group-progress">${g.progress.toFixed(1)}%</div><div class="l">progress</div></div>
+      <div class="card"><div class="n">${g.total}</div><div class="l">total</div></div>
+      <div class="card"><div class="n">${g.successful}</div><div class="l">succeeded</div></div>
+      <div class="card"><div class="n">${g.failed}</div><div class="l">failed</div></div>
+      <div class="card"><div class="n">${g.running}</div><div class="l">running</div></div>
+      <div class="card"><div class="n">${g.ready ? "yes" : "no"}</div><div class="l">ready</div></div>
+    </div>
+    <p>${progressBar(g)}</p>
+    <table><thead><tr><th>task</th><th>caller id</th><th>state</th><th class="num">attempt</th><th>error</th></tr></thead><tbody>
+    ${g.tasks.map((t) => `<tr><td><a href="#/task/${t.task_id}"><code>${t.task_id.slice(0, 13)}…</code></a></td><td>${esc(t.id)}</td>
+      <td>${stateBadge(t.state)}</td><td class="num">${t.attempt}</td><td>${esc((t.error || "").slice(0, 100))}</td></tr>`).join("")}
+    </tbody></table>
+    ${g.results_truncated ? `<p class="muted">The first ${g.tasks.length} tasks; <a href="#/tasks?group=${g.group_id}">search them all</a>.</p>` : ""}`;
+}
+
+// --- dead letters -------------------------------------------------------------------------------
+async function dead() {
+  const reply = await api("/api/v1/dead?limit=200");
+  $("#view").innerHTML = `<h1>Dead letters</h1>
+    <p class="muted">Tasks that failed after their last retry (${reply.total} in all).</p>
+    <p><button class="primary" id="retry-all" ${reply.total ? "" : "disabled"}>Retry all</button></p>
+    <table id="dead-list"><thead><tr><th>task</th><th>caller id</th><th>queue</th><th>kind</th><th class="num">attempts</th>
+      <th>error</th><th>finished</th><th></th></tr></thead><tbody>
+    ${reply.tasks.map((t) => `<tr><td><a href="#/task/${t.id}"><code>${t.id.slice(0, 13)}…</code></a></td><td>${esc(t.ref)}</td>
+      <td>${esc(t.queue)}</td><td>${esc(t.kind)}</td><td class="num">${t.attempt}</td><td>${esc((t.error || "").slice(0, 120))}</td>
+      <td>${fmtTime(t.finished_ms)}</td><td><button data-id="${t.id}">Retry</button></td></tr>`).join("")}</tbody></table>`;
+  $("#retry-all").addEventListener("click", async () => {
+    try { const r = await post("/api/v1/dead/retry", {}); toast(`${r.retried} task(s) queued again`); live.dirty = true; } catch (e) { toast(e.message); }
+  });
+  for (const b of document.querySelectorAll("#dead-list button")) {
+    b.addEventListener("click", async () => {
+      try { await post(`/api/v1/tasks/${b.dataset.id}/retry`); toast("queued again"); live.dirty = true; } catch (e) { toast(e.message); }
+    });
+  }
+}
+
+// --- routing ------------------------------------------------------------------------------------
+const routes = [
+  [/^\/?$/, "overview", overview], [/^\/workers$/, "workers", workers], [/^\/tasks$/, "tasks", tasks],
+  [/^\/task\/([0-9a-f-]{36})$/, "tasks", taskPage], [/^\/groups$/, "groups", groups],
+  [/^\/group\/([0-9a-f-]{36})$/, "groups", groupPage], [/^\/dead$/, "dead", dead],
+];
+let current = "";
+
+async function render(first) {
+  if ($("#login")) return;
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query = ""] = hash.split("?");
+  if (first) current = hash;
+  for (const [re, nav, view] of routes) {
+    const m = path.match(re);
+    if (!m) continue;
+    for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.view === nav);
+    // A form being typed into is not redrawn under the user's fingers.
+    if (!first && document.activeElement && document.activeElement.closest("form")) return;
+    try {
+      await view(first, new URLSearchParams(query), m[1]);
+    } catch (e) {
+      if (e.status !== 401) $("#view").innerHTML = `<h1>Error</h1><p>${esc(e.message)}</p>`;
+    }
+    return;
+  }
+  $("#view").innerHTML = `<h1>Not found</h1><p><a href="#/">Overview</a></p>`;
+}
+
+window.addEventListener("hashchange", () => { lastRender = Date.now(); render(true); });
+connectEvents();
+render(true);
