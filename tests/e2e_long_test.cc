@@ -11,25 +11,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-// Waits for every task to end; fails the test on timeout.
-std::vector<proto::TaskRecord> finish(Client& client, const std::vector<Id>& ids, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = Clock::now() + timeout;
-  std::vector<proto::TaskRecord> out;
-  while (Clock::now() < deadline) {
-    auto got = client.wait(ids, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-    if (!got) continue;
-    out = std::move(*got);
-    if (std::all_of(out.begin(), out.end(), [](const auto& r) { return is_terminal(r.state); })) return out;
-  }
-  ADD_FAILURE() << "tasks did not finish within " << timeout.count() << " ms";
-  return out;
-}
-
-proto::TaskRecord finish_one(Client& client, const Id& id, std::chrono::milliseconds timeout = 30s) {
-  auto all = finish(client, {id}, timeout);
-  return all.empty() ? proto::TaskRecord{} : all[0];
-}
-
 TEST(Acks, AtMostOnceQueueFailsATaskWhoseWorkerDied) {
   Cluster cluster;
   std::string config = cluster.write_file("zbatch.toml", "[[queue]]\nname = \"once\"\nacks_late = false\n");

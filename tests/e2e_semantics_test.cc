@@ -23,25 +23,6 @@ CommandResult zbatch(const Cluster& c, std::vector<std::string> args, std::map<s
   return run_command(argv, 60s, {}, env);
 }
 
-// Waits for every task to end; fails the test on timeout.
-std::vector<proto::TaskRecord> finish(Client& client, const std::vector<Id>& ids, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = Clock::now() + timeout;
-  std::vector<proto::TaskRecord> out;
-  while (Clock::now() < deadline) {
-    auto got = client.wait(ids, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-    if (!got) continue;
-    out = std::move(*got);
-    if (std::all_of(out.begin(), out.end(), [](const auto& r) { return is_terminal(r.state); })) return out;
-  }
-  ADD_FAILURE() << "tasks did not finish within " << timeout.count() << " ms";
-  return out;
-}
-
-proto::TaskRecord finish_one(Client& client, const Id& id, std::chrono::milliseconds timeout = 30s) {
-  auto all = finish(client, {id}, timeout);
-  return all.empty() ? proto::TaskRecord{} : all[0];
-}
-
 // A cluster whose router and worker read one configuration file.
 class Semantics : public ::testing::Test {
  protected:

@@ -92,6 +92,25 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> workers_;
 };
 
+// Waits for every task to end; fails the test on timeout.
+inline std::vector<proto::TaskRecord> finish(Client& client, const std::vector<Id>& ids, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<proto::TaskRecord> out;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto got = client.wait(ids, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+    if (!got) continue;
+    out = std::move(*got);
+    if (std::all_of(out.begin(), out.end(), [](const auto& r) { return is_terminal(r.state); })) return out;
+  }
+  ADD_FAILURE() << "tasks did not finish within " << timeout.count() << " ms";
+  return out;
+}
+
+inline proto::TaskRecord finish_one(Client& client, const Id& id, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto all = finish(client, {id}, timeout);
+  return all.empty() ? proto::TaskRecord{} : all[0];
+}
+
 inline proto::TaskSpec task(std::string kind, std::string payload, std::string queue = "default") {
   proto::TaskSpec t;
   t.kind = std::move(kind);
