@@ -127,6 +127,9 @@ std::vector<proto::Claim> Slots::cancel_running() {
 }
 
 Slots::Clock::time_point Slots::enforce(Clock::time_point now) {
+  // Nothing falls due before the earliest deadline of any started task: no lock, no scan.
+  const auto due = Clock::time_point(Clock::duration(earliest_due_.load(std::memory_order_acquire)));
+  if (now < due) return due;
   std::vector<proto::Outcome> abandoned;
   Clock::time_point next = Clock::time_point::max();
   {
@@ -160,8 +163,16 @@ Slots::Clock::time_point Slots::enforce(Clock::time_point now) {
       ++it;
     }
     for (auto& o : abandoned) push_done_locked(std::move(o));
+    earliest_due_.store(next.time_since_epoch().count(), std::memory_order_release);
   }
   return next;
+}
+
+void Slots::note_deadline_locked(Clock::time_point at) {
+  auto current = earliest_due_.load(std::memory_order_relaxed);
+  while (at.time_since_epoch().count() < current &&
+         !earliest_due_.compare_exchange_weak(current, at.time_since_epoch().count(), std::memory_order_release)) {
+  }
 }
 
 size_t Slots::busy() const {
@@ -204,9 +215,9 @@ void Slots::run_slot() {
     entry.started = true;
     if (task.soft_limit_ms) entry.soft_at = start + std::chrono::milliseconds(task.soft_limit_ms);
     if (task.hard_limit_ms) entry.abandon_at = start + std::chrono::milliseconds(task.hard_limit_ms) + kAbandonGrace;
+    note_deadline_locked(std::min(entry.soft_at, entry.abandon_at));  // the loop looks at least every 100 ms
     ++busy_;
     lock.unlock();
-    wake_();  // the loop re-arms its limit timer
 
     proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0};
     auto handler = handlers_.find(task.kind);

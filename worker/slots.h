@@ -69,6 +69,7 @@ class Slots {
   void run_slot();
   void spawn_locked();
   void push_done_locked(proto::Outcome outcome);
+  void note_deadline_locked(Clock::time_point at);
 
   const Handlers& handlers_;
   std::function<void()> wake_;
@@ -78,6 +79,9 @@ class Slots {
   std::unordered_map<Id, Running, IdHash> running_;  // started or queued, by task
   std::vector<proto::Outcome> done_;
   std::vector<proto::Claim> abandoned_;  // stuck past the hard limit, already failed
+  // The earliest soft or abandon time of any started task (steady clock ticks): enforce()
+  // does nothing before it.
+  std::atomic<Clock::rep> earliest_due_{Clock::time_point::max().time_since_epoch().count()};
   size_t busy_ = 0;
   uint32_t live_ = 0;    // threads serving (not retiring, not abandoned)
   uint32_t target_ = 0;
