@@ -76,13 +76,19 @@ TEST(RetryStorm, TenThousandFailingTasksRetriedThreeTimesEndWithExactCounts) {
   ASSERT_TRUE(receipt) << receipt.status().to_string();
   auto done = finish(*client, receipt->tasks, 120s);
   ASSERT_EQ(done.size(), 10000u);
-  uint64_t attempts = 0;
+  uint64_t attempts = 0, retries = 0;
   for (const auto& r : done) {
     EXPECT_EQ(r.state, TaskState::kFailed);
     EXPECT_EQ(r.retries, 3u);
+    EXPECT_GE(r.attempt, 4u);
     attempts += r.attempt;
+    retries += r.retries;
   }
-  EXPECT_EQ(attempts, 40000u);
+  EXPECT_EQ(retries, 30000u);
+  // 40,000 attempts, plus one for any attempt cut short by a worker declared lost (a slow,
+  // sanitized build under load can miss a 200 ms heartbeat): those are not retries.
+  EXPECT_GE(attempts, 40000u);
+  RecordProperty("attempts", std::to_string(attempts));
   auto g = client->group(receipt->group);
   ASSERT_TRUE(g);
   EXPECT_EQ(g->failed, 10000u);

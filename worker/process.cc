@@ -77,8 +77,9 @@ class Pool {
       return HandlerResult::fail("OutputTooLarge: the answer passed " + std::to_string(cfg_.stdout_limit) + " bytes");
     }
     if (!x.line) {
-      // The child died (or was killed) before answering: only this task fails.
-      e->child->reap();
+      // The child died (or was killed) before answering: only this task fails. Its stdout
+      // closes as it exits; give the exit a moment to be reaped so the error can say how.
+      for (int i = 0; i < 50 && !e->child->reap(); ++i) ::poll(nullptr, 0, 10);
       std::string error = ended_error(*e->child, x, ctx, "WorkerLostError");
       retire(std::move(e), true);
       return HandlerResult::fail(error);
