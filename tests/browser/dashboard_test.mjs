@@ -143,7 +143,7 @@ try {
     // Some traffic for the picture: the charts sample every 2 s.
     for (const [endpoint, n] of [["agent-tasks", 300], ["tests", 150]])
       await call(`/batch/celery/${endpoint}`, { method: "POST", body: JSON.stringify({ tasks: Array.from({ length: n }, (_, i) => ({ id: `s${i}`, kind: "sleep", seconds: 0.02 })) }) });
-    await new Promise((r) => setTimeout(r, 7000));  // let the charts gather a few samples for the picture
+    await page.waitForFunction(() => chartData.points.length >= 8, null, { timeout: 30000 });
     await page.screenshot({ path: path.join(shots, "overview.png") });
   }
   assert.deepEqual(errors, [], "no script errors");
