@@ -114,6 +114,7 @@ void install_dashboard(httplib::Server& server, StatusDb& db, ClientPool& pool) 
                              {"received", c->received}, {"started", c->started}, {"succeeded", c->succeeded},
                              {"failed", c->failed}, {"retried", c->retried}, {"revoked", c->revoked},
                              {"runtime_sum_us", c->runtime_sum_us}, {"runtime_buckets", buckets},
+                             {"wait_sum_us", c->wait_sum_us}, {"waits", c->waits},
                              {"queues", queues}});
   });
 

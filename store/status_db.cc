@@ -177,6 +177,10 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       t.worker = ev.worker;
       t.started_ms = ev.ts_ms;
       ++c.started;
+      if (ev.attempt == 1 && t.created_ms && ev.ts_ms >= t.created_ms) {
+        c.wait_sum_us += (ev.ts_ms - t.created_ms) * 1000;
+        ++c.waits;
+      }
       break;
     case EventType::kTaskRetried:
       if (before == TaskState::kStarted) group_running_delta = -1;

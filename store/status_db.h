@@ -62,7 +62,10 @@ struct Counters {
   std::vector<uint64_t> runtime_buckets;
   uint64_t runtime_sum_us = 0;
   std::map<std::string, QueueCounts> queues;
-  MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us, queues);
+  // Queue wait of first attempts (submitted → started), for the dashboard's latency chart.
+  uint64_t wait_sum_us = 0, waits = 0;
+  MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us, queues,
+                 wait_sum_us, waits);
 };
 
 // One event of a task's history.

@@ -108,7 +108,9 @@ function sample(stats) {
   const finished = (x) => x.succeeded + x.failed + x.revoked;
   const done = finished(stats) - finished(p);
   const runtime = done > 0 ? (stats.runtime_sum_us - p.runtime_sum_us) / done / 1000 : null;
-  chartData.points.push([t, (stats.received - p.received) / dt, done / dt, runtime]);
+  const waits = stats.waits - p.waits;
+  const wait = waits > 0 ? (stats.wait_sum_us - p.wait_sum_us) / waits / 1000 : null;
+  chartData.points.push([t, (stats.received - p.received) / dt, done / dt, runtime, wait]);
   while (chartData.points.length && chartData.points[0][0] < t - WINDOW_S) chartData.points.shift();
   const rates = {};
   for (const [name, q] of Object.entries(stats.queues)) {
@@ -120,7 +122,8 @@ function sample(stats) {
 
 function drawCharts() {
   const pts = chartData.points;
-  const data = [pts.map((p) => p[0]), pts.map((p) => p[1]), pts.map((p) => p[2]), pts.map((p) => p[3])];
+  const data = [pts.map((p) => p[0]), pts.map((p) => p[1]), pts.map((p) => p[2]), pts.map((p) => p[3]),
+    pts.map((p) => p[4])];
   const width = Math.max(300, ($("#chart-rate")?.clientWidth || 600) - 16);
   if (!chartData.charts || !document.body.contains(chartData.charts[0].root)) {
     if (typeof uPlot === "undefined") return;
@@ -128,12 +131,13 @@ function drawCharts() {
       new uPlot({ width, height: 220, title: "Tasks per second", scales: { x: { time: true } },
         series: [{}, { label: "received", stroke: "#2f6fde" }, { label: "finished", stroke: "#1f9d55" }] },
       [data[0], data[1], data[2]], $("#chart-rate")),
-      new uPlot({ width, height: 220, title: "Mean run time (ms)", scales: { x: { time: true } },
-        series: [{}, { label: "run time", stroke: "#c98a0b" }] }, [data[0], data[3]], $("#chart-latency")),
+      new uPlot({ width, height: 220, title: "Latency (ms, mean)", scales: { x: { time: true } },
+        series: [{}, { label: "queue wait", stroke: "#7a4fd6" }, { label: "run time", stroke: "#c98a0b" }] },
+      [data[0], data[4], data[3]], $("#chart-latency")),
     ];
   } else {
     chartData.charts[0].setData([data[0], data[1], data[2]]);
-    chartData.charts[1].setData([data[0], data[3]]);
+    chartData.charts[1].setData([data[0], data[4], data[3]]);
   }
 }
 
