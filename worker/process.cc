@@ -65,7 +65,7 @@ HandlerResult run_exec(const ProcessHandlerConfig& cfg, const TaskContext& ctx) 
 // Long-lived children, each serving one task at a time.
 class Pool {
  public:
-  Pool(ProcessHandlerConfig cfg, uint32_t max_children) : cfg_(std::move(cfg)), max_children_(max_children) {}
+  explicit Pool(ProcessHandlerConfig cfg) : cfg_(std::move(cfg)) {}
 
   HandlerResult run(const TaskContext& ctx) {
     std::unique_ptr<Entry> e = checkout();
@@ -147,7 +147,6 @@ class Pool {
   }
 
   ProcessHandlerConfig cfg_;
-  [[maybe_unused]] uint32_t max_children_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Entry>> idle_;
   std::string spawn_error_;
@@ -389,8 +388,8 @@ Handler make_exec_handler(ProcessHandlerConfig config) {
   return [cfg](const TaskContext& ctx) { return run_exec(*cfg, ctx); };
 }
 
-Handler make_pool_handler(ProcessHandlerConfig config, uint32_t max_children) {
-  auto pool = std::make_shared<Pool>(std::move(config), max_children);
+Handler make_pool_handler(ProcessHandlerConfig config) {
+  auto pool = std::make_shared<Pool>(std::move(config));
   return [pool](const TaskContext& ctx) { return pool->run(ctx); };
 }
 

@@ -64,7 +64,7 @@ Exchange pump(Child& child, const std::string& input, bool until_line, const Pro
 std::string ended_error(const Child& child, const Exchange& x, const TaskContext& ctx, const char* lost_class);
 
 Handler make_exec_handler(ProcessHandlerConfig config);
-// `max_children` bounds the pool (the worker passes its most slots).
-Handler make_pool_handler(ProcessHandlerConfig config, uint32_t max_children);
+// Children are started on demand, one per task running at once, so the slots bound the pool.
+Handler make_pool_handler(ProcessHandlerConfig config);
 
 }  // namespace zb::worker

@@ -300,7 +300,7 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
   for (const auto& p : impl->options.process_handlers)
     impl->handlers[p.kind] = p.mode == ProcessHandlerConfig::Mode::kExec
                                  ? worker::make_exec_handler(p)
-                                 : worker::make_pool_handler(p, impl->options.concurrency);
+                                 : worker::make_pool_handler(p);
   return std::unique_ptr<Worker>(new Worker(std::move(impl)));
 }
 

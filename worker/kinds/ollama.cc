@@ -16,10 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-struct Endpoint {
-  std::string scheme_host_port;  // what httplib::Client takes
-};
-
 // "host:port", "http://host:port", "https://..." (OLLAMA_HOST's forms) → a client address.
 std::string client_address(std::string host) {
   while (!host.empty() && host.back() == '/') host.pop_back();
