@@ -16,6 +16,7 @@ const char* code_name(Code code) {
     case Code::kBadVersion: return "bad_version";
     case Code::kStorageFull: return "storage_full";
     case Code::kIo: return "io_error";
+    case Code::kOutcomeUnknown: return "outcome_unknown";
   }
   return "unknown";
 }

@@ -25,6 +25,10 @@ enum class Code : int {
   kBadVersion = 505,      // protocol version we do not speak
   kStorageFull = 507,     // LMDB map at its configured maximum
   kIo = 600,              // local I/O: files, LMDB, sockets
+  // A submission that may or may not have been accepted: it was sent, and no answer came
+  // before its deadline. Retrying with the same idempotency key is safe (HTTP 504). A
+  // submission refused for sure (never runs) is kUnavailable or another error instead.
+  kOutcomeUnknown = 601,
 };
 
 // Short stable name of a code ("bad_request"), used in logs and JSON errors.
