@@ -1,5 +1,5 @@
 // The long-running commands: zbatch router | worker | store | up.
-#include <csignal>
+#include <mutex>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -8,36 +8,58 @@
 
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/signals.h"
 #include "common/log.h"
 
 namespace zb::cli {
 namespace {
 
-// What a signal stops. Set before the handlers are installed; read in the handler only.
-std::atomic<Router*> g_router{nullptr};
-std::atomic<Worker*> g_workers[64];
-std::atomic<Store*> g_store{nullptr};
-std::atomic<int> g_signals{0};
+// What a stop signal reaches. A signal that arrives while a component is still being created
+// is remembered and applied when it is added: a stop is never lost, and a worker never sees a
+// warm stop twice (which would make it cold).
+class StopTargets {
+ public:
+  // `router_last`: the router is stopped by the command itself once its workers are done
+  // (`up`: their final results need it), not by the signal.
+  explicit StopTargets(bool router_last = false) : router_last_(router_last) {}
 
-void on_signal(int) {
-  const int n = g_signals.fetch_add(1) + 1;
-  if (n > 2) std::_Exit(130);  // a third signal: leave now
-  for (auto& w : g_workers)
-    if (Worker* p = w.load()) p->stop();  // first warm, second cold
-  if (Store* s = g_store.load()) s->stop();
-  // With workers in this process (`up`), the router stops after them: their last results
-  // need it. `up` stops it once the workers are done.
-  if (!g_workers[0].load())
-    if (Router* r = g_router.load()) r->stop();
-}
+  void on_signal(int n) {
+    std::lock_guard lock(mu_);
+    requested_ = n;
+    if (store_ && n == 1) store_->stop();
+    for (Worker* w : workers_) w->stop();  // first warm, second cold
+    if (router_ && !router_last_) router_->stop();
+  }
+  void set_router(Router* r) {
+    std::lock_guard lock(mu_);
+    router_ = r;
+    if (requested_ && !router_last_) r->stop();
+  }
+  void add_worker(Worker* w) {
+    std::lock_guard lock(mu_);
+    workers_.push_back(w);
+    for (int i = 0; i < requested_; ++i) w->stop();
+  }
+  void set_store(Store* s) {
+    std::lock_guard lock(mu_);
+    store_ = s;
+    if (requested_) s->stop();
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    router_ = nullptr;
+    store_ = nullptr;
+    workers_.clear();
+  }
 
-void install_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
+ private:
+  std::mutex mu_;
+  const bool router_last_;
+  int requested_ = 0;
+  Router* router_ = nullptr;
+  Store* store_ = nullptr;
+  std::vector<Worker*> workers_;
+};
 
 void check(const Status& s) {
   if (!s) fail(s.code() == Code::kBadRequest ? kExitUsage : kExitFailed, s.message());
@@ -115,8 +137,24 @@ struct WorkerFlags {
   uint32_t heartbeat_ms = 1000;
   std::string autoscale;
   uint32_t autoscale_idle_ms = 10000;
+  double shutdown_timeout_s = 30;
   std::string config;
 };
+
+// --shutdown-timeout in seconds (fractions allowed) as the worker's milliseconds.
+uint32_t shutdown_timeout_ms(double seconds) {
+  if (!(seconds >= 0) || seconds > 86400)
+    fail(kExitUsage, "--shutdown-timeout must be 0..86400 seconds, got " + std::to_string(seconds));
+  return static_cast<uint32_t>(seconds * 1000);
+}
+
+// Warm shutdown's bound: running tasks go on this long after SIGTERM, then are requeued.
+void add_shutdown_timeout_flag(CLI::App* cmd, double& seconds) {
+  cmd->add_option("--shutdown-timeout", seconds,
+                  "Warm shutdown: seconds running tasks may go on after SIGTERM/SIGINT before they are "
+                  "cancelled and requeued (default 30; a second signal cancels at once)")
+      ->envname("ZBATCH_SHUTDOWN_TIMEOUT");
+}
 
 // "MAX,MIN" (Celery's --autoscale) or "MAX" (MIN = 1).
 void parse_autoscale(const std::string& text, WorkerOptions& o) {
@@ -148,6 +186,7 @@ WorkerOptions worker_options(const WorkerFlags& f) {
   o.prefetch_multiplier = f.prefetch;
   o.heartbeat_ms = f.heartbeat_ms;
   o.autoscale_idle_ms = f.autoscale_idle_ms;
+  o.shutdown_timeout_ms = shutdown_timeout_ms(f.shutdown_timeout_s);
   parse_autoscale(f.autoscale, o);
   return o;
 }
@@ -163,6 +202,7 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
       ->envname("ZBATCH_AUTOSCALE");
   cmd->add_option("--autoscale-idle-ms", f.autoscale_idle_ms, "Idle time before autoscale removes a slot (default 10000)")
       ->envname("ZBATCH_AUTOSCALE_IDLE_MS");
+  add_shutdown_timeout_flag(cmd, f.shutdown_timeout_s);
   cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]])")->envname("ZBATCH_CONFIG");
 }
 
@@ -199,6 +239,7 @@ struct UpFlags {
   StoreOptions store;  // auth
   std::string http = "127.0.0.1:8000";
   uint32_t workers = 1, concurrency = 0, prefetch = 4;
+  double shutdown_timeout_s = 30;
 };
 
 void add_up_flags(CLI::App* cmd, UpFlags& f) {
@@ -208,6 +249,7 @@ void add_up_flags(CLI::App* cmd, UpFlags& f) {
   cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
   cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
   cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
+  add_shutdown_timeout_flag(cmd, f.shutdown_timeout_s);
 }
 
 }  // namespace
@@ -219,14 +261,16 @@ void add_serve_commands(CLI::App& app) {
     auto f = std::make_shared<RouterFlags>();
     add_router_flags(cmd, *f);
     cmd->callback([cmd, f] {
+      StopTargets stops;
+      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
       std::vector<QueueConfig> queues = default_queue_configs();
       if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues));
       auto router = Router::create(router_options(*f, f->data, std::move(queues)));
       check(router.status());
-      g_router = router->get();
-      install_signals();
-      check((*router)->run());
-      g_router = nullptr;
+      stops.set_router(router->get());
+      const Status ran = (*router)->run();
+      stops.clear();
+      check(ran);
     });
   }
   // zbatch worker
@@ -235,6 +279,8 @@ void add_serve_commands(CLI::App& app) {
     auto f = std::make_shared<WorkerFlags>();
     add_worker_flags(cmd, *f);
     cmd->callback([cmd, f] {
+      StopTargets stops;
+      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
       std::vector<ProcessHandlerConfig> handlers;
       SeedKindsConfig kinds;
       if (!f->config.empty()) check(apply_config_file(f->config, "worker", *cmd, nullptr, &handlers, &kinds));
@@ -243,10 +289,10 @@ void add_serve_commands(CLI::App& app) {
       options.kinds = std::move(kinds);
       auto worker = Worker::create(options);
       check(worker.status());
-      g_workers[0] = worker->get();
-      install_signals();
-      check((*worker)->run());
-      g_workers[0] = nullptr;
+      stops.add_worker(worker->get());
+      const Status ran = (*worker)->run();
+      stops.clear();
+      check(ran);
     });
   }
   // zbatch store
@@ -258,12 +304,14 @@ void add_serve_commands(CLI::App& app) {
       if (!sf->config.empty()) check(apply_config_file(sf->config, "store", *cmd, nullptr));
       StoreOptions o = sf->options;
       o.data_dir = sf->data + "/store";
+      StopTargets stops;
+      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
       auto store = Store::create(o);
       check(store.status());
-      g_store = store->get();
-      install_signals();
-      check((*store)->run());
-      g_store = nullptr;
+      stops.set_store(store->get());
+      const Status ran = (*store)->run();
+      stops.clear();
+      check(ran);
     });
   }
   // zbatch config FILE: validates a configuration file and prints what it means.
@@ -326,16 +374,16 @@ void add_serve_commands(CLI::App& app) {
     auto u = std::make_shared<UpFlags>();
     add_up_flags(cmd, *u);
     cmd->callback([cmd, u] {
+      // In order on a stop: the HTTP store stops taking requests and finishes those in flight,
+      // the workers drain (warm shutdown), then the router finishes its turn and closes.
+      StopTargets stops(/*router_last=*/true);
+      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
       const RouterFlags* f = &u->router;
-      const std::string* http = &u->http;
-      const uint32_t* workers = &u->workers;
-      const uint32_t* concurrency = &u->concurrency;
-      const uint32_t* prefetch = &u->prefetch;
       std::vector<QueueConfig> queues = default_queue_configs();
       std::vector<ProcessHandlerConfig> handlers;
       SeedKindsConfig kinds;
       if (!f->config.empty()) check(apply_config_file(f->config, "up", *cmd, &queues, &handlers, &kinds));
-      if (*workers < 1 || *workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(*workers));
+      if (u->workers < 1 || u->workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(u->workers));
       zmq::context_t context(2);
       const std::string fe = "inproc://zbatch-frontend", be = "inproc://zbatch-backend", ev = "inproc://zbatch-events";
       RouterFlags local = *f;
@@ -345,12 +393,13 @@ void add_serve_commands(CLI::App& app) {
       auto router = Router::create(router_options(local, f->data + "/router", queues), &context);
       check(router.status());
       std::vector<std::unique_ptr<Worker>> pool;
-      for (uint32_t i = 0; i < *workers; ++i) {
+      for (uint32_t i = 0; i < u->workers; ++i) {
         WorkerOptions wo;
         wo.router = be;
-        wo.concurrency = *concurrency;
-        wo.prefetch_multiplier = *prefetch;
+        wo.concurrency = u->concurrency;
+        wo.prefetch_multiplier = u->prefetch;
         wo.heartbeat_ms = f->heartbeat_ms;
+        wo.shutdown_timeout_ms = shutdown_timeout_ms(u->shutdown_timeout_s);
         wo.process_handlers = handlers;
         wo.kinds = kinds;
         for (const auto& q : queues) wo.queues.push_back(q.name);
@@ -363,42 +412,38 @@ void add_serve_commands(CLI::App& app) {
         check(w.status());
         pool.push_back(std::move(w.value()));
       }
-      StoreOptions so;
+      StoreOptions so = u->store;
       so.router = fe;
       so.events = ev;
       so.data_dir = f->data + "/store";
-      so.http = *http;
-      so.auth_basic = u->store.auth_basic;
-      so.auth_token = u->store.auth_token;
-      so.auth_disabled = u->store.auth_disabled;
+      so.http = u->http;
       auto store = Store::create(so, &context);
-      if (!store && store.status().code() == Code::kBadRequest) check(store.status());  // e.g. auth
-      if (!store) spdlog::warn("up store unavailable reason=\"{}\"", store.status().message());
+      check(store.status());  // a port that cannot be bound is a start-up error, as for the router
 
-      g_router = router->get();
-      for (size_t i = 0; i < pool.size(); ++i) g_workers[i] = pool[i].get();
-      if (store) g_store = store->get();
-      install_signals();
+      stops.set_router(router->get());
+      for (auto& w : pool) stops.add_worker(w.get());
+      stops.set_store(store->get());
       std::vector<std::thread> threads;
       Status router_status;
-      threads.emplace_back([&] { router_status = (*router)->run(); });
+      threads.emplace_back([&] {
+        router_status = (*router)->run();
+        if (!router_status) stops.on_signal(1);  // the router failed: the rest stops too
+      });
       for (auto& w : pool) threads.emplace_back([&w] {
         if (Status s = w->run(); !s) spdlog::error("up worker stopped reason=\"{}\"", s.message());
       });
-      if (store) threads.emplace_back([&] {
+      threads.emplace_back([&] {
         if (Status s = (*store)->run(); !s) spdlog::error("up store stopped reason=\"{}\"", s.message());
       });
       std::cout << "zbatch up: router " << f->frontend << " (workers " << f->backend << ", events "
-                << f->events << "), " << *workers << " worker(s)"
-                << (store ? ", HTTP http://" + *http : std::string(", no HTTP store")) << ", data "
+                << f->events << "), " << u->workers << " worker(s), HTTP http://" << u->http << ", data "
                 << f->data << std::endl;
       // The router stops last: the workers' final results need it.
       for (size_t i = 1; i < threads.size(); ++i) threads[i].join();
       (*router)->stop();
       threads[0].join();
-      for (auto& w : g_workers) w = nullptr;
-      g_router = nullptr;
-      g_store = nullptr;
+      stops.clear();
+      spdlog::info("up stopped");
       check(router_status);
     });
   }

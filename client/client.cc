@@ -140,7 +140,7 @@ struct Client::Impl {
       uint64_t now = now_steady_ms();
       if (now >= deadline) return unavailable(timeout);
       zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(deadline - now));
+      wire::poll(&item, 1, std::chrono::milliseconds(deadline - now));
       if (!(item.revents & ZMQ_POLLIN)) continue;
       auto in = wire::recv(socket, false);
       if (!in) continue;

@@ -1,5 +1,7 @@
 #include "common/wire.h"
 
+#include <cerrno>
+
 namespace zb::wire {
 namespace {
 
@@ -39,6 +41,16 @@ bool send_blocking(zmq::socket_t& socket, const proto::Message& message,
   return sent;
 }
 
+int poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout) {
+  const int rc = zmq_poll(items, static_cast<int>(count), static_cast<long>(timeout.count()));
+  if (rc >= 0) return rc;
+  if (zmq_errno() == EINTR) {
+    for (size_t i = 0; i < count; ++i) items[i].revents = 0;
+    return 0;
+  }
+  throw zmq::error_t();
+}
+
 std::optional<Incoming> recv(zmq::socket_t& socket, bool routed) {
   zmq::message_t frames[kMaxFrames];
   size_t count = 0;
@@ -46,7 +58,14 @@ std::optional<Incoming> recv(zmq::socket_t& socket, bool routed) {
   zmq::message_t overflow;
   for (;;) {
     zmq::message_t& into = count < kMaxFrames ? frames[count] : overflow;
-    auto got = socket.recv(into, count == 0 ? zmq::recv_flags::dontwait : zmq::recv_flags::none);
+    zmq::recv_result_t got;
+    try {
+      got = socket.recv(into, count == 0 ? zmq::recv_flags::dontwait : zmq::recv_flags::none);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      if (count == 0) return std::nullopt;  // interrupted before anything arrived: nothing waiting
+      continue;                             // the rest of a message is already here: read it again
+    }
     if (!got) return std::nullopt;  // nothing waiting (only possible on the first frame)
     if (count < kMaxFrames) ++count; else too_many = true;
     if (!into.more()) break;

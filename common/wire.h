@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -42,6 +43,14 @@ struct Incoming {
   std::string routing_id;           // empty on non-ROUTER sockets
   Result<proto::Message> message;   // the decode error when the frames were bad
 };
+
+// zmq::poll that a signal cannot break: an interrupted wait (EINTR) returns 0 (nothing ready)
+// instead of throwing, so every loop treats a signal like a timeout and looks at its stop flag.
+// Returns the number of ready items.
+int poll(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout);
+inline int poll(std::vector<zmq::pollitem_t>& items, std::chrono::milliseconds timeout) {
+  return poll(items.data(), items.size(), timeout);
+}
 
 // Receives one whole multi-part message without blocking; nullopt when none is waiting.
 // `routed` says the socket is a ROUTER (first frame is the routing id). Frame-count errors

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <nlohmann/json.hpp>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "router/router_impl.h"
@@ -42,6 +44,9 @@ void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> mes
         else if constexpr (std::is_same_v<T, proto::Bye>) {
           w.draining = true;
           spdlog::info("router worker={} draining reason=\"{}\"", w.name, m.reason);
+        } else if constexpr (std::is_same_v<T, proto::Disconnect>) {
+          // The worker's goodbye at the end of its shutdown: whatever it still holds is requeued.
+          worker_lost(rid, "stopped");
         } else {
           ++bad_frames;
           spdlog::warn("router worker={} sent unexpected {}", w.name, proto::command_name(T::kCommand));
@@ -127,9 +132,8 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
   proto::Event ev;
   ev.type = proto::EventType::kWorkerOnline;
   ev.worker = w.name;
-  ev.detail = "{\"hostname\":\"" + w.hostname + "\",\"pid\":" + std::to_string(w.pid) +
-              ",\"concurrency\":" + std::to_string(w.concurrency) + ",\"capacity\":" +
-              std::to_string(w.capacity) + "}";
+  ev.detail = nlohmann::json{{"hostname", w.hostname}, {"pid", w.pid}, {"concurrency", w.concurrency},
+                             {"capacity", w.capacity}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   emit(std::move(ev));
   spdlog::info("router worker online name={} host={} pid={} capacity={} reclaimed={} rejected={}",
                w.name, w.hostname, w.pid, w.capacity, w.leased.size(), welcome.rejected.size());
@@ -339,7 +343,7 @@ void Router::Impl::worker_lost(const std::string& rid, std::string_view reason) 
   proto::Event ev;
   ev.type = proto::EventType::kWorkerOffline;
   ev.worker = w.name;
-  ev.detail = "{\"reason\":\"" + std::string(reason) + "\"}";
+  ev.detail = nlohmann::json{{"reason", reason}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   emit(std::move(ev));
   spdlog::info("router worker offline name={} reason=\"{}\" requeued={}", w.name, reason, w.leased.size());
   workers.erase(it);

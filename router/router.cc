@@ -227,9 +227,8 @@ Status Router::Impl::run_loop() {
   while (!stopping.load(std::memory_order_relaxed)) {
     const uint64_t now = now_steady_ms();
     try {
-      zmq::poll(items, std::chrono::milliseconds(poll_timeout_ms(now)));
+      wire::poll(items, std::chrono::milliseconds(poll_timeout_ms(now)));
     } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) continue;
       return Status(Code::kIo, std::string("poll: ") + e.what());
     }
     if (Status s = turn(items[0].revents & ZMQ_POLLIN, items[1].revents & ZMQ_POLLIN); !s) {

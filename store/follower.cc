@@ -81,12 +81,12 @@ void Follower::run(const std::atomic<bool>& stopping) {
       last_heard = now_steady_ms();
       if (need_sync) {
         zmq::pollitem_t idle{nullptr, -1, 0, 0};
-        zmq::poll(&idle, 0, std::chrono::milliseconds(200));  // router away: retry shortly
+        wire::poll(&idle, 0, std::chrono::milliseconds(200));  // router away: retry shortly
         continue;
       }
     }
     zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    wire::poll(&item, 1, std::chrono::milliseconds(100));
     for (int i = 0; i < 1000 && !need_sync; ++i) {
       auto in = wire::recv(sub, false);
       if (!in) break;

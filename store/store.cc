@@ -1,6 +1,12 @@
 // The store process: the event follower on one thread, the HTTP server on its own pool.
 #include "store/store.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "common/log.h"
@@ -13,6 +19,37 @@
 #include "store/status_db.h"
 
 namespace zb {
+
+namespace {
+
+// Why HOST:PORT cannot be bound, found by trying it (cpp-httplib reports only failure).
+std::string bind_failure(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found); rc != 0)
+    return std::string("cannot resolve '") + host + "': " + ::gai_strerror(rc);
+  std::string reason = "unknown reason";
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      reason = std::strerror(errno);
+      continue;
+    }
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    const bool bound = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 1) == 0;
+    reason = bound ? "the port was taken and released meanwhile" : std::strerror(errno);
+    ::close(fd);
+    if (!bound) break;
+  }
+  ::freeaddrinfo(found);
+  return reason;
+}
+
+}  // namespace
 
 struct Store::Impl {
   StoreOptions options;
@@ -73,8 +110,15 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
   store::install_dashboard(impl->http, *impl->db, *impl->pool);
   store::install_event_stream(impl->http, impl->hub, *impl->pool, impl->stopping);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which lets a second store
+  // bind the same port and silently split the requests between two clusters.
+  impl->http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   if (!impl->http.bind_to_port(impl->host.c_str(), impl->port))
-    return Status(Code::kIo, "cannot listen on http://" + impl->options.http);
+    return Status(Code::kIo, "cannot listen on http://" + impl->options.http + ": " +
+                                 bind_failure(impl->host, impl->port));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -88,7 +132,7 @@ Status Store::run() {
   std::thread http([&] { s.http.listen_after_bind(); });
   while (!s.stopping.load()) {
     zmq::pollitem_t none{nullptr, -1, 0, 0};
-    zmq::poll(&none, 0, std::chrono::milliseconds(100));  // stop() is a flag: look every 100 ms
+    wire::poll(&none, 0, std::chrono::milliseconds(100));  // stop() is a flag: look every 100 ms
   }
   s.http.stop();
   http.join();

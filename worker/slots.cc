@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <exception>
 
+#include "common/log.h"
+
 namespace zb::worker {
 namespace {
 
@@ -31,94 +33,168 @@ HandlerResult invoke_handler(const Handler& handler, const TaskContext& ctx) {
 
 namespace zb::worker {
 
+struct Slots::Shared : std::enable_shared_from_this<Shared> {
+  struct Running {
+    uint32_t attempt;
+    std::shared_ptr<std::atomic<bool>> cancelled;
+    bool dropped = false;
+    bool started = false;
+    bool soft_hit = false;
+    Clock::time_point soft_at = Clock::time_point::max();
+    Clock::time_point abandon_at = Clock::time_point::max();
+    uint32_t soft_limit_ms = 0, hard_limit_ms = 0;
+  };
+
+  Shared(const Handlers& h, std::function<void()> w) : handlers(h), wake(std::move(w)) {}
+
+  const Handlers handlers;  // a copy: a thread left behind at stop may outlive the worker
+  const std::function<void()> wake;
+  mutable std::mutex mu;
+  std::condition_variable cv;         // slot threads wait here for work
+  std::condition_variable exited_cv;  // the destructor waits here for threads to end
+  std::deque<proto::Assignment> queue;
+  std::unordered_map<Id, Running, IdHash> running;  // started or queued, by task
+  std::vector<proto::Outcome> done;
+  std::vector<proto::Claim> abandoned;  // stuck past the hard limit, already failed
+  // The earliest soft or abandon time of any started task (steady clock ticks): enforce()
+  // does nothing before it.
+  std::atomic<Clock::rep> earliest_due{Clock::time_point::max().time_since_epoch().count()};
+  size_t busy = 0;
+  uint32_t live = 0;    // threads serving (not retiring, not abandoned)
+  uint32_t target = 0;
+  bool stopping = false;
+  bool wake_pending = false;
+  uint64_t next_thread = 0;
+  std::unordered_map<uint64_t, std::thread> threads;  // every thread not yet joined
+  std::vector<uint64_t> exited;                       // threads that returned: join them
+
+  void spawn_locked() {
+    ++live;
+    const uint64_t id = next_thread++;
+    threads.emplace(id, std::thread([self = shared_from_this(), id] { self->run_slot(id); }));
+  }
+
+  void join_exited_locked() {
+    for (uint64_t id : exited) {
+      auto t = threads.find(id);
+      if (t == threads.end()) continue;
+      t->second.join();  // it has returned from run_slot: join does not wait
+      threads.erase(t);
+    }
+    exited.clear();
+  }
+
+  void push_done_locked(proto::Outcome outcome) {
+    done.push_back(std::move(outcome));
+    if (!wake_pending) {
+      wake_pending = true;
+      wake();
+    }
+  }
+
+  void note_deadline_locked(Clock::time_point at) {
+    auto current = earliest_due.load(std::memory_order_relaxed);
+    while (at.time_since_epoch().count() < current &&
+           !earliest_due.compare_exchange_weak(current, at.time_since_epoch().count(), std::memory_order_release)) {
+    }
+  }
+
+  void run_slot(uint64_t self_id);
+};
+
 Slots::Slots(uint32_t concurrency, const Handlers& handlers, std::function<void()> wake)
-    : handlers_(handlers), wake_(std::move(wake)) {
-  std::lock_guard lock(mu_);
-  target_ = concurrency;
-  for (uint32_t i = 0; i < concurrency; ++i) spawn_locked();
+    : s_(std::make_shared<Shared>(handlers, std::move(wake))) {
+  std::lock_guard lock(s_->mu);
+  s_->target = concurrency;
+  for (uint32_t i = 0; i < concurrency; ++i) s_->spawn_locked();
 }
 
 Slots::~Slots() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    for (auto& [id, r] : running_) r.cancelled->store(true);
+  std::unique_lock lock(s_->mu);
+  s_->stopping = true;
+  for (auto& [id, r] : s_->running) r.cancelled->store(true);
+  s_->cv.notify_all();
+  s_->exited_cv.wait_for(lock, kStopGrace, [&] { return s_->exited.size() == s_->threads.size(); });
+  s_->join_exited_locked();
+  if (!s_->threads.empty()) {
+    spdlog::warn("worker stopping with handlers that ignore cancellation threads={}", s_->threads.size());
+    for (auto& [id, t] : s_->threads) t.detach();
+    s_->threads.clear();
   }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
-}
-
-void Slots::spawn_locked() {
-  ++live_;
-  threads_.emplace_back([this] { run_slot(); });
 }
 
 void Slots::set_target(uint32_t threads) {
   {
-    std::lock_guard lock(mu_);
-    target_ = threads;
-    while (live_ < target_) spawn_locked();
+    std::lock_guard lock(s_->mu);
+    s_->target = threads;
+    while (s_->live < s_->target) s_->spawn_locked();
   }
-  cv_.notify_all();  // surplus idle threads notice and retire
+  s_->cv.notify_all();  // surplus idle threads notice and retire
 }
 
 uint32_t Slots::target() const {
-  std::lock_guard lock(mu_);
-  return target_;
+  std::lock_guard lock(s_->mu);
+  return s_->target;
+}
+
+size_t Slots::threads() const {
+  std::lock_guard lock(s_->mu);
+  return s_->threads.size() - s_->exited.size();
 }
 
 void Slots::add(std::vector<proto::Assignment> tasks) {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(s_->mu);
     for (auto& t : tasks) {
-      if (running_.count(t.task)) continue;  // never run one task twice at once
-      Running r{t.attempt, std::make_shared<std::atomic<bool>>(false)};
+      if (s_->running.count(t.task)) continue;  // never run one task twice at once
+      Shared::Running r{t.attempt, std::make_shared<std::atomic<bool>>(false)};
       r.soft_limit_ms = t.soft_limit_ms;
       r.hard_limit_ms = t.hard_limit_ms;
-      running_.emplace(t.task, std::move(r));
-      queue_.push_back(std::move(t));
+      s_->running.emplace(t.task, std::move(r));
+      s_->queue.push_back(std::move(t));
     }
   }
-  cv_.notify_all();
+  s_->cv.notify_all();
 }
 
 std::vector<proto::Outcome> Slots::collect() {
-  std::lock_guard lock(mu_);
-  wake_pending_ = false;
-  return std::exchange(done_, {});
+  std::lock_guard lock(s_->mu);
+  s_->wake_pending = false;
+  if (!s_->exited.empty()) s_->join_exited_locked();
+  return std::exchange(s_->done, {});
 }
 
 std::vector<proto::Claim> Slots::claims() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(s_->mu);
   std::vector<proto::Claim> out;
-  for (const auto& [id, r] : running_)
+  for (const auto& [id, r] : s_->running)
     if (!r.dropped) out.push_back({id, r.attempt});
   return out;
 }
 
 std::vector<proto::Assignment> Slots::take_queued() {
-  std::lock_guard lock(mu_);
-  std::vector<proto::Assignment> out(std::make_move_iterator(queue_.begin()),
-                                     std::make_move_iterator(queue_.end()));
-  queue_.clear();
-  for (const auto& a : out) running_.erase(a.task);
+  std::lock_guard lock(s_->mu);
+  std::vector<proto::Assignment> out(std::make_move_iterator(s_->queue.begin()),
+                                     std::make_move_iterator(s_->queue.end()));
+  s_->queue.clear();
+  for (const auto& a : out) s_->running.erase(a.task);
   return out;
 }
 
 void Slots::drop(const std::vector<proto::Claim>& claims) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(s_->mu);
   for (const auto& c : claims) {
-    auto it = running_.find(c.task);
-    if (it == running_.end() || it->second.attempt != c.attempt) continue;
+    auto it = s_->running.find(c.task);
+    if (it == s_->running.end() || it->second.attempt != c.attempt) continue;
     it->second.dropped = true;
     it->second.cancelled->store(true);
   }
 }
 
 std::vector<proto::Claim> Slots::cancel_running() {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(s_->mu);
   std::vector<proto::Claim> out;
-  for (auto& [id, r] : running_) {
+  for (auto& [id, r] : s_->running) {
     r.cancelled->store(true);
     if (!r.dropped) out.push_back({id, r.attempt});
     r.dropped = true;  // the caller returns these; a late outcome would contradict it
@@ -128,13 +204,13 @@ std::vector<proto::Claim> Slots::cancel_running() {
 
 Slots::Clock::time_point Slots::enforce(Clock::time_point now) {
   // Nothing falls due before the earliest deadline of any started task: no lock, no scan.
-  const auto due = Clock::time_point(Clock::duration(earliest_due_.load(std::memory_order_acquire)));
+  const auto due = Clock::time_point(Clock::duration(s_->earliest_due.load(std::memory_order_acquire)));
   if (now < due) return due;
   std::vector<proto::Outcome> abandoned;
   Clock::time_point next = Clock::time_point::max();
   {
-    std::lock_guard lock(mu_);
-    for (auto it = running_.begin(); it != running_.end();) {
+    std::lock_guard lock(s_->mu);
+    for (auto it = s_->running.begin(); it != s_->running.end();) {
       auto& [id, r] = *it;
       if (!r.started || r.dropped) {
         ++it;
@@ -146,82 +222,77 @@ Slots::Clock::time_point Slots::enforce(Clock::time_point now) {
       }
       if (now >= r.abandon_at) {
         r.cancelled->store(true);
-        abandoned_.push_back({id, r.attempt});
+        s_->abandoned.push_back({id, r.attempt});
         abandoned.push_back({id, r.attempt, proto::OutcomeStatus::kFailed, {},
                              "TimeLimitExceeded: hard time limit of " + std::to_string(r.hard_limit_ms) +
                                  " ms exceeded; the handler did not return and its slot was replaced",
                              static_cast<uint64_t>(r.hard_limit_ms) * 1000});
-        // The stuck thread no longer counts; a fresh one keeps the slot count.
-        --live_;
-        --busy_;
-        if (live_ < target_) spawn_locked();
-        it = running_.erase(it);
+        // The stuck thread no longer counts; a fresh one keeps the slot count. The stuck one
+        // is joined once its handler returns.
+        --s_->live;
+        --s_->busy;
+        if (s_->live < s_->target) s_->spawn_locked();
+        it = s_->running.erase(it);
         continue;
       }
       if (!r.soft_hit) next = std::min(next, r.soft_at);
       next = std::min(next, r.abandon_at);
       ++it;
     }
-    for (auto& o : abandoned) push_done_locked(std::move(o));
-    earliest_due_.store(next.time_since_epoch().count(), std::memory_order_release);
+    for (auto& o : abandoned) s_->push_done_locked(std::move(o));
+    s_->earliest_due.store(next.time_since_epoch().count(), std::memory_order_release);
   }
   return next;
 }
 
-void Slots::note_deadline_locked(Clock::time_point at) {
-  auto current = earliest_due_.load(std::memory_order_relaxed);
-  while (at.time_since_epoch().count() < current &&
-         !earliest_due_.compare_exchange_weak(current, at.time_since_epoch().count(), std::memory_order_release)) {
-  }
-}
-
 size_t Slots::busy() const {
-  std::lock_guard lock(mu_);
-  return busy_;
+  std::lock_guard lock(s_->mu);
+  return s_->busy;
 }
 
 size_t Slots::queued() const {
-  std::lock_guard lock(mu_);
-  return queue_.size();
+  std::lock_guard lock(s_->mu);
+  return s_->queue.size();
 }
 
 size_t Slots::pending() const {
-  std::lock_guard lock(mu_);
-  return running_.size();
+  std::lock_guard lock(s_->mu);
+  return s_->running.size();
 }
 
-void Slots::push_done_locked(proto::Outcome outcome) {
-  done_.push_back(std::move(outcome));
-  if (!wake_pending_) {
-    wake_pending_ = true;
-    wake_();
-  }
-}
-
-void Slots::run_slot() {
-  std::unique_lock lock(mu_);
+void Slots::Shared::run_slot(uint64_t self_id) {
+  std::unique_lock lock(mu);
+  // However this thread ends, it says so, so that it is joined (never leaked).
+  struct Exit {
+    Shared& s;
+    uint64_t id;
+    ~Exit() {
+      s.exited.push_back(id);
+      s.exited_cv.notify_all();
+    }
+  } exit{*this, self_id};
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || live_ > target_; });
-    if (stopping_) return;
-    if (live_ > target_) {  // autoscale shrink: retire
-      --live_;
+    cv.wait(lock, [&] { return stopping || !queue.empty() || live > target; });
+    if (stopping) return;
+    if (live > target) {  // shrink: retire
+      --live;
       return;
     }
-    proto::Assignment task = std::move(queue_.front());
-    queue_.pop_front();
-    auto& entry = running_.at(task.task);
+    proto::Assignment task = std::move(queue.front());
+    queue.pop_front();
+    auto& entry = running.at(task.task);
     auto cancelled = entry.cancelled;
     const auto start = Clock::now();
     entry.started = true;
     if (task.soft_limit_ms) entry.soft_at = start + std::chrono::milliseconds(task.soft_limit_ms);
     if (task.hard_limit_ms) entry.abandon_at = start + std::chrono::milliseconds(task.hard_limit_ms) + kAbandonGrace;
     note_deadline_locked(std::min(entry.soft_at, entry.abandon_at));  // the loop looks at least every 100 ms
-    ++busy_;
+    ++busy;
     lock.unlock();
 
     proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0};
-    auto handler = handlers_.find(task.kind);
-    if (handler == handlers_.end()) {
+    auto handler = handlers.find(task.kind);
+    if (handler == handlers.end()) {
       outcome.status = proto::OutcomeStatus::kFailed;
       outcome.error = "UnknownKind: no handler for kind '" + task.kind + "' on this worker";
     } else {
@@ -236,19 +307,20 @@ void Slots::run_slot() {
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
 
     lock.lock();
-    if (auto a = std::find(abandoned_.begin(), abandoned_.end(), proto::Claim{task.task, task.attempt});
-        a != abandoned_.end()) {
-      abandoned_.erase(a);  // failed at the hard limit and replaced: the result is dropped
+    if (auto a = std::find(abandoned.begin(), abandoned.end(), proto::Claim{task.task, task.attempt});
+        a != abandoned.end()) {
+      abandoned.erase(a);  // failed at the hard limit and replaced: the result is dropped
       return;
     }
-    --busy_;
-    auto it = running_.find(task.task);
-    bool dropped = it == running_.end() || it->second.dropped;
+    --busy;
+    auto it = running.find(task.task);
+    bool dropped = it == running.end() || it->second.dropped;
     if (!dropped && it->second.soft_hit && outcome.status != proto::OutcomeStatus::kSucceeded &&
         outcome.error.rfind("SoftTimeLimitExceeded", 0) != 0 && outcome.error.rfind("TimeLimitExceeded", 0) != 0)
       outcome.error = "SoftTimeLimitExceeded: soft time limit of " + std::to_string(task.soft_limit_ms) +
                       " ms exceeded (" + outcome.error + ")";
-    if (it != running_.end() && it->second.attempt == task.attempt) running_.erase(it);
+    if (it != running.end() && it->second.attempt == task.attempt) running.erase(it);
+    if (stopping) return;  // the worker is gone or going: nobody collects this
     if (!dropped) push_done_locked(std::move(outcome));
   }
 }

@@ -31,11 +31,17 @@ class Slots {
   using Handlers = std::unordered_map<std::string, Handler>;
   using Clock = std::chrono::steady_clock;
   Slots(uint32_t concurrency, const Handlers& handlers, std::function<void()> wake);
-  ~Slots();  // cancels, then joins the threads
+  // Cancels every task, then joins the threads. A handler that ignores its cancel flag for
+  // kStopGrace is left behind (its thread is detached and keeps what it uses alive; its late
+  // result goes nowhere), so a stop is never held hostage by one task.
+  ~Slots();
+
+  static constexpr auto kStopGrace = std::chrono::milliseconds(2000);
 
   // Queues assignments; those already queued or running (same task) are ignored.
   void add(std::vector<proto::Assignment> tasks);
-  // Finished outcomes since the last call.
+  // Finished outcomes since the last call. Also joins threads that have exited (retired by a
+  // shrink, or abandoned past a hard limit and returned since).
   std::vector<proto::Outcome> collect();
   // Claims of every task queued or running (re-claimed after a reconnect).
   std::vector<proto::Claim> claims() const;
@@ -43,7 +49,7 @@ class Slots {
   std::vector<proto::Assignment> take_queued();
   // Cancels these tasks (rejected by the router): their outcomes are dropped.
   void drop(const std::vector<proto::Claim>& claims);
-  // Sets every running task's cancel flag; returns their claims.
+  // Sets every running task's cancel flag; returns their claims. Their outcomes are dropped.
   std::vector<proto::Claim> cancel_running();
   // Applies time limits; returns the earliest time a limit falls due (Clock::time_point::max()
   // when none).
@@ -54,40 +60,11 @@ class Slots {
   size_t busy() const;
   size_t queued() const;   // assigned, waiting for a free slot
   size_t pending() const;  // queued + running
+  size_t threads() const;  // slot threads alive, abandoned ones included
 
  private:
-  struct Running {
-    uint32_t attempt;
-    std::shared_ptr<std::atomic<bool>> cancelled;
-    bool dropped = false;
-    bool started = false;
-    bool soft_hit = false;
-    Clock::time_point soft_at = Clock::time_point::max();
-    Clock::time_point abandon_at = Clock::time_point::max();
-    uint32_t soft_limit_ms = 0, hard_limit_ms = 0;
-  };
-  void run_slot();
-  void spawn_locked();
-  void push_done_locked(proto::Outcome outcome);
-  void note_deadline_locked(Clock::time_point at);
-
-  const Handlers& handlers_;
-  std::function<void()> wake_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<proto::Assignment> queue_;
-  std::unordered_map<Id, Running, IdHash> running_;  // started or queued, by task
-  std::vector<proto::Outcome> done_;
-  std::vector<proto::Claim> abandoned_;  // stuck past the hard limit, already failed
-  // The earliest soft or abandon time of any started task (steady clock ticks): enforce()
-  // does nothing before it.
-  std::atomic<Clock::rep> earliest_due_{Clock::time_point::max().time_since_epoch().count()};
-  size_t busy_ = 0;
-  uint32_t live_ = 0;    // threads serving (not retiring, not abandoned)
-  uint32_t target_ = 0;
-  bool stopping_ = false;
-  bool wake_pending_ = false;
-  std::vector<std::thread> threads_;
+  struct Shared;  // what slot threads touch: owned jointly by this object and every thread
+  std::shared_ptr<Shared> s_;
 };
 
 }  // namespace zb::worker

@@ -83,10 +83,11 @@ struct Worker::Impl {
     socket.reset();
     if (!immediate) {
       backoff_ms = backoff_ms ? std::min(backoff_ms * 2, options.reconnect_max_ms) : options.reconnect_initial_ms;
-      const uint32_t jitter = std::uniform_int_distribution<uint32_t>(0, backoff_ms / 4)(rng);
-      spdlog::info("worker reconnecting in_ms={}", backoff_ms + jitter);
+      uint32_t pause = backoff_ms + std::uniform_int_distribution<uint32_t>(0, backoff_ms / 4)(rng);
+      if (stop_requests.load() > 0) pause = std::min<uint32_t>(pause, 500);  // stopping: do not linger
+      spdlog::info("worker reconnecting in_ms={}", pause);
       zmq::pollitem_t item{nullptr, wake_fd, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(backoff_ms + jitter));
+      wire::poll(&item, 1, std::chrono::milliseconds(pause));
     }
     connect(slots);
   }
@@ -187,26 +188,34 @@ struct Worker::Impl {
                         [this] { wake(); });
     connect(slots);
     bool bye_sent = false, cold = false;
-    uint64_t drained_at = 0;
+    uint64_t drained_at = 0, shutdown_deadline = 0;
     for (;;) {
       const int stops = stop_requests.load();
+      uint64_t now = now_steady_ms();
       if (stops >= 1 && !bye_sent) {
         bye_sent = true;
-        spdlog::info("worker warm shutdown: finishing running tasks");
+        shutdown_deadline = now + options.shutdown_timeout_ms;
         send(proto::Bye{"warm shutdown"});
-        for (auto& a : slots.take_queued()) to_send.push_back(returned(a.task, a.attempt));
+        auto queued = slots.take_queued();
+        for (auto& a : queued) to_send.push_back(returned(a.task, a.attempt));
+        spdlog::info("worker warm shutdown running={} returned={} timeout_ms={}", slots.pending(), queued.size(),
+                     options.shutdown_timeout_ms);
       }
-      if (stops >= 2 && !cold) {
+      if (bye_sent && !cold && (stops >= 2 || (slots.pending() > 0 && now >= shutdown_deadline))) {
         cold = true;
-        spdlog::info("worker cold shutdown: returning running tasks");
-        for (const auto& c : slots.cancel_running()) to_send.push_back(returned(c.task, c.attempt));
+        auto running = slots.cancel_running();
+        for (const auto& c : running) to_send.push_back(returned(c.task, c.attempt));
+        spdlog::info("worker {} returned={}", stops >= 2 ? "cold shutdown" : "shutdown timeout: cancelling running tasks",
+                     running.size());
       }
-      const uint64_t now = now_steady_ms();
-      if (bye_sent && slots.pending() == 0 && unacked.empty() && to_send.empty()) break;
-      if (bye_sent && slots.pending() == 0) {
+      // Drained: nothing of ours still runs (after a cold stop, what runs is cancelled and
+      // already handed back). Then only the router's acknowledgements are awaited.
+      const bool drained = bye_sent && (cold || slots.pending() == 0);
+      if (drained && unacked.empty() && to_send.empty()) break;
+      if (drained) {
         if (!drained_at) drained_at = now;
         if (now - drained_at > kFinalAckWaitMs) {
-          spdlog::warn("worker exiting with unacknowledged results={}", unacked.size());
+          spdlog::warn("worker exiting with unacknowledged results={} (the router requeues their tasks)", unacked.size());
           break;
         }
       }
@@ -220,7 +229,7 @@ struct Worker::Impl {
       if (limit_due != worker::Slots::Clock::time_point::max())
         wait = std::min<uint64_t>(wait, static_cast<uint64_t>(std::max<int64_t>(
             0, std::chrono::duration_cast<std::chrono::milliseconds>(limit_due - steady).count() + 1)));
-      zmq::poll(items, std::chrono::milliseconds(wait));
+      wire::poll(items, std::chrono::milliseconds(wait));
       if (items[1].revents & ZMQ_POLLIN) {
         uint64_t count;
         [[maybe_unused]] ssize_t n = ::read(wake_fd, &count, sizeof count);
@@ -245,8 +254,6 @@ struct Worker::Impl {
         send(proto::Results{std::move(to_send)});
         to_send.clear();
       }
-      // Cold: the running tasks went back to the router as returned; do not wait for them.
-      if (cold && (to_send.empty() || !welcomed)) break;
       const uint64_t after = now_steady_ms();
       if (after - last_heard_ms > uint64_t{options.heartbeat_ms} * options.liveness) {
         reconnect(slots, "router silent for " + std::to_string(after - last_heard_ms) + " ms", false);
@@ -256,6 +263,8 @@ struct Worker::Impl {
       if (after >= last_sent_ms + options.heartbeat_ms)
         send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target()});
     }
+    // Goodbye: the router forgets this session now instead of after its missed heartbeats.
+    if (welcomed) send(proto::Disconnect{"worker stopped"});
     socket.reset();
     spdlog::info("worker stopped name={}", options.name);
     return Status::ok();

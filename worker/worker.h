@@ -10,9 +10,13 @@
 //   disconnected are delivered after the reconnect. A task is never run twice by one worker.
 // - Handlers run on slot threads; a handler must be thread-safe. A handler that throws fails
 //   its task with the exception's message; the worker keeps running.
-// - stop(): warm shutdown (takes no new tasks, finishes running ones, returns unstarted ones to
-//   the router, then run() returns); a second stop() is cold (returns running tasks unfinished
-//   and exits at once; the router requeues them).
+// - stop(): warm shutdown: the worker takes no new tasks, hands its prefetched, unstarted tasks
+//   back to the router at once, lets running tasks finish for up to shutdown_timeout_ms, then
+//   cancels the rest and hands them back too (the router requeues them; they are not failed),
+//   waits a moment for the router's acknowledgements, says goodbye and run() returns OK. A
+//   second stop() is cold: the running tasks are cancelled and handed back at once.
+// - run() ends only by stop() (or an unrecoverable local error); signals that interrupt its
+//   waits are not errors.
 #pragma once
 
 #include <atomic>
@@ -152,6 +156,8 @@ struct WorkerOptions {
   uint32_t autoscale_max = 0;
   uint32_t autoscale_min = 0;
   uint32_t autoscale_idle_ms = 10000;
+  // Warm shutdown: how long running tasks may go on before they are cancelled and requeued.
+  uint32_t shutdown_timeout_ms = 30000;
   std::vector<ProcessHandlerConfig> process_handlers;
   SeedKindsConfig kinds;
 };
