@@ -7,7 +7,7 @@ set_name=${1:-build}
 build_pkgs=(cmake g++ make pkg-config libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
             libcpp-httplib-dev liblmdb-dev libgtest-dev libgmock-dev libbenchmark-dev
             nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev)
-test_pkgs=(python3 python3-requests python3-yaml curl chromium)
+test_pkgs=(python3 python3-requests python3-yaml python3-jsonschema curl chromium)
 bench_pkgs=(redis-server python3-celery python3-redis wrk)
 
 pkgs=("${build_pkgs[@]}")
@@ -18,8 +18,9 @@ case "$set_name" in
   *) echo "install-deps: unknown set '$set_name' (build|test|bench)" >&2; exit 2 ;;
 esac
 
-# Tests also need Node.js and npm (node --check, the MCP reference servers from npm). A machine
-# that has them already (from its own install) keeps them; otherwise Debian's packages.
+# Tests also need Node.js and npm (node --check, the MCP reference servers and the OpenAPI
+# validators from npm). A machine that has them already (from its own install) keeps them;
+# otherwise Debian's packages.
 if [[ "$set_name" != build ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
   pkgs+=(nodejs npm)
 fi
