@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "client/client.h"
+#include "eager/eager.h"
 #include "common/clock.h"
 
 namespace zb::cli {
@@ -31,15 +32,36 @@ void add_common(CLI::App* cmd, Common& c, bool with_json = true) {
   if (with_json) cmd->add_flag("--json", c.json_out, "Machine-readable output");
 }
 
-std::unique_ptr<Client> connect(const Common& c) {
+// The command's client, kept until the process exits (also through fail()). With
+// ZBATCH_ALWAYS_EAGER=1 it is a client of an in-process cluster (eager/eager.h) that lives as
+// long; the client is destroyed first.
+struct Connection {
+  std::unique_ptr<EagerCluster> eager;
+  std::unique_ptr<Client> client;
+  ~Connection() { client.reset(); }
+};
+
+Client* connect(const Common& c) {
+  static Connection connection;
+  if (c.timeout_s <= 0) fail(kExitUsage, "--timeout must be > 0");
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
+  if (eager_from_environment()) {
+    auto cluster = EagerCluster::start();
+    if (!cluster) fail(kExitFailed, "eager mode: " + cluster.status().message());
+    connection.eager = std::move(cluster.value());
+    auto client = connection.eager->client(timeout);
+    if (!client) fail(kExitFailed, client.status().message());
+    connection.client = std::move(client.value());
+    return connection.client.get();
+  }
   ClientOptions o;
   if (!c.router.empty()) o.router = c.router;
   else if (const char* env = std::getenv("ZBATCH_ROUTER"); env && *env) o.router = env;
-  if (c.timeout_s <= 0) fail(kExitUsage, "--timeout must be > 0");
-  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
+  o.timeout = timeout;
   auto client = Client::connect(o);
   if (!client) fail(kExitUsage, client.status().message());
-  return std::move(client.value());
+  connection.client = std::move(client.value());
+  return connection.client.get();
 }
 
 template <typename T>

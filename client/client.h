@@ -1,15 +1,23 @@
 // The client library: submit tasks and groups, read their status, wait for them, and call the
 // router's control operations. The `zbatch` command line is built on it.
 //
-// Eager mode (the seed's CELERY_ALWAYS_EAGER): with ZBATCH_ALWAYS_EAGER=1 in the environment
-// (or options.eager), nothing is sent anywhere: submit runs the task inline through the
-// worker's built-in handlers and those added with register_handler, retrying a "retry" outcome
-// up to max_retries times without delay; status, group and wait answer from memory. For users'
-// unit tests.
-//
 // A Client owns one DEALER socket to the router's frontend and is not thread-safe: use one per
-// thread. Every call is bounded by options.timeout; a router that does not answer is
-// Code::kUnavailable, never a hang. Errors the router reports keep its code and message.
+// thread. Every call is bounded by options.timeout; errors the router reports keep its code
+// and message.
+//
+// Honest outcomes. Every submission ends in exactly one of:
+// - acknowledged: the receipt; the tasks are durable and will run;
+// - refused: an error (Code::kUnavailable when the router could not be reached: nothing was
+//   sent, because the socket never queues towards an absent router); the tasks never run;
+// - Code::kOutcomeUnknown: it was sent and no answer came before its deadline. It may have
+//   been accepted just before; the router refuses it if it arrives later. Repeating it with
+//   the same idempotency key (named in the message and in every receipt; one is made up when
+//   the caller gives none) is safe: it answers the first acknowledgement, or is accepted now.
+// Operations that change state (purge, revoke, retry, worker commands) follow the same rule;
+// reads that time out are kUnavailable.
+//
+// Eager mode (the seed's CELERY_ALWAYS_EAGER) is an in-process router and worker:
+// eager/eager.h. This library never runs tasks itself.
 #pragma once
 
 #include <chrono>
@@ -25,15 +33,16 @@
 #include "common/id.h"
 #include "common/protocol.h"
 #include "common/status.h"
-#include "worker/worker.h"
 
 namespace zb {
 
 struct ClientOptions {
   std::string router = "tcp://127.0.0.1:5555";
   std::chrono::milliseconds timeout{10000};
-  // Run tasks inline; nullopt = as ZBATCH_ALWAYS_EAGER says (1/true/yes).
-  std::optional<bool> eager;
+  // Celery's always-eager behaviour, for the clients of an in-process cluster (eager/eager.h
+  // sets it): a submission returns once its tasks have run — ended, or waiting for their ETA
+  // or a retry's backoff — instead of as soon as they are durable.
+  bool eager = false;
 };
 
 struct GroupOptions {
@@ -51,11 +60,13 @@ struct GroupReceipt {
   Id group;
   std::vector<Id> tasks;  // in submission order
   bool duplicate = false;  // every chunk was answered from the idempotency key
+  std::string idempotency_key;  // the caller's, or the one made up for this submission
 };
 
 struct SubmitReceipt {
   Id task;
   bool duplicate = false;
+  std::string idempotency_key;
 };
 
 class Client {
@@ -83,8 +94,6 @@ class Client {
   Status confirm(uint64_t seq);
 
   bool eager() const;
-  // Eager mode: adds or replaces the handler of a kind (the built-ins are there already).
-  void register_handler(std::string kind, Handler handler);
 
  private:
   struct Impl;

@@ -27,6 +27,20 @@ Id Id::random() {
   return id;
 }
 
+Id Id::from_hash(std::string_view data) {
+  uint64_t a = 0xcbf29ce484222325ull, b = 0x84222325cbf29ce4ull;
+  for (unsigned char c : data) {
+    a = (a ^ c) * 0x100000001b3ull;
+    b = (b ^ c) * 0x100000001b3ull + 0x9e37;
+  }
+  Id id;
+  for (int i = 0; i < 8; ++i) {
+    id.bytes_[i] = static_cast<uint8_t>(a >> (56 - 8 * i));
+    id.bytes_[8 + i] = static_cast<uint8_t>(b >> (56 - 8 * i));
+  }
+  return id;
+}
+
 Id Id::time_ordered() {
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};

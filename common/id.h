@@ -1,6 +1,7 @@
-// Id: a 128-bit random identifier (UUID version 4) for tasks, groups and worker sessions.
-// 16 bytes on the wire and in LMDB keys; the canonical 36-character text form at the edges
-// (CLI, HTTP, logs). The all-zero Id means "none".
+// Id: a 128-bit identifier for tasks (time-ordered, UUID version 7 layout), groups and worker
+// sessions (random, version 4), and ids derived from text (a hash: the same text always gives
+// the same id). 16 bytes on the wire and in LMDB keys; the canonical 36-character text form at
+// the edges (CLI, HTTP, logs). The all-zero Id means "none".
 #pragma once
 
 #include <array>
@@ -24,6 +25,9 @@ class Id {
   // random bits). Ids made one after another sort in creation order, so LMDB inserts append
   // at the end of the B-tree instead of touching random pages. Thread-safe.
   static Id time_ordered();
+  // The same id for the same bytes (two 64-bit FNV-1a lanes): group ids derived from an
+  // idempotency key, fingerprints of requests. Not a cryptographic hash.
+  static Id from_hash(std::string_view data);
   // From exactly 16 raw bytes; nullopt otherwise.
   static std::optional<Id> from_bytes(std::string_view raw);
   // From "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" or 32 hex digits; nullopt otherwise.

@@ -10,7 +10,7 @@
 //   frontend ROUTER (clients, store): Submit, GetTask, GetGroup, WaitTasks, Control, Replay,
 //                                     Confirm  →  SubmitAck, TaskInfo, GroupInfo, ControlReply,
 //                                     EventPage, Error
-//   backend ROUTER (workers):         Ready, Results, Heartbeat, Bye  →  Welcome, Tasks,
+//   backend ROUTER (workers):         Ready, Started, Results, Heartbeat, Bye, Disconnect  →  Welcome, Tasks,
 //                                     ResultsAck, Heartbeat, Disconnect, Revoke,
 //                                     WorkerCommand
 //   events PUB:                       EventBatch, Hugz
@@ -68,6 +68,7 @@ enum class Command : uint8_t {
   kBye = 0x88,
   kRevoke = 0x89,
   kWorkerCommand = 0x8a,
+  kStarted = 0x8b,
   // events PUB
   kEventBatch = 0xc1,
   kHugz = 0xc2,
@@ -88,8 +89,11 @@ struct TaskSpec {
   int32_t max_retries = -1;  // -1 → the queue's default
   uint32_t soft_limit_ms = 0;  // 0 → the queue's soft time limit
   uint32_t hard_limit_ms = 0;  // 0 → the queue's hard time limit
+  // Relative delay (Celery's countdown), counted by the router from when it accepts the task;
+  // unlike an absolute eta it makes the same request look the same when it is repeated.
+  uint64_t countdown_ms = 0;
   MSGPACK_DEFINE(queue, kind, payload, priority, eta_ms, ref, max_retries, soft_limit_ms,
-                 hard_limit_ms);
+                 hard_limit_ms, countdown_ms);
 };
 
 // Everything the router knows about one task.
@@ -194,15 +198,20 @@ struct Event {
 
 // Submits one or more tasks, accepted or refused as a whole. With a non-nil group the tasks
 // join that group (created on first use); seal=false leaves it open for more Submits.
+// deadline_ms (unix ms, 0 = none): a Submit that reaches the router later is refused — the
+// client has given up on it, so it must never run. A repeat with the same idem_key answers
+// the first SubmitAck; with another fingerprint (the request's content) it is a conflict.
 struct Submit {
   static constexpr Command kCommand = Command::kSubmit;
   uint64_t corr = 0;
   Id group;
   uint32_t parallel = 0;
   bool seal = true;
-  std::string idem_key;  // a repeat with the same key answers the first SubmitAck
+  std::string idem_key;
   std::vector<TaskSpec> tasks;
-  MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks);
+  uint64_t deadline_ms = 0;
+  Id fingerprint;  // nil: not compared
+  MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks, deadline_ms, fingerprint);
 };
 
 struct GetTask {
@@ -229,12 +238,14 @@ struct WaitTasks {
 };
 
 // ping | inspect | purge | ... ; args and the reply are JSON text (see router/router.h).
+// deadline_ms as for Submit: an operation arriving later is refused, not carried out.
 struct Control {
   static constexpr Command kCommand = Command::kControl;
   uint64_t corr = 0;
   std::string op;
   std::string args;
-  MSGPACK_DEFINE(corr, op, args);
+  uint64_t deadline_ms = 0;
+  MSGPACK_DEFINE(corr, op, args, deadline_ms);
 };
 
 // Events with seq > after_seq, at most max_events of them (the Clone pattern's snapshot).
@@ -367,6 +378,15 @@ struct Outcome {
   MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us);
 };
 
+// Worker → router: these tasks left the worker's prefetch buffer and began to run on a slot
+// (sent once per loop turn for the tasks started since; again for every running task after a
+// Welcome, so a restarted router knows what runs). A task leased but not started is reserved.
+struct Started {
+  static constexpr Command kCommand = Command::kStarted;
+  std::vector<Claim> claims;
+  MSGPACK_DEFINE(claims);
+};
+
 struct Results {
   static constexpr Command kCommand = Command::kResults;
   std::vector<Outcome> outcomes;
@@ -438,7 +458,7 @@ struct Hugz {
 using Message =
     std::variant<Submit, GetTask, GetGroup, WaitTasks, Control, Replay, Confirm, SubmitAck,
                  TaskInfo, GroupInfo, ControlReply, EventPage, Error, Ready, Welcome, Tasks,
-                 Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, WorkerCommand, EventBatch,
+                 Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, WorkerCommand, Started, EventBatch,
                  Hugz>;
 
 Command command_of(const Message& message);

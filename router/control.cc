@@ -16,6 +16,13 @@ constexpr size_t kInspectLimit = 1000;
 }  // namespace
 
 void Router::Impl::on_control(const std::string& rid, const proto::Control& control) {
+  if (control.deadline_ms && now_unix_ms() > control.deadline_ms) {
+    ++late_requests;
+    spdlog::warn("router refused late control op={} late_ms={}", control.op.substr(0, 64),
+                 now_unix_ms() - control.deadline_ms);
+    return reply_error(rid, control.corr, Status(Code::kTimeout, "'" + control.op.substr(0, 64) +
+                                                     "' reached the router after its deadline: not carried out"));
+  }
   auto reply = control_json(control.op, control.args);
   if (!reply) return reply_error(rid, control.corr, reply.status());
   outbox.push_back({false, rid, proto::ControlReply{control.corr, std::move(reply.value())}});
@@ -43,34 +50,43 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                 {"head_seq", ledger->meta().seq}, {"workers", workers.size()},
                 {"uptime_ms", now - started_steady_ms}}.dump();
   }
-  if (op == "inspect.active") {
+  // Celery's meanings: active = running on a slot now; reserved = taken by a worker (leased)
+  // and not started; scheduled = waiting for its ETA, countdown or retry backoff. Each gives
+  // the exact total beside a list of at most kInspectLimit tasks.
+  if (op == "inspect.active" || op == "inspect.reserved") {
+    const bool want_started = op == "inspect.active";
     json out = json::array();
+    json flat = json::array();
+    size_t total = 0, listed = 0;
     for (const auto& rid : worker_order) {
       const auto& w = workers.at(rid);
       json tasks = json::array();
       for (const Id& id : w.leased) {
-        if (tasks.size() >= kInspectLimit) break;
-        tasks.push_back(task_json(id));
+        auto l = leases.find(id);
+        if (l == leases.end() || (l->second.started_unix_ms != 0) != want_started) continue;
+        ++total;
+        if (listed >= kInspectLimit) continue;
+        ++listed;
+        json t = task_json(id);
+        t["worker"] = w.name;
+        if (want_started) t["started_ms"] = l->second.started_unix_ms;
+        (want_started ? tasks : flat).push_back(std::move(t));
       }
-      out.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"tasks", tasks}});
+      if (want_started) out.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"tasks", tasks}});
     }
-    return json{{"workers", out}}.dump();
-  }
-  if (op == "inspect.reserved") {
-    json tasks = json::array();
-    for (auto& q : ready)
-      for (auto& [key, id] : q.peek(kInspectLimit - std::min(kInspectLimit, tasks.size())))
-        tasks.push_back(task_json(id));
-    return json{{"tasks", tasks}}.dump();
+    if (want_started) return json{{"workers", out}, {"total", total}}.dump();
+    return json{{"tasks", flat}, {"total", total}}.dump();
   }
   if (op == "inspect.scheduled") {
     auto copy = scheduled;
     json tasks = json::array();
-    while (!copy.empty() && tasks.size() < kInspectLimit) {
-      tasks.push_back(task_json(copy.top().task));
-      copy.pop();
+    size_t total = 0;
+    for (; !copy.empty(); copy.pop()) {
+      if (revoked_scheduled.count(copy.top().task)) continue;
+      ++total;
+      if (tasks.size() < kInspectLimit) tasks.push_back(task_json(copy.top().task));
     }
-    return json{{"tasks", tasks}}.dump();
+    return json{{"tasks", tasks}, {"total", total}}.dump();
   }
   if (op == "inspect.stats") {
     json ws = json::array();
@@ -92,6 +108,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                          {"succeeded", succeeded_total}, {"failed", failed_total},
                          {"in_flight", leases.size()}, {"scheduled", scheduled.size()},
                          {"groups_active", groups.size()}, {"bad_frames", bad_frames},
+                         {"late_requests", late_requests},
                          {"event_seq", meta.seq}, {"event_first_seq", meta.first_seq},
                          {"event_confirmed", meta.confirmed},
                          {"db_used_bytes", ledger->env().used_bytes()},
@@ -110,7 +127,11 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
   }
   if (op == "inspect.queues") {
     std::vector<size_t> scheduled_per_queue(options.queues.size(), 0);
-    for (auto copy = scheduled; !copy.empty(); copy.pop()) ++scheduled_per_queue[copy.top().queue];
+    for (auto copy = scheduled; !copy.empty(); copy.pop())
+      if (!revoked_scheduled.count(copy.top().task)) ++scheduled_per_queue[copy.top().queue];
+    std::vector<size_t> started_per_queue(options.queues.size(), 0);
+    for (const auto& [id, l] : leases)
+      if (l.started_unix_ms) ++started_per_queue[l.queue];
     std::vector<size_t> held_per_queue(options.queues.size(), 0);
     for (const auto& [gid, g] : groups)
       for (const auto& [key, held] : g.held) ++held_per_queue[held.first];
@@ -119,7 +140,8 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
       const auto& q = options.queues[i];
       qs.push_back({{"name", q.name}, {"priority", q.priority}, {"default_kind", q.default_kind},
                     {"depth", ready[i].size() + held_per_queue[i]}, {"scheduled", scheduled_per_queue[i]},
-                    {"running", queue_running[i]}});
+                    {"reserved", queue_running[i] - std::min<uint64_t>(queue_running[i], started_per_queue[i])},
+                    {"running", started_per_queue[i]}});
     }
     return json{{"queues", qs}}.dump();
   }

@@ -36,6 +36,7 @@ void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> mes
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, proto::Results>) on_results(w, m);
+        else if constexpr (std::is_same_v<T, proto::Started>) on_started(w, m);
         else if constexpr (std::is_same_v<T, proto::Heartbeat>) {
           w.busy = m.busy;
           if (m.capacity) w.capacity = std::min<uint32_t>(m.capacity, 1'000'000);  // autoscale, resize
@@ -140,6 +141,17 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
   outbox.push_back({true, rid, std::move(welcome)});
   worker_order.push_back(rid);
   workers.emplace(rid, std::move(w));
+}
+
+// Only the session holding a lease, for the leased attempt, can say its task started.
+void Router::Impl::on_started(WorkerSession& worker, const proto::Started& started) {
+  const uint64_t now = now_unix_ms();
+  for (const auto& claim : started.claims) {
+    auto lease = leases.find(claim.task);
+    if (lease == leases.end() || lease->second.routing_id != worker.routing_id || lease->second.attempt != claim.attempt)
+      continue;
+    if (!lease->second.started_unix_ms) lease->second.started_unix_ms = now;
+  }
 }
 
 void Router::Impl::on_results(WorkerSession& worker, const proto::Results& results) {

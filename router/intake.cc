@@ -12,6 +12,7 @@ constexpr size_t kMaxTasksPerSubmit = 100000;
 constexpr size_t kMaxPayloadBytes = 16u << 20;
 constexpr size_t kMaxReplayEvents = 10000;
 constexpr uint64_t kMaxWaitMs = 3600'000;
+constexpr uint64_t kMaxCountdownMs = 10ull * 366 * 86400 * 1000;
 
 std::string too_long(const std::string& s) { return s.size() > 64 ? s.substr(0, 64) + "..." : s; }
 
@@ -53,6 +54,19 @@ void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> me
 }
 
 void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
+  // The client stopped waiting at its deadline and reported the submission as not answered:
+  // it must not run now. (Clocks of client and router hosts are assumed in sync to well
+  // within a client's timeout; see docs/EXECUTION.md.)
+  if (submit.deadline_ms) {
+    const uint64_t now = now_unix_ms();
+    if (now > submit.deadline_ms) {
+      ++late_requests;
+      spdlog::warn("router refused late submission tasks={} late_ms={}", submit.tasks.size(), now - submit.deadline_ms);
+      return reply_error(rid, submit.corr, Status(Code::kTimeout, "the submission reached the router " +
+                                                     std::to_string(now - submit.deadline_ms) +
+                                                     " ms after its deadline: not accepted, nothing runs"));
+    }
+  }
   if (storage_full)
     return reply_error(rid, submit.corr, Status(Code::kStorageFull, "storage full: the router's LMDB map is at its maximum size"));
   if (submit.tasks.size() > kMaxTasksPerSubmit)
@@ -75,6 +89,10 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     if (t.payload.size() > kMaxPayloadBytes)
       return reply_error(rid, submit.corr, Status(Code::kTooLarge, "payload of " + std::to_string(t.payload.size()) +
                                                       " bytes exceeds " + std::to_string(kMaxPayloadBytes)));
+    if (t.countdown_ms && t.eta_ms)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "give a countdown or an eta, not both"));
+    if (t.countdown_ms > kMaxCountdownMs)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "countdown must be at most 10 years"));
     if (t.max_retries < -1)
       return reply_error(rid, submit.corr, Status(Code::kBadRequest, "max_retries must be >= 0"));
     if (t.hard_limit_ms && t.soft_limit_ms > t.hard_limit_ms)
@@ -86,10 +104,11 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     auto prior = ledger->get_idem(submit.idem_key);
     if (!prior) return fail_turn(prior.status());
     if (prior->has_value()) {
-      proto::SubmitAck ack = std::move(**prior);
-      ack.corr = submit.corr;
-      ack.duplicate = true;
-      outbox.push_back({false, rid, std::move(ack)});
+      router::IdemRecord& first = **prior;
+      if (!first.fingerprint.is_nil() && !submit.fingerprint.is_nil() && first.fingerprint != submit.fingerprint)
+        return reply_error(rid, submit.corr, Status(Code::kConflict, "idempotency key '" + too_long(submit.idem_key) +
+                                                        "' was already used for a different request"));
+      outbox.push_back({false, rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true}});
       return;
     }
   }
@@ -127,7 +146,7 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     rec.kind = t.kind.empty() ? qc.default_kind : std::move(t.kind);
     rec.payload = std::move(t.payload);
     rec.priority = static_cast<uint8_t>(t.priority < 0 ? qc.priority : t.priority);
-    rec.eta_ms = t.eta_ms > now ? t.eta_ms : 0;
+    rec.eta_ms = t.countdown_ms ? now + t.countdown_ms : t.eta_ms > now ? t.eta_ms : 0;
     rec.state = rec.eta_ms ? TaskState::kScheduled : TaskState::kQueued;
     rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
     rec.soft_limit_ms = t.soft_limit_ms ? t.soft_limit_ms : qc.soft_time_limit_ms;
@@ -155,7 +174,8 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     emit(std::move(ev));
   }
   if (!submit.idem_key.empty()) {
-    if (Status s = ledger->put_idem(submit.idem_key, ack); !s) return fail_turn(s);
+    if (Status s = ledger->put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint}); !s)
+      return fail_turn(s);
     if (options.result_ttl_ms)
       if (Status s = ledger->put_expiry(now, router::Ledger::Expiring::kIdem, submit.idem_key); !s) return fail_turn(s);
   }

@@ -129,11 +129,11 @@ Result<std::optional<proto::GroupRecord>> Ledger::get_group(const Id& id) {
 Status Ledger::put_group(const proto::GroupRecord& group) {
   return put_packed(txn(), groups_, group.id.bytes(), group, buffer_);
 }
-Result<std::optional<proto::SubmitAck>> Ledger::get_idem(const std::string& key) {
-  return get_packed<proto::SubmitAck>(txn(), idem_, key, "idempotency");
+Result<std::optional<IdemRecord>> Ledger::get_idem(const std::string& key) {
+  return get_packed<IdemRecord>(txn(), idem_, key, "idempotency");
 }
-Status Ledger::put_idem(const std::string& key, const proto::SubmitAck& ack) {
-  return put_packed(txn(), idem_, key, ack, buffer_);
+Status Ledger::put_idem(const std::string& key, const IdemRecord& record) {
+  return put_packed(txn(), idem_, key, record, buffer_);
 }
 
 Status Ledger::del_task(const Id& id) { return txn().del(tasks_, id.bytes()); }

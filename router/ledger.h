@@ -7,7 +7,8 @@
 //                                             the router stopped) on that worker session.
 //   groups  group id                        → msgpack GroupRecord, counters kept per result.
 //   events  seq (8 B)                       → msgpack Event, gap-free, trimmed from the front.
-//   idem    idempotency key                 → msgpack SubmitAck of the first submission.
+//   idem    idempotency key                 → msgpack IdemRecord: the first submission's
+//                                             SubmitAck and its request's fingerprint.
 //   dead    task id                         → empty: the task failed for good (dead letter).
 //   expiry  finished ms (8 B) + kind (1 B) + key → empty: what to delete once the result TTL
 //           has passed (kind 0 task id, 1 group id, 2 idempotency key).
@@ -23,6 +24,17 @@
 #include "common/protocol.h"
 
 namespace zb::router {
+
+// The answer to an idempotency key: SubmitAck's fields (records written before fingerprints
+// existed decode with a nil one), then the fingerprint of the request it answered.
+struct IdemRecord {
+  uint64_t corr = 0;
+  Id group;
+  std::vector<Id> tasks;
+  bool duplicate = false;
+  Id fingerprint;
+  MSGPACK_DEFINE(corr, group, tasks, duplicate, fingerprint);
+};
 
 struct Lease {
   uint32_t attempt = 0;
@@ -61,8 +73,8 @@ class Ledger {
   Status del_lease(const Id& id);
   Result<std::optional<proto::GroupRecord>> get_group(const Id& id);
   Status put_group(const proto::GroupRecord& group);
-  Result<std::optional<proto::SubmitAck>> get_idem(const std::string& key);
-  Status put_idem(const std::string& key, const proto::SubmitAck& ack);
+  Result<std::optional<IdemRecord>> get_idem(const std::string& key);
+  Status put_idem(const std::string& key, const IdemRecord& record);
   Status del_task(const Id& id);
   Status del_group(const Id& id);
   Status del_idem(const std::string& key);

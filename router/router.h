@@ -24,13 +24,15 @@
 //
 // Control operations (proto::Control.op; args and reply are JSON objects):
 //   ping                 → {"pong":true,"log_id":..,"head_seq":N,"workers":N,"uptime_ms":N}
-//   inspect.active       → {"workers":[{"name","session","tasks":[{task fields}]}]}
-//   inspect.reserved     → {"tasks":[...]}  tasks queued in the router, ready to run (first 1000)
-//   inspect.scheduled    → {"tasks":[...]}  tasks waiting for their ETA (first 1000)
+//   inspect.active       → {"workers":[{"name","session","tasks":[{task fields}]}],"total":N}
+//                          tasks running on a worker's slot now
+//   inspect.reserved     → {"tasks":[...],"total":N}  taken by a worker, not started (prefetched)
+//   inspect.scheduled    → {"tasks":[...],"total":N}  waiting for an ETA, countdown or retry backoff
+//                          (lists hold at most 1000 tasks; totals are exact)
 //   inspect.stats        → {"router":{...},"workers":[{name,hostname,pid,concurrency,capacity,
 //                           in_flight,busy,processed,failed,last_heartbeat_ms,queues}]}
 //   inspect.registered   → {"workers":[{"name","kinds":[...]}]}
-//   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","running"}]}
+//   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","reserved","running"}]}
 //   purge {"queue":Q}    → {"purged":N}   queued tasks of Q (all queues when absent) are revoked
 //   revoke {"task":ID,"terminate":b} → {"revoked":ID,"was":state}
 //   retry {"task":ID}    → {"retried":ID}  a failed or revoked task runs again (new attempt)

@@ -58,6 +58,9 @@ struct LeaseState {
   size_t queue = 0;
   uint64_t key = 0;  // order key, to requeue at the original position
   uint64_t grace_deadline_ms = 0;
+  // The worker said it runs on a slot (Started); until then the task is reserved: in the
+  // worker's prefetch buffer.
+  uint64_t started_unix_ms = 0;
 };
 
 // A group with unfinished tasks. Its record is written back once per turn when dirty.
@@ -180,6 +183,7 @@ struct Router::Impl {
 
   // Counters for inspect.stats.
   uint64_t submitted_total = 0, succeeded_total = 0, failed_total = 0, bad_frames = 0;
+  uint64_t late_requests = 0;  // submissions and control operations refused past their deadline
 
   // router.cc
   Status open();
@@ -206,6 +210,7 @@ struct Router::Impl {
   void on_backend(const std::string& rid, Result<proto::Message> message);
   void on_ready(const std::string& rid, const proto::Ready& hello);
   void on_results(router::WorkerSession& worker, const proto::Results& results);
+  void on_started(router::WorkerSession& worker, const proto::Started& started);
   void apply_outcome(router::WorkerSession* worker, const proto::Outcome& outcome);
   void worker_lost(const std::string& rid, std::string_view reason);
   void requeue_lease(const Id& task, const router::LeaseState& lease, std::string_view why);

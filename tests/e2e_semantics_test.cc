@@ -3,6 +3,8 @@
 // autoscale, eager mode, result expiry, configuration errors.
 #include "tests/e2e_support.h"
 
+#include "eager/eager.h"
+
 #include <signal.h>
 
 #include <filesystem>
@@ -376,26 +378,27 @@ TEST(Eager, SubmitRunsInlineWithoutARouter) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"a\":1}\n");
 
-  ClientOptions o;
-  o.router = "tcp://127.0.0.1:9";
-  o.eager = true;
-  auto client = std::move(Client::connect(o).value());
-  int calls = 0;
-  client->register_handler("flaky", [&](const TaskContext& ctx) {
+  EagerOptions o;
+  std::atomic<int> calls{0};
+  o.handlers.emplace_back("flaky", [&](const TaskContext& ctx) {
     ++calls;
     return ctx.attempt < 3 ? HandlerResult::retry("Flaky: not yet") : HandlerResult::ok("\"done\"");
   });
+  for (auto& q : o.queues) q.retry_backoff_ms = q.retry_backoff_max_ms = 1;  // quick retries for the test
+  auto cluster = EagerCluster::start(std::move(o));
+  ASSERT_TRUE(cluster) << cluster.status().to_string();
+  auto client = std::move((*cluster)->client().value());
+  EXPECT_TRUE(client->eager());
   auto id = client->submit(task("flaky", "{}"));
-  ASSERT_TRUE(id);
-  auto rec = client->status(*id);
-  ASSERT_TRUE(rec);
-  EXPECT_EQ(rec->state, TaskState::kSucceeded);
-  EXPECT_EQ(rec->result, "\"done\"");
-  EXPECT_EQ(rec->attempt, 3u);
-  EXPECT_EQ(calls, 3);
+  ASSERT_TRUE(id) << id.status().to_string();
+  auto rec = finish_one(*client, *id, 10s);
+  EXPECT_EQ(rec.state, TaskState::kSucceeded);
+  EXPECT_EQ(rec.result, "\"done\"");
+  EXPECT_EQ(rec.attempt, 3u);
+  EXPECT_EQ(calls.load(), 3);
   auto group = client->submit_group(std::vector<proto::TaskSpec>(3, task("fail", R"({"error":"no"})")));
   ASSERT_TRUE(group);
-  auto g = client->group(group->group);
+  auto g = client->group(group->group);  // eager: the group has run when the submission returns
   ASSERT_TRUE(g);
   EXPECT_EQ(g->failed, 3u);
   EXPECT_TRUE(g->ready());

@@ -11,9 +11,13 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 // Busy slots of the named worker, as the router last heard.
+// Tasks running on the named worker's slots now (inspect.active: Started, not just leased).
 int busy_of(Cluster& cluster, const std::string& name) {
-  for (const auto& w : cluster.stats()["workers"])
-    if (w["name"] == name) return w["busy"].get<int>();
+  auto r = cluster.client()->control("inspect.active");
+  if (!r) return -1;
+  const json active = json::parse(*r);  // a named value: a range over a temporary's member dangles
+  for (const auto& w : active["workers"])
+    if (w["name"] == name) return static_cast<int>(w["tasks"].size());
   return -1;
 }
 

@@ -61,7 +61,7 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
       Results{{{Id::random(), 1, OutcomeStatus::kRetry, "", "boom", 5}}},
       ResultsAck{{{Id::random(), 2}}}, Heartbeat{1}, Disconnect{"who?"}, Bye{"sigterm"},
       Revoke{{{Id::random(), 3}}},
-      WorkerCommand{"pool", -2},
+      WorkerCommand{"pool", -2}, Started{{{Id::random(), 2}}},
       EventBatch{Id::random(), {ev}}, Hugz{Id::random(), 77}};
   EXPECT_EQ(all.size(), std::variant_size_v<Message>);
   for (const Message& m : all) {

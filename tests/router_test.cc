@@ -356,25 +356,55 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
 
 TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {
   start();
-  // The client library exposes no key yet; speak the protocol directly.
+  // Speak the protocol directly, to choose the key, the fingerprint and the deadline.
   zmq::socket_t raw(ctx_, zmq::socket_type::dealer);
   wire::configure(raw, zmq::socket_type::dealer);
   raw.connect(options_.frontend);
-  auto submit = [&](uint64_t corr) {
-    wire::send(raw, proto::Submit{corr, Id(), 0, true, "key-1", {spec("default")}});
-    std::optional<proto::SubmitAck> ack;
+  auto send = [&](proto::Submit submit) -> proto::Message {
+    wire::send(raw, submit);
+    std::optional<proto::Message> reply;
     EXPECT_TRUE(wait_until([&] {
       auto in = wire::recv(raw, false);
-      if (in && in->message) ack = std::get<proto::SubmitAck>(*in->message);
-      return ack.has_value();
+      if (in && in->message) reply = std::move(*in->message);
+      return reply.has_value();
     }, 5s));
-    return *ack;
+    return reply ? *reply : proto::Message{proto::Error{}};
   };
-  auto first = submit(1), second = submit(2);
+  const Id same = Id::random(), other = Id::random();
+  auto first = std::get<proto::SubmitAck>(send(proto::Submit{1, Id(), 0, true, "key-1", {spec("default")}, 0, same}));
+  auto second = std::get<proto::SubmitAck>(send(proto::Submit{2, Id(), 0, true, "key-1", {spec("default")}, 0, same}));
   EXPECT_FALSE(first.duplicate);
   EXPECT_TRUE(second.duplicate);
   EXPECT_EQ(first.tasks, second.tasks);
+  // The same key for another request is a conflict, never a silent replay of the first ids.
+  auto conflict = send(proto::Submit{3, Id(), 0, true, "key-1", {spec("low_priority")}, 0, other});
+  ASSERT_TRUE(std::holds_alternative<proto::Error>(conflict));
+  EXPECT_EQ(std::get<proto::Error>(conflict).code, static_cast<int32_t>(Code::kConflict));
+  EXPECT_NE(std::get<proto::Error>(conflict).message.find("different request"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 1);
+}
+
+TEST_F(RouterFixture, SubmissionArrivingAfterItsDeadlineIsRefusedAndNeverRuns) {
+  start();
+  zmq::socket_t raw(ctx_, zmq::socket_type::dealer);
+  wire::configure(raw, zmq::socket_type::dealer);
+  raw.connect(options_.frontend);
+  wire::send(raw, proto::Submit{7, Id(), 0, true, "late", {spec("default")}, now_unix_ms() - 1, Id()});
+  std::optional<proto::Message> reply;
+  ASSERT_TRUE(wait_until([&] {
+    auto in = wire::recv(raw, false);
+    if (in && in->message) reply = std::move(*in->message);
+    return reply.has_value();
+  }, 5s));
+  ASSERT_TRUE(std::holds_alternative<proto::Error>(*reply));
+  EXPECT_EQ(std::get<proto::Error>(*reply).code, static_cast<int32_t>(Code::kTimeout));
+  auto stats = nlohmann::json::parse(*client_->control("inspect.stats"))["router"];
+  EXPECT_EQ(stats["submitted"], 0);
+  EXPECT_EQ(stats["late_requests"], 1);
+  // Nor does the key remember it: a repeat within its deadline is a fresh submission.
+  auto again = client_->submit(spec("default"), "late");
+  ASSERT_TRUE(again) << again.status().to_string();
+  EXPECT_FALSE(again->duplicate);
 }
 
 TEST_F(RouterFixture, SubmissionsWithBadFieldsAreRefusedWhole) {

@@ -55,6 +55,7 @@ struct Slots::Shared : std::enable_shared_from_this<Shared> {
   std::deque<proto::Assignment> queue;
   std::unordered_map<Id, Running, IdHash> running;  // started or queued, by task
   std::vector<proto::Outcome> done;
+  std::vector<proto::Claim> started;    // began to run since the last collect()
   std::vector<proto::Claim> abandoned;  // stuck past the hard limit, already failed
   // The earliest soft or abandon time of any started task (steady clock ticks): enforce()
   // does nothing before it.
@@ -86,6 +87,10 @@ struct Slots::Shared : std::enable_shared_from_this<Shared> {
 
   void push_done_locked(proto::Outcome outcome) {
     done.push_back(std::move(outcome));
+    wake_locked();
+  }
+  // One wake-up per burst: the loop collects everything that piled up meanwhile.
+  void wake_locked() {
     if (!wake_pending) {
       wake_pending = true;
       wake();
@@ -157,11 +162,23 @@ void Slots::add(std::vector<proto::Assignment> tasks) {
   s_->cv.notify_all();
 }
 
-std::vector<proto::Outcome> Slots::collect() {
+std::vector<proto::Outcome> Slots::collect(std::vector<proto::Claim>* started) {
   std::lock_guard lock(s_->mu);
   s_->wake_pending = false;
   if (!s_->exited.empty()) s_->join_exited_locked();
+  if (started) {
+    started->insert(started->end(), s_->started.begin(), s_->started.end());
+  }
+  s_->started.clear();
   return std::exchange(s_->done, {});
+}
+
+std::vector<proto::Claim> Slots::started_claims() const {
+  std::lock_guard lock(s_->mu);
+  std::vector<proto::Claim> out;
+  for (const auto& [id, r] : s_->running)
+    if (r.started && !r.dropped) out.push_back({id, r.attempt});
+  return out;
 }
 
 std::vector<proto::Claim> Slots::claims() const {
@@ -288,6 +305,8 @@ void Slots::Shared::run_slot(uint64_t self_id) {
     if (task.hard_limit_ms) entry.abandon_at = start + std::chrono::milliseconds(task.hard_limit_ms) + kAbandonGrace;
     note_deadline_locked(std::min(entry.soft_at, entry.abandon_at));  // the loop looks at least every 100 ms
     ++busy;
+    started.push_back({task.task, task.attempt});
+    wake_locked();
     lock.unlock();
 
     proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0};

@@ -40,9 +40,12 @@ class Slots {
 
   // Queues assignments; those already queued or running (same task) are ignored.
   void add(std::vector<proto::Assignment> tasks);
-  // Finished outcomes since the last call. Also joins threads that have exited (retired by a
-  // shrink, or abandoned past a hard limit and returned since).
-  std::vector<proto::Outcome> collect();
+  // Finished outcomes since the last call, and (into `started`) the tasks that began to run
+  // on a slot since. Also joins threads that have exited (retired by a shrink, or abandoned
+  // past a hard limit and returned since).
+  std::vector<proto::Outcome> collect(std::vector<proto::Claim>* started = nullptr);
+  // Claims of the tasks running on a slot now (not those waiting for one).
+  std::vector<proto::Claim> started_claims() const;
   // Claims of every task queued or running (re-claimed after a reconnect).
   std::vector<proto::Claim> claims() const;
   // Removes the queued, not-started tasks and returns them.

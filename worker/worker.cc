@@ -99,9 +99,11 @@ struct Worker::Impl {
       welcomed = true;
       slots.drop(welcome->rejected);
       for (const auto& c : welcome->rejected) unacked.erase(c.task);
-      // Results finished while we were away go out now.
+      // Results finished while we were away go out now, and what runs is said again: the
+      // router may be new.
       to_send.clear();
       for (const auto& [id, o] : unacked) to_send.push_back(o);
+      if (auto running = slots.started_claims(); !running.empty()) send(proto::Started{std::move(running)});
       spdlog::info("worker connected router={} name={} rejected={}", options.router, options.name,
                    welcome->rejected.size());
     } else if (auto* tasks = std::get_if<proto::Tasks>(&message)) {
@@ -189,6 +191,7 @@ struct Worker::Impl {
     connect(slots);
     bool bye_sent = false, cold = false;
     uint64_t drained_at = 0, shutdown_deadline = 0;
+    std::vector<proto::Claim> started;
     for (;;) {
       const int stops = stop_requests.load();
       uint64_t now = now_steady_ms();
@@ -246,10 +249,12 @@ struct Worker::Impl {
           if (!socket) break;
         }
       }
-      for (auto& o : slots.collect()) {
+      started.clear();
+      for (auto& o : slots.collect(&started)) {
         unacked[o.task] = o;
         to_send.push_back(std::move(o));
       }
+      if (welcomed && !started.empty()) send(proto::Started{std::move(started)});
       if (welcomed && !to_send.empty()) {
         send(proto::Results{std::move(to_send)});
         to_send.clear();
