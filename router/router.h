@@ -29,7 +29,7 @@
 //   inspect.scheduled    → {"tasks":[...]}  tasks waiting for their ETA (first 1000)
 //   inspect.stats        → {"router":{...},"workers":[{name,hostname,pid,concurrency,capacity,
 //                           in_flight,busy,processed,failed,last_heartbeat_ms,queues}]}
-//   inspect.registered   → {"workers":[{"name","kinds":[...]}]}
+//   inspect.registered   → {"workers":[{"name","kinds":[...],"test_profiles":[...],"mcp_servers":[...]}]}
 //   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","running"}]}
 //   purge {"queue":Q}    → {"purged":N}   queued tasks of Q (all queues when absent) are revoked
 //   revoke {"task":ID,"terminate":b} → {"revoked":ID,"was":state}
