@@ -4,12 +4,18 @@
 //                        "source":"junit"|"summary"|"none","duration_ms","log_tail"}
 // The task names a profile, never a command. Counts come from the profile's JUnit XML report
 // when it wrote one, else from the tool's own summary line (pytest, unittest, ctest, jest/
-// mocha-like "N passing"). A run whose tests fail is a successful task with ok = false; the
-// task fails only when the profile is unknown, cannot start, or runs out of time.
+// mocha-like "N passing"). A run whose tests fail is a successful task with ok = false. The
+// task fails when the profile is unknown, its runner is missing (TestRunnerMissing: argv[0]
+// not found or not executable, or a wrapper shell's exit 126/127 without counts), the run
+// ends non-zero without any count to show for it (TestRunError), or it runs out of time.
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -103,6 +109,35 @@ Counts summary_counts(const std::string& log) {
   return c;
 }
 
+// Why the profile's runner cannot start, or nullopt when it can: argv[0] as posix_spawnp
+// finds it (a name with '/' relative to the profile's cwd, else searched on PATH).
+std::optional<std::string> runner_missing(const TestProfile& profile) {
+  if (profile.argv.empty() || profile.argv.front().empty()) return "it names no program (argv)";
+  const std::string& program = profile.argv.front();
+  // Relative names resolve in the child, after it changed to the profile's cwd.
+  auto in_cwd = [&](fs::path path) { return path.is_relative() && !profile.cwd.empty() ? fs::path(profile.cwd) / path : path; };
+  auto usable = [](const fs::path& path) -> std::optional<std::string> {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return "'" + path.string() + "' does not exist";
+    if (!S_ISREG(st.st_mode)) return "'" + path.string() + "' is not a file";
+    if (::access(path.c_str(), X_OK) != 0) return "'" + path.string() + "' is not executable";
+    return std::nullopt;
+  };
+  if (program.find('/') != std::string::npos) return usable(in_cwd(program));
+  const char* env_path = std::getenv("PATH");
+  std::stringstream dirs(env_path && *env_path ? env_path : "/usr/local/bin:/usr/bin:/bin");
+  std::optional<std::string> why = "'" + program + "' is not on PATH";
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const fs::path candidate = in_cwd(fs::path(dir.empty() ? "." : dir) / program);
+    std::error_code ec;
+    if (!fs::exists(candidate, ec)) continue;
+    auto problem = usable(candidate);
+    if (!problem) return std::nullopt;
+    why = problem;  // found, but not runnable: say so unless a later directory has a good one
+  }
+  return why;
+}
+
 HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskContext& ctx) {
   HandlerResult bad;
   auto task = payload_object(ctx, bad);
@@ -132,9 +167,11 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
   if (!junit.empty()) fs::remove(junit, ec);  // a stale report must not be read as this run's
   TaskContext limited = ctx;
   if (!limited.hard_limit_ms || limited.hard_limit_ms > profile->timeout_ms) limited.hard_limit_ms = profile->timeout_ms;
+  if (auto missing = runner_missing(*profile))
+    return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + *missing);
   const auto start = std::chrono::steady_clock::now();
   auto child = Child::spawn(p, true);
-  if (!child) return HandlerResult::fail("SpawnError: " + child.status().message());
+  if (!child) return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + child.status().message());
   Exchange x = pump(**child, "", false, p, limited);
   if (x.killed != Killed::kNone) return HandlerResult::fail(ended_error(**child, x, limited, "TestRunError"));
   const int st = (*child)->wait_status();
@@ -154,6 +191,17 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
   if (!c.found) {
     c = summary_counts(log);
     if (c.found) source = "summary";
+  }
+  if (!c.found && exit_code != 0) {
+    // Nothing says any test ran: the tool itself failed (usage error, crash, a wrapper shell
+    // that could not find the tool). That is no test result, so the task fails.
+    const std::string shown = tail(log, 500);
+    if (exit_code == 126 || exit_code == 127)
+      return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "' exited with code " +
+                                 std::to_string(exit_code) + " (command " + (exit_code == 127 ? "not found" : "not executable") +
+                                 ")" + (shown.empty() ? "" : ": " + shown));
+    return HandlerResult::fail("TestRunError: profile '" + profile->name + "' exited with code " + std::to_string(exit_code) +
+                               " and reported no test counts" + (shown.empty() ? "" : ": " + shown));
   }
   const bool ok = exit_code == 0 && c.failed == 0 && c.errors == 0;
   json result{{"profile", profile->name}, {"ok", ok}, {"exit_code", exit_code}, {"passed", c.passed},
