@@ -332,11 +332,32 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     }
   }
 
-  auto get_task = [&](const Id& id) -> Result<TaskStatus> {
+  // Lets the store apply the router's log up to its head as of now (for at most 2 s); true when
+  // it did. What the store answers afterwards is then at least as new as what the router knew.
+  auto catch_up = [&]() {
+    auto ping = pool.with([&](Client& c) { return c.control("ping"); });
+    if (!ping) return false;
+    const json reply = json::parse(*ping, nullptr, false);
+    const uint64_t head = reply.is_object() ? reply.value("head_seq", uint64_t{0}) : 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (db.applied() < head && std::chrono::steady_clock::now() < deadline)
+      follower.wait_applied(head, std::chrono::milliseconds(50));
+    return db.applied() >= head;
+  };
+  auto get_task = [&, catch_up](const Id& id) -> Result<TaskStatus> {
     auto t = db.task(id);
     if (!t) return t.status();
     if (t->has_value()) return std::move(**t);
-    // Not applied here yet: the router knows (read-your-writes right after a submission).
+    // Not applied here yet (a submission a moment ago): catch up with the router's log rather
+    // than answer the router's record, which the store's own, older copy would contradict on
+    // the next read (a task seen failed, then running again).
+    if (catch_up()) {
+      t = db.task(id);
+      if (!t) return t.status();
+      if (t->has_value()) return std::move(**t);
+    }
+    // Still not here: the store is far behind (the router's record, read-your-writes), or no
+    // such task (the router's 404).
     auto rec = pool.with([&](Client& c) { return c.status(id); });
     if (!rec) return rec.status();
     return from_record(*rec);
@@ -350,8 +371,8 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       send_json(res, 200, task_json(*t, full));
     };
   };
-  auto group_handler = [&, limits](bool full) {
-    return [&db, &pool, &follower, limits, full](const httplib::Request& req, httplib::Response& res) {
+  auto group_handler = [&, catch_up, limits](bool full) {
+    return [&db, &pool, catch_up, limits, full](const httplib::Request& req, httplib::Response& res) {
       auto id = Id::parse(req.matches[1].str());
       if (!id) return send_error(res, Status(Code::kNotFound, "no group " + req.matches[1].str()));
       auto offset = query_size(req, "offset", 0, SIZE_MAX);
@@ -363,15 +384,9 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       if (!g->has_value()) {
         // Not applied here yet (a submission a moment ago): catch up with the router's log
         // first, so that counters and results come from one consistent view.
-        auto ping = pool.with([&](Client& c) { return c.control("ping"); });
-        if (ping) {
-          const uint64_t head = json::parse(*ping, nullptr, false).value("head_seq", uint64_t{0});
-          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-          while (db.applied() < head && std::chrono::steady_clock::now() < deadline)
-            follower.wait_applied(head, std::chrono::milliseconds(50));
-          g = db.group(*id);
-          if (!g) return send_error(res, g.status());
-        }
+        catch_up();
+        g = db.group(*id);
+        if (!g) return send_error(res, g.status());
       }
       GroupStatus group;
       if (g->has_value()) {
