@@ -57,6 +57,11 @@ class T(unittest.TestCase):
 """
 
 
+REPORT = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="t" tests="3" failures="1" errors="0" skipped="0"><testcase name="x"/></testsuite>
+"""
+
+
 def unix_ms(text):
     """What the store should make of an RFC 3339 date-time, computed independently."""
     return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
@@ -71,6 +76,9 @@ class StrictInput(unittest.TestCase):
         os.makedirs(project)
         with open(os.path.join(project, "test_sample.py"), "w") as f:
             f.write(UNITTESTS)
+        with open(os.path.join(project, "report-template.xml"), "w") as f:
+            f.write(REPORT)
+        cls.project = project
         not_executable = os.path.join(root, "runner.sh")
         with open(not_executable, "w") as f:
             f.write("#!/bin/sh\necho never\n")
@@ -107,6 +115,12 @@ class StrictInput(unittest.TestCase):
             [[test_profile]]
             name = "quiet"
             argv = ["/bin/true"]
+
+            [[test_profile]]
+            name = "turns"
+            argv = ["/bin/sh", "-c", "echo start >> turns.log; sleep 0.2; cp report-template.xml turns.xml; echo end >> turns.log; exit 1"]
+            cwd = "{project}"
+            junit = "turns.xml"
 
             [[mcp_server]]
             name = "mini"
@@ -440,6 +454,18 @@ class StrictInput(unittest.TestCase):
         # Exit 0 without counts is a run that reported nothing: succeeded, ok, source none.
         self.assertEqual(quiet["state"], "succeeded", quiet)
         self.assertEqual((quiet["result"]["ok"], quiet["result"]["total"], quiet["result"]["source"]), (True, 0, "none"))
+
+    def test_runs_writing_one_report_take_turns(self):
+        # Two slots, three runs: overlapping, one run's report would be another's counts.
+        r = self.post("/batch/tests", {"tasks": [{"id": f"turn-{i}", "profile": "turns"} for i in range(3)]})
+        self.assertEqual(r.status_code, 200, r.text)
+        gid = r.json()["group_id"]
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["ready"], 30, "turns ran")
+        for t in requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"]:
+            self.assertEqual(t["state"], "succeeded", t)
+            self.assertEqual((t["result"]["source"], t["result"]["total"], t["result"]["failed"]), ("junit", 3, 1), t)
+        with open(os.path.join(self.project, "turns.log")) as f:
+            self.assertEqual(f.read().split(), ["start", "end"] * 3)
 
     # --- E: idempotency keys on every submission -----------------------------------------------
     def test_every_submission_gets_a_key_and_a_repeat_with_it_runs_nothing_twice(self):

@@ -15,6 +15,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -138,7 +141,33 @@ std::optional<std::string> runner_missing(const TestProfile& profile) {
   return why;
 }
 
-HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskContext& ctx) {
+// Runs that write the same JUnit report must not overlap: one run's removal of a stale report,
+// or its own report, would be read as the other's counts. So they take turns, per report path.
+class ReportLocks {
+ public:
+  // Holds the report's lock once no other run has it; nullopt when the task is cancelled
+  // (time limit, revoke) while it waits.
+  std::optional<std::unique_lock<std::timed_mutex>> acquire(const fs::path& report, const TaskContext& ctx) {
+    std::timed_mutex* m = nullptr;
+    {
+      std::lock_guard guard(mu_);
+      std::error_code ec;
+      auto& slot = locks_[fs::absolute(report, ec).lexically_normal().string()];
+      if (!slot) slot = std::make_unique<std::timed_mutex>();
+      m = slot.get();
+    }
+    std::unique_lock lock(*m, std::defer_lock);
+    while (!lock.try_lock_for(std::chrono::milliseconds(50)))
+      if (ctx.is_cancelled()) return std::nullopt;
+    return lock;
+  }
+
+ private:
+  std::mutex mu_;  // guards locks_
+  std::map<std::string, std::unique_ptr<std::timed_mutex>> locks_;
+};
+
+HandlerResult run_profile(const std::vector<TestProfile>& profiles, ReportLocks& locks, const TaskContext& ctx) {
   HandlerResult bad;
   auto task = payload_object(ctx, bad);
   if (!task) return bad;
@@ -162,13 +191,20 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
   p.cwd = profile->cwd;
   p.stdout_limit = 64u << 20;
   p.stderr_limit = std::max<size_t>(profile->log_tail, 1);
-  const fs::path junit = profile->junit.empty() ? fs::path() : fs::path(profile->cwd.empty() ? "." : profile->cwd) / profile->junit;
-  std::error_code ec;
-  if (!junit.empty()) fs::remove(junit, ec);  // a stale report must not be read as this run's
-  TaskContext limited = ctx;
-  if (!limited.hard_limit_ms || limited.hard_limit_ms > profile->timeout_ms) limited.hard_limit_ms = profile->timeout_ms;
   if (auto missing = runner_missing(*profile))
     return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + *missing);
+  const fs::path junit = profile->junit.empty() ? fs::path() : fs::path(profile->cwd.empty() ? "." : profile->cwd) / profile->junit;
+  std::optional<std::unique_lock<std::timed_mutex>> report_turn;
+  if (!junit.empty()) {
+    report_turn = locks.acquire(junit, ctx);
+    if (!report_turn)
+      return HandlerResult::fail("Cancelled: the task was cancelled (time limit or revoke) while another run wrote " +
+                                 profile->junit);
+    std::error_code ec;
+    fs::remove(junit, ec);  // a stale report must not be read as this run's
+  }
+  TaskContext limited = ctx;
+  if (!limited.hard_limit_ms || limited.hard_limit_ms > profile->timeout_ms) limited.hard_limit_ms = profile->timeout_ms;
   const auto start = std::chrono::steady_clock::now();
   auto child = Child::spawn(p, true);
   if (!child) return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + child.status().message());
@@ -215,7 +251,8 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
 }  // namespace
 
 Handler make_test_handler(std::vector<TestProfile> profiles) {
-  return [profiles = std::move(profiles)](const TaskContext& ctx) { return run_profile(profiles, ctx); };
+  auto locks = std::make_shared<ReportLocks>();
+  return [profiles = std::move(profiles), locks](const TaskContext& ctx) { return run_profile(profiles, *locks, ctx); };
 }
 
 }  // namespace zb::worker
