@@ -39,8 +39,8 @@ constexpr double kMaxCountdownS = 1e10;
 constexpr double kMaxEtaS = 253402300799;  // 9999-12-31T23:59:59Z
 constexpr double kMaxLimitS = 4e6;
 
-// The fields a task may set beside its payload, and those of the group form's top level.
-// A seed task object's scheduling fields (not queue: the endpoint fixes it).
+// The schemas. A seed task object holds these scheduling fields beside its kind's own (not
+// queue: the endpoint fixes it); a task of the API holds its kind's in "payload".
 constexpr std::array<std::string_view, 8> kSeedTaskFields = {
     "id", "kind", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit"};
 constexpr std::array<std::string_view, 10> kApiTaskFields = {
