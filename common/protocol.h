@@ -331,7 +331,13 @@ struct Ready {
   uint32_t concurrency = 0;
   uint32_t capacity = 0;   // most tasks in flight at once (concurrency × prefetch multiplier)
   std::vector<Claim> running;
-  MSGPACK_DEFINE(name, session, hostname, pid, queues, kinds, concurrency, capacity, running);
+  // The names of the worker's test profiles and MCP servers, so that the store can refuse a
+  // task naming one no worker has. An older worker sends neither: both stay empty. (The
+  // initialisers let aggregate initialisations that predate them leave them out.)
+  std::vector<std::string> test_profiles = {};
+  std::vector<std::string> mcp_servers = {};
+  MSGPACK_DEFINE(name, session, hostname, pid, queues, kinds, concurrency, capacity, running, test_profiles,
+                 mcp_servers);
 };
 
 struct Welcome {

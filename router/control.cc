@@ -121,7 +121,8 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     json ws = json::array();
     for (const auto& rid : worker_order) {
       const auto& w = workers.at(rid);
-      ws.push_back({{"name", w.name}, {"kinds", w.kinds}});
+      ws.push_back({{"name", w.name}, {"kinds", w.kinds}, {"test_profiles", w.test_profiles},
+                    {"mcp_servers", w.mcp_servers}});
     }
     return json{{"workers", ws}}.dump();
   }

@@ -73,6 +73,8 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
   w.hostname = hello.hostname.substr(0, 255);
   w.pid = hello.pid;
   w.kinds = hello.kinds;
+  w.test_profiles = hello.test_profiles;
+  w.mcp_servers = hello.mcp_servers;
   w.concurrency = hello.concurrency;
   w.capacity = std::max<uint32_t>(1, hello.capacity);
   const auto& names = hello.queues.empty() ? std::vector<std::string>{} : hello.queues;

@@ -31,7 +31,7 @@
 //                          (lists hold at most 1000 tasks; totals are exact)
 //   inspect.stats        → {"router":{...},"workers":[{name,hostname,pid,concurrency,capacity,
 //                           in_flight,busy,processed,failed,last_heartbeat_ms,queues}]}
-//   inspect.registered   → {"workers":[{"name","kinds":[...]}]}
+//   inspect.registered   → {"workers":[{"name","kinds":[...],"test_profiles":[...],"mcp_servers":[...]}]}
 //   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","reserved","running"}]}
 //   purge {"queue":Q}    → {"purged":N}   queued tasks of Q (all queues when absent) are revoked
 //   revoke {"task":ID,"terminate":b} → {"revoked":ID,"was":state}

@@ -35,6 +35,8 @@ struct WorkerSession {
   uint32_t pid = 0;
   std::vector<size_t> queues;  // indices into Impl::queues, served in priority order
   std::vector<std::string> kinds;
+  std::vector<std::string> test_profiles;  // as announced in READY, listed by inspect.registered
+  std::vector<std::string> mcp_servers;
   uint32_t concurrency = 0;
   uint32_t capacity = 0;
   std::unordered_set<Id, IdHash> leased;

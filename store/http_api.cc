@@ -1,13 +1,18 @@
 #include "store/http_api.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "store/cluster_view.h"
 #include "store/http_json.h"
+#include "store/task_request.h"
 
 namespace zb::store {
 
@@ -26,6 +31,7 @@ int http_status(Code code) {
     case Code::kUnprocessable: return 422;
     case Code::kUnavailable: return 503;
     case Code::kTimeout: return 504;
+    case Code::kOutcomeUnknown: return 504;
     case Code::kStorageFull: return 507;
     default: return 500;
   }
@@ -69,6 +75,59 @@ Result<json> parse_body(const httplib::Request& req) {
   if (j.is_discarded()) return Status(Code::kBadRequest, "request body is not valid JSON");
   if (!j.is_object()) return Status(Code::kBadRequest, "request body must be a JSON object");
   return j;
+}
+
+Result<json> parse_optional_body(const httplib::Request& req) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  return parse_body(req);
+}
+
+std::string field_path(const std::string& where, std::string_view key) {
+  return where.empty() ? std::string(key) : where + "." + std::string(key);
+}
+
+namespace {
+
+// Levenshtein distance, for "did you mean" (names are short; longer ones are not compared).
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+Status known_fields(const json& object, std::span<const std::string_view> allowed, const std::string& where,
+                    std::string_view what) {
+  if (!object.is_object()) return Status::ok();
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    const std::string& key = it.key();
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string message = field_path(where, key.size() > 60 ? key.substr(0, 60) + "..." : key) + ": unknown field";
+    std::string_view nearest;
+    size_t best = 3;
+    if (key.size() <= 64) {
+      for (std::string_view name : allowed) {
+        const size_t d = edit_distance(key, name);
+        if (d < best && d < key.size()) best = d, nearest = name;
+      }
+    }
+    if (!nearest.empty()) message += ", did you mean \"" + std::string(nearest) + "\"?";
+    std::string names;
+    for (std::string_view name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
+    message += " (" + std::string(what) + (names.empty() ? " takes no fields)" : " takes " + names + ")");
+    return Status(Code::kBadRequest, message);
+  }
+  return Status::ok();
 }
 
 // The batch guide's status words.
@@ -135,69 +194,47 @@ Result<size_t> query_size(const httplib::Request& req, const char* name, size_t 
 
 namespace {
 
-// A task object of an HTTP request as a TaskSpec. `queue` is the endpoint's queue (empty for
-// the generic API, where the body may name one).
-Result<proto::TaskSpec> task_spec(const json& t, const std::string& queue, bool whole_object_is_payload) {
-  if (!t.is_object()) return Status(Code::kBadRequest, "each task must be a JSON object");
-  proto::TaskSpec spec;
-  spec.queue = queue;
-  if (queue.empty() && t.contains("queue")) {
-    if (!t["queue"].is_string()) return Status(Code::kBadRequest, "queue must be a string");
-    spec.queue = t["queue"].get<std::string>();
+// The submission's idempotency key: the Idempotency-Key header, else the body's
+// "idempotency_key", else a new random one, so that every submission can be repeated safely.
+Result<std::string> submission_key(const httplib::Request& req, const json& body) {
+  std::optional<std::string> header, field;
+  if (req.has_header("Idempotency-Key")) header = req.get_header_value("Idempotency-Key");
+  if (auto it = body.find("idempotency_key"); it != body.end()) {
+    if (!it->is_string()) return Status(Code::kBadRequest, "idempotency_key: must be a string");
+    field = it->get<std::string>();
   }
-  if (t.contains("kind")) {
-    if (!t["kind"].is_string()) return Status(Code::kBadRequest, "kind must be a string");
-    spec.kind = t["kind"].get<std::string>();
-  }
-  if (t.contains("id")) {
-    if (t["id"].is_string()) spec.ref = t["id"].get<std::string>();
-    else if (t["id"].is_number_integer()) spec.ref = std::to_string(t["id"].get<int64_t>());
-    else return Status(Code::kBadRequest, "id must be a string or an integer");
-  }
-  if (t.contains("priority")) {
-    if (!t["priority"].is_number_integer() || t["priority"].get<int64_t>() < 0 || t["priority"].get<int64_t>() > 255)
-      return Status(Code::kBadRequest, "priority must be an integer 0..255");
-    spec.priority = static_cast<int32_t>(t["priority"].get<int64_t>());
-  }
-  if (t.contains("max_retries")) {
-    if (!t["max_retries"].is_number_integer() || t["max_retries"].get<int64_t>() < 0)
-      return Status(Code::kBadRequest, "max_retries must be a non-negative integer");
-    spec.max_retries = static_cast<int32_t>(std::min<int64_t>(t["max_retries"].get<int64_t>(), 1000));
-  }
-  if (t.contains("countdown")) {
-    if (!t["countdown"].is_number() || t["countdown"].get<double>() < 0)
-      return Status(Code::kBadRequest, "countdown must be a number of seconds >= 0");
-    spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(t["countdown"].get<double>() * 1000);
-  }
-  for (const char* key : {"time_limit", "soft_time_limit"}) {
-    if (!t.contains(key)) continue;
-    if (!t[key].is_number() || t[key].get<double>() < 0 || t[key].get<double>() > 4e6)
-      return Status(Code::kBadRequest, std::string(key) + " must be a number of seconds, 0..4000000");
-    const auto ms = static_cast<uint32_t>(t[key].get<double>() * 1000);
-    (std::string(key) == "time_limit" ? spec.hard_limit_ms : spec.soft_limit_ms) = ms;
-  }
-  if (t.contains("eta")) {
-    if (!t["eta"].is_number() || t["eta"].get<double>() < 0)
-      return Status(Code::kBadRequest, "eta must be unix seconds");
-    spec.eta_ms = static_cast<uint64_t>(t["eta"].get<double>() * 1000);
-  }
-  if (whole_object_is_payload) {
-    spec.payload = t.dump();  // the guide's tasks are handed to the handler whole
-  } else {
-    spec.payload = t.contains("payload") ? t["payload"].dump() : "null";
-  }
-  return spec;
+  if ((header && header->empty()) || (field && field->empty()))
+    return Status(Code::kBadRequest, "an idempotency key must not be empty (leave it out to have one assigned)");
+  if (header && field && *header != *field)
+    return Status(Code::kBadRequest, "the Idempotency-Key header and idempotency_key differ");
+  std::string key = header ? *header : field.value_or("");
+  if (key.size() > 200) return Status(Code::kBadRequest, "an idempotency key has at most 200 bytes");
+  if (key.empty()) key = "http-" + Id::random().to_string();
+  return key;
 }
 
-// The Idempotency-Key header, or the body's "idempotency_key".
-Result<std::string> idempotency_key(const httplib::Request& req, const json& body) {
-  std::string key = req.get_header_value("Idempotency-Key");
-  if (key.empty() && body.is_object() && body.contains("idempotency_key")) {
-    if (!body["idempotency_key"].is_string()) return Status(Code::kBadRequest, "idempotency_key must be a string");
-    key = body["idempotency_key"].get<std::string>();
-  }
-  if (key.size() > 200) return Status(Code::kBadRequest, "an idempotency key has at most 200 bytes");
-  return key;
+// Every answer to a submission names its key (header and body), so the caller can repeat it.
+void send_submitted(httplib::Response& res, int status, json body, const std::string& key) {
+  res.set_header("Idempotency-Key", key);
+  body["idempotency_key"] = key;
+  send_json(res, status, body);
+}
+
+// A submission that was not acknowledged. outcome_unknown (504): it was sent and no answer
+// came, so it may or may not have been accepted; unavailable (503): it never reached the
+// router, nothing was accepted. Other refusals (409 for a key reused with another body, 422,
+// 507, ...) keep the router's code and message.
+void send_submission_error(httplib::Response& res, const Status& s, const std::string& key) {
+  std::string message = s.message();
+  if (s.code() == Code::kOutcomeUnknown)
+    message = "the batch may or may not have been accepted (" + s.message() +
+              "); repeating the request with header Idempotency-Key: " + key +
+              " is safe: if it was accepted, the repeat answers its ids and runs nothing twice";
+  else if (s.code() == Code::kUnavailable)
+    message = "nothing was accepted (" + s.message() + "); repeating the request is safe";
+  res.set_header("Idempotency-Key", key);
+  send_json(res, http_status(s.code()),
+            json{{"error", {{"code", code_name(s.code())}, {"message", message}, {"idempotency_key", key}}}});
 }
 
 }  // namespace
@@ -261,6 +298,9 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     send_error(res, Status(Code::kInternal, what));
   });
 
+  // What the submission checks need of the router and its workers; the handlers share it.
+  auto cluster = std::make_shared<ClusterView>(pool);
+
   // POST /batch[/celery]/<endpoint>: the guide's batch submission.
   struct SeedEndpoint {
     const char* path;
@@ -270,45 +310,54 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
                         {"tests", "tests"}, {"mcp-operations", "mcp_operations"}}) {
     for (const std::string prefix : {"/batch/celery/", "/batch/"}) {
       const std::string queue = e.queue;
-      server.Post(prefix + e.path, [&, queue, prefix, limits](const httplib::Request& req, httplib::Response& res) {
+      server.Post(prefix + e.path, [&pool, cluster, queue, prefix, limits](const httplib::Request& req, httplib::Response& res) {
         auto body = parse_body(req);
         if (!body) return send_error(res, body.status());
-        const json& b = *body;
-        if (!b.contains("tasks") || !b["tasks"].is_array() || b["tasks"].empty())
-          return send_error(res, Status(Code::kBadRequest, "tasks must be a non-empty array"));
-        if (b["tasks"].size() > limits.max_batch_tasks)
-          return send_error(res, Status(Code::kTooLarge, "a batch holds at most " + std::to_string(limits.max_batch_tasks) + " tasks"));
-        GroupOptions go;
-        if (b.contains("parallel") && !b["parallel"].is_null()) {
-          if (!b["parallel"].is_number_integer() || b["parallel"].get<int64_t>() < 0)
-            return send_error(res, Status(Code::kBadRequest, "parallel must be a non-negative integer"));
-          go.parallel = static_cast<uint32_t>(std::min<int64_t>(b["parallel"].get<int64_t>(), 1'000'000));
-        }
-        std::vector<proto::TaskSpec> specs;
-        specs.reserve(b["tasks"].size());
-        for (const auto& t : b["tasks"]) {
-          auto spec = task_spec(t, queue, true);
-          if (!spec) return send_error(res, spec.status());
-          specs.push_back(std::move(spec.value()));
-        }
-        go.chunk_tasks = specs.size();  // one message: the router accepts or refuses it whole
-        auto key = idempotency_key(req, b);
+        auto key = submission_key(req, *body);
         if (!key) return send_error(res, key.status());
+        auto batch = parse_seed_batch(*body, queue, *cluster, limits.max_batch_tasks);
+        if (!batch) return send_submission_error(res, batch.status(), *key);
+        GroupOptions go;
+        go.parallel = batch->parallel;
+        go.chunk_tasks = batch->tasks.size();  // one message: the router accepts or refuses it whole
         go.idempotency_key = *key;
-        auto receipt = pool.with([&](Client& c) { return c.submit_group(specs, go); });
-        if (!receipt) return send_error(res, receipt.status());
+        auto receipt = pool.with([&](Client& c) { return c.submit_group(batch->tasks, go); });
+        if (!receipt) return send_submission_error(res, receipt.status(), *key);
         const std::string gid = receipt->group.to_string();
-        send_json(res, 200, json{{"backend", "zbatch"}, {"group_id", gid}, {"status", "submitted"},
-                                 {"total_tasks", specs.size()}, {"monitor_url", prefix + "group/" + gid}});
+        send_submitted(res, 200,
+                       json{{"backend", "zbatch"}, {"group_id", gid}, {"status", "submitted"},
+                            {"total_tasks", batch->tasks.size()}, {"monitor_url", prefix + "group/" + gid}},
+                       *key);
       });
     }
   }
 
-  auto get_task = [&](const Id& id) -> Result<TaskStatus> {
+  // Lets the store apply the router's log up to its head as of now (for at most 2 s); true when
+  // it did. What the store answers afterwards is then at least as new as what the router knew.
+  auto catch_up = [&]() {
+    auto ping = pool.with([&](Client& c) { return c.control("ping"); });
+    if (!ping) return false;
+    const json reply = json::parse(*ping, nullptr, false);
+    const uint64_t head = reply.is_object() ? reply.value("head_seq", uint64_t{0}) : 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (db.applied() < head && std::chrono::steady_clock::now() < deadline)
+      follower.wait_applied(head, std::chrono::milliseconds(50));
+    return db.applied() >= head;
+  };
+  auto get_task = [&, catch_up](const Id& id) -> Result<TaskStatus> {
     auto t = db.task(id);
     if (!t) return t.status();
     if (t->has_value()) return std::move(**t);
-    // Not applied here yet: the router knows (read-your-writes right after a submission).
+    // Not applied here yet (a submission a moment ago): catch up with the router's log rather
+    // than answer the router's record, which the store's own, older copy would contradict on
+    // the next read (a task seen failed, then running again).
+    if (catch_up()) {
+      t = db.task(id);
+      if (!t) return t.status();
+      if (t->has_value()) return std::move(**t);
+    }
+    // Still not here: the store is far behind (the router's record, read-your-writes), or no
+    // such task (the router's 404).
     auto rec = pool.with([&](Client& c) { return c.status(id); });
     if (!rec) return rec.status();
     return from_record(*rec);
@@ -322,8 +371,8 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       send_json(res, 200, task_json(*t, full));
     };
   };
-  auto group_handler = [&, limits](bool full) {
-    return [&db, &pool, &follower, limits, full](const httplib::Request& req, httplib::Response& res) {
+  auto group_handler = [&, catch_up, limits](bool full) {
+    return [&db, &pool, catch_up, limits, full](const httplib::Request& req, httplib::Response& res) {
       auto id = Id::parse(req.matches[1].str());
       if (!id) return send_error(res, Status(Code::kNotFound, "no group " + req.matches[1].str()));
       auto offset = query_size(req, "offset", 0, SIZE_MAX);
@@ -335,15 +384,9 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       if (!g->has_value()) {
         // Not applied here yet (a submission a moment ago): catch up with the router's log
         // first, so that counters and results come from one consistent view.
-        auto ping = pool.with([&](Client& c) { return c.control("ping"); });
-        if (ping) {
-          const uint64_t head = json::parse(*ping, nullptr, false).value("head_seq", uint64_t{0});
-          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-          while (db.applied() < head && std::chrono::steady_clock::now() < deadline)
-            follower.wait_applied(head, std::chrono::milliseconds(50));
-          g = db.group(*id);
-          if (!g) return send_error(res, g.status());
-        }
+        catch_up();
+        g = db.group(*id);
+        if (!g) return send_error(res, g.status());
       }
       GroupStatus group;
       if (g->has_value()) {
@@ -387,46 +430,32 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
   server.Get("/api/v1/groups/([^/]+)", group_handler(true));
 
   // POST /api/v1/tasks: one task ({"queue","kind","payload",...}) or many ({"tasks":[...]}).
-  server.Post("/api/v1/tasks", [&, limits](const httplib::Request& req, httplib::Response& res) {
+  server.Post("/api/v1/tasks", [&pool, cluster, limits](const httplib::Request& req, httplib::Response& res) {
     auto body = parse_body(req);
     if (!body) return send_error(res, body.status());
-    const json& b = *body;
-    auto key = idempotency_key(req, b);
+    auto key = submission_key(req, *body);
     if (!key) return send_error(res, key.status());
-    if (!b.contains("tasks")) {
-      auto spec = task_spec(b, "", false);
-      if (!spec) return send_error(res, spec.status());
-      auto r = pool.with([&](Client& c) { return c.submit(*spec, *key); });
-      if (!r) return send_error(res, r.status());
+    auto submission = parse_api_submission(*body, *cluster, limits.max_batch_tasks);
+    if (!submission) return send_submission_error(res, submission.status(), *key);
+    if (!submission->group) {
+      auto r = pool.with([&](Client& c) { return c.submit(submission->tasks.front(), *key); });
+      if (!r) return send_submission_error(res, r.status(), *key);
       const std::string id = r->task.to_string();
-      return send_json(res, r->duplicate ? 200 : 201,
-                       json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}});
+      return send_submitted(res, r->duplicate ? 200 : 201,
+                            json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}}, *key);
     }
-    if (!b["tasks"].is_array() || b["tasks"].empty())
-      return send_error(res, Status(Code::kBadRequest, "tasks must be a non-empty array"));
-    if (b["tasks"].size() > limits.max_batch_tasks)
-      return send_error(res, Status(Code::kTooLarge, "a batch holds at most " + std::to_string(limits.max_batch_tasks) + " tasks"));
     GroupOptions go;
-    if (b.contains("parallel")) {
-      if (!b["parallel"].is_number_integer() || b["parallel"].get<int64_t>() < 0)
-        return send_error(res, Status(Code::kBadRequest, "parallel must be a non-negative integer"));
-      go.parallel = static_cast<uint32_t>(std::min<int64_t>(b["parallel"].get<int64_t>(), 1'000'000));
-    }
-    std::vector<proto::TaskSpec> specs;
-    for (const auto& t : b["tasks"]) {
-      auto spec = task_spec(t, "", false);
-      if (!spec) return send_error(res, spec.status());
-      specs.push_back(std::move(spec.value()));
-    }
-    go.chunk_tasks = specs.size();
+    go.parallel = submission->parallel;
+    go.chunk_tasks = submission->tasks.size();
     go.idempotency_key = *key;
-    auto receipt = pool.with([&](Client& c) { return c.submit_group(specs, go); });
-    if (!receipt) return send_error(res, receipt.status());
+    auto receipt = pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
+    if (!receipt) return send_submission_error(res, receipt.status(), *key);
     json ids = json::array();
     for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
-    send_json(res, receipt->duplicate ? 200 : 201,
-              json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
-                   {"url", "/api/v1/groups/" + receipt->group.to_string()}, {"duplicate", receipt->duplicate}});
+    send_submitted(res, receipt->duplicate ? 200 : 201,
+                   json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
+                        {"url", "/api/v1/groups/" + receipt->group.to_string()}, {"duplicate", receipt->duplicate}},
+                   *key);
   });
 
   // Control, forwarded to the router.
@@ -450,14 +479,14 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     forward("inspect." + what, "{}", "")(req, res);
   });
   server.Post("/api/v1/purge", [forward](const httplib::Request& req, httplib::Response& res) {
+    static constexpr std::array<std::string_view, 1> kFields = {"queue"};
+    auto body = parse_optional_body(req);
+    if (!body) return send_error(res, body.status());
+    if (Status s = known_fields(*body, kFields, "", "a purge"); !s) return send_error(res, s);
     json args = json::object();
-    if (!req.body.empty()) {
-      auto body = parse_body(req);
-      if (!body) return send_error(res, body.status());
-      if (body->contains("queue")) {
-        if (!(*body)["queue"].is_string()) return send_error(res, Status(Code::kBadRequest, "queue must be a string"));
-        args["queue"] = (*body)["queue"];
-      }
+    if (body->contains("queue")) {
+      if (!(*body)["queue"].is_string()) return send_error(res, Status(Code::kBadRequest, "queue: must be a string"));
+      args["queue"] = (*body)["queue"];
     }
     forward("purge", args.dump(), "")(req, res);
   });
@@ -476,30 +505,29 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });
   server.Post("/api/v1/dead/retry", [&pool](const httplib::Request& req, httplib::Response& res) {
-    json args = json::object();
-    if (!req.body.empty()) {
-      auto body = parse_body(req);
-      if (!body) return send_error(res, body.status());
-      if (!body->is_object()) return send_error(res, Status(Code::kBadRequest, "the body must be a JSON object"));
-      for (const char* key : {"queue", "limit"})
-        if (body->contains(key)) args[key] = (*body)[key];
-    }
-    auto reply = pool.with([&](Client& c) { return c.control("retry.failed", args.dump()); });
+    static constexpr std::array<std::string_view, 2> kFields = {"queue", "limit"};
+    auto body = parse_optional_body(req);
+    if (!body) return send_error(res, body.status());
+    if (Status s = known_fields(*body, kFields, "", "a retry of dead letters"); !s) return send_error(res, s);
+    // The router checks the values (queue known, limit in range).
+    auto reply = pool.with([&](Client& c) { return c.control("retry.failed", body->dump()); });
     if (!reply) return send_error(res, reply.status());
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });
 
-  // POST /api/v1/tasks/{id}/revoke {"terminate": bool} and /retry, forwarded to the router.
+  // POST /api/v1/tasks/{id}/revoke {"terminate": bool} and /retry {}, forwarded to the router.
   for (const std::string op : {"revoke", "retry"}) {
     server.Post("/api/v1/tasks/([^/]+)/" + op, [&pool, op](const httplib::Request& req, httplib::Response& res) {
+      static constexpr std::array<std::string_view, 1> kRevokeFields = {"terminate"};
+      auto body = parse_optional_body(req);
+      if (!body) return send_error(res, body.status());
+      const auto fields = op == "revoke" ? std::span<const std::string_view>(kRevokeFields) : std::span<const std::string_view>();
+      if (Status s = known_fields(*body, fields, "", "a " + op); !s) return send_error(res, s);
       json args = {{"task", req.matches[1].str()}};
-      if (op == "revoke" && !req.body.empty()) {
-        auto body = parse_body(req);
-        if (!body) return send_error(res, body.status());
-        if (body->contains("terminate")) {
-          if (!(*body)["terminate"].is_boolean()) return send_error(res, Status(Code::kBadRequest, "terminate must be true or false"));
-          args["terminate"] = (*body)["terminate"];
-        }
+      if (body->contains("terminate")) {
+        if (!(*body)["terminate"].is_boolean())
+          return send_error(res, Status(Code::kBadRequest, "terminate: must be true or false"));
+        args["terminate"] = (*body)["terminate"];
       }
       auto reply = pool.with([&](Client& c) { return c.control(op, args.dump()); });
       if (!reply) return send_error(res, reply.status());

@@ -2,7 +2,9 @@
 // query parameters and the JSON views of tasks and groups.
 #pragma once
 
+#include <span>
 #include <string>
+#include <string_view>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,15 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 void send_error(httplib::Response& res, const Status& s);
 // The body as JSON: 400 for invalid JSON or nesting deeper than 64.
 Result<nlohmann::json> parse_body(const httplib::Request& req);
+// A body that may be left out (control requests): {} when empty, else as parse_body.
+Result<nlohmann::json> parse_optional_body(const httplib::Request& req);
+// "where.key", or "key" at the top level (where = "").
+std::string field_path(const std::string& where, std::string_view key);
+// 400 for the first member of `object` not in `allowed`, named by its path, with the nearest
+// allowed name when one is close: `tasks[0].queu: unknown field, did you mean "queue"? (a task
+// takes queue, kind, ...)`. `what` names the object in that message ("a task").
+Status known_fields(const nlohmann::json& object, std::span<const std::string_view> allowed, const std::string& where,
+                    std::string_view what);
 // The seed's status words: pending, running, retrying, completed, failed, revoked.
 std::string seed_status(TaskState s);
 nlohmann::json json_or_text(const std::string& text);

@@ -85,6 +85,62 @@ TEST(Protocol, OlderPeerWithFewerFieldsDecodesWithDefaults) {
   EXPECT_TRUE(std::get<Submit>(*out).seal);
 }
 
+TEST(Protocol, ReadyCarriesTestProfilesAndMcpServers) {
+  Ready r{"w@h", Id::random(), "h", 12, {"tests"}, {"test", "mcp"}, 2, 4, {}};
+  r.test_profiles = {"unittest", "junit"};
+  r.mcp_servers = {"everything"};
+  Ready out = round_trip(r);
+  EXPECT_EQ(out.test_profiles, (std::vector<std::string>{"unittest", "junit"}));
+  EXPECT_EQ(out.mcp_servers, (std::vector<std::string>{"everything"}));
+  EXPECT_EQ(out.kinds, r.kinds);
+  EXPECT_EQ(out.capacity, 4u);
+}
+
+TEST(Protocol, ReadyOfAnOlderWorkerDecodesWithoutProfilesOrServers) {
+  // An older worker's READY: the nine fields before test_profiles and mcp_servers.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(9);
+  pk.pack(std::string("old@h"));
+  pk.pack(Id::random());
+  pk.pack(std::string("h"));
+  pk.pack(uint32_t{7});
+  pk.pack(std::vector<std::string>{"tests"});
+  pk.pack(std::vector<std::string>{"test"});
+  pk.pack(uint32_t{2});
+  pk.pack(uint32_t{2});
+  pk.pack(std::vector<Claim>{});
+  Frames f = encode(Ready{});
+  auto out = decode(f.header, std::string_view(buf.data(), buf.size()));
+  ASSERT_TRUE(out) << out.status().to_string();
+  const Ready& r = std::get<Ready>(*out);
+  EXPECT_EQ(r.name, "old@h");
+  EXPECT_EQ(r.kinds, std::vector<std::string>{"test"});
+  EXPECT_TRUE(r.test_profiles.empty());
+  EXPECT_TRUE(r.mcp_servers.empty());
+}
+
+TEST(Protocol, ReadyWithAProfileListOfTheWrongTypeIsRejected) {
+  Ready r;
+  r.name = "w";
+  Frames good = encode(r);
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(10);
+  pk.pack(std::string("w"));
+  pk.pack(Id::random());
+  pk.pack(std::string("h"));
+  pk.pack(uint32_t{7});
+  pk.pack(std::vector<std::string>{});
+  pk.pack(std::vector<std::string>{});
+  pk.pack(uint32_t{2});
+  pk.pack(uint32_t{2});
+  pk.pack(std::vector<Claim>{});
+  pk.pack(uint32_t{5});  // test_profiles must be an array of strings
+  auto out = decode(good.header, std::string_view(buf.data(), buf.size()));
+  EXPECT_FALSE(out);
+}
+
 TEST(Protocol, NewerPeerWithExtraFieldsDecodes) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);

@@ -68,6 +68,8 @@ struct Worker::Impl {
                        options.queues, {}, options.concurrency, announced_capacity, slots.claims()};
     for (const auto& [id, o] : unacked) ready.running.push_back({id, o.attempt});
     for (const auto& [kind, h] : handlers) ready.kinds.push_back(kind);
+    for (const auto& p : options.kinds.test_profiles) ready.test_profiles.push_back(p.name);
+    for (const auto& s : options.kinds.mcp_servers) ready.mcp_servers.push_back(s.name);
     send(ready);
     last_heard_ms = now_steady_ms();
   }

@@ -35,7 +35,8 @@ class SeedExamples(unittest.TestCase):
     "parallel": 3
   }"""], capture_output=True, text=True, timeout=30)
         reply = json.loads(out.stdout)
-        self.assertEqual(set(reply), {"backend", "group_id", "status", "total_tasks", "monitor_url"})
+        # The guide's fields, and the idempotency key that makes a repeat of the request safe.
+        self.assertEqual(set(reply), {"backend", "group_id", "status", "total_tasks", "monitor_url", "idempotency_key"})
         self.assertEqual(reply["status"], "submitted")
         self.assertEqual(reply["total_tasks"], 2)
         self.assertEqual(reply["monitor_url"], "/batch/celery/group/" + reply["group_id"])
@@ -98,7 +99,8 @@ class SeedExamples(unittest.TestCase):
         for path, queue in (("agent-tasks", "agent_tasks"), ("validation", "validation"),
                             ("tests", "tests"), ("mcp-operations", "mcp_operations")):
             for prefix in ("/batch/celery/", "/batch/"):
-                r = requests.post(base + prefix + path, json={"tasks": [{"id": "x"}]}, timeout=10)
+                # echo: the endpoint's own kind would check the task's input (strict_input_test).
+                r = requests.post(base + prefix + path, json={"tasks": [{"id": "x", "kind": "echo"}]}, timeout=10)
                 self.assertEqual(r.status_code, 200, r.text)
                 gid = r.json()["group_id"]
                 wait_until(lambda: requests.get(f"{base}/api/v1/groups/{gid}", timeout=5).json()["ready"], 20, "ready")

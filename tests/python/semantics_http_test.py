@@ -66,9 +66,9 @@ class Semantics(ClusterTestCase):
     def test_bad_input_is_refused_with_a_reason(self):
         cases = [
             ({"kind": "noop"}, {"Idempotency-Key": "k" * 300}, "at most 200 bytes"),
-            ({"kind": "noop", "idempotency_key": 7}, {}, "idempotency_key must be a string"),
-            ({"kind": "noop", "time_limit": "soon"}, {}, "time_limit must be a number"),
-            ({"kind": "noop", "soft_time_limit": -1}, {}, "soft_time_limit must be a number"),
+            ({"kind": "noop", "idempotency_key": 7}, {}, "idempotency_key: must be a string"),
+            ({"kind": "noop", "time_limit": "soon"}, {}, "time_limit: must be a number"),
+            ({"kind": "noop", "soft_time_limit": -1}, {}, "soft_time_limit: must be a number"),
             ({"kind": "noop", "soft_time_limit": 5, "time_limit": 1}, {}, "soft time limit must not exceed"),
         ]
         for body, headers, reason in cases:

@@ -64,15 +64,16 @@ class StoreFaults(unittest.TestCase):
 class RouterDown(unittest.TestCase):
     def test_router_unreachable_is_503_and_the_store_keeps_serving(self):
         with Cluster(BINARY, split=True, workers=0) as c:
-            r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "before"}]}, timeout=10)
+            r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "before", "kind": "echo"}]}, timeout=10)
             self.assertEqual(r.status_code, 200, r.text)
             gid = r.json()["group_id"]
             wait_until(lambda: len(requests.get(f"{c.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"]) == 1,
                        20, "the store has the group")
             c.kill("router")
-            r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "lost?"}]}, timeout=30)
+            r = requests.post(f"{c.url}/batch/tests", json={"tasks": [{"id": "lost?", "kind": "echo"}]}, timeout=30)
             self.assertEqual(r.status_code, 503, r.text)
             self.assertEqual(r.json()["error"]["code"], "unavailable")
+            self.assertIn("nothing was accepted", r.json()["error"]["message"])
             # What the store already knows is still served.
             g = requests.get(f"{c.url}/batch/celery/group/{gid}", timeout=10).json()
             self.assertEqual(g["total"], 1)

@@ -4,12 +4,21 @@
 //                        "source":"junit"|"summary"|"none","duration_ms","log_tail"}
 // The task names a profile, never a command. Counts come from the profile's JUnit XML report
 // when it wrote one, else from the tool's own summary line (pytest, unittest, ctest, jest/
-// mocha-like "N passing"). A run whose tests fail is a successful task with ok = false; the
-// task fails only when the profile is unknown, cannot start, or runs out of time.
+// mocha-like "N passing"). A run whose tests fail is a successful task with ok = false. The
+// task fails when the profile is unknown, its runner is missing (TestRunnerMissing: argv[0]
+// not found or not executable, or a wrapper shell's exit 126/127 without counts), the run
+// ends non-zero without any count to show for it (TestRunError), or it runs out of time.
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -103,7 +112,62 @@ Counts summary_counts(const std::string& log) {
   return c;
 }
 
-HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskContext& ctx) {
+// Why the profile's runner cannot start, or nullopt when it can: argv[0] as posix_spawnp
+// finds it (a name with '/' relative to the profile's cwd, else searched on PATH).
+std::optional<std::string> runner_missing(const TestProfile& profile) {
+  if (profile.argv.empty() || profile.argv.front().empty()) return "it names no program (argv)";
+  const std::string& program = profile.argv.front();
+  // Relative names resolve in the child, after it changed to the profile's cwd.
+  auto in_cwd = [&](fs::path path) { return path.is_relative() && !profile.cwd.empty() ? fs::path(profile.cwd) / path : path; };
+  auto usable = [](const fs::path& path) -> std::optional<std::string> {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return "'" + path.string() + "' does not exist";
+    if (!S_ISREG(st.st_mode)) return "'" + path.string() + "' is not a file";
+    if (::access(path.c_str(), X_OK) != 0) return "'" + path.string() + "' is not executable";
+    return std::nullopt;
+  };
+  if (program.find('/') != std::string::npos) return usable(in_cwd(program));
+  const char* env_path = std::getenv("PATH");
+  std::stringstream dirs(env_path && *env_path ? env_path : "/usr/local/bin:/usr/bin:/bin");
+  std::optional<std::string> why = "'" + program + "' is not on PATH";
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const fs::path candidate = in_cwd(fs::path(dir.empty() ? "." : dir) / program);
+    std::error_code ec;
+    if (!fs::exists(candidate, ec)) continue;
+    auto problem = usable(candidate);
+    if (!problem) return std::nullopt;
+    why = problem;  // found, but not runnable: say so unless a later directory has a good one
+  }
+  return why;
+}
+
+// Runs that write the same JUnit report must not overlap: one run's removal of a stale report,
+// or its own report, would be read as the other's counts. So they take turns, per report path.
+class ReportLocks {
+ public:
+  // Holds the report's lock once no other run has it; nullopt when the task is cancelled
+  // (time limit, revoke) while it waits.
+  std::optional<std::unique_lock<std::timed_mutex>> acquire(const fs::path& report, const TaskContext& ctx) {
+    std::timed_mutex* m = nullptr;
+    {
+      std::lock_guard guard(mu_);
+      std::error_code ec;
+      auto& slot = locks_[fs::absolute(report, ec).lexically_normal().string()];
+      if (!slot) slot = std::make_unique<std::timed_mutex>();
+      m = slot.get();
+    }
+    std::unique_lock lock(*m, std::defer_lock);
+    while (!lock.try_lock_for(std::chrono::milliseconds(50)))
+      if (ctx.is_cancelled()) return std::nullopt;
+    return lock;
+  }
+
+ private:
+  std::mutex mu_;  // guards locks_
+  std::map<std::string, std::unique_ptr<std::timed_mutex>> locks_;
+};
+
+HandlerResult run_profile(const std::vector<TestProfile>& profiles, ReportLocks& locks, const TaskContext& ctx) {
   HandlerResult bad;
   auto task = payload_object(ctx, bad);
   if (!task) return bad;
@@ -127,14 +191,23 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
   p.cwd = profile->cwd;
   p.stdout_limit = 64u << 20;
   p.stderr_limit = std::max<size_t>(profile->log_tail, 1);
+  if (auto missing = runner_missing(*profile))
+    return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + *missing);
   const fs::path junit = profile->junit.empty() ? fs::path() : fs::path(profile->cwd.empty() ? "." : profile->cwd) / profile->junit;
-  std::error_code ec;
-  if (!junit.empty()) fs::remove(junit, ec);  // a stale report must not be read as this run's
+  std::optional<std::unique_lock<std::timed_mutex>> report_turn;
+  if (!junit.empty()) {
+    report_turn = locks.acquire(junit, ctx);
+    if (!report_turn)
+      return HandlerResult::fail("Cancelled: the task was cancelled (time limit or revoke) while another run wrote " +
+                                 profile->junit);
+    std::error_code ec;
+    fs::remove(junit, ec);  // a stale report must not be read as this run's
+  }
   TaskContext limited = ctx;
   if (!limited.hard_limit_ms || limited.hard_limit_ms > profile->timeout_ms) limited.hard_limit_ms = profile->timeout_ms;
   const auto start = std::chrono::steady_clock::now();
   auto child = Child::spawn(p, true);
-  if (!child) return HandlerResult::fail("SpawnError: " + child.status().message());
+  if (!child) return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + child.status().message());
   Exchange x = pump(**child, "", false, p, limited);
   if (x.killed != Killed::kNone) return HandlerResult::fail(ended_error(**child, x, limited, "TestRunError"));
   const int st = (*child)->wait_status();
@@ -155,6 +228,17 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
     c = summary_counts(log);
     if (c.found) source = "summary";
   }
+  if (!c.found && exit_code != 0) {
+    // Nothing says any test ran: the tool itself failed (usage error, crash, a wrapper shell
+    // that could not find the tool). That is no test result, so the task fails.
+    const std::string shown = tail(log, 500);
+    if (exit_code == 126 || exit_code == 127)
+      return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "' exited with code " +
+                                 std::to_string(exit_code) + " (command " + (exit_code == 127 ? "not found" : "not executable") +
+                                 ")" + (shown.empty() ? "" : ": " + shown));
+    return HandlerResult::fail("TestRunError: profile '" + profile->name + "' exited with code " + std::to_string(exit_code) +
+                               " and reported no test counts" + (shown.empty() ? "" : ": " + shown));
+  }
   const bool ok = exit_code == 0 && c.failed == 0 && c.errors == 0;
   json result{{"profile", profile->name}, {"ok", ok}, {"exit_code", exit_code}, {"passed", c.passed},
               {"failed", c.failed}, {"errors", c.errors}, {"skipped", c.skipped}, {"total", c.total},
@@ -167,7 +251,8 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, const TaskCo
 }  // namespace
 
 Handler make_test_handler(std::vector<TestProfile> profiles) {
-  return [profiles = std::move(profiles)](const TaskContext& ctx) { return run_profile(profiles, ctx); };
+  auto locks = std::make_shared<ReportLocks>();
+  return [profiles = std::move(profiles), locks](const TaskContext& ctx) { return run_profile(profiles, *locks, ctx); };
 }
 
 }  // namespace zb::worker
