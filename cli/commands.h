@@ -1,6 +1,9 @@
 // The zbatch sub-commands, one family per file (internal to the command line).
 #pragma once
 
+#include <memory>
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace zb::cli {
@@ -13,7 +16,13 @@ inline constexpr int kExitUnavailable = 3;
 
 // router, worker, store, up: the long-running processes.
 void add_serve_commands(CLI::App& app);
-// submit, status, group, wait, inspect, purge, ping: the client commands.
+// The options of the long-running command `command` (router, worker, store, up) added to
+// `cmd`, bound to storage that the returned handle keeps alive: what `zbatch config` applies a
+// file to and prints.
+std::shared_ptr<void> add_command_flags(const std::string& command, CLI::App* cmd);
+// zbatch config: checks a configuration file and prints the whole effective configuration.
+void add_config_command(CLI::App& app);
+// submit, status, group, wait, inspect, purge, revoke, retry, ping: the client commands.
 void add_client_commands(CLI::App& app);
 
 // Prints "zbatch: <message>" on stderr and ends the command with `code`.

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     if (zb::Status s = zb::init_logging(log_level); !s) zb::cli::fail(zb::cli::kExitUsage, s.message());
   });
   zb::cli::add_serve_commands(app);
+  zb::cli::add_config_command(app);
   zb::cli::add_client_commands(app);
   zb::bench::add_command(app);
   try {

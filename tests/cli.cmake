@@ -1,0 +1,4 @@
+# The command line alone: the configuration file and its example.
+zbatch_add_test(cli_test SOURCES cli_test.cc
+                LIBS nlohmann_json::nlohmann_json PkgConfig::TOMLPP)
+target_compile_definitions(cli_test PRIVATE ZBATCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

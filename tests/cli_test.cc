@@ -1,0 +1,166 @@
+// The command line on its own (no cluster): the configuration file and its example.
+#include <gtest/gtest.h>
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/harness.h"
+
+namespace zb::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+CommandResult zbatch(std::vector<std::string> args, std::map<std::string, std::string> env = {},
+                     const std::string& input = {}) {
+  std::vector<std::string> argv = {ZBATCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, 30s, input, std::move(env));
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string l; std::getline(ss, l);) out.push_back(l);
+  return out;
+}
+
+// The sub-commands `zbatch help` lists under "Subcommands:".// ---------------------------------------------------------------------------------------------
+// The configuration file and its example.
+
+std::string example_path() { return std::string(ZBATCH_SOURCE_DIR) + "/zbatch.example.toml"; }
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The example with its commented-out tables switched on: a line "#[table]" starts one, and
+// each following line that starts with '#' belongs to it (the '#' is dropped) until a line
+// that does not.
+std::string with_examples_enabled(const std::string& text) {
+  std::string out;
+  bool in_table = false;
+  for (const auto& l : lines(text)) {
+    if (l.rfind("#[", 0) == 0) in_table = true;
+    else if (l.empty() || l[0] != '#') in_table = false;
+    out += (in_table ? l.substr(1) : l) + "\n";
+  }
+  return out;
+}
+
+json config_of(const std::vector<std::string>& args) {
+  auto r = zbatch(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << r.out;
+  return j;
+}
+
+TEST(CliConfig, TheExampleLoadsAsTheBuiltInDefaults) {
+  const json defaults = config_of({"config", "--defaults"});
+  const json example = config_of({"config", example_path()});
+  EXPECT_EQ(example, defaults) << "zbatch.example.toml changes the configuration:\n"
+                               << json::diff(defaults, example).dump(2);
+  // The output is the whole configuration: every section, the seed's queues and kinds.
+  for (const char* section : {"router", "worker", "store", "up", "queues", "handlers", "ollama", "validation",
+                              "test_profiles", "mcp_servers"})
+    EXPECT_TRUE(defaults.contains(section)) << section;
+  EXPECT_EQ(defaults["router"]["frontend"], "tcp://127.0.0.1:5555");
+  EXPECT_EQ(defaults["worker"]["router"], "tcp://127.0.0.1:5556");
+  EXPECT_EQ(defaults["worker"]["prefetch_multiplier"], 4);
+  EXPECT_EQ(defaults["store"]["http"], "127.0.0.1:8000");
+  EXPECT_EQ(defaults["up"]["workers"], 1);
+  ASSERT_EQ(defaults["queues"].size(), 7u);
+  std::map<std::string, std::string> kinds;
+  for (const auto& q : defaults["queues"]) kinds[q["name"]] = q["handler"];
+  EXPECT_EQ(kinds["agent_tasks"], "agent");
+  EXPECT_EQ(kinds["validation"], "validate");
+  EXPECT_EQ(kinds["tests"], "test");
+  EXPECT_EQ(kinds["mcp_operations"], "mcp");
+  EXPECT_TRUE(defaults["handlers"].empty());
+}
+
+TEST(CliConfig, TheConfigurationShowsWhatAFileChanges) {
+  TempDir dir;
+  const std::string path = dir.str() + "/z.toml";
+  std::ofstream(path) << "[worker]\nprefetch_multiplier = 1\nqueues = \"agent_tasks\"\n"
+                         "[up]\nworkers = 3\n[router]\ndurability = \"nosync\"\n"
+                         "[[queue]]\nname = \"agent_tasks\"\nretry_on = [\"*\"]\nrate_limit = \"600/m\"\n"
+                         "[ollama]\nmodel = \"qwen2.5\"\n";
+  const json defaults = config_of({"config", "--defaults"});
+  const json changed = config_of({"config", path});
+  json expected = defaults;
+  expected["worker"]["prefetch_multiplier"] = 1;
+  expected["worker"]["queues"] = "agent_tasks";
+  expected["up"]["workers"] = 3;
+  expected["router"]["durability"] = "nosync";
+  expected["ollama"]["model"] = "qwen2.5";
+  for (auto& q : expected["queues"])
+    if (q["name"] == "agent_tasks") {
+      q["retry_on"] = json::array({"*"});
+      q["rate_limit"] = 10.0;
+    }
+  EXPECT_EQ(changed, expected) << json::diff(expected, changed).dump(2);
+  auto none = zbatch({"config"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("--defaults"), std::string::npos) << none.err;
+}
+
+TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
+  // The examples it keeps in comments are valid too, and declare queues and handlers of their own.
+  TempDir dir;
+  const std::string enabled = dir.str() + "/enabled.toml";
+  std::ofstream(enabled) << with_examples_enabled(read(example_path()));
+  const json on = config_of({"config", enabled});
+  std::set<std::string> queues, handlers;
+  for (const auto& q : on["queues"]) queues.insert(q["name"]);
+  for (const auto& h : on["handlers"]) handlers.insert(h["kind"]);
+  EXPECT_TRUE(queues.count("example_exec") && queues.count("example_pool")) << on["queues"].dump();
+  EXPECT_EQ(handlers, (std::set<std::string>{"example_exec", "example_pool"}));
+  EXPECT_FALSE(on["test_profiles"].empty());
+  EXPECT_FALSE(on["mcp_servers"].empty());
+
+  // Keys of the example (both its set values and its enabled examples), per section.
+  std::map<std::string, std::set<std::string>> in_example;
+  toml::table root;
+  try {
+    root = toml::parse(with_examples_enabled(read(example_path())));
+  } catch (const toml::parse_error& e) {
+    FAIL() << "the example with its examples enabled is not TOML: " << e.description();
+  }
+  for (const auto& [section, node] : root) {
+    auto& keys = in_example[std::string(section.str())];
+    auto add = [&](const toml::table& t) {
+      for (const auto& [k, v] : t) keys.insert(std::string(k.str()));
+    };
+    if (auto t = node.as_table()) add(*t);
+    if (auto arr = node.as_array())
+      for (const auto& item : *arr)
+        if (auto t = item.as_table()) add(*t);
+  }
+  const json accepted = config_of({"config", "--keys"});
+  std::map<std::string, std::set<std::string>> parser;
+  for (const auto& [section, keys] : accepted.items())
+    for (const auto& k : keys) parser[section].insert(k.get<std::string>());
+  EXPECT_EQ(parser.size(), 10u);
+  for (const auto& [section, keys] : parser) {
+    for (const auto& k : keys)
+      EXPECT_TRUE(in_example[section].count(k)) << "zbatch.example.toml lacks [" << section << "] " << k;
+    for (const auto& k : in_example[section])
+      EXPECT_TRUE(keys.count(k)) << "zbatch.example.toml has [" << section << "] " << k << ", which the parser refuses";
+  }
+  for (const auto& [section, keys] : in_example)
+    EXPECT_TRUE(parser.count(section)) << "zbatch.example.toml has a section the parser refuses: " << section;
+}
+
+}  // namespace
+}  // namespace zb::testing
