@@ -1,4 +1,4 @@
-// The client commands: submit, status, group, wait, inspect, purge, ping.
+// The client commands: submit, status, group, wait, inspect, purge, revoke, retry, ping.
 #include <unistd.h>
 
 #include <chrono>
@@ -20,21 +20,20 @@ namespace {
 using nlohmann::json;
 
 struct Common {
-  std::string router;
+  std::string router = ClientOptions{}.router;
   double timeout_s = 10;
   bool json_out = false;
 };
 
-void add_common(CLI::App* cmd, Common& c, bool with_json = true) {
-  cmd->add_option("--router", c.router, "Router frontend endpoint (default $ZBATCH_ROUTER or tcp://127.0.0.1:5555)");
-  cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for the router");
-  if (with_json) cmd->add_flag("--json", c.json_out, "Machine-readable output");
+void add_common(CLI::App* cmd, Common& c) {
+  cmd->add_option("--router", c.router, "The router's frontend endpoint")->envname("ZBATCH_ROUTER");
+  cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer of the router");
+  cmd->add_flag("--json", c.json_out, "Machine-readable output");
 }
 
 std::unique_ptr<Client> connect(const Common& c) {
   ClientOptions o;
   if (!c.router.empty()) o.router = c.router;
-  else if (const char* env = std::getenv("ZBATCH_ROUTER"); env && *env) o.router = env;
   if (c.timeout_s <= 0) fail(kExitUsage, "--timeout must be > 0");
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
   auto client = Client::connect(o);
@@ -178,18 +177,22 @@ void add_client_commands(CLI::App& app) {
     auto f = std::make_shared<Flags>();
     add_common(cmd, f->c);
     cmd->add_option("-Q,--queue", f->queue, "Queue (default: default)");
-    cmd->add_option("--kind", f->kind, "Task kind (default: the queue's)");
-    cmd->add_option("--priority", f->priority, "0..255, higher first (default: the queue's)")->check(CLI::Range(0, 255));
-    auto* countdown = cmd->add_option("--countdown", f->countdown, "Run in S seconds")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--eta", f->eta, "Run at this time (unix seconds or ISO-8601 UTC)")->excludes(countdown);
-    cmd->add_option("--parallel", f->parallel, "With '-': run at most N tasks of the group at once");
-    cmd->add_option("--max-retries", f->max_retries, "Retries after a failed attempt");
+    cmd->add_option("--kind", f->kind, "Task kind (default: the queue's handler)");
+    cmd->add_option("--priority", f->priority, "0..255, higher first (default: the queue's)")
+        ->check(CLI::Range(0, 255))
+        ->default_str("");
+    auto* countdown = cmd->add_option("--countdown", f->countdown, "Run in S seconds (default: now)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--eta", f->eta, "Run at this time, unix seconds or ISO-8601 UTC (default: now)")->excludes(countdown);
+    cmd->add_option("--parallel", f->parallel, "With '-': run at most N tasks of the group at once (0 = no limit)");
+    cmd->add_option("--max-retries", f->max_retries, "Retries after a failed attempt (default: the queue's)")->default_str("");
     cmd->add_option("--time-limit", f->time_limit, "Hard time limit of an attempt, seconds (default: the queue's)")
-        ->check(CLI::Range(0.0, 4e6));
+        ->check(CLI::Range(0.0, 4e6))
+        ->default_str("");
     cmd->add_option("--soft-time-limit", f->soft_time_limit, "Soft time limit of an attempt, seconds (default: the queue's)")
-        ->check(CLI::Range(0.0, 4e6));
+        ->check(CLI::Range(0.0, 4e6))
+        ->default_str("");
     cmd->add_option("--idempotency-key", f->idempotency_key,
-                    "A repeat with the same key returns the first submission's ids and runs nothing twice");
+                    "A repeat with the same key returns the first submission's ids and runs nothing twice (default: none)");
     cmd->add_flag("--wait", f->wait, "Wait for the result and print it");
     cmd->add_option("payload", f->payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
     cmd->callback([f] {
@@ -343,8 +346,8 @@ void add_client_commands(CLI::App& app) {
     cmd->add_option("what", *what, "active|reserved|scheduled|stats|registered|queues|failed")
         ->required()
         ->check(CLI::IsMember({"active", "reserved", "scheduled", "stats", "registered", "queues", "failed"}));
-    cmd->add_option("-Q,--queue", *queue, "failed: only this queue");
-    cmd->add_option("--limit", *limit, "failed: at most N tasks (default 100)")->check(CLI::Range(1, 1000));
+    cmd->add_option("-Q,--queue", *queue, "failed: only this queue (default: all)");
+    cmd->add_option("--limit", *limit, "failed: at most N tasks")->check(CLI::Range(1, 1000));
     cmd->callback([c, what, queue, limit] {
       auto client = connect(*c);
       json args = json::object();
@@ -364,7 +367,7 @@ void add_client_commands(CLI::App& app) {
     auto queue = std::make_shared<std::string>();
     auto force = std::make_shared<bool>(false);
     add_common(cmd, *c);
-    cmd->add_option("-Q,--queue", *queue, "Only this queue");
+    cmd->add_option("-Q,--queue", *queue, "Only this queue (default: every queue)");
     cmd->add_flag("--force", *force, "Really purge");
     cmd->callback([c, queue, force] {
       if (!*force) fail(kExitUsage, "purge revokes every queued task" + (queue->empty() ? std::string() : " of " + *queue) + "; add --force to do it");
@@ -400,9 +403,9 @@ void add_client_commands(CLI::App& app) {
     auto all_failed = std::make_shared<bool>(false);
     auto queue = std::make_shared<std::string>();
     add_common(cmd, *c);
-    auto* task_opt = cmd->add_option("task_id", *id, "Task id");
+    auto* task_opt = cmd->add_option("task_id", *id, "Task id (default: none; needs --failed then)");
     cmd->add_flag("--failed", *all_failed, "Retry every task that failed for good (dead letters)")->excludes(task_opt);
-    cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue");
+    cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue (default: all)");
     cmd->callback([c, id, all_failed, queue] {
       auto client = connect(*c);
       if (*all_failed) {

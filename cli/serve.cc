@@ -83,7 +83,7 @@ void add_router_flags(CLI::App* cmd, RouterFlags& f) {
                   "Events kept in the router's log beyond what the store confirmed (default 1000000)")
       ->check(CLI::Range(uint64_t{1000}, uint64_t{1} << 40))
       ->envname("ZBATCH_EVENT_RETENTION");
-  cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
+  cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
 RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, std::vector<QueueConfig> queues) {
@@ -157,17 +157,17 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("--hostname", f.hostname, "Worker name, name@host (default zbatch@<host>)")->envname("ZBATCH_HOSTNAME");
   cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot (default 4)")->envname("ZBATCH_PREFETCH_MULTIPLIER");
   cmd->add_option("--heartbeat-ms", f.heartbeat_ms, "Heartbeat interval")->envname("ZBATCH_HEARTBEAT_MS");
-  cmd->add_option("--autoscale", f.autoscale, "MAX,MIN: grow slots under backlog, shrink when idle")
+  cmd->add_option("--autoscale", f.autoscale, "MAX,MIN: grow slots under backlog, shrink when idle (default: off, -c slots)")
       ->envname("ZBATCH_AUTOSCALE");
   cmd->add_option("--autoscale-idle-ms", f.autoscale_idle_ms, "Idle time before autoscale removes a slot (default 10000)")
       ->envname("ZBATCH_AUTOSCALE_IDLE_MS");
-  cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]])")->envname("ZBATCH_CONFIG");
+  cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]]; default: none)")->envname("ZBATCH_CONFIG");
 }
 
 // Dashboard and API authentication; the values are never logged.
 void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
-  cmd->add_option("--auth-basic", o.auth_basic, "USER:PASSWORD for HTTP basic authentication")->envname("ZBATCH_AUTH_BASIC");
-  cmd->add_option("--auth-token", o.auth_token, "Bearer token (16+ characters)")->envname("ZBATCH_AUTH_TOKEN");
+  cmd->add_option("--auth-basic", o.auth_basic, "USER:PASSWORD for HTTP basic authentication (default: none)")->envname("ZBATCH_AUTH_BASIC");
+  cmd->add_option("--auth-token", o.auth_token, "Bearer token, 16+ characters (default: none)")->envname("ZBATCH_AUTH_TOKEN");
   cmd->add_flag("--no-auth", o.auth_disabled, "Serve a non-loopback --http address without authentication")
       ->envname("ZBATCH_NO_AUTH");
 }
@@ -189,7 +189,7 @@ void add_store_flags(CLI::App* cmd, StoreFlags& f) {
   cmd->add_option("--max-batch-tasks", o.max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
       ->envname("ZBATCH_MAX_BATCH_TASKS");
   add_auth_flags(cmd, o);
-  cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
+  cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
 struct UpFlags {

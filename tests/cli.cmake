@@ -1,4 +1,5 @@
-# The command line alone: the configuration file and its example.
+# The command line alone: help, version, options, the configuration file and its example.
 zbatch_add_test(cli_test SOURCES cli_test.cc
                 LIBS nlohmann_json::nlohmann_json PkgConfig::TOMLPP)
-target_compile_definitions(cli_test PRIVATE ZBATCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+target_compile_definitions(cli_test PRIVATE ZBATCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                           ZBATCH_VERSION="${PROJECT_VERSION}")

@@ -1,9 +1,11 @@
-// The command line on its own (no cluster): the configuration file and its example.
+// The command line on its own (no cluster): help pages, the version, global options, the
+// configuration file and its example.
 #include <gtest/gtest.h>
 #include <toml++/toml.h>
 
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -31,7 +33,125 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
-// The sub-commands `zbatch help` lists under "Subcommands:".// ---------------------------------------------------------------------------------------------
+// The sub-commands `zbatch help` lists under "Subcommands:".
+std::vector<std::string> listed_commands(const std::string& help) {
+  std::vector<std::string> out;
+  bool in_list = false;
+  for (const auto& l : lines(help)) {
+    if (l == "Subcommands:") {
+      in_list = true;
+    } else if (in_list) {
+      if (l.find_first_not_of(' ') == std::string::npos) break;
+      std::istringstream words(l);
+      std::string name;
+      words >> name;
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
+const std::vector<std::string> kCommands = {"router", "worker", "store", "up",     "config", "submit",
+                                            "status", "group",  "wait",  "inspect", "purge", "revoke",
+                                            "retry",  "ping",   "bench", "help"};
+
+TEST(CliHelp, HelpListsEveryCommandAndExitsZero) {
+  auto r = zbatch({"help"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(listed_commands(r.out), kCommands) << r.out;
+  EXPECT_NE(r.out.find("Examples:"), std::string::npos) << r.out;
+}
+
+TEST(CliHelp, BareZbatchListsTheCommandsWithTheUsageExitCode) {
+  auto r = zbatch({});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(listed_commands(r.err), kCommands) << r.err;
+}
+
+TEST(CliHelp, HelpOfOneCommandIsItsPage) {
+  auto r = zbatch({"help", "submit"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Usage: zbatch submit"), std::string::npos) << r.out;
+  auto unknown = zbatch({"help", "sumbit"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("no command 'sumbit'"), std::string::npos) << unknown.err;
+}
+
+TEST(CliHelp, VersionIsTheProjectVersion) {
+  auto r = zbatch({"--version"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "zbatch " ZBATCH_VERSION "\n");
+}
+
+// Every option that takes a value shows its default: CLI11's "=value" after the type, or the
+// description says what happens without it ("default: ..."). Flags are off unless given.
+TEST(CliHelp, EveryHelpPageShowsDefaultsAndAnExample) {
+  for (const auto& command : kCommands) {
+    auto r = zbatch({command, "--help"});
+    ASSERT_EQ(r.exit_code, 0) << command << ": " << r.err;
+    EXPECT_NE(r.out.find("Examples:\n  zbatch " + command), std::string::npos) << r.out;
+    // Entries: a line indented by two spaces, then its description lines (indented deeper).
+    std::vector<std::string> entries;
+    bool in_section = false;
+    for (const auto& l : lines(r.out)) {
+      if (l == "Options:" || l == "Positionals:") {
+        in_section = true;
+      } else if (l.empty()) {
+        in_section = false;
+      } else if (in_section && l.rfind("   ", 0) == 0 && !entries.empty()) {
+        entries.back() += "\n" + l;
+      } else if (in_section && l.rfind("  ", 0) == 0) {
+        entries.push_back(l);
+      }
+    }
+    ASSERT_FALSE(entries.empty()) << command << ":\n" << r.out;
+    static const std::regex kTakesValue(R"(^ +\S+ (TEXT|INT|UINT|FLOAT))");
+    for (const auto& e : entries) {
+      const std::string signature = e.substr(0, e.find('\n'));
+      if (!std::regex_search(signature, kTakesValue) || signature.find("REQUIRED") != std::string::npos) continue;
+      const std::string before_env = signature.substr(0, signature.find("(Env:"));
+      std::string lower = e;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      EXPECT_TRUE(before_env.find('=') != std::string::npos || lower.find("default") != std::string::npos)
+          << "zbatch " << command << " --help does not show the default of:\n" << e;
+    }
+  }
+}
+
+TEST(CliOptions, LogLevelTakesOursAndCeleryNamesBeforeOrAfterTheCommand) {
+  // `config --defaults` needs no router: the exit code says whether the option was accepted.
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"--log-level", "debug", "config", "--defaults"},
+        {"config", "--defaults", "--log-level", "warn"},
+        {"config", "--defaults", "--loglevel", "WARNING"},
+        {"config", "--defaults", "-l", "CRITICAL"},
+        {"-l", "Info", "config", "--defaults"},
+        {"config", "--defaults", "--loglevel=ERROR"},
+        {"config", "--defaults", "-l", "fatal"},
+        {"config", "--defaults", "-l", "off"}}) {
+    auto r = zbatch(args);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_EQ(r.exit_code, 0) << joined << ": " << r.err;
+  }
+  auto bad = zbatch({"config", "--defaults", "--loglevel", "chatty"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("got 'chatty'"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("WARNING"), std::string::npos) << bad.err;
+  auto env = zbatch({"config", "--defaults"}, {{"ZBATCH_LOG_LEVEL", "WARNING"}});
+  EXPECT_EQ(env.exit_code, 0) << env.err;
+}
+
+TEST(CliOptions, GlobalOptionsRefuseCommandsTheyDoNotApplyTo) {
+  auto json_up = zbatch({"up", "--json"});
+  EXPECT_EQ(json_up.exit_code, 2);
+  EXPECT_NE(json_up.err.find("--json does not apply to `zbatch up`"), std::string::npos) << json_up.err;
+  auto config_ping = zbatch({"--config", "z.toml", "ping"});
+  EXPECT_EQ(config_ping.exit_code, 2);
+  EXPECT_NE(config_ping.err.find("--config does not apply to `zbatch ping`"), std::string::npos) << config_ping.err;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The configuration file and its example.
 
 std::string example_path() { return std::string(ZBATCH_SOURCE_DIR) + "/zbatch.example.toml"; }

@@ -61,6 +61,22 @@ TEST_F(Cli, StdinLinesBecomeOneGroup) {
   EXPECT_EQ(j["ready"], true);
 }
 
+TEST_F(Cli, GlobalOptionsWorkBeforeAndAfterTheCommand) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"ping", "--json", "--log-level", "debug"},
+                                        {"--json", "ping"},
+                                        {"--loglevel", "WARNING", "ping", "--json"},
+                                        {"ping", "-l", "ERROR", "--json"}}) {
+    auto r = zbatch(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
+    EXPECT_EQ(json::parse(r.out)["workers"], 1) << r.out;
+  }
+}
+
+TEST_F(Cli, WorkerTakesTheLogLevelAfterTheCommand) {
+  cluster_.start_worker(1, {"-l", "DEBUG"});
+  ASSERT_TRUE(cluster_.ready(2)) << cluster_.logs();
+}
+
 TEST_F(Cli, FailedTaskUnderWaitExitsOne) {
   auto r = zbatch({"submit", "--kind", "fail", "{\"error\":\"boom\"}", "--wait", "--max-retries", "0"});
   EXPECT_EQ(r.exit_code, 1);
