@@ -8,8 +8,8 @@
 
 namespace zb::cli {
 
-// Exit codes: 0 success, 1 a task failed (--wait) or a command failed, 2 bad usage or input,
-// 3 router unreachable.
+// Exit codes: 0 success, 1 a task failed (submit --wait, group --wait, wait) or a command
+// failed, 2 bad usage or input, 3 router unreachable.
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnavailable = 3;

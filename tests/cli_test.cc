@@ -1,5 +1,5 @@
 // The command line on its own (no cluster): help pages, the version, global options, the
-// configuration file and its example.
+// configuration file and its example, and how inspect replies are printed.
 #include <gtest/gtest.h>
 #include <toml++/toml.h>
 
@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/format.h"
 #include "tests/support/harness.h"
 
 namespace zb::testing {
@@ -280,6 +281,49 @@ TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
   }
   for (const auto& [section, keys] : in_example)
     EXPECT_TRUE(parser.count(section)) << "zbatch.example.toml has a section the parser refuses: " << section;
+}
+
+// ---------------------------------------------------------------------------------------------
+// How inspect replies are printed (cli/format.h).
+
+TEST(CliFormat, ExactTotalsBesideACappedList) {
+  json tasks = json::array();
+  for (int i = 0; i < 3; ++i) tasks.push_back({{"id", "t" + std::to_string(i)}, {"queue", "default"}, {"kind", "sleep"}});
+  EXPECT_EQ(cli::format_inspect("scheduled", {{"tasks", tasks}, {"total", 3689}}).substr(0, 28),
+            "3689 task(s), showing 3\n  t0");
+  // Without a total, the list's own size.
+  EXPECT_EQ(cli::format_inspect("reserved", {{"tasks", tasks}}).substr(0, 11), "3 task(s)\n ");
+  // Per worker, each with its own total, and the sum.
+  json workers = json::array({{{"name", "w1@a"}, {"tasks", tasks}, {"total", 1500}},
+                              {{"name", "w2@b"}, {"tasks", json::array()}}});
+  const std::string text = cli::format_inspect("active", {{"workers", workers}});
+  EXPECT_EQ(lines(text).at(0), "1500 task(s), showing 3 on 2 worker(s)") << text;
+  EXPECT_EQ(lines(text).at(1), "w1@a: 1500 task(s), showing 3") << text;
+  EXPECT_NE(text.find("\nw2@b: 0 task(s)\n"), std::string::npos) << text;
+  EXPECT_EQ(cli::format_inspect("active", {{"workers", workers}, {"total", 2000}}).substr(0, 24),
+            "2000 task(s), showing 3 ");
+}
+
+TEST(CliFormat, ErrorsAndLongNamesArePrintedWhole) {
+  const std::string error = "OllamaUnavailable: 127.0.0.1:11434: " + std::string(300, 'x') + " the end";
+  json failed = {{"total", 1}, {"tasks", json::array({{{"id", "t1"}, {"queue", "agent_tasks"}, {"kind", "agent"},
+                                                        {"attempt", 4}, {"error", error}}})}};
+  const std::string text = cli::format_inspect("failed", failed);
+  EXPECT_NE(text.find("    error: " + error + "\n"), std::string::npos) << text;
+  const std::string name(60, 'q');
+  json queues = {{"queues", json::array({{{"name", name}, {"priority", 5}, {"depth", 12345678901ull}, {"scheduled", 0},
+                                          {"running", 2}}})}};
+  const auto rows = lines(cli::format_inspect("queues", queues));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].substr(0, name.size() + 2), name + "  ");
+  EXPECT_NE(rows[1].find("12345678901"), std::string::npos);
+}
+
+TEST(CliFormat, UnexpectedShapesPrintInsteadOfThrowing) {
+  EXPECT_NO_THROW(cli::format_inspect("active", json::array()));
+  EXPECT_NO_THROW(cli::format_inspect("stats", {{"router", nullptr}, {"workers", 3}}));
+  EXPECT_EQ(cli::format_inspect("scheduled", {{"tasks", json::array({{{"id", 7}, {"queue", nullptr}}})}}),
+            "1 task(s)\n  7\n");
 }
 
 }  // namespace
