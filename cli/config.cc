@@ -3,6 +3,9 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
 
 namespace zb::cli {
 namespace {
@@ -492,6 +495,34 @@ nlohmann::json section_values(const CLI::App& cmd) {
     out[underscored(opt->get_lnames()[0])] = typed(opt, text);
   }
   return out;
+}
+
+void report_worker_endpoint(const CLI::App& worker) {
+  const CLI::Option* opt = worker.get_option("--router");
+  const char* env = std::getenv("ZBATCH_WORKER_ROUTER");
+  std::string endpoint = opt->get_default_str(), from = "default";
+  if (opt->count() > 0) {
+    endpoint = opt->as<std::string>();
+    from = env && endpoint == env ? "environment ZBATCH_WORKER_ROUTER" : "flag --router";
+  } else if (const CLI::Option* cfg = worker.get_option("--config"); cfg->count() > 0) {
+    // The file is read (and checked) again when the worker starts; here only its [worker] router.
+    const std::string path = cfg->as<std::string>();
+    try {
+      const toml::table root = toml::parse_file(path);
+      if (auto value = root["worker"]["router"].value<std::string>()) {
+        endpoint = *value;
+        from = "config " + path + " [worker] router";
+      }
+    } catch (const toml::parse_error&) {
+    }
+  }
+  spdlog::info("worker router endpoint={} from=\"{}\"", endpoint, from);
+  const char* clients = std::getenv("ZBATCH_ROUTER");
+  if (from == "default" && clients && *clients)
+    spdlog::warn("worker ignores ZBATCH_ROUTER={}: that is the clients' endpoint (the router's frontend); a worker "
+                 "connects to the router's backend, from --router, ZBATCH_WORKER_ROUTER or [worker] router; "
+                 "connecting to the default {}",
+                 clients, endpoint);
 }
 
 Result<bool> parse_durability(const std::string& text) {

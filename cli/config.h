@@ -42,6 +42,11 @@ std::vector<std::string> section_keys(const CLI::App& cmd);
 // its default. Numbers are JSON numbers, flags booleans.
 nlohmann::json section_values(const CLI::App& cmd);
 
+// Logs the endpoint a parsed `zbatch worker` connects to and where it came from (flag,
+// environment, config file, default); warns when it is the default while ZBATCH_ROUTER (the
+// clients' variable, not read by workers) is set.
+void report_worker_endpoint(const CLI::App& worker);
+
 // "fsync" → true, "nosync" → false.
 Result<bool> parse_durability(const std::string& text);
 

@@ -7,6 +7,7 @@
 
 #include "bench/bench.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -132,6 +133,8 @@ int main(int argc, char** argv) {
     if (zb::Status s = zb::init_logging(*level); !s) fail(kExitUsage, s.message());
     hand_down(app, json_flag, "--json");
     hand_down(app, config_opt, "--config");
+    if (!app.get_subcommands().empty() && app.get_subcommands().front()->get_name() == "worker")
+      report_worker_endpoint(*app.get_subcommands().front());
   });
   add_serve_commands(app);
   add_config_command(app);

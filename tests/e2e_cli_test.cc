@@ -99,9 +99,22 @@ TEST_F(Cli, GlobalOptionsWorkBeforeAndAfterTheCommand) {
   }
 }
 
-TEST_F(Cli, WorkerTakesTheLogLevelAfterTheCommand) {
-  cluster_.start_worker(1, {"-l", "DEBUG"});
+TEST_F(Cli, WorkerTakesTheLogLevelAfterTheCommandAndNamesItsEndpoint) {
+  auto& w = cluster_.start_worker(1, {"-l", "DEBUG"});
   ASSERT_TRUE(cluster_.ready(2)) << cluster_.logs();
+  EXPECT_NE(w.log().find("worker router endpoint=" + cluster_.backend() + " from=\"flag --router\""),
+            std::string::npos) << w.log();
+}
+
+TEST_F(Cli, WorkerReadsZbatchWorkerRouter) {
+  TempDir dir;
+  Process w({ZBATCH_BINARY, "worker", "-c", "1", "--heartbeat-ms", "200", "--hostname", "env@test"},
+            {{"ZBATCH_WORKER_ROUTER", cluster_.backend()}, {"ZBATCH_ROUTER", cluster_.frontend()}},
+            dir.str() + "/worker.log");
+  ASSERT_TRUE(cluster_.ready(2)) << w.log();
+  EXPECT_NE(w.log().find("from=\"environment ZBATCH_WORKER_ROUTER\""), std::string::npos) << w.log();
+  EXPECT_EQ(w.log().find("ignores ZBATCH_ROUTER"), std::string::npos) << w.log();
+  w.stop();
 }
 
 TEST_F(Cli, InspectPrintsExactCountsOfCappedLists) {
@@ -211,6 +224,27 @@ TEST(CliAlone, UnreachableRouterIsExitThreeWithinTheTimeout) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("did not answer"), std::string::npos) << r.err;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(CliAlone, WorkerSaysAtStartUpThatItDoesNotReadZbatchRouter) {
+  // The start fails on a bad flag right after the start-up lines, so nothing connects anywhere.
+  auto r = run_command({ZBATCH_BINARY, "worker", "--prefetch-multiplier", "0"}, 10s, {},
+                       {{"ZBATCH_ROUTER", "tcp://router-host:5555"}, {"ZBATCH_WORKER_ROUTER", ""}});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find("worker router endpoint=tcp://127.0.0.1:5556 from=\"default\""), std::string::npos) << log;
+  EXPECT_NE(log.find("worker ignores ZBATCH_ROUTER=tcp://router-host:5555"), std::string::npos) << log;
+  EXPECT_NE(log.find("from --router, ZBATCH_WORKER_ROUTER or [worker] router"), std::string::npos) << log;
+}
+
+TEST(CliAlone, WorkerNamesAnEndpointFromItsConfigFile) {
+  TempDir dir;
+  std::ofstream(dir.str() + "/z.toml") << "[worker]\nrouter = \"tcp://127.0.0.1:1\"\nprefetch_multiplier = 0\n";
+  auto r = run_command({ZBATCH_BINARY, "worker", "--config", dir.str() + "/z.toml"}, 10s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find("worker router endpoint=tcp://127.0.0.1:1 from=\"config " + dir.str() + "/z.toml [worker] router\""),
+            std::string::npos) << log;
 }
 
 TEST(CliAlone, BadFlagValuesAreUsageErrors) {
