@@ -159,7 +159,9 @@ int main(int argc, char** argv) {
   });
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     auto it = examples().find(sub->get_name());
-    if (it != examples().end()) sub->footer("\nExamples:\n" + it->second + "\n");
+    if (it == examples().end()) continue;
+    const std::string notes = sub->get_footer();
+    sub->footer(notes + (notes.empty() ? "" : "\n") + "\nExamples:\n" + it->second + "\n");
   }
   app.footer(
       "\nExamples:\n"

@@ -78,6 +78,14 @@ TEST(CliHelp, HelpOfOneCommandIsItsPage) {
   EXPECT_NE(unknown.err.find("no command 'sumbit'"), std::string::npos) << unknown.err;
 }
 
+TEST(CliHelp, ACommandsOwnNotesStayBeforeItsExamples) {
+  auto r = zbatch({"config", "--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t notes = r.out.find("flags and ZBATCH_* environment variables are not applied");
+  ASSERT_NE(notes, std::string::npos) << r.out;
+  EXPECT_LT(notes, r.out.find("Examples:\n  zbatch config")) << r.out;
+}
+
 TEST(CliHelp, VersionIsTheProjectVersion) {
   auto r = zbatch({"--version"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
