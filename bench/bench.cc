@@ -326,7 +326,7 @@ void add_command(CLI::App& app) {
   cmd->add_option("--durability", o->durability, "fsync (default) or nosync")->check(CLI::IsMember({"fsync", "nosync"}));
   cmd->add_option("--latency-samples", o->latency_samples, "Round trips to time (default 2000)");
   cmd->add_option("--queued", o->queued_tasks, "Queued tasks for the router memory figure (default 1000000)");
-  cmd->add_option("--only", o->only, "Comma-separated: throughput,submit,latency,memory,queued");
+  cmd->add_option("--only", o->only, "Comma-separated: throughput,submit,latency,memory,queued (default: all)");
   cmd->add_flag("--json", o->json_out, "JSON output");
   cmd->callback([o] {
     if (int code = run(*o); code != 0) std::exit(code);

@@ -1,4 +1,4 @@
-// The client commands: submit, status, group, wait, inspect, purge, ping.
+// The client commands: submit, status, group, wait, inspect, purge, revoke, retry, ping.
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "client/client.h"
 #include "eager/eager.h"
 #include "common/clock.h"
@@ -21,15 +22,15 @@ namespace {
 using nlohmann::json;
 
 struct Common {
-  std::string router;
+  std::string router = ClientOptions{}.router;
   double timeout_s = 10;
   bool json_out = false;
 };
 
-void add_common(CLI::App* cmd, Common& c, bool with_json = true) {
-  cmd->add_option("--router", c.router, "Router frontend endpoint (default $ZBATCH_ROUTER or tcp://127.0.0.1:5555)");
-  cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for the router");
-  if (with_json) cmd->add_flag("--json", c.json_out, "Machine-readable output");
+void add_common(CLI::App* cmd, Common& c) {
+  cmd->add_option("--router", c.router, "The router's frontend endpoint")->envname("ZBATCH_ROUTER");
+  cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer of the router");
+  cmd->add_flag("--json", c.json_out, "Machine-readable output");
 }
 
 // The command's client, kept until the process exits (also through fail()). With
@@ -97,6 +98,14 @@ json task_json(const proto::TaskRecord& r) {
               {"error", r.error.empty() ? json(nullptr) : json(r.error)}};
 }
 
+// A finished group with a task that did not succeed ends the command with kExitFailed, as
+// `zbatch wait` does.
+void fail_unless_all_succeeded(const proto::GroupRecord& g) {
+  if (g.succeeded == g.total) return;
+  fail(kExitFailed, "group " + g.id.to_string() + ": " + std::to_string(g.failed) + " of " + std::to_string(g.total) +
+                        " task(s) failed, " + std::to_string(g.revoked) + " revoked");
+}
+
 json group_json(const proto::GroupRecord& g) {
   const double progress = g.total ? 100.0 * g.completed() / g.total : (g.sealed ? 100.0 : 0.0);
   return json{{"group_id", g.id.to_string()}, {"total", g.total}, {"completed", g.completed()},
@@ -105,11 +114,14 @@ json group_json(const proto::GroupRecord& g) {
               {"ready", g.ready()}};
 }
 
-// Parses a payload, refusing what is not JSON (nothing is sent then).
+// Parses a payload, refusing what is not JSON (nothing is sent then) with the parser's whole
+// reason, which names the byte where it stopped.
 std::string valid_payload(const std::string& text, const std::string& where) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) fail(kExitUsage, where + "payload is not valid JSON: " + text.substr(0, 80));
-  return j.dump();
+  try {
+    return json::parse(text).dump();
+  } catch (const json::parse_error& e) {
+    fail(kExitUsage, where + "payload is not valid JSON: " + e.what());
+  }
 }
 
 uint64_t parse_eta(const std::string& text) {
@@ -137,49 +149,6 @@ void print_task(const proto::TaskRecord& r, bool as_json) {
   if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
 }
 
-void print_inspect(const std::string& what, const json& j) {
-  if (what == "queues") {
-    std::cout << std::left << std::setw(18) << "QUEUE" << std::setw(10) << "PRIORITY" << std::setw(10) << "DEPTH"
-              << std::setw(11) << "SCHEDULED" << "RUNNING\n";
-    for (const auto& q : j["queues"])
-      std::cout << std::setw(18) << q["name"].get<std::string>() << std::setw(10) << q["priority"].get<int>()
-                << std::setw(10) << q["depth"].get<uint64_t>() << std::setw(11) << q["scheduled"].get<uint64_t>()
-                << q["running"].get<uint64_t>() << "\n";
-  } else if (what == "stats") {
-    const auto& r = j["router"];
-    std::cout << "router: uptime " << r["uptime_ms"].get<uint64_t>() / 1000 << " s, submitted " << r["submitted"]
-              << ", succeeded " << r["succeeded"] << ", failed " << r["failed"] << ", in flight " << r["in_flight"]
-              << ", durability " << r["durability"].get<std::string>() << "\n";
-    for (const auto& w : j["workers"])
-      std::cout << w["name"].get<std::string>() << ": pid " << w["pid"] << ", concurrency " << w["concurrency"]
-                << ", in flight " << w["in_flight"] << ", processed " << w["processed"] << ", failed "
-                << w["failed"] << "\n";
-  } else if (what == "registered") {
-    for (const auto& w : j["workers"]) {
-      std::cout << w["name"].get<std::string>() << ":";
-      for (const auto& k : w["kinds"]) std::cout << " " << k.get<std::string>();
-      std::cout << "\n";
-    }
-  } else if (what == "active") {
-    for (const auto& w : j["workers"]) {
-      std::cout << w["name"].get<std::string>() << ": " << w["tasks"].size() << " task(s)\n";
-      for (const auto& t : w["tasks"])
-        std::cout << "  " << t["id"].get<std::string>() << " " << t.value("kind", "") << " attempt "
-                  << t.value("attempt", 0) << "\n";
-    }
-  } else if (what == "failed") {
-    std::cout << j["total"] << " failed task(s) in all; showing " << j["tasks"].size() << "\n";
-    for (const auto& t : j["tasks"])
-      std::cout << "  " << t["id"].get<std::string>() << " " << t.value("queue", "") << " " << t.value("kind", "")
-                << " attempts " << t.value("attempt", 0) << ": " << t.value("error", "") << "\n";
-  } else {
-    std::cout << j["tasks"].size() << " task(s)\n";
-    for (const auto& t : j["tasks"])
-      std::cout << "  " << t["id"].get<std::string>() << " " << t.value("queue", "") << " " << t.value("kind", "")
-                << "\n";
-  }
-}
-
 }  // namespace
 
 void add_client_commands(CLI::App& app) {
@@ -200,19 +169,23 @@ void add_client_commands(CLI::App& app) {
     auto f = std::make_shared<Flags>();
     add_common(cmd, f->c);
     cmd->add_option("-Q,--queue", f->queue, "Queue (default: default)");
-    cmd->add_option("--kind", f->kind, "Task kind (default: the queue's)");
-    cmd->add_option("--priority", f->priority, "0..255, higher first (default: the queue's)")->check(CLI::Range(0, 255));
-    auto* countdown = cmd->add_option("--countdown", f->countdown, "Run in S seconds")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--eta", f->eta, "Run at this time (unix seconds or ISO-8601 UTC)")->excludes(countdown);
-    cmd->add_option("--parallel", f->parallel, "With '-': run at most N tasks of the group at once");
-    cmd->add_option("--max-retries", f->max_retries, "Retries after a failed attempt");
+    cmd->add_option("--kind", f->kind, "Task kind (default: the queue's handler)");
+    cmd->add_option("--priority", f->priority, "0..255, higher first (default: the queue's)")
+        ->check(CLI::Range(0, 255))
+        ->default_str("");
+    auto* countdown = cmd->add_option("--countdown", f->countdown, "Run in S seconds (default: now)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--eta", f->eta, "Run at this time, unix seconds or ISO-8601 UTC (default: now)")->excludes(countdown);
+    cmd->add_option("--parallel", f->parallel, "With '-': run at most N tasks of the group at once (0 = no limit)");
+    cmd->add_option("--max-retries", f->max_retries, "Retries after a failed attempt (default: the queue's)")->default_str("");
     cmd->add_option("--time-limit", f->time_limit, "Hard time limit of an attempt, seconds (default: the queue's)")
-        ->check(CLI::Range(0.0, 4e6));
+        ->check(CLI::Range(0.0, 4e6))
+        ->default_str("");
     cmd->add_option("--soft-time-limit", f->soft_time_limit, "Soft time limit of an attempt, seconds (default: the queue's)")
-        ->check(CLI::Range(0.0, 4e6));
+        ->check(CLI::Range(0.0, 4e6))
+        ->default_str("");
     cmd->add_option("--idempotency-key", f->idempotency_key,
-                    "A repeat with the same key returns the first submission's ids and runs nothing twice");
-    cmd->add_flag("--wait", f->wait, "Wait for the result and print it");
+                    "A repeat with the same key returns the first submission's ids and runs nothing twice (default: none)");
+    cmd->add_flag("--wait", f->wait, "Wait for the result and print it (a group: wait for all; exit 1 when one failed)");
     cmd->add_option("payload", f->payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
     cmd->callback([f] {
       proto::TaskSpec spec;
@@ -241,20 +214,23 @@ void add_client_commands(CLI::App& app) {
         go.parallel = f->parallel;
         go.idempotency_key = f->idempotency_key;
         auto receipt = must(client->submit_group(tasks, go));
-        if (f->wait) {
-          for (;;) {
-            auto g = must(client->group(receipt.group));
-            if (g.ready()) break;
-            must(client->wait(std::span<const Id>(receipt.tasks).subspan(0, 1), std::chrono::milliseconds(200)));
-          }
-        }
+        // The group id alone on stdout (scripts read it: `G=$(zbatch submit - < tasks.jsonl)`),
+        // the task ids too only as JSON.
         if (f->c.json_out) {
           json ids = json::array();
           for (const auto& id : receipt.tasks) ids.push_back(id.to_string());
-          std::cout << json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}.dump() << "\n";
+          std::cout << json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}.dump() << std::endl;
         } else {
-          for (const auto& id : receipt.tasks) std::cout << id.to_string() << "\n";
-          std::cout << receipt.group.to_string() << "\n";
+          std::cout << receipt.group.to_string() << std::endl;
+        }
+        if (f->wait) {
+          proto::GroupRecord g;
+          for (;;) {
+            g = must(client->group(receipt.group));
+            if (g.ready()) break;
+            must(client->wait(std::span<const Id>(receipt.tasks).subspan(0, 1), std::chrono::milliseconds(200)));
+          }
+          fail_unless_all_succeeded(g);
         }
         return;
       }
@@ -299,7 +275,7 @@ void add_client_commands(CLI::App& app) {
     auto id = std::make_shared<std::string>();
     auto wait = std::make_shared<bool>(false);
     add_common(cmd, *c);
-    cmd->add_flag("--wait", *wait, "Wait until every task of the group has finished");
+    cmd->add_flag("--wait", *wait, "Wait until every task of the group has finished; exit 1 when one did not succeed");
     cmd->add_option("group_id", *id, "Group id")->required();
     cmd->callback([c, id, wait] {
       auto client = connect(*c);
@@ -325,8 +301,9 @@ void add_client_commands(CLI::App& app) {
       } else {
         std::cout << "group " << j["group_id"].get<std::string>() << ": " << g.completed() << "/" << g.total
                   << " completed (" << j["progress"] << "%), " << g.succeeded << " succeeded, " << g.failed
-                  << " failed, " << g.running << " running" << (g.ready() ? ", ready" : "") << "\n";
+                  << " failed, " << g.running << " running" << (g.ready() ? ", ready" : "") << std::endl;
       }
+      if (*wait) fail_unless_all_succeeded(g);
     });
   }
   // zbatch wait
@@ -362,11 +339,13 @@ void add_client_commands(CLI::App& app) {
     add_common(cmd, *c);
     auto queue = std::make_shared<std::string>();
     auto limit = std::make_shared<uint32_t>(100);
-    cmd->add_option("what", *what, "active|reserved|scheduled|stats|registered|queues|failed")
+    cmd->add_option("what", *what,
+                    "active: running now; reserved: taken by a worker, not started; scheduled: waiting for an ETA or "
+                    "countdown; stats; registered: task kinds; queues; failed: dead letters")
         ->required()
         ->check(CLI::IsMember({"active", "reserved", "scheduled", "stats", "registered", "queues", "failed"}));
-    cmd->add_option("-Q,--queue", *queue, "failed: only this queue");
-    cmd->add_option("--limit", *limit, "failed: at most N tasks (default 100)")->check(CLI::Range(1, 1000));
+    cmd->add_option("-Q,--queue", *queue, "failed: only this queue (default: all)");
+    cmd->add_option("--limit", *limit, "failed: at most N tasks")->check(CLI::Range(1, 1000));
     cmd->callback([c, what, queue, limit] {
       auto client = connect(*c);
       json args = json::object();
@@ -375,8 +354,13 @@ void add_client_commands(CLI::App& app) {
         if (!queue->empty()) args["queue"] = *queue;
       }
       std::string text = must(client->control("inspect." + *what, args.dump()));
-      if (c->json_out) std::cout << text << "\n";
-      else print_inspect(*what, json::parse(text));
+      if (c->json_out) {
+        std::cout << text << "\n";
+        return;
+      }
+      json reply = json::parse(text, nullptr, false);
+      if (reply.is_discarded()) fail(kExitFailed, "the router's answer to inspect." + *what + " is not JSON: " + text);
+      std::cout << format_inspect(*what, reply);
     });
   }
   // zbatch purge
@@ -386,7 +370,7 @@ void add_client_commands(CLI::App& app) {
     auto queue = std::make_shared<std::string>();
     auto force = std::make_shared<bool>(false);
     add_common(cmd, *c);
-    cmd->add_option("-Q,--queue", *queue, "Only this queue");
+    cmd->add_option("-Q,--queue", *queue, "Only this queue (default: every queue)");
     cmd->add_flag("--force", *force, "Really purge");
     cmd->callback([c, queue, force] {
       if (!*force) fail(kExitUsage, "purge revokes every queued task" + (queue->empty() ? std::string() : " of " + *queue) + "; add --force to do it");
@@ -422,9 +406,9 @@ void add_client_commands(CLI::App& app) {
     auto all_failed = std::make_shared<bool>(false);
     auto queue = std::make_shared<std::string>();
     add_common(cmd, *c);
-    auto* task_opt = cmd->add_option("task_id", *id, "Task id");
+    auto* task_opt = cmd->add_option("task_id", *id, "Task id (default: none; needs --failed then)");
     cmd->add_flag("--failed", *all_failed, "Retry every task that failed for good (dead letters)")->excludes(task_opt);
-    cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue");
+    cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue (default: all)");
     cmd->callback([c, id, all_failed, queue] {
       auto client = connect(*c);
       if (*all_failed) {

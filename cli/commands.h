@@ -1,19 +1,28 @@
 // The zbatch sub-commands, one family per file (internal to the command line).
 #pragma once
 
+#include <memory>
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace zb::cli {
 
-// Exit codes: 0 success, 1 a task failed (--wait) or a command failed, 2 bad usage or input,
-// 3 router unreachable.
+// Exit codes: 0 success, 1 a task failed (submit --wait, group --wait, wait) or a command
+// failed, 2 bad usage or input, 3 router unreachable.
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnavailable = 3;
 
 // router, worker, store, up: the long-running processes.
 void add_serve_commands(CLI::App& app);
-// submit, status, group, wait, inspect, purge, ping: the client commands.
+// The options of the long-running command `command` (router, worker, store, up) added to
+// `cmd`, bound to storage that the returned handle keeps alive: what `zbatch config` applies a
+// file to and prints.
+std::shared_ptr<void> add_command_flags(const std::string& command, CLI::App* cmd);
+// zbatch config: checks a configuration file and prints the whole effective configuration.
+void add_config_command(CLI::App& app);
+// submit, status, group, wait, inspect, purge, revoke, retry, ping: the client commands.
 void add_client_commands(CLI::App& app);
 
 // Prints "zbatch: <message>" on stderr and ends the command with `code`.

@@ -3,7 +3,9 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <set>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
 
 namespace zb::cli {
 namespace {
@@ -34,6 +36,18 @@ std::optional<std::string> as_text(const toml::node& node) {
 
 Status bad(const std::string& path, const std::string& where, const std::string& what) {
   return Status(Code::kBadRequest, "config " + path + ": " + where + " " + what);
+}
+
+bool known(const std::string& table, const std::string& key) {
+  const auto& keys = table_keys().at(table);
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// "[[queue]] 'x' foo is not a known key (name, priority, ...)", the list from table_keys().
+Status unknown_key(const std::string& path, const std::string& where, const std::string& table) {
+  std::string list;
+  for (const auto& k : table_keys().at(table)) list += (list.empty() ? "" : ", ") + k;
+  return bad(path, where, "is not a known key (" + list + ")");
 }
 
 // Seconds (integer or float, >= 0) as milliseconds.
@@ -93,6 +107,7 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
     const std::string key(k.str());
     const std::string where = "[[queue]] " + (q.name.empty() ? std::string() : "'" + q.name + "' ") + key;
     auto need = [&](bool ok, const char* what) { return ok ? Status::ok() : bad(path, where, std::string("must be ") + what); };
+    if (!known("queue", key)) return unknown_key(path, where, "queue");
     Status s = Status::ok();
     if (key == "name") {
       s = need(v.value<std::string>() && !v.value<std::string>()->empty(), "a non-empty string");
@@ -129,9 +144,7 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
       s = need(r.has_value(), "tasks per second: a number >= 0 or \"N/s\", \"N/m\", \"N/h\"");
       if (s) q.rate_limit = *r;
     } else {
-      s = bad(path, where, "is not a known key (name, priority, handler, max_retries, retry_backoff, "
-                           "retry_backoff_max, retry_jitter, retry_on, soft_time_limit, time_limit, "
-                           "rate_limit, acks_late)");
+      s = unknown_key(path, where, "queue");
     }
     if (!s) return s;
   }
@@ -173,6 +186,7 @@ Status parse_handler(const toml::table& t, const std::string& path, ProcessHandl
     const std::string key(k.str());
     const std::string where = "[[handler]] " + (h.kind.empty() ? std::string() : "'" + h.kind + "' ") + key;
     auto need = [&](bool ok, const char* what) { return ok ? Status::ok() : bad(path, where, std::string("must be ") + what); };
+    if (!known("handler", key)) return unknown_key(path, where, "handler");
     Status s = Status::ok();
     if (key == "kind") {
       s = need(v.value<std::string>() && !v.value<std::string>()->empty(), "a non-empty string");
@@ -213,8 +227,7 @@ Status parse_handler(const toml::table& t, const std::string& path, ProcessHandl
       s = need(n.has_value(), "an integer >= 0 (0 = no ceiling)");
       if (s) h.max_memory_bytes = *n << 20;
     } else {
-      s = bad(path, where, "is not a known key (kind, type, argv, env, cwd, stdout_limit, stderr_limit, "
-                           "term_grace, max_tasks_per_child, max_memory_mb)");
+      s = unknown_key(path, where, "handler");
     }
     if (!s) return s;
   }
@@ -274,12 +287,13 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
     for (const auto& [key_, v] : *t) {
       const std::string key(key_.str()), where = "[ollama] " + key;
       Status s = Status::ok();
+      if (!known("ollama", key)) return unknown_key(path, where, "ollama");
       if (key == "host") s = text(v, where, k.ollama.host);
       else if (key == "model") s = text(v, where, k.ollama.model);
       else if (key == "system") s = text(v, where, k.ollama.system);
       else if (key == "connect_timeout") s = ms(v, where, k.ollama.connect_timeout_ms);
       else if (key == "read_timeout") s = ms(v, where, k.ollama.read_timeout_ms);
-      else s = bad(path, where, "is not a known key (host, model, system, connect_timeout, read_timeout)");
+      else s = unknown_key(path, where, "ollama");
       if (!s) return s;
     }
   }
@@ -289,9 +303,10 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
     for (const auto& [key_, v] : *t) {
       const std::string key(key_.str()), where = "[validation] " + key;
       Status s = Status::ok();
+      if (!known("validation", key)) return unknown_key(path, where, "validation");
       if (key == "workspace") s = text(v, where, k.validation.workspace);
       else if (key == "timeout") s = ms(v, where, k.validation.timeout_ms);
-      else s = bad(path, where, "is not a known key (workspace, timeout)");
+      else s = unknown_key(path, where, "validation");
       if (!s) return s;
     }
   }
@@ -305,6 +320,7 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
       for (const auto& [key_, v] : *t) {
         const std::string key(key_.str()), where = "[[test_profile]] " + key;
         Status s = Status::ok();
+        if (!known("test_profile", key)) return unknown_key(path, where, "test_profile");
         if (key == "name") s = text(v, where, p.name);
         else if (key == "argv") s = argv(v, where, p.argv);
         else if (key == "env") s = env(v, where, p.env);
@@ -316,7 +332,7 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
           s = n && *n > 0 ? Status::ok() : bad(path, where, "must be bytes, 1..67108864");
           if (s) p.log_tail = *n;
         } else {
-          s = bad(path, where, "is not a known key (name, argv, env, cwd, junit, timeout, log_tail)");
+          s = unknown_key(path, where, "test_profile");
         }
         if (!s) return s;
       }
@@ -334,12 +350,13 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
       for (const auto& [key_, v] : *t) {
         const std::string key(key_.str()), where = "[[mcp_server]] " + key;
         Status s = Status::ok();
+        if (!known("mcp_server", key)) return unknown_key(path, where, "mcp_server");
         if (key == "name") s = text(v, where, m.name);
         else if (key == "argv") s = argv(v, where, m.argv);
         else if (key == "env") s = env(v, where, m.env);
         else if (key == "cwd") s = text(v, where, m.cwd);
         else if (key == "call_timeout") s = ms(v, where, m.call_timeout_ms);
-        else s = bad(path, where, "is not a known key (name, argv, env, cwd, call_timeout)");
+        else s = unknown_key(path, where, "mcp_server");
         if (!s) return s;
       }
       if (m.name.empty() || m.argv.empty()) return bad(path, "[[mcp_server]]", "needs a name and argv");
@@ -361,12 +378,14 @@ Status apply_config_file(const std::string& path, const std::string& section, CL
     return Status(Code::kBadRequest, "config " + path + ": " + std::string(e.description()) + " at line " +
                                          std::to_string(e.source().begin.line));
   }
-  static const std::set<std::string> kSections = {"router", "worker", "store", "up", "queue", "handler",
-                                                  "ollama", "validation", "test_profile", "mcp_server"};
-  for (const auto& [k, v] : root)
-    if (!kSections.count(std::string(k.str())))
-      return Status(Code::kBadRequest, "config " + path + ": unknown section [" + std::string(k.str()) +
-                                           "] (router, worker, store, up, queue, handler, ollama, validation, test_profile, mcp_server)");
+  std::string sections;
+  for (const auto& name : config_sections()) sections += (sections.empty() ? "" : ", ") + name;
+  for (const auto& [k, v] : root) {
+    const auto& all = config_sections();
+    if (std::find(all.begin(), all.end(), std::string(k.str())) == all.end())
+      return Status(Code::kBadRequest, "config " + path + ": unknown section [" + std::string(k.str()) + "] (" +
+                                           sections + ")");
+  }
   if (Status s = apply_queues(root, path, queues); !s) return s;
   if (Status s = apply_handlers(root, path, handlers); !s) return s;
   if (Status s = apply_kinds(root, path, kinds); !s) return s;
@@ -383,6 +402,7 @@ Status apply_config_file(const std::string& path, const std::string& section, CL
       return Status(Code::kBadRequest, "config " + path + ": unknown key [" + section + "] " + std::string(k.str()));
     }
     if (key == "config") return Status(Code::kBadRequest, "config " + path + ": [" + section + "] config cannot nest");
+    if (key == "help") return Status(Code::kBadRequest, "config " + path + ": unknown key [" + section + "] " + std::string(k.str()));
     auto text = as_text(v);
     if (!text) return Status(Code::kBadRequest, "config " + path + ": [" + section + "] " + std::string(k.str()) + " has an unsupported type");
     if (opt->count() > 0) continue;  // a flag or an environment variable wins
@@ -395,6 +415,114 @@ Status apply_config_file(const std::string& path, const std::string& section, CL
     }
   }
   return Status::ok();
+}
+
+const std::vector<std::string>& config_sections() {
+  static const std::vector<std::string> kSections = {"router", "worker", "store",      "up",           "queue",
+                                                     "handler", "ollama", "validation", "test_profile", "mcp_server"};
+  return kSections;
+}
+
+const std::map<std::string, std::vector<std::string>>& table_keys() {
+  static const std::map<std::string, std::vector<std::string>> kKeys = {
+      {"queue", {"name", "priority", "handler", "default_kind", "max_retries", "retry_backoff", "retry_backoff_max",
+                 "retry_jitter", "retry_on", "soft_time_limit", "time_limit", "rate_limit", "acks_late"}},
+      {"handler", {"kind", "type", "argv", "env", "cwd", "stdout_limit", "stderr_limit", "term_grace",
+                   "max_tasks_per_child", "max_memory_mb"}},
+      {"ollama", {"host", "model", "system", "connect_timeout", "read_timeout"}},
+      {"validation", {"workspace", "timeout"}},
+      {"test_profile", {"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"}},
+      {"mcp_server", {"name", "argv", "env", "cwd", "call_timeout"}},
+  };
+  return kKeys;
+}
+
+namespace {
+
+bool is_file_key(const CLI::Option* opt) {
+  return !opt->get_lnames().empty() && opt->get_lnames()[0] != "help" && opt->get_lnames()[0] != "config";
+}
+
+std::string underscored(std::string name) {
+  for (char& c : name)
+    if (c == '-') c = '_';
+  return name;
+}
+
+// An option's text as JSON: numbers for number options, booleans for flags.
+nlohmann::json typed(const CLI::Option* opt, const std::string& text) {
+  if (opt->get_expected_min() == 0) {  // a flag
+    return text == "true" || text == "1" || text == "yes" || text == "on";
+  }
+  const std::string type = opt->get_type_name().substr(0, opt->get_type_name().find(':'));
+  try {
+    size_t used = 0;
+    if (type == "UINT" && !text.empty() && text[0] != '-') {
+      const unsigned long long v = std::stoull(text, &used);
+      if (used == text.size()) return v;
+    } else if (type == "INT") {
+      const long long v = std::stoll(text, &used);
+      if (used == text.size()) return v;
+    } else if (type == "FLOAT") {
+      const double v = std::stod(text, &used);
+      if (used == text.size()) return v;
+    }
+  } catch (const std::exception&) {
+  }
+  return text;
+}
+
+}  // namespace
+
+std::vector<std::string> section_keys(const CLI::App& cmd) {
+  std::vector<std::string> keys;
+  for (const CLI::Option* opt : cmd.get_options())
+    if (is_file_key(opt))
+      for (const auto& name : opt->get_lnames()) keys.push_back(underscored(name));
+  return keys;
+}
+
+nlohmann::json section_values(const CLI::App& cmd) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const CLI::Option* opt : cmd.get_options()) {
+    if (!is_file_key(opt)) continue;
+    std::string text;
+    if (opt->count() > 0) {
+      for (const auto& r : opt->results()) text += (text.empty() ? "" : ",") + r;
+    } else {
+      text = opt->get_default_str();
+    }
+    out[underscored(opt->get_lnames()[0])] = typed(opt, text);
+  }
+  return out;
+}
+
+void report_worker_endpoint(const CLI::App& worker) {
+  const CLI::Option* opt = worker.get_option("--router");
+  const char* env = std::getenv("ZBATCH_WORKER_ROUTER");
+  std::string endpoint = opt->get_default_str(), from = "default";
+  if (opt->count() > 0) {
+    endpoint = opt->as<std::string>();
+    from = env && endpoint == env ? "environment ZBATCH_WORKER_ROUTER" : "flag --router";
+  } else if (const CLI::Option* cfg = worker.get_option("--config"); cfg->count() > 0) {
+    // The file is read (and checked) again when the worker starts; here only its [worker] router.
+    const std::string path = cfg->as<std::string>();
+    try {
+      const toml::table root = toml::parse_file(path);
+      if (auto value = root["worker"]["router"].value<std::string>()) {
+        endpoint = *value;
+        from = "config " + path + " [worker] router";
+      }
+    } catch (const toml::parse_error&) {
+    }
+  }
+  spdlog::info("worker router endpoint={} from=\"{}\"", endpoint, from);
+  const char* clients = std::getenv("ZBATCH_ROUTER");
+  if (from == "default" && clients && *clients)
+    spdlog::warn("worker ignores ZBATCH_ROUTER={}: that is the clients' endpoint (the router's frontend); a worker "
+                 "connects to the router's backend, from --router, ZBATCH_WORKER_ROUTER or [worker] router; "
+                 "connecting to the default {}",
+                 clients, endpoint);
 }
 
 Result<bool> parse_durability(const std::string& text) {

@@ -3,9 +3,12 @@
 // typed options of each component; unknown keys and bad values are precise start-up errors.
 #pragma once
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "router/router.h"
@@ -20,11 +23,29 @@ namespace zb::cli {
 // in seconds); `[[handler]]` tables declare process handlers (ProcessHandlerConfig in
 // worker/worker.h). Both are always validated; they are returned where the pointer is set.
 // `[ollama]`, `[validation]`, `[[test_profile]]` and `[[mcp_server]]` configure the seed's
-// kinds of work (SeedKindsConfig in worker/worker.h). zbatch.example.toml documents every key.
+// kinds of work (SeedKindsConfig in worker/worker.h). zbatch.example.toml documents every key
+// and loads as the built-in defaults.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
                          SeedKindsConfig* kinds = nullptr);
+
+// The file's sections: router, worker, store, up (the commands' flags), then the tables.
+const std::vector<std::string>& config_sections();
+// The keys of each table section ("queue", "handler", "ollama", "validation", "test_profile",
+// "mcp_server"): exactly what the parser accepts.
+const std::map<std::string, std::vector<std::string>>& table_keys();
+// The keys `[section]` of a command accepts: its options' long names with '_' ("help" and
+// "config" excepted).
+std::vector<std::string> section_keys(const CLI::App& cmd);
+// Every such option of `cmd` with its value: what was applied to it (apply_config_file), else
+// its default. Numbers are JSON numbers, flags booleans.
+nlohmann::json section_values(const CLI::App& cmd);
+
+// Logs the endpoint a parsed `zbatch worker` connects to and where it came from (flag,
+// environment, config file, default); warns when it is the default while ZBATCH_ROUTER (the
+// clients' variable, not read by workers) is set.
+void report_worker_endpoint(const CLI::App& worker);
 
 // "fsync" → true, "nosync" → false.
 Result<bool> parse_durability(const std::string& text);

@@ -4,8 +4,6 @@
 #include <iostream>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/signals.h"
@@ -107,7 +105,7 @@ void add_router_flags(CLI::App* cmd, RouterFlags& f) {
                   "Events kept in the router's log beyond what the store confirmed (default 1000000)")
       ->check(CLI::Range(uint64_t{1000}, uint64_t{1} << 40))
       ->envname("ZBATCH_EVENT_RETENTION");
-  cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
+  cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
 RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, std::vector<QueueConfig> queues) {
@@ -198,18 +196,18 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("--hostname", f.hostname, "Worker name, name@host (default zbatch@<host>)")->envname("ZBATCH_HOSTNAME");
   cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot (default 4)")->envname("ZBATCH_PREFETCH_MULTIPLIER");
   cmd->add_option("--heartbeat-ms", f.heartbeat_ms, "Heartbeat interval")->envname("ZBATCH_HEARTBEAT_MS");
-  cmd->add_option("--autoscale", f.autoscale, "MAX,MIN: grow slots under backlog, shrink when idle")
+  cmd->add_option("--autoscale", f.autoscale, "MAX,MIN: grow slots under backlog, shrink when idle (default: off, -c slots)")
       ->envname("ZBATCH_AUTOSCALE");
   cmd->add_option("--autoscale-idle-ms", f.autoscale_idle_ms, "Idle time before autoscale removes a slot (default 10000)")
       ->envname("ZBATCH_AUTOSCALE_IDLE_MS");
   add_shutdown_timeout_flag(cmd, f.shutdown_timeout_s);
-  cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]])")->envname("ZBATCH_CONFIG");
+  cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]]; default: none)")->envname("ZBATCH_CONFIG");
 }
 
 // Dashboard and API authentication; the values are never logged.
 void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
-  cmd->add_option("--auth-basic", o.auth_basic, "USER:PASSWORD for HTTP basic authentication")->envname("ZBATCH_AUTH_BASIC");
-  cmd->add_option("--auth-token", o.auth_token, "Bearer token (16+ characters)")->envname("ZBATCH_AUTH_TOKEN");
+  cmd->add_option("--auth-basic", o.auth_basic, "USER:PASSWORD for HTTP basic authentication (default: none)")->envname("ZBATCH_AUTH_BASIC");
+  cmd->add_option("--auth-token", o.auth_token, "Bearer token, 16+ characters (default: none)")->envname("ZBATCH_AUTH_TOKEN");
   cmd->add_flag("--no-auth", o.auth_disabled, "Serve a non-loopback --http address without authentication")
       ->envname("ZBATCH_NO_AUTH");
 }
@@ -231,7 +229,7 @@ void add_store_flags(CLI::App* cmd, StoreFlags& f) {
   cmd->add_option("--max-batch-tasks", o.max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
       ->envname("ZBATCH_MAX_BATCH_TASKS");
   add_auth_flags(cmd, o);
-  cmd->add_option("--config", f.config, "TOML configuration file")->envname("ZBATCH_CONFIG");
+  cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
 struct UpFlags {
@@ -253,6 +251,27 @@ void add_up_flags(CLI::App* cmd, UpFlags& f) {
 }
 
 }  // namespace
+
+std::shared_ptr<void> add_command_flags(const std::string& command, CLI::App* cmd) {
+  if (command == "router") {
+    auto f = std::make_shared<RouterFlags>();
+    add_router_flags(cmd, *f);
+    return f;
+  }
+  if (command == "worker") {
+    auto f = std::make_shared<WorkerFlags>();
+    add_worker_flags(cmd, *f);
+    return f;
+  }
+  if (command == "store") {
+    auto f = std::make_shared<StoreFlags>();
+    add_store_flags(cmd, *f);
+    return f;
+  }
+  auto f = std::make_shared<UpFlags>();
+  add_up_flags(cmd, *f);
+  return f;
+}
 
 void add_serve_commands(CLI::App& app) {
   // zbatch router
@@ -312,60 +331,6 @@ void add_serve_commands(CLI::App& app) {
       const Status ran = (*store)->run();
       stops.clear();
       check(ran);
-    });
-  }
-  // zbatch config FILE: validates a configuration file and prints what it means.
-  {
-    auto* cmd = app.add_subcommand("config", "Check a TOML configuration file and print the queues and handlers it declares");
-    auto path = std::make_shared<std::string>();
-    cmd->add_option("file", *path, "The file")->required();
-    cmd->callback([path] {
-      std::vector<QueueConfig> queues = default_queue_configs();
-      std::vector<ProcessHandlerConfig> handlers;
-      SeedKindsConfig kinds;
-      // Every section is checked against the flags of its own command.
-      for (const std::string section : {"router", "worker", "store", "up"}) {
-        CLI::App scratch;
-        auto* sub = scratch.add_subcommand(section);
-        RouterFlags rf;
-        WorkerFlags wf;
-        StoreFlags sf;
-        UpFlags uf;
-        if (section == "router") add_router_flags(sub, rf);
-        else if (section == "worker") add_worker_flags(sub, wf);
-        else if (section == "store") add_store_flags(sub, sf);
-        else add_up_flags(sub, uf);
-        queues = default_queue_configs();
-        handlers.clear();
-        kinds = SeedKindsConfig{};
-        check(apply_config_file(*path, section, *sub, &queues, &handlers, &kinds));
-      }
-      nlohmann::json out{{"queues", nlohmann::json::array()}, {"handlers", nlohmann::json::array()}};
-      for (const auto& q : queues)
-        out["queues"].push_back({{"name", q.name}, {"priority", q.priority}, {"handler", q.default_kind},
-                                 {"max_retries", q.max_retries}, {"retry_backoff_ms", q.retry_backoff_ms},
-                                 {"retry_backoff_max_ms", q.retry_backoff_max_ms}, {"retry_jitter", q.retry_jitter},
-                                 {"retry_on", q.retry_on}, {"soft_time_limit_ms", q.soft_time_limit_ms},
-                                 {"time_limit_ms", q.time_limit_ms}, {"rate_limit", q.rate_limit},
-                                 {"acks_late", q.acks_late}});
-      for (const auto& h : handlers)
-        out["handlers"].push_back({{"kind", h.kind}, {"type", h.mode == ProcessHandlerConfig::Mode::kExec ? "exec" : "pool"},
-                                   {"argv", h.argv}, {"env", h.env}, {"cwd", h.cwd}, {"stdout_limit", h.stdout_limit},
-                                   {"stderr_limit", h.stderr_limit}, {"term_grace_ms", h.term_grace_ms},
-                                   {"max_tasks_per_child", h.max_tasks_per_child},
-                                   {"max_memory_bytes", h.max_memory_bytes}});
-      out["ollama"] = {{"host", kinds.ollama.host}, {"model", kinds.ollama.model},
-                       {"connect_timeout_ms", kinds.ollama.connect_timeout_ms},
-                       {"read_timeout_ms", kinds.ollama.read_timeout_ms}};
-      out["validation"] = {{"workspace", kinds.validation.workspace}, {"timeout_ms", kinds.validation.timeout_ms}};
-      out["test_profiles"] = nlohmann::json::array();
-      for (const auto& p : kinds.test_profiles)
-        out["test_profiles"].push_back({{"name", p.name}, {"argv", p.argv}, {"cwd", p.cwd}, {"junit", p.junit},
-                                        {"timeout_ms", p.timeout_ms}});
-      out["mcp_servers"] = nlohmann::json::array();
-      for (const auto& m : kinds.mcp_servers)
-        out["mcp_servers"].push_back({{"name", m.name}, {"argv", m.argv}, {"call_timeout_ms", m.call_timeout_ms}});
-      std::cout << out.dump(2) << std::endl;
     });
   }
   // zbatch up

@@ -45,20 +45,121 @@ TEST_F(Cli, SubmitPrintsAnIdThatStatusKnows) {
   EXPECT_EQ(j["attempt"], 1);
 }
 
-TEST_F(Cli, StdinLinesBecomeOneGroup) {
+TEST_F(Cli, StdinLinesBecomeOneGroupWhoseIdIsTheWholeOutput) {
   auto r = zbatch({"submit", "--kind", "echo", "-"}, "{\"n\":1}\n{\"n\":2}\n\n{\"n\":3}\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::vector<std::string> lines;
-  std::stringstream ss(r.out);
-  for (std::string l; std::getline(ss, l);) lines.push_back(l);
-  ASSERT_EQ(lines.size(), 4u);  // three task ids, then the group id
-  auto g = zbatch({"group", lines.back(), "--wait", "--json"});
+  ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;  // the group id, by itself
+  const std::string group = r.out.substr(0, r.out.size() - 1);
+  ASSERT_TRUE(Id::parse(group)) << r.out;
+  auto g = zbatch({"group", group, "--wait", "--json"});
   ASSERT_EQ(g.exit_code, 0) << g.err;
   json j = json::parse(g.out);
+  EXPECT_EQ(j["group_id"], group);
   EXPECT_EQ(j["total"], 3);
   EXPECT_EQ(j["successful"], 3);
   EXPECT_EQ(j["progress"], 100.0);
   EXPECT_EQ(j["ready"], true);
+  // With --json: one object with the group id and the task ids, in submission order.
+  auto js = zbatch({"submit", "--kind", "echo", "--json", "-"}, "{\"n\":1}\n{\"n\":2}\n");
+  ASSERT_EQ(js.exit_code, 0) << js.err;
+  json receipt = json::parse(js.out);
+  ASSERT_EQ(receipt["tasks"].size(), 2u);
+  auto client = cluster_.client();
+  auto first = finish_one(*client, *Id::parse(receipt["tasks"][0].get<std::string>()));
+  EXPECT_EQ(first.result, "{\"n\":1}");
+  EXPECT_EQ(first.group.to_string(), receipt["group_id"]);
+}
+
+TEST_F(Cli, GroupWaitExitsOneWhenATaskFailed) {
+  auto r = zbatch({"submit", "--kind", "fail", "--max-retries", "0", "-"}, "{\"error\":\"one\"}\n{\"error\":\"two\"}\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string group = r.out.substr(0, r.out.find('\n'));
+  auto g = zbatch({"group", group, "--wait"});
+  EXPECT_EQ(g.exit_code, 1) << g.out << g.err;
+  EXPECT_NE(g.out.find("2 failed"), std::string::npos) << g.out;  // the summary is still printed
+  EXPECT_NE(g.err.find("2 of 2 task(s) failed"), std::string::npos) << g.err;
+  // Without --wait, reading a group's status is not a failure.
+  EXPECT_EQ(zbatch({"group", group}).exit_code, 0);
+  // submit - --wait: the same exit code, after printing the group id.
+  auto sw = zbatch({"submit", "--kind", "fail", "--max-retries", "0", "--wait", "-"}, "{}\n");
+  EXPECT_EQ(sw.exit_code, 1) << sw.err;
+  EXPECT_TRUE(Id::parse(sw.out.substr(0, sw.out.find('\n')))) << sw.out;
+  auto ok = zbatch({"submit", "--kind", "noop", "--wait", "-"}, "{}\n{}\n");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+TEST_F(Cli, GlobalOptionsWorkBeforeAndAfterTheCommand) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"ping", "--json", "--log-level", "debug"},
+                                        {"--json", "ping"},
+                                        {"--loglevel", "WARNING", "ping", "--json"},
+                                        {"ping", "-l", "ERROR", "--json"}}) {
+    auto r = zbatch(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
+    EXPECT_EQ(json::parse(r.out)["workers"], 1) << r.out;
+  }
+}
+
+TEST_F(Cli, WorkerTakesTheLogLevelAfterTheCommandAndNamesItsEndpoint) {
+  auto& w = cluster_.start_worker(1, {"-l", "DEBUG"});
+  ASSERT_TRUE(cluster_.ready(2)) << cluster_.logs();
+  EXPECT_NE(w.log().find("worker router endpoint=" + cluster_.backend() + " from=\"flag --router\""),
+            std::string::npos) << w.log();
+}
+
+TEST_F(Cli, WorkerReadsZbatchWorkerRouter) {
+  TempDir dir;
+  Process w({ZBATCH_BINARY, "worker", "-c", "1", "--heartbeat-ms", "200", "--hostname", "env@test"},
+            {{"ZBATCH_WORKER_ROUTER", cluster_.backend()}, {"ZBATCH_ROUTER", cluster_.frontend()}},
+            dir.str() + "/worker.log");
+  ASSERT_TRUE(cluster_.ready(2)) << w.log();
+  EXPECT_NE(w.log().find("from=\"environment ZBATCH_WORKER_ROUTER\""), std::string::npos) << w.log();
+  EXPECT_EQ(w.log().find("ignores ZBATCH_ROUTER"), std::string::npos) << w.log();
+  w.stop();
+}
+
+TEST_F(Cli, InspectPrintsExactCountsOfCappedLists) {
+  // 1,005 tasks waiting for their countdown: more than the router lists (1,000).
+  std::string lines;
+  for (int i = 0; i < 1005; ++i) lines += "{}\n";
+  ASSERT_EQ(zbatch({"submit", "-Q", "low_priority", "--countdown", "3600", "-"}, lines).exit_code, 0);
+  json reply = json::parse(zbatch({"inspect", "scheduled", "--json"}).out);
+  ASSERT_EQ(reply["tasks"].size(), 1000u);
+  auto human = zbatch({"inspect", "scheduled"});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  const std::string first = human.out.substr(0, human.out.find('\n'));
+  // The exact total where the router gives one; the list's size where it does not.
+  if (reply.contains("total")) {
+    EXPECT_EQ(reply["total"], 1005);
+    EXPECT_EQ(first, "1005 task(s), showing 1000");
+  } else {
+    EXPECT_EQ(first, "1000 task(s)");
+  }
+  EXPECT_EQ(std::count(human.out.begin(), human.out.end(), '\n'), 1001);  // one line per task listed
+  // A running task under its worker.
+  auto id = zbatch({"submit", "--kind", "sleep", "{\"seconds\": 30}"});
+  ASSERT_EQ(id.exit_code, 0) << id.err;
+  const std::string task = id.out.substr(0, id.out.size() - 1);
+  std::string active;
+  ASSERT_TRUE(wait_until([&] {
+    active = zbatch({"inspect", "active"}).out;
+    return active.find(task) != std::string::npos;
+  }, 10s)) << active;
+  EXPECT_EQ(active.substr(0, active.find('\n')), "1 task(s) on 1 worker(s)") << active;
+  EXPECT_NE(active.find("\nw1@test: 1 task(s)\n  " + task + " default sleep attempt 1"), std::string::npos) << active;
+  EXPECT_EQ(zbatch({"revoke", task, "--terminate"}).exit_code, 0);
+}
+
+TEST_F(Cli, ErrorTextsArePrintedWhole) {
+  const std::string error = "OllamaUnavailable: 127.0.0.1:11434: Connection refused after " + std::string(400, '.') + " the end";
+  auto r = zbatch({"submit", "--kind", "fail", "--max-retries", "0", "--wait", json{{"error", error}}.dump()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(error + "\n"), std::string::npos) << r.err;
+  auto failed = zbatch({"inspect", "failed"});
+  ASSERT_EQ(failed.exit_code, 0) << failed.err;
+  EXPECT_NE(failed.out.find("    error: " + error + "\n"), std::string::npos) << failed.out;
+  const std::string id = json::parse(zbatch({"inspect", "failed", "--json"}).out)["tasks"][0]["id"];
+  auto status = zbatch({"status", id});
+  EXPECT_NE(status.out.find("error: " + error + "\n"), std::string::npos) << status.out;
 }
 
 TEST_F(Cli, FailedTaskUnderWaitExitsOne) {
@@ -123,6 +224,27 @@ TEST(CliAlone, UnreachableRouterIsExitThreeWithinTheTimeout) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("did not answer"), std::string::npos) << r.err;
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+TEST(CliAlone, WorkerSaysAtStartUpThatItDoesNotReadZbatchRouter) {
+  // The start fails on a bad flag right after the start-up lines, so nothing connects anywhere.
+  auto r = run_command({ZBATCH_BINARY, "worker", "--prefetch-multiplier", "0"}, 10s, {},
+                       {{"ZBATCH_ROUTER", "tcp://router-host:5555"}, {"ZBATCH_WORKER_ROUTER", ""}});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find("worker router endpoint=tcp://127.0.0.1:5556 from=\"default\""), std::string::npos) << log;
+  EXPECT_NE(log.find("worker ignores ZBATCH_ROUTER=tcp://router-host:5555"), std::string::npos) << log;
+  EXPECT_NE(log.find("from --router, ZBATCH_WORKER_ROUTER or [worker] router"), std::string::npos) << log;
+}
+
+TEST(CliAlone, WorkerNamesAnEndpointFromItsConfigFile) {
+  TempDir dir;
+  std::ofstream(dir.str() + "/z.toml") << "[worker]\nrouter = \"tcp://127.0.0.1:1\"\nprefetch_multiplier = 0\n";
+  auto r = run_command({ZBATCH_BINARY, "worker", "--config", dir.str() + "/z.toml"}, 10s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  const std::string log = r.out + r.err;
+  EXPECT_NE(log.find("worker router endpoint=tcp://127.0.0.1:1 from=\"config " + dir.str() + "/z.toml [worker] router\""),
+            std::string::npos) << log;
 }
 
 TEST(CliAlone, BadFlagValuesAreUsageErrors) {
