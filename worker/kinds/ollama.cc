@@ -14,6 +14,23 @@
 namespace zb::worker {
 namespace {
 
+// cpp-httplib names its errors with one word ("Connection"); say what happened.
+std::string describe(httplib::Error err) {
+  switch (err) {
+    case httplib::Error::Connection: return "cannot connect (connection refused, or no route to the host)";
+    case httplib::Error::ConnectionTimeout: return "connecting timed out";
+    case httplib::Error::BindIPAddress: return "cannot bind the local address";
+    case httplib::Error::Read: return "the connection failed while reading the reply";
+    case httplib::Error::Write: return "the connection failed while sending the request";
+    case httplib::Error::Canceled: return "the request was cancelled";
+    case httplib::Error::SSLConnection: return "the TLS handshake failed";
+    case httplib::Error::SSLLoadingCerts: return "cannot load the TLS certificates";
+    case httplib::Error::SSLServerVerification: return "the server's TLS certificate was not accepted";
+    case httplib::Error::Compression: return "the reply could not be decompressed";
+    default: return "request failed (" + httplib::to_string(err) + ")";
+  }
+}
+
 using nlohmann::json;
 
 // "host:port", "http://host:port", "https://..." (OLLAMA_HOST's forms) → a client address.
@@ -122,7 +139,7 @@ HandlerResult chat(const OllamaConfig& cfg, const TaskContext& ctx) {
   if (!stream_error.empty()) return HandlerResult::fail(stream_error);
   if (!res) {
     const auto err = res.error();
-    const std::string what = httplib::to_string(err);
+    const std::string what = describe(err);
     if (err == httplib::Error::Read && status > 0 && status < 400)
       return HandlerResult::retry("OllamaTimeout: no reply chunk within " + std::to_string(cfg.read_timeout_ms) + " ms");
     return HandlerResult::retry("OllamaUnavailable: " + client_address(host) + ": " + what);
