@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/curve_flags.h"
 #include "cli/format.h"
 #include "client/client.h"
 #include "eager/eager.h"
@@ -25,10 +26,12 @@ struct Common {
   std::string router = ClientOptions{}.router;
   double timeout_s = 10;
   bool json_out = false;
+  PeerCurveFlags curve;
 };
 
 void add_common(CLI::App* cmd, Common& c) {
   cmd->add_option("--router", c.router, "The router's frontend endpoint")->envname("ZBATCH_ROUTER");
+  add_peer_curve_flags(cmd, c.curve);
   cmd->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer of the router");
   cmd->add_flag("--json", c.json_out, "Machine-readable output");
 }
@@ -59,6 +62,8 @@ Client* connect(const Common& c) {
   if (!c.router.empty()) o.router = c.router;
   else if (const char* env = std::getenv("ZBATCH_ROUTER"); env && *env) o.router = env;
   o.timeout = timeout;
+  o.curve = peer_keys(c.curve);
+  o.insecure_plaintext = c.curve.insecure_plaintext;
   auto client = Client::connect(o);
   if (!client) fail(kExitUsage, client.status().message());
   connection.client = std::move(client.value());

@@ -8,6 +8,7 @@
 #include "bench/bench.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/curve_flags.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
   add_serve_commands(app);
   add_config_command(app);
   add_client_commands(app);
+  add_keygen_command(app);
   zb::bench::add_command(app);
   auto* help = app.add_subcommand("help", "List the commands, or show one command's options");
   auto topic = std::make_shared<std::string>();

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/curve_flags.h"
 #include "cli/signals.h"
 #include "common/log.h"
 
@@ -81,10 +82,12 @@ struct RouterFlags {
   int events_hwm = 100000;
   uint64_t result_ttl_s = 86400;
   uint64_t event_retention = 1'000'000;
+  RouterCurveFlags curve;
   std::string config;
 };
 
 void add_router_flags(CLI::App* cmd, RouterFlags& f) {
+  add_router_curve_flags(cmd, f.curve);
   cmd->add_option("--data", f.data, "Data folder (LMDB)")->envname("ZBATCH_DATA");
   cmd->add_option("--frontend", f.frontend, "Client endpoint(s), comma-separated")->envname("ZBATCH_FRONTEND");
   cmd->add_option("--backend", f.backend, "Worker endpoint(s), comma-separated")->envname("ZBATCH_BACKEND");
@@ -123,6 +126,9 @@ RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, 
   o.result_ttl_ms = f.result_ttl_s * 1000;
   o.event_retention = f.event_retention;
   o.queues = std::move(queues);
+  o.curve_secret_file = f.curve.secret_file;
+  o.curve_allow_file = f.curve.allow_file;
+  o.insecure_plaintext = f.curve.insecure_plaintext;
   return o;
 }
 
@@ -136,6 +142,7 @@ struct WorkerFlags {
   std::string autoscale;
   uint32_t autoscale_idle_ms = 10000;
   double shutdown_timeout_s = 30;
+  PeerCurveFlags curve;
   std::string config;
 };
 
@@ -185,12 +192,15 @@ WorkerOptions worker_options(const WorkerFlags& f) {
   o.heartbeat_ms = f.heartbeat_ms;
   o.autoscale_idle_ms = f.autoscale_idle_ms;
   o.shutdown_timeout_ms = shutdown_timeout_ms(f.shutdown_timeout_s);
+  o.curve = peer_keys(f.curve);
+  o.insecure_plaintext = f.curve.insecure_plaintext;
   parse_autoscale(f.autoscale, o);
   return o;
 }
 
 void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("--router", f.router, "The router's worker endpoint")->envname("ZBATCH_WORKER_ROUTER");
+  add_peer_curve_flags(cmd, f.curve);
   cmd->add_option("-Q,--queues", f.queues, "Queues to serve, comma-separated (default: all)")->envname("ZBATCH_QUEUES");
   cmd->add_option("-c,--concurrency", f.concurrency, "Execution slots (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
   cmd->add_option("--hostname", f.hostname, "Worker name, name@host (default zbatch@<host>)")->envname("ZBATCH_HOSTNAME");
@@ -215,11 +225,13 @@ void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
 struct StoreFlags {
   StoreOptions options;
   std::string data = "zbatch-data";
+  PeerCurveFlags curve;
   std::string config;
 };
 
 void add_store_flags(CLI::App* cmd, StoreFlags& f) {
   StoreOptions& o = f.options;
+  add_peer_curve_flags(cmd, f.curve);
   cmd->add_option("--router", o.router, "The router's frontend endpoint")->envname("ZBATCH_ROUTER");
   cmd->add_option("--events", o.events, "The router's events endpoint")->envname("ZBATCH_EVENTS");
   cmd->add_option("--data", f.data, "Data folder")->envname("ZBATCH_DATA");
@@ -323,6 +335,8 @@ void add_serve_commands(CLI::App& app) {
       if (!sf->config.empty()) check(apply_config_file(sf->config, "store", *cmd, nullptr));
       StoreOptions o = sf->options;
       o.data_dir = sf->data + "/store";
+      o.curve = peer_keys(sf->curve);
+      o.insecure_plaintext = sf->curve.insecure_plaintext;
       StopTargets stops;
       SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
       auto store = Store::create(o);

@@ -149,8 +149,11 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::connect(ClientOptions options, zmq::context_t* context) {
+  if (Status s = curve::check_endpoints(options.router, options.curve.enabled(), options.insecure_plaintext, "--router"); !s)
+    return s;
   auto impl = std::make_unique<Impl>(options, context);
   wire::configure(impl->socket, zmq::socket_type::dealer);
+  curve::apply_client(impl->socket, options.curve);
   impl->socket.set(zmq::sockopt::immediate, 1);  // nothing queues towards an absent router
   try {
     impl->socket.connect(options.router);
@@ -182,11 +185,9 @@ Result<SubmitReceipt> Client::submit(const proto::TaskSpec& task, const std::str
 
 Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks, const GroupOptions& options) {
   const std::string key = options.idempotency_key.empty() ? Id::random().to_string() : options.idempotency_key;
-  // With a caller's key and no group, the group id comes from the key: a repeat after a
-  // partial failure completes the same group.
-  const Id group = !options.group.is_nil() ? options.group
-                   : options.idempotency_key.empty() ? Id::random()
-                                                     : Id::from_hash(options.idempotency_key);
+  // Without a group id, it comes from the key (the caller's or the one made up), so a repeat
+  // with the key after a partial failure completes the same group.
+  const Id group = !options.group.is_nil() ? options.group : Id::from_hash(key);
   GroupReceipt receipt{group, {}, false, key};
   size_t duplicates = 0;
   receipt.tasks.resize(tasks.size());

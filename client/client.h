@@ -30,6 +30,7 @@
 
 #include <zmq.hpp>
 
+#include "common/curve.h"
 #include "common/id.h"
 #include "common/protocol.h"
 #include "common/status.h"
@@ -43,10 +44,14 @@ struct ClientOptions {
   // sets it): a submission returns once its tasks have run — ended, or waiting for their ETA
   // or a retry's backoff — instead of as soon as they are durable.
   bool eager = false;
+  // CURVE towards the router (common/curve.h); required for a router off loopback unless
+  // insecure_plaintext.
+  curve::ClientKeys curve;
+  bool insecure_plaintext = false;
 };
 
 struct GroupOptions {
-  Id group;                // nil → a new random id
+  Id group;                // nil → derived from the idempotency key (made up when none is given)
   uint32_t parallel = 0;   // group concurrency cap; 0 = none
   size_t chunk_tasks = 1000;  // tasks per Submit message
   size_t window = 8;          // Submit messages in flight at once

@@ -6,6 +6,7 @@ const char* code_name(Code code) {
   switch (code) {
     case Code::kOk: return "ok";
     case Code::kBadRequest: return "bad_request";
+    case Code::kForbidden: return "forbidden";
     case Code::kNotFound: return "not_found";
     case Code::kConflict: return "conflict";
     case Code::kTooLarge: return "too_large";

@@ -15,6 +15,7 @@ namespace zb {
 enum class Code : int {
   kOk = 0,
   kBadRequest = 400,      // malformed input: bytes, JSON, frames, arguments
+  kForbidden = 403,       // authenticated, but the role may not do this
   kNotFound = 404,
   kConflict = 409,        // state does not allow the operation
   kTooLarge = 413,        // message, body or batch above a limit

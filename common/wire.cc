@@ -82,6 +82,7 @@ std::optional<Incoming> recv(zmq::socket_t& socket, bool routed) {
                                                          : std::to_string(count - first)));
     return in;
   }
+  in.role = curve::sender_role(frames[first]);
   in.message = proto::decode(frames[first].to_string_view(), frames[first + 1].to_string_view());
   return in;
 }

@@ -10,6 +10,7 @@
 
 #include <zmq.hpp>
 
+#include "common/curve.h"
 #include "common/protocol.h"
 
 namespace zb::wire {
@@ -42,6 +43,9 @@ bool send_blocking(zmq::socket_t& socket, const proto::Message& message,
 struct Incoming {
   std::string routing_id;           // empty on non-ROUTER sockets
   Result<proto::Message> message;   // the decode error when the frames were bad
+  // The sender's CURVE role (its User-Id from the router's ZAP handler); nullopt when it did
+  // not authenticate: a plaintext socket, or an inproc peer in this process.
+  std::optional<curve::Role> role;
 };
 
 // zmq::poll that a signal cannot break: an interrupted wait (EINTR) returns 0 (nothing ready)

@@ -109,6 +109,10 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                          {"in_flight", leases.size()}, {"scheduled", scheduled.size()},
                          {"groups_active", groups.size()}, {"bad_frames", bad_frames},
                          {"late_requests", late_requests},
+                         {"refused", {{"forbidden", refused.forbidden}, {"foreign_results", refused.foreign_results},
+                                      {"foreign_claims", refused.foreign_claims},
+                                      {"foreign_started", refused.foreign_started}, {"bad_counts", refused.bad_counts},
+                                      {"unknown_keys", zap ? zap->refused() : 0}}},
                          {"event_seq", meta.seq}, {"event_first_seq", meta.first_seq},
                          {"event_confirmed", meta.confirmed},
                          {"db_used_bytes", ledger->env().used_bytes()},
@@ -238,6 +242,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
 
 Status Router::Impl::finish_revoked(proto::TaskRecord& rec, bool admitted, const std::string& reason) {
   const uint64_t now = now_unix_ms();
+  requeued_from.erase(rec.id);
   rec.state = TaskState::kRevoked;
   rec.error = reason;
   rec.finished_ms = now;

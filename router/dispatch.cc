@@ -15,12 +15,25 @@ using router::GroupState;
 using router::LeaseState;
 using router::WorkerSession;
 
-void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> message) {
+namespace {
+
+// Bounds on what a worker announces (READY, HEARTBEAT): beyond them the message is refused.
+constexpr uint32_t kMaxCapacity = 1'000'000;
+constexpr uint32_t kMaxSlots = 1024;
+
+}  // namespace
+
+void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role) {
   auto known = workers.find(rid);
   if (!message) {
     ++bad_frames;
     spdlog::warn("router backend bad message known_worker={} reason=\"{}\"", known != workers.end(),
                  message.status().message());
+    return;
+  }
+  if (role && *role != curve::Role::kWorker) {  // the ZAP handler admits only worker keys here
+    ++refused.forbidden;
+    log_refusal("backend message from role=" + std::string(curve::role_name(*role)));
     return;
   }
   if (auto* hello = std::get_if<proto::Ready>(&*message)) return on_ready(rid, *hello);
@@ -38,13 +51,20 @@ void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> mes
         if constexpr (std::is_same_v<T, proto::Results>) on_results(w, m);
         else if constexpr (std::is_same_v<T, proto::Started>) on_started(w, m);
         else if constexpr (std::is_same_v<T, proto::Heartbeat>) {
-          w.busy = m.busy;
-          if (m.capacity) w.capacity = std::min<uint32_t>(m.capacity, 1'000'000);  // autoscale, resize
-          if (m.slots) w.concurrency = std::min<uint32_t>(m.slots, 1024);
+          w.busy = std::min<uint32_t>(m.busy, w.concurrency);
+          if (m.capacity > kMaxCapacity || m.slots > kMaxSlots) {
+            ++refused.bad_counts;
+            log_refusal("heartbeat of worker=" + w.name + " capacity=" + std::to_string(m.capacity) +
+                        " slots=" + std::to_string(m.slots) + " (at most " + std::to_string(kMaxCapacity) + " and " +
+                        std::to_string(kMaxSlots) + ")");
+            return;
+          }
+          if (m.capacity) w.capacity = m.capacity;  // autoscale, resize
+          if (m.slots) w.concurrency = m.slots;
         }
         else if constexpr (std::is_same_v<T, proto::Bye>) {
           w.draining = true;
-          spdlog::info("router worker={} draining reason=\"{}\"", w.name, m.reason);
+          spdlog::info("router worker={} draining reason=\"{}\"", w.name, m.reason.substr(0, 200));
         } else if constexpr (std::is_same_v<T, proto::Disconnect>) {
           // The worker's goodbye at the end of its shutdown: whatever it still holds is requeued.
           worker_lost(rid, "stopped");
@@ -65,6 +85,31 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
       outbox.push_back({true, rid, proto::Disconnect{"duplicate READY"}});
       return;
     }
+  }
+  if (hello.capacity > kMaxCapacity || hello.concurrency > kMaxSlots || hello.running.size() > kMaxCapacity ||
+      hello.session.is_nil()) {
+    ++refused.bad_counts;
+    log_refusal("READY name=" + hello.name.substr(0, 64) + " capacity=" + std::to_string(hello.capacity) +
+                " concurrency=" + std::to_string(hello.concurrency) + " claims=" + std::to_string(hello.running.size()));
+    outbox.push_back({true, rid, proto::Disconnect{"READY refused: capacity must be 1.." + std::to_string(kMaxCapacity) +
+                                                   ", concurrency at most " + std::to_string(kMaxSlots) +
+                                                   ", and a session id is needed"}});
+    return;
+  }
+  // The same worker process back with a new socket (its reconnect after a silence): its old
+  // session's leases are its own, not lost; those it does not claim again are requeued below.
+  std::vector<Id> previous_leases;
+  for (auto it = workers.begin(); it != workers.end(); ++it) {
+    if (it->second.session != hello.session) continue;
+    WorkerSession& old = it->second;
+    for (const Id& task : old.leased)
+      if (auto l = leases.find(task); l != leases.end()) {
+        l->second.routing_id.clear();  // an orphan of this session
+        previous_leases.push_back(task);
+      }
+    old.leased.clear();
+    worker_lost(it->first, "reconnected with a new socket");
+    break;
   }
   WorkerSession w;
   w.routing_id = rid;
@@ -87,30 +132,43 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
   w.expiry_ms = now_steady_ms() + uint64_t{options.heartbeat_ms} * options.liveness;
   w.online_unix_ms = w.last_seen_unix_ms = now_unix_ms();
 
-  // Re-claims: tasks this worker still runs (after our restart, or its reconnect).
+  // Re-claims: tasks this worker process still runs (after our restart, or its reconnect).
+  // Only its own: a lease its session holds, or a task requeued from its session and not yet
+  // given to anyone else.
   proto::Welcome welcome{options.heartbeat_ms, options.liveness, {}};
   for (const auto& claim : hello.running) {
     auto lease = leases.find(claim.task);
     if (lease != leases.end()) {
       LeaseState& l = lease->second;
       const bool orphan = l.routing_id.empty() || !workers.count(l.routing_id);
-      if (orphan && l.attempt == claim.attempt) {
+      if (orphan && l.session == hello.session && l.attempt == claim.attempt) {
         l.routing_id = rid;
         l.grace_deadline_ms = 0;
         w.leased.insert(claim.task);
         continue;
       }
+      if (l.session != hello.session) {
+        ++refused.foreign_claims;
+        log_refusal("claim of worker=" + w.name + " task=" + claim.task.to_string() + ": another worker holds it");
+      }
       welcome.rejected.push_back(claim);
       continue;
     }
-    // Requeued (grace ran out) but not yet dispatched again: give it back to its runner.
+    auto from = requeued_from.find(claim.task);
+    if (from == requeued_from.end() || from->second.session != hello.session || from->second.attempt != claim.attempt) {
+      welcome.rejected.push_back(claim);  // done, revoked, or never this worker's
+      continue;
+    }
+    // Requeued (its worker seemed lost, or the grace after our restart ran out) but not yet
+    // dispatched again: give it back to its runner.
     auto rec = ledger->get_task(claim.task);
     if (!rec) return fail_turn(rec.status());
     if (rec->has_value() && (*rec)->state == TaskState::kQueued && (*rec)->attempt == claim.attempt) {
       auto q = queue_index.find((*rec)->queue);
       const uint64_t key = router::order_key((*rec)->priority, (*rec)->seq);
       if (q != queue_index.end() && ready[q->second].erase(key)) {
-        leases[claim.task] = {rid, claim.attempt, (*rec)->group, q->second, key, 0};
+        leases[claim.task] = {rid, claim.attempt, (*rec)->group, q->second, key, 0, 0, hello.session};
+        requeued_from.erase(from);
         ++queue_running[q->second];
         router::Lease persisted{claim.attempt, hello.session, w.name, now_unix_ms()};
         if (Status s = ledger->put_lease(claim.task, persisted); !s) return fail_turn(s);
@@ -124,6 +182,14 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
       }
     }
     welcome.rejected.push_back(claim);
+  }
+  for (const Id& task : previous_leases) {
+    if (w.leased.count(task)) continue;
+    auto l = leases.find(task);
+    if (l == leases.end()) continue;
+    LeaseState lost = l->second;
+    leases.erase(l);
+    requeue_lease(task, lost, "not re-claimed by its worker after a reconnect");
   }
   for (const auto& id : w.leased) {
     // The lease now names this session: a later restart must know who holds it.
@@ -150,8 +216,12 @@ void Router::Impl::on_started(WorkerSession& worker, const proto::Started& start
   const uint64_t now = now_unix_ms();
   for (const auto& claim : started.claims) {
     auto lease = leases.find(claim.task);
-    if (lease == leases.end() || lease->second.routing_id != worker.routing_id || lease->second.attempt != claim.attempt)
+    if (lease == leases.end() || lease->second.attempt != claim.attempt) continue;  // finished meanwhile
+    if (lease->second.routing_id != worker.routing_id) {
+      ++refused.foreign_started;
+      log_refusal("start notice of worker=" + worker.name + " task=" + claim.task.to_string() + ": not its lease");
       continue;
+    }
     if (!lease->second.started_unix_ms) lease->second.started_unix_ms = now;
   }
 }
@@ -173,6 +243,22 @@ void Router::Impl::apply_outcome(WorkerSession* worker, const proto::Outcome& ou
                   outcome.attempt, lease->second.attempt);
     return;
   }
+  // Only the session holding the lease (or, for a task requeued from it and not yet given to
+  // anyone else, the session that ran it) can end a task.
+  auto from = requeued_from.find(outcome.task);
+  const bool holder = lease != leases.end()
+                          ? worker && lease->second.routing_id == worker->routing_id
+                          : worker && from != requeued_from.end() && from->second.session == worker->session &&
+                                from->second.attempt == outcome.attempt;
+  if (!holder || outcome.attempt == 0) {
+    const bool finished_or_unknown = lease == leases.end() && from == requeued_from.end();
+    if (!finished_or_unknown || outcome.attempt == 0) {
+      ++refused.foreign_results;
+      log_refusal("result of worker=" + (worker ? worker->name : std::string("?")) + " task=" +
+                  outcome.task.to_string() + " attempt=" + std::to_string(outcome.attempt) + ": not its lease");
+    }
+    return;  // a duplicate of a result already recorded, or not this worker's to give
+  }
   auto found = ledger->get_task(outcome.task);
   if (!found) return fail_turn(found.status());
   if (!found->has_value()) return;
@@ -189,6 +275,7 @@ void Router::Impl::apply_outcome(WorkerSession* worker, const proto::Outcome& ou
   } else if (rec.state == TaskState::kQueued && rec.attempt == outcome.attempt &&
              ready[q->second].erase(key)) {
     // The late result of a requeued task: it ran after all.
+    requeued_from.erase(outcome.task);
   } else {
     return;  // a duplicate of a result already recorded, or a task no longer waiting
   }
@@ -255,6 +342,7 @@ void Router::Impl::schedule_retry(proto::TaskRecord& rec, size_t queue, std::str
 void Router::Impl::finish_task(proto::TaskRecord& rec, bool ok, std::string result, std::string error,
                                WorkerSession* worker, uint64_t runtime_us, bool admitted) {
   const uint64_t now = now_unix_ms();
+  requeued_from.erase(rec.id);
   rec.state = ok ? TaskState::kSucceeded : TaskState::kFailed;
   rec.result = std::move(result);
   rec.error = std::move(error);
@@ -337,6 +425,7 @@ void Router::Impl::requeue_lease(const Id& task, const LeaseState& lease, std::s
   ev.error = rec.error;
   emit(std::move(ev));
   ready[lease.queue].push(lease.key, task);
+  requeued_from[task] = {lease.session, lease.attempt};
   if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
     if (g->record.running > 0) --g->record.running;
     mark_group(*g);
@@ -487,7 +576,8 @@ bool Router::Impl::dispatch_one(WorkerSession& w) {
     fail_turn(s);
     return false;
   }
-  leases[task] = {w.routing_id, attempt, rec.group, *q, key, 0};
+  leases[task] = {w.routing_id, attempt, rec.group, *q, key, 0, 0, w.session};
+  requeued_from.erase(task);
   ++queue_running[*q];
   w.leased.insert(task);
   if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {

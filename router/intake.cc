@@ -16,18 +16,45 @@ constexpr uint64_t kMaxCountdownMs = 10ull * 366 * 86400 * 1000;
 
 std::string too_long(const std::string& s) { return s.size() > 64 ? s.substr(0, 64) + "..." : s; }
 
+// What a role may not do with this message (nullptr: allowed).
+const char* frontend_permission(const proto::Message& m, curve::Role role) {
+  if (std::holds_alternative<proto::Submit>(m)) return curve::may_submit(role) ? nullptr : "may not submit";
+  if (std::holds_alternative<proto::Replay>(m) || std::holds_alternative<proto::Confirm>(m))
+    return curve::may_replay(role) ? nullptr : "may not replay or confirm events (the store's key does)";
+  if (auto* c = std::get_if<proto::Control>(&m)) {
+    const bool read = c->op == "ping" || c->op.rfind("inspect.", 0) == 0;
+    if (read) return curve::may_read(role) ? nullptr : "may not read";
+    return curve::may_administer(role) ? nullptr : "may not purge, revoke, retry or command workers (admin)";
+  }
+  return curve::may_read(role) ? nullptr : "may not read";
+}
+
 }  // namespace
 
 void Router::Impl::reply_error(const std::string& rid, uint64_t corr, const Status& status) {
   outbox.push_back({false, rid, proto::Error{corr, static_cast<int32_t>(status.code()), status.message()}});
 }
 
-void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> message) {
+void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role) {
   if (!message) {
     ++bad_frames;
     spdlog::debug("router frontend bad message reason=\"{}\"", message.status().message());
     reply_error(rid, 0, message.status());
     return;
+  }
+  // A peer without a role did not authenticate: plaintext sockets (loopback, or the operator's
+  // explicit --insecure-plaintext) and inproc peers in this process are trusted as before.
+  if (role) {
+    if (const char* denied = frontend_permission(*message, *role)) {
+      ++refused.forbidden;
+      log_refusal(std::string("role=") + std::string(curve::role_name(*role)) + " command=" +
+                  std::string(proto::command_name(proto::command_of(*message))) + " reason=\"" + denied + "\"");
+      return reply_error(rid, std::visit([](const auto& m) -> uint64_t {
+                                           if constexpr (requires { m.corr; }) return m.corr;
+                                           else return 0;
+                                         }, *message),
+                         Status(Code::kForbidden, std::string("role ") + std::string(curve::role_name(*role)) + " " + denied));
+    }
   }
   std::visit(
       [&](auto& m) {

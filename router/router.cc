@@ -135,12 +135,39 @@ Status Router::Impl::open() {
   ledger.emplace(std::move(opened.value()));
   if (Status s = recover(); !s) return s;
 
+  const bool curve_on = !options.curve_secret_file.empty();
+  for (auto [list, what] : {std::pair{&options.frontend, "--frontend"}, {&options.backend, "--backend"},
+                            {&options.events, "--events"}})
+    if (Status s = curve::check_endpoints(*list, curve_on, options.insecure_plaintext, what); !s) return s;
+  curve::KeyPair server_keys;
+  if (curve_on) {
+    auto keys = curve::read_certificate(options.curve_secret_file);
+    if (!keys) return keys.status();
+    if (keys->secret_key.empty())
+      return Status(Code::kBadRequest, options.curve_secret_file + " is a public certificate: --curve-secret needs the .key_secret file");
+    server_keys = *keys;
+    auto handler = router::ZapHandler::start(context.get(), options.curve_allow_file);
+    if (!handler) return handler.status();
+    zap = std::move(handler.value());
+  } else if (!options.curve_allow_file.empty()) {
+    return Status(Code::kBadRequest, "--curve-allow needs the router's own key (--curve-secret)");
+  } else if (options.insecure_plaintext) {
+    spdlog::warn("router INSECURE: plaintext ZeroMQ (--insecure-plaintext): anyone who reaches frontend={} backend={} "
+                 "events={} can act as a worker, submit, purge and read every payload",
+                 options.frontend, options.backend, options.events);
+  }
+
   frontend.emplace(context.get(), zmq::socket_type::router);
   backend.emplace(context.get(), zmq::socket_type::router);
   events.emplace(context.get(), zmq::socket_type::pub);
   wire::configure(*frontend, zmq::socket_type::router);
   wire::configure(*backend, zmq::socket_type::router);
   wire::configure(*events, zmq::socket_type::pub);
+  if (curve_on) {
+    curve::apply_server(*frontend, server_keys, "frontend");
+    curve::apply_server(*backend, server_keys, "backend");
+    curve::apply_server(*events, server_keys, "events");
+  }
   frontend->set(zmq::sockopt::sndhwm, 100000);
   frontend->set(zmq::sockopt::rcvhwm, 100000);
   backend->set(zmq::sockopt::router_handover, 1);
@@ -148,9 +175,9 @@ Status Router::Impl::open() {
   if (Status s = bind_all(*frontend, options.frontend, "frontend"); !s) return s;
   if (Status s = bind_all(*backend, options.backend, "backend"); !s) return s;
   if (Status s = bind_all(*events, options.events, "events"); !s) return s;
-  spdlog::info("router listening frontend={} backend={} events={} data={} durability={}",
+  spdlog::info("router listening frontend={} backend={} events={} data={} durability={} security={}",
                options.frontend, options.backend, options.events, options.data_dir,
-               options.fsync ? "fsync" : "nosync");
+               options.fsync ? "fsync" : "nosync", curve_on ? "curve" : "plaintext");
   return Status::ok();
 }
 
@@ -180,7 +207,7 @@ Status Router::Impl::recover() {
     const uint64_t key = router::order_key(rec.priority, rec.seq);
     router::GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
     if (auto l = persisted.find(rec.id); l != persisted.end()) {
-      leases[rec.id] = {"", l->second.attempt, rec.group, q->second, key, grace};
+      leases[rec.id] = {"", l->second.attempt, rec.group, q->second, key, grace, 0, l->second.session};
       ++queue_running[q->second];
       if (group) ++group->admitted;
       orphan_deadline_ms = grace;
@@ -256,12 +283,12 @@ Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
   for (int i = 0; frontend_ready && i < kMaxMessagesPerTurn; ++i) {
     auto in = wire::recv(*frontend, true);
     if (!in) break;
-    on_frontend(in->routing_id, std::move(in->message));
+    on_frontend(in->routing_id, std::move(in->message), in->role);
   }
   for (int i = 0; backend_ready && i < kMaxMessagesPerTurn; ++i) {
     auto in = wire::recv(*backend, true);
     if (!in) break;
-    on_backend(in->routing_id, std::move(in->message));
+    on_backend(in->routing_id, std::move(in->message), in->role);
   }
 
   // Workers a send failed to reach last turn lose their leases in this one.
@@ -341,6 +368,15 @@ void Router::Impl::emit(proto::Event event) {
   }
   dirty = true;
   turn_events.push_back(std::move(event));
+}
+
+void Router::Impl::log_refusal(const std::string& what) {
+  const uint64_t now = now_steady_ms();
+  if (now - refusal_log_window_ms >= 1000) {
+    refusal_log_window_ms = now;
+    refusals_logged = 0;
+  }
+  if (++refusals_logged <= 5) spdlog::warn("router refused {}", what);
 }
 
 void Router::Impl::fail_turn(const Status& status) {

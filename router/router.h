@@ -21,6 +21,11 @@
 //   ETA tasks wait in a timer heap. Group `parallel` caps how many tasks of a group run at once.
 // - Bad input never crashes the router: it answers Error (frontend), Disconnect (backend) or
 //   drops and logs.
+// - Trust: with CURVE, a peer connects only with an allow-listed key, and each message is
+//   checked against its key's role (common/curve.h): a worker key speaks only the backend, a
+//   read key may not submit, and so on (Error 403). Whatever the role, a worker's results,
+//   start notices and claims count only for leases its own session holds; counts it announces
+//   are bounded. Every refusal is counted (inspect.stats "refused") and logged.
 //
 // Control operations (proto::Control.op; args and reply are JSON objects):
 //   ping                 → {"pong":true,"log_id":..,"head_seq":N,"workers":N,"uptime_ms":N}
@@ -99,6 +104,13 @@ struct RouterOptions {
   // finish; LMDB reuses the pages. 0 = keep forever.
   uint64_t result_ttl_ms = 86'400'000;
   std::vector<QueueConfig> queues = default_queue_configs();
+  // CURVE on every socket (docs/SECURITY.md): the router's secret certificate and the
+  // allow-list of peers' public keys with their roles (router/zap.h has its format; it is
+  // read again when it changes). Without them the sockets are plaintext, which is refused on
+  // any endpoint off loopback unless insecure_plaintext says so.
+  std::string curve_secret_file;
+  std::string curve_allow_file;
+  bool insecure_plaintext = false;
 };
 
 class Router {

@@ -22,6 +22,7 @@
 #include "router/ledger.h"
 #include "router/ready_queue.h"
 #include "router/router.h"
+#include "router/zap.h"
 
 namespace zb {
 
@@ -63,6 +64,16 @@ struct LeaseState {
   // The worker said it runs on a slot (Started); until then the task is reserved: in the
   // worker's prefetch buffer.
   uint64_t started_unix_ms = 0;
+  // The worker session (process) that holds it: only that session's results, start notices
+  // and re-claims count for it, whatever routing id it reconnects with.
+  Id session;
+};
+
+// Who ran a task whose lease was requeued (its worker was lost): that session's late result,
+// or its re-claim in READY, still counts while the task waits in its queue.
+struct PreviousHolder {
+  Id session;
+  uint32_t attempt = 0;
 };
 
 // A group with unfinished tasks. Its record is written back once per turn when dirty.
@@ -145,6 +156,7 @@ struct Outgoing {
 struct Router::Impl {
   RouterOptions options;
   wire::ContextRef context;
+  std::unique_ptr<router::ZapHandler> zap;  // CURVE on: who may connect (closed before the context)
   std::optional<zmq::socket_t> frontend, backend, events;
   int lock_fd = -1;
   std::optional<router::Ledger> ledger;
@@ -160,6 +172,7 @@ struct Router::Impl {
   uint64_t random_state = 0;              // retry jitter (splitmix64)
 
   std::unordered_map<Id, router::LeaseState, IdHash> leases;
+  std::unordered_map<Id, router::PreviousHolder, IdHash> requeued_from;
   std::unordered_map<Id, router::GroupState, IdHash> groups;
   std::priority_queue<router::ScheduledTask, std::vector<router::ScheduledTask>,
                       std::greater<router::ScheduledTask>> scheduled;
@@ -186,6 +199,15 @@ struct Router::Impl {
   // Counters for inspect.stats.
   uint64_t submitted_total = 0, succeeded_total = 0, failed_total = 0, bad_frames = 0;
   uint64_t late_requests = 0;  // submissions and control operations refused past their deadline
+  // Messages refused for who sent them (all logged): a role that may not do this; a worker's
+  // result, start notice or claim for a lease it does not hold; a count out of bounds.
+  struct Refused {
+    uint64_t forbidden = 0, foreign_results = 0, foreign_claims = 0, foreign_started = 0, bad_counts = 0;
+  } refused;
+  // Logs a refusal, at most a few lines a second whatever a peer sends.
+  void log_refusal(const std::string& what);
+  uint64_t refusal_log_window_ms = 0;
+  int refusals_logged = 0;
 
   // router.cc
   Status open();
@@ -196,7 +218,7 @@ struct Router::Impl {
   uint64_t poll_timeout_ms(uint64_t now) const;
 
   // intake.cc
-  void on_frontend(const std::string& rid, Result<proto::Message> message);
+  void on_frontend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role);
   void on_submit(const std::string& rid, proto::Submit& submit);
   void on_get_task(const std::string& rid, const proto::GetTask& get);
   void on_get_group(const std::string& rid, const proto::GetGroup& get);
@@ -209,7 +231,7 @@ struct Router::Impl {
   void release_scheduled(uint64_t now_unix);
 
   // dispatch.cc
-  void on_backend(const std::string& rid, Result<proto::Message> message);
+  void on_backend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role);
   void on_ready(const std::string& rid, const proto::Ready& hello);
   void on_results(router::WorkerSession& worker, const proto::Results& results);
   void on_started(router::WorkerSession& worker, const proto::Started& started);

@@ -13,10 +13,13 @@ constexpr uint64_t kRouterSilentMs = 3000;  // three missed HUGZ
 
 }  // namespace
 
-Follower::Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events)
-    : db_(db), hub_(hub), context_(context), router_(std::move(router)), events_(std::move(events)) {
+Follower::Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events,
+                   curve::ClientKeys curve)
+    : db_(db), hub_(hub), context_(context), router_(std::move(router)), events_(std::move(events)), curve_(std::move(curve)) {
   ClientOptions o;
   o.router = router_;
+  o.curve = curve_;
+  o.insecure_plaintext = true;  // the store checked its endpoints at start-up
   o.timeout = std::chrono::milliseconds(2000);
   client_ = std::move(Client::connect(o, &context_).value());
 }
@@ -68,6 +71,7 @@ void Follower::confirm(bool force) {
 void Follower::run(const std::atomic<bool>& stopping) {
   zmq::socket_t sub(context_, zmq::socket_type::sub);
   wire::configure(sub, zmq::socket_type::sub);
+  curve::apply_client(sub, curve_);
   sub.set(zmq::sockopt::rcvhwm, 100000);
   sub.set(zmq::sockopt::subscribe, "");
   sub.connect(events_);

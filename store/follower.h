@@ -7,6 +7,8 @@
 // are confirmed to the router so it may trim its log.
 #pragma once
 
+#include "common/curve.h"
+
 #include <atomic>
 #include <string>
 
@@ -20,7 +22,8 @@ namespace zb::store {
 
 class Follower {
  public:
-  Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events);
+  Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events,
+           curve::ClientKeys curve = {});
   // Runs until `stopping` is set.
   void run(const std::atomic<bool>& stopping);
   bool caught_up() const { return caught_up_.load(); }
@@ -39,6 +42,7 @@ class Follower {
   EventHub& hub_;
   zmq::context_t& context_;
   std::string router_, events_;
+  curve::ClientKeys curve_;
   std::unique_ptr<Client> client_;
   std::atomic<bool> caught_up_{false};
   std::atomic<uint64_t> head_{0};

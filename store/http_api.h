@@ -27,8 +27,9 @@ struct HttpLimits {
 // Clients to the router's frontend, one per concurrent request (a Client is single-threaded).
 class ClientPool {
  public:
-  ClientPool(zmq::context_t& context, std::string router, std::chrono::milliseconds timeout)
-      : context_(context), router_(std::move(router)), timeout_(timeout) {}
+  ClientPool(zmq::context_t& context, std::string router, std::chrono::milliseconds timeout,
+             curve::ClientKeys curve = {})
+      : context_(context), router_(std::move(router)), timeout_(timeout), curve_(std::move(curve)) {}
   // Runs `fn` with a client borrowed for the call.
   template <typename Fn>
   auto with(Fn&& fn) {
@@ -44,6 +45,7 @@ class ClientPool {
   zmq::context_t& context_;
   std::string router_;
   std::chrono::milliseconds timeout_;
+  curve::ClientKeys curve_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Client>> idle_;
 };

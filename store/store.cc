@@ -87,15 +87,18 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
     return Status(Code::kBadRequest, "--http port must be 1..65535, got '" + options.http.substr(colon + 1) + "'");
   if (Status s = store::check_auth(impl->host, {options.auth_basic, options.auth_token}, options.auth_disabled); !s)
     return s;
+  for (auto [ep, what] : {std::pair{&options.router, "--router"}, {&options.events, "--events"}})
+    if (Status s = curve::check_endpoints(*ep, options.curve.enabled(), options.insecure_plaintext, what); !s) return s;
   impl->options = std::move(options);
   impl->context = wire::ContextRef(context);
   auto db = store::StatusDb::open(impl->options.data_dir);
   if (!db) return db.status();
   impl->db.emplace(std::move(db.value()));
   impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
-                                                     impl->options.events);
+                                                     impl->options.events, impl->options.curve);
   impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router,
-                                                   std::chrono::milliseconds(impl->options.router_timeout_ms));
+                                                   std::chrono::milliseconds(impl->options.router_timeout_ms),
+                                                   impl->options.curve);
   // A keep-alive connection holds a pool thread between its requests (and an event stream for
   // its whole life), so the pool is sized for concurrent connections, not for CPU.
   impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };

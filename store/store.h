@@ -15,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "common/curve.h"
 #include "common/status.h"
 
 namespace zb {
@@ -33,6 +34,10 @@ struct StoreOptions {
   std::string auth_basic;
   std::string auth_token;
   bool auth_disabled = false;
+  // CURVE towards the router (common/curve.h): the store's key has the role "store" in the
+  // router's allow-list. A router off loopback needs it, unless insecure_plaintext.
+  curve::ClientKeys curve;
+  bool insecure_plaintext = false;
 };
 
 class Store {

@@ -35,7 +35,7 @@ std::string joined(const std::set<std::string>& names) {
   return out;
 }
 
-constexpr double kMaxCountdownS = 1e10;
+constexpr double kMaxCountdownS = 10.0 * 366 * 86400;  // the router's bound: ten years
 constexpr double kMaxEtaS = 253402300799;  // 9999-12-31T23:59:59Z
 constexpr double kMaxLimitS = 4e6;
 
@@ -74,7 +74,9 @@ Status misplaced(const json& object, const std::string& where, bool top_level, b
 struct Scheduling {
   std::optional<std::string> queue, kind, ref;
   std::optional<int32_t> priority, max_retries;
-  std::optional<uint64_t> eta_ms;
+  // countdown travels as such (the router counts it from acceptance), so a repeated request
+  // under the same idempotency key is the same request.
+  std::optional<uint64_t> eta_ms, countdown_ms;
   std::optional<uint32_t> hard_limit_ms, soft_limit_ms;
 
   void inherit(const Scheduling& group) {
@@ -82,7 +84,10 @@ struct Scheduling {
     if (!kind) kind = group.kind;
     if (!priority) priority = group.priority;
     if (!max_retries) max_retries = group.max_retries;
-    if (!eta_ms) eta_ms = group.eta_ms;  // a task's countdown or eta replaces the group's time
+    if (!eta_ms && !countdown_ms) {  // a task's countdown or eta replaces the group's time
+      eta_ms = group.eta_ms;
+      countdown_ms = group.countdown_ms;
+    }
     if (!hard_limit_ms) hard_limit_ms = group.hard_limit_ms;
     if (!soft_limit_ms) soft_limit_ms = group.soft_limit_ms;
   }
@@ -99,7 +104,7 @@ Status read_seconds(const json& v, const std::string& path, double max, double& 
 }
 
 // Reads the scheduling fields present in `o` (unknown fields are checked by the caller).
-Status read_scheduling(const json& o, const std::string& where, bool with_queue, bool with_id, uint64_t now_ms,
+Status read_scheduling(const json& o, const std::string& where, bool with_queue, bool with_id,
                        Scheduling& s) {
   auto path = [&](std::string_view key) { return field_path(where, key); };
   if (auto it = o.find("queue"); with_queue && it != o.end()) {
@@ -134,7 +139,7 @@ Status read_scheduling(const json& o, const std::string& where, bool with_queue,
   if (countdown != o.end()) {
     double seconds = 0;
     if (Status st = read_seconds(*countdown, path("countdown"), kMaxCountdownS, seconds); !st) return st;
-    s.eta_ms = now_ms + static_cast<uint64_t>(seconds * 1000);
+    s.countdown_ms = static_cast<uint64_t>(seconds * 1000);
   }
   if (eta != o.end()) {
     if (eta->is_string()) {
@@ -166,6 +171,7 @@ proto::TaskSpec spec_of(const Scheduling& s, std::string payload) {
   spec.priority = s.priority.value_or(-1);
   spec.max_retries = s.max_retries.value_or(-1);
   spec.eta_ms = s.eta_ms.value_or(0);
+  spec.countdown_ms = s.countdown_ms.value_or(0);
   spec.hard_limit_ms = s.hard_limit_ms.value_or(0);
   spec.soft_limit_ms = s.soft_limit_ms.value_or(0);
   return spec;
@@ -371,13 +377,12 @@ Status check_tasks_array(const json& body, size_t max_tasks) {
 }  // namespace
 
 Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, size_t max_tasks) {
-  const uint64_t now = now_unix_ms();
   Submission out;
   if (!body.contains("tasks")) {
     if (Status s = misplaced(body, "", true, false); !s) return s;
     if (Status s = known_fields(body, kApiSingleFields, "", "a task"); !s) return s;
     Scheduling s;
-    if (Status st = read_scheduling(body, "", true, true, now, s); !st) return st;
+    if (Status st = read_scheduling(body, "", true, true, s); !st) return st;
     if (Status st = check_limits(s, ""); !st) return st;
     const auto payload = body.find("payload");
     const json* p = payload == body.end() ? nullptr : &*payload;
@@ -393,7 +398,7 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
   out.group = true;
   out.parallel = *parallel;
   Scheduling group;
-  if (Status st = read_scheduling(body, "", true, false, now, group); !st) return st;
+  if (Status st = read_scheduling(body, "", true, false, group); !st) return st;
   const json& tasks = body["tasks"];
   out.tasks.reserve(tasks.size());
   for (size_t i = 0; i < tasks.size(); ++i) {
@@ -403,7 +408,7 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
     if (Status s = misplaced(t, where, false, true); !s) return s;
     if (Status s = known_fields(t, kApiTaskFields, where, "a task"); !s) return s;
     Scheduling s;
-    if (Status st = read_scheduling(t, where, true, true, now, s); !st) return st;
+    if (Status st = read_scheduling(t, where, true, true, s); !st) return st;
     s.inherit(group);
     if (Status st = check_limits(s, where); !st) return st;
     const auto payload = t.find("payload");
@@ -415,7 +420,6 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
 }
 
 Result<Submission> parse_seed_batch(const json& body, const std::string& queue, ClusterView& cluster, size_t max_tasks) {
-  const uint64_t now = now_unix_ms();
   Submission out;
   out.group = true;
   if (body.contains("queue"))
@@ -427,7 +431,7 @@ Result<Submission> parse_seed_batch(const json& body, const std::string& queue, 
   if (!parallel) return parallel.status();
   out.parallel = *parallel;
   Scheduling group;
-  if (Status st = read_scheduling(body, "", false, false, now, group); !st) return st;
+  if (Status st = read_scheduling(body, "", false, false, group); !st) return st;
   group.queue = queue;
   const json& tasks = body["tasks"];
   out.tasks.reserve(tasks.size());
@@ -436,7 +440,7 @@ Result<Submission> parse_seed_batch(const json& body, const std::string& queue, 
     const std::string where = index_path(i);
     if (!t.is_object()) return bad(where, "each task must be a JSON object");
     Scheduling s;
-    if (Status st = read_scheduling(t, where, false, true, now, s); !st) return st;
+    if (Status st = read_scheduling(t, where, false, true, s); !st) return st;
     s.inherit(group);
     if (Status st = check_limits(s, where); !st) return st;
     auto kind = effective_kind(s, cluster);

@@ -54,7 +54,7 @@ std::vector<std::string> listed_commands(const std::string& help) {
 
 const std::vector<std::string> kCommands = {"router", "worker", "store", "up",     "config", "submit",
                                             "status", "group",  "wait",  "inspect", "purge", "revoke",
-                                            "retry",  "ping",   "bench", "help"};
+                                            "retry",  "ping",   "keygen", "bench", "help"};
 
 TEST(CliHelp, HelpListsEveryCommandAndExitsZero) {
   auto r = zbatch({"help"});

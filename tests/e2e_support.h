@@ -22,6 +22,7 @@ class Cluster {
 
   const std::string& frontend() const { return frontend_; }
   const std::string& backend() const { return backend_; }
+  const std::string& events_endpoint() const { return events_; }
   std::string data() const { return dir_.str() + "/router"; }
   std::string dir() const { return dir_.str(); }
   // Writes a file in the cluster's folder and returns its path.

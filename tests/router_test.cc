@@ -343,7 +343,7 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
   stop();
   start();
   // The worker comes back claiming only `a`; `b` is requeued after the grace period.
-  auto& back = add_worker({"default"}, 1, {{a, 1}});
+  auto& back = add_worker({"default"}, 1, {{a, 1}}, session);  // the same worker process
   EXPECT_TRUE(back.welcome->rejected.empty());
   auto& other = add_worker({"default"}, 1);
   ASSERT_TRUE(wait_until([&] { other.pump(); back.beat(); other.beat(); return !other.received.empty(); }, 5s));
@@ -352,6 +352,60 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
   back.finish({a, 1, {}, {}, "default", "noop", "{}", 0, 0});
   ASSERT_TRUE(wait_until([&] { auto s = client_->status(a); return s && s->state == TaskState::kSucceeded; }, 5s));
   EXPECT_EQ(client_->status(a)->attempt, 1u);
+}
+
+// A worker's results, claims and start notices count only for leases its own session holds;
+// what it announces is bounded. Each refusal is counted.
+TEST_F(RouterFixture, BackendMessagesCannotEndOrTakeTasksTheSenderDoesNotHold) {
+  start();
+  auto refused = [&] {
+    return nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["refused"];
+  };
+  Id queued = *client_->submit(spec("low_priority"));  // nobody serves low_priority yet
+  auto& holder = add_worker({"default"}, 1);
+  Id leased = *client_->submit(spec("default"));
+  ASSERT_TRUE(wait_until([&] { holder.pump(); return holder.received.size() == 1; }, 5s));
+
+  auto& forger = add_worker({"default"}, 1);
+  // Attempt 0 of a task never dispatched, and the other worker's lease.
+  forger.finish({queued, 0, {}, {}, "low_priority", "noop", "{}", 0, 0});
+  forger.finish({leased, 1, {}, {}, "default", "noop", "{}", 0, 0});
+  wire::send(forger.socket, proto::Started{{{leased, 1}}});
+  ASSERT_TRUE(wait_until([&] { forger.pump(); return refused()["foreign_results"].get<int>() == 2; }, 5s));
+  EXPECT_EQ(refused()["foreign_started"], 1);
+  EXPECT_EQ(client_->status(queued)->state, TaskState::kQueued);
+  EXPECT_EQ(client_->status(leased)->state, TaskState::kStarted);
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.active"))["total"], 0) << "the forged start notice";
+
+  // A READY claiming a queued task, and one claiming the other worker's lease.
+  auto& claimer = add_worker({"default"}, 1, {{queued, 0}, {leased, 1}});
+  EXPECT_EQ(claimer.welcome->rejected.size(), 2u);
+  EXPECT_EQ(refused()["foreign_claims"], 1) << "the other worker's lease";
+  EXPECT_EQ(client_->status(queued)->state, TaskState::kQueued);
+
+  // The holder's own result still counts.
+  holder.finish(holder.received[0]);
+  ASSERT_TRUE(wait_until([&] { holder.pump(); return client_->status(leased)->state == TaskState::kSucceeded; }, 5s));
+  EXPECT_EQ(client_->status(leased)->worker, "fake1");
+}
+
+TEST_F(RouterFixture, AnnouncedCountsAreBounded) {
+  start();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client_->submit(spec("default")));
+  workers_.push_back(std::make_unique<FakeWorker>(ctx_, options_.backend));
+  auto& greedy = *workers_.back();
+  wire::send(greedy.socket, proto::Ready{"greedy", Id::random(), "h", 1, {"default"}, {"noop"}, 8, 4294967295u, {}});
+  ASSERT_TRUE(wait_until([&] { greedy.pump(); return greedy.disconnected; }, 5s));
+  EXPECT_TRUE(greedy.received.empty()) << "no task reaches a READY that was refused";
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["refused"]["bad_counts"], 1);
+  auto& w = add_worker({"default"}, 2);
+  wire::send(w.socket, proto::Heartbeat{0, 4294967295u, 0});
+  ASSERT_TRUE(wait_until([&] {
+    w.pump();
+    return nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["refused"]["bad_counts"] == 2;
+  }, 5s));
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["workers"][0]["capacity"], 2);
 }
 
 TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {

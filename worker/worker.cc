@@ -61,6 +61,7 @@ struct Worker::Impl {
   void connect(worker::Slots& slots) {
     socket.emplace(context.get(), zmq::socket_type::dealer);
     wire::configure(*socket, zmq::socket_type::dealer);
+    curve::apply_client(*socket, options.curve);
     socket->connect(options.router);
     welcomed = false;
     announced_capacity = capacity(slots);
@@ -293,6 +294,11 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
     return Status(Code::kBadRequest, "--heartbeat-ms must be >= 10, got " + std::to_string(options.heartbeat_ms));
   if (options.liveness < 1) return Status(Code::kBadRequest, "liveness must be >= 1");
   if (options.router.empty()) return Status(Code::kBadRequest, "--router needs an endpoint");
+  if (Status s = curve::check_endpoints(options.router, options.curve.enabled(), options.insecure_plaintext, "--router"); !s)
+    return s;
+  if (options.insecure_plaintext && !options.curve.enabled() && !curve::is_local_endpoint(options.router))
+    spdlog::warn("worker INSECURE: plaintext to router={} (--insecure-plaintext): anyone on the network can read "
+                 "its tasks and results, or pose as the router", options.router);
   if (options.autoscale_max) {
     if (options.autoscale_min > options.autoscale_max || options.autoscale_max > 1024)
       return Status(Code::kBadRequest, "--autoscale MAX,MIN needs 0 <= MIN <= MAX <= 1024, got " +

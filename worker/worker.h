@@ -29,6 +29,7 @@
 
 #include <zmq.hpp>
 
+#include "common/curve.h"
 #include "common/id.h"
 #include "common/protocol.h"
 #include "common/status.h"
@@ -158,6 +159,11 @@ struct WorkerOptions {
   uint32_t autoscale_idle_ms = 10000;
   // Warm shutdown: how long running tasks may go on before they are cancelled and requeued.
   uint32_t shutdown_timeout_ms = 30000;
+  // CURVE towards the router (common/curve.h): its public key and this worker's own key pair,
+  // which the router's allow-list names with the role "worker". A router off loopback needs
+  // them, unless insecure_plaintext.
+  curve::ClientKeys curve;
+  bool insecure_plaintext = false;
   std::vector<ProcessHandlerConfig> process_handlers;
   SeedKindsConfig kinds;
 };
