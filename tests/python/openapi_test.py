@@ -8,9 +8,14 @@
 - Real clusters (`zbatch up` with authentication, and router + worker + store as separate
   processes) are called on every documented operation with requests that produce each
   documented success status and the error statuses that can be provoked; each answer's status
-  must be documented for that operation and its body must validate against the documented
-  schema (Debian's python3-jsonschema, Draft 2020-12, formats checked). At the end every
-  documented (operation, status) must have been seen, except the few listed in NOT_PROVOKED.
+  must be documented for that operation, its body must validate against the documented
+  schema (Debian's python3-jsonschema, Draft 2020-12, formats checked) and its documented
+  headers must be there when required and match their schemas. At the end every documented
+  (operation, status) must have been seen, except the few listed in NOT_PROVOKED.
+- The request schemas are held to the server's answers both ways: every JSON body the server
+  accepts (2xx) must validate against the operation's documented request schema, and every
+  body sent as one the schema refuses (an unknown field, a wrong type, a kind's missing or
+  foreign field) must be refused by the server (400) and by the document.
 - The routes the server installs (store/http_api.cc, dashboard.cc, event_stream.cc) are read
   from the source and must all be documented, and every documented one must be installed.
 
@@ -27,6 +32,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 import requests
@@ -49,6 +55,7 @@ NIL = "01a20e2d-f0d8-7000-8000-000000000000"  # a well-formed id that names noth
 TOKEN = "openapi-test-token-0123456789"
 BASIC = ("admin", "openapi-test-password")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+NOT_JSON = object()  # a request body sent as raw text, or no body at all
 
 # Documented statuses no request of this test can cause, with the reason.
 NOT_PROVOKED = {
@@ -89,6 +96,13 @@ def operations():
                 yield path, method, item[method]
 
 
+def request_schema(op):
+    """The JSON schema of an operation's request body, or None when it takes none."""
+    if "requestBody" not in op:
+        return None
+    return resolve(op["requestBody"])["content"]["application/json"]["schema"]
+
+
 def path_regex(template):
     return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
 
@@ -118,7 +132,9 @@ class Api:
         self.headers = dict(auth_headers or {})
 
     def call(self, method, template, fill=None, expect=None, params=None, body=None, data=None,
-             headers=None, stream=False, timeout=15):
+             headers=None, stream=False, timeout=15, schema_refuses=False):
+        """`schema_refuses`: the body is one the documented request schema refuses, so the
+        server must refuse it (400) and the document must too."""
         path = template
         for name, value in (fill or {}).items():
             path = path.replace("{" + name + "}", value)
@@ -137,7 +153,7 @@ class Api:
                 answer.stream = r
         else:
             answer = Answer(r.status_code, r.headers, r.content)
-        self.test.check(method, template, path, answer, expect)
+        self.test.check(method, template, path, answer, expect, NOT_JSON if body is None else body, schema_refuses)
         return answer
 
     def raw(self, method, template, fill, head_lines, body=b"", expect=None):
@@ -235,7 +251,7 @@ class OpenApiDocument(unittest.TestCase):
                         if key in content:
                             schemas.append((f"{method} {path} {what} {media} {key}", content[key]))
                 for header, h in body.get("headers", {}).items():
-                    schemas.append((f"{method} {path} {what} header {header}", h["schema"]))
+                    schemas.append((f"{method} {path} {what} header {header}", resolve(h)["schema"]))
         for where, schema in schemas:
             walk(schema, where)
             try:
@@ -255,7 +271,7 @@ class OpenApiRoutes(unittest.TestCase):
         self.by_regex = [(path_regex(p), p, m, op) for p, m, op in operations()]
 
     # --- checking one answer ------------------------------------------------------------------
-    def check(self, method, template, path, answer, expect):
+    def check(self, method, template, path, answer, expect, request=NOT_JSON, schema_refuses=False):
         op = DOC["paths"][template][method.lower()]
         self.assertRegex(path.split("?")[0], path_regex(template), f"{path} is not an instance of {template}")
         status = str(answer.status_code)
@@ -264,6 +280,16 @@ class OpenApiRoutes(unittest.TestCase):
         if expect is not None:
             self.assertEqual(answer.status_code, expect, f"{where}: {answer.text[:500]}")
         response = resolve(op["responses"][status])
+        self.check_request(op, where, status, request, schema_refuses)
+        headers = {k.lower(): v for k, v in answer.headers.items()}
+        for name, header in response.get("headers", {}).items():
+            header = resolve(header)
+            value = headers.get(name.lower())
+            if header.get("required"):
+                self.assertIsNotNone(value, f"{where} {status}: no {name} header, which is documented as required")
+            if value is not None:
+                errors = [e.message for e in schema_validator(header["schema"]).iter_errors(value)]
+                self.assertEqual(errors, [], f"{where} {status}: header {name}: {value!r}")
         media = answer.headers.get("Content-Type", "").split(";")[0].strip()
         content = response.get("content", {})
         self.assertIn(media, content, f"{where} answered {status} as {media!r}; documented: {list(content)}")
@@ -273,11 +299,31 @@ class OpenApiRoutes(unittest.TestCase):
             errors = sorted(schema_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path))
             self.assertEqual([f"{list(e.absolute_path)}: {e.message}" for e in errors], [],
                              f"{where} {status} does not match its schema: {json.dumps(body)[:2000]}")
+            # The document says a submission's answer names its key in the header and the body.
+            key = headers.get("idempotency-key")
+            named = body.get("idempotency_key") if isinstance(body, dict) else None
+            if named is None and isinstance(body, dict) and isinstance(body.get("error"), dict):
+                named = body["error"].get("idempotency_key")
+            if key is not None or named is not None:
+                self.assertEqual(key, named, f"{where} {status}: the Idempotency-Key header and the body's key differ")
         elif media != "text/event-stream":
             self.assertEqual(schema, {"type": "string"}, where)
             self.assertTrue(answer.text, f"{where}: empty {media}")
         with self.lock:
             self.seen.setdefault(op["operationId"], set()).add(status)
+
+    def check_request(self, op, where, status, request, schema_refuses):
+        schema = request_schema(op)
+        if schema_refuses:
+            self.assertEqual(status, "400", f"{where}: a body the document refuses was answered {status}")
+            self.assertTrue(schema is not None and request is not NOT_JSON, f"{where}: no JSON body or no schema to refuse it")
+        elif schema is None or request is NOT_JSON or not status.startswith("2"):
+            return
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in schema_validator(schema).iter_errors(request)]
+        if status.startswith("2"):
+            self.assertEqual(errors, [], f"{where} accepted a body its documented schema refuses: {json.dumps(request)[:1000]}")
+        if schema_refuses:
+            self.assertNotEqual(errors, [], f"{where} refused a body that its documented schema allows: {json.dumps(request)[:1000]}")
 
     def matches(self, schema_name, instance):
         errors = list(schema_validator({"$ref": f"#/components/schemas/{schema_name}"}).iter_errors(instance))
@@ -356,14 +402,35 @@ class OpenApiRoutes(unittest.TestCase):
         for path, method, op in operations():
             if not (method == "post" and path.startswith("/batch/")):
                 continue
-            r = api.call("POST", path, body={"tasks": [{"id": "s1", "kind": "echo", "n": 1},
-                                                       {"id": 2, "kind": "echo", "n": 2}], "parallel": 1}, expect=200)
+            batch = {"tasks": [{"id": "s1", "kind": "echo", "n": 1}, {"id": 2, "kind": "echo", "n": 2}], "parallel": 1}
+            key = {"Idempotency-Key": "openapi-" + op["operationId"]}
+            r = api.call("POST", path, body=batch, headers=key, expect=200)
             prefix = "/batch/celery/" if path.startswith("/batch/celery/") else "/batch/"
             self.assertEqual(r.json()["monitor_url"], prefix + "group/" + r.json()["group_id"])
             groups.append(r.json()["group_id"])
+            again = api.call("POST", path, body=batch, headers=key, expect=200)
+            self.assertEqual(again.json()["group_id"], r.json()["group_id"])
+            api.call("POST", path, body=dict(batch, parallel=2), headers=key, expect=409)
             api.call("POST", path, data="{not json", headers={"Content-Type": "application/json"}, expect=400)
-            api.call("POST", path, body={"tasks": []}, expect=400)
+            api.call("POST", path, body={"tasks": []}, expect=400, schema_refuses=True)
+            api.call("POST", path, body={"tasks": [{"kind": "echo"}], "queue": "default"}, expect=400, schema_refuses=True)
         api.call("POST", "/batch/tests", body={"tasks": [{}] * 100001}, expect=413, timeout=60)
+        # Each endpoint's kind: its fields are accepted, foreign ones refused by server and document.
+        api.call("POST", "/batch/validation", body={"tasks": [{"id": "v1", "language": "python", "code": "x = 1"}]},
+                 expect=200)
+        api.call("POST", "/batch/celery/agent-tasks", body={"tasks": [{"id": "a1", "description": "Create hello.py"}],
+                                                            "countdown": 600}, expect=200)
+        api.call("POST", "/batch/celery/validation", body={"kind": "echo", "tasks": [{"anything": "goes"}]}, expect=200)
+        for path, task in (("/batch/agent-tasks", {"prompt": "Create hello.py"}),
+                           ("/batch/validation", {"language": "cobol", "code": "x"}),
+                           ("/batch/validation", {"language": "python", "code": "x", "files": ["a.py"]}),
+                           ("/batch/tests", {"profile": "pytest", "argv": ["pytest"]}),
+                           ("/batch/mcp-operations", {"server": "fs", "method": "tools/list", "tool": "x"}),
+                           ("/batch/celery/tests", {"kind": "validate", "language": "json"})):
+            api.call("POST", path, body={"tasks": [task]}, expect=400, schema_refuses=True)
+        # A profile or a server that no worker announces: allowed by the schema, refused by the cluster.
+        api.call("POST", "/batch/tests", body={"tasks": [{"profile": "pytest"}]}, expect=400)
+        api.call("POST", "/batch/mcp-operations", body={"tasks": [{"server": "fs", "tool": "x"}]}, expect=400)
         gid = groups[0]
         for template in ("/batch/celery/group/{id}", "/batch/group/{id}"):
             wait_until(lambda: api.call("GET", template, {"id": gid}, expect=200).json()["ready"], 20, "seed group done")
@@ -392,8 +459,29 @@ class OpenApiRoutes(unittest.TestCase):
         first = api.call("POST", "/api/v1/tasks", body={"kind": "echo"}, headers=key, expect=201).json()
         again = api.call("POST", "/api/v1/tasks", body={"kind": "echo"}, headers=key, expect=200).json()
         self.assertEqual((again["task_id"], again["duplicate"]), (first["task_id"], True))
-        api.call("POST", "/api/v1/tasks", body={"priority": 999}, expect=400)
+        api.call("POST", "/api/v1/tasks", body={"kind": "noop"}, headers=key, expect=409)
+        api.call("POST", "/api/v1/tasks", body={"priority": 999}, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/tasks", body={"queue": "nope", "payload": {}}, expect=422)
+        # The strict schemas: the group form's top-level fields, eta as a date-time, each kind's payload.
+        soon = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 600))
+        api.call("POST", "/api/v1/tasks", body={"kind": "echo", "priority": 3, "eta": soon, "parallel": None,
+                                                "tasks": [{"payload": 1}, {"payload": 2, "priority": 9}]}, expect=201)
+        api.call("POST", "/api/v1/tasks", body={"kind": "echo", "eta": time.strftime("%Y-%m-%d %H:%M+0000",
+                                                                                    time.gmtime(time.time() + 600))},
+                 expect=201)
+        api.call("POST", "/api/v1/tasks", body={"queue": "validation", "payload": {"language": "json", "code": "{}"}},
+                 expect=201)
+        api.call("POST", "/api/v1/tasks", body={"queue": "validation", "tasks": [{"payload": {"language": "json", "code": "1"}},
+                                                                                 {"kind": "echo", "payload": "any"}]},
+                 expect=201)
+        for body in ({"kind": "echo", "queu": "default"}, {"tasks": [{"kind": "echo", "prioirty": 1}]},
+                     {"kind": "echo", "countdown": 1, "eta": 1}, {"kind": "echo", "parallel": 2},
+                     {"tasks": [{"kind": "echo"}], "payload": 1}, {"tasks": [{"kind": "echo", "idempotency_key": "k"}]},
+                     {"kind": "echo", "eta": "tomorrow"}, {"kind": "agent", "payload": {"prompt": "x"}},
+                     {"queue": "validation", "payload": {"language": "python"}},
+                     {"queue": "validation", "tasks": [{"payload": {"language": "cobol", "code": "x"}}]},
+                     {"kind": "mcp", "payload": {"server": "fs", "uri": "x"}}):
+            api.call("POST", "/api/v1/tasks", body=body, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/tasks", body={"tasks": [{}] * 100001}, expect=413, timeout=60)
         api.call("GET", "/api/v1/tasks/{id}", {"id": NIL}, expect=404)
 
@@ -426,7 +514,8 @@ class OpenApiRoutes(unittest.TestCase):
         self.assertEqual(api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": held[1]}, expect=200).json()["was"], "held")
         r = api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": held[0]}, body={"terminate": True}, expect=200).json()
         self.assertEqual(r["was"], "terminated")
-        api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": later}, body={"terminate": "yes"}, expect=400)
+        api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": later}, body={"terminate": "yes"}, expect=400, schema_refuses=True)
+        api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": later}, body={"terminat": True}, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": "not-an-id"}, expect=400)
         api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": NIL}, expect=404)
 
@@ -435,6 +524,7 @@ class OpenApiRoutes(unittest.TestCase):
         self.assertEqual(r["retried"], later)
         api.call("POST", "/api/v1/tasks/{id}/retry", {"id": one["task_id"]}, expect=409)
         api.call("POST", "/api/v1/tasks/{id}/retry", {"id": "not-an-id"}, expect=400)
+        api.call("POST", "/api/v1/tasks/{id}/retry", {"id": later}, body={"now": True}, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/tasks/{id}/retry", {"id": NIL}, expect=404)
         self.group_id = group["group_id"]
 
@@ -467,15 +557,20 @@ class OpenApiRoutes(unittest.TestCase):
         self.assertGreaterEqual(r["retried"], 1)
         api.call("POST", "/api/v1/dead/retry", expect=200)
         api.call("POST", "/api/v1/dead/retry", body={"queue": "nope"}, expect=422)
-        api.call("POST", "/api/v1/dead/retry", body={"limit": 0}, expect=400)
+        api.call("POST", "/api/v1/dead/retry", body={"limit": 0}, expect=400, schema_refuses=True)
+        api.call("POST", "/api/v1/dead/retry", body={"queues": "default"}, expect=400, schema_refuses=True)
 
     def cluster_views(self, api):
         workers = api.call("GET", "/api/v1/workers", expect=200).json()
         self.assertEqual(len(workers), 1)
         name = workers[0]["name"]
         api.call("POST", "/api/v1/workers/{name}/pool", {"name": name}, body={"delta": 1}, expect=200)
-        api.call("POST", "/api/v1/workers/{name}/pool", {"name": name}, body={"delta": 0}, expect=400)
-        api.call("POST", "/api/v1/workers/{name}/pool", {"name": name}, body={}, expect=400)
+        api.call("POST", "/api/v1/workers/{name}/pool", {"name": name}, body={"delta": 0}, expect=400, schema_refuses=True)
+        api.call("POST", "/api/v1/workers/{name}/pool", {"name": name}, body={}, expect=400, schema_refuses=True)
+        api.call("POST", "/api/v1/workers/{name}/pool", {"name": name}, body={"delta": 1, "x": 1}, expect=400,
+                 schema_refuses=True)
+        api.call("POST", "/api/v1/workers/{name}/shutdown", {"name": name}, body={"now": True}, expect=400,
+                 schema_refuses=True)
         api.call("POST", "/api/v1/workers/{name}/pool", {"name": "nobody@nowhere"}, body={"delta": 1}, expect=404)
         api.call("POST", "/api/v1/workers/{name}/shutdown", {"name": "nobody@nowhere"}, expect=404)
         queues = api.call("GET", "/api/v1/queues", expect=200).json()
@@ -495,7 +590,8 @@ class OpenApiRoutes(unittest.TestCase):
         api.call("POST", "/api/v1/purge", body={"queue": "low_priority"}, expect=200)
         api.call("POST", "/api/v1/purge", expect=200)
         api.call("POST", "/api/v1/purge", body={"queue": "nope"}, expect=422)
-        api.call("POST", "/api/v1/purge", body={"queue": 5}, expect=400)
+        api.call("POST", "/api/v1/purge", body={"queue": 5}, expect=400, schema_refuses=True)
+        api.call("POST", "/api/v1/purge", body={"queue": "default", "all": True}, expect=400, schema_refuses=True)
         api.call("GET", "/api/v1/stats", expect=200)
 
     def events(self, api):
