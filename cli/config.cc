@@ -78,6 +78,39 @@ std::optional<std::vector<std::string>> strings(const toml::node& v) {
   return out;
 }
 
+// The resource-limit keys of [[handler]], [validation], [[test_profile]] and [[mcp_server]]
+// (ResourceLimits in worker/worker.h).
+const std::vector<std::string>& limit_keys() {
+  static const std::vector<std::string> kKeys = {"cpu_time", "address_space_mb", "file_size_mb", "processes",
+                                                 "open_files"};
+  return kKeys;
+}
+
+// Applies one resource-limit key; nullopt when `key` is not one.
+std::optional<Status> parse_limit(const std::string& key, const toml::node& v, const std::string& path,
+                                  const std::string& where, ResourceLimits& l) {
+  if (key == "cpu_time") {
+    auto n = count(v, 100000000);
+    if (!n) return bad(path, where, "must be whole seconds of CPU time (an integer >= 0; 0 = no limit)");
+    l.cpu_time_s = static_cast<uint32_t>(*n);
+  } else if (key == "address_space_mb" || key == "file_size_mb") {
+    auto n = count(v, 1u << 30);
+    if (!n) return bad(path, where, "must be MiB (an integer >= 0; 0 = no limit)");
+    (key == "file_size_mb" ? l.file_size_bytes : l.address_space_bytes) = *n << 20;
+  } else if (key == "processes") {
+    auto n = count(v, 1000000);
+    if (!n) return bad(path, where, "must be an integer >= 0 (0 = no limit)");
+    l.processes = static_cast<uint32_t>(*n);
+  } else if (key == "open_files") {
+    auto n = count(v, 1u << 20);
+    if (!n || (*n && *n < 16)) return bad(path, where, "must be 0 (no limit) or 16..1048576");
+    l.open_files = static_cast<uint32_t>(*n);
+  } else {
+    return std::nullopt;
+  }
+  return Status::ok();
+}
+
 // A rate as tasks per second: a number, or "N/s", "N/m", "N/h" (Celery's notation).
 std::optional<double> rate(const toml::node& v) {
   if (auto i = v.value<int64_t>()) return *i >= 0 ? std::optional<double>(static_cast<double>(*i)) : std::nullopt;
@@ -226,6 +259,8 @@ Status parse_handler(const toml::table& t, const std::string& path, ProcessHandl
       auto n = count(v, 1u << 30);
       s = need(n.has_value(), "an integer >= 0 (0 = no ceiling)");
       if (s) h.max_memory_bytes = *n << 20;
+    } else if (auto limit = parse_limit(key, v, path, where, h.limits)) {
+      s = *limit;
     } else {
       s = unknown_key(path, where, "handler");
     }
@@ -306,6 +341,7 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
       if (!known("validation", key)) return unknown_key(path, where, "validation");
       if (key == "workspace") s = text(v, where, k.validation.workspace);
       else if (key == "timeout") s = ms(v, where, k.validation.timeout_ms);
+      else if (auto limit = parse_limit(key, v, path, where, k.validation.limits)) s = *limit;
       else s = unknown_key(path, where, "validation");
       if (!s) return s;
     }
@@ -331,6 +367,8 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
           auto n = count(v, 64u << 20);
           s = n && *n > 0 ? Status::ok() : bad(path, where, "must be bytes, 1..67108864");
           if (s) p.log_tail = *n;
+        } else if (auto limit = parse_limit(key, v, path, where, p.limits)) {
+          s = *limit;
         } else {
           s = unknown_key(path, where, "test_profile");
         }
@@ -356,6 +394,7 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
         else if (key == "env") s = env(v, where, m.env);
         else if (key == "cwd") s = text(v, where, m.cwd);
         else if (key == "call_timeout") s = ms(v, where, m.call_timeout_ms);
+        else if (auto limit = parse_limit(key, v, path, where, m.limits)) s = *limit;
         else s = unknown_key(path, where, "mcp_server");
         if (!s) return s;
       }
@@ -424,15 +463,19 @@ const std::vector<std::string>& config_sections() {
 }
 
 const std::map<std::string, std::vector<std::string>>& table_keys() {
+  auto with_limits = [](std::vector<std::string> keys) {
+    keys.insert(keys.end(), limit_keys().begin(), limit_keys().end());
+    return keys;
+  };
   static const std::map<std::string, std::vector<std::string>> kKeys = {
       {"queue", {"name", "priority", "handler", "default_kind", "max_retries", "retry_backoff", "retry_backoff_max",
                  "retry_jitter", "retry_on", "soft_time_limit", "time_limit", "rate_limit", "acks_late"}},
-      {"handler", {"kind", "type", "argv", "env", "cwd", "stdout_limit", "stderr_limit", "term_grace",
-                   "max_tasks_per_child", "max_memory_mb"}},
+      {"handler", with_limits({"kind", "type", "argv", "env", "cwd", "stdout_limit", "stderr_limit", "term_grace",
+                               "max_tasks_per_child", "max_memory_mb"})},
       {"ollama", {"host", "model", "system", "connect_timeout", "read_timeout"}},
-      {"validation", {"workspace", "timeout"}},
-      {"test_profile", {"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"}},
-      {"mcp_server", {"name", "argv", "env", "cwd", "call_timeout"}},
+      {"validation", with_limits({"workspace", "timeout"})},
+      {"test_profile", with_limits({"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"})},
+      {"mcp_server", with_limits({"name", "argv", "env", "cwd", "call_timeout"})},
   };
   return kKeys;
 }

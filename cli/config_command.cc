@@ -23,11 +23,17 @@ json queue_json(const QueueConfig& q) {
           {"time_limit_ms", q.time_limit_ms}, {"rate_limit", q.rate_limit}, {"acks_late", q.acks_late}};
 }
 
+json limits_json(const ResourceLimits& l) {
+  return {{"cpu_time_s", l.cpu_time_s}, {"address_space_bytes", l.address_space_bytes},
+          {"file_size_bytes", l.file_size_bytes}, {"processes", l.processes}, {"open_files", l.open_files}};
+}
+
 json handler_json(const ProcessHandlerConfig& h) {
   return {{"kind", h.kind}, {"type", h.mode == ProcessHandlerConfig::Mode::kExec ? "exec" : "pool"},
           {"argv", h.argv}, {"env", h.env}, {"cwd", h.cwd}, {"stdout_limit", h.stdout_limit},
           {"stderr_limit", h.stderr_limit}, {"term_grace_ms", h.term_grace_ms},
-          {"max_tasks_per_child", h.max_tasks_per_child}, {"max_memory_bytes", h.max_memory_bytes}};
+          {"max_tasks_per_child", h.max_tasks_per_child}, {"max_memory_bytes", h.max_memory_bytes},
+          {"limits", limits_json(h.limits)}};
 }
 
 json kinds_json(const SeedKindsConfig& k) {
@@ -35,15 +41,17 @@ json kinds_json(const SeedKindsConfig& k) {
   out["ollama"] = {{"host", k.ollama.host}, {"model", k.ollama.model}, {"system", k.ollama.system},
                    {"connect_timeout_ms", k.ollama.connect_timeout_ms},
                    {"read_timeout_ms", k.ollama.read_timeout_ms}};
-  out["validation"] = {{"workspace", k.validation.workspace}, {"timeout_ms", k.validation.timeout_ms}};
+  out["validation"] = {{"workspace", k.validation.workspace}, {"timeout_ms", k.validation.timeout_ms},
+                       {"limits", limits_json(k.validation.limits)}};
   out["test_profiles"] = json::array();
   for (const auto& p : k.test_profiles)
     out["test_profiles"].push_back({{"name", p.name}, {"argv", p.argv}, {"env", p.env}, {"cwd", p.cwd},
-                                    {"junit", p.junit}, {"timeout_ms", p.timeout_ms}, {"log_tail", p.log_tail}});
+                                    {"junit", p.junit}, {"timeout_ms", p.timeout_ms}, {"log_tail", p.log_tail},
+                                    {"limits", limits_json(p.limits)}});
   out["mcp_servers"] = json::array();
   for (const auto& m : k.mcp_servers)
     out["mcp_servers"].push_back({{"name", m.name}, {"argv", m.argv}, {"env", m.env}, {"cwd", m.cwd},
-                                  {"call_timeout_ms", m.call_timeout_ms}});
+                                  {"call_timeout_ms", m.call_timeout_ms}, {"limits", limits_json(m.limits)}});
   return out;
 }
 

@@ -74,9 +74,29 @@ HandlerResult invoke_handler(const Handler& handler, const TaskContext& ctx);
 // The built-in kinds: noop, echo, sleep ({"seconds":S}), fail ({"error":"...","retry":b}).
 std::vector<std::pair<std::string, Handler>> builtin_handlers();
 
+// Resource limits of a child process, set with setrlimit between fork and exec, so they hold
+// for everything the child starts (docs/EXECUTION.md, "Resource limits"). 0 = not set: the
+// child keeps the worker's own limit. A limit never raises what the worker itself has, and
+// core dumps are always off. A child that dies of SIGXCPU or SIGXFSZ fails its task with
+// "ResourceLimitExceeded: cpu time: ..." or "ResourceLimitExceeded: file size: ...".
+struct ResourceLimits {
+  // RLIMIT_CPU, seconds of CPU time: SIGXCPU, then SIGKILL term_grace later. A long-lived
+  // child (pool, MCP server) gets this much for each task (the limit is moved on per task).
+  uint32_t cpu_time_s = 3600;
+  uint64_t address_space_bytes = 8ull << 30;  // RLIMIT_AS: allocations beyond it fail
+  uint64_t file_size_bytes = 1ull << 30;      // RLIMIT_FSIZE: SIGXFSZ on a write past it
+  // RLIMIT_NPROC counts every process and thread of the worker's user, not of one child, so
+  // this is headroom: the child may run until its user has this many more processes and
+  // threads than when it started. The kernel does not apply it to root.
+  uint32_t processes = 4096;
+  uint32_t open_files = 4096;  // RLIMIT_NOFILE: open() beyond it fails (EMFILE)
+};
+
 // A task kind served by child processes. Task data reaches a child only as JSON on its stdin,
 // never in argv, a shell or the environment. Every child runs in its own process group, so a
-// kill reaches whatever it started.
+// kill reaches whatever it started, with `limits`, without the worker's other file
+// descriptors, and with a private TMPDIR (made by mkdtemp, mode 0700) that is removed with
+// everything in it when the child ends.
 //
 // exec: one child per task. stdin = the task as JSON
 //   {"id","attempt","group","ref","queue","kind","payload":<payload>}, then EOF. Exit 0 with
@@ -92,13 +112,14 @@ struct ProcessHandlerConfig {
   std::string kind;
   Mode mode = Mode::kExec;
   std::vector<std::string> argv;   // argv[0]: a path, or a name looked up in PATH
-  std::vector<std::string> env;    // extra KEY=VALUE entries
+  std::vector<std::string> env;    // extra KEY=VALUE entries; they replace the worker's
   std::string cwd;                 // empty = the worker's
   size_t stdout_limit = 1u << 20;  // bytes of result; more fails the task ("OutputTooLarge")
   size_t stderr_limit = 64u << 10; // bytes of stderr tail kept for the error message
   uint32_t term_grace_ms = 2000;   // SIGTERM → SIGKILL when no hard limit comes first
   uint32_t max_tasks_per_child = 100;  // pool
   uint64_t max_memory_bytes = 0;       // pool; 0 = no ceiling
+  ResourceLimits limits;
 };
 
 // The seed's four kinds of work, built into every worker (docs/KINDS.md):
@@ -118,6 +139,7 @@ struct OllamaConfig {
 struct ValidationConfig {
   std::string workspace = ".";   // "files" of a task must lie inside
   uint32_t timeout_ms = 60000;
+  ResourceLimits limits;         // of each checker process
 };
 struct TestProfile {
   std::string name;
@@ -127,6 +149,7 @@ struct TestProfile {
   std::string junit;             // JUnit XML report the tool writes (relative to cwd); empty = none
   uint32_t timeout_ms = 1800000;
   size_t log_tail = 65536;
+  ResourceLimits limits;
 };
 struct McpServerConfig {
   std::string name;
@@ -134,6 +157,7 @@ struct McpServerConfig {
   std::vector<std::string> env;
   std::string cwd;
   uint32_t call_timeout_ms = 60000;
+  ResourceLimits limits;         // cpu_time is per call
 };
 struct SeedKindsConfig {
   OllamaConfig ollama;

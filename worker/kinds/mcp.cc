@@ -8,7 +8,8 @@
 //
 // Each server runs as long-lived child processes, at most one per slot, initialised once
 // (initialize, notifications/initialized) and reused; a server that dies or does not answer
-// within call_timeout is killed and replaced, and that task is retried.
+// within call_timeout is killed and replaced, and that task is retried; one that a resource
+// limit ended (ResourceLimitExceeded, see ResourceLimits) fails that task instead.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -38,7 +39,10 @@ class Session {
     p.argv = cfg.argv;
     p.env = cfg.env;
     p.cwd = cfg.cwd;
-    auto child = Child::spawn(p, false);
+    p.limits = cfg.limits;
+    SpawnOptions options;
+    options.long_lived = true;
+    auto child = Child::spawn(p, options);
     if (!child) return child.status();
     std::unique_ptr<Session> s(new Session(std::move(child.value())));
     json init{{"protocolVersion", kProtocolVersion},
@@ -56,6 +60,7 @@ class Session {
   // gone) and kUnavailable (cancelled) leave the session unusable.
   Result<json> call(const std::string& method, const json& params, uint32_t timeout_ms, const TaskContext& ctx) {
     const int64_t id = next_id_++;
+    child_->rearm_cpu_limit();  // cpu_time counts for this call, not the server's life
     if (!send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}))
       return Status(Code::kIo, "the server closed its input");
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -86,7 +91,7 @@ class Session {
       char buf[65536];
       ssize_t n = ::read(child_->out, buf, sizeof buf);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        child_->reap();
+        for (int i = 0; i < 50 && !child_->reap(); ++i) ::poll(nullptr, 0, 10);  // how it ended, if it did
         return Status(Code::kIo, "the server exited" + exit_text());
       }
       if (n > 0) buffer_.append(buf, static_cast<size_t>(n));
@@ -95,6 +100,8 @@ class Session {
   }
 
   bool alive() { return !child_->reap(); }
+  // The resource limit that ended the server, if one did.
+  std::optional<std::string> limit_exceeded() const { return child_->limit_exceeded(); }
 
  private:
   explicit Session(std::unique_ptr<Child> child) : child_(std::move(child)) {
@@ -178,6 +185,7 @@ class McpPool {
     auto reply = session->call(method, params, cfg->call_timeout_ms, ctx);
     if (!reply) {
       // The session is unusable: killed with it (destructor), replaced by the next task.
+      if (auto hit = session->limit_exceeded()) return HandlerResult::fail(*hit + " (MCP server '" + cfg->name + "')");
       if (reply.status().code() == Code::kUnavailable) return HandlerResult::fail("Cancelled: the MCP call was cancelled");
       if (reply.status().code() == Code::kTimeout) return HandlerResult::retry("McpTimeout: " + reply.status().message());
       return HandlerResult::retry("McpServerLost: " + cfg->name + ": " + reply.status().message());

@@ -7,14 +7,16 @@
 // mocha-like "N passing"). A run whose tests fail is a successful task with ok = false. The
 // task fails when the profile is unknown, its runner is missing (TestRunnerMissing: argv[0]
 // not found or not executable, or a wrapper shell's exit 126/127 without counts), the run
-// ends non-zero without any count to show for it (TestRunError), or it runs out of time.
+// ends non-zero without any count to show for it (TestRunError), it runs out of time or hits a
+// resource limit (ResourceLimitExceeded), or its JUnit report is not a regular file inside the
+// profile's folder once symbolic links are resolved (TestReportRefused: the tests may have put
+// a link there; the worker neither reads nor removes anything through it).
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +32,8 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+
+constexpr size_t kMaxReportBytes = 64u << 20;
 
 struct Counts {
   long passed = 0, failed = 0, errors = 0, skipped = 0, total = 0;
@@ -191,37 +195,43 @@ HandlerResult run_profile(const std::vector<TestProfile>& profiles, ReportLocks&
   p.cwd = profile->cwd;
   p.stdout_limit = 64u << 20;
   p.stderr_limit = std::max<size_t>(profile->log_tail, 1);
+  p.limits = profile->limits;
   if (auto missing = runner_missing(*profile))
     return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + *missing);
-  const fs::path junit = profile->junit.empty() ? fs::path() : fs::path(profile->cwd.empty() ? "." : profile->cwd) / profile->junit;
+  const fs::path folder = profile->cwd.empty() ? fs::path(".") : fs::path(profile->cwd);
+  const std::string refused = "TestReportRefused: profile '" + profile->name + "': ";
   std::optional<std::unique_lock<std::timed_mutex>> report_turn;
-  if (!junit.empty()) {
-    report_turn = locks.acquire(junit, ctx);
+  if (!profile->junit.empty()) {
+    report_turn = locks.acquire(folder / profile->junit, ctx);
     if (!report_turn)
       return HandlerResult::fail("Cancelled: the task was cancelled (time limit or revoke) while another run wrote " +
                                  profile->junit);
-    std::error_code ec;
-    fs::remove(junit, ec);  // a stale report must not be read as this run's
+    // A stale report must not be read as this run's; a link there is removed, not followed.
+    if (Status s = remove_inside(folder, profile->junit); !s) return HandlerResult::fail(refused + s.message());
   }
   TaskContext limited = ctx;
   if (!limited.hard_limit_ms || limited.hard_limit_ms > profile->timeout_ms) limited.hard_limit_ms = profile->timeout_ms;
   const auto start = std::chrono::steady_clock::now();
-  auto child = Child::spawn(p, true);
+  SpawnOptions options;
+  options.capture_stderr = true;
+  auto child = Child::spawn(p, options);
   if (!child) return HandlerResult::fail("TestRunnerMissing: profile '" + profile->name + "': " + child.status().message());
   Exchange x = pump(**child, "", false, p, limited);
   if (x.killed != Killed::kNone) return HandlerResult::fail(ended_error(**child, x, limited, "TestRunError"));
+  if (auto hit = (*child)->limit_exceeded()) return HandlerResult::fail(*hit + " (profile '" + profile->name + "')");
   const int st = (*child)->wait_status();
   const int exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   const std::string log = x.out + (x.err.empty() ? "" : "\n" + x.err);
   Counts c;
   std::string source = "none";
-  if (!junit.empty()) {
-    std::ifstream in(junit, std::ios::binary);
-    if (in) {
-      std::stringstream text;
-      text << in.rdbuf();
-      c = junit_counts(text.str());
+  if (!profile->junit.empty()) {
+    auto report = read_inside(folder, profile->junit, kMaxReportBytes);
+    if (report) {
+      c = junit_counts(*report);
       if (c.found) source = "junit";
+    } else if (report.status().code() != Code::kNotFound) {
+      return HandlerResult::fail(refused + report.status().message() +
+                                 " (the report must be a regular file inside the profile's folder)");
     }
   }
   if (!c.found) {
