@@ -149,7 +149,9 @@ Result<KeyPair> read_certificate(const std::string& path) {
 }
 
 Result<std::string> public_key_of(const std::string& key_or_path) {
-  if (valid_key(key_or_path)) return key_or_path;
+  // A file when one is there: a 40-character path can also read as Z85.
+  struct stat st {};
+  if (valid_key(key_or_path) && ::stat(key_or_path.c_str(), &st) != 0) return key_or_path;
   auto cert = read_certificate(key_or_path);
   if (!cert) return cert.status();
   return cert->public_key;

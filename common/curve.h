@@ -52,7 +52,8 @@ bool valid_key(std::string_view z85);
 Status write_certificate(const std::string& dir, const std::string& name, const KeyPair& keys);
 // Reads a certificate file (public or secret); a secret file gives both keys.
 Result<KeyPair> read_certificate(const std::string& path);
-// A public key given as Z85 text or as the path of a certificate file.
+// A public key given as the path of a certificate file or as Z85 text (a file that exists
+// wins: a 40-character path is also valid Z85).
 Result<std::string> public_key_of(const std::string& key_or_path);
 
 // What a connecting peer (worker, client, store) needs: the router's public key, and its own

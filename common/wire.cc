@@ -70,7 +70,7 @@ std::optional<Incoming> recv(zmq::socket_t& socket, bool routed) {
     if (count < kMaxFrames) ++count; else too_many = true;
     if (!into.more()) break;
   }
-  Incoming in{.routing_id = {}, .message = Status(Code::kBadRequest, "no frames")};
+  Incoming in{.routing_id = {}, .message = Status(Code::kBadRequest, "no frames"), .role = std::nullopt};
   size_t first = 0;
   if (routed) {
     in.routing_id = frames[0].to_string();

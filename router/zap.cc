@@ -52,8 +52,11 @@ Result<std::map<std::string, AllowedKey>> parse_allow_list(const std::string& te
     if (fields >> extra) return Status(Code::kBadRequest, where + "unexpected '" + extra + "' after the name");
     auto role = curve::parse_role(role_text);
     if (!role) return Status(Code::kBadRequest, where + "role must be worker, read, submit, admin or store, got '" + role_text + "'");
-    if (!curve::valid_key(key)) {
-      auto cert = curve::public_key_of(key.front() == '/' ? key : base_dir + "/" + key);
+    // A certificate file when one is there (a 40-character path can also read as Z85), else
+    // the key itself.
+    const std::string file = key.front() == '/' ? key : base_dir + "/" + key;
+    if (struct stat st {}; ::stat(file.c_str(), &st) == 0 || !curve::valid_key(key)) {
+      auto cert = curve::public_key_of(file);
       if (!cert) return Status(Code::kBadRequest, where + cert.status().message());
       key = *cert;
     }

@@ -97,7 +97,7 @@ TEST_F(Curve, EachRoleDoesOnlyItsPart) {
   EXPECT_EQ(dash->control("purge", "{}").status().code(), Code::kForbidden);
 
   auto ci = client("ci");
-  EXPECT_TRUE(ci->submit(task("echo", "{}")));
+  EXPECT_TRUE(ci->submit(task("echo", "{}"))) << cluster_.logs();
   auto revoke = ci->control("revoke", json{{"task", id->to_string()}}.dump());
   EXPECT_EQ(revoke.status().code(), Code::kForbidden);
   EXPECT_EQ(ci->replay(0, 10).status().code(), Code::kForbidden) << "only the store's key replays events";
