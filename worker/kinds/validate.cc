@@ -8,12 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include <toml++/toml.h>
 
 #include "worker/kinds/kinds.h"
+#include "worker/kinds/replies.h"
 #include "worker/process.h"
 
 namespace zb::worker {
@@ -60,19 +60,8 @@ std::optional<std::pair<int, std::string>> run_checker(std::vector<std::string> 
   return std::make_pair(WEXITSTATUS(st), x.out + x.err);
 }
 
-// Diagnostics from "file:line:col: severity: message" (gcc) and "file: line N: message" (bash).
-void parse_lines(const std::string& output, const Source& src, json& out) {
-  static const std::regex gcc(R"(^(.*?):(\d+):(\d+): (error|warning|fatal error): (.*)$)");
-  static const std::regex bash(R"(^(.*?): line (\d+): (.*)$)");
-  std::istringstream in(output);
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_match(line, m, gcc)) {
-      out.push_back(diagnostic(src.shown, std::stoi(m[2]), std::stoi(m[3]), m[5], m[4] == "warning" ? "warning" : "error"));
-    } else if (std::regex_match(line, m, bash)) {
-      out.push_back(diagnostic(src.shown, std::stoi(m[2]), 0, m[3]));
-    }
-  }
+json diagnostic(const std::string& file, const Diagnostic& d) {
+  return diagnostic(file, d.line, d.column, d.message, d.severity.c_str());
 }
 
 constexpr const char* kPythonCheck =
@@ -100,13 +89,9 @@ constexpr const char* kYamlCheck =
 std::optional<std::string> check_one(const std::string& language, const Source& src, const ValidationConfig& cfg,
                                      const TaskContext& ctx, json& diags, HandlerResult& error) {
   auto from_json_lines = [&](const std::string& out) {
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_object()) continue;
-      if (j.contains("missing")) return std::optional<std::string>("ValidatorMissing: install " + j["missing"].get<std::string>());
-      diags.push_back(diagnostic(src.shown, j.value("line", 0), j.value("column", 0), j.value("message", "")));
-    }
+    std::string missing;
+    for (const auto& d : json_line_diagnostics(out, &missing)) diags.push_back(diagnostic(src.shown, d));
+    if (!missing.empty()) return std::optional<std::string>("ValidatorMissing: install " + missing);
     return std::optional<std::string>();
   };
   if (language == "json") {
@@ -147,22 +132,16 @@ std::optional<std::string> check_one(const std::string& language, const Source& 
   if (language == "python" || language == "yaml") return from_json_lines(output);
   if (language == "javascript") {
     // "path:LINE\n<source line>\n   ^\n\nSyntaxError: message"
-    static const std::regex where(R"(^.*:(\d+)$)");
-    std::istringstream in(output);
-    int line = 0;
-    std::string message;
-    for (std::string l; std::getline(in, l);) {
-      std::smatch m;
-      if (!line && std::regex_match(l, m, where)) line = std::stoi(m[1]);
-      if (l.find("Error: ") != std::string::npos && message.empty()) message = l;
-    }
-    if (code != 0) diags.push_back(diagnostic(src.shown, line, 0, message.empty() ? tail(output, 500) : message));
+    Diagnostic d = node_check_diagnostic(output);
+    if (d.message.empty()) d.message = utf8_prefix(tail(output, 500), 600);
+    if (code != 0) diags.push_back(diagnostic(src.shown, d));
     return std::nullopt;
   }
   const size_t before = diags.size();
-  parse_lines(output, src, diags);
+  for (const auto& d : compiler_diagnostics(output)) diags.push_back(diagnostic(src.shown, d));
   // Paths in the tool's output are our temporary ones; the diagnostics name the source.
-  if (code != 0 && diags.size() == before) diags.push_back(diagnostic(src.shown, 0, 0, tail(output, 500)));
+  if (code != 0 && diags.size() == before)
+    diags.push_back(diagnostic(src.shown, 0, 0, utf8_prefix(tail(output, 500), 600)));
   return std::nullopt;
 }
 
@@ -182,7 +161,7 @@ HandlerResult validate(const ValidationConfig& cfg, const TaskContext& ctx) {
   if (language == "sh" || language == "bash") language = "shell";
   if (language == "yml") language = "yaml";
   if (!kExtension.count(language))
-    return HandlerResult::fail("UnknownLanguage: '" + language.substr(0, 40) +
+    return HandlerResult::fail("UnknownLanguage: '" + utf8_prefix(language, 40) +
                                "' (python, javascript, c, cpp, json, toml, yaml, shell)");
 
   std::vector<Source> sources;
@@ -234,7 +213,7 @@ HandlerResult validate(const ValidationConfig& cfg, const TaskContext& ctx) {
   for (const auto& d : diags)
     if (d["severity"] == "error") passed = false;
   return HandlerResult::ok(json{{"language", language}, {"passed", passed}, {"files", sources.size()},
-                                {"diagnostics", diags}}.dump());
+                                {"diagnostics", diags}}.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 }  // namespace
