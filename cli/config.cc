@@ -3,7 +3,12 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 namespace zb::cli {
 namespace {
@@ -64,8 +69,8 @@ std::optional<std::vector<std::string>> strings(const toml::node& v) {
   return out;
 }
 
-// A rate as tasks per second: a number, or "N/s", "N/m", "N/h" (Celery's notation).
-std::optional<double> rate(const toml::node& v) {
+// The rate as written, in tasks per second; rate() checks its range.
+std::optional<double> rate_value(const toml::node& v) {
   if (auto i = v.value<int64_t>()) return *i >= 0 ? std::optional<double>(static_cast<double>(*i)) : std::nullopt;
   if (auto f = v.value<double>()) return *f >= 0 ? std::optional<double>(*f) : std::nullopt;
   auto text = v.value<std::string>();
@@ -86,6 +91,15 @@ std::optional<double> rate(const toml::node& v) {
     case 'h': return n / 3600.0;
     default: return std::nullopt;
   }
+}
+
+// A rate as tasks per second: a number, or "N/s", "N/m", "N/h" (Celery's notation). 0 is no
+// limit; others lie between one a day and 1e9/s (the router's token bucket divides by it).
+std::optional<double> rate(const toml::node& v) {
+  auto r = rate_value(v);
+  if (!r || *r == 0) return r;
+  if (!std::isfinite(*r) || *r < 1.0 / 86400 || *r > 1e9) return std::nullopt;
+  return r;
 }
 
 Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q) {
@@ -126,7 +140,8 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
       if (s) q.retry_on = *list;
     } else if (key == "rate_limit") {
       auto r = rate(v);
-      s = need(r.has_value(), "tasks per second: a number >= 0 or \"N/s\", \"N/m\", \"N/h\"");
+      s = need(r.has_value(), "tasks per second: 0 (no limit) or from 1/86400 (one a day) to 1e9, as a number or "
+                              "\"N/s\", \"N/m\", \"N/h\"");
       if (s) q.rate_limit = *r;
     } else {
       s = bad(path, where, "is not a known key (name, priority, handler, max_retries, retry_backoff, "
@@ -354,9 +369,20 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
                          SeedKindsConfig* kinds) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Code::kBadRequest, "config " + path + ": cannot be read (" + std::strerror(errno) + ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Status(Code::kBadRequest, "config " + path + ": cannot be read");
+  return apply_config_text(text.str(), path, section, cmd, queues, handlers, kinds);
+}
+
+Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
+                         std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
+                         SeedKindsConfig* kinds) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return Status(Code::kBadRequest, "config " + path + ": " + std::string(e.description()) + " at line " +
                                          std::to_string(e.source().begin.line));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -22,6 +23,11 @@ namespace zb::cli {
 // `[ollama]`, `[validation]`, `[[test_profile]]` and `[[mcp_server]]` configure the seed's
 // kinds of work (SeedKindsConfig in worker/worker.h). zbatch.example.toml documents every key.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
+                         std::vector<QueueConfig>* queues,
+                         std::vector<ProcessHandlerConfig>* handlers = nullptr,
+                         SeedKindsConfig* kinds = nullptr);
+// The same for TOML text; `path` names it in messages. Never throws, whatever the text.
+Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
                          SeedKindsConfig* kinds = nullptr);
