@@ -12,7 +12,8 @@ using nlohmann::json;
 
 // Busy slots of the named worker, as the router last heard.
 int busy_of(Cluster& cluster, const std::string& name) {
-  for (const auto& w : cluster.stats()["workers"])
+  const nlohmann::json stats = cluster.stats();
+  for (const auto& w : stats["workers"])
     if (w["name"] == name) return w["busy"].get<int>();
   return -1;
 }
