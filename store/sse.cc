@@ -8,7 +8,7 @@ namespace {
 using nlohmann::json;
 
 std::optional<uint64_t> parse_seq(std::string_view text) {
-  if (text.empty() || text.size() > 20) return std::nullopt;
+  if (text.empty()) return std::nullopt;
   uint64_t v = 0;
   for (char ch : text) {
     if (ch < '0' || ch > '9') return std::nullopt;
