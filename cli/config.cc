@@ -19,12 +19,37 @@ std::string normalise(std::string key) {
   return key;
 }
 
+// Typed reads of a TOML value. toml++'s own value<T>() is not used for numbers and booleans:
+// it turns an integer into a bool (acks_late = 5 read as true) and casts a float to int64
+// before checking the range (undefined for 1e90).
+std::optional<bool> boolean(const toml::node& v) {
+  if (auto b = v.as_boolean()) return b->get();
+  return std::nullopt;
+}
+
+// An integer, or a float with an integral value within int64.
+std::optional<int64_t> integer(const toml::node& v) {
+  if (auto i = v.as_integer()) return i->get();
+  if (auto f = v.as_floating_point()) {
+    const double d = f->get();
+    if (d >= -9.2e18 && d <= 9.2e18 && std::trunc(d) == d) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+// An integer or a float (possibly inf or nan: the callers check the range).
+std::optional<double> number(const toml::node& v) {
+  if (auto i = v.as_integer()) return static_cast<double>(i->get());
+  if (auto f = v.as_floating_point()) return f->get();
+  return std::nullopt;
+}
+
 // The TOML value as the text CLI11 would have read from the command line.
 std::optional<std::string> as_text(const toml::node& node) {
   if (auto s = node.value<std::string>()) return *s;
-  if (auto i = node.value<int64_t>()) return std::to_string(*i);
-  if (auto b = node.value<bool>()) return *b ? "true" : "false";
-  if (auto f = node.value<double>()) return std::to_string(*f);
+  if (auto i = integer(node)) return std::to_string(*i);
+  if (auto b = boolean(node)) return *b ? "true" : "false";
+  if (auto f = number(node)) return std::to_string(*f);
   if (auto arr = node.as_array()) {
     std::string joined;
     for (const auto& item : *arr) {
@@ -43,16 +68,13 @@ Status bad(const std::string& path, const std::string& where, const std::string&
 
 // Seconds (integer or float, >= 0) as milliseconds.
 std::optional<uint32_t> seconds_ms(const toml::node& v) {
-  double s;
-  if (auto i = v.value<int64_t>()) s = static_cast<double>(*i);
-  else if (auto f = v.value<double>()) s = *f;
-  else return std::nullopt;
-  if (!(s >= 0) || s > 4'000'000) return std::nullopt;
-  return static_cast<uint32_t>(s * 1000.0 + 0.5);
+  auto s = number(v);
+  if (!s || !(*s >= 0) || *s > 4'000'000) return std::nullopt;
+  return static_cast<uint32_t>(*s * 1000.0 + 0.5);
 }
 
 std::optional<uint64_t> count(const toml::node& v, uint64_t max) {
-  auto i = v.value<int64_t>();
+  auto i = integer(v);
   if (!i || *i < 0 || static_cast<uint64_t>(*i) > max) return std::nullopt;
   return static_cast<uint64_t>(*i);
 }
@@ -71,8 +93,7 @@ std::optional<std::vector<std::string>> strings(const toml::node& v) {
 
 // The rate as written, in tasks per second; rate() checks its range.
 std::optional<double> rate_value(const toml::node& v) {
-  if (auto i = v.value<int64_t>()) return *i >= 0 ? std::optional<double>(static_cast<double>(*i)) : std::nullopt;
-  if (auto f = v.value<double>()) return *f >= 0 ? std::optional<double>(*f) : std::nullopt;
+  if (auto n = number(v)) return *n >= 0 ? n : std::nullopt;
   auto text = v.value<std::string>();
   if (!text) return std::nullopt;
   auto slash = text->find('/');
@@ -132,8 +153,8 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
         else q.time_limit_ms = *ms;
       }
     } else if (key == "retry_jitter" || key == "acks_late") {
-      s = need(v.value<bool>().has_value(), "true or false");
-      if (s) (key == "acks_late" ? q.acks_late : q.retry_jitter) = *v.value<bool>();
+      s = need(boolean(v).has_value(), "true or false");
+      if (s) (key == "acks_late" ? q.acks_late : q.retry_jitter) = *boolean(v);
     } else if (key == "retry_on") {
       auto list = strings(v);
       s = need(list.has_value(), "an array of error class names (\"*\" = any failure)");
