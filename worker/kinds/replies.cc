@@ -87,11 +87,11 @@ std::string utf8_prefix(std::string_view text, size_t max_bytes) {
   std::string out;
   out.reserve(std::min(text.size(), max_bytes));
   for (size_t i = 0; i < text.size();) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    const size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : (lead >> 3) == 0x1e ? 4 : 0;
+    const auto first = static_cast<unsigned char>(text[i]);
+    const size_t len = first < 0x80 ? 1 : (first >> 5) == 0x6 ? 2 : (first >> 4) == 0xe ? 3 : (first >> 3) == 0x1e ? 4 : 0;
     bool valid = len > 0 && i + len <= text.size();
     if (valid && len > 1) {
-      uint32_t cp = lead & (0x7fu >> len);
+      uint32_t cp = first & (0x7fu >> len);
       for (size_t k = 1; valid && k < len; ++k) {
         const auto next = static_cast<unsigned char>(text[i + k]);
         valid = (next & 0xc0) == 0x80;
