@@ -7,7 +7,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DZBATCH_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-fast bench compare clean asan tsan
+.PHONY: all deps build run test test-fast bench compare clean asan tsan fuzz
 
 all: build
 
@@ -48,5 +48,23 @@ tsan:
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp ctest --output-on-failure -j 2
 
+# libFuzzer (clang, ASan + UBSan) on every target of tests/fuzz, FUZZ_SECONDS each, one at a
+# time; FUZZ_TARGETS picks some. New inputs go to build-fuzz/corpus/<target>, crashes to
+# build-fuzz/artifacts/ (docs/FUZZING.md).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(notdir $(wildcard tests/fuzz/corpus/*))
+fuzz:
+	scripts/install-deps.sh fuzz
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DZBATCH_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	@mkdir -p build-fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  dict=tests/fuzz/dict/$$t.dict; [ -f $$dict ] && dict_flag=-dict=$$dict || dict_flag=; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/artifacts/$$t- $$dict_flag build-fuzz/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "cli/commands.h"
 #include "cli/curve_flags.h"
 #include "cli/format.h"
@@ -123,7 +124,7 @@ json group_json(const proto::GroupRecord& g) {
 // reason, which names the byte where it stopped.
 std::string valid_payload(const std::string& text, const std::string& where) {
   try {
-    return json::parse(text).dump();
+    return json_text(json::parse(text));
   } catch (const json::parse_error& e) {
     fail(kExitUsage, where + "payload is not valid JSON: " + e.what());
   }
@@ -143,7 +144,7 @@ uint64_t parse_eta(const std::string& text) {
 
 void print_task(const proto::TaskRecord& r, bool as_json) {
   if (as_json) {
-    std::cout << task_json(r).dump() << "\n";
+    std::cout << json_text(task_json(r)) << "\n";
     return;
   }
   std::cout << r.id.to_string() << "  " << state_name(r.state) << "  queue=" << r.queue << " kind=" << r.kind
@@ -224,7 +225,7 @@ void add_client_commands(CLI::App& app) {
         if (f->c.json_out) {
           json ids = json::array();
           for (const auto& id : receipt.tasks) ids.push_back(id.to_string());
-          std::cout << json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}.dump() << std::endl;
+          std::cout << json_text(json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}) << std::endl;
         } else {
           std::cout << receipt.group.to_string() << std::endl;
         }
@@ -243,7 +244,7 @@ void add_client_commands(CLI::App& app) {
       SubmitReceipt sr = must(client->submit(spec, f->idempotency_key));
       Id id = sr.task;
       if (!f->wait) {
-        std::cout << (f->c.json_out ? json{{"id", id.to_string()}, {"duplicate", sr.duplicate}}.dump() : id.to_string()) << "\n";
+        std::cout << (f->c.json_out ? json_text(json{{"id", id.to_string()}, {"duplicate", sr.duplicate}}) : id.to_string()) << "\n";
         return;
       }
       proto::TaskRecord rec;
@@ -254,7 +255,7 @@ void add_client_commands(CLI::App& app) {
           break;
         }
       }
-      if (f->c.json_out) std::cout << task_json(rec).dump() << "\n";
+      if (f->c.json_out) std::cout << json_text(task_json(rec)) << "\n";
       else if (rec.state == TaskState::kSucceeded) std::cout << rec.result << "\n";
       if (rec.state != TaskState::kSucceeded)
         fail(kExitFailed, "task " + id.to_string() + " " + std::string(state_name(rec.state)) +
@@ -302,7 +303,7 @@ void add_client_commands(CLI::App& app) {
       if (bar) std::cout << "\r" << std::string(72, ' ') << "\r";
       json j = group_json(g);
       if (c->json_out) {
-        std::cout << j.dump() << "\n";
+        std::cout << json_text(j) << "\n";
       } else {
         std::cout << "group " << j["group_id"].get<std::string>() << ": " << g.completed() << "/" << g.total
                   << " completed (" << j["progress"] << "%), " << g.succeeded << " succeeded, " << g.failed
@@ -332,7 +333,7 @@ void add_client_commands(CLI::App& app) {
         if (c->json_out) out.push_back(task_json(r));
         else print_task(r, false);
       }
-      if (c->json_out) std::cout << out.dump() << "\n";
+      if (c->json_out) std::cout << json_text(out) << "\n";
       if (!all_ok) fail(kExitFailed, "not every task succeeded");
     });
   }
@@ -358,7 +359,7 @@ void add_client_commands(CLI::App& app) {
         args["limit"] = *limit;
         if (!queue->empty()) args["queue"] = *queue;
       }
-      std::string text = must(client->control("inspect." + *what, args.dump()));
+      std::string text = must(client->control("inspect." + *what, json_text(args)));
       if (c->json_out) {
         std::cout << text << "\n";
         return;
@@ -382,7 +383,7 @@ void add_client_commands(CLI::App& app) {
       auto client = connect(*c);
       json args = json::object();
       if (!queue->empty()) args["queue"] = *queue;
-      std::string text = must(client->control("purge", args.dump()));
+      std::string text = must(client->control("purge", json_text(args)));
       if (c->json_out) std::cout << text << "\n";
       else std::cout << "purged " << json::parse(text)["purged"] << " task(s)\n";
     });
@@ -399,7 +400,7 @@ void add_client_commands(CLI::App& app) {
     cmd->callback([c, id, terminate] {
       auto client = connect(*c);
       json args = {{"task", parse_id(*id, "task id").to_string()}, {"terminate", *terminate}};
-      std::string text = must(client->control("revoke", args.dump()));
+      std::string text = must(client->control("revoke", json_text(args)));
       if (c->json_out) std::cout << text << "\n";
       else std::cout << "revoked " << *id << " (was " << json::parse(text)["was"].get<std::string>() << ")\n";
     });
@@ -419,13 +420,13 @@ void add_client_commands(CLI::App& app) {
       if (*all_failed) {
         json args = json::object();
         if (!queue->empty()) args["queue"] = *queue;
-        std::string text = must(client->control("retry.failed", args.dump()));
+        std::string text = must(client->control("retry.failed", json_text(args)));
         if (c->json_out) std::cout << text << "\n";
         else std::cout << "queued " << json::parse(text)["retried"] << " failed task(s) again\n";
         return;
       }
       if (id->empty()) fail(kExitUsage, "retry needs a task id, or --failed");
-      std::string text = must(client->control("retry", json{{"task", parse_id(*id, "task id").to_string()}}.dump()));
+      std::string text = must(client->control("retry", json_text(json{{"task", parse_id(*id, "task id").to_string()}})));
       if (c->json_out) std::cout << text << "\n";
       else std::cout << "queued " << *id << " again\n";
     });

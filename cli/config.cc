@@ -3,7 +3,13 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -16,12 +22,37 @@ std::string normalise(std::string key) {
   return key;
 }
 
+// Typed reads of a TOML value. toml++'s own value<T>() is not used for numbers and booleans:
+// it turns an integer into a bool (acks_late = 5 read as true) and casts a float to int64
+// before checking the range (undefined for 1e90).
+std::optional<bool> boolean(const toml::node& v) {
+  if (auto b = v.as_boolean()) return b->get();
+  return std::nullopt;
+}
+
+// An integer, or a float with an integral value within int64.
+std::optional<int64_t> integer(const toml::node& v) {
+  if (auto i = v.as_integer()) return i->get();
+  if (auto f = v.as_floating_point()) {
+    const double d = f->get();
+    if (d >= -9.2e18 && d <= 9.2e18 && std::trunc(d) == d) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+// An integer or a float (possibly inf or nan: the callers check the range).
+std::optional<double> number(const toml::node& v) {
+  if (auto i = v.as_integer()) return static_cast<double>(i->get());
+  if (auto f = v.as_floating_point()) return f->get();
+  return std::nullopt;
+}
+
 // The TOML value as the text CLI11 would have read from the command line.
 std::optional<std::string> as_text(const toml::node& node) {
   if (auto s = node.value<std::string>()) return *s;
-  if (auto i = node.value<int64_t>()) return std::to_string(*i);
-  if (auto b = node.value<bool>()) return *b ? "true" : "false";
-  if (auto f = node.value<double>()) return std::to_string(*f);
+  if (auto i = integer(node)) return std::to_string(*i);
+  if (auto b = boolean(node)) return *b ? "true" : "false";
+  if (auto f = number(node)) return std::to_string(*f);
   if (auto arr = node.as_array()) {
     std::string joined;
     for (const auto& item : *arr) {
@@ -52,16 +83,13 @@ Status unknown_key(const std::string& path, const std::string& where, const std:
 
 // Seconds (integer or float, >= 0) as milliseconds.
 std::optional<uint32_t> seconds_ms(const toml::node& v) {
-  double s;
-  if (auto i = v.value<int64_t>()) s = static_cast<double>(*i);
-  else if (auto f = v.value<double>()) s = *f;
-  else return std::nullopt;
-  if (!(s >= 0) || s > 4'000'000) return std::nullopt;
-  return static_cast<uint32_t>(s * 1000.0 + 0.5);
+  auto s = number(v);
+  if (!s || !(*s >= 0) || *s > 4'000'000) return std::nullopt;
+  return static_cast<uint32_t>(*s * 1000.0 + 0.5);
 }
 
 std::optional<uint64_t> count(const toml::node& v, uint64_t max) {
-  auto i = v.value<int64_t>();
+  auto i = integer(v);
   if (!i || *i < 0 || static_cast<uint64_t>(*i) > max) return std::nullopt;
   return static_cast<uint64_t>(*i);
 }
@@ -111,10 +139,9 @@ std::optional<Status> parse_limit(const std::string& key, const toml::node& v, c
   return Status::ok();
 }
 
-// A rate as tasks per second: a number, or "N/s", "N/m", "N/h" (Celery's notation).
-std::optional<double> rate(const toml::node& v) {
-  if (auto i = v.value<int64_t>()) return *i >= 0 ? std::optional<double>(static_cast<double>(*i)) : std::nullopt;
-  if (auto f = v.value<double>()) return *f >= 0 ? std::optional<double>(*f) : std::nullopt;
+// The rate as written, in tasks per second; rate() checks its range.
+std::optional<double> rate_value(const toml::node& v) {
+  if (auto n = number(v)) return *n >= 0 ? n : std::nullopt;
   auto text = v.value<std::string>();
   if (!text) return std::nullopt;
   auto slash = text->find('/');
@@ -133,6 +160,15 @@ std::optional<double> rate(const toml::node& v) {
     case 'h': return n / 3600.0;
     default: return std::nullopt;
   }
+}
+
+// A rate as tasks per second: a number, or "N/s", "N/m", "N/h" (Celery's notation). 0 is no
+// limit; others lie between one a day and 1e9/s (the router's token bucket divides by it).
+std::optional<double> rate(const toml::node& v) {
+  auto r = rate_value(v);
+  if (!r || *r == 0) return r;
+  if (!std::isfinite(*r) || *r < 1.0 / 86400 || *r > 1e9) return std::nullopt;
+  return r;
 }
 
 Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q) {
@@ -166,15 +202,16 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
         else q.time_limit_ms = *ms;
       }
     } else if (key == "retry_jitter" || key == "acks_late") {
-      s = need(v.value<bool>().has_value(), "true or false");
-      if (s) (key == "acks_late" ? q.acks_late : q.retry_jitter) = *v.value<bool>();
+      s = need(boolean(v).has_value(), "true or false");
+      if (s) (key == "acks_late" ? q.acks_late : q.retry_jitter) = *boolean(v);
     } else if (key == "retry_on") {
       auto list = strings(v);
       s = need(list.has_value(), "an array of error class names (\"*\" = any failure)");
       if (s) q.retry_on = *list;
     } else if (key == "rate_limit") {
       auto r = rate(v);
-      s = need(r.has_value(), "tasks per second: a number >= 0 or \"N/s\", \"N/m\", \"N/h\"");
+      s = need(r.has_value(), "tasks per second: 0 (no limit) or from 1/86400 (one a day) to 1e9, as a number or "
+                              "\"N/s\", \"N/m\", \"N/h\"");
       if (s) q.rate_limit = *r;
     } else {
       s = unknown_key(path, where, "queue");
@@ -410,9 +447,20 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
                          SeedKindsConfig* kinds) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Code::kBadRequest, "config " + path + ": cannot be read (" + std::strerror(errno) + ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Status(Code::kBadRequest, "config " + path + ": cannot be read");
+  return apply_config_text(text.str(), path, section, cmd, queues, handlers, kinds);
+}
+
+Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
+                         std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
+                         SeedKindsConfig* kinds) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return Status(Code::kBadRequest, "config " + path + ": " + std::string(e.description()) + " at line " +
                                          std::to_string(e.source().begin.line));

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,11 @@ namespace zb::cli {
 // kinds of work (SeedKindsConfig in worker/worker.h). zbatch.example.toml documents every key
 // and loads as the built-in defaults.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
+                         std::vector<QueueConfig>* queues,
+                         std::vector<ProcessHandlerConfig>* handlers = nullptr,
+                         SeedKindsConfig* kinds = nullptr);
+// The same for TOML text; `path` names it in messages. Never throws, whatever the text.
+Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
                          SeedKindsConfig* kinds = nullptr);

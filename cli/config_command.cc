@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 
@@ -113,11 +114,11 @@ void add_config_command(CLI::App& app) {
   cmd->add_flag("--json", *json_out, "Accepted for symmetry: the output is always JSON");
   cmd->callback([path, defaults, list_keys, json_out] {
     if (*list_keys) {
-      std::cout << keys().dump(2) << std::endl;
+      std::cout << json_text(keys(), 2) << std::endl;
       return;
     }
     if (path->empty() && !*defaults) fail(kExitUsage, "config needs a FILE, or --defaults, or --keys");
-    std::cout << effective(*path).dump(2) << std::endl;
+    std::cout << json_text(effective(*path), 2) << std::endl;
   });
 }
 

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "cli/format.h"
 
 #include <algorithm>
@@ -13,7 +14,7 @@ using nlohmann::json;
 // A field as text: strings as they are, null or missing as "", anything else as JSON.
 std::string text(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key) || j[key].is_null()) return {};
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+  return j[key].is_string() ? j[key].get<std::string>() : json_text(j[key]);
 }
 
 bool has_number(const json& j, const char* key) {
@@ -118,7 +119,7 @@ std::string format_inspect(const std::string& what, const json& j) {
   } else if (what == "registered") {
     for (const auto& w : list(j, "workers")) {
       out << text(w, "name") << ":";
-      for (const auto& k : list(w, "kinds")) out << " " << (k.is_string() ? k.get<std::string>() : k.dump());
+      for (const auto& k : list(w, "kinds")) out << " " << (k.is_string() ? k.get<std::string>() : json_text(k));
       out << "\n";
     }
   } else if (what == "failed") {

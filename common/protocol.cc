@@ -1,5 +1,6 @@
 #include "common/protocol.h"
 
+#include <algorithm>
 #include <exception>
 #include <new>
 
@@ -14,6 +15,10 @@ void append(Frames& frames, const T& message) {
   frames.body.assign(buffer.data(), buffer.size());
 }
 
+Status claims_too_many(const char* name) {
+  return Status(Code::kBadRequest, std::string(name) + ": truncated body (an array or map claims more elements than it holds)");
+}
+
 // Decodes `body` into T. Every msgpack failure becomes a Status naming the command.
 template <typename T>
 Result<Message> decode_as(std::string_view body) {
@@ -22,8 +27,11 @@ Result<Message> decode_as(std::string_view body) {
     return Status(Code::kTooLarge, std::string(name) + ": body of " + std::to_string(body.size()) +
                                        " bytes exceeds " + std::to_string(kMaxBodyBytes));
   // Limits: array, map, str, bin, ext, depth. Depth 8 covers our nesting (message → tasks →
-  // task → field); a deeper body is hostile.
-  const msgpack::unpack_limit limits(kMaxItems, 64, kMaxBodyBytes, kMaxBodyBytes, 0, 8);
+  // task → field); a deeper body is hostile. Every element takes at least one byte, so no
+  // array or map may claim more elements than the body has bytes: msgpack allocates room for
+  // the claimed count up front, and five bytes must not make it allocate 24 MiB.
+  const size_t most = std::min(kMaxItems, body.size());
+  const msgpack::unpack_limit limits(most, std::min<size_t>(64, most), kMaxBodyBytes, kMaxBodyBytes, 0, 8);
   try {
     size_t offset = 0;
     msgpack::object_handle handle =
@@ -39,6 +47,12 @@ Result<Message> decode_as(std::string_view body) {
     return Message(std::move(message));
   } catch (const msgpack::insufficient_bytes&) {
     return Status(Code::kBadRequest, std::string(name) + ": truncated body");
+  } catch (const msgpack::array_size_overflow&) {
+    if (most < kMaxItems) return claims_too_many(name);
+    return Status(Code::kTooLarge, std::string(name) + ": an array has more than " + std::to_string(kMaxItems) + " elements");
+  } catch (const msgpack::map_size_overflow&) {
+    if (most < 64) return claims_too_many(name);
+    return Status(Code::kTooLarge, std::string(name) + ": a map has more than 64 entries");
   } catch (const msgpack::depth_size_overflow&) {
     return Status(Code::kBadRequest, std::string(name) + ": body nested too deeply");
   } catch (const msgpack::size_overflow& e) {

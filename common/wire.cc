@@ -70,20 +70,31 @@ std::optional<Incoming> recv(zmq::socket_t& socket, bool routed) {
     if (count < kMaxFrames) ++count; else too_many = true;
     if (!into.more()) break;
   }
+  std::string_view kept[kMaxFrames];
+  for (size_t i = 0; i < count; ++i) kept[i] = frames[i].to_string_view();
+  Incoming in = decode_frames(std::span<const std::string_view>(kept, count), too_many ? kMaxFrames + 1 : count, routed);
+  // The sender's role is a property of the header frame (its User-Id from the ZAP handler).
+  const size_t header = routed ? 1 : 0;
+  if (!too_many && count == header + 2) in.role = curve::sender_role(frames[header]);
+  return in;
+}
+
+Incoming decode_frames(std::span<const std::string_view> frames, size_t total, bool routed) {
   Incoming in{.routing_id = {}, .message = Status(Code::kBadRequest, "no frames"), .role = std::nullopt};
+  if (frames.size() > total) frames = frames.first(total);
   size_t first = 0;
   if (routed) {
-    in.routing_id = frames[0].to_string();
+    if (frames.empty()) return in;
+    in.routing_id = std::string(frames[0]);
     first = 1;
   }
-  if (too_many || count - first != 2) {
+  if (total != first + 2 || frames.size() < first + 2) {
     in.message = Status(Code::kBadRequest, "expected 2 frames (header, body), got " +
-                                               (too_many ? std::string("more than 3")
-                                                         : std::to_string(count - first)));
+                                               (total > kMaxFrames ? std::string("more than 3")
+                                                                   : std::to_string(total - first)));
     return in;
   }
-  in.role = curve::sender_role(frames[first]);
-  in.message = proto::decode(frames[first].to_string_view(), frames[first + 1].to_string_view());
+  in.message = proto::decode(frames[first], frames[first + 1]);
   return in;
 }
 

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <zmq.hpp>
@@ -60,5 +62,10 @@ inline int poll(std::vector<zmq::pollitem_t>& items, std::chrono::milliseconds t
 // `routed` says the socket is a ROUTER (first frame is the routing id). Frame-count errors
 // (too many, too few) come back as a decode error, after all frames are drained.
 std::optional<Incoming> recv(zmq::socket_t& socket, bool routed);
+
+// What recv() makes of the frames of one message, without a socket: `frames` holds its first
+// frames (recv keeps at most 3), `total` how many it had (recv says 4 for "more than 3").
+// A wrong count is a decode error; frames beyond `total` are ignored.
+Incoming decode_frames(std::span<const std::string_view> frames, size_t total, bool routed);
 
 }  // namespace zb::wire

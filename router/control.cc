@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "router/router_impl.h"
@@ -46,9 +47,9 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
   };
   const uint64_t now = now_steady_ms();
   if (op == "ping") {
-    return json{{"pong", true}, {"log_id", ledger->meta().log_id.to_string()},
+    return json_text(json{{"pong", true}, {"log_id", ledger->meta().log_id.to_string()},
                 {"head_seq", ledger->meta().seq}, {"workers", workers.size()},
-                {"uptime_ms", now - started_steady_ms}}.dump();
+                {"uptime_ms", now - started_steady_ms}});
   }
   // Celery's meanings: active = running on a slot now; reserved = taken by a worker (leased)
   // and not started; scheduled = waiting for its ETA, countdown or retry backoff. Each gives
@@ -74,8 +75,8 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
       }
       if (want_started) out.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"tasks", tasks}});
     }
-    if (want_started) return json{{"workers", out}, {"total", total}}.dump();
-    return json{{"tasks", flat}, {"total", total}}.dump();
+    if (want_started) return json_text(json{{"workers", out}, {"total", total}});
+    return json_text(json{{"tasks", flat}, {"total", total}});
   }
   if (op == "inspect.scheduled") {
     auto copy = scheduled;
@@ -86,7 +87,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
       ++total;
       if (tasks.size() < kInspectLimit) tasks.push_back(task_json(copy.top().task));
     }
-    return json{{"tasks", tasks}, {"total", total}}.dump();
+    return json_text(json{{"tasks", tasks}, {"total", total}});
   }
   if (op == "inspect.stats") {
     json ws = json::array();
@@ -119,7 +120,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                          {"db_map_bytes", ledger->env().map_bytes()},
                          {"storage_full", storage_full},
                          {"durability", options.fsync ? "fsync" : "nosync"}};
-    return json{{"router", router_stats}, {"workers", ws}}.dump();
+    return json_text(json{{"router", router_stats}, {"workers", ws}});
   }
   if (op == "inspect.registered") {
     json ws = json::array();
@@ -128,7 +129,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
       ws.push_back({{"name", w.name}, {"kinds", w.kinds}, {"test_profiles", w.test_profiles},
                     {"mcp_servers", w.mcp_servers}});
     }
-    return json{{"workers", ws}}.dump();
+    return json_text(json{{"workers", ws}});
   }
   if (op == "inspect.queues") {
     std::vector<size_t> scheduled_per_queue(options.queues.size(), 0);
@@ -148,7 +149,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                     {"reserved", queue_running[i] - std::min<uint64_t>(queue_running[i], started_per_queue[i])},
                     {"running", started_per_queue[i]}});
     }
-    return json{{"queues", qs}}.dump();
+    return json_text(json{{"queues", qs}});
   }
   if (op == "purge") {
     std::vector<size_t> targets;
@@ -187,7 +188,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     emit(std::move(ev));
     dirty = true;
     spdlog::info("router purged tasks={} queue={}", victims.size(), queue_name.empty() ? "*" : queue_name);
-    return json{{"purged", victims.size()}}.dump();
+    return json_text(json{{"purged", victims.size()}});
   }
   if (op == "inspect.failed" || op == "retry.failed") {
     std::string queue;
@@ -226,7 +227,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     }
     outbox.push_back({true, w->first, std::move(command)});
     spdlog::info("router worker={} command={} delta={}", name, op, args.value("delta", 0));
-    return json{{"worker", name}, {"sent", op}}.dump();
+    return json_text(json{{"worker", name}, {"sent", op}});
   }
   if (op == "revoke" || op == "retry") {
     if (!args.contains("task") || !args["task"].is_string())
@@ -300,7 +301,7 @@ Result<std::string> Router::Impl::revoke(const Id& task, bool terminate) {
   }
   if (Status s = finish_revoked(rec, admitted, terminate ? "revoked (terminated)" : "revoked"); !s) return s;
   spdlog::info("router revoked task={} was={}", task.to_string(), outcome);
-  return json{{"revoked", task.to_string()}, {"was", outcome}}.dump();
+  return json_text(json{{"revoked", task.to_string()}, {"was", outcome}});
 }
 
 // Runs a failed (or revoked) task again: back to its queue, attempt + 1 on dispatch.
@@ -333,7 +334,7 @@ Result<std::string> Router::Impl::retry(const Id& task) {
   }
   enqueue(q->second, router::order_key(rec.priority, rec.seq), task, rec.group);
   dirty = true;
-  return json{{"retried", task.to_string()}, {"attempts_so_far", rec.attempt}}.dump();
+  return json_text(json{{"retried", task.to_string()}, {"attempts_so_far", rec.attempt}});
 }
 
 }  // namespace zb
@@ -364,7 +365,7 @@ Result<std::string> Router::Impl::inspect_failed(const std::string& queue, size_
   if (!inner) return inner;
   json out{{"total", *total}, {"tasks", tasks}};
   if (tasks.size() == limit) out["next"] = tasks.back()["id"];
-  return out.dump();
+  return json_text(out);
 }
 
 // Re-queues dead letters (of one queue, or all), oldest first.
@@ -394,7 +395,7 @@ Result<std::string> Router::Impl::retry_failed(const std::string& queue, size_t 
   auto left = ledger->count_dead();
   if (!left) return left.status();
   spdlog::info("router retried dead letters={} queue={}", retried, queue.empty() ? "*" : queue);
-  return json{{"retried", retried}, {"left", *left}}.dump();
+  return json_text(json{{"retried", retried}, {"left", *left}});
 }
 
 }  // namespace zb

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "router/router_impl.h"
@@ -36,7 +37,21 @@ void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> mes
     log_refusal("backend message from role=" + std::string(curve::role_name(*role)));
     return;
   }
-  if (auto* hello = std::get_if<proto::Ready>(&*message)) return on_ready(rid, *hello);
+  // What a worker says is passed on in events, replies and HTTP answers: UTF-8 from here on,
+  // whatever bytes a child process printed.
+  if (auto* r = std::get_if<proto::Results>(&*message)) {
+    for (auto& o : r->outcomes) {
+      make_valid_utf8(o.error);
+      make_valid_utf8(o.result);
+    }
+  }
+  if (auto* hello = std::get_if<proto::Ready>(&*message)) {
+    make_valid_utf8(hello->name);
+    make_valid_utf8(hello->hostname);
+    for (auto* list : {&hello->queues, &hello->kinds, &hello->test_profiles, &hello->mcp_servers})
+      for (auto& s : *list) make_valid_utf8(s);
+    return on_ready(rid, *hello);
+  }
   if (known == workers.end()) {
     // Paranoid Pirate: a peer we do not know (we restarted, or it expired) must re-register.
     outbox.push_back({true, rid, proto::Disconnect{"unknown worker: send READY"}});

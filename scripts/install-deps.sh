@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages zbatch needs, only those missing.
-# Usage: scripts/install-deps.sh [build|test|bench]   (each set includes the previous ones)
+# Usage: scripts/install-deps.sh [build|test|bench|fuzz]   (test and bench include the previous
+# ones; fuzz is build plus clang and its libFuzzer runtime, for `make fuzz`)
 set -euo pipefail
 
 set_name=${1:-build}
@@ -9,19 +10,21 @@ build_pkgs=(cmake g++ make pkg-config libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
             nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev)
 test_pkgs=(python3 python3-requests python3-yaml python3-jsonschema curl chromium)
 bench_pkgs=(redis-server python3-celery python3-redis wrk)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
 case "$set_name" in
   build) ;;
   test) pkgs+=("${test_pkgs[@]}") ;;
   bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "install-deps: unknown set '$set_name' (build|test|bench)" >&2; exit 2 ;;
+  fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
+  *) echo "install-deps: unknown set '$set_name' (build|test|bench|fuzz)" >&2; exit 2 ;;
 esac
 
 # Tests also need Node.js and npm (node --check, the MCP reference servers and the OpenAPI
 # validators from npm). A machine that has them already (from its own install) keeps them;
 # otherwise Debian's packages.
-if [[ "$set_name" != build ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+if [[ "$set_name" != build && "$set_name" != fuzz ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
   pkgs+=(nodejs npm)
 fi
 

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "store/auth.h"
 
 #include <nlohmann/json.hpp>
@@ -79,7 +80,7 @@ bool Authenticator::admit(const httplib::Request& req, httplib::Response& res) c
   if (ok) return true;
   if (!basic_.empty()) res.set_header("WWW-Authenticate", "Basic realm=\"zbatch\", charset=\"UTF-8\"");
   res.status = 401;
-  res.set_content(nlohmann::json{{"error", {{"code", "unauthorized"}, {"message", "authentication required"}}}}.dump(),
+  res.set_content(json_text(nlohmann::json{{"error", {{"code", "unauthorized"}, {"message", "authentication required"}}}}),
                   "application/json");
   return false;
 }

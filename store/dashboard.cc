@@ -1,6 +1,7 @@
 // The dashboard: its static files (compiled into the binary, no CDN), and the read endpoints
 // it browses with: task search, a task's timeline, recent groups, store counters; plus the
 // worker actions (shutdown, pool resize) forwarded to the router.
+#include "common/text.h"
 #include "store/dashboard.h"
 
 #include <array>
@@ -133,7 +134,7 @@ void install_dashboard(httplib::Server& server, StatusDb& db, ClientPool& pool) 
       if (!body->contains("delta")) return send_error(res, Status(Code::kBadRequest, "delta: required (the body is {\"delta\": N})"));
       args["delta"] = (*body)["delta"];
     }
-    auto reply = pool.with([&](Client& c) { return c.control("worker." + action, args.dump()); });
+    auto reply = pool.with([&](Client& c) { return c.control("worker." + action, json_text(args)); });
     if (!reply) return send_error(res, reply.status());
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "store/http_api.h"
 
 #include <algorithm>
@@ -40,7 +41,7 @@ int http_status(Code code) {
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(json_text(body), "application/json");
 }
 
 void send_error(httplib::Response& res, const Status& s) {
@@ -491,7 +492,7 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
       if (!(*body)["queue"].is_string()) return send_error(res, Status(Code::kBadRequest, "queue: must be a string"));
       args["queue"] = (*body)["queue"];
     }
-    forward("purge", args.dump(), "")(req, res);
+    forward("purge", json_text(args), "")(req, res);
   });
 
   // Dead letters: GET /api/v1/dead?queue=Q&limit=N&after=ID; POST /api/v1/dead/retry {"queue","limit"}.
@@ -503,7 +504,7 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
     if (!limit) return send_error(res, limit.status());
     if (*limit == 0) return send_error(res, Status(Code::kBadRequest, "limit must be 1..1000"));
     args["limit"] = *limit;
-    auto reply = pool.with([&](Client& c) { return c.control("inspect.failed", args.dump()); });
+    auto reply = pool.with([&](Client& c) { return c.control("inspect.failed", json_text(args)); });
     if (!reply) return send_error(res, reply.status());
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });
@@ -532,7 +533,7 @@ void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, C
           return send_error(res, Status(Code::kBadRequest, "terminate: must be true or false"));
         args["terminate"] = (*body)["terminate"];
       }
-      auto reply = pool.with([&](Client& c) { return c.control(op, args.dump()); });
+      auto reply = pool.with([&](Client& c) { return c.control(op, json_text(args)); });
       if (!reply) return send_error(res, reply.status());
       send_json(res, 200, json::parse(*reply, nullptr, false));
     });

@@ -1,9 +1,78 @@
 #include "store/status_db.h"
 
+#include <limits>
+
 #include <nlohmann/json.hpp>
+
+#include "common/log.h"
 
 namespace zb::store {
 namespace {
+
+using nlohmann::json;
+
+// An event this store cannot make sense of: skipped and counted, never fatal.
+Status undecodable(std::string what) { return Status(Code::kBadRequest, std::move(what)); }
+
+// The `detail` JSON of an event: an object, or nullopt (with `why`) when the text is not one.
+// Empty text is an empty object: most events carry no detail.
+std::optional<json> detail_object(std::string_view text, std::string& why) {
+  if (text.empty()) return json::object();
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    why = "detail is not a JSON object";
+    return std::nullopt;
+  }
+  return j;
+}
+
+// Checked reads of detail[key]: absent → nullopt and true; an unsigned integer within
+// [0, max of T] (or a boolean, for read_bool) → stored and true; anything else (a string, an
+// array, a negative or fractional number, a number beyond the range) → false, with `why`.
+template <typename T>
+bool read_unsigned(const json& detail, const char* key, std::optional<T>& out, std::string& why) {
+  auto it = detail.find(key);
+  if (it == detail.end()) return true;
+  if (!it->is_number_unsigned() || it->template get<uint64_t>() > std::numeric_limits<T>::max()) {
+    why = std::string("detail.") + key + " must be an integer 0.." + std::to_string(std::numeric_limits<T>::max());
+    return false;
+  }
+  out = static_cast<T>(it->template get<uint64_t>());
+  return true;
+}
+
+bool read_bool(const json& detail, const char* key, std::optional<bool>& out, std::string& why) {
+  auto it = detail.find(key);
+  if (it == detail.end()) return true;
+  if (!it->is_boolean()) {
+    why = std::string("detail.") + key + " must be true or false";
+    return false;
+  }
+  out = it->get<bool>();
+  return true;
+}
+
+// The state a task event must carry: the one its type stands for (a received task is scheduled
+// or queued). False for a state the type contradicts or outside the enum.
+bool state_fits(proto::EventType type, TaskState state) {
+  using proto::EventType;
+  if (!state_from_byte(static_cast<uint8_t>(state))) return false;
+  switch (type) {
+    case EventType::kTaskReceived: return state == TaskState::kScheduled || state == TaskState::kQueued;
+    case EventType::kTaskScheduled: return state == TaskState::kScheduled;
+    case EventType::kTaskQueued: return state == TaskState::kQueued;
+    case EventType::kTaskStarted: return state == TaskState::kStarted;
+    case EventType::kTaskRetried: return state == TaskState::kRetrying;
+    case EventType::kTaskSucceeded: return state == TaskState::kSucceeded;
+    case EventType::kTaskFailed: return state == TaskState::kFailed;
+    case EventType::kTaskRevoked: return state == TaskState::kRevoked;
+    default: return false;
+  }
+}
+
+bool is_task_event(proto::EventType type) {
+  return static_cast<uint8_t>(type) <= static_cast<uint8_t>(proto::EventType::kTaskRevoked);
+}
 
 template <typename T>
 std::string pack(const T& v) {
@@ -38,9 +107,8 @@ Result<std::optional<T>> read(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view ke
 
 }  // namespace
 
-Result<StatusDb> StatusDb::open(const std::string& dir) {
-  lmdb::EnvOptions o;
-  auto env = lmdb::Env::open(dir, o);
+Result<StatusDb> StatusDb::open(const std::string& dir, const lmdb::EnvOptions& options) {
+  auto env = lmdb::Env::open(dir, options);
   if (!env) return env.status();
   StatusDb db(std::move(env.value()));
   auto txn = lmdb::Txn::begin(db.env_, false);
@@ -57,6 +125,8 @@ Result<StatusDb> StatusDb::open(const std::string& dir) {
   if (id && id->has_value()) db.log_id_ = Id::from_bytes(**id).value_or(Id());
   auto applied = txn->get(db.meta_, "applied");
   if (applied && applied->has_value() && (*applied)->size() == 8) db.applied_ = lmdb::from_be64(**applied);
+  if (auto counts = read<Counters>(*txn, db.meta_, "counts"); counts && counts->has_value())
+    db.skipped_ = (*counts)->skipped;
   if (Status s = txn->commit(); !s) return s;
   return db;
 }
@@ -70,6 +140,7 @@ Status StatusDb::reset(const Id& log_id) {
   if (Status s = txn->commit(); !s) return s;
   log_id_ = log_id;
   std::atomic_ref<uint64_t>(applied_).store(0);
+  std::atomic_ref<uint64_t>(skipped_).store(0);
   return Status::ok();
 }
 
@@ -81,13 +152,23 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   Counters c = counts->value_or(Counters{});
   c.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
   uint64_t applied = applied_;
+  bool any = false;
   GroupCache groups;
   for (const auto& ev : events) {
     if (ev.seq <= applied) continue;
-    if (Status s = apply_one(*txn, ev, c, groups); !s) return s;
+    if (any && ev.seq != applied + 1) break;  // a gap: applied() tells the caller where to replay
+    Status s = apply_checked(*txn, ev, c, groups);
+    if (s.code() == Code::kBadRequest) {
+      ++c.skipped;
+      spdlog::warn("store skipped event seq={} type={} reason=\"{}\"", ev.seq, proto::event_type_name(ev.type),
+                   s.message());
+    } else if (!s) {
+      return s;
+    }
     applied = ev.seq;
+    any = true;
   }
-  if (applied == applied_) return Status::ok();
+  if (!any) return Status::ok();
   for (const auto& [id, group] : groups)
     if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return s;
   if (Status s = txn->put(meta_, "counts", pack(c)); !s) return s;
@@ -95,8 +176,23 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
   if (Status s = txn->commit(); !s) return s;
   std::atomic_ref<uint64_t>(applied_).store(applied);
+  std::atomic_ref<uint64_t>(skipped_).store(c.skipped);
   log_id_ = log_id;
   return Status::ok();
+}
+
+// The exception boundary of one event: apply_one reads every field through checked accessors,
+// so a throw here is a defect, not hostile input; it still only costs this event (skipped as
+// undecodable) and never the process. Running out of memory fails the whole batch instead,
+// which the follower retries.
+Status StatusDb::apply_checked(lmdb::Txn& txn, const proto::Event& ev, Counters& c, GroupCache& groups) {
+  try {
+    return apply_one(txn, ev, c, groups);
+  } catch (const std::bad_alloc&) {
+    return Status(Code::kInternal, "out of memory applying event " + std::to_string(ev.seq));
+  } catch (const std::exception& e) {
+    return undecodable(std::string("apply threw: ") + e.what());
+  }
 }
 
 Result<GroupStatus*> StatusDb::cached_group(lmdb::Txn& txn, GroupCache& cache, const Id& id) {
@@ -110,30 +206,51 @@ Result<GroupStatus*> StatusDb::cached_group(lmdb::Txn& txn, GroupCache& cache, c
 
 Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, GroupCache& groups) {
   using proto::EventType;
+  std::string why;
   if (ev.type == EventType::kGroupUpdated) {
+    if (ev.group.is_nil()) return undecodable("group-updated without a group id");
+    auto detail = detail_object(ev.detail, why);
+    if (!detail) return undecodable(why);
+    // Every field is checked before anything changes, so a bad one leaves the group as it was.
+    std::optional<uint32_t> total, parallel;
+    std::optional<bool> sealed;
+    if (!read_unsigned(*detail, "total", total, why) || !read_unsigned(*detail, "parallel", parallel, why) ||
+        !read_bool(*detail, "sealed", sealed, why))
+      return undecodable(why);
     auto cached = cached_group(txn, groups, ev.group);
     if (!cached) return cached.status();
     GroupStatus& group = **cached;
+    group.total = total.value_or(group.total);
+    group.parallel = parallel.value_or(group.parallel);
+    group.sealed = sealed.value_or(group.sealed);
     if (!group.created_ms) {
       group.created_ms = ev.ts_ms;
       if (Status s = txn.put(group_times_, lmdb::be64(group.created_ms) + std::string(ev.group.bytes()), {}); !s) return s;
-    }
-    auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
-    if (detail.is_object()) {
-      group.total = detail.value("total", group.total);
-      group.parallel = detail.value("parallel", group.parallel);
-      group.sealed = detail.value("sealed", group.sealed);
     }
     if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
     return Status::ok();
   }
   if (ev.type == EventType::kResultsExpired) {
-    auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
-    if (!detail.is_object() || !detail.contains("before_ms") || !detail["before_ms"].is_number_unsigned())
-      return Status::ok();  // nothing this store can act on
-    return expire(txn, detail["before_ms"].get<uint64_t>(), groups);
+    auto detail = detail_object(ev.detail, why);
+    if (!detail) return undecodable(why);
+    std::optional<uint64_t> before_ms;
+    if (!read_unsigned(*detail, "before_ms", before_ms, why)) return undecodable(why);
+    if (!before_ms) return undecodable("results-expired without detail.before_ms");
+    return expire(txn, *before_ms, groups);
   }
-  if (ev.task.is_nil()) return Status::ok();  // worker and queue events: not kept here
+  if (!is_task_event(ev.type)) {
+    if (static_cast<uint8_t>(ev.type) >= proto::kEventTypeCount)
+      return undecodable("unknown event type " + std::to_string(static_cast<unsigned>(ev.type)));
+    return Status::ok();  // worker and queue events: not kept here
+  }
+  if (ev.task.is_nil()) return undecodable("a task event without a task id");
+  if (!state_fits(ev.type, ev.state))
+    return undecodable("state " + std::to_string(static_cast<unsigned>(ev.state)) + " does not fit the event type");
+  std::optional<uint64_t> runtime_us;
+  if (ev.type == EventType::kTaskSucceeded || ev.type == EventType::kTaskFailed || ev.type == EventType::kTaskRevoked) {
+    auto detail = detail_object(ev.detail, why);
+    if (!detail || !read_unsigned(*detail, "runtime_us", runtime_us, why)) return undecodable(why);
+  }
 
   auto found = read<TaskStatus>(txn, tasks_, ev.task.bytes());
   if (!found) return found.status();
@@ -199,9 +316,8 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       t.result = ev.result;
       t.error = ev.error;
       t.finished_ms = ev.ts_ms;
-      auto detail = nlohmann::json::parse(ev.detail, nullptr, false);
-      if (detail.is_object() && detail.contains("runtime_us") && detail["runtime_us"].is_number_unsigned()) {
-        t.runtime_us = detail["runtime_us"].get<uint64_t>();
+      if (runtime_us) {
+        t.runtime_us = *runtime_us;
         const double ms = t.runtime_us / 1000.0;
         size_t b = 0;
         while (b < std::size(kRuntimeBucketsMs) && ms > kRuntimeBucketsMs[b]) ++b;

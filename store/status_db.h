@@ -64,8 +64,10 @@ struct Counters {
   std::map<std::string, QueueCounts> queues;
   // Queue wait of first attempts (submitted → started), for the dashboard's latency chart.
   uint64_t wait_sum_us = 0, waits = 0;
+  // Events skipped as undecodable (see StatusDb::apply).
+  uint64_t skipped = 0;
   MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us, queues,
-                 wait_sum_us, waits);
+                 wait_sum_us, waits, skipped);
 };
 
 // One event of a task's history.
@@ -94,14 +96,23 @@ inline constexpr double kRuntimeBucketsMs[] = {0.1, 0.5, 1, 5, 10, 50, 100, 500,
 
 class StatusDb {
  public:
-  static Result<StatusDb> open(const std::string& dir);
+  static Result<StatusDb> open(const std::string& dir, const lmdb::EnvOptions& options = {});
 
   const Id& log_id() const { return log_id_; }
   // Thread-safe: HTTP threads read it while the follower applies.
   uint64_t applied() const { return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(applied_)).load(); }
+  // Events skipped as undecodable since the log began (also Counters::skipped). Thread-safe.
+  uint64_t skipped() const { return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(skipped_)).load(); }
 
-  // Applies events in one transaction. Events at or below applied() are skipped; the caller
-  // guarantees the rest are consecutive.
+  // Applies events in one transaction. Events at or below applied() are passed over; the first
+  // later one may be anywhere above it (the router trimmed its log), and from there on they
+  // must be consecutive: apply stops at a gap, and applied() says where to replay from.
+  //
+  // No event can fail the batch or end the process by its content: one whose fields do not
+  // make sense (detail that is not the JSON it should be, a field of the wrong type or out of
+  // range, an unknown type, a state its type contradicts, a missing id) is logged, counted in
+  // skipped() and passed over, and applied() moves past it. Only LMDB errors (and running out
+  // of memory) fail the batch, which then changes nothing.
   Status apply(const Id& log_id, const std::vector<proto::Event>& events);
   // Forgets everything (the router's log is a new one).
   Status reset(const Id& log_id);
@@ -123,6 +134,8 @@ class StatusDb {
   // Groups touched by one apply() batch: read once, written once at the end.
   using GroupCache = std::unordered_map<Id, GroupStatus, IdHash>;
   Result<GroupStatus*> cached_group(lmdb::Txn& txn, GroupCache& cache, const Id& id);
+  Status apply_checked(lmdb::Txn& txn, const proto::Event& ev, Counters& counts, GroupCache& groups);
+  // kBadRequest: the event is undecodable (skipped by apply); other errors fail the batch.
   Status apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& counts, GroupCache& groups);
   Status put_expiry(lmdb::Txn& txn, uint64_t at_ms, uint8_t kind, const Id& id);
   Status del_prefix(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view prefix);
@@ -132,6 +145,7 @@ class StatusDb {
   lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref
+  alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t skipped_ = 0;  // via atomic_ref
 };
 
 }  // namespace zb::store

@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "store/task_request.h"
 
 #include <algorithm>
@@ -451,7 +452,7 @@ Result<Submission> parse_seed_batch(const json& body, const std::string& queue, 
       if (Status st = misplaced(t, where, false, true); !st) return st;
       if (Status st = check_input(**kind, KindInput{t, where, kSeedTaskFields}, cluster); !st) return st;
     }
-    out.tasks.push_back(spec_of(s, t.dump()));  // the guide's tasks are handed to the handler whole
+    out.tasks.push_back(spec_of(s, json_text(t)));  // the guide's tasks are handed to the handler whole
   }
   return out;
 }

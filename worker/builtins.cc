@@ -1,3 +1,4 @@
+#include "common/text.h"
 #include "worker/builtins.h"
 
 #include <chrono>
@@ -45,7 +46,7 @@ HandlerResult sleep(const TaskContext& ctx) {
     auto left = deadline - std::chrono::steady_clock::now();
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(10)));
   }
-  return HandlerResult::ok(json{{"slept", seconds}}.dump());
+  return HandlerResult::ok(json_text(json{{"slept", seconds}}));
 }
 
 // {"error": "message", "retry": false}: fails (or asks for a retry) with that message.

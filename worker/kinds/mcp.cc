@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "worker/kinds/kinds.h"
+#include "worker/kinds/replies.h"
 #include "worker/process.h"
 
 namespace zb::worker {
@@ -29,7 +30,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kProtocolVersion = "2024-11-05";
-constexpr size_t kMaxLine = 64u << 20;
 
 class Session {
  public:
@@ -50,8 +50,7 @@ class Session {
               {"clientInfo", {{"name", "zbatch"}, {"version", "1"}}}};
     auto reply = s->call("initialize", init, cfg.call_timeout_ms, ctx);
     if (!reply) return Status(reply.status().code(), "initialize: " + reply.status().message());
-    if (reply->contains("error"))
-      return Status(Code::kUnprocessable, "initialize refused: " + (*reply)["error"].dump());
+    if (Status refused = mcp_initialize_outcome(*reply); !refused) return refused;
     if (!s->send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}})) return Status(Code::kIo, "server closed its input");
     return s;
   }
@@ -65,23 +64,12 @@ class Session {
       return Status(Code::kIo, "the server closed its input");
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
-      for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos;) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        json msg = json::parse(line, nullptr, false);
-        if (msg.is_discarded() || !msg.is_object()) continue;  // servers may log on stdout
-        if (msg.contains("method")) {
-          // A request from the server (ping, roots/list, sampling): answer what we can.
-          if (msg.contains("id")) {
-            json answer{{"jsonrpc", "2.0"}, {"id", msg["id"]}};
-            if (msg["method"] == "ping") answer["result"] = json::object();
-            else answer["error"] = {{"code", -32601}, {"message", "not supported by this client"}};
-            send(answer);
-          }
-          continue;  // notifications: progress, logging
-        }
-        if (msg.value("id", json()) == json(id)) return msg;
+      while (auto line = lines_.next()) {
+        McpLine read = read_mcp_line(*line, id);
+        if (read.kind == McpLine::Kind::kServerRequest) send(read.answer);
+        if (read.kind == McpLine::Kind::kResponse) return std::move(read.message);
       }
+      if (lines_.too_long()) return Status(Code::kIo, "the server sent a line longer than 64 MiB");
       if (ctx.is_cancelled()) return Status(Code::kUnavailable, "cancelled");
       const auto now = Clock::now();
       if (now >= deadline) return Status(Code::kTimeout, method + " got no answer within " + std::to_string(timeout_ms) + " ms");
@@ -94,8 +82,7 @@ class Session {
         for (int i = 0; i < 50 && !child_->reap(); ++i) ::poll(nullptr, 0, 10);  // how it ended, if it did
         return Status(Code::kIo, "the server exited" + exit_text());
       }
-      if (n > 0) buffer_.append(buf, static_cast<size_t>(n));
-      if (buffer_.size() > kMaxLine) return Status(Code::kIo, "the server sent a line longer than 64 MiB");
+      if (n > 0) lines_.feed(std::string_view(buf, static_cast<size_t>(n)));
     }
   }
 
@@ -129,7 +116,7 @@ class Session {
   }
 
   std::unique_ptr<Child> child_;
-  std::string buffer_;
+  LineReader lines_;
   int64_t next_id_ = 1;
 };
 
@@ -150,7 +137,7 @@ class McpPool {
     if (cfg == servers_.end()) {
       std::string known;
       for (const auto& s : servers_) known += (known.empty() ? "" : ", ") + s.name;
-      return HandlerResult::fail("UnknownServer: '" + server_name->get<std::string>().substr(0, 60) +
+      return HandlerResult::fail("UnknownServer: '" + utf8_prefix(server_name->get<std::string>(), 60) +
                                  "' is not an MCP server of this worker" + (known.empty() ? " (none configured)" : " (" + known + ")"));
     }
     std::string method = "tools/call";
@@ -191,17 +178,7 @@ class McpPool {
       return HandlerResult::retry("McpServerLost: " + cfg->name + ": " + reply.status().message());
     }
     give_back(cfg->name, std::move(session));
-    if (auto e = reply->find("error"); e != reply->end()) {
-      return HandlerResult::fail("McpError: " + std::to_string(e->value("code", 0)) + " " + e->value("message", std::string()));
-    }
-    json result = reply->value("result", json::object());
-    if (result.value("isError", false)) {
-      std::string text;
-      for (const auto& c : result.value("content", json::array()))
-        if (c.value("type", "") == "text") text += (text.empty() ? "" : "\n") + c.value("text", "");
-      return HandlerResult::fail("McpToolError: " + (text.empty() ? result.dump() : text.substr(0, 2000)));
-    }
-    return HandlerResult::ok(result.dump(-1, ' ', false, json::error_handler_t::replace));
+    return mcp_outcome(*reply);
   }
 
  private:

@@ -9,7 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/text.h"
 #include "worker/kinds/kinds.h"
+#include "worker/kinds/replies.h"
 
 namespace zb::worker {
 namespace {
@@ -89,29 +91,14 @@ HandlerResult chat(const OllamaConfig& cfg, const TaskContext& ctx) {
   client.set_read_timeout(std::chrono::milliseconds(cfg.read_timeout_ms));
   client.set_write_timeout(std::chrono::milliseconds(cfg.connect_timeout_ms));
 
-  std::string content, pending, stream_error, body_head;
-  json last;
+  OllamaChatStream stream;
+  std::string body_head;
   bool cancelled = false;
   int status = 0;
-  auto on_line = [&](const std::string& line) {
-    if (line.find_first_not_of(" \r\t") == std::string::npos) return;
-    json chunk = json::parse(line, nullptr, false);
-    if (chunk.is_discarded() || !chunk.is_object()) {
-      stream_error = "OllamaBadReply: a streamed line is not a JSON object";
-      return;
-    }
-    if (auto e = chunk.find("error"); e != chunk.end()) {
-      stream_error = "OllamaError: " + (e->is_string() ? e->get<std::string>() : e->dump());
-      return;
-    }
-    if (auto m = chunk.find("message"); m != chunk.end() && m->is_object())
-      if (auto c = m->find("content"); c != m->end() && c->is_string()) content += c->get<std::string>();
-    if (chunk.value("done", false)) last = std::move(chunk);
-  };
   httplib::Request req;
   req.method = "POST";
   req.path = "/api/chat";
-  req.body = request.dump();
+  req.body = json_text(request);
   req.set_header("Content-Type", "application/json");
   req.response_handler = [&](const httplib::Response& res) {
     status = res.status;
@@ -126,17 +113,11 @@ HandlerResult chat(const OllamaConfig& cfg, const TaskContext& ctx) {
       if (body_head.size() < 2000) body_head.append(data, std::min<size_t>(len, 2000 - body_head.size()));
       return true;
     }
-    pending.append(data, len);
-    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-      on_line(pending.substr(0, nl));
-      pending.erase(0, nl + 1);
-      if (!stream_error.empty()) return false;
-    }
-    return true;
+    return stream.feed(std::string_view(data, len));
   };
   auto res = client.send(req);
   if (cancelled) return HandlerResult::fail("Cancelled: the chat was cancelled (time limit or revoke)");
-  if (!stream_error.empty()) return HandlerResult::fail(stream_error);
+  if (!stream.error().empty()) return HandlerResult::fail(stream.error());
   if (!res) {
     const auto err = res.error();
     const std::string what = describe(err);
@@ -144,34 +125,17 @@ HandlerResult chat(const OllamaConfig& cfg, const TaskContext& ctx) {
       return HandlerResult::retry("OllamaTimeout: no reply chunk within " + std::to_string(cfg.read_timeout_ms) + " ms");
     return HandlerResult::retry("OllamaUnavailable: " + client_address(host) + ": " + what);
   }
-  status = res->status;
-  if (status >= 400) {
-    std::string message = body_head.empty() ? res->body : body_head;
-    json j = json::parse(message, nullptr, false);
-    if (j.is_object() && j.contains("error") && j["error"].is_string()) message = j["error"].get<std::string>();
-    const std::string error = "HTTP " + std::to_string(status) + ": " + message.substr(0, 500);
-    if (status >= 500 || status == 429) return HandlerResult::retry("OllamaServerError: " + error);
-    return HandlerResult::fail("OllamaRequestError: " + error);
-  }
-  if (!pending.empty()) on_line(pending);
-  if (!stream_error.empty()) return HandlerResult::fail(stream_error);
-  if (last.is_null()) return HandlerResult::retry("OllamaBadReply: the stream ended before \"done\"");
-  json result{{"model", last.value("model", request["model"].get<std::string>())},
-              {"message", {{"role", "assistant"}, {"content", content}}},
-              {"done_reason", last.value("done_reason", "")},
-              {"prompt_tokens", last.value("prompt_eval_count", 0)},
-              {"completion_tokens", last.value("eval_count", 0)},
-              {"total_duration_ns", last.value("total_duration", uint64_t{0})}};
-  if (!task->value("id", json()).is_null()) result["id"] = (*task)["id"];
-  return HandlerResult::ok(result.dump());
+  if (res->status >= 400) return ollama_http_error(res->status, body_head.empty() ? res->body : body_head);
+  return stream.finish(request["model"].get<std::string>(), task->value("id", json()));
 }
 
 }  // namespace
 
 std::optional<nlohmann::json> payload_object(const TaskContext& ctx, HandlerResult& error) {
-  json j = json::parse(ctx.payload.empty() ? std::string_view("{}") : ctx.payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    error = HandlerResult::fail("BadTask: the " + std::string(ctx.kind) + " task must be a JSON object");
+  json j = parse_json_bounded(ctx.payload.empty() ? std::string_view("{}") : ctx.payload);
+  if (!j.is_object()) {
+    error = HandlerResult::fail("BadTask: the " + utf8_prefix(ctx.kind, 100) + " task must be a JSON object (nested at most " +
+                                std::to_string(kMaxJsonDepth) + " deep)");
     return std::nullopt;
   }
   return j;

@@ -25,7 +25,6 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -33,6 +32,7 @@
 
 #include "common/log.h"
 #include "worker/kinds/kinds.h"
+#include "worker/kinds/replies.h"
 #include "worker/process.h"
 
 namespace zb::worker {
@@ -52,6 +52,45 @@ struct Source {
 
 json diagnostic(const std::string& file, int line, int column, std::string message, const char* severity = "error") {
   return {{"file", file}, {"line", line}, {"column", column}, {"severity", severity}, {"message", std::move(message)}};
+}
+
+// Plain string reading, linear in the text: std::regex recurses per character and a task's
+// source or a checker's output can hold lines long enough to overflow the stack.
+
+// A path with a ".." component.
+bool climbs_out(std::string_view name) {
+  for (size_t start = 0; start <= name.size();) {
+    size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    if (name.substr(start, end - start) == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// `word` in `text` with no letter, digit or '_' on either side.
+bool has_word(std::string_view text, std::string_view word) {
+  for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    const bool left = at == 0 || !word_char(text[at - 1]);
+    const size_t after = at + word.size();
+    if (left && (after == text.size() || !word_char(text[after]))) return true;
+  }
+  return false;
+}
+
+// gcc's "[fatal error: ]PATH: No such file or directory" (or "Permission denied") about a path
+// outside the task (absolute, or climbing with ".."): that path.
+std::optional<std::string> unopened_outside(std::string_view message) {
+  constexpr std::string_view kFatal = "fatal error: ";
+  if (message.substr(0, kFatal.size()) == kFatal) message.remove_prefix(kFatal.size());
+  for (std::string_view reason : {": No such file or directory", ": Permission denied"}) {
+    if (message.size() < reason.size() || message.substr(message.size() - reason.size()) != reason) continue;
+    const std::string_view path = message.substr(0, message.size() - reason.size());
+    if ((!path.empty() && path[0] == '/') || path.find("..") != std::string_view::npos) return std::string(path);
+  }
+  return std::nullopt;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,8 +214,7 @@ class IncludeScanner {
                         "system headers only");
       return false;
     }
-    static const std::regex climbs(R"((^|/)\.\.(/|$))");
-    if (std::regex_search(name, climbs)) {
+    if (climbs_out(name)) {
       refuse(i, shown + " climbs out with '..'; a task may include its own files (relative names) and "
                         "system headers only");
       return false;
@@ -200,8 +238,7 @@ class IncludeScanner {
     } else if (name == "pragma") {
       const size_t nl = text_.find('\n', q);
       const std::string rest = text_.substr(q, nl == std::string::npos ? std::string::npos : nl - q);
-      static const std::regex opens_file(R"(\b(dependency|pch_preprocess)\b)");
-      if (std::regex_search(rest, opens_file))
+      if (has_word(rest, "dependency") || has_word(rest, "pch_preprocess"))
         refuse(q, "#pragma GCC dependency / pch_preprocess opens a file by name, and is not accepted");
     }
   }
@@ -453,19 +490,8 @@ std::optional<std::pair<int, std::string>> run_checker(Checkers& checkers, std::
   return std::make_pair(WEXITSTATUS(st), x.out + x.err);
 }
 
-// Diagnostics from "file:line:col: severity: message" (gcc) and "file: line N: message" (bash).
-void parse_lines(const std::string& output, const Source& src, json& out) {
-  static const std::regex gcc(R"(^(.*?):(\d+):(\d+): (error|warning|fatal error): (.*)$)");
-  static const std::regex bash(R"(^(.*?): line (\d+): (.*)$)");
-  std::istringstream in(output);
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_match(line, m, gcc)) {
-      out.push_back(diagnostic(src.shown, std::stoi(m[2]), std::stoi(m[3]), m[5], m[4] == "warning" ? "warning" : "error"));
-    } else if (std::regex_match(line, m, bash)) {
-      out.push_back(diagnostic(src.shown, std::stoi(m[2]), 0, m[3]));
-    }
-  }
+json diagnostic(const std::string& file, const Diagnostic& d) {
+  return diagnostic(file, d.line, d.column, d.message, d.severity.c_str());
 }
 
 constexpr const char* kPythonCheck =
@@ -498,13 +524,9 @@ std::optional<std::string> check_one(Checkers& checkers, const std::string& lang
                                      const CompiledFiles& compiled, const ScratchDir& scratch, const TaskContext& ctx,
                                      json& diags, HandlerResult& error) {
   auto from_json_lines = [&](const std::string& out) {
-    std::istringstream in(out);
-    for (std::string line; std::getline(in, line);) {
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_object()) continue;
-      if (j.contains("missing")) return std::optional<std::string>("ValidatorMissing: install " + j["missing"].get<std::string>());
-      diags.push_back(diagnostic(src.shown, j.value("line", 0), j.value("column", 0), j.value("message", "")));
-    }
+    std::string missing;
+    for (const auto& d : json_line_diagnostics(out, &missing)) diags.push_back(diagnostic(src.shown, d));
+    if (!missing.empty()) return std::optional<std::string>("ValidatorMissing: install " + missing);
     return std::optional<std::string>();
   };
   if (language == "json") {
@@ -560,16 +582,9 @@ std::optional<std::string> check_one(Checkers& checkers, const std::string& lang
   if (language == "python" || language == "yaml") return from_json_lines(output);
   if (language == "javascript") {
     // "path:LINE\n<source line>\n   ^\n\nSyntaxError: message" (node --check reads only the file)
-    static const std::regex where(R"(^.*:(\d+)$)");
-    std::istringstream in(output);
-    int line = 0;
-    std::string message;
-    for (std::string l; std::getline(in, l);) {
-      std::smatch m;
-      if (!line && std::regex_match(l, m, where)) line = std::stoi(m[1]);
-      if (l.find("Error: ") != std::string::npos && message.empty()) message = l;
-    }
-    if (code != 0) diags.push_back(diagnostic(src.shown, line, 0, message.empty() ? tail(output, 500) : message));
+    Diagnostic d = node_check_diagnostic(output);
+    if (d.message.empty()) d.message = utf8_prefix(tail(output, 500), 600);
+    if (code != 0) diags.push_back(diagnostic(src.shown, d));
     return std::nullopt;
   }
   const size_t before = diags.size();
@@ -580,17 +595,13 @@ std::optional<std::string> check_one(Checkers& checkers, const std::string& lang
     std::string shown = src.shown;
     for (const auto& [g, s] : compiled)
       if (g == given) shown = s;
-    parse_lines(lines, Source{shown, given, {}}, diags);
+    for (const auto& d : compiler_diagnostics(lines)) diags.push_back(diagnostic(shown, d));
   }
   // The same words whether a file outside exists or not.
-  static const std::regex unopened(R"(^(.*): (No such file or directory|Permission denied)$)");
   for (size_t i = before; i < diags.size(); ++i) {
     const std::string message = diags[i]["message"];
-    std::smatch m;
-    const std::string prefix = "fatal error: ";
-    const std::string text = message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
-    if (std::regex_match(text, m, unopened) && (m[1].str().rfind('/', 0) == 0 || m[1].str().find("..") != std::string::npos))
-      diags[i]["message"] = "'" + m[1].str() + "' cannot be opened: it is outside the task";
+    if (auto outside = unopened_outside(message))
+      diags[i]["message"] = "'" + utf8_prefix(*outside, 200) + "' cannot be opened: it is outside the task";
   }
   if (code != 0 && diags.size() == before)
     diags.push_back(diagnostic(src.shown, 0, 0,
@@ -657,7 +668,7 @@ HandlerResult validate(Checkers& checkers, const TaskContext& ctx) {
   if (language == "sh" || language == "bash") language = "shell";
   if (language == "yml") language = "yaml";
   if (!kExtension.count(language))
-    return HandlerResult::fail("UnknownLanguage: '" + language.substr(0, 40) +
+    return HandlerResult::fail("UnknownLanguage: '" + utf8_prefix(language, 40) +
                                "' (python, javascript, c, cpp, json, toml, yaml, shell)");
 
   auto scratch = ScratchDir::create("validate");
@@ -717,7 +728,7 @@ HandlerResult validate(Checkers& checkers, const TaskContext& ctx) {
   for (const auto& d : diags)
     if (d["severity"] == "error") passed = false;
   return HandlerResult::ok(json{{"language", language}, {"passed", passed}, {"files", sources.size()},
-                                {"diagnostics", diags}}.dump());
+                                {"diagnostics", diags}}.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 }  // namespace

@@ -1,0 +1,91 @@
+#include "store/sse.h"
+
+#include <nlohmann/json.hpp>
+
+namespace zb::store {
+namespace {
+
+using nlohmann::json;
+
+std::optional<uint64_t> parse_seq(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  uint64_t v = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    const uint64_t digit = static_cast<uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  return v;
+}
+
+bool present(const std::optional<std::string_view>& v) { return v && !v->empty(); }
+
+// Deeper JSON is kept as text: dumping (and copying) a value recurses once per level, so a
+// result nested a million levels deep would exhaust the stack.
+constexpr int kMaxDepth = 64;
+
+// The JSON value of `text`, or discarded when it is not JSON or nests deeper than kMaxDepth.
+json parse_shallow(std::string_view text) {
+  bool deep = false;
+  json j = json::parse(
+      text, [&](int depth, json::parse_event_t, json&) { return !(deep = deep || depth > kMaxDepth); }, false);
+  return deep ? json(json::value_t::discarded) : j;
+}
+
+}  // namespace
+
+bool StreamQuery::matches(const proto::Event& e) const {
+  if (group && e.group != *group) return false;
+  if (!queue.empty() && e.queue != queue) return false;
+  return true;
+}
+
+Result<StreamQuery> parse_stream_query(std::optional<std::string_view> last_event_id,
+                                       std::optional<std::string_view> after,
+                                       std::optional<std::string_view> group,
+                                       std::optional<std::string_view> queue) {
+  StreamQuery q;
+  if (present(last_event_id)) {
+    q.after = parse_seq(*last_event_id);
+    if (!q.after) return Status(Code::kBadRequest, "Last-Event-ID must be a sequence number");
+  } else if (present(after)) {
+    q.after = parse_seq(*after);
+    if (!q.after) return Status(Code::kBadRequest, "after must be a sequence number");
+  }
+  if (group) {
+    q.group = Id::parse(*group);
+    if (!q.group) return Status(Code::kBadRequest, "group must be a group id");
+  }
+  if (queue) q.queue = std::string(*queue);
+  return q;
+}
+
+std::string sse_frame(const proto::Event& e) {
+  json j = {{"seq", e.seq}, {"type", proto::event_type_name(e.type)}, {"ts_ms", e.ts_ms}};
+  if (!e.task.is_nil()) {
+    j["task_id"] = e.task.to_string();
+    j["state"] = state_name(e.state);
+    j["attempt"] = e.attempt;
+  }
+  if (!e.group.is_nil()) j["group_id"] = e.group.to_string();
+  if (!e.queue.empty()) j["queue"] = e.queue;
+  if (!e.kind.empty()) j["kind"] = e.kind;
+  if (!e.ref.empty()) j["id"] = e.ref;
+  if (!e.worker.empty()) j["worker"] = e.worker;
+  if (!e.error.empty()) j["error"] = e.error;
+  if (!e.result.empty()) {
+    json r = parse_shallow(e.result);
+    j["result"] = r.is_discarded() ? json(e.result) : std::move(r);
+  }
+  if (!e.detail.empty()) {
+    json d = parse_shallow(e.detail);
+    if (d.is_object()) j["detail"] = std::move(d);
+  }
+  // A worker's error text is whatever its process wrote: not always UTF-8, which the strict
+  // dump would throw on (and an exception here would end the HTTP server's thread).
+  return "id: " + std::to_string(e.seq) + "\nevent: " + std::string(proto::event_type_name(e.type)) +
+         "\ndata: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+}  // namespace zb::store

@@ -1,0 +1,121 @@
+// What the seed's external programs send back, read apart from the I/O (internal to
+// worker/kinds/): an MCP server's JSON-RPC lines, Ollama's streamed chat and the validation
+// checkers' output. Nothing here throws, recurses per input byte or trusts the type of a
+// field, whatever the bytes; mcp.cc, ollama.cc and validate.cc do the I/O around it. Every
+// text these functions put into a HandlerResult is valid UTF-8 (the router and the store serve
+// it as JSON).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "worker/worker.h"
+
+namespace zb::worker {
+
+// Deepest JSON nesting taken from a server or a task payload. Dumping or copying a value
+// recurses once per level, so a reply nested a million levels deep would exhaust the stack.
+inline constexpr int kMaxJsonDepth = 128;
+// Longest line an MCP server or an Ollama stream may send.
+inline constexpr size_t kMaxLineBytes = 64u << 20;
+
+// The JSON value of `text`; discarded when it is not JSON or nests deeper than kMaxJsonDepth.
+nlohmann::json parse_json_bounded(std::string_view text);
+
+// `text` cut to at most `max_bytes` on a character boundary, with every byte that is not part
+// of a valid UTF-8 sequence replaced by U+FFFD.
+std::string utf8_prefix(std::string_view text, size_t max_bytes);
+
+// Newline-delimited input that arrives in pieces of any size. Each byte is scanned once, so a
+// long line arriving in small reads costs linear time.
+class LineReader {
+ public:
+  explicit LineReader(size_t max_line_bytes = kMaxLineBytes) : max_line_bytes_(max_line_bytes) {}
+
+  void feed(std::string_view bytes);
+  // The next complete line, without its '\n'; nullopt when no complete line is buffered, and
+  // from the first line longer than the limit on (too_long() then says so).
+  std::optional<std::string> next();
+  bool too_long() const { return too_long_; }
+  // What follows the last '\n' (a last line without one).
+  std::string_view rest() const { return std::string_view(buffer_).substr(start_); }
+
+ private:
+  size_t max_line_bytes_;
+  std::string buffer_;
+  size_t start_ = 0;    // first byte of the line being read
+  size_t scanned_ = 0;  // bytes from start_ known to hold no '\n'
+  bool too_long_ = false;
+};
+
+// One line an MCP server wrote on its stdout while the client waits for the response to `id`.
+struct McpLine {
+  enum class Kind {
+    kNoise,          // not a JSON object (servers may log on stdout): ignored
+    kServerRequest,  // a request from the server: send `answer` back
+    kNotification,   // progress, logging: ignored
+    kResponse,       // the response to `id`: `message`
+    kOtherResponse,  // a response to another id: ignored
+  };
+  Kind kind = Kind::kNoise;
+  nlohmann::json message;
+  nlohmann::json answer;  // kServerRequest: ping is answered, anything else is -32601
+};
+McpLine read_mcp_line(std::string_view line, int64_t id);
+
+// The response to initialize: OK, or kUnprocessable saying why the server refused.
+Status mcp_initialize_outcome(const nlohmann::json& response);
+// The task's outcome from the response to its request: the result object; a JSON-RPC error
+// fails with McpError, a tool that reports isError with McpToolError and its text, a result
+// that is not an object with McpBadReply.
+HandlerResult mcp_outcome(const nlohmann::json& response);
+
+// Ollama's POST /api/chat with "stream": true: one JSON object per line, message.content
+// pieces, then one with "done": true and the counts.
+class OllamaChatStream {
+ public:
+  // Bytes of a 2xx body. False once the stream is unusable (an error reported in it, a line
+  // that is not a JSON object, a line or a reply past 64 MiB): stop reading; error() says why.
+  bool feed(std::string_view bytes);
+  // The body ended: the task's outcome. `model` is the one asked for (the reply's own name
+  // wins), `id` the task's own id (null: none). A stream without "done" is retried.
+  HandlerResult finish(const std::string& model, const nlohmann::json& id);
+  const std::string& error() const { return error_; }
+
+ private:
+  void on_line(std::string_view line);
+
+  LineReader lines_;
+  std::string content_, error_;
+  nlohmann::json last_;  // the "done" chunk
+};
+
+// The outcome of an HTTP error answer (status >= 400) with `body` (its first bytes): 5xx and 429
+// are retried, the rest fail; the message is the body's "error" when it is JSON.
+HandlerResult ollama_http_error(int status, std::string_view body);
+
+// One finding of a validation checker (line and column 0 when it names none).
+struct Diagnostic {
+  int line = 0;
+  int column = 0;
+  std::string severity = "error";  // "error" or "warning"
+  std::string message;
+};
+// gcc/g++ -fsyntax-only ("FILE:LINE:COL: error|warning|fatal error: MESSAGE") and bash -n
+// ("FILE: line LINE: MESSAGE") output; other lines (source echoes, notes) are passed over.
+// Numbers beyond an int are clamped. Linear in the output, however long its lines.
+std::vector<Diagnostic> compiler_diagnostics(std::string_view output);
+// validate.cc's python and yaml checkers: one JSON object per line, {"line","column",
+// "message"}, or {"missing": MODULE} (then `missing` is set and the rest ignored).
+std::vector<Diagnostic> json_line_diagnostics(std::string_view output, std::string* missing);
+// node --check: the line number of the first "PATH:LINE" line and the first line holding
+// "Error: " (empty message when there is none).
+Diagnostic node_check_diagnostic(std::string_view output);
+
+}  // namespace zb::worker
