@@ -15,3 +15,9 @@ set_tests_properties(kinds_test PROPERTIES TIMEOUT 400)
 add_test(NAME dashboard_browser_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)
 set_tests_properties(dashboard_browser_test PROPERTIES TIMEOUT 300)
+# The dashboard with a read-only token in chromium: views work, actions are refused and say so.
+# After the dashboard's own browser test, which installs playwright-core on first use.
+add_test(NAME dashboard_read_only_test
+         COMMAND env ZBATCH_BROWSER_TEST=read_only_test.mjs bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh
+                 $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)
+set_tests_properties(dashboard_read_only_test PROPERTIES TIMEOUT 300 DEPENDS dashboard_browser_test)
