@@ -15,6 +15,13 @@ set_tests_properties(kinds_test PROPERTIES TIMEOUT 400)
 add_test(NAME dashboard_browser_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)
 set_tests_properties(dashboard_browser_test PROPERTIES TIMEOUT 300)
+# HTTP that holds under abuse, and authentication that cannot be sidestepped: every route with
+# every role, the loopback decision and failed logins, HTTPS (openssl, curl), the server's
+# limits, and 200 slowloris + 10,000 idle connections beside legitimate requests.
+foreach(t role_matrix_test auth_hardening_test tls_test http_limits_test http_abuse_test)
+  add_test(NAME ${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/${t}.py $<TARGET_FILE:zbatch>)
+  set_tests_properties(${t} PROPERTIES TIMEOUT 300)
+endforeach()
 # The dashboard with a read-only token in chromium: views work, actions are refused and say so.
 # After the dashboard's own browser test, which installs playwright-core on first use.
 add_test(NAME dashboard_read_only_test
