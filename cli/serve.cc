@@ -214,12 +214,62 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]]; default: none)")->envname("ZBATCH_CONFIG");
 }
 
-// Dashboard and API authentication; the values are never logged.
+// Dashboard and API authentication; the values are never logged. ROLE: read, submit or admin.
 void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
-  cmd->add_option("--auth-basic", o.auth_basic, "USER:PASSWORD for HTTP basic authentication (default: none)")->envname("ZBATCH_AUTH_BASIC");
-  cmd->add_option("--auth-token", o.auth_token, "Bearer token, 16+ characters (default: none)")->envname("ZBATCH_AUTH_TOKEN");
+  cmd->add_option("--auth-basic", o.auth_basic,
+                  "USER:PASSWORD[:ROLE] for HTTP basic authentication, repeatable (role default admin; default: none)")
+      ->allow_extra_args(false)
+      ->default_str("")
+      ->envname("ZBATCH_AUTH_BASIC");
+  cmd->add_option("--auth-token", o.auth_token,
+                  "[ROLE:]TOKEN bearer token of 16+ characters, repeatable (role default admin; default: none)")
+      ->allow_extra_args(false)
+      ->default_str("")
+      ->envname("ZBATCH_AUTH_TOKEN");
+  cmd->add_option("--auth-file", o.auth_file,
+                  "TOML file of credentials: [[token]] token, role and [[user]] name, password, role (default: none)")
+      ->envname("ZBATCH_AUTH_FILE");
+  cmd->add_option("--auth-max-failures", o.auth_max_failures,
+                  "Failed authentications from one client (IPv4 address, IPv6 /64) within --auth-lockout that lock "
+                  "it out with 429 for --auth-lockout (default 10)")
+      ->check(CLI::Range(1u, 1000000u))
+      ->envname("ZBATCH_AUTH_MAX_FAILURES");
+  cmd->add_option("--auth-lockout", o.auth_lockout_s,
+                  "Seconds: the window that --auth-max-failures counts in, and the lockout after it (default 60)")
+      ->check(CLI::Range(1u, 86400u))
+      ->envname("ZBATCH_AUTH_LOCKOUT");
   cmd->add_flag("--no-auth", o.auth_disabled, "Serve a non-loopback --http address without authentication")
       ->envname("ZBATCH_NO_AUTH");
+}
+
+// HTTPS, and what the HTTP server holds for its clients (docs/SECURITY.md).
+void add_http_flags(CLI::App* cmd, StoreOptions& o) {
+  cmd->add_option("--tls-cert", o.tls_cert, "PEM certificate (chain): serve HTTPS, with --tls-key (default: none, HTTP)")
+      ->envname("ZBATCH_TLS_CERT");
+  cmd->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert (default: none)")->envname("ZBATCH_TLS_KEY");
+  cmd->add_option("--http-threads", o.http_threads, "Request threads; they only see whole requests (default 32)")
+      ->check(CLI::Range(1u, 1024u))
+      ->envname("ZBATCH_HTTP_THREADS");
+  cmd->add_option("--max-streams", o.max_streams,
+                  "Event streams (GET /api/v1/events) at once, each on a thread of its own; more get 503 (default 256)")
+      ->check(CLI::Range(1u, 100000u))
+      ->envname("ZBATCH_MAX_STREAMS");
+  cmd->add_option("--max-connections", o.max_connections,
+                  "HTTP connections at once; more are closed when accepted (default 0: the open-file limit, raised "
+                  "to its maximum at start, less 512)")
+      ->envname("ZBATCH_MAX_CONNECTIONS");
+  cmd->add_option("--max-connections-per-client", o.max_connections_per_client,
+                  "HTTP connections from one client (IPv4 address, IPv6 /64); more are closed when accepted "
+                  "(default 1024)")
+      ->check(CLI::Range(1u, 10000000u))
+      ->envname("ZBATCH_MAX_CONNECTIONS_PER_CLIENT");
+  cmd->add_option("--request-timeout", o.request_timeout_s,
+                  "Seconds for a request's head and body to arrive from its first byte (else 408), and for its "
+                  "answer to be taken (default 30)")
+      ->envname("ZBATCH_REQUEST_TIMEOUT");
+  cmd->add_option("--idle-timeout", o.idle_timeout_s,
+                  "Seconds a connection may stay silent before or between requests (default 60)")
+      ->envname("ZBATCH_IDLE_TIMEOUT");
 }
 
 struct StoreFlags {
@@ -241,12 +291,13 @@ void add_store_flags(CLI::App* cmd, StoreFlags& f) {
   cmd->add_option("--max-batch-tasks", o.max_batch_tasks, "Most tasks in one HTTP batch (default 100000)")
       ->envname("ZBATCH_MAX_BATCH_TASKS");
   add_auth_flags(cmd, o);
+  add_http_flags(cmd, o);
   cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
 struct UpFlags {
   RouterFlags router;
-  StoreOptions store;  // auth
+  StoreOptions store;  // auth, HTTPS and HTTP limits
   std::string http = "127.0.0.1:8000";
   uint32_t workers = 1, concurrency = 0, prefetch = 4;
   double shutdown_timeout_s = 30;
@@ -256,6 +307,7 @@ void add_up_flags(CLI::App* cmd, UpFlags& f) {
   add_router_flags(cmd, f.router);
   cmd->add_option("--http", f.http, "HTTP HOST:PORT")->envname("ZBATCH_HTTP");
   add_auth_flags(cmd, f.store);
+  add_http_flags(cmd, f.store);
   cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
   cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
   cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
@@ -415,7 +467,8 @@ void add_serve_commands(CLI::App& app) {
         if (Status s = (*store)->run(); !s) spdlog::error("up store stopped reason=\"{}\"", s.message());
       });
       std::cout << "zbatch up: router " << f->frontend << " (workers " << f->backend << ", events "
-                << f->events << "), " << u->workers << " worker(s), HTTP http://" << u->http << ", data "
+                << f->events << "), " << u->workers << " worker(s), HTTP " << (so.tls_cert.empty() ? "http://" : "https://")
+                << u->http << ", data "
                 << f->data << std::endl;
       // The router stops last: the workers' final results need it.
       for (size_t i = 1; i < threads.size(); ++i) threads[i].join();

@@ -16,7 +16,7 @@ using nlohmann::json;
 
 }  // namespace
 
-void install_dashboard(httplib::Server& server, StatusDb& db, ClientPool& pool) {
+void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool) {
   // Static files: "/" is the single page; the rest under /dashboard/.
   for (const auto& asset : dashboard_assets()) {
     const std::string path = asset.path == "index.html" ? "/" : "/dashboard/" + std::string(asset.path);

@@ -27,9 +27,9 @@ struct Stream {
 
 }  // namespace
 
-void install_event_stream(httplib::Server& server, EventHub& hub, ClientPool& pool,
-                          const std::atomic<bool>& stopping, int max_streams) {
-  auto open_streams = std::make_shared<std::atomic<int>>(0);
+void install_event_stream(HttpServer& server, EventHub& hub, ClientPool& pool,
+                          const std::atomic<bool>& stopping, size_t max_streams) {
+  auto open_streams = std::make_shared<std::atomic<size_t>>(0);
   server.Get("/api/v1/events", [&hub, &pool, &stopping, open_streams, max_streams](
                                    const httplib::Request& req, httplib::Response& res) {
     auto header = [&](const char* name) -> std::optional<std::string> {

@@ -263,7 +263,7 @@ void ClientPool::give(std::unique_ptr<Client> c) {
   idle_.push_back(std::move(c));
 }
 
-void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
+void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
                     const HttpLimits& limits, const Authenticator& auth) {
   // Bodies are checked before they are read: cpp-httplib enforces its payload limit only for
   // Content-Length bodies, so chunked or length-less uploads are refused here.

@@ -14,6 +14,7 @@
 #include "store/auth.h"
 #include "store/event_hub.h"
 #include "store/follower.h"
+#include "store/http_server.h"
 #include "store/status_db.h"
 
 namespace zb::store {
@@ -50,16 +51,15 @@ class ClientPool {
   std::vector<std::unique_ptr<Client>> idle_;
 };
 
-// Installs every route on `server`.
 // Installs every route on `server`; `auth` admits each request first.
-void install_routes(httplib::Server& server, StatusDb& db, Follower& follower, ClientPool& pool,
+void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
                     const HttpLimits& limits, const Authenticator& auth);
 
 // GET /api/v1/events: Server-Sent Events, `id:` = the event's sequence number. Resumes after
-// `Last-Event-ID` (or ?after=N); ?group=ID and ?queue=NAME filter. Each stream holds one HTTP
-// thread, so at most `max_streams` run at once (503 beyond). A comment line every 15 s keeps
-// proxies open and finds dead clients.
-void install_event_stream(httplib::Server& server, EventHub& hub, ClientPool& pool,
-                          const std::atomic<bool>& stopping, int max_streams = 8);
+// `Last-Event-ID` (or ?after=N); ?group=ID and ?queue=NAME filter. Each stream holds a stream
+// thread of its own (never a request thread), and at most `max_streams` run at once (503
+// beyond). A comment line every 15 s keeps proxies open and finds dead clients.
+void install_event_stream(HttpServer& server, EventHub& hub, ClientPool& pool,
+                          const std::atomic<bool>& stopping, size_t max_streams);
 
 }  // namespace zb::store

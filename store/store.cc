@@ -1,12 +1,9 @@
-// The store process: the event follower on one thread, the HTTP server on its own pool.
+// The store process: the event follower on one thread, the HTTP server on its own threads.
 #include "store/store.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/resource.h>
 
-#include <cerrno>
-#include <cstring>
+#include <cmath>
 #include <thread>
 
 #include "common/log.h"
@@ -16,37 +13,39 @@
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_api.h"
+#include "store/http_server.h"
+#include "store/net_address.h"
 #include "store/status_db.h"
+#include "store/tls.h"
 
 namespace zb {
 
 namespace {
 
-// Why HOST:PORT cannot be bound, found by trying it (cpp-httplib reports only failure).
-std::string bind_failure(const std::string& host, int port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found); rc != 0)
-    return std::string("cannot resolve '") + host + "': " + ::gai_strerror(rc);
-  std::string reason = "unknown reason";
-  for (addrinfo* a = found; a; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) {
-      reason = std::strerror(errno);
-      continue;
-    }
-    int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    const bool bound = ::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 1) == 0;
-    reason = bound ? "the port was taken and released meanwhile" : std::strerror(errno);
-    ::close(fd);
-    if (!bound) break;
+// Descriptors kept for everything but HTTP connections: LMDB, ZeroMQ sockets (one client per
+// concurrent request), log files.
+constexpr rlim_t kReservedFds = 512;
+
+// Raises the soft open-file limit to the hard one (idle HTTP connections each hold one), and
+// returns the soft limit in force.
+rlim_t raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) == 0)
+      spdlog::info("store raised open-file limit from={} to={}", before, limit.rlim_cur);
+    else
+      ::getrlimit(RLIMIT_NOFILE, &limit);
   }
-  ::freeaddrinfo(found);
-  return reason;
+  return limit.rlim_cur;
+}
+
+Result<std::chrono::milliseconds> seconds_flag(double seconds, const char* flag) {
+  if (!(seconds >= 0.1) || seconds > 86400)
+    return Status(Code::kBadRequest, std::string(flag) + " must be 0.1..86400 seconds, got " + std::to_string(seconds));
+  return std::chrono::milliseconds(static_cast<int64_t>(std::llround(seconds * 1000)));
 }
 
 }  // namespace
@@ -58,11 +57,11 @@ struct Store::Impl {
   store::EventHub hub;
   std::unique_ptr<store::Follower> follower;
   std::unique_ptr<store::ClientPool> pool;
-  std::unique_ptr<store::Authenticator> auth;  // outlives the server's handlers
-  httplib::Server http;
-  std::string host;
-  int port = 0;
+  std::unique_ptr<store::TlsContext> tls;
+  std::unique_ptr<store::HttpServer> http;
+  std::unique_ptr<store::Authenticator> auth;  // used by the server's handlers
   std::atomic<bool> stopping{false};
+  ~Impl() { http.reset(); }  // the server's handlers refer to the rest
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -70,22 +69,54 @@ Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_t* context) {
   auto impl = std::make_unique<Impl>();
-  const auto colon = options.http.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return Status(Code::kBadRequest, "--http must be HOST:PORT, got '" + options.http + "'");
-  impl->host = options.http.substr(0, colon);
-  try {
-    impl->port = std::stoi(options.http.substr(colon + 1));
-  } catch (const std::exception&) {
-    impl->port = -1;
-  }
+  auto where = store::parse_host_port(options.http);
+  if (!where) return where.status();
   if (options.max_body_bytes < 1024) return Status(Code::kBadRequest, "--max-body-bytes must be >= 1024");
   if (options.max_batch_tasks < 1 || options.max_batch_tasks > 100000)
     return Status(Code::kBadRequest, "--max-batch-tasks must be between 1 and 100000, got " +
                                          std::to_string(options.max_batch_tasks));
-  if (impl->port <= 0 || impl->port > 65535)
-    return Status(Code::kBadRequest, "--http port must be 1..65535, got '" + options.http.substr(colon + 1) + "'");
-  if (Status s = store::check_auth(impl->host, {options.auth_basic, options.auth_token}, options.auth_disabled); !s)
+  if (options.http_threads < 1 || options.http_threads > 1024)
+    return Status(Code::kBadRequest, "--http-threads must be 1..1024, got " + std::to_string(options.http_threads));
+  if (options.max_streams < 1 || options.max_streams > 100000)
+    return Status(Code::kBadRequest, "--max-streams must be 1..100000, got " + std::to_string(options.max_streams));
+  if (options.max_connections_per_client < 1)
+    return Status(Code::kBadRequest, "--max-connections-per-client must be >= 1");
+  auto request_timeout = seconds_flag(options.request_timeout_s, "--request-timeout");
+  if (!request_timeout) return request_timeout.status();
+  auto idle_timeout = seconds_flag(options.idle_timeout_s, "--idle-timeout");
+  if (!idle_timeout) return idle_timeout.status();
+  if (options.tls_cert.empty() != options.tls_key.empty())
+    return Status(Code::kBadRequest, "--tls-cert and --tls-key go together");
+  store::AuthOptions auth_options{options.auth_token, options.auth_basic, options.auth_file, options.auth_disabled,
+                                  options.auth_max_failures, options.auth_lockout_s};
+  auto credentials = store::load_credentials(auth_options);
+  if (!credentials) return credentials.status();
+  if (!options.tls_cert.empty()) {
+    auto tls = store::TlsContext::load(options.tls_cert, options.tls_key);
+    if (!tls) return tls.status();
+    impl->tls = std::move(tls.value());
+  }
+
+  const rlim_t open_files = raise_open_file_limit();
+  const size_t fd_room = open_files > 2 * kReservedFds ? open_files - kReservedFds : open_files / 2;
+  store::HttpServerOptions http;
+  http.framing.max_body_bytes = options.max_body_bytes;
+  http.request_threads = options.http_threads;
+  http.max_streams = options.max_streams;
+  http.max_connections = options.max_connections ? std::min<size_t>(options.max_connections, fd_room) : fd_room;
+  http.max_connections_per_client = options.max_connections_per_client;
+  http.max_buffered_bytes = std::max<size_t>(http.max_buffered_bytes, 4 * options.max_body_bytes);
+  http.request_timeout = *request_timeout;
+  http.idle_timeout = *idle_timeout;
+  if (options.max_connections > fd_room)
+    spdlog::warn("store http max_connections={} is above what the open-file limit allows ({} - {} reserved): using {}",
+                 options.max_connections, open_files, kReservedFds, fd_room);
+  impl->http = std::make_unique<store::HttpServer>(http);
+  // Bound first, so that the loopback decision is made on the address actually bound.
+  if (Status s = impl->http->listen(*where, impl->tls.get()); !s) return s;
+  if (Status s = store::check_exposure(options.http, impl->http->bound(), impl->http->loopback(), *credentials,
+                                       options.auth_disabled, impl->tls != nullptr);
+      !s)
     return s;
   for (auto [ep, what] : {std::pair{&options.router, "--router"}, {&options.events, "--events"}})
     if (Status s = curve::check_endpoints(*ep, options.curve.enabled(), options.insecure_plaintext, what); !s) return s;
@@ -99,45 +130,35 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router,
                                                    std::chrono::milliseconds(impl->options.router_timeout_ms),
                                                    impl->options.curve);
-  // A keep-alive connection holds a pool thread between its requests (and an event stream for
-  // its whole life), so the pool is sized for concurrent connections, not for CPU.
-  impl->http.new_task_queue = [] { return new httplib::ThreadPool(64); };
-  impl->http.set_keep_alive_max_count(1000);
-  impl->http.set_tcp_nodelay(true);  // headers and body go out as separate writes
-  impl->http.set_read_timeout(5, 0);
-  impl->http.set_write_timeout(5, 0);
   store::HttpLimits limits;
   limits.max_body_bytes = impl->options.max_body_bytes;
   limits.max_batch_tasks = impl->options.max_batch_tasks;
-  impl->auth = std::make_unique<store::Authenticator>(store::AuthOptions{impl->options.auth_basic, impl->options.auth_token});
-  store::install_routes(impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
-  store::install_dashboard(impl->http, *impl->db, *impl->pool);
-  store::install_event_stream(impl->http, impl->hub, *impl->pool, impl->stopping);
-  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which lets a second store
-  // bind the same port and silently split the requests between two clusters.
-  impl->http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  if (!impl->http.bind_to_port(impl->host.c_str(), impl->port))
-    return Status(Code::kIo, "cannot listen on http://" + impl->options.http + ": " +
-                                 bind_failure(impl->host, impl->port));
+  impl->auth = std::make_unique<store::Authenticator>(std::move(credentials.value()), impl->http->routes(),
+                                                      impl->options.auth_max_failures,
+                                                      std::chrono::seconds(impl->options.auth_lockout_s));
+  store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
+  store::install_dashboard(*impl->http, *impl->db, *impl->pool);
+  store::install_event_stream(*impl->http, impl->hub, *impl->pool, impl->stopping, impl->options.max_streams);
+  if (Status s = impl->http->routes().complete(); !s) return s;
+  spdlog::info("store http limits max_connections={} max_connections_per_client={} open_files={} http_threads={} "
+               "max_streams={} request_timeout_s={} idle_timeout_s={} max_body_bytes={}",
+               http.max_connections, http.max_connections_per_client, open_files, http.request_threads,
+               http.max_streams, impl->options.request_timeout_s, impl->options.idle_timeout_s,
+               http.framing.max_body_bytes);
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
 Status Store::run() {
   Impl& s = *impl_;
-  spdlog::info("store listening http=http://{} router={} events={} data={} auth={}", s.options.http, s.options.router,
-               s.options.events, s.options.data_dir,
-               !s.options.auth_basic.empty() ? (s.options.auth_token.empty() ? "basic" : "basic+token")
-               : !s.options.auth_token.empty() ? "token" : "off");
+  spdlog::info("store listening http={}://{} router={} events={} data={} auth=\"{}\"", s.tls ? "https" : "http",
+               s.http->bound(), s.options.router, s.options.events, s.options.data_dir, s.auth->summary());
   std::thread follower([&] { s.follower->run(s.stopping); });
-  std::thread http([&] { s.http.listen_after_bind(); });
+  std::thread http([&] { s.http->run(); });
   while (!s.stopping.load()) {
     zmq::pollitem_t none{nullptr, -1, 0, 0};
     wire::poll(&none, 0, std::chrono::milliseconds(100));  // stop() is a flag: look every 100 ms
   }
-  s.http.stop();
+  s.http->stop();
   http.join();
   follower.join();
   spdlog::info("store stopped");

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -28,16 +29,32 @@ struct StoreOptions {
   size_t max_body_bytes = 32u << 20;  // larger request bodies are refused with 413
   size_t max_batch_tasks = 100000;    // larger batches are refused with 413
   uint32_t router_timeout_ms = 5000;  // a router silent this long makes a request 503
-  // Authentication of the dashboard and the API (not /healthz, /readyz): HTTP basic
-  // ("user:password") and/or a bearer token (header, or the dashboard's cookie). Off by default
-  // on a loopback address; binding elsewhere needs one of them, or auth_disabled.
-  std::string auth_basic;
-  std::string auth_token;
+  // Authentication of the dashboard and the API (not /healthz, /readyz), each credential with
+  // a role (read, submit, admin; admin when not given): HTTP basic users
+  // ("user:password[:role]"), bearer tokens ("[role:]token", header or the dashboard's cookie),
+  // and a TOML file of both. Off by default on a loopback address; binding elsewhere needs one
+  // of them, or auth_disabled. Failed attempts: auth_max_failures within auth_lockout_s lock
+  // the client out for auth_lockout_s (429).
+  std::vector<std::string> auth_basic;
+  std::vector<std::string> auth_token;
+  std::string auth_file;
   bool auth_disabled = false;
   // CURVE towards the router (common/curve.h): the store's key has the role "store" in the
   // router's allow-list. A router off loopback needs it, unless insecure_plaintext.
   curve::ClientKeys curve;
   bool insecure_plaintext = false;
+  uint32_t auth_max_failures = 10;
+  uint32_t auth_lockout_s = 60;
+  // HTTPS: PEM certificate (chain) and private key; both or neither.
+  std::string tls_cert;
+  std::string tls_key;
+  // HTTP under load and abuse (docs/SECURITY.md).
+  uint32_t http_threads = 32;                // request threads; event streams have their own
+  uint32_t max_streams = 256;                // event streams at once (503 beyond)
+  uint32_t max_connections = 0;              // 0: the open-file limit less a reserve
+  uint32_t max_connections_per_client = 1024;  // per IPv4 address / IPv6 /64
+  double request_timeout_s = 30;             // a request whole (head and body) from its first byte; an answer delivered
+  double idle_timeout_s = 60;                // a connection silent before or between requests
 };
 
 class Store {

@@ -1,3 +1,5 @@
+# The HTTP server's decisions that need no socket (framing, loopback, lockouts, the route table).
+zbatch_add_test(store_http_test SOURCES store_http_test.cc LIBS zbatch_store)
 # HTTP tests in Python (Debian's python3 with python3-requests), against real processes.
 foreach(t seed_examples_test http_hostile_test store_faults_test events_sse_test revoke_retry_test
           semantics_http_test auth_test signals_test strict_input_test netns_test hostile_text_test)
@@ -13,3 +15,16 @@ set_tests_properties(kinds_test PROPERTIES TIMEOUT 400)
 add_test(NAME dashboard_browser_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)
 set_tests_properties(dashboard_browser_test PROPERTIES TIMEOUT 300)
+# HTTP that holds under abuse, and authentication that cannot be sidestepped: every route with
+# every role, the loopback decision and failed logins, HTTPS (openssl, curl), the server's
+# limits, and 200 slowloris + 10,000 idle connections beside legitimate requests.
+foreach(t role_matrix_test auth_hardening_test tls_test http_limits_test http_abuse_test)
+  add_test(NAME ${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/${t}.py $<TARGET_FILE:zbatch>)
+  set_tests_properties(${t} PROPERTIES TIMEOUT 300)
+endforeach()
+# The dashboard with a read-only token in chromium: views work, actions are refused and say so.
+# After the dashboard's own browser test, which installs playwright-core on first use.
+add_test(NAME dashboard_read_only_test
+         COMMAND env ZBATCH_BROWSER_TEST=read_only_test.mjs bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh
+                 $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)
+set_tests_properties(dashboard_read_only_test PROPERTIES TIMEOUT 300 DEPENDS dashboard_browser_test)

@@ -26,6 +26,7 @@ async function api(path, options = {}) {
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
   if (res.status === 401) { showLogin(); throw new HttpError(401, "authentication required"); }
+  if (res.status === 403) showForbidden(body?.error?.message || "forbidden");
   if (!res.ok) throw new HttpError(res.status, body?.error?.message || res.statusText);
   return body;
 }
@@ -37,6 +38,14 @@ function toast(message) {
   t.hidden = false;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { t.hidden = true; }, 3000);
+}
+
+// A credential with a smaller role (read, submit) sees every page; an action beyond its role
+// is refused with 403, and the page keeps saying so.
+function showForbidden(message) {
+  const notice = $("#forbidden");
+  notice.textContent = `Not allowed with this credential: ${message}`;
+  notice.hidden = false;
 }
 
 // Bearer-token deployments: the token goes in a cookie so the event stream carries it too.

@@ -13,4 +13,5 @@ if [[ ! -x /usr/bin/chromium ]]; then
   exit 1
 fi
 [[ -n "${3:-}" ]] && mkdir -p "$3"
-exec node "$here/dashboard_test.mjs" "$1" "$npm_dir/node_modules" "${3:-}"
+# ZBATCH_BROWSER_TEST picks another test of this folder (read_only_test.mjs).
+exec node "$here/${ZBATCH_BROWSER_TEST:-dashboard_test.mjs}" "$1" "$npm_dir/node_modules" "${3:-}"

@@ -73,10 +73,6 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # Examples known to fail because of a product bug: (file, first line of the block) -> the bug.
 # The runner asserts that each still fails, so a fix shows up here as a test to update.
 EXPECTED_FAILURES = {
-    ("docs/EXECUTION.md", "# a task for an hour from now, sent twice with one key"):
-        "a repeat of an HTTP submission with a countdown and its idempotency key answers 409 conflict instead of "
-        "the first submission's ids: the store turns the countdown into an eta from its own clock "
-        "(store/task_request.cc, read_scheduling), so each repeat has another fingerprint",
 }
 
 

@@ -59,6 +59,7 @@ NOT_JSON = object()  # a request body sent as raw text, or no body at all
 
 # Documented statuses no request of this test can cause, with the reason.
 NOT_PROVOKED = {
+    "403": "role_matrix_test calls every operation with every role and checks each 403",
     "500": "an internal failure of the store or the router has no request that causes it",
     "504": "the router would have to answer later than the store's deadline yet not fail",
     "507": "the router's LMDB map would have to be at its maximum size",
