@@ -42,18 +42,22 @@ class Cluster:
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.procs = {}
         self.env = dict(os.environ, **(env or {}))
-        if split:
-            self.start("router", ["router", "--data", self.path("data"), "--frontend", self.frontend,
-                                  "--backend", self.backend, "--events", self.events, *router_args])
-            for i in range(workers):
-                self.start(f"worker{i}", ["worker", "--router", self.backend, "-c", "2",
-                                          "--hostname", f"w{i}@test"])
-            self.start_store()
-        else:
-            self.start("up", ["up", "--data", self.path("data"), "--http", f"127.0.0.1:{self.http_port}",
-                              "--frontend", self.frontend, "--backend", self.backend, "--events", self.events,
-                              "-c", "2", *up_args])
-        self.wait_ready()
+        try:
+            if split:
+                self.start("router", ["router", "--data", self.path("data"), "--frontend", self.frontend,
+                                      "--backend", self.backend, "--events", self.events, *router_args])
+                for i in range(workers):
+                    self.start(f"worker{i}", ["worker", "--router", self.backend, "-c", "2",
+                                              "--hostname", f"w{i}@test"])
+                self.start_store()
+            else:
+                self.start("up", ["up", "--data", self.path("data"), "--http", f"127.0.0.1:{self.http_port}",
+                                  "--frontend", self.frontend, "--backend", self.backend, "--events", self.events,
+                                  "-c", "2", *up_args])
+            self.wait_ready()
+        except BaseException:
+            self.close()  # nothing it started outlives a failed start
+            raise
 
     def path(self, name):
         return os.path.join(self.dir.name, name)

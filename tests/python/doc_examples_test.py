@@ -35,7 +35,8 @@ The runner changes host and port only:
 
 Each file gets its own cluster, in its own temporary folder. A command that starts a server
 (`zbatch up`, `router`, `worker`, `store`) runs in the background until the file ends, and the
-runner waits until it is ready; `zbatch up` and `zbatch router` first stop whatever runs (a
+runner waits until it is ready (a router or worker given `--curve-secret`: until its log says
+it is listening or connected, since the runner holds no key it admits); `zbatch up` and `zbatch router` first stop whatever runs (a
 reader stops `make run` before starting another). Any other example that finds nothing
 running gets the runner's own `zbatch up` (README's "with `make run` running"). At the end of
 the file every server is stopped with SIGTERM and must exit 0.
@@ -270,9 +271,19 @@ class FileRun:
         def flag(option, fallback):
             return words[words.index(option) + 1] if option in words[:-1] else fallback
 
+        def logged(line):
+            with open(log, errors="replace") as f:
+                return line in f.read()
+
+        keyed = "--curve-secret" in words  # the runner's ping has no key such a cluster admits
+
         def ready():
             if proc.poll() is not None:
                 raise AssertionError(f"{where}: `{command}` exited with {proc.returncode}\n{self.logs()}")
+            if keyed and name == "router":
+                return logged("router listening")
+            if keyed and name == "worker":
+                return logged("worker connected")
             if name in ("up", "store"):
                 port = flag("--http", self.env["ZBATCH_HTTP"]).rsplit(":", 1)[1]
                 return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200

@@ -23,6 +23,7 @@ class HostileText(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="zbatch-text-")
+        cls.addClassCleanup(cls.tmp.cleanup)
         config = os.path.join(cls.tmp.name, "zbatch.toml")
         with open(config, "w") as f:
             f.write(textwrap.dedent("""
@@ -35,17 +36,13 @@ class HostileText(unittest.TestCase):
                 argv = ["/bin/sh", "-c", "printf '{\\"text\\": \\"\\\\377\\"}'"]
             """))
         cls.cluster = Cluster(BINARY, up_args=["--config", config])
+        cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url
         # A second worker whose name itself is not UTF-8.
         cls.cluster.start("odd-worker", ["worker", "--router", cls.cluster.backend, "-c", "1",
                                          "--hostname", b"odd\xff@test".decode("utf-8", "surrogateescape")])
         wait_until(lambda: len(requests.get(f"{cls.url}/api/v1/inspect/stats", timeout=5).json()["workers"]) == 2,
                    20, "both workers registered\n" + cls.cluster.logs())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-        cls.tmp.cleanup()
 
     def cli(self, *args):
         env = dict(os.environ, ZBATCH_ROUTER=self.cluster.frontend)

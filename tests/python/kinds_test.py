@@ -125,6 +125,7 @@ class Kinds(unittest.TestCase):
         with open(path, "w") as f:
             f.write(config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path])
+        cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url
         # Test and MCP tasks are accepted once a worker announces their profile or server.
         wait_until(lambda: any("everything" in w.get("mcp_servers", []) for w in requests.get(

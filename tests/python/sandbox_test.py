@@ -200,6 +200,7 @@ class Sandbox(unittest.TestCase):
         with open(path, "w") as f:
             f.write(config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path], env={"TMPDIR": cls.tmpdir})
+        cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url
         wait_until(lambda: any("spinner" in w.get("mcp_servers", []) for w in requests.get(
             f"{cls.url}/api/v1/inspect/registered", timeout=5).json()["workers"]), 20, "the worker registered")

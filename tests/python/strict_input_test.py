@@ -135,6 +135,7 @@ class StrictInput(unittest.TestCase):
         with open(path, "w") as f:
             f.write(config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path])
+        cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url
         # Submissions of test and MCP tasks are checked against what online workers announce.
         wait_until(lambda: any("unit" in w.get("test_profiles", []) for w in requests.get(
