@@ -573,7 +573,8 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     out << "# HELP zbatch_router_up Whether the router answered this scrape.\n# TYPE zbatch_router_up gauge\n"
         << "zbatch_router_up " << (queues && stats ? 1 : 0) << "\n";
     if (queues) {
-      const json q = json::parse(*queues, nullptr, false);
+      json q = json::parse(*queues, nullptr, false);
+      if (!q.is_object() || !q.contains("queues") || !q["queues"].is_array()) q = json{{"queues", json::array()}};
       out << "# HELP zbatch_queue_depth Tasks ready to run.\n# TYPE zbatch_queue_depth gauge\n";
       for (const auto& e : q["queues"]) out << "zbatch_queue_depth{queue=\"" << e["name"].get<std::string>() << "\"} " << e["depth"] << "\n";
       out << "# HELP zbatch_queue_running Tasks running.\n# TYPE zbatch_queue_running gauge\n";
@@ -583,7 +584,30 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     }
     if (stats) {
       const json s = json::parse(*stats, nullptr, false);
-      out << "# HELP zbatch_workers Workers online.\n# TYPE zbatch_workers gauge\nzbatch_workers " << s["workers"].size() << "\n";
+      const json none = json::object();
+      const json& workers = s.is_object() && s.contains("workers") ? s["workers"] : none;
+      const json& router = s.is_object() && s.contains("router") && s["router"].is_object() ? s["router"] : none;
+      auto count = [](const json& j, const char* key) {
+        return j.contains(key) && j[key].is_number_unsigned() ? j[key].get<uint64_t>() : uint64_t{0};
+      };
+      out << "# HELP zbatch_workers Workers online.\n# TYPE zbatch_workers gauge\nzbatch_workers "
+          << (workers.is_array() ? workers.size() : 0) << "\n";
+      out << "# HELP zbatch_router_storage_full Whether the router refuses submissions for want of space.\n"
+             "# TYPE zbatch_router_storage_full gauge\nzbatch_router_storage_full "
+          << (router.contains("storage_full") && router["storage_full"] == true ? 1 : 0) << "\n";
+      out << "# HELP zbatch_router_bad_frames_total Messages the router could not decode.\n"
+             "# TYPE zbatch_router_bad_frames_total counter\nzbatch_router_bad_frames_total "
+          << count(router, "bad_frames") << "\n";
+      out << "# HELP zbatch_router_late_requests_total Requests refused for arriving after their deadline.\n"
+             "# TYPE zbatch_router_late_requests_total counter\nzbatch_router_late_requests_total "
+          << count(router, "late_requests") << "\n";
+      // docs/SECURITY.md: what the router refused on its ZeroMQ sockets, by reason.
+      const json& refused = router.contains("refused") && router["refused"].is_object() ? router["refused"] : none;
+      out << "# HELP zbatch_router_refused_total Messages and connections the router refused, by reason.\n"
+             "# TYPE zbatch_router_refused_total counter\n";
+      for (const char* reason : {"unknown_keys", "forbidden", "foreign_results", "foreign_claims", "foreign_started",
+                                 "bad_counts"})
+        out << "zbatch_router_refused_total{reason=\"" << reason << "\"} " << count(refused, reason) << "\n";
     }
     res.set_content(out.str(), "text/plain; version=0.0.4");
   });

@@ -133,6 +133,17 @@ class TwoHosts(unittest.TestCase):
         plain = self.run_in(self.ns_worker, ["ping", "--router", fe, "--timeout", "1", "--insecure-plaintext"])
         self.assertEqual(plain.returncode, 3, plain.stderr)
         self.assertIn(f"key={self.pub_stranger}", self.log("router"))
+        # The refusals are counted where operators look: /metrics, in the exposition format.
+        def refused_keys():
+            text = sh("ip", "netns", "exec", self.ns_worker, "curl", "-sf", "http://127.0.0.1:8000/metrics").stdout
+            for line in text.splitlines():
+                if line.startswith('zbatch_router_refused_total{reason="unknown_keys"} '):
+                    return int(line.split()[-1]), text
+            return 0, text
+        wait_for(lambda: refused_keys()[0] >= 2, 10, "the refused handshakes (a stranger, a worker key) counted in /metrics")
+        checked = subprocess.run(["promtool", "check", "metrics"], input=refused_keys()[1], text=True,
+                                 capture_output=True, timeout=30)
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
         for p in (store, worker, router):
             self.stop(p)
 

@@ -332,7 +332,7 @@ class OpenApiRoutes(unittest.TestCase):
 
     # --- the tour -----------------------------------------------------------------------------
     def test_every_documented_operation_answers_as_documented(self):
-        cluster = Cluster(BINARY, up_args=["--auth-basic", ":".join(BASIC), "--auth-token", TOKEN])
+        cluster = Cluster(BINARY, up_args=["--auth-basic", ":".join(BASIC), "--auth-token", TOKEN, "--max-streams", "8"])
         try:
             api = Api(self, cluster, {"Authorization": f"Bearer {TOKEN}"})
             self.unauthenticated(cluster)
@@ -627,7 +627,7 @@ class OpenApiRoutes(unittest.TestCase):
                          "worker-online", "queue-purged"} <= types, types)
         api.call("GET", "/api/v1/events", headers={"Last-Event-ID": "abc"}, stream=True, expect=400)
         api.call("GET", "/api/v1/events", params={"group": "not-an-id"}, stream=True, expect=400)
-        # At most 8 streams at once: the ninth is refused. (The server notices a closed stream
+        # At most --max-streams (8 here) at once: the ninth is refused. (The server notices a closed stream
         # only at its next write, so the first ones may wait for the stream above to go.)
         streams = []
 
@@ -650,6 +650,11 @@ class OpenApiRoutes(unittest.TestCase):
                 r = api.call("GET", path, expect=200)
                 if path == "/metrics":
                     self.assertIn("zbatch_tasks_total", r.text)
+                    self.assertIn('zbatch_router_refused_total{reason="forbidden"} ', r.text)
+                    # Prometheus's own linter reads it as a scraper would.
+                    checked = subprocess.run(["promtool", "check", "metrics"], input=r.text, text=True,
+                                             capture_output=True, timeout=30)
+                    self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
 
     def bodies_refused_before_reading(self, api):
         # Every POST: a body above the limit (413) and a chunked body (400) are refused from
