@@ -13,6 +13,7 @@ store's counters equal the router's. Each scenario prints its figures."""
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import requests
 from cluster import Cluster, wait_until
 
 BINARY = sys.argv.pop(1)
+SUBNET = f"10.232.{os.getpid() % 200 + 20}"
 SEED = int(os.environ.get("ZBATCH_CAMPAIGN_SEED", str(int(time.time()))))
 
 # The handler: one line in, one line out; each attempt is appended to MARKS before it answers.
@@ -39,6 +41,21 @@ for line in sys.stdin:
     sys.stdout.write(json.dumps({"result": {"n": task["payload"]}}) + "\n")
     sys.stdout.flush()
 '''
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=check)
+
+
+def why_no_namespaces():
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return "needs root and iproute2 (ip netns)"
+    probe = f"zbcprobe{os.getpid()}"
+    r = sh("ip", "netns", "add", probe, check=False)
+    if r.returncode != 0:
+        return "ip netns add failed: " + r.stderr.strip()
+    sh("ip", "netns", "del", probe, check=False)
+    return None
 
 
 class Campaign:
@@ -209,6 +226,63 @@ class FaultCampaign(unittest.TestCase):
         groups = c.wait_done(list(acknowledged), 120)
         once, again = c.check(acknowledged, groups, 0)
         print(f"\nseed {SEED}: 3 groups of 3,000 with a router kill inside each submission: "
+              f"ran once {once}, more than once {again}", file=sys.stderr)
+
+    @unittest.skipIf(why_no_namespaces(), f"network namespaces unavailable: {why_no_namespaces()}")
+    def test_a_worker_host_partitioned_for_ten_seconds(self):
+        """A worker on another host (a network namespace behind a veth pair) loses its link for
+        10 s while it holds tasks: the router declares it lost and requeues them, the other
+        worker runs them, and when the link returns the worker comes back; nothing is lost."""
+        c = self.campaign
+        tag = str(os.getpid())
+        ns, host_dev, ns_dev = f"zbc{tag}", f"zbch{tag}", f"zbcn{tag}"
+        host_ip, ns_ip = f"{SUBNET}.1", f"{SUBNET}.2"
+        self.addCleanup(sh, "ip", "link", "del", host_dev, check=False)
+        self.addCleanup(sh, "ip", "netns", "del", ns, check=False)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev)
+        sh("ip", "link", "set", ns_dev, "netns", ns)
+        sh("ip", "addr", "add", f"{host_ip}/24", "dev", host_dev)
+        sh("ip", "link", "set", host_dev, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ns_ip}/24", "dev", ns_dev)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_dev, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        # The router also listens for workers on the link's address (plaintext, chosen).
+        cl = c.cluster
+        port = cl.backend.rsplit(":", 1)[1]
+        cl.kill("router")
+        cl.start("router", ["router", "--data", cl.path("data"), "--frontend", cl.frontend,
+                            "--backend", f"{cl.backend},tcp://{host_ip}:{port}", "--events", cl.events,
+                            "--heartbeat-ms", "250", "--insecure-plaintext"])
+        cl.kill("worker1")  # the remote worker takes its place
+        log = open(cl.path("remote.log"), "ab")
+        remote = subprocess.Popen(["ip", "netns", "exec", ns, BINARY, "worker", "--router", f"tcp://{host_ip}:{port}",
+                                   "-c", str(c.concurrency), "--heartbeat-ms", "250", "--hostname", "remote@campaign",
+                                   "--config", c.config, "--insecure-plaintext"], stdout=log, stderr=log,
+                                  stdin=subprocess.DEVNULL)
+        log.close()
+        self.addCleanup(lambda: remote.poll() is None and (remote.kill(), remote.wait(timeout=10)))
+
+        def names():
+            try:
+                return {w["name"] for w in requests.get(f"{cl.url}/api/v1/inspect/stats", timeout=5).json()["workers"]}
+            except (requests.RequestException, KeyError, ValueError):
+                return set()
+        wait_until(lambda: "remote@campaign" in names(), 30, "the remote worker online\n" + cl.logs())
+
+        gid, ids = c.submit_group(20000, f"partition-{SEED}")
+        wait_until(lambda: (c.group(gid) or {}).get("completed", 0) > 2000, 60, "the group under way")
+        sh("ip", "link", "set", host_dev, "down")
+        cut = time.monotonic()
+        wait_until(lambda: "remote@campaign" not in names(), 10, "the router noticing the partition")
+        noticed = time.monotonic() - cut
+        wait_until(lambda: time.monotonic() - cut >= 10, 11, "ten seconds of partition")
+        sh("ip", "link", "set", host_dev, "up")
+        wait_until(lambda: "remote@campaign" in names(), 30, "the remote worker back after the partition")
+        groups = c.wait_done([gid], 180)
+        once, again = c.check({gid: ids}, groups, 4 * c.concurrency)
+        self.assertIsNone(remote.poll(), "the remote worker kept running through the partition")
+        print(f"\nseed {SEED}: 20,000 tasks, a worker host cut off for 10 s (noticed after {noticed:.1f} s): "
               f"ran once {once}, more than once {again}", file=sys.stderr)
 
 

@@ -50,6 +50,7 @@ class TwoHosts(unittest.TestCase):
         cls.ns_router, cls.ns_worker = f"zbr{tag}", f"zbw{tag}"
         cls.dir = tempfile.TemporaryDirectory(prefix="zbatch-netns-")
         cls.procs = []
+        cls.addClassCleanup(cls.cleanup)  # also when the rest of setUpClass fails
         sh("ip", "netns", "add", cls.ns_router)
         sh("ip", "netns", "add", cls.ns_worker)
         sh("ip", "link", "add", f"vr{tag}", "type", "veth", "peer", "name", f"vw{tag}")
@@ -66,7 +67,7 @@ class TwoHosts(unittest.TestCase):
             f.write(f"worker {cls.pub_w1} w1\nstore {cls.pub_store} store\nadmin {cls.pub_ops} ops\n")
 
     @classmethod
-    def tearDownClass(cls):
+    def cleanup(cls):
         for p in cls.procs:
             if p.poll() is None:
                 p.kill()
