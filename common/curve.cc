@@ -63,7 +63,9 @@ std::string zpl_value(const std::string& text, const std::string& name) {
   return {};
 }
 
-bool loopback(const sockaddr* sa) {
+}  // namespace
+
+bool is_loopback(const sockaddr* sa) {
   if (sa->sa_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
     return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
@@ -75,8 +77,6 @@ bool loopback(const sockaddr* sa) {
   }
   return false;
 }
-
-}  // namespace
 
 std::string_view role_name(Role role) {
   switch (role) {
@@ -210,7 +210,7 @@ bool is_local_endpoint(const std::string& endpoint) {
   addrinfo* found = nullptr;
   if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found) return false;
   bool all = true;
-  for (addrinfo* a = found; a; a = a->ai_next) all = all && loopback(a->ai_addr);
+  for (addrinfo* a = found; a; a = a->ai_next) all = all && is_loopback(a->ai_addr);
   ::freeaddrinfo(found);
   return all;
 }

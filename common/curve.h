@@ -16,6 +16,8 @@
 // Off loopback every link needs CURVE; plaintext there is an explicit, logged opt-out.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -73,6 +75,11 @@ void apply_server(zmq::socket_t& socket, const KeyPair& server, std::string_view
 // The role of the peer that sent this frame (its User-Id, set by the router's ZAP handler);
 // nullopt for a peer that did not authenticate (plaintext, or inproc within the process).
 std::optional<Role> sender_role(const zmq::message_t& frame);
+
+// 127.0.0.0/8, ::1 and IPv4-mapped 127.x; not 0.0.0.0, ::, or anything else. The one
+// definition behind both trust rules: this one for ZeroMQ endpoints, and the HTTP store's
+// decision on the address it bound (store/net_address.h).
+bool is_loopback(const sockaddr* address);
 
 // True when every address a tcp:// endpoint names is a loopback address (resolved, for a
 // host name); ipc:// and inproc:// are local too. "*" and 0.0.0.0 are not loopback.

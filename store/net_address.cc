@@ -28,19 +28,6 @@ Result<HostPort> parse_host_port(const std::string& text) {
   return out;
 }
 
-bool is_loopback(const sockaddr* address) {
-  if (address->sa_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
-    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-  }
-  if (address->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
-    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return true;
-    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return in6->sin6_addr.s6_addr[12] == 127;
-  }
-  return false;
-}
-
 std::string address_text(const sockaddr* address) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (address->sa_family == AF_INET) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/curve.h"
 #include "common/status.h"
 
 namespace zb::store {
@@ -22,8 +23,8 @@ struct HostPort {
 // "HOST:PORT" or "[IPV6]:PORT".
 Result<HostPort> parse_host_port(const std::string& text);
 
-// 127.0.0.0/8, ::1 and IPv4-mapped 127.x; not 0.0.0.0, ::, or anything else.
-bool is_loopback(const sockaddr* address);
+// 127.0.0.0/8, ::1 and IPv4-mapped 127.x (common/curve.h: the ZeroMQ rule uses the same).
+using curve::is_loopback;
 // "127.0.0.1", "::1", "192.0.2.7" (IPv4-mapped IPv6 shown as IPv4); "" for other families.
 std::string address_text(const sockaddr* address);
 int address_port(const sockaddr* address);

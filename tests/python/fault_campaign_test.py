@@ -13,8 +13,6 @@ store's counters equal the router's. Each scenario prints its figures."""
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ import unittest
 import requests
 
 from cluster import Cluster, wait_until
+from netns import sh, why_no_namespaces
 
 BINARY = sys.argv.pop(1)
 SUBNET = f"10.232.{os.getpid() % 200 + 20}"
@@ -41,21 +40,6 @@ for line in sys.stdin:
     sys.stdout.write(json.dumps({"result": {"n": task["payload"]}}) + "\n")
     sys.stdout.flush()
 '''
-
-
-def sh(*args, check=True):
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=check)
-
-
-def why_no_namespaces():
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        return "needs root and iproute2 (ip netns)"
-    probe = f"zbcprobe{os.getpid()}"
-    r = sh("ip", "netns", "add", probe, check=False)
-    if r.returncode != 0:
-        return "ip netns add failed: " + r.stderr.strip()
-    sh("ip", "netns", "del", probe, check=False)
-    return None
 
 
 class Campaign:

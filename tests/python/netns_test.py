@@ -3,34 +3,20 @@ them, and the trust rules off loopback (unknown keys refused, plaintext refused 
 out). Skipped, saying why, where namespaces cannot be made (not root, no iproute2).
 """
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+from netns import sh, why_no_namespaces
+
 BINARY = None
 SUBNET = f"10.231.{os.getpid() % 200 + 20}"
 ROUTER_IP, WORKER_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 
 
-def sh(*args, check=True, timeout=30):
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=check)
-
-
-def can_make_namespaces():
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        return "needs root and iproute2 (ip netns)"
-    probe = f"zbprobe{os.getpid()}"
-    r = sh("ip", "netns", "add", probe, check=False)
-    if r.returncode != 0:
-        return "ip netns add failed: " + r.stderr.strip()
-    sh("ip", "netns", "del", probe, check=False)
-    return None
-
-
-WHY_NOT = can_make_namespaces()
+WHY_NOT = why_no_namespaces()
 
 
 def wait_for(predicate, timeout, what):
