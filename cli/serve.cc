@@ -82,6 +82,7 @@ struct RouterFlags {
   int events_hwm = 100000;
   uint64_t result_ttl_s = 86400;
   uint64_t event_retention = 1'000'000;
+  uint64_t min_free_mb = 64;
   RouterCurveFlags curve;
   std::string config;
 };
@@ -108,6 +109,11 @@ void add_router_flags(CLI::App* cmd, RouterFlags& f) {
                   "Events kept in the router's log beyond what the store confirmed (default 1000000)")
       ->check(CLI::Range(uint64_t{1000}, uint64_t{1} << 40))
       ->envname("ZBATCH_EVENT_RETENTION");
+  cmd->add_option("--min-free-mb", f.min_free_mb,
+                  "MiB the data folder's filesystem keeps free: below it new tasks are refused (507 storage_full) "
+                  "while results, status and control go on (default 64; 0 = only after a write failed)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30))
+      ->envname("ZBATCH_MIN_FREE_MB");
   cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
@@ -125,6 +131,7 @@ RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, 
   o.events_hwm = f.events_hwm;
   o.result_ttl_ms = f.result_ttl_s * 1000;
   o.event_retention = f.event_retention;
+  o.min_free_bytes = f.min_free_mb << 20;
   o.queues = std::move(queues);
   o.curve_secret_file = f.curve.secret_file;
   o.curve_allow_file = f.curve.allow_file;

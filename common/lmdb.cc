@@ -11,7 +11,9 @@ namespace zb::lmdb {
 
 Status from_rc(int rc, std::string_view what) {
   if (rc == MDB_SUCCESS) return Status::ok();
-  Code code = rc == MDB_MAP_FULL ? Code::kStorageFull : Code::kIo;
+  // No room: the map (MDB_MAP_FULL) or the filesystem under it (ENOSPC, EDQUOT). LMDB reports
+  // a short write as EIO, which a full filesystem also causes; that stays kIo.
+  Code code = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? Code::kStorageFull : Code::kIo;
   return Status(code, std::string(what) + ": " + mdb_strerror(rc));
 }
 
@@ -26,6 +28,10 @@ Result<Env> Env::open(const std::string& dir, const EnvOptions& options) {
   // An existing file larger than map_bytes keeps its size: LMDB adopts the larger one.
   if (int rc = mdb_env_set_mapsize(env, options.map_bytes)) return from_rc(rc, "mdb_env_set_mapsize");
   if (int rc = mdb_env_set_maxreaders(env, 126)) return from_rc(rc, "mdb_env_set_maxreaders");
+  // Not MDB_WRITEMAP: LMDB then writes pages with pwrite(), so a full filesystem is an error
+  // (ENOSPC or EIO) from mdb_txn_commit that aborts the transaction and leaves the file as it
+  // was. With a writable map, a page of a sparse file that the filesystem cannot back is a
+  // SIGBUS that kills the process.
   unsigned flags = MDB_NOTLS;
   if (!options.sync) flags |= MDB_NOSYNC;
   if (int rc = mdb_env_open(env, dir.c_str(), flags, 0644))

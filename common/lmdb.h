@@ -4,8 +4,10 @@
 // process), any number of read transactions, one write transaction at a time. Values returned
 // as string_view point into the map and are valid only until the transaction ends.
 //
-// Errors are Status values; MDB_MAP_FULL is Code::kStorageFull so the caller can grow the map
-// (Env::grow) or refuse new work.
+// Errors are Status values; MDB_MAP_FULL, ENOSPC and EDQUOT are Code::kStorageFull so the
+// caller can grow the map (Env::grow) or refuse new work. A failed commit leaves the database
+// as it was before the transaction (the environment stays usable); pages are written with
+// pwrite(), never through a writable map, so a full filesystem is an error, not a SIGBUS.
 #pragma once
 
 #include <cstdint>

@@ -119,6 +119,9 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                          {"db_used_bytes", ledger->env().used_bytes()},
                          {"db_map_bytes", ledger->env().map_bytes()},
                          {"storage_full", storage_full},
+                         {"storage_free_bytes", storage.free_bytes},
+                         {"storage_reserve_bytes", storage.reserve_bytes},
+                         {"storage_failed_commits", storage.failed_commits},
                          {"durability", options.fsync ? "fsync" : "nosync"}};
     return json_text(json{{"router", router_stats}, {"workers", ws}});
   }

@@ -94,8 +94,7 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
                                                      " ms after its deadline: not accepted, nothing runs"));
     }
   }
-  if (storage_full)
-    return reply_error(rid, submit.corr, Status(Code::kStorageFull, "storage full: the router's LMDB map is at its maximum size"));
+  if (storage_full) return reply_error(rid, submit.corr, Status(Code::kStorageFull, storage.refusal));
   if (submit.tasks.size() > kMaxTasksPerSubmit)
     return reply_error(rid, submit.corr, Status(Code::kTooLarge, "a submission holds at most " +
                                                     std::to_string(kMaxTasksPerSubmit) + " tasks, got " +
@@ -283,6 +282,7 @@ void Router::Impl::task_finished(const Id& task) {
       if (rec && rec->has_value()) info.tasks.push_back(std::move(**rec));
     }
     outbox.push_back({false, w->second.routing_id, std::move(info)});
+    answered_waiters.push_back(std::move(w->second));
     waiters.erase(w);
   }
 }
@@ -301,6 +301,7 @@ void Router::Impl::expire_waiters(uint64_t now) {
       for (auto w = b; w != e;) w = w->second == it->first ? waiters_by_task.erase(w) : std::next(w);
     }
     outbox.push_back({false, it->second.routing_id, std::move(info)});
+    answered_waiters.push_back(std::move(it->second));
     it = waiters.erase(it);
   }
 }

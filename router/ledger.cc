@@ -91,6 +91,11 @@ Status Ledger::commit() {
 
 void Ledger::abort() { txn_.reset(); }
 
+Status Ledger::reload_meta() {
+  abort();
+  return load_meta();
+}
+
 template <typename T>
 static Status put_packed(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view key, const T& value,
                          msgpack::sbuffer& buffer) {

@@ -60,10 +60,13 @@ class Ledger {
   const Meta& meta() const { return meta_; }
   Meta& meta() { return meta_; }
 
-  // The turn's write transaction: begin, many operations, commit (persisting meta).
+  // The turn's write transaction: begin, many operations, commit (persisting meta). A failed
+  // commit leaves LMDB as it was before begin(); meta() then still holds the turn's changes
+  // until reload_meta() reads it back from the database.
   Status begin();
   Status commit();
   void abort();
+  Status reload_meta();
   bool in_turn() const { return txn_.has_value(); }
 
   Result<std::optional<proto::TaskRecord>> get_task(const Id& id);

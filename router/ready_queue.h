@@ -35,6 +35,7 @@ class ReadyQueue {
   std::vector<std::pair<uint64_t, Id>> peek(size_t limit) const;
   // Removes and returns every entry.
   std::vector<std::pair<uint64_t, Id>> take_all();
+  void clear() { entries_.clear(); }
 
  private:
   std::map<uint64_t, Id> entries_;

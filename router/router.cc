@@ -21,9 +21,6 @@ namespace {
 // Messages taken from one socket in one turn: enough to amortise the commit, small enough
 // that the other socket is not starved.
 constexpr int kMaxMessagesPerTurn = 4096;
-// Free space kept in the LMDB map before each turn, so a turn never hits MDB_MAP_FULL: a
-// quarter of the maximum map, at most 256 MiB (a turn writes far less).
-uint64_t turn_headroom_bytes(uint64_t max_map_bytes) { return std::min<uint64_t>(256ull << 20, max_map_bytes / 4); }
 constexpr uint64_t kHugzIntervalMs = 1000;
 constexpr uint64_t kHousekeepingMs = 1000;
 constexpr size_t kTrimPerSecond = 200000;
@@ -126,11 +123,11 @@ Status Router::Impl::open() {
   if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
     return Status(Code::kConflict, "data folder " + options.data_dir + " is in use by another router");
 
-  lmdb::EnvOptions env;
-  env.sync = options.fsync;
-  env.max_map_bytes = options.max_map_bytes;
-  env.map_bytes = std::min<uint64_t>(1ull << 30, options.max_map_bytes);
-  auto opened = router::Ledger::open(options.data_dir, env);
+  env_options.sync = options.fsync;
+  env_options.max_map_bytes = options.max_map_bytes;
+  env_options.map_bytes = std::min<uint64_t>(1ull << 30, options.max_map_bytes);
+  storage.reserve_bytes = options.min_free_bytes;
+  auto opened = router::Ledger::open(options.data_dir, env_options);
   if (!opened) return opened.status();
   ledger.emplace(std::move(opened.value()));
   if (Status s = recover(); !s) return s;
@@ -253,6 +250,7 @@ Status Router::Impl::run_loop() {
                                         {backend->handle(), 0, ZMQ_POLLIN, 0}};
   while (!stopping.load(std::memory_order_relaxed)) {
     const uint64_t now = now_steady_ms();
+    items[1].events = now >= storage.backend_resume_ms ? ZMQ_POLLIN : 0;
     try {
       wire::poll(items, std::chrono::milliseconds(poll_timeout_ms(now)));
     } catch (const zmq::error_t& e) {
@@ -270,15 +268,12 @@ Status Router::Impl::run_loop() {
 // One turn: read what is waiting, apply it in one write transaction, run the timers,
 // dispatch, commit, then send everything the turn produced.
 Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
-  if (Status s = ledger->env().ensure_free(turn_headroom_bytes(options.max_map_bytes)); !s) {
-    if (!storage_full) spdlog::error("router storage full: refusing new tasks ({})", s.message());
-    storage_full = true;
-  } else {
-    storage_full = false;
-  }
-  if (Status s = ledger->begin(); !s) return s;
+  check_storage(now_steady_ms());
   turn_status = Status::ok();
   dirty = false;
+  turn_start = {submitted_total, succeeded_total, failed_total};
+  answered_waiters.clear();
+  if (Status s = ledger->begin(); !s) return roll_back_turn(s);
 
   for (int i = 0; frontend_ready && i < kMaxMessagesPerTurn; ++i) {
     auto in = wire::recv(*frontend, true);
@@ -312,12 +307,10 @@ Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
   dispatch();
   write_groups();
 
-  if (!turn_status) {
-    ledger->abort();
-    return turn_status;
-  }
+  if (!turn_status) return roll_back_turn(turn_status);
   if (dirty || !turn_events.empty()) {
-    if (Status s = ledger->commit(); !s) return s;
+    if (Status s = ledger->commit(); !s) return roll_back_turn(s);
+    commit_succeeded();
   } else {
     ledger->abort();
   }

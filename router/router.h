@@ -16,6 +16,11 @@
 //   recorded. A worker silent for heartbeat_ms × liveness is dead; its tasks are requeued
 //   (attempt + 1). After a restart, in-flight tasks wait reclaim_grace_ms for their workers to
 //   re-claim them (Ready.running) before they are requeued.
+// - A full disk stops nothing: below options.min_free_bytes free (or after a commit failed
+//   for want of room) submissions are refused with storage_full; a turn whose commit fails is
+//   rolled back, its in-memory state rebuilt from LMDB, its results left unacknowledged (the
+//   workers send them again) and its requests answered storage_full. Submissions are accepted
+//   again by themselves once space returns.
 // - Dispatch by credit: a worker never holds more than Ready.capacity tasks.
 // - Queues: strict priority across the queues a worker serves, FIFO within a priority;
 //   ETA tasks wait in a timer heap. Group `parallel` caps how many tasks of a group run at once.
@@ -100,6 +105,10 @@ struct RouterOptions {
   uint64_t event_retention = 1'000'000;  // events kept beyond what the store confirmed
   int events_hwm = 100000;  // EVENT_BATCH messages queued per subscriber before the PUB drops
   uint64_t max_map_bytes = 64ull << 30;
+  // Free space the data folder's filesystem keeps: below it, submissions are refused with
+  // storage_full (507) while results, status and control go on. 0 = refuse only after a
+  // write failed.
+  uint64_t min_free_bytes = 64ull << 20;
   // Finished tasks (and their groups and idempotency keys) are deleted this long after they
   // finish; LMDB reuses the pages. 0 = keep forever.
   uint64_t result_ttl_ms = 86'400'000;

@@ -151,6 +151,29 @@ struct Outgoing {
   proto::Message message;
 };
 
+// The room the data folder has (storage.cc). Submissions are refused (storage_full) while
+// the map cannot grow, while the filesystem has less than the reserve free, and for a while
+// after a commit failed.
+struct Storage {
+  uint64_t reserve_bytes = 0;  // RouterOptions::min_free_bytes
+  uint64_t free_bytes = 0;     // free to unprivileged writers (statvfs f_bavail), last check
+  uint64_t next_check_ms = 0;  // steady clock
+  bool map_full = false;
+  bool disk_low = false;
+  // A commit failed: refused until free space grew by max(reserve, 1 MiB) from
+  // `failed_free_bytes` or `hold_until_ms` passed (then a probe; the hold doubles per failure).
+  bool write_failed = false;
+  uint64_t failed_free_bytes = 0;
+  uint64_t hold_until_ms = 0;
+  uint32_t consecutive_failures = 0;
+  uint64_t failed_commits = 0;  // turns rolled back, for inspect.stats
+  std::string failure;          // the error of the last failed commit
+  // After a rollback the backend is not read until then: workers re-register after the pause
+  // instead of meeting the same full disk at once.
+  uint64_t backend_resume_ms = 0;
+  std::string refusal;  // why submissions are refused now (empty: accepted)
+};
+
 }  // namespace router
 
 struct Router::Impl {
@@ -186,7 +209,13 @@ struct Router::Impl {
 
   // The turn.
   bool dirty = false;               // the write transaction has changes to commit
-  bool storage_full = false;        // refuse Submits: the map cannot grow
+  bool storage_full = false;        // refuse Submits (storage.refusal says why)
+  router::Storage storage;
+  // What a rolled-back turn must undo beyond LMDB: counters, and waiters it answered.
+  struct TurnStart {
+    uint64_t submitted = 0, succeeded = 0, failed = 0;
+  } turn_start;
+  std::vector<router::Waiter> answered_waiters;
   std::vector<router::Outgoing> outbox;
   std::vector<proto::Event> turn_events;
   std::vector<Id> dirty_groups;
@@ -212,6 +241,7 @@ struct Router::Impl {
   // router.cc
   Status open();
   Status recover();
+  lmdb::EnvOptions env_options;
   Status run_loop();
   Status turn(bool frontend_ready, bool backend_ready);
   void flush();
@@ -268,6 +298,15 @@ struct Router::Impl {
   // its group's `parallel` allowance (it was in a ready queue or leased).
   Status finish_revoked(proto::TaskRecord& rec, bool admitted, const std::string& reason);
   std::unordered_set<Id, IdHash> revoked_scheduled;  // revoked while in the ETA heap
+
+  // storage.cc
+  // Measures the folder's free space (at most every 100 ms) and the map; sets storage_full.
+  void check_storage(uint64_t now);
+  // A turn whose transaction failed: rolled back, the in-memory state rebuilt from what is on
+  // disk (as at a start), workers asked to register again, requests of the turn answered with
+  // storage_full. Not fatal unless the data folder cannot even be read back.
+  Status roll_back_turn(const Status& cause);
+  void commit_succeeded();
 
   // Shared helpers.
   void emit(proto::Event event);

@@ -1,2 +1,7 @@
 zbatch_add_test(router_test SOURCES router_test.cc
                 LIBS zbatch_router zbatch_client nlohmann_json::nlohmann_json)
+# A full disk on a small tmpfs (needs root; skipped otherwise): 507 storage_full, nothing
+# acknowledged lost, no exit, accepted again once space returns.
+add_test(NAME disk_full_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/disk_full_test.py
+         $<TARGET_FILE:zbatch>)
+set_tests_properties(disk_full_test PROPERTIES TIMEOUT 300)

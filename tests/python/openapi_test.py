@@ -62,7 +62,7 @@ NOT_PROVOKED = {
     "403": "role_matrix_test calls every operation with every role and checks each 403",
     "500": "an internal failure of the store or the router has no request that causes it",
     "504": "the router would have to answer later than the store's deadline yet not fail",
-    "507": "the router's LMDB map would have to be at its maximum size",
+    "507": "the router's data folder must be out of room: disk_full_test.py does it on a small filesystem",
 }
 NOT_PROVOKED_FOR = {
     ("retryTask", "422"): "the task's queue would have to vanish from the router's configuration",
