@@ -38,6 +38,13 @@ std::string chunk_key(const std::string& key, size_t chunk) {
   return chunk == 0 ? key : key + "#" + std::to_string(chunk);
 }
 
+template <typename T>
+Id hash_of(const T& value) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, value);
+  return Id::from_hash({buf.data(), buf.size()});
+}
+
 // Eager clients: a submission has run once its task ended, or waits for its ETA or for a
 // retry's backoff (as it would deployed: the router keeps it and runs it when due).
 bool settled(const proto::TaskRecord& r) {
@@ -172,7 +179,7 @@ Result<Id> Client::submit(const proto::TaskSpec& task) {
 Result<SubmitReceipt> Client::submit(const proto::TaskSpec& task, const std::string& idempotency_key) {
   const std::string key = idempotency_key.empty() ? Id::random().to_string() : idempotency_key;
   const uint64_t corr = impl_->next_corr++;
-  proto::Submit submit{corr, Id(), 0, true, key, {task}, impl_->deadline_ms(), Id()};
+  proto::Submit submit{corr, Id(), 0, true, key, {task}, impl_->deadline_ms(), Id(), 0, 0, 0, Id()};
   submit.fingerprint = fingerprint(submit);
   const uint64_t deadline = submit.deadline_ms;
   auto ack = impl_->change<proto::SubmitAck>(std::move(submit), corr, deadline, "the submission", key);
@@ -183,29 +190,69 @@ Result<SubmitReceipt> Client::submit(const proto::TaskSpec& task, const std::str
   return SubmitReceipt{ack->tasks[0], ack->duplicate, key};
 }
 
-Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks, const GroupOptions& options) {
-  const std::string key = options.idempotency_key.empty() ? Id::random().to_string() : options.idempotency_key;
+GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOptions& options)
+    : tasks_(tasks),
+      key_(options.idempotency_key.empty() ? Id::random().to_string() : options.idempotency_key),
+      parallel_(options.parallel),
+      chunk_tasks_(std::max<size_t>(1, options.chunk_tasks)) {
   // Without a group id, it comes from the key (the caller's or the one made up), so a repeat
   // with the key after a partial failure completes the same group.
-  const Id group = !options.group.is_nil() ? options.group : Id::from_hash(key);
-  GroupReceipt receipt{group, {}, false, key};
+  group_ = !options.group.is_nil() ? options.group : Id::from_hash(key_);
+  const size_t n = std::max<size_t>(1, (tasks.size() + chunk_tasks_ - 1) / chunk_tasks_);
+  content_.reserve(n);
+  msgpack::sbuffer buf;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t begin = first_task(i), end = begin + tasks_in(i);
+    buf.clear();
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_array(static_cast<uint32_t>(end - begin));
+    for (size_t t = begin; t < end; ++t) pk.pack(tasks[t]);
+    content_.push_back(Id::from_hash({buf.data(), buf.size()}));
+  }
+  fingerprint_ = hash_of(std::make_tuple(std::string("group"), group_, parallel_, uint64_t{chunk_tasks_},
+                                         uint64_t{tasks.size()}, content_));
+}
+
+proto::Submit GroupChunks::chunk(size_t index) const {
+  const size_t begin = first_task(index), end = begin + tasks_in(index);
+  proto::Submit submit;
+  submit.group = group_;
+  submit.parallel = parallel_;
+  submit.seal = index + 1 == count();  // what routers without numbered chunks go by
+  submit.idem_key = chunk_key(key_, index);
+  submit.tasks.assign(tasks_.begin() + begin, tasks_.begin() + end);
+  submit.fingerprint = hash_of(std::make_tuple(fingerprint_, uint64_t{index}, content_.at(index)));
+  submit.chunk = static_cast<uint32_t>(index);
+  submit.chunks = static_cast<uint32_t>(count());
+  submit.group_tasks = static_cast<uint32_t>(tasks_.size());
+  submit.group_fingerprint = fingerprint_;
+  return submit;
+}
+
+Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks, const GroupOptions& options) {
+  if (tasks.size() > UINT32_MAX)
+    return Status(Code::kTooLarge, "a group holds at most " + std::to_string(UINT32_MAX) + " tasks, got " +
+                                       std::to_string(tasks.size()));
+  const GroupChunks plan(tasks, options);
+  const std::string& key = plan.idempotency_key();
+  GroupReceipt receipt{plan.group(), {}, false, key};
   size_t duplicates = 0;
   receipt.tasks.resize(tasks.size());
-  const size_t chunk = std::max<size_t>(1, options.chunk_tasks);
-  const size_t chunks = std::max<size_t>(1, (tasks.size() + chunk - 1) / chunk);
+  const size_t chunks = plan.count();
   struct InFlight {
     size_t chunk;
     uint64_t deadline_ms;
   };
   std::map<uint64_t, InFlight> in_flight;  // corr → chunk
-  size_t next = 0, done = 0;
-  while (done < chunks) {
-    while (next < chunks && in_flight.size() < std::max<size_t>(1, options.window)) {
-      const size_t begin = next * chunk, end = std::min(tasks.size(), begin + chunk);
-      proto::Submit submit{impl_->next_corr++, receipt.group, options.parallel, next + 1 == chunks, chunk_key(key, next),
-                           std::vector<proto::TaskSpec>(tasks.begin() + begin, tasks.begin() + end),
-                           impl_->deadline_ms(), Id()};
-      submit.fingerprint = fingerprint(submit);
+  std::optional<Status> refusal;           // of the first chunk the router refused
+  size_t next = 0, accepted = 0;
+  // After a refusal no more chunks are sent, but the answers of those in flight are awaited:
+  // only they tell whether any part of the group was accepted.
+  while (!in_flight.empty() || (!refusal && next < chunks)) {
+    while (!refusal && next < chunks && in_flight.size() < std::max<size_t>(1, options.window)) {
+      proto::Submit submit = plan.chunk(next);
+      submit.corr = impl_->next_corr++;
+      submit.deadline_ms = impl_->deadline_ms();
       if (!impl_->send(submit)) {
         // Chunks already sent may have been accepted: then the group's outcome is unknown.
         if (next == 0) return impl_->unreachable();
@@ -219,21 +266,30 @@ Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks
     const auto wait = std::chrono::milliseconds(oldest->second.deadline_ms > now ? oldest->second.deadline_ms - now : 0) + kAnswerGrace;
     auto reply = impl_->receive(oldest->first, wait);
     if (!reply) return impl_->unknown("the group submission", key);
+    const size_t index = oldest->second.chunk;
+    in_flight.erase(oldest);
     auto ack = Impl::expect<proto::SubmitAck>(std::move(*reply));
     if (!ack) {
-      if (done == 0) return ack.status();  // refused, and nothing before it was accepted
-      return Status(ack.status().code(), ack.status().message() + " (after " + std::to_string(done * chunk) +
-                                             " tasks of the group were accepted; repeating with idempotency key '" +
-                                             key + "' completes it)");
+      if (!refusal) refusal = ack.status();
+      continue;
     }
-    const size_t begin = oldest->second.chunk * chunk;
-    std::copy(ack->tasks.begin(), ack->tasks.end(), receipt.tasks.begin() + begin);
+    if (ack->tasks.size() != plan.tasks_in(index))
+      return Status(Code::kInternal, "router acknowledged " + std::to_string(ack->tasks.size()) + " tasks for chunk " +
+                                         std::to_string(index) + " of " + std::to_string(plan.tasks_in(index)));
+    std::copy(ack->tasks.begin(), ack->tasks.end(), receipt.tasks.begin() + plan.first_task(index));
     if (ack->duplicate) {
       ++duplicates;
       receipt.group = ack->group;
     }
-    in_flight.erase(oldest);
-    ++done;
+    ++accepted;
+  }
+  if (refusal) {
+    if (accepted == 0) return *refusal;  // no chunk of the group was accepted: none of it runs
+    return Status(refusal->code(), refusal->message() + " (" + std::to_string(accepted) + " of " + std::to_string(chunks) +
+                                       " chunks of group " + plan.group().to_string() +
+                                       " are accepted and will run; the group is sealed once every chunk is: "
+                                       "repeating the same tasks with idempotency key '" + key +
+                                       "' sends only the missing ones)");
   }
   receipt.duplicate = duplicates == chunks;
   if (impl_->options.eager)

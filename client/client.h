@@ -20,6 +20,7 @@
 // eager/eager.h. This library never runs tasks itself.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -55,10 +56,40 @@ struct GroupOptions {
   uint32_t parallel = 0;   // group concurrency cap; 0 = none
   size_t chunk_tasks = 1000;  // tasks per Submit message
   size_t window = 8;          // Submit messages in flight at once
-  // A repeat with the same key answers the first submission's ids and runs nothing again.
-  // With a nil group the group id is derived from the key, so a repeat after a partial
-  // failure completes the same group.
+  // A repeat with the same key (and the same tasks and options) answers the chunks the router
+  // has with their first ids and sends the missing ones, so a repeat after an interrupted
+  // submission completes the group with each task once. With a nil group the group id is
+  // derived from the key.
   std::string idempotency_key;
+};
+
+// The Submit messages of one group, as submit_group sends them (corr and deadline left 0):
+// chunk i of n carries its index, n, the group's size and the fingerprint of the whole group
+// (its id, parallel, chunking and every task), under idempotency key K for chunk 0 and "K#i"
+// for the others, with a fingerprint of its own covering the group's. The router seals the
+// group once all n are present, in any order; a chunk repeated under its key is answered with
+// its first ids, and any difference in content is a conflict. Built one chunk at a time, so
+// a large group is never copied whole.
+class GroupChunks {
+ public:
+  // An empty `idempotency_key` in options is replaced by a random one.
+  GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOptions& options);
+
+  const Id& group() const { return group_; }
+  const std::string& idempotency_key() const { return key_; }
+  size_t count() const { return content_.size(); }
+  size_t first_task(size_t chunk) const { return std::min(tasks_.size(), chunk * chunk_tasks_); }  // offset
+  size_t tasks_in(size_t chunk) const { return std::min(tasks_.size(), first_task(chunk) + chunk_tasks_) - first_task(chunk); }
+  proto::Submit chunk(size_t index) const;
+
+ private:
+  std::span<const proto::TaskSpec> tasks_;
+  Id group_;
+  std::string key_;
+  uint32_t parallel_ = 0;
+  size_t chunk_tasks_ = 1;
+  std::vector<Id> content_;  // per chunk: the fingerprint of its tasks
+  Id fingerprint_;           // of the whole group
 };
 
 struct GroupReceipt {
@@ -83,8 +114,10 @@ class Client {
 
   Result<Id> submit(const proto::TaskSpec& task);
   Result<SubmitReceipt> submit(const proto::TaskSpec& task, const std::string& idempotency_key);
-  // Pipelined: chunk_tasks per message, `window` messages outstanding. The group is sealed by
-  // the last chunk, so it reads ready only after every task was accepted.
+  // Pipelined: chunk_tasks per message (GroupChunks), `window` messages outstanding. The
+  // router seals the group once every chunk is present, so it reads ready only after every
+  // task was accepted. After kOutcomeUnknown (or a refusal part-way), repeating the call with
+  // the receipt's key and the same tasks completes exactly the missing chunks.
   Result<GroupReceipt> submit_group(std::span<const proto::TaskSpec> tasks,
                                     const GroupOptions& options = {});
   Result<proto::TaskRecord> status(const Id& task);

@@ -20,6 +20,7 @@
 // set, so a hostile length prefix cannot make the decoder allocate gigabytes.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -135,11 +136,32 @@ struct GroupRecord {
   bool sealed = true;     // false while more Submit messages may add tasks
   uint64_t created_ms = 0;
   uint64_t finished_ms = 0;
+  // A group sent in numbered chunks (Submit::chunks > 0): `total` is the size it declared
+  // from its first chunk, `received` the tasks present, and bit i of `chunks_present` (byte
+  // i / 8, bit i % 8) says chunk i is durable. It is sealed when every chunk is present.
+  // Unnumbered groups (chunks == 0, and records written before these fields) grow `total`
+  // with each Submit and are sealed by Submit::seal.
+  uint32_t chunks = 0;
+  std::string chunks_present;
+  uint32_t received = 0;
+  Id fingerprint;  // of the whole group's content, from its first chunk; nil: not compared
   MSGPACK_DEFINE(id, total, succeeded, failed, revoked, running, parallel, sealed, created_ms,
-                 finished_ms);
+                 finished_ms, chunks, chunks_present, received, fingerprint);
 
   uint32_t completed() const { return succeeded + failed + revoked; }
   bool ready() const { return sealed && completed() >= total; }
+  bool has_chunk(uint32_t i) const {
+    return i / 8 < chunks_present.size() && (static_cast<uint8_t>(chunks_present[i / 8]) >> (i % 8)) & 1u;
+  }
+  void add_chunk(uint32_t i) {
+    if (chunks_present.size() <= i / 8) chunks_present.resize(i / 8 + 1, '\0');
+    chunks_present[i / 8] = static_cast<char>(static_cast<uint8_t>(chunks_present[i / 8]) | (1u << (i % 8)));
+  }
+  uint32_t chunks_received() const {
+    uint32_t n = 0;
+    for (char c : chunks_present) n += static_cast<uint32_t>(std::popcount(static_cast<uint8_t>(c)));
+    return n;
+  }
 };
 
 // A task a worker holds, named with its attempt: the fencing token of results.
@@ -211,7 +233,16 @@ struct Submit {
   std::vector<TaskSpec> tasks;
   uint64_t deadline_ms = 0;
   Id fingerprint;  // nil: not compared
-  MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks, deadline_ms, fingerprint);
+  // A numbered chunk (chunks > 0): chunk `chunk` of `chunks`, of a group of `group_tasks`
+  // tasks whose whole content has `group_fingerprint`. The router seals the group once every
+  // chunk is present, in whatever order they came; `seal` is then ignored. chunks == 0: an
+  // unnumbered submission (and every message from older clients), sealed by `seal`.
+  uint32_t chunk = 0;
+  uint32_t chunks = 0;
+  uint32_t group_tasks = 0;
+  Id group_fingerprint;
+  MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks, deadline_ms, fingerprint, chunk, chunks,
+                 group_tasks, group_fingerprint);
 };
 
 struct GetTask {

@@ -13,8 +13,54 @@ constexpr size_t kMaxPayloadBytes = 16u << 20;
 constexpr size_t kMaxReplayEvents = 10000;
 constexpr uint64_t kMaxWaitMs = 3600'000;
 constexpr uint64_t kMaxCountdownMs = 10ull * 366 * 86400 * 1000;
+// Bounds a numbered group's record: its chunk bitmap is at most 12.5 KB.
+constexpr uint32_t kMaxChunksPerGroup = 100000;
 
 std::string too_long(const std::string& s) { return s.size() > 64 ? s.substr(0, 64) + "..." : s; }
+
+// The chunk fields of a numbered Submit, checked alone (before any state is read).
+Status check_chunk_fields(const proto::Submit& submit) {
+  if (!submit.chunks) return Status::ok();
+  if (submit.group.is_nil()) return Status(Code::kBadRequest, "a numbered chunk needs a group id");
+  if (submit.chunks > kMaxChunksPerGroup)
+    return Status(Code::kTooLarge, "a group is sent in at most " + std::to_string(kMaxChunksPerGroup) +
+                                       " chunks, got " + std::to_string(submit.chunks));
+  if (submit.chunk >= submit.chunks)
+    return Status(Code::kBadRequest, "chunk " + std::to_string(submit.chunk) + " of " +
+                                         std::to_string(submit.chunks) + " does not exist");
+  if (submit.tasks.size() > submit.group_tasks)
+    return Status(Code::kBadRequest, "a chunk of " + std::to_string(submit.tasks.size()) +
+                                         " tasks is larger than its group of " + std::to_string(submit.group_tasks));
+  return Status::ok();
+}
+
+// Whether a numbered chunk that its idempotency key does not know fits the group as recorded
+// (nullptr: the group is new). A chunk already present came under another key (or its key
+// expired): accepting it again would run its tasks twice.
+Status check_chunk_fits(const proto::GroupRecord* group, const proto::Submit& submit) {
+  const std::string name = "group " + submit.group.to_string();
+  const std::string which = "chunk " + std::to_string(submit.chunk) + " of " + name;
+  uint32_t received = 0;
+  bool last_missing = submit.chunks == 1;
+  if (group) {
+    if (!group->chunks)
+      return Status(Code::kConflict, name + " was not sent in numbered chunks: it cannot take chunk " +
+                                         std::to_string(submit.chunk));
+    if (group->chunks != submit.chunks || group->total != submit.group_tasks || group->parallel != submit.parallel ||
+        (!group->fingerprint.is_nil() && !submit.group_fingerprint.is_nil() && group->fingerprint != submit.group_fingerprint))
+      return Status(Code::kConflict, which + " belongs to a different request than the chunks the group already holds");
+    if (group->has_chunk(submit.chunk))
+      return Status(Code::kConflict, which + " was already accepted under another idempotency key (or its key expired)");
+    received = group->received;
+    last_missing = group->chunks_received() + 1 == group->chunks;
+  }
+  const uint64_t after = uint64_t{received} + submit.tasks.size();
+  if (after > submit.group_tasks || (last_missing && after != submit.group_tasks))
+    return Status(Code::kBadRequest, "the chunks of " + name + " hold " + std::to_string(after) +
+                                         (last_missing ? "" : " or more") + " tasks, but the group declares " +
+                                         std::to_string(submit.group_tasks));
+  return Status::ok();
+}
 
 // What a role may not do with this message (nullptr: allowed).
 const char* frontend_permission(const proto::Message& m, curve::Role role) {
@@ -126,6 +172,7 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     if (submit.idem_key.size() > 256)
       return reply_error(rid, submit.corr, Status(Code::kBadRequest, "idempotency key is longer than 256 bytes"));
   }
+  if (Status s = check_chunk_fields(submit); !s) return reply_error(rid, submit.corr, s);
   if (!submit.idem_key.empty()) {
     auto prior = ledger->get_idem(submit.idem_key);
     if (!prior) return fail_turn(prior.status());
@@ -143,18 +190,38 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
   if (!submit.group.is_nil()) {
     group = load_group(submit.group);
     if (!turn_status) return;
-    if (group) {
-      if (group->record.sealed)
-        return reply_error(rid, submit.corr, Status(Code::kConflict, "group " + submit.group.to_string() + " is sealed"));
-    } else {
+    if (submit.chunks) {
+      if (Status s = check_chunk_fits(group ? &group->record : nullptr, submit); !s)
+        return reply_error(rid, submit.corr, s);
+    } else if (group && group->record.sealed) {
+      return reply_error(rid, submit.corr, Status(Code::kConflict, "group " + submit.group.to_string() + " is sealed"));
+    } else if (group && group->record.chunks) {
+      return reply_error(rid, submit.corr, Status(Code::kConflict, "group " + submit.group.to_string() +
+                                                      " is sent in numbered chunks: an unnumbered submission cannot extend it"));
+    }
+    if (!group) {
       router::GroupState fresh;
       fresh.record.id = submit.group;
       fresh.record.parallel = submit.parallel;
       fresh.record.created_ms = now;
+      if (submit.chunks) {
+        fresh.record.chunks = submit.chunks;
+        fresh.record.total = submit.group_tasks;
+        fresh.record.fingerprint = submit.group_fingerprint;
+        fresh.record.sealed = false;
+      }
       group = &groups.emplace(submit.group, std::move(fresh)).first->second;
     }
-    group->record.total += static_cast<uint32_t>(submit.tasks.size());
-    group->record.sealed = submit.seal;
+    group->record.received += static_cast<uint32_t>(submit.tasks.size());
+    if (submit.chunks) {
+      // The chunk's bit is written with its tasks and its idempotency record, in this turn's
+      // transaction: after a restart the group knows exactly which chunks it still lacks.
+      group->record.add_chunk(submit.chunk);
+      group->record.sealed = group->record.chunks_received() == group->record.chunks;
+    } else {
+      group->record.total += static_cast<uint32_t>(submit.tasks.size());
+      group->record.sealed = submit.seal;
+    }
     if (group->record.ready() && !group->record.finished_ms) group->record.finished_ms = now;
     mark_group(*group);
   }

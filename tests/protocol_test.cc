@@ -41,6 +41,53 @@ TEST(Protocol, SubmitRoundTrips) {
   EXPECT_EQ(out.tasks[1].priority, -1);
 }
 
+TEST(Protocol, NumberedChunkRoundTripsAndAnOlderSubmitIsUnnumbered) {
+  Submit s;
+  s.group = Id::random();
+  s.chunk = 2;
+  s.chunks = 3;
+  s.group_tasks = 2500;
+  s.group_fingerprint = Id::random();
+  Submit out = round_trip(s);
+  EXPECT_EQ(out.chunk, 2u);
+  EXPECT_EQ(out.chunks, 3u);
+  EXPECT_EQ(out.group_tasks, 2500u);
+  EXPECT_EQ(out.group_fingerprint, s.group_fingerprint);
+  // A Submit of a client that knew only the first eight fields.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(8);
+  pk.pack(uint64_t{5});
+  pk.pack(s.group);
+  pk.pack(uint32_t{0});
+  pk.pack(false);
+  pk.pack(std::string("k"));
+  pk.pack(std::vector<TaskSpec>{});
+  pk.pack(uint64_t{0});
+  pk.pack(Id());
+  Frames f = encode(Submit{});
+  auto old = decode(f.header, std::string_view(buf.data(), buf.size()));
+  ASSERT_TRUE(old) << old.status().to_string();
+  EXPECT_EQ(std::get<Submit>(*old).chunks, 0u) << "unnumbered";
+  EXPECT_FALSE(std::get<Submit>(*old).seal);
+}
+
+TEST(Protocol, GroupRecordKeepsWhichChunksArePresent) {
+  GroupRecord g;
+  g.chunks = 20;
+  EXPECT_EQ(g.chunks_received(), 0u);
+  for (uint32_t i : {0u, 7u, 8u, 19u}) g.add_chunk(i);
+  g.add_chunk(8);  // twice: still one chunk
+  EXPECT_EQ(g.chunks_received(), 4u);
+  for (uint32_t i = 0; i < 24; ++i) EXPECT_EQ(g.has_chunk(i), i == 0 || i == 7 || i == 8 || i == 19) << i;
+  EXPECT_EQ(g.chunks_present.size(), 3u);
+  GroupInfo info{1, g};
+  GroupInfo back = round_trip(info);
+  EXPECT_EQ(back.group.chunks, 20u);
+  EXPECT_EQ(back.group.chunks_received(), 4u);
+  EXPECT_TRUE(back.group.has_chunk(19));
+}
+
 TEST(Protocol, EveryMessageTypeRoundTrips) {
   TaskRecord rec;
   rec.id = Id::random();

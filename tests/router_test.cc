@@ -425,17 +425,231 @@ TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {
     return reply ? *reply : proto::Message{proto::Error{}};
   };
   const Id same = Id::random(), other = Id::random();
-  auto first = std::get<proto::SubmitAck>(send(proto::Submit{1, Id(), 0, true, "key-1", {spec("default")}, 0, same}));
-  auto second = std::get<proto::SubmitAck>(send(proto::Submit{2, Id(), 0, true, "key-1", {spec("default")}, 0, same}));
+  auto first = std::get<proto::SubmitAck>(send(proto::Submit{1, Id(), 0, true, "key-1", {spec("default")}, 0, same, 0, 0, 0, Id()}));
+  auto second = std::get<proto::SubmitAck>(send(proto::Submit{2, Id(), 0, true, "key-1", {spec("default")}, 0, same, 0, 0, 0, Id()}));
   EXPECT_FALSE(first.duplicate);
   EXPECT_TRUE(second.duplicate);
   EXPECT_EQ(first.tasks, second.tasks);
   // The same key for another request is a conflict, never a silent replay of the first ids.
-  auto conflict = send(proto::Submit{3, Id(), 0, true, "key-1", {spec("low_priority")}, 0, other});
+  auto conflict = send(proto::Submit{3, Id(), 0, true, "key-1", {spec("low_priority")}, 0, other, 0, 0, 0, Id()});
   ASSERT_TRUE(std::holds_alternative<proto::Error>(conflict));
   EXPECT_EQ(std::get<proto::Error>(conflict).code, static_cast<int32_t>(Code::kConflict));
   EXPECT_NE(std::get<proto::Error>(conflict).message.find("different request"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 1);
+}
+
+// A raw DEALER on the router's frontend: sends a group's chunks one at a time, in whatever
+// order a test chooses, exactly as GroupChunks builds them.
+struct ChunkSender {
+  zmq::socket_t socket;
+  uint64_t corr = 100;
+  ChunkSender(zmq::context_t& ctx, const std::string& frontend) : socket(ctx, zmq::socket_type::dealer) {
+    wire::configure(socket, zmq::socket_type::dealer);
+    socket.connect(frontend);
+  }
+  proto::Message send(proto::Submit submit) {
+    submit.corr = ++corr;
+    submit.deadline_ms = now_unix_ms() + 10000;
+    wire::send(socket, submit);
+    std::optional<proto::Message> reply;
+    EXPECT_TRUE(wait_until([&] {
+      auto in = wire::recv(socket, false);
+      if (in && in->message) reply = std::move(*in->message);
+      return reply.has_value();
+    }, 5s));
+    return reply ? *reply : proto::Message{proto::Error{0, 0, "no reply"}};
+  }
+  proto::SubmitAck accepted(proto::Submit submit) {
+    auto reply = send(std::move(submit));
+    auto* ack = std::get_if<proto::SubmitAck>(&reply);
+    if (!ack) {
+      auto* err = std::get_if<proto::Error>(&reply);
+      ADD_FAILURE() << "refused: " << (err ? err->message : "unexpected reply");
+      return {};
+    }
+    return *ack;
+  }
+  Status refused(proto::Submit submit) {
+    auto reply = send(std::move(submit));
+    if (auto* err = std::get_if<proto::Error>(&reply)) return Status(static_cast<Code>(err->code), err->message);
+    ADD_FAILURE() << "accepted, yet a refusal was expected";
+    return Status::ok();
+  }
+};
+
+std::vector<proto::TaskSpec> numbered_tasks(size_t n, const std::string& queue = "default") {
+  std::vector<proto::TaskSpec> tasks(n);
+  for (size_t i = 0; i < n; ++i) {
+    tasks[i].queue = queue;
+    tasks[i].kind = "noop";
+    tasks[i].payload = "{\"i\":" + std::to_string(i) + "}";
+  }
+  return tasks;
+}
+
+TEST_F(RouterFixture, GroupIsSealedOnlyWhenEveryChunkIsPresentWhateverTheOrderAndRestarts) {
+  start();
+  const auto tasks = numbered_tasks(5);
+  GroupOptions go;
+  go.idempotency_key = "chunks-1";
+  go.chunk_tasks = 2;
+  GroupChunks plan(tasks, go);
+  ASSERT_EQ(plan.count(), 3u);
+  auto sender = std::make_unique<ChunkSender>(ctx_, options_.frontend);
+  // The last chunk first: the group exists with its declared size, unsealed.
+  auto last = sender->accepted(plan.chunk(2));
+  EXPECT_FALSE(last.duplicate);
+  ASSERT_EQ(last.tasks.size(), 1u);
+  auto g = client_->group(plan.group());
+  ASSERT_TRUE(g) << g.status().to_string();
+  EXPECT_FALSE(g->sealed);
+  EXPECT_FALSE(g->ready());
+  EXPECT_EQ(g->total, 5u);
+  EXPECT_EQ(g->received, 1u);
+  EXPECT_EQ(g->chunks, 3u);
+  auto first = sender->accepted(plan.chunk(0));
+  // A chunk sent twice is answered with the ids it got the first time.
+  auto again = sender->accepted(plan.chunk(2));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.tasks, last.tasks);
+  // The router restarts: which chunks it holds is durable.
+  sender.reset();
+  stop();
+  start();
+  sender = std::make_unique<ChunkSender>(ctx_, options_.frontend);
+  g = client_->group(plan.group());
+  ASSERT_TRUE(g);
+  EXPECT_FALSE(g->sealed);
+  EXPECT_TRUE(g->has_chunk(0) && !g->has_chunk(1) && g->has_chunk(2));
+  EXPECT_EQ(g->received, 3u);
+  EXPECT_TRUE(sender->accepted(plan.chunk(0)).duplicate);
+  auto middle = sender->accepted(plan.chunk(1));
+  EXPECT_FALSE(middle.duplicate);
+  g = client_->group(plan.group());
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(g->sealed);
+  EXPECT_EQ(g->total, 5u);
+  EXPECT_EQ(g->received, 5u);
+  // The whole group repeated with its key: every chunk answered, nothing new.
+  auto receipt = client_->submit_group(tasks, go);
+  ASSERT_TRUE(receipt) << receipt.status().to_string();
+  EXPECT_TRUE(receipt->duplicate);
+  std::vector<Id> expected = first.tasks;
+  expected.insert(expected.end(), middle.tasks.begin(), middle.tasks.end());
+  expected.insert(expected.end(), last.tasks.begin(), last.tasks.end());
+  EXPECT_EQ(receipt->tasks, expected);
+  // Only the first router's 3 tasks and the second's 2 were created.
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 2);
+}
+
+TEST_F(RouterFixture, NumberedGroupIsNotFinishedBeforeItsLastChunkArrives) {
+  start();
+  const auto tasks = numbered_tasks(4);
+  GroupOptions go;
+  go.idempotency_key = "chunks-2";
+  go.chunk_tasks = 2;
+  GroupChunks plan(tasks, go);
+  ChunkSender sender(ctx_, options_.frontend);
+  sender.accepted(plan.chunk(1));
+  auto& w = add_worker({"default"}, 10);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
+  for (const auto& a : w.received) w.finish(a);
+  ASSERT_TRUE(wait_until([&] { auto g = client_->group(plan.group()); return g && g->succeeded == 2; }, 5s));
+  auto g = client_->group(plan.group());
+  EXPECT_FALSE(g->ready()) << "2 of 4 tasks done: the group is not finished";
+  EXPECT_EQ(g->total, 4u);
+  EXPECT_EQ(g->finished_ms, 0u);
+  auto page = client_->replay(0, 1000);
+  ASSERT_TRUE(page);
+  bool announced = false;
+  for (const auto& ev : page->events)
+    if (ev.type == proto::EventType::kGroupUpdated && ev.group == plan.group()) {
+      announced = true;
+      EXPECT_EQ(ev.detail, R"({"total":4,"parallel":0,"sealed":false})");
+    }
+  EXPECT_TRUE(announced);
+  sender.accepted(plan.chunk(0));
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 4; }, 5s));
+  for (size_t i = 2; i < 4; ++i) w.finish(w.received[i]);
+  ASSERT_TRUE(wait_until([&] { auto g2 = client_->group(plan.group()); return g2 && g2->ready(); }, 5s));
+  g = client_->group(plan.group());
+  EXPECT_EQ(g->succeeded, 4u);
+  EXPECT_NE(g->finished_ms, 0u);
+}
+
+TEST_F(RouterFixture, ChunkWhoseContentDiffersFromTheGroupsIsAConflict) {
+  start();
+  const auto tasks = numbered_tasks(4);
+  GroupOptions go;
+  go.idempotency_key = "chunks-3";
+  go.chunk_tasks = 2;
+  GroupChunks plan(tasks, go);
+  auto changed = tasks;
+  changed[3].payload = R"({"i":"other"})";
+  GroupChunks other(changed, go);
+  ChunkSender sender(ctx_, options_.frontend);
+  auto ack = sender.accepted(plan.chunk(0));
+  // The same key and chunk index, another request: refused, never answered with the ids.
+  Status s = sender.refused(other.chunk(0));
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  EXPECT_NE(s.message().find("different request"), std::string::npos) << s.message();
+  // A missing chunk of another request under the same key is refused too.
+  s = sender.refused(other.chunk(1));
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  // The same chunk under another key would run its tasks twice.
+  go.idempotency_key = "chunks-3-again";
+  go.group = plan.group();
+  GroupChunks rekeyed(tasks, go);
+  EXPECT_EQ(rekeyed.chunk(0).group_fingerprint, plan.chunk(0).group_fingerprint) << "the key is not content";
+  s = sender.refused(rekeyed.chunk(0));
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  EXPECT_NE(s.message().find("already accepted"), std::string::npos) << s.message();
+  // An unnumbered submission cannot extend a numbered group.
+  s = sender.refused(proto::Submit{0, plan.group(), 0, true, "plain", {spec("default")}, 0, Id(), 0, 0, 0, Id()});
+  EXPECT_EQ(s.code(), Code::kConflict) << s.message();
+  auto g = client_->group(plan.group());
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->received, 2u);
+  EXPECT_FALSE(g->sealed);
+  EXPECT_TRUE(sender.accepted(plan.chunk(1)).tasks.size() == 2);
+  EXPECT_TRUE(client_->group(plan.group())->sealed);
+  EXPECT_EQ(ack.tasks.size(), 2u);
+}
+
+TEST_F(RouterFixture, MalformedChunksAreRefusedWithAReason) {
+  start();
+  const auto tasks = numbered_tasks(4);
+  GroupOptions go;
+  go.idempotency_key = "chunks-4";
+  go.chunk_tasks = 2;
+  GroupChunks plan(tasks, go);
+  ChunkSender sender(ctx_, options_.frontend);
+  auto beyond = plan.chunk(1);
+  beyond.chunk = 2;
+  beyond.idem_key = "chunks-4#2";
+  Status s = sender.refused(beyond);
+  EXPECT_EQ(s.code(), Code::kBadRequest);
+  EXPECT_NE(s.message().find("does not exist"), std::string::npos) << s.message();
+  auto orphan = plan.chunk(0);
+  orphan.group = Id();
+  s = sender.refused(orphan);
+  EXPECT_EQ(s.code(), Code::kBadRequest);
+  EXPECT_NE(s.message().find("needs a group"), std::string::npos) << s.message();
+  auto huge = plan.chunk(0);
+  huge.chunks = 1000000;
+  EXPECT_EQ(sender.refused(huge).code(), Code::kTooLarge);
+  // Chunks whose tasks do not add up to the declared size cannot seal the group.
+  auto lying = plan.chunk(0);
+  lying.group_tasks = 5;
+  lying.group_fingerprint = Id();
+  lying.fingerprint = Id();
+  lying.idem_key = "lying";
+  lying.group = Id::random();
+  lying.chunks = 1;
+  s = sender.refused(lying);
+  EXPECT_EQ(s.code(), Code::kBadRequest);
+  EXPECT_NE(s.message().find("declares 5"), std::string::npos) << s.message();
+  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 0);
 }
 
 TEST_F(RouterFixture, SubmissionArrivingAfterItsDeadlineIsRefusedAndNeverRuns) {
@@ -443,7 +657,7 @@ TEST_F(RouterFixture, SubmissionArrivingAfterItsDeadlineIsRefusedAndNeverRuns) {
   zmq::socket_t raw(ctx_, zmq::socket_type::dealer);
   wire::configure(raw, zmq::socket_type::dealer);
   raw.connect(options_.frontend);
-  wire::send(raw, proto::Submit{7, Id(), 0, true, "late", {spec("default")}, now_unix_ms() - 1, Id()});
+  wire::send(raw, proto::Submit{7, Id(), 0, true, "late", {spec("default")}, now_unix_ms() - 1, Id(), 0, 0, 0, Id()});
   std::optional<proto::Message> reply;
   ASSERT_TRUE(wait_until([&] {
     auto in = wire::recv(raw, false);

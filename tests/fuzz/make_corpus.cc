@@ -64,9 +64,9 @@ void protocol_messages() {
   group_ev.type = EventType::kGroupUpdated;
   group_ev.group = fixed(2);
   group_ev.detail = R"({"total":2,"parallel":1,"sealed":true})";
-  GroupRecord group{fixed(2), 2, 1, 0, 0, 1, 1, true, 1700000000000, 0};
+  GroupRecord group{fixed(2), 2, 1, 0, 0, 1, 1, true, 1700000000000, 0, 1, std::string(1, '\x01'), 2, fixed(6)};
   const std::vector<std::pair<std::string, Message>> all = {
-      {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5)}},
+      {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5), 0, 1, 2, fixed(6)}},
       {"get-task", GetTask{2, fixed(1)}},
       {"get-group", GetGroup{3, fixed(2)}},
       {"wait-tasks", WaitTasks{4, {fixed(1), fixed(3)}, 5000}},
@@ -108,7 +108,7 @@ void protocol_messages() {
     for (const auto& p : parts) w.u16(static_cast<uint16_t>(p.size())).raw(p);
     return w.data();
   };
-  Frames hb = encode(Heartbeat{1, 0, 0}), sub = encode(Submit{1, Id(), 0, true, "", {spec}, 0, Id()});
+  Frames hb = encode(Heartbeat{1, 0, 0}), sub = encode(Submit{1, Id(), 0, true, "", {spec}, 0, Id(), 0, 0, 0, Id()});
   write("wire_frames", "dealer", frames(false, {hb.header, hb.body}));
   write("wire_frames", "router", frames(true, {"\x00\x6b\x8b\x45\x67", sub.header, sub.body}));
   write("wire_frames", "router-missing-body", frames(true, {"id", sub.header}));
