@@ -261,6 +261,11 @@ void add_http_flags(CLI::App* cmd, StoreOptions& o) {
                   "Event streams (GET /api/v1/events) at once, each on a thread of its own; more get 503 (default 256)")
       ->check(CLI::Range(1u, 100000u))
       ->envname("ZBATCH_MAX_STREAMS");
+  cmd->add_option("--stream-retention", o.stream_retention,
+                  "Events the store keeps on disk for /api/v1/events streams that resume or fall behind; older "
+                  "ones are announced as an event: gap (default 200000)")
+      ->check(CLI::Range(uint64_t{100}, uint64_t{1} << 32))
+      ->envname("ZBATCH_STREAM_RETENTION");
   cmd->add_option("--max-connections", o.max_connections,
                   "HTTP connections at once; more are closed when accepted (default 0: the open-file limit, raised "
                   "to its maximum at start, less 512)")

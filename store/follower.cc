@@ -11,20 +11,6 @@ constexpr uint32_t kReplayPage = 10000;
 constexpr uint64_t kConfirmEveryMs = 200;
 constexpr uint64_t kRouterSilentMs = 3000;  // three missed HUGZ
 
-// The streams see what the DB holds: a batch with a gap inside is applied only up to the gap
-// (StatusDb::apply), and the rest comes again with the replay.
-void publish_applied(const StatusDb& db, EventHub& hub, const std::vector<proto::Event>& events) {
-  const uint64_t applied = db.applied();
-  if (events.empty() || events.back().seq <= applied) {
-    hub.publish(events);
-    return;
-  }
-  std::vector<proto::Event> prefix;
-  for (const auto& e : events)
-    if (e.seq <= applied) prefix.push_back(e);
-  hub.publish(prefix);
-}
-
 }  // namespace
 
 Follower::Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events,
@@ -57,11 +43,14 @@ bool Follower::sync() {
                    page->events.front().seq - 1);
     if (!page->events.empty()) {
       const uint64_t before = db_.applied();
-      if (Status s = db_.apply(page->log_id, page->events); !s) {
+      // The streams see what the DB holds: a batch with a gap inside is applied only up to
+      // the gap (StatusDb::apply), and the rest comes again with the replay.
+      std::vector<StreamEntry> entries;
+      if (Status s = db_.apply(page->log_id, page->events, &entries); !s) {
         spdlog::error("store apply failed reason=\"{}\"", s.message());
         return false;
       }
-      publish_applied(db_, hub_, page->events);
+      hub_.publish(std::move(entries));
       if (db_.applied() == before) return false;  // nothing new in a non-empty page: try again later
     }
     if (page->events.empty() || db_.applied() >= page->head_seq) {
@@ -123,11 +112,12 @@ void Follower::run(const std::atomic<bool>& stopping) {
           need_sync = true;  // a gap (or a new log): replay what we missed
           break;
         }
-        if (Status s = db_.apply(batch->log_id, batch->events); !s) {
+        std::vector<StreamEntry> entries;
+        if (Status s = db_.apply(batch->log_id, batch->events, &entries); !s) {
           spdlog::error("store apply failed reason=\"{}\"", s.message());
           need_sync = true;
         } else {
-          publish_applied(db_, hub_, batch->events);
+          hub_.publish(std::move(entries));
           if (db_.applied() < batch->events.back().seq) {
             spdlog::info("store replaying reason=gap-in-batch applied={} last={}", db_.applied(),
                          batch->events.back().seq);

@@ -56,10 +56,11 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
                     const HttpLimits& limits, const Authenticator& auth);
 
 // GET /api/v1/events: Server-Sent Events, `id:` = the event's sequence number. Resumes after
-// `Last-Event-ID` (or ?after=N); ?group=ID and ?queue=NAME filter. Each stream holds a stream
+// `Last-Event-ID` (or ?after=N) from the hub's ring, else the DB's stream log, else the
+// router's log; what none holds is one `event: gap` frame. ?group=ID and ?queue=NAME filter. Each stream holds a stream
 // thread of its own (never a request thread), and at most `max_streams` run at once (503
 // beyond). A comment line every 15 s keeps proxies open and finds dead clients.
-void install_event_stream(HttpServer& server, EventHub& hub, ClientPool& pool,
+void install_event_stream(HttpServer& server, EventHub& hub, StatusDb& db, ClientPool& pool,
                           const std::atomic<bool>& stopping, size_t max_streams);
 
 }  // namespace zb::store

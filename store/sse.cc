@@ -41,6 +41,14 @@ bool StreamQuery::matches(const proto::Event& e) const {
   return true;
 }
 
+bool StreamQuery::matches(const StreamEntry& e) const {
+  if (group && e.group != *group) return false;
+  if (!queue.empty() && e.queue != queue) return false;
+  return true;
+}
+
+StreamEntry stream_entry(const proto::Event& e) { return StreamEntry{e.seq, e.group, e.queue, sse_frame(e)}; }
+
 Result<StreamQuery> parse_stream_query(std::optional<std::string_view> last_event_id,
                                        std::optional<std::string_view> after,
                                        std::optional<std::string_view> group,
@@ -73,12 +81,24 @@ std::string sse_frame(const proto::Event& e) {
   if (!e.kind.empty()) j["kind"] = e.kind;
   if (!e.ref.empty()) j["id"] = e.ref;
   if (!e.worker.empty()) j["worker"] = e.worker;
-  if (!e.error.empty()) j["error"] = e.error;
-  if (!e.result.empty()) {
+  if (!e.error.empty() && e.error.size() <= kInlineErrorBytes) j["error"] = e.error;
+  if (e.error.size() > kInlineErrorBytes) {
+    size_t cut = kInlineErrorBytes;
+    while (cut > 0 && (static_cast<unsigned char>(e.error[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 sequence
+    j["error"] = e.error.substr(0, cut);
+    j["error_truncated"] = true;
+  }
+  if (e.result.size() > kInlineResultBytes) {
+    // Never parsed here: a large result is fetched whole from the task itself.
+    j["result_truncated"] = true;
+    j["result_bytes"] = e.result.size();
+  } else if (!e.result.empty()) {
     json r = parse_shallow(e.result);
     j["result"] = r.is_discarded() ? json(e.result) : std::move(r);
   }
-  if (!e.detail.empty()) {
+  if (e.detail.size() > kInlineDetailBytes) {
+    j["detail_truncated"] = true;
+  } else if (!e.detail.empty()) {
     json d = parse_shallow(e.detail);
     if (d.is_object()) j["detail"] = std::move(d);
   }
@@ -86,6 +106,19 @@ std::string sse_frame(const proto::Event& e) {
   // dump would throw on (and an exception here would end the HTTP server's thread).
   return "id: " + std::to_string(e.seq) + "\nevent: " + std::string(proto::event_type_name(e.type)) +
          "\ndata: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+std::string gap_frame(uint64_t first_missing, uint64_t resume_seq, std::string_view reason,
+                      std::string_view snapshot_json) {
+  json snapshot = json::parse(snapshot_json, nullptr, false);
+  if (!snapshot.is_object()) snapshot = json::object();
+  const json j = {{"first_missing", first_missing},
+                  {"resume_seq", resume_seq},
+                  {"missed", resume_seq > first_missing ? resume_seq - first_missing : 0},
+                  {"reason", std::string(reason)},
+                  {"snapshot", std::move(snapshot)}};
+  return "id: " + std::to_string(resume_seq > 0 ? resume_seq - 1 : 0) + "\nevent: gap\ndata: " +
+         j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
 }  // namespace zb::store

@@ -13,11 +13,22 @@
 
 namespace zb::store {
 
+// One event as streams send it: its frame (built once) and what filters look at. The ring
+// (EventHub) and the store's durable stream log (StatusDb) hold these.
+struct StreamEntry {
+  uint64_t seq = 0;
+  Id group;
+  std::string queue;
+  std::string frame;  // sse_frame of the event
+  MSGPACK_DEFINE(seq, group, queue, frame);
+};
+
 struct StreamQuery {
   std::optional<uint64_t> after;  // resume after this seq; nullopt: start with the next event
   std::optional<Id> group;        // only this group's events
   std::string queue;              // only this queue's events; empty: every queue
   bool matches(const proto::Event& e) const;
+  bool matches(const StreamEntry& e) const;
 };
 
 // Each argument is nullopt when the request does not carry it; an empty value counts as
@@ -29,9 +40,25 @@ Result<StreamQuery> parse_stream_query(std::optional<std::string_view> last_even
                                        std::optional<std::string_view> group,
                                        std::optional<std::string_view> queue);
 
+// What one frame carries inline at most (docs/SECURITY.md, Limits): a larger result is left
+// out and the frame says so ("result_truncated": true, "result_bytes": N; the task's own
+// GET /api/v1/tasks/{id} has it whole), a longer error is cut ("error_truncated": true), a
+// larger detail is left out ("detail_truncated": true). So a frame stays under ~24 KiB
+// whatever the event, and is built once per event, never per stream.
+inline constexpr size_t kInlineResultBytes = 16 * 1024;
+inline constexpr size_t kInlineErrorBytes = 4 * 1024;
+inline constexpr size_t kInlineDetailBytes = 4 * 1024;
+
 // "id: SEQ\nevent: TYPE\ndata: JSON\n\n" (docs/openapi.yaml, x-event-data). Bytes of the
 // event's strings that are not UTF-8 come out as U+FFFD; `result` that is not JSON is a string,
 // `detail` that is not a JSON object is left out.
 std::string sse_frame(const proto::Event& e);
+StreamEntry stream_entry(const proto::Event& e);
+
+// "id: RESUME-1\nevent: gap\ndata: {...}\n\n": the events first_missing..resume_seq-1 are
+// gone (`reason`: "retention" or "log-reset"); `snapshot_json` (a JSON object) is what to
+// re-sync from. The id makes a reconnecting client resume at resume_seq.
+std::string gap_frame(uint64_t first_missing, uint64_t resume_seq, std::string_view reason,
+                      std::string_view snapshot_json);
 
 }  // namespace zb::store

@@ -116,7 +116,7 @@ Result<StatusDb> StatusDb::open(const std::string& dir, const lmdb::EnvOptions& 
   for (auto [name, dbi] : {std::pair{"tasks", &db.tasks_}, {"group_tasks", &db.group_tasks_},
                            {"groups", &db.groups_}, {"meta", &db.meta_},
                            {"expiry", &db.expiry_}, {"timeline", &db.timeline_},
-                           {"group_times", &db.group_times_}}) {
+                           {"group_times", &db.group_times_}, {"stream_log", &db.stream_log_}}) {
     auto d = txn->open_db(name, MDB_CREATE);
     if (!d) return d.status();
     *dbi = *d;
@@ -134,7 +134,7 @@ Result<StatusDb> StatusDb::open(const std::string& dir, const lmdb::EnvOptions& 
 Status StatusDb::reset(const Id& log_id) {
   auto txn = lmdb::Txn::begin(env_, false);
   if (!txn) return txn.status();
-  for (auto dbi : {tasks_, group_tasks_, groups_, meta_, expiry_, timeline_, group_times_})
+  for (auto dbi : {tasks_, group_tasks_, groups_, meta_, expiry_, timeline_, group_times_, stream_log_})
     if (Status s = txn->drop(dbi); !s) return s;
   if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
   if (Status s = txn->commit(); !s) return s;
@@ -144,7 +144,13 @@ Status StatusDb::reset(const Id& log_id) {
   return Status::ok();
 }
 
-Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events) {
+Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events,
+                       std::vector<StreamEntry>* entries) {
+  const size_t entries_before = entries ? entries->size() : 0;
+  auto fail = [&](Status s) {
+    if (entries) entries->resize(entries_before);
+    return s;
+  };
   auto txn = lmdb::Txn::begin(env_, false);
   if (!txn) return txn.status();
   auto counts = read<Counters>(*txn, meta_, "counts");
@@ -153,6 +159,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   c.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
   uint64_t applied = applied_;
   bool any = false;
+  size_t count = 0;
   GroupCache groups;
   for (const auto& ev : events) {
     if (ev.seq <= applied) continue;
@@ -163,22 +170,61 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
       spdlog::warn("store skipped event seq={} type={} reason=\"{}\"", ev.seq, proto::event_type_name(ev.type),
                    s.message());
     } else if (!s) {
-      return s;
+      return fail(s);
     }
+    StreamEntry entry = stream_entry(ev);
+    if (Status s = txn->put(stream_log_, lmdb::be64(ev.seq), pack(entry)); !s) return fail(s);
+    if (entries) entries->push_back(std::move(entry));
     applied = ev.seq;
+    ++count;
     any = true;
   }
   if (!any) return Status::ok();
+  // Deletes a little more than it adds, so a log that was once longer shrinks back.
+  if (Status s = trim_stream_log(*txn, applied, 2 * count + 64); !s) return fail(s);
   for (const auto& [id, group] : groups)
-    if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return s;
-  if (Status s = txn->put(meta_, "counts", pack(c)); !s) return s;
-  if (Status s = txn->put(meta_, "applied", lmdb::be64(applied)); !s) return s;
-  if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return s;
-  if (Status s = txn->commit(); !s) return s;
+    if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return fail(s);
+  if (Status s = txn->put(meta_, "counts", pack(c)); !s) return fail(s);
+  if (Status s = txn->put(meta_, "applied", lmdb::be64(applied)); !s) return fail(s);
+  if (Status s = txn->put(meta_, "log_id", log_id.bytes()); !s) return fail(s);
+  if (Status s = txn->commit(); !s) return fail(s);
   std::atomic_ref<uint64_t>(applied_).store(applied);
   std::atomic_ref<uint64_t>(skipped_).store(c.skipped);
   log_id_ = log_id;
   return Status::ok();
+}
+
+Status StatusDb::trim_stream_log(lmdb::Txn& txn, uint64_t applied, size_t max_deletes) {
+  if (applied <= stream_retention_) return Status::ok();
+  const uint64_t keep_from = applied - stream_retention_ + 1;
+  auto cursor = lmdb::Cursor::open(txn, stream_log_);
+  if (!cursor) return cursor.status();
+  for (size_t n = 0; n < max_deletes && cursor->first() && cursor->key().size() == 8 &&
+                     lmdb::from_be64(cursor->key()) < keep_from;
+       ++n)
+    if (Status s = cursor->del(); !s) return s;
+  return Status::ok();
+}
+
+Result<std::vector<StreamEntry>> StatusDb::stream_since(uint64_t after, size_t max_events, size_t max_bytes) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  std::vector<StreamEntry> out;
+  {
+    auto cursor = lmdb::Cursor::open(*txn, stream_log_);
+    if (!cursor) return cursor.status();
+    size_t bytes = 0;
+    if (after == UINT64_MAX) return out;
+    for (bool ok = cursor->seek(lmdb::be64(after + 1)); ok && out.size() < max_events && (out.empty() || bytes < max_bytes);
+         ok = cursor->next()) {
+      auto entry = unpack<StreamEntry>(cursor->value());
+      if (!entry) return entry.status();
+      bytes += entry->frame.size();
+      out.push_back(std::move(*entry));
+    }
+  }
+  txn->abort();
+  return out;
 }
 
 // The exception boundary of one event: apply_one reads every field through checked accessors,

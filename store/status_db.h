@@ -9,6 +9,8 @@
 //   group_times  created ms (8 B BE) + group id → empty: groups newest last
 //   expiry       finished ms (8 B BE) + kind (0 task, 1 group) + id → empty: deleted when the
 //                router's results-expired event passes that time
+//   stream_log   seq (8 B BE) → msgpack StreamEntry: the last stream_retention() events as
+//                /api/v1/events sends them, for streams behind the in-memory ring
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
 //                "counts" → msgpack Counters
 // Every event is applied in the same transaction that advances "applied", so a store killed
@@ -24,6 +26,7 @@
 
 #include "common/lmdb.h"
 #include "common/protocol.h"
+#include "store/sse.h"
 
 namespace zb::store {
 
@@ -113,7 +116,17 @@ class StatusDb {
   // range, an unknown type, a state its type contradicts, a missing id) is logged, counted in
   // skipped() and passed over, and applied() moves past it. Only LMDB errors (and running out
   // of memory) fail the batch, which then changes nothing.
-  Status apply(const Id& log_id, const std::vector<proto::Event>& events);
+  //
+  // Each event applied (skipped ones too) is also written to the stream log as its
+  // StreamEntry, and appended to *entries when given; the log keeps the last
+  // stream_retention() sequence numbers, older entries are deleted as new ones come.
+  Status apply(const Id& log_id, const std::vector<proto::Event>& events,
+               std::vector<StreamEntry>* entries = nullptr);
+  // Entries of the stream log with seq > after, in order: at most max_events, and no more
+  // once max_bytes of frames are reached (at least one). Thread-safe.
+  Result<std::vector<StreamEntry>> stream_since(uint64_t after, size_t max_events, size_t max_bytes);
+  void set_stream_retention(uint64_t events) { stream_retention_ = events; }
+  uint64_t stream_retention() const { return stream_retention_; }
   // Forgets everything (the router's log is a new one).
   Status reset(const Id& log_id);
 
@@ -140,9 +153,12 @@ class StatusDb {
   Status put_expiry(lmdb::Txn& txn, uint64_t at_ms, uint8_t kind, const Id& id);
   Status del_prefix(lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view prefix);
   Status expire(lmdb::Txn& txn, uint64_t before_ms, GroupCache& groups);
+  Status trim_stream_log(lmdb::Txn& txn, uint64_t applied, size_t max_deletes);
 
   lmdb::Env env_;
-  lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0;
+  lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0,
+             stream_log_ = 0;
+  uint64_t stream_retention_ = 200000;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t skipped_ = 0;  // via atomic_ref

@@ -79,6 +79,9 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
     return Status(Code::kBadRequest, "--http-threads must be 1..1024, got " + std::to_string(options.http_threads));
   if (options.max_streams < 1 || options.max_streams > 100000)
     return Status(Code::kBadRequest, "--max-streams must be 1..100000, got " + std::to_string(options.max_streams));
+  if (options.stream_retention < 100 || options.stream_retention > (uint64_t{1} << 32))
+    return Status(Code::kBadRequest,
+                  "--stream-retention must be 100..4294967296 events, got " + std::to_string(options.stream_retention));
   if (options.max_connections_per_client < 1)
     return Status(Code::kBadRequest, "--max-connections-per-client must be >= 1");
   auto request_timeout = seconds_flag(options.request_timeout_s, "--request-timeout");
@@ -125,6 +128,8 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   auto db = store::StatusDb::open(impl->options.data_dir);
   if (!db) return db.status();
   impl->db.emplace(std::move(db.value()));
+  impl->db->set_stream_retention(impl->options.stream_retention);
+  impl->hub.set_max_events(std::min<uint64_t>(store::kRingEvents, impl->options.stream_retention));
   impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
                                                      impl->options.events, impl->options.curve);
   impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router,
@@ -138,12 +143,12 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
                                                       std::chrono::seconds(impl->options.auth_lockout_s));
   store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
   store::install_dashboard(*impl->http, *impl->db, *impl->pool);
-  store::install_event_stream(*impl->http, impl->hub, *impl->pool, impl->stopping, impl->options.max_streams);
+  store::install_event_stream(*impl->http, impl->hub, *impl->db, *impl->pool, impl->stopping, impl->options.max_streams);
   if (Status s = impl->http->routes().complete(); !s) return s;
   spdlog::info("store http limits max_connections={} max_connections_per_client={} open_files={} http_threads={} "
-               "max_streams={} request_timeout_s={} idle_timeout_s={} max_body_bytes={}",
+               "max_streams={} stream_retention={} request_timeout_s={} idle_timeout_s={} max_body_bytes={}",
                http.max_connections, http.max_connections_per_client, open_files, http.request_threads,
-               http.max_streams, impl->options.request_timeout_s, impl->options.idle_timeout_s,
+               http.max_streams, impl->options.stream_retention, impl->options.request_timeout_s, impl->options.idle_timeout_s,
                http.framing.max_body_bytes);
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }

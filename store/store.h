@@ -51,6 +51,7 @@ struct StoreOptions {
   // HTTP under load and abuse (docs/SECURITY.md).
   uint32_t http_threads = 32;                // request threads; event streams have their own
   uint32_t max_streams = 256;                // event streams at once (503 beyond)
+  uint64_t stream_retention = 200000;        // events kept on disk for /api/v1/events resumes
   uint32_t max_connections = 0;              // 0: the open-file limit less a reserve
   uint32_t max_connections_per_client = 1024;  // per IPv4 address / IPv6 /64
   double request_timeout_s = 30;             // a request whole (head and body) from its first byte; an answer delivered

@@ -8,6 +8,13 @@ foreach(t seed_examples_test http_hostile_test store_faults_test events_sse_test
   set_tests_properties(${t} PROPERTIES TIMEOUT 300)
 endforeach()
 set_tests_properties(store_faults_test fault_campaign_test PROPERTIES LABELS slow)
+# The event stream never skips in silence (durable stream log, explicit gaps), and the store's
+# memory stays under its documented ceiling under hostile readers and load.
+foreach(t events_gap_test store_memory_test)
+  add_test(NAME ${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/${t}.py $<TARGET_FILE:zbatch>)
+  set_tests_properties(${t} PROPERTIES TIMEOUT 300)
+endforeach()
+set_tests_properties(store_memory_test PROPERTIES LABELS slow)
 # The seed's four kinds of work; installs the MCP reference servers with npm on first use.
 add_test(NAME kinds_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_test.py
          $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-mcp)

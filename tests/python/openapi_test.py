@@ -332,7 +332,8 @@ class OpenApiRoutes(unittest.TestCase):
 
     # --- the tour -----------------------------------------------------------------------------
     def test_every_documented_operation_answers_as_documented(self):
-        cluster = Cluster(BINARY, up_args=["--auth-basic", ":".join(BASIC), "--auth-token", TOKEN, "--max-streams", "8"])
+        cluster = Cluster(BINARY, up_args=["--auth-basic", ":".join(BASIC), "--auth-token", TOKEN,
+                                           "--max-streams", "8"])
         try:
             api = Api(self, cluster, {"Authorization": f"Bearer {TOKEN}"})
             self.unauthenticated(cluster)
@@ -627,7 +628,7 @@ class OpenApiRoutes(unittest.TestCase):
                          "worker-online", "queue-purged"} <= types, types)
         api.call("GET", "/api/v1/events", headers={"Last-Event-ID": "abc"}, stream=True, expect=400)
         api.call("GET", "/api/v1/events", params={"group": "not-an-id"}, stream=True, expect=400)
-        # At most --max-streams (8 here) at once: the ninth is refused. (The server notices a closed stream
+        # At most --max-streams (8 here) streams at once: the ninth is refused. (The server notices a closed stream
         # only at its next write, so the first ones may wait for the stream above to go.)
         streams = []
 
