@@ -11,8 +11,8 @@ constexpr auto kFresh = std::chrono::seconds(1);
 constexpr auto kAskAgainAfter = std::chrono::milliseconds(100);
 
 // A control reply as JSON; kUnavailable when the router did not answer or answered nonsense.
-Result<json> ask(ClientPool& pool, const char* op) {
-  auto reply = pool.with([&](Client& c) { return c.control(op); });
+Result<json> ask(const ClusterView::Ask& ask_router, const char* op) {
+  auto reply = ask_router(op);
   if (!reply)
     return Status(Code::kUnavailable, std::string("cannot check the submission against the router (") + op +
                                           "): " + reply.status().message());
@@ -31,7 +31,7 @@ void add_names(const json& worker, const char* key, std::set<std::string>& into)
 }  // namespace
 
 Result<ClusterView::Registry> ClusterView::fetch_registry() {
-  auto reply = ask(pool_, "inspect.registered");
+  auto reply = ask(ask_, "inspect.registered");
   if (!reply) return reply.status();
   Registry r;
   r.fetched = Clock::now();
@@ -46,7 +46,7 @@ Result<ClusterView::Registry> ClusterView::fetch_registry() {
 }
 
 Result<ClusterView::Queues> ClusterView::fetch_queues() {
-  auto reply = ask(pool_, "inspect.queues");
+  auto reply = ask(ask_, "inspect.queues");
   if (!reply) return reply.status();
   Queues q;
   q.fetched = Clock::now();

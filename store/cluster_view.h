@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -16,13 +17,21 @@
 #include <string>
 
 #include "common/status.h"
-#include "store/http_api.h"
 
 namespace zb::store {
 
+class ClientPool;
+
 class ClusterView {
  public:
-  explicit ClusterView(ClientPool& pool) : pool_(pool) {}
+  // Asks the router a control operation ("inspect.queues", "inspect.registered") with no
+  // arguments; its reply's JSON text.
+  using Ask = std::function<Result<std::string>(const char* op)>;
+  // Through the router's clients (defined with ClientPool, store/http_api.cc).
+  explicit ClusterView(ClientPool& pool);
+  // Through `ask`: the same checks against replies from elsewhere (fixed ones, in the fuzz
+  // target of the submission bodies).
+  explicit ClusterView(Ask ask) : ask_(std::move(ask)) {}
 
   // The kind a task of `queue` runs when it names none; nullopt for a queue the router does
   // not declare (the router refuses such a task itself).
@@ -46,7 +55,7 @@ class ClusterView {
   Result<Registry> fetch_registry();
   Result<Queues> fetch_queues();
 
-  ClientPool& pool_;
+  Ask ask_;
   std::mutex mu_;  // guards the two copies below
   std::optional<Registry> registry_;
   std::optional<Queues> queues_;

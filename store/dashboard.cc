@@ -7,6 +7,7 @@
 #include <array>
 
 #include "common/clock.h"
+#include "store/control_request.h"
 #include "store/http_json.h"
 
 namespace zb::store {
@@ -124,17 +125,11 @@ void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool) {
   // POST /api/v1/workers/{name}/shutdown and /pool {"delta": N}: forwarded to the router.
   for (const std::string action : {"shutdown", "pool"}) {
   server.Post("/api/v1/workers/([^/]+)/" + action, [&pool, action](const httplib::Request& req, httplib::Response& res) {
-    static constexpr std::array<std::string_view, 1> kPoolFields = {"delta"};
-    json args{{"worker", req.matches[1].str()}};
     auto body = action == "pool" ? parse_body(req) : parse_optional_body(req);
     if (!body) return send_error(res, body.status());
-    const auto fields = action == "pool" ? std::span<const std::string_view>(kPoolFields) : std::span<const std::string_view>();
-    if (Status s = known_fields(*body, fields, "", "a worker " + action); !s) return send_error(res, s);
-    if (action == "pool") {
-      if (!body->contains("delta")) return send_error(res, Status(Code::kBadRequest, "delta: required (the body is {\"delta\": N})"));
-      args["delta"] = (*body)["delta"];
-    }
-    auto reply = pool.with([&](Client& c) { return c.control("worker." + action, json_text(args)); });
+    auto args = worker_control_args(action, req.matches[1].str(), *body);
+    if (!args) return send_error(res, args.status());
+    auto reply = pool.with([&](Client& c) { return c.control("worker." + action, json_text(*args)); });
     if (!reply) return send_error(res, reply.status());
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });

@@ -12,187 +12,13 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "store/cluster_view.h"
+#include "store/control_request.h"
 #include "store/http_json.h"
 #include "store/task_request.h"
 
 namespace zb::store {
 
 using nlohmann::json;
-
-namespace {
-constexpr size_t kMaxJsonDepth = 64;
-}  // namespace
-
-int http_status(Code code) {
-  switch (code) {
-    case Code::kBadRequest: return 400;
-    case Code::kForbidden: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kConflict: return 409;
-    case Code::kTooLarge: return 413;
-    case Code::kUnprocessable: return 422;
-    case Code::kUnavailable: return 503;
-    case Code::kTimeout: return 504;
-    case Code::kOutcomeUnknown: return 504;
-    case Code::kStorageFull: return 507;
-    default: return 500;
-  }
-}
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(json_text(body), "application/json");
-}
-
-void send_error(httplib::Response& res, const Status& s) {
-  send_json(res, http_status(s.code()),
-            json{{"error", {{"code", code_name(s.code())}, {"message", s.message()}}}});
-}
-
-// Nesting depth of a JSON text, counted outside strings, so a hostile body of a million '['
-// is refused before a recursive parser sees it.
-bool depth_within(std::string_view text, size_t max) {
-  size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char ch : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (ch == '\\') escaped = true;
-      else if (ch == '"') in_string = false;
-    } else if (ch == '"') {
-      in_string = true;
-    } else if (ch == '[' || ch == '{') {
-      if (++depth > max) return false;
-    } else if ((ch == ']' || ch == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return true;
-}
-
-Result<json> parse_body(const httplib::Request& req) {
-  if (!depth_within(req.body, kMaxJsonDepth))
-    return Status(Code::kBadRequest, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  json j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) return Status(Code::kBadRequest, "request body is not valid JSON");
-  if (!j.is_object()) return Status(Code::kBadRequest, "request body must be a JSON object");
-  return j;
-}
-
-Result<json> parse_optional_body(const httplib::Request& req) {
-  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
-  return parse_body(req);
-}
-
-std::string field_path(const std::string& where, std::string_view key) {
-  return where.empty() ? std::string(key) : where + "." + std::string(key);
-}
-
-namespace {
-
-// Levenshtein distance, for "did you mean" (names are short; longer ones are not compared).
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
-}  // namespace
-
-Status known_fields(const json& object, std::span<const std::string_view> allowed, const std::string& where,
-                    std::string_view what) {
-  if (!object.is_object()) return Status::ok();
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    const std::string& key = it.key();
-    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-    std::string message = field_path(where, key.size() > 60 ? key.substr(0, 60) + "..." : key) + ": unknown field";
-    std::string_view nearest;
-    size_t best = 3;
-    if (key.size() <= 64) {
-      for (std::string_view name : allowed) {
-        const size_t d = edit_distance(key, name);
-        if (d < best && d < key.size()) best = d, nearest = name;
-      }
-    }
-    if (!nearest.empty()) message += ", did you mean \"" + std::string(nearest) + "\"?";
-    std::string names;
-    for (std::string_view name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
-    message += " (" + std::string(what) + (names.empty() ? " takes no fields)" : " takes " + names + ")");
-    return Status(Code::kBadRequest, message);
-  }
-  return Status::ok();
-}
-
-// The batch guide's status words.
-std::string seed_status(TaskState s) {
-  switch (s) {
-    case TaskState::kSucceeded: return "completed";
-    case TaskState::kFailed: return "failed";
-    case TaskState::kStarted: return "running";
-    case TaskState::kRetrying: return "retrying";
-    case TaskState::kRevoked: return "revoked";
-    case TaskState::kQueued:
-    case TaskState::kScheduled: return "pending";
-  }
-  return "pending";
-}
-
-json json_or_text(const std::string& text) {
-  if (text.empty()) return nullptr;
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(text) : j;
-}
-
-json task_json(const TaskStatus& t, bool with_payload) {
-  json j = {{"task_id", t.id.to_string()},
-            {"id", t.ref.empty() ? json(nullptr) : json(t.ref)},
-            {"status", seed_status(t.state)},
-            {"state", state_name(t.state)},
-            {"queue", t.queue},
-            {"kind", t.kind},
-            {"attempt", t.attempt},
-            {"group_id", t.group.is_nil() ? json(nullptr) : json(t.group.to_string())},
-            {"worker", t.worker.empty() ? json(nullptr) : json(t.worker)},
-            {"result", json_or_text(t.result)},
-            {"error", t.error.empty() ? json(nullptr) : json(t.error)},
-            {"created_ms", t.created_ms},
-            {"started_ms", t.started_ms},
-            {"finished_ms", t.finished_ms},
-            {"runtime_us", t.runtime_us}};
-  if (with_payload) j["payload"] = json_or_text(t.payload);
-  return j;
-}
-
-TaskStatus from_record(const proto::TaskRecord& r) {
-  return {r.id, r.group, r.ref, r.queue, r.kind, r.state, r.attempt, r.worker, r.payload, r.result, r.error,
-          r.created_ms, r.started_ms, r.finished_ms, 0};
-}
-
-json group_counts(const GroupStatus& g) {
-  const double progress = g.total ? std::round(1000.0 * g.completed() / g.total) / 10 : (g.sealed ? 100.0 : 0.0);
-  return {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
-          {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
-          {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
-          {"ready", g.ready()}};
-}
-
-Result<size_t> query_size(const httplib::Request& req, const char* name, size_t fallback, size_t max) {
-  if (!req.has_param(name)) return fallback;
-  const std::string v = req.get_param_value(name);
-  char* end = nullptr;
-  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || v[0] == '-') return Status(Code::kBadRequest, std::string(name) + " must be a non-negative integer");
-  return std::min<size_t>(n, max);
-}
 
 namespace {
 
@@ -262,6 +88,9 @@ void ClientPool::give(std::unique_ptr<Client> c) {
   std::lock_guard lock(mu_);
   idle_.push_back(std::move(c));
 }
+
+ClusterView::ClusterView(ClientPool& pool)
+    : ClusterView(Ask([&pool](const char* op) { return pool.with([&](Client& c) { return c.control(op); }); })) {}
 
 void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
                     const HttpLimits& limits, const Authenticator& auth) {
@@ -483,16 +312,11 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     forward("inspect." + what, "{}", "")(req, res);
   });
   server.Post("/api/v1/purge", [forward](const httplib::Request& req, httplib::Response& res) {
-    static constexpr std::array<std::string_view, 1> kFields = {"queue"};
     auto body = parse_optional_body(req);
     if (!body) return send_error(res, body.status());
-    if (Status s = known_fields(*body, kFields, "", "a purge"); !s) return send_error(res, s);
-    json args = json::object();
-    if (body->contains("queue")) {
-      if (!(*body)["queue"].is_string()) return send_error(res, Status(Code::kBadRequest, "queue: must be a string"));
-      args["queue"] = (*body)["queue"];
-    }
-    forward("purge", json_text(args), "")(req, res);
+    auto args = purge_args(*body);
+    if (!args) return send_error(res, args.status());
+    forward("purge", json_text(*args), "")(req, res);
   });
 
   // Dead letters: GET /api/v1/dead?queue=Q&limit=N&after=ID; POST /api/v1/dead/retry {"queue","limit"}.
@@ -509,12 +333,12 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });
   server.Post("/api/v1/dead/retry", [&pool](const httplib::Request& req, httplib::Response& res) {
-    static constexpr std::array<std::string_view, 2> kFields = {"queue", "limit"};
     auto body = parse_optional_body(req);
     if (!body) return send_error(res, body.status());
-    if (Status s = known_fields(*body, kFields, "", "a retry of dead letters"); !s) return send_error(res, s);
     // The router checks the values (queue known, limit in range).
-    auto reply = pool.with([&](Client& c) { return c.control("retry.failed", body->dump()); });
+    auto args = dead_retry_args(*body);
+    if (!args) return send_error(res, args.status());
+    auto reply = pool.with([&](Client& c) { return c.control("retry.failed", json_text(*args)); });
     if (!reply) return send_error(res, reply.status());
     send_json(res, 200, json::parse(*reply, nullptr, false));
   });
@@ -522,18 +346,11 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
   // POST /api/v1/tasks/{id}/revoke {"terminate": bool} and /retry {}, forwarded to the router.
   for (const std::string op : {"revoke", "retry"}) {
     server.Post("/api/v1/tasks/([^/]+)/" + op, [&pool, op](const httplib::Request& req, httplib::Response& res) {
-      static constexpr std::array<std::string_view, 1> kRevokeFields = {"terminate"};
       auto body = parse_optional_body(req);
       if (!body) return send_error(res, body.status());
-      const auto fields = op == "revoke" ? std::span<const std::string_view>(kRevokeFields) : std::span<const std::string_view>();
-      if (Status s = known_fields(*body, fields, "", "a " + op); !s) return send_error(res, s);
-      json args = {{"task", req.matches[1].str()}};
-      if (body->contains("terminate")) {
-        if (!(*body)["terminate"].is_boolean())
-          return send_error(res, Status(Code::kBadRequest, "terminate: must be true or false"));
-        args["terminate"] = (*body)["terminate"];
-      }
-      auto reply = pool.with([&](Client& c) { return c.control(op, json_text(args)); });
+      auto args = task_control_args(op, req.matches[1].str(), *body);
+      if (!args) return send_error(res, args.status());
+      auto reply = pool.with([&](Client& c) { return c.control(op, json_text(*args)); });
       if (!reply) return send_error(res, reply.status());
       send_json(res, 200, json::parse(*reply, nullptr, false));
     });

@@ -18,9 +18,13 @@ int http_status(Code code);
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 // {"error": {"code", "message"}} with the HTTP status of the code.
 void send_error(httplib::Response& res, const Status& s);
-// The body as JSON: 400 for invalid JSON or nesting deeper than 64.
+// A request body's text as a JSON object: 400 for invalid JSON, a value that is not an
+// object, or nesting deeper than 64 (refused before the parser sees it).
+Result<nlohmann::json> parse_json_body(std::string_view text);
+// A body that may be left out (control requests): {} when empty or only blanks, else as above.
+Result<nlohmann::json> parse_optional_json_body(std::string_view text);
+// The same for a request's body.
 Result<nlohmann::json> parse_body(const httplib::Request& req);
-// A body that may be left out (control requests): {} when empty, else as parse_body.
 Result<nlohmann::json> parse_optional_body(const httplib::Request& req);
 // "where.key", or "key" at the top level (where = "").
 std::string field_path(const std::string& where, std::string_view key);
