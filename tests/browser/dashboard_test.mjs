@@ -4,13 +4,12 @@
 // watches the group's progress reach 100% on the page without a reload, retries a failed task
 // from its page, visits every view, and checks that authentication is enforced.
 // Usage: node dashboard_test.mjs <zbatch binary> <node_modules folder> [screenshot folder]
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
+
+import { startUp, waitFor } from "./support.mjs";
 
 const [binary, modules, shots] = process.argv.slice(2);
 const require = createRequire(path.join(modules, "noop.js"));
@@ -19,33 +18,8 @@ const { chromium } = require("playwright-core");
 const USER = "admin", PASSWORD = "s3cret-for-tests";
 const AUTH = "Basic " + Buffer.from(`${USER}:${PASSWORD}`).toString("base64");
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on("error", reject);
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try { if (await fn()) return; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 50));  // the polling interval of a deadline-bounded wait
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
-
-const dir = mkdtempSync(path.join(os.tmpdir(), "zbatch-dashboard-"));
-const [http, fe, be, ev] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-const base = `http://127.0.0.1:${http}`;
-const up = spawn(binary, ["up", "--data", path.join(dir, "data"), "--http", `127.0.0.1:${http}`,
-  "--frontend", `tcp://127.0.0.1:${fe}`, "--backend", `tcp://127.0.0.1:${be}`, "--events", `tcp://127.0.0.1:${ev}`,
-  "-c", "2", "--auth-basic", `${USER}:${PASSWORD}`], { stdio: ["ignore", "pipe", "pipe"], detached: true });
-let log = "";
-up.stdout.on("data", (d) => { log += d; });
-up.stderr.on("data", (d) => { log += d; });
+const cluster = await startUp(binary, "dashboard", ["--auth-basic", `${USER}:${PASSWORD}`]);
+const base = cluster.base;
 const call = (p, options = {}) => fetch(base + p, { ...options, headers: { Authorization: AUTH, "Content-Type": "application/json", ...(options.headers || {}) } });
 
 let browser;
@@ -60,7 +34,7 @@ try {
   assert.equal((await fetch(base + "/api/v1/stats", { headers: { Authorization: "Basic " + Buffer.from("admin:wrong").toString("base64") } })).status, 401);
   assert.equal((await call("/api/v1/stats")).status, 200);
   assert.equal((await fetch(base + "/healthz")).status, 200);
-  assert.ok(!log.includes(PASSWORD), "the password must never be logged");
+  assert.ok(!cluster.log().includes(PASSWORD), "the password must never be logged");
 
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
   // Without credentials the browser gets nothing but the 401.
@@ -151,13 +125,9 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
-  console.error("--- zbatch up log\n" + log.slice(-4000));
+  console.error("--- zbatch up log\n" + cluster.log().slice(-4000));
 } finally {
   if (browser) await browser.close();
-  try { process.kill(-up.pid, "SIGTERM"); } catch { /* already gone */ }
-  await waitFor("zbatch up to stop", () => up.exitCode !== null || up.signalCode !== null, 10000).catch(() => {
-    try { process.kill(-up.pid, "SIGKILL"); } catch { /* gone */ }
-  });
-  rmSync(dir, { recursive: true, force: true });
+  await cluster.stop();
 }
 process.exit(failed ? 1 : 0);

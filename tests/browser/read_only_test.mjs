@@ -2,13 +2,11 @@
 // playwright-core): every view works, live updates included; the worker, retry and
 // dead-letter actions are refused (403) and the page says so, and nothing changes.
 // Usage: node read_only_test.mjs <zbatch binary> <node_modules folder>
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
+
+import { startUp, waitFor } from "./support.mjs";
 
 const [binary, modules] = process.argv.slice(2);
 const require = createRequire(path.join(modules, "noop.js"));
@@ -16,34 +14,8 @@ const { chromium } = require("playwright-core");
 
 const READ = "read-only-token-0123456789", ADMIN = "admin-token-for-tests-0123456789";
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on("error", reject);
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    try { if (await fn()) return; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 50));  // the polling interval of a deadline-bounded wait
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
-
-const dir = mkdtempSync(path.join(os.tmpdir(), "zbatch-read-only-"));
-const [http, fe, be, ev] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-const base = `http://127.0.0.1:${http}`;
-const up = spawn(binary, ["up", "--data", path.join(dir, "data"), "--http", `127.0.0.1:${http}`,
-  "--frontend", `tcp://127.0.0.1:${fe}`, "--backend", `tcp://127.0.0.1:${be}`, "--events", `tcp://127.0.0.1:${ev}`,
-  "-c", "2", "--auth-token", `read:${READ}`, "--auth-token", `admin:${ADMIN}`],
-  { stdio: ["ignore", "pipe", "pipe"], detached: true });
-let log = "";
-up.stdout.on("data", (d) => { log += d; });
-up.stderr.on("data", (d) => { log += d; });
+const cluster = await startUp(binary, "read-only", ["--auth-token", `read:${READ}`, "--auth-token", `admin:${ADMIN}`]);
+const base = cluster.base;
 const admin = (p, body) => fetch(base + p, { method: "POST", body: JSON.stringify(body),
   headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" } });
 
@@ -96,13 +68,9 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
-  console.error("--- zbatch up log\n" + log.slice(-4000));
+  console.error("--- zbatch up log\n" + cluster.log().slice(-4000));
 } finally {
   if (browser) await browser.close();
-  try { process.kill(-up.pid, "SIGTERM"); } catch { /* already gone */ }
-  await waitFor("zbatch up to stop", () => up.exitCode !== null || up.signalCode !== null, 10000).catch(() => {
-    try { process.kill(-up.pid, "SIGKILL"); } catch { /* gone */ }
-  });
-  rmSync(dir, { recursive: true, force: true });
+  await cluster.stop();
 }
 process.exit(failed ? 1 : 0);
