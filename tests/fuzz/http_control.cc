@@ -38,15 +38,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(body->is_object());
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) FUZZ_CHECK(body->empty());
 
-  Result<json> args = Status::ok();
-  switch (which) {
-    case 0: args = store::purge_args(*body); break;
-    case 1: args = store::dead_retry_args(*body); break;
-    case 2: args = store::task_control_args("revoke", name, *body); break;
-    case 3: args = store::task_control_args("retry", name, *body); break;
-    case 4: args = store::worker_control_args("shutdown", name, *body); break;
-    default: args = store::worker_control_args("pool", name, *body); break;
-  }
+  const Result<json> args = [&]() -> Result<json> {
+    switch (which) {
+      case 0: return store::purge_args(*body);
+      case 1: return store::dead_retry_args(*body);
+      case 2: return store::task_control_args("revoke", name, *body);
+      case 3: return store::task_control_args("retry", name, *body);
+      case 4: return store::worker_control_args("shutdown", name, *body);
+      default: return store::worker_control_args("pool", name, *body);
+    }
+  }();
   if (!args) {
     FUZZ_CHECK(args.status().code() == Code::kBadRequest && !args.status().message().empty());
     FUZZ_CHECK(fuzz::is_utf8(json_text(json{{"message", args.status().message()}})));

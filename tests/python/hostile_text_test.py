@@ -40,7 +40,8 @@ class HostileText(unittest.TestCase):
         cls.url = cls.cluster.url
         # A second worker whose name itself is not UTF-8.
         cls.cluster.start("odd-worker", ["worker", "--router", cls.cluster.backend, "-c", "1",
-                                         "--hostname", b"odd\xff@test".decode("utf-8", "surrogateescape")])
+                                         "--hostname", b"odd\xff@test".decode("utf-8", "surrogateescape"),
+                                         "--config", config])  # the same handlers, whichever runs a task
         wait_until(lambda: len(requests.get(f"{cls.url}/api/v1/inspect/stats", timeout=5).json()["workers"]) == 2,
                    20, "both workers registered\n" + cls.cluster.logs())
 
