@@ -17,7 +17,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Sanitizer builds run every process several times slower (tests/CMakeLists.txt sets this).
+SLOWDOWN = float(os.environ.get("ZBATCH_TEST_SLOWDOWN", "1"))
+
+
 def wait_until(predicate, timeout, what):
+    timeout *= SLOWDOWN
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
