@@ -29,8 +29,16 @@ int main(int argc, char** argv) {
     auto payload = nlohmann::json::parse(task.payload, nullptr, false);
     if (payload.is_discarded() || !payload.contains("text") || !payload["text"].is_string())
       return zb::HandlerResult::fail("reverse: payload needs a string field \"text\"");
-    std::string text = payload["text"];
-    return zb::HandlerResult::ok(nlohmann::json{{"text", std::string(text.rbegin(), text.rend())}}.dump());
+    // Reversed by characters (UTF-8 sequences kept whole), not by bytes.
+    const std::string text = payload["text"];
+    std::string reversed;
+    for (size_t end = text.size(); end > 0;) {
+      size_t start = end - 1;
+      while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xc0) == 0x80) --start;
+      reversed.append(text, start, end - start);
+      end = start;
+    }
+    return zb::HandlerResult::ok(nlohmann::json{{"text", reversed}}.dump());
   });
   g_worker = worker->get();
   std::signal(SIGINT, on_signal);
