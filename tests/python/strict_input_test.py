@@ -550,6 +550,13 @@ class ClusterAnswers(unittest.TestCase):
             r = requests.post(f"{c.url}/api/v1/tasks", json={"kind": "noop"}, timeout=10)
             self.assertEqual(r.status_code, 201, r.text)
             c.kill("router")
+            # Until the store's connection has seen the close (a few ms), a request may still be
+            # sent into it and is an honest 504; from then on nothing is sent: 503.
+            def unavailable():
+                r = requests.post(f"{c.url}/api/v1/tasks", json={"kind": "noop"}, timeout=30)
+                self.assertIn(r.status_code, (503, 504), r.text)
+                return r.status_code == 503
+            wait_until(unavailable, 30, "the store noticing the router is gone")
             for path, body in [("/api/v1/tasks", {"kind": "noop"}),
                                ("/api/v1/tasks", {"tasks": [{"kind": "noop"}], "idempotency_key": "down-1"}),
                                ("/batch/celery/validation", {"tasks": [{"language": "json", "code": "{}"}]})]:
