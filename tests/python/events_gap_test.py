@@ -6,11 +6,11 @@ Router, worker and store run as separate processes; the store keeps 300 events
 (--stream-retention 300)."""
 import sys
 import threading
-import time
 import unittest
 
 import requests
 
+from cluster import wait_until
 from sse_support import RawSse, StoreArgsCluster, check_no_silent_skip, last_id
 
 BINARY = sys.argv.pop(1)
@@ -57,17 +57,17 @@ class EventGaps(unittest.TestCase):
         self.assertGreater(head, RETENTION + 10)
         # Until the router trims what the store confirmed (its housekeeping, once a second), its
         # log still serves the oldest events; then only the store's own log is left.
-        deadline = time.monotonic() + 20
-        while True:
+        def gap_first():
             first = RawSse(self.cluster.http_port, last_event_id=2)
             try:
                 first.read_until(lambda fs: fs, 10)
             finally:
                 first.close()
-            if first.frames[0]["event"] == "gap" or time.monotonic() > deadline:
-                break
+            if first.frames[0]["event"] == "gap":
+                return True
             self.assertEqual(first.frames[0]["id"], 3)  # served from the router's log meanwhile
-            time.sleep(0.2)  # the polling interval of a deadline-bounded wait
+            return False
+        wait_until(gap_first, 20, "the router's log trimmed below the store's retention")
         frames = self.read_all(2, head)
         self.assertEqual(frames[0]["event"], "gap", frames[:2])
         gap = frames[0]["data"]

@@ -108,18 +108,19 @@ class Campaign:
         return r.json() if r.status_code == 200 else None
 
     def wait_done(self, gids, timeout, chaos=None):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                groups = [self.group(g) for g in gids]
-                if all(g and g["ready"] for g in groups):
-                    return groups
-            except requests.RequestException:
-                pass  # the store is being restarted
+        done = []
+
+        def all_ready():
             if chaos:
                 chaos()
-            self.test.assertLess(time.monotonic(), deadline, f"groups not done\n{self.cluster.logs()}")
-            time.sleep(0.05)  # the polling interval of a deadline-bounded wait
+            groups = [self.group(g) for g in gids]  # a store being restarted raises: polled again
+            done[:] = groups
+            return all(g and g["ready"] for g in groups)
+        try:
+            wait_until(all_ready, timeout, "the groups to finish")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.cluster.logs()}") from None
+        return done
 
     def ran(self):
         counts = {}

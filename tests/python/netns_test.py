@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
+from cluster import wait_until
 from netns import sh, why_no_namespaces
 
 BINARY = None
@@ -17,15 +17,6 @@ ROUTER_IP, WORKER_IP = f"{SUBNET}.1", f"{SUBNET}.2"
 
 
 WHY_NOT = why_no_namespaces()
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)  # the polling interval of a deadline-bounded wait
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @unittest.skipIf(WHY_NOT, f"network namespaces unavailable: {WHY_NOT}")
@@ -100,7 +91,7 @@ class TwoHosts(unittest.TestCase):
                                                        "--heartbeat-ms", "200", "--hostname", "w1@hostb",
                                                        *self.keys("w1")])
         fe = f"tcp://{ROUTER_IP}:5555"
-        wait_for(lambda: '"workers":1' in self.run_in(self.ns_worker, ["ping", "--json", "--router", fe,
+        wait_until(lambda: '"workers":1' in self.run_in(self.ns_worker, ["ping", "--json", "--router", fe,
                                                                        *self.keys("ops")]).stdout,
                  20, "the worker online across the link")
         done = self.run_in(self.ns_worker, ["submit", "--router", fe, *self.keys("ops"), "--kind", "echo",
@@ -111,7 +102,7 @@ class TwoHosts(unittest.TestCase):
         store = self.start(self.ns_worker, "store", ["store", "--router", fe, "--events", f"tcp://{ROUTER_IP}:5557",
                                                      "--data", self.path("store-data"), "--http", "127.0.0.1:8000",
                                                      *self.keys("store")])
-        wait_for(lambda: sh("ip", "netns", "exec", self.ns_worker, "curl", "-sf", "http://127.0.0.1:8000/readyz",
+        wait_until(lambda: sh("ip", "netns", "exec", self.ns_worker, "curl", "-sf", "http://127.0.0.1:8000/readyz",
                             check=False).returncode == 0, 20, "the store caught up over CURVE")
 
         for who in ("stranger", "w1"):  # an unknown key; a worker's key on the client socket
@@ -127,7 +118,7 @@ class TwoHosts(unittest.TestCase):
                 if line.startswith('zbatch_router_refused_total{reason="unknown_keys"} '):
                     return int(line.split()[-1]), text
             return 0, text
-        wait_for(lambda: refused_keys()[0] >= 2, 10, "the refused handshakes (a stranger, a worker key) counted in /metrics")
+        wait_until(lambda: refused_keys()[0] >= 2, 10, "the refused handshakes (a stranger, a worker key) counted in /metrics")
         checked = subprocess.run(["promtool", "check", "metrics"], input=refused_keys()[1], text=True,
                                  capture_output=True, timeout=30)
         self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
@@ -145,7 +136,7 @@ class TwoHosts(unittest.TestCase):
         worker = self.start(self.ns_worker, "plain-worker", ["worker", "--router", f"tcp://{ROUTER_IP}:6556",
                                                              "--heartbeat-ms", "200", "--insecure-plaintext"])
         fe = f"tcp://{ROUTER_IP}:6555"
-        wait_for(lambda: '"workers":1' in self.run_in(self.ns_worker, ["ping", "--json", "--router", fe,
+        wait_until(lambda: '"workers":1' in self.run_in(self.ns_worker, ["ping", "--json", "--router", fe,
                                                                        "--insecure-plaintext"]).stdout,
                  20, "a plaintext cluster the operator chose")
         self.assertIn("router INSECURE", self.log("plain-router"))
