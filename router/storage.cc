@@ -18,6 +18,7 @@ namespace {
 // How often the free space is measured: a turn writes at most a few MiB, so the reserve is
 // crossed by little between two measurements.
 constexpr uint64_t kCheckIntervalMs = 100;
+constexpr uint64_t kNearReserveBytes = 16ull << 20;
 // Free space kept in the LMDB map before each turn, so a turn never hits MDB_MAP_FULL: a
 // quarter of the maximum map, at most 256 MiB (a turn writes far less).
 uint64_t turn_headroom_bytes(uint64_t max_map_bytes) { return std::min<uint64_t>(256ull << 20, max_map_bytes / 4); }
@@ -48,7 +49,10 @@ Result<uint64_t> free_bytes(const std::string& dir) {
 void Router::Impl::check_storage(uint64_t now) {
   Status map = ledger->env().ensure_free(turn_headroom_bytes(options.max_map_bytes));
   storage.map_full = !map;
-  if (now >= storage.next_check_ms) {
+  // Near the reserve, free space is measured every turn: a few turns of submissions between two
+  // timed checks could otherwise write past it. Far from it, a statvfs every 100 ms is enough.
+  const bool near_reserve = storage.free_bytes < 2 * storage.reserve_bytes + kNearReserveBytes;
+  if (now >= storage.next_check_ms || near_reserve) {
     storage.next_check_ms = now + kCheckIntervalMs;
     if (auto free = free_bytes(options.data_dir)) storage.free_bytes = *free;
     else spdlog::warn("router storage check failed reason=\"{}\"", free.status().message());
