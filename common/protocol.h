@@ -181,17 +181,29 @@ enum class EventType : uint8_t {
   kTaskFailed = 5,     // carries error
   kTaskRetried = 6,    // an attempt failed; another follows
   kTaskRevoked = 7,
-  kGroupUpdated = 8,   // group created or extended: detail = {"total":N,"parallel":P,"sealed":b}
-  kWorkerOnline = 9,   // detail = worker description JSON
-  kWorkerOffline = 10,
-  kWorkerHeartbeat = 11,  // detail = worker stats JSON
-  kQueuePurged = 12,      // detail = {"purged":N}
-  kResultsExpired = 13,   // finished tasks and groups up to detail {"before_ms":T} were deleted
+  kGroupUpdated = 8,   // a group changed this turn: group_record holds it as the router has it
+  kWorkerOnline = 9,   // worker_note: host, pid, slots, credit
+  kWorkerOffline = 10,    // worker_note.reason
+  kWorkerHeartbeat = 11,  // not sent (kept for the numbering)
+  kQueuePurged = 12,      // count: tasks purged
+  kResultsExpired = 13,   // finished tasks and groups up to before_ms were deleted
 };
 inline constexpr int kEventTypeCount = 14;
 std::string_view event_type_name(EventType type);
 
-// One state change, with a gap-free sequence number.
+// What a worker-online event says about the worker, or why a worker-offline one left.
+struct WorkerNote {
+  std::string hostname;
+  uint32_t pid = 0;
+  uint32_t concurrency = 0;
+  uint32_t capacity = 0;
+  std::string reason;  // worker-offline
+  MSGPACK_DEFINE(hostname, pid, concurrency, capacity, reason);
+};
+
+// One state change, with a gap-free sequence number. Task events carry the task's new state
+// and the one it left; the router writes each changed group's record once per turn
+// (group-updated), so a follower applies what the router decided instead of deriving it.
 struct Event {
   uint64_t seq = 0;
   uint64_t ts_ms = 0;
@@ -208,10 +220,21 @@ struct Event {
   std::string payload;
   std::string result;
   std::string error;
-  std::string detail;  // JSON text for non-task events
+  std::string unused_detail;  // JSON text once; no longer written (kept for the fields' positions)
   uint64_t eta_ms = 0;
+  // Task events: the state the task left (task-received: the state it starts in).
+  TaskState from = TaskState::kQueued;
+  uint32_t retries = 0;      // task-retried, -succeeded, -failed: automatic retries so far
+  uint32_t max_retries = 0;  // task-retried
+  uint64_t delay_ms = 0;     // task-retried: the backoff before the next attempt (0: queued at once)
+  uint64_t runtime_us = 0;   // task-succeeded, -failed: the handler's run time
+  uint64_t count = 0;        // queue-purged: the tasks purged
+  uint64_t before_ms = 0;    // results-expired: what finished before this instant was deleted
+  std::vector<WorkerNote> worker_note;    // worker-online, -offline: one entry
+  std::vector<GroupRecord> group_record;  // group-updated: the record (no chunk bitmap), one entry
   MSGPACK_DEFINE(seq, ts_ms, type, task, group, queue, kind, ref, state, attempt, priority, worker,
-                 payload, result, error, detail, eta_ms);
+                 payload, result, error, unused_detail, eta_ms, from, retries, max_retries, delay_ms,
+                 runtime_us, count, before_ms, worker_note, group_record);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +327,10 @@ struct SubmitAck {
   Id group;
   std::vector<Id> tasks;  // in the order of Submit::tasks
   bool duplicate = false; // answered from the idempotency key
-  MSGPACK_DEFINE(corr, group, tasks, duplicate);
+  // The event log holds this submission's events up to here: a follower that has applied
+  // this sequence number shows the tasks and their group.
+  uint64_t seq = 0;
+  MSGPACK_DEFINE(corr, group, tasks, duplicate, seq);
 };
 
 struct TaskInfo {

@@ -187,7 +187,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     proto::Event ev;
     ev.type = proto::EventType::kQueuePurged;
     ev.queue = queue_name;
-    ev.detail = "{\"purged\":" + std::to_string(victims.size()) + "}";
+    ev.count = victims.size();
     emit(std::move(ev));
     dirty = true;
     spdlog::info("router purged tasks={} queue={}", victims.size(), queue_name.empty() ? "*" : queue_name);
@@ -327,7 +327,7 @@ Result<std::string> Router::Impl::retry(const Id& task) {
   if (Status s = ledger->put_task(rec); !s) return s;
   if (Status s = ledger->del_dead(task); !s) return s;
   proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
-  ev.detail = "{\"retry_of\":\"" + std::string(state_name(was)) + "\"}";
+  ev.from = was;
   emit(std::move(ev));
   if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
     uint32_t& counter = was == TaskState::kFailed ? g->record.failed : g->record.revoked;

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cctype>
 
-#include <nlohmann/json.hpp>
-
 #include "common/text.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -216,8 +214,7 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
   proto::Event ev;
   ev.type = proto::EventType::kWorkerOnline;
   ev.worker = w.name;
-  ev.detail = nlohmann::json{{"hostname", w.hostname}, {"pid", w.pid}, {"concurrency", w.concurrency},
-                             {"capacity", w.capacity}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  ev.worker_note.push_back({w.hostname, w.pid, w.concurrency, w.capacity, {}});
   emit(std::move(ev));
   spdlog::info("router worker online name={} host={} pid={} capacity={} reclaimed={} rejected={}",
                w.name, w.hostname, w.pid, w.capacity, w.leased.size(), welcome.rejected.size());
@@ -334,8 +331,9 @@ void Router::Impl::schedule_retry(proto::TaskRecord& rec, size_t queue, std::str
   proto::Event ev = router::task_event(rec, proto::EventType::kTaskRetried, TaskState::kRetrying);
   ev.error = rec.error;
   ev.eta_ms = rec.eta_ms;
-  ev.detail = "{\"retries\":" + std::to_string(rec.retries) + ",\"max_retries\":" +
-              std::to_string(rec.max_retries) + ",\"delay_ms\":" + std::to_string(delay) + "}";
+  ev.retries = rec.retries;
+  ev.max_retries = rec.max_retries;
+  ev.delay_ms = delay;
   emit(std::move(ev));
   const uint64_t key = router::order_key(rec.priority, rec.seq);
   GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
@@ -370,7 +368,8 @@ void Router::Impl::finish_task(proto::TaskRecord& rec, bool ok, std::string resu
   proto::Event ev = router::task_event(rec, ok ? proto::EventType::kTaskSucceeded : proto::EventType::kTaskFailed, rec.state);
   ev.result = rec.result;
   ev.error = rec.error;
-  ev.detail = "{\"runtime_us\":" + std::to_string(runtime_us) + ",\"retries\":" + std::to_string(rec.retries) + "}";
+  ev.runtime_us = runtime_us;
+  ev.retries = rec.retries;
   emit(std::move(ev));
   if (worker) (ok ? worker->processed : worker->failed)++;
   (ok ? succeeded_total : failed_total)++;
@@ -461,7 +460,7 @@ void Router::Impl::worker_lost(const std::string& rid, std::string_view reason) 
   proto::Event ev;
   ev.type = proto::EventType::kWorkerOffline;
   ev.worker = w.name;
-  ev.detail = nlohmann::json{{"reason", reason}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  ev.worker_note.push_back({w.hostname, w.pid, w.concurrency, w.capacity, std::string(reason)});
   emit(std::move(ev));
   spdlog::info("router worker offline name={} reason=\"{}\" requeued={}", w.name, reason, w.leased.size());
   workers.erase(it);
@@ -519,6 +518,14 @@ void Router::Impl::write_groups() {
     if (g == groups.end()) continue;
     g->second.dirty = false;
     if (Status s = ledger->put_group(g->second.record); !s) return fail_turn(s);
+    // Followers get the record as it is now: they apply it instead of counting for themselves.
+    proto::Event ev;
+    ev.type = proto::EventType::kGroupUpdated;
+    ev.group = id;
+    proto::GroupRecord shown = g->second.record;
+    shown.chunks_present.clear();
+    ev.group_record.push_back(std::move(shown));
+    emit(std::move(ev));
     if (options.result_ttl_ms && g->second.record.ready() && g->second.record.finished_ms)
       if (Status s = ledger->put_expiry(g->second.record.finished_ms, router::Ledger::Expiring::kGroup, id.bytes()); !s)
         return fail_turn(s);

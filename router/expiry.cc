@@ -42,7 +42,7 @@ void Router::Impl::expire_results(uint64_t now_unix) {
     // Followers (the store) delete what finished up to the same instant.
     proto::Event ev;
     ev.type = proto::EventType::kResultsExpired;
-    ev.detail = "{\"before_ms\":" + std::to_string(now_unix - options.result_ttl_ms) + "}";
+    ev.before_ms = now_unix - options.result_ttl_ms;
     emit(std::move(ev));
     dirty = true;
     spdlog::debug("router expired tasks={} groups={} entries={}", tasks, groups_gone, *swept);

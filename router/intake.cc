@@ -257,15 +257,6 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     ack.tasks.push_back(rec.id);
   }
   submitted_total += submit.tasks.size();
-  if (group) {
-    proto::Event ev;
-    ev.type = proto::EventType::kGroupUpdated;
-    ev.group = group->record.id;
-    ev.detail = "{\"total\":" + std::to_string(group->record.total) + ",\"parallel\":" +
-                std::to_string(group->record.parallel) + ",\"sealed\":" +
-                (group->record.sealed ? "true" : "false") + "}";
-    emit(std::move(ev));
-  }
   if (!submit.idem_key.empty()) {
     if (Status s = ledger->put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint}); !s)
       return fail_turn(s);

@@ -330,6 +330,7 @@ Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
 // Sends what the committed turn produced: replies, tasks, result acks, then the events.
 void Router::Impl::flush() {
   for (auto& out : outbox) {
+    if (auto* ack = std::get_if<proto::SubmitAck>(&out.message)) ack->seq = ledger->meta().seq;
     zmq::socket_t& socket = out.backend ? *backend : *frontend;
     if (!wire::send(socket, out.message, out.routing_id) && out.backend)
       unreachable.push_back(out.routing_id);
