@@ -7,17 +7,18 @@ bool can_transition(TaskState from, TaskState to) {
   switch (from) {
     case S::kScheduled:
       return to == S::kQueued || to == S::kRevoked;
-    case S::kQueued:
-      return to == S::kStarted || to == S::kRevoked || to == S::kSucceeded || to == S::kFailed;
+    case S::kQueued:  // a late result of a requeued task ends it (or retries it) from here
+      return to == S::kStarted || to == S::kRevoked || to == S::kSucceeded || to == S::kFailed ||
+             to == S::kRetrying;
     case S::kStarted:
       return to == S::kSucceeded || to == S::kFailed || to == S::kRetrying || to == S::kQueued ||
              to == S::kRevoked;
     case S::kRetrying:
-      return to == S::kQueued || to == S::kRevoked || to == S::kSucceeded || to == S::kFailed;
+      return to == S::kQueued || to == S::kRevoked;
     case S::kFailed:
-      return to == S::kQueued;
-    case S::kSucceeded:
     case S::kRevoked:
+      return to == S::kQueued;  // an explicit retry
+    case S::kSucceeded:
       return false;
   }
   return false;

@@ -1,13 +1,15 @@
 // The task's life cycle and the queues every deployment starts with.
 //
 //   scheduled ──► queued ──► started ──► succeeded
-//       │           ▲  │        │  ├──► failed ──(manual retry)──► queued
+//       │           ▲  │        │  ├──► failed ──(explicit retry)──► queued
 //       │           │  │        │  └──► retrying ──► queued
-//       │           └──┼────────┘ (worker lost: requeued with attempt + 1)
-//       └───────────►  └──────────► revoked
+//       │           └──┼────────┘ (worker lost or task returned: requeued, attempt + 1)
+//       └───────────►  └──────────► revoked ──(explicit retry)──► queued
 //
-// A result for an older attempt may still complete a task that was requeued but not yet
-// re-dispatched (queued → succeeded/failed), which saves a second run.
+// A result for an older attempt may still end a task that was requeued but not yet
+// re-dispatched (queued → succeeded, failed or retrying), which saves a second run. The
+// router changes a task's state only through Core::transition (router/core.h), which refuses
+// any pair this table does not allow.
 #pragma once
 
 #include <array>

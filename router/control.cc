@@ -6,9 +6,9 @@
 #include "common/text.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "router/router_impl.h"
+#include "router/core.h"
 
-namespace zb {
+namespace zb::router {
 namespace {
 
 using nlohmann::json;
@@ -16,20 +16,20 @@ constexpr size_t kInspectLimit = 1000;
 
 }  // namespace
 
-void Router::Impl::on_control(const std::string& rid, const proto::Control& control) {
+void Core::on_control(const std::string& rid, const proto::Control& control) {
   if (control.deadline_ms && now_unix_ms() > control.deadline_ms) {
-    ++late_requests;
+    ++stats_.late_requests;
     spdlog::warn("router refused late control op={} late_ms={}", control.op.substr(0, 64),
                  now_unix_ms() - control.deadline_ms);
     return reply_error(rid, control.corr, Status(Code::kTimeout, "'" + control.op.substr(0, 64) +
                                                      "' reached the router after its deadline: not carried out"));
   }
-  auto reply = control_json(control.op, control.args);
-  if (!reply) return reply_error(rid, control.corr, reply.status());
-  outbox.push_back({false, rid, proto::ControlReply{control.corr, std::move(reply.value())}});
+  auto answer = control_json(control.op, control.args);
+  if (!answer) return reply_error(rid, control.corr, answer.status());
+  reply(rid, proto::ControlReply{control.corr, std::move(answer.value())});
 }
 
-Result<std::string> Router::Impl::control_json(const std::string& op, const std::string& args_text) {
+Result<std::string> Core::control_json(const std::string& op, const std::string& args_text) {
   json args = json::object();
   if (!args_text.empty()) {
     args = json::parse(args_text, nullptr, false);
@@ -47,9 +47,9 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
   };
   const uint64_t now = now_steady_ms();
   if (op == "ping") {
-    return json_text(json{{"pong", true}, {"log_id", ledger->meta().log_id.to_string()},
-                {"head_seq", ledger->meta().seq}, {"workers", workers.size()},
-                {"uptime_ms", now - started_steady_ms}});
+    return json_text(json{{"pong", true}, {"log_id", ledger_.meta().log_id.to_string()},
+                {"head_seq", ledger_.meta().seq}, {"workers", workers_.size()},
+                {"uptime_ms", now - stats_.started_steady_ms}});
   }
   // Celery's meanings: active = running on a slot now; reserved = taken by a worker (leased)
   // and not started; scheduled = waiting for its ETA, countdown or retry backoff. Each gives
@@ -59,18 +59,18 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     json out = json::array();
     json flat = json::array();
     size_t total = 0, listed = 0;
-    for (const auto& rid : worker_order) {
-      const auto& w = workers.at(rid);
+    for (const auto& rid : workers_.order()) {
+      const auto& w = *workers_.find(rid);
       json tasks = json::array();
       for (const Id& id : w.leased) {
-        auto l = leases.find(id);
-        if (l == leases.end() || (l->second.started_unix_ms != 0) != want_started) continue;
+        const LeaseState* l = tasks_.lease(id);
+        if (!l || (l->started_unix_ms != 0) != want_started) continue;
         ++total;
         if (listed >= kInspectLimit) continue;
         ++listed;
         json t = task_json(id);
         t["worker"] = w.name;
-        if (want_started) t["started_ms"] = l->second.started_unix_ms;
+        if (want_started) t["started_ms"] = l->started_unix_ms;
         (want_started ? tasks : flat).push_back(std::move(t));
       }
       if (want_started) out.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"tasks", tasks}});
@@ -79,20 +79,18 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     return json_text(json{{"tasks", flat}, {"total", total}});
   }
   if (op == "inspect.scheduled") {
-    auto copy = scheduled;
     json tasks = json::array();
     size_t total = 0;
-    for (; !copy.empty(); copy.pop()) {
-      if (revoked_scheduled.count(copy.top().task)) continue;
+    tasks_.for_each_scheduled([&](const ScheduledTask& t) {
       ++total;
-      if (tasks.size() < kInspectLimit) tasks.push_back(task_json(copy.top().task));
-    }
+      if (tasks.size() < kInspectLimit) tasks.push_back(task_json(t.task));
+    });
     return json_text(json{{"tasks", tasks}, {"total", total}});
   }
   if (op == "inspect.stats") {
     json ws = json::array();
-    for (const auto& rid : worker_order) {
-      const auto& w = workers.at(rid);
+    for (const auto& rid : workers_.order()) {
+      const auto& w = *workers_.find(rid);
       ws.push_back({{"name", w.name}, {"session", w.session.to_string()}, {"hostname", w.hostname},
                     {"pid", w.pid}, {"concurrency", w.concurrency}, {"capacity", w.capacity},
                     {"in_flight", w.leased.size()}, {"busy", w.busy}, {"processed", w.processed},
@@ -100,105 +98,72 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
                     {"online_ms", w.online_unix_ms}, {"draining", w.draining},
                     [&] {
                       json qs = json::array();
-                      for (size_t q : w.queues) qs.push_back(options.queues[q].name);
+                      for (size_t q : w.queues) qs.push_back(tasks_.config(q).name);
                       return json{"queues", qs};
                     }()});
     }
-    const auto& meta = ledger->meta();
-    json router_stats = {{"uptime_ms", now - started_steady_ms}, {"submitted", submitted_total},
-                         {"succeeded", succeeded_total}, {"failed", failed_total},
-                         {"in_flight", leases.size()}, {"scheduled", scheduled.size()},
-                         {"groups_active", groups.size()}, {"bad_frames", bad_frames},
-                         {"late_requests", late_requests},
-                         {"refused", {{"forbidden", refused.forbidden}, {"foreign_results", refused.foreign_results},
-                                      {"foreign_claims", refused.foreign_claims},
-                                      {"foreign_started", refused.foreign_started}, {"bad_counts", refused.bad_counts},
-                                      {"unknown_keys", zap ? zap->refused() : 0}}},
+    const auto& meta = ledger_.meta();
+    json router_stats = {{"uptime_ms", now - stats_.started_steady_ms}, {"submitted", stats_.submitted},
+                         {"succeeded", stats_.succeeded}, {"failed", stats_.failed},
+                         {"in_flight", tasks_.leases().size()}, {"scheduled", tasks_.scheduled_size()},
+                         {"groups_active", groups_.size()}, {"bad_frames", stats_.bad_frames},
+                         {"late_requests", stats_.late_requests},
+                         {"refused", {{"forbidden", stats_.forbidden}, {"foreign_results", stats_.foreign_results},
+                                      {"foreign_claims", stats_.foreign_claims},
+                                      {"foreign_started", stats_.foreign_started}, {"bad_counts", stats_.bad_counts},
+                                      {"unknown_keys", health.unknown_keys}}},
                          {"event_seq", meta.seq}, {"event_first_seq", meta.first_seq},
                          {"event_confirmed", meta.confirmed},
-                         {"db_used_bytes", ledger->env().used_bytes()},
-                         {"db_map_bytes", ledger->env().map_bytes()},
-                         {"storage_full", storage_full},
-                         {"storage_free_bytes", storage.free_bytes},
-                         {"storage_reserve_bytes", storage.reserve_bytes},
-                         {"storage_failed_commits", storage.failed_commits},
-                         {"durability", options.fsync ? "fsync" : "nosync"}};
+                         {"db_used_bytes", health.db_used_bytes},
+                         {"db_map_bytes", health.db_map_bytes},
+                         {"storage_full", health.storage_full},
+                         {"storage_free_bytes", health.storage_free_bytes},
+                         {"storage_reserve_bytes", health.storage_reserve_bytes},
+                         {"storage_failed_commits", health.storage_failed_commits},
+                         {"durability", options_.fsync ? "fsync" : "nosync"}};
     return json_text(json{{"router", router_stats}, {"workers", ws}});
   }
   if (op == "inspect.registered") {
     json ws = json::array();
-    for (const auto& rid : worker_order) {
-      const auto& w = workers.at(rid);
+    for (const auto& rid : workers_.order()) {
+      const auto& w = *workers_.find(rid);
       ws.push_back({{"name", w.name}, {"kinds", w.kinds}, {"test_profiles", w.test_profiles},
                     {"mcp_servers", w.mcp_servers}});
     }
     return json_text(json{{"workers", ws}});
   }
   if (op == "inspect.queues") {
-    std::vector<size_t> scheduled_per_queue(options.queues.size(), 0);
-    for (auto copy = scheduled; !copy.empty(); copy.pop())
-      if (!revoked_scheduled.count(copy.top().task)) ++scheduled_per_queue[copy.top().queue];
-    std::vector<size_t> started_per_queue(options.queues.size(), 0);
-    for (const auto& [id, l] : leases)
+    std::vector<size_t> scheduled_per_queue(tasks_.queue_count(), 0);
+    tasks_.for_each_scheduled([&](const ScheduledTask& t) { ++scheduled_per_queue[t.queue]; });
+    std::vector<size_t> started_per_queue(tasks_.queue_count(), 0);
+    for (const auto& [id, l] : tasks_.leases())
       if (l.started_unix_ms) ++started_per_queue[l.queue];
-    std::vector<size_t> held_per_queue(options.queues.size(), 0);
-    for (const auto& [gid, g] : groups)
-      for (const auto& [key, held] : g.held) ++held_per_queue[held.first];
+    const std::vector<size_t> held_per_queue = groups_.held_per_queue();
     json qs = json::array();
-    for (size_t i = 0; i < options.queues.size(); ++i) {
-      const auto& q = options.queues[i];
+    for (size_t i = 0; i < tasks_.queue_count(); ++i) {
+      const auto& q = tasks_.config(i);
+      const uint64_t running = tasks_.running(i);
       qs.push_back({{"name", q.name}, {"priority", q.priority}, {"default_kind", q.default_kind},
-                    {"depth", ready[i].size() + held_per_queue[i]}, {"scheduled", scheduled_per_queue[i]},
-                    {"reserved", queue_running[i] - std::min<uint64_t>(queue_running[i], started_per_queue[i])},
+                    {"depth", tasks_.ready(i).size() + held_per_queue[i]}, {"scheduled", scheduled_per_queue[i]},
+                    {"reserved", running - std::min<uint64_t>(running, started_per_queue[i])},
                     {"running", started_per_queue[i]}});
     }
     return json_text(json{{"queues", qs}});
   }
   if (op == "purge") {
-    std::vector<size_t> targets;
+    std::optional<std::string> queue;
     if (args.contains("queue") && !args["queue"].is_null()) {
       if (!args["queue"].is_string()) return Status(Code::kBadRequest, "purge: queue must be a string");
-      auto q = queue_index.find(args["queue"].get<std::string>());
-      if (q == queue_index.end())
-        return Status(Code::kUnprocessable, "unknown queue '" + args["queue"].get<std::string>() + "'");
-      targets.push_back(q->second);
-    } else {
-      for (size_t i = 0; i < options.queues.size(); ++i) targets.push_back(i);
+      queue = args["queue"].get<std::string>();
     }
-    std::vector<std::pair<Id, bool>> victims;  // task, was admitted (in a ready queue)
-    for (size_t q : targets)
-      for (auto& [key, id] : ready[q].take_all()) victims.emplace_back(id, true);
-    for (auto& [gid, g] : groups)
-      for (auto it = g.held.begin(); it != g.held.end();) {
-        if (std::find(targets.begin(), targets.end(), it->second.first) != targets.end()) {
-          victims.emplace_back(it->second.second, false);
-          it = g.held.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    for (const auto& [id, admitted] : victims) {
-      auto found = ledger->get_task(id);
-      if (!found) return found.status();
-      if (!found->has_value()) continue;
-      if (Status s = finish_revoked(**found, admitted, "purged"); !s) return s;
-    }
-    const std::string queue_name = targets.size() == 1 ? options.queues[targets[0]].name : std::string();
-    proto::Event ev;
-    ev.type = proto::EventType::kQueuePurged;
-    ev.queue = queue_name;
-    ev.count = victims.size();
-    emit(std::move(ev));
-    dirty = true;
-    spdlog::info("router purged tasks={} queue={}", victims.size(), queue_name.empty() ? "*" : queue_name);
-    return json_text(json{{"purged", victims.size()}});
+    return purge(queue);
   }
   if (op == "inspect.failed" || op == "retry.failed") {
     std::string queue;
     if (args.contains("queue")) {
       if (!args["queue"].is_string()) return Status(Code::kBadRequest, op + ": queue must be a string");
       queue = args["queue"].get<std::string>();
-      if (!queue_index.count(queue)) return Status(Code::kUnprocessable, op + ": unknown queue '" + queue.substr(0, 64) + "'");
+      if (!tasks_.find_queue(queue)) return Status(Code::kUnprocessable, op + ": unknown queue '" + queue.substr(0, 64) + "'");
     }
     size_t limit = op == "inspect.failed" ? 100 : 100000;
     if (args.contains("limit")) {
@@ -219,8 +184,8 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
     if (!args.contains("worker") || !args["worker"].is_string())
       return Status(Code::kBadRequest, op + ": worker must be a worker name");
     const std::string name = args["worker"].get<std::string>();
-    auto w = std::find_if(workers.begin(), workers.end(), [&](const auto& kv) { return kv.second.name == name; });
-    if (w == workers.end()) return Status(Code::kNotFound, "no worker named '" + name.substr(0, 255) + "' is online");
+    const WorkerSession* w = workers_.find_name(name);
+    if (!w) return Status(Code::kNotFound, "no worker named '" + name.substr(0, 255) + "' is online");
     proto::WorkerCommand command{op == "worker.shutdown" ? "shutdown" : "pool", 0};
     if (op == "worker.pool") {
       if (!args.contains("delta") || !args["delta"].is_number_integer() || args["delta"].get<int64_t>() == 0 ||
@@ -228,7 +193,7 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
         return Status(Code::kBadRequest, "worker.pool: delta must be a non-zero integer, -1024..1024");
       command.delta = static_cast<int32_t>(args["delta"].get<int64_t>());
     }
-    outbox.push_back({true, w->first, std::move(command)});
+    to_worker(w->routing_id, std::move(command));
     spdlog::info("router worker={} command={} delta={}", name, op, args.value("delta", 0));
     return json_text(json{{"worker", name}, {"sent", op}});
   }
@@ -244,114 +209,108 @@ Result<std::string> Router::Impl::control_json(const std::string& op, const std:
   return Status(Code::kBadRequest, "unknown control operation '" + op.substr(0, 64) + "'");
 }
 
-Status Router::Impl::finish_revoked(proto::TaskRecord& rec, bool admitted, const std::string& reason) {
-  const uint64_t now = now_unix_ms();
-  requeued_from.erase(rec.id);
-  rec.state = TaskState::kRevoked;
-  rec.error = reason;
-  rec.finished_ms = now;
-  if (Status s = ledger->put_task(rec); !s) return s;
-  proto::Event ev = router::task_event(rec, proto::EventType::kTaskRevoked, TaskState::kRevoked);
-  ev.error = reason;
-  emit(std::move(ev));
-  if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
-    ++g->record.revoked;
-    if (admitted && g->admitted > 0) --g->admitted;
-    if (g->record.ready() && !g->record.finished_ms) g->record.finished_ms = now;
-    mark_group(*g);
-    admit_held(*g);
+// Queued tasks (of one queue, or all) never run: each is revoked.
+Result<std::string> Core::purge(const std::optional<std::string>& queue) {
+  std::vector<size_t> targets;
+  if (queue) {
+    auto q = tasks_.find_queue(*queue);
+    if (!q) return Status(Code::kUnprocessable, "unknown queue '" + *queue + "'");
+    targets.push_back(*q);
+  } else {
+    for (size_t i = 0; i < tasks_.queue_count(); ++i) targets.push_back(i);
   }
-  dirty = true;
-  task_finished(rec.id);
-  return Status::ok();
+  std::vector<std::pair<Id, bool>> victims;  // task, held by its group (not in a ready queue)
+  for (size_t q : targets)
+    for (auto& [key, id] : tasks_.ready(q).take_all()) victims.emplace_back(id, false);
+  for (const Id& id : groups_.unhold_queues(targets)) victims.emplace_back(id, true);
+  for (const auto& [id, held] : victims) {
+    auto found = ledger_.get_task(id);
+    if (!found) return found.status();
+    if (!found->has_value()) continue;
+    proto::TaskRecord& rec = **found;
+    rec.error = "purged";
+    if (Status s = transition(rec, TaskState::kQueued, Change(TaskState::kRevoked).from_held(held)); !s) return s;
+  }
+  const std::string name = targets.size() == 1 ? tasks_.config(targets[0]).name : std::string();
+  proto::Event ev;
+  ev.type = proto::EventType::kQueuePurged;
+  ev.queue = name;
+  ev.count = victims.size();
+  emit(std::move(ev));
+  dirty_ = true;
+  spdlog::info("router purged tasks={} queue={}", victims.size(), name.empty() ? "*" : name);
+  return json_text(json{{"purged", victims.size()}});
 }
 
 // A queued or scheduled task never runs; a running one is stopped only with `terminate`.
 // The revocation is the task's record, so it survives a router restart.
-Result<std::string> Router::Impl::revoke(const Id& task, bool terminate) {
-  auto found = ledger->get_task(task);
+Result<std::string> Core::revoke(const Id& task, bool terminate) {
+  auto found = ledger_.get_task(task);
   if (!found) return found.status();
   if (!found->has_value()) return Status(Code::kNotFound, "no task " + task.to_string());
   proto::TaskRecord& rec = **found;
   if (is_terminal(rec.state))
     return Status(Code::kConflict, "task " + task.to_string() + " already " + std::string(state_name(rec.state)));
-  const uint64_t key = router::order_key(rec.priority, rec.seq);
-  bool admitted = false;
-  std::string outcome = "queued";
-  if (auto lease = leases.find(task); lease != leases.end()) {
+  auto group = group_of(rec);
+  if (!group) return group.status();
+  const uint64_t key = order_key(rec.priority, rec.seq);
+  auto q = tasks_.find_queue(rec.queue);
+  TaskState from = rec.state;
+  bool held = false;
+  std::string was = "queued";
+  if (tasks_.lease(task)) {
     if (!terminate)
       return Status(Code::kConflict, "task " + task.to_string() + " is running; revoke it with terminate to stop it");
-    const router::LeaseState l = lease->second;
-    if (auto w = workers.find(l.routing_id); w != workers.end()) {
-      w->second.leased.erase(task);
-      outbox.push_back({true, l.routing_id, proto::Revoke{{{task, l.attempt}}}});
+    const LeaseState l = *tasks_.end_lease(task);
+    if (WorkerSession* w = workers_.find(l.routing_id)) {
+      w->leased.erase(task);
+      to_worker(l.routing_id, proto::Revoke{{{task, l.attempt}}});
     }
-    --queue_running[l.queue];
-    leases.erase(lease);
-    if (Status s = ledger->del_lease(task); !s) return s;
-    if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group))
-      if (g->record.running > 0) --g->record.running;
+    if (Status s = ledger_.del_lease(task); !s) return s;
     rec.attempt = l.attempt;
-    admitted = true;
-    outcome = "terminated";
-  } else if (auto q = queue_index.find(rec.queue); q != queue_index.end() && ready[q->second].erase(key)) {
-    admitted = true;
-  } else if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group); g && g->held.erase(key)) {
-    outcome = "held";
-  } else if ((rec.state == TaskState::kScheduled || rec.state == TaskState::kRetrying) && rec.eta_ms > now_unix_ms()) {
-    revoked_scheduled.insert(task);
-    outcome = "scheduled";
+    from = TaskState::kStarted;
+    was = "terminated";
+  } else if (q && tasks_.ready(*q).erase(key)) {
+    from = TaskState::kQueued;
+  } else if (*group && groups_.unhold(**group, key)) {
+    from = TaskState::kQueued;
+    held = true;
+    was = "held";
+  } else if (rec.state == TaskState::kScheduled || rec.state == TaskState::kRetrying) {
+    tasks_.revoke_scheduled(task);
+    was = "scheduled";
+  } else {
+    held = true;  // queued in no ready queue (its queue is not declared): it holds no place
   }
-  if (Status s = finish_revoked(rec, admitted, terminate ? "revoked (terminated)" : "revoked"); !s) return s;
-  spdlog::info("router revoked task={} was={}", task.to_string(), outcome);
-  return json_text(json{{"revoked", task.to_string()}, {"was", outcome}});
+  rec.error = terminate ? "revoked (terminated)" : "revoked";
+  if (Status s = transition(rec, from, Change(TaskState::kRevoked).from_held(held)); !s) return s;
+  spdlog::info("router revoked task={} was={}", task.to_string(), was);
+  return json_text(json{{"revoked", task.to_string()}, {"was", was}});
 }
 
 // Runs a failed (or revoked) task again: back to its queue, attempt + 1 on dispatch.
-Result<std::string> Router::Impl::retry(const Id& task) {
-  auto found = ledger->get_task(task);
+Result<std::string> Core::retry(const Id& task) {
+  auto found = ledger_.get_task(task);
   if (!found) return found.status();
   if (!found->has_value()) return Status(Code::kNotFound, "no task " + task.to_string());
   proto::TaskRecord& rec = **found;
   if (rec.state != TaskState::kFailed && rec.state != TaskState::kRevoked)
     return Status(Code::kConflict, "only a failed or revoked task can be retried; task " + task.to_string() +
                                        " is " + std::string(state_name(rec.state)));
-  auto q = queue_index.find(rec.queue);
-  if (q == queue_index.end()) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
-  const TaskState was = rec.state;
-  rec.state = TaskState::kQueued;
-  rec.result.clear();
-  rec.finished_ms = 0;
-  rec.eta_ms = 0;
-  rec.retries = 0;  // a new round of automatic retries; attempts keep counting
-  if (Status s = ledger->put_task(rec); !s) return s;
-  if (Status s = ledger->del_dead(task); !s) return s;
-  proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
-  ev.from = was;
-  emit(std::move(ev));
-  if (router::GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
-    uint32_t& counter = was == TaskState::kFailed ? g->record.failed : g->record.revoked;
-    if (counter > 0) --counter;
-    g->record.finished_ms = 0;
-    mark_group(*g);
-  }
-  enqueue(q->second, router::order_key(rec.priority, rec.seq), task, rec.group);
-  dirty = true;
+  if (!tasks_.find_queue(rec.queue)) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
+  if (Status s = transition(rec, rec.state, Change(TaskState::kQueued)); !s) return s;
   return json_text(json{{"retried", task.to_string()}, {"attempts_so_far", rec.attempt}});
 }
 
-}  // namespace zb
-
-namespace zb {
 
 // Dead letters in id (= submission) order, with their last error.
-Result<std::string> Router::Impl::inspect_failed(const std::string& queue, size_t limit, const Id& after) {
-  auto total = ledger->count_dead();
+Result<std::string> Core::inspect_failed(const std::string& queue, size_t limit, const Id& after) {
+  auto total = ledger_.count_dead();
   if (!total) return total.status();
   json tasks = json::array();
   Status inner = Status::ok();
-  Status walk = ledger->for_each_dead(after, [&](const Id& id) {
-    auto rec = ledger->get_task(id);
+  Status walk = ledger_.for_each_dead(after, [&](const Id& id) {
+    auto rec = ledger_.get_task(id);
     if (!rec) {
       inner = rec.status();
       return false;
@@ -372,12 +331,12 @@ Result<std::string> Router::Impl::inspect_failed(const std::string& queue, size_
 }
 
 // Re-queues dead letters (of one queue, or all), oldest first.
-Result<std::string> Router::Impl::retry_failed(const std::string& queue, size_t limit) {
+Result<std::string> Core::retry_failed(const std::string& queue, size_t limit) {
   std::vector<Id> picked;
   Status inner = Status::ok();
-  Status walk = ledger->for_each_dead(Id(), [&](const Id& id) {
+  Status walk = ledger_.for_each_dead(Id(), [&](const Id& id) {
     if (!queue.empty()) {
-      auto rec = ledger->get_task(id);
+      auto rec = ledger_.get_task(id);
       if (!rec) {
         inner = rec.status();
         return false;
@@ -395,10 +354,10 @@ Result<std::string> Router::Impl::retry_failed(const std::string& queue, size_t 
     if (r) ++retried;
     else if (r.status().code() != Code::kConflict && r.status().code() != Code::kNotFound) return r.status();
   }
-  auto left = ledger->count_dead();
+  auto left = ledger_.count_dead();
   if (!left) return left.status();
   spdlog::info("router retried dead letters={} queue={}", retried, queue.empty() ? "*" : queue);
   return json_text(json{{"retried", retried}, {"left", *left}});
 }
 
-}  // namespace zb
+}  // namespace zb::router

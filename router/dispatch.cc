@@ -1,128 +1,119 @@
 // Workers, leases and results: Paranoid Pirate sessions, dispatch by credit, requeue of
-// tasks whose worker is lost, results fenced by (task, attempt), group admission.
+// tasks whose worker is lost, results fenced by (task, attempt).
 #include <algorithm>
-#include <cctype>
 
-#include "common/text.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "router/router_impl.h"
+#include "common/text.h"
+#include "router/core.h"
 
-namespace zb {
-
-using router::GroupState;
-using router::LeaseState;
-using router::WorkerSession;
-
+namespace zb::router {
 namespace {
 
 // Bounds on what a worker announces (READY, HEARTBEAT): beyond them the message is refused.
 constexpr uint32_t kMaxCapacity = 1'000'000;
 constexpr uint32_t kMaxSlots = 1024;
 
-}  // namespace
-
-void Router::Impl::on_backend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role) {
-  auto known = workers.find(rid);
-  if (!message) {
-    ++bad_frames;
-    spdlog::warn("router backend bad message known_worker={} reason=\"{}\"", known != workers.end(),
-                 message.status().message());
-    return;
-  }
-  if (role && *role != curve::Role::kWorker) {  // the ZAP handler admits only worker keys here
-    ++refused.forbidden;
-    log_refusal("backend message from role=" + std::string(curve::role_name(*role)));
-    return;
-  }
-  // What a worker says is passed on in events, replies and HTTP answers: UTF-8 from here on,
-  // whatever bytes a child process printed.
-  if (auto* r = std::get_if<proto::Results>(&*message)) {
+// What a worker says is passed on in events, replies and HTTP answers: UTF-8 from here on,
+// whatever bytes a child process printed.
+void make_valid(proto::Message& message) {
+  if (auto* r = std::get_if<proto::Results>(&message)) {
     for (auto& o : r->outcomes) {
       make_valid_utf8(o.error);
       make_valid_utf8(o.result);
     }
   }
-  if (auto* hello = std::get_if<proto::Ready>(&*message)) {
+  if (auto* hello = std::get_if<proto::Ready>(&message)) {
     make_valid_utf8(hello->name);
     make_valid_utf8(hello->hostname);
     for (auto* list : {&hello->queues, &hello->kinds, &hello->test_profiles, &hello->mcp_servers})
       for (auto& s : *list) make_valid_utf8(s);
-    return on_ready(rid, *hello);
   }
-  if (known == workers.end()) {
-    // Paranoid Pirate: a peer we do not know (we restarted, or it expired) must re-register.
-    outbox.push_back({true, rid, proto::Disconnect{"unknown worker: send READY"}});
+}
+
+}  // namespace
+
+void Core::on_backend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role) {
+  WorkerSession* w = workers_.find(rid);
+  if (!message) {
+    ++stats_.bad_frames;
+    spdlog::warn("router backend bad message known_worker={} reason=\"{}\"", w != nullptr, message.status().message());
     return;
   }
-  WorkerSession& w = known->second;
-  w.expiry_ms = now_steady_ms() + uint64_t{options.heartbeat_ms} * options.liveness;
-  w.last_seen_unix_ms = now_unix_ms();
+  if (role && *role != curve::Role::kWorker) {  // the ZAP handler admits only worker keys here
+    ++stats_.forbidden;
+    log_refusal("backend message from role=" + std::string(curve::role_name(*role)));
+    return;
+  }
+  make_valid(*message);
+  if (auto* hello = std::get_if<proto::Ready>(&*message)) return on_ready(rid, *hello);
+  if (!w) {
+    // Paranoid Pirate: a peer we do not know (we restarted, or it expired) must re-register.
+    return to_worker(rid, proto::Disconnect{"unknown worker: send READY"});
+  }
+  w->expiry_ms = now_steady_ms() + uint64_t{options_.heartbeat_ms} * options_.liveness;
+  w->last_seen_unix_ms = now_unix_ms();
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
-        if constexpr (std::is_same_v<T, proto::Results>) on_results(w, m);
-        else if constexpr (std::is_same_v<T, proto::Started>) on_started(w, m);
-        else if constexpr (std::is_same_v<T, proto::Heartbeat>) {
-          w.busy = std::min<uint32_t>(m.busy, w.concurrency);
-          if (m.capacity > kMaxCapacity || m.slots > kMaxSlots) {
-            ++refused.bad_counts;
-            log_refusal("heartbeat of worker=" + w.name + " capacity=" + std::to_string(m.capacity) +
-                        " slots=" + std::to_string(m.slots) + " (at most " + std::to_string(kMaxCapacity) + " and " +
-                        std::to_string(kMaxSlots) + ")");
-            return;
-          }
-          if (m.capacity) w.capacity = m.capacity;  // autoscale, resize
-          if (m.slots) w.concurrency = m.slots;
-        }
+        if constexpr (std::is_same_v<T, proto::Results>) on_results(*w, m);
+        else if constexpr (std::is_same_v<T, proto::Started>) on_started(*w, m);
+        else if constexpr (std::is_same_v<T, proto::Heartbeat>) on_heartbeat(*w, m);
         else if constexpr (std::is_same_v<T, proto::Bye>) {
-          w.draining = true;
-          spdlog::info("router worker={} draining reason=\"{}\"", w.name, m.reason.substr(0, 200));
+          w->draining = true;
+          spdlog::info("router worker={} draining reason=\"{}\"", w->name, m.reason.substr(0, 200));
         } else if constexpr (std::is_same_v<T, proto::Disconnect>) {
           // The worker's goodbye at the end of its shutdown: whatever it still holds is requeued.
           worker_lost(rid, "stopped");
         } else {
-          ++bad_frames;
-          spdlog::warn("router worker={} sent unexpected {}", w.name, proto::command_name(T::kCommand));
+          ++stats_.bad_frames;
+          spdlog::warn("router worker={} sent unexpected {}", w->name, proto::command_name(T::kCommand));
         }
       },
       *message);
 }
 
-void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
-  if (auto old = workers.find(rid); old != workers.end()) {
+void Core::on_heartbeat(WorkerSession& w, const proto::Heartbeat& beat) {
+  w.busy = std::min<uint32_t>(beat.busy, w.concurrency);
+  if (beat.capacity > kMaxCapacity || beat.slots > kMaxSlots) {
+    ++stats_.bad_counts;
+    log_refusal("heartbeat of worker=" + w.name + " capacity=" + std::to_string(beat.capacity) + " slots=" +
+                std::to_string(beat.slots) + " (at most " + std::to_string(kMaxCapacity) + " and " +
+                std::to_string(kMaxSlots) + ")");
+    return;
+  }
+  if (beat.capacity) w.capacity = beat.capacity;  // autoscale, resize
+  if (beat.slots) w.concurrency = beat.slots;
+}
+
+void Core::on_ready(const std::string& rid, const proto::Ready& hello) {
+  if (WorkerSession* old = workers_.find(rid)) {
     // A second READY in one session is a protocol error; a new session replaces the old one.
-    const bool same = old->second.session == hello.session;
+    const bool same = old->session == hello.session;
     worker_lost(rid, same ? "duplicate READY" : "replaced by a new session");
-    if (same) {
-      outbox.push_back({true, rid, proto::Disconnect{"duplicate READY"}});
-      return;
-    }
+    if (same) return to_worker(rid, proto::Disconnect{"duplicate READY"});
   }
   if (hello.capacity > kMaxCapacity || hello.concurrency > kMaxSlots || hello.running.size() > kMaxCapacity ||
       hello.session.is_nil()) {
-    ++refused.bad_counts;
+    ++stats_.bad_counts;
     log_refusal("READY name=" + hello.name.substr(0, 64) + " capacity=" + std::to_string(hello.capacity) +
                 " concurrency=" + std::to_string(hello.concurrency) + " claims=" + std::to_string(hello.running.size()));
-    outbox.push_back({true, rid, proto::Disconnect{"READY refused: capacity must be 1.." + std::to_string(kMaxCapacity) +
-                                                   ", concurrency at most " + std::to_string(kMaxSlots) +
-                                                   ", and a session id is needed"}});
-    return;
+    return to_worker(rid, proto::Disconnect{"READY refused: capacity must be 1.." + std::to_string(kMaxCapacity) +
+                                            ", concurrency at most " + std::to_string(kMaxSlots) +
+                                            ", and a session id is needed"});
   }
   // The same worker process back with a new socket (its reconnect after a silence): its old
   // session's leases are its own, not lost; those it does not claim again are requeued below.
   std::vector<Id> previous_leases;
-  for (auto it = workers.begin(); it != workers.end(); ++it) {
-    if (it->second.session != hello.session) continue;
-    WorkerSession& old = it->second;
-    for (const Id& task : old.leased)
-      if (auto l = leases.find(task); l != leases.end()) {
-        l->second.routing_id.clear();  // an orphan of this session
+  if (WorkerSession* old = workers_.find_session(hello.session)) {
+    for (const Id& task : old->leased)
+      if (LeaseState* l = tasks_.lease(task)) {
+        l->routing_id.clear();  // an orphan of this session
         previous_leases.push_back(task);
       }
-    old.leased.clear();
-    worker_lost(it->first, "reconnected with a new socket");
-    break;
+    old->leased.clear();
+    const std::string old_rid = old->routing_id;
+    worker_lost(old_rid, "reconnected with a new socket");
   }
   WorkerSession w;
   w.routing_id = rid;
@@ -135,457 +126,259 @@ void Router::Impl::on_ready(const std::string& rid, const proto::Ready& hello) {
   w.mcp_servers = hello.mcp_servers;
   w.concurrency = hello.concurrency;
   w.capacity = std::max<uint32_t>(1, hello.capacity);
-  const auto& names = hello.queues.empty() ? std::vector<std::string>{} : hello.queues;
-  for (const auto& name : names) {
-    if (auto q = queue_index.find(name); q != queue_index.end()) w.queues.push_back(q->second);
+  for (const auto& name : hello.queues) {
+    if (auto q = tasks_.find_queue(name)) w.queues.push_back(*q);
     else spdlog::warn("router worker={} asks for undeclared queue={}", w.name, name.substr(0, 64));
   }
   if (hello.queues.empty())
-    for (size_t i = 0; i < options.queues.size(); ++i) w.queues.push_back(i);
-  w.expiry_ms = now_steady_ms() + uint64_t{options.heartbeat_ms} * options.liveness;
+    for (size_t i = 0; i < tasks_.queue_count(); ++i) w.queues.push_back(i);
+  w.expiry_ms = now_steady_ms() + uint64_t{options_.heartbeat_ms} * options_.liveness;
   w.online_unix_ms = w.last_seen_unix_ms = now_unix_ms();
 
-  // Re-claims: tasks this worker process still runs (after our restart, or its reconnect).
-  // Only its own: a lease its session holds, or a task requeued from its session and not yet
-  // given to anyone else.
-  proto::Welcome welcome{options.heartbeat_ms, options.liveness, {}};
-  for (const auto& claim : hello.running) {
-    auto lease = leases.find(claim.task);
-    if (lease != leases.end()) {
-      LeaseState& l = lease->second;
-      const bool orphan = l.routing_id.empty() || !workers.count(l.routing_id);
-      if (orphan && l.session == hello.session && l.attempt == claim.attempt) {
-        l.routing_id = rid;
-        l.grace_deadline_ms = 0;
-        w.leased.insert(claim.task);
-        continue;
-      }
-      if (l.session != hello.session) {
-        ++refused.foreign_claims;
-        log_refusal("claim of worker=" + w.name + " task=" + claim.task.to_string() + ": another worker holds it");
-      }
-      welcome.rejected.push_back(claim);
-      continue;
-    }
-    auto from = requeued_from.find(claim.task);
-    if (from == requeued_from.end() || from->second.session != hello.session || from->second.attempt != claim.attempt) {
-      welcome.rejected.push_back(claim);  // done, revoked, or never this worker's
-      continue;
-    }
-    // Requeued (its worker seemed lost, or the grace after our restart ran out) but not yet
-    // dispatched again: give it back to its runner.
-    auto rec = ledger->get_task(claim.task);
-    if (!rec) return fail_turn(rec.status());
-    if (rec->has_value() && (*rec)->state == TaskState::kQueued && (*rec)->attempt == claim.attempt) {
-      auto q = queue_index.find((*rec)->queue);
-      const uint64_t key = router::order_key((*rec)->priority, (*rec)->seq);
-      if (q != queue_index.end() && ready[q->second].erase(key)) {
-        leases[claim.task] = {rid, claim.attempt, (*rec)->group, q->second, key, 0, 0, hello.session};
-        requeued_from.erase(from);
-        ++queue_running[q->second];
-        router::Lease persisted{claim.attempt, hello.session, w.name, now_unix_ms()};
-        if (Status s = ledger->put_lease(claim.task, persisted); !s) return fail_turn(s);
-        if (auto* g = (*rec)->group.is_nil() ? nullptr : load_group((*rec)->group)) {
-          ++g->record.running;
-          mark_group(*g);
-        }
-        w.leased.insert(claim.task);
-        dirty = true;
-        continue;
-      }
-    }
-    welcome.rejected.push_back(claim);
-  }
+  proto::Welcome welcome{options_.heartbeat_ms, options_.liveness, {}};
+  reclaim(w, hello, welcome);
+  if (!turn_status_) return;
   for (const Id& task : previous_leases) {
     if (w.leased.count(task)) continue;
-    auto l = leases.find(task);
-    if (l == leases.end()) continue;
-    LeaseState lost = l->second;
-    leases.erase(l);
-    requeue_lease(task, lost, "not re-claimed by its worker after a reconnect");
+    if (auto lost = tasks_.end_lease(task)) requeue_lease(task, *lost, "not re-claimed by its worker after a reconnect");
   }
-  for (const auto& id : w.leased) {
+  for (const Id& id : w.leased) {
     // The lease now names this session: a later restart must know who holds it.
-    const auto& l = leases[id];
-    router::Lease persisted{l.attempt, hello.session, w.name, now_unix_ms()};
-    if (Status s = ledger->put_lease(id, persisted); !s) return fail_turn(s);
-    dirty = true;
+    const LeaseState& l = *tasks_.lease(id);
+    if (Status s = ledger_.put_lease(id, Lease{l.attempt, hello.session, w.name, now_unix_ms()}); !s) return fail_turn(s);
+    dirty_ = true;
   }
   proto::Event ev;
   ev.type = proto::EventType::kWorkerOnline;
   ev.worker = w.name;
   ev.worker_note.push_back({w.hostname, w.pid, w.concurrency, w.capacity, {}});
   emit(std::move(ev));
-  spdlog::info("router worker online name={} host={} pid={} capacity={} reclaimed={} rejected={}",
-               w.name, w.hostname, w.pid, w.capacity, w.leased.size(), welcome.rejected.size());
-  outbox.push_back({true, rid, std::move(welcome)});
-  worker_order.push_back(rid);
-  workers.emplace(rid, std::move(w));
+  spdlog::info("router worker online name={} host={} pid={} capacity={} reclaimed={} rejected={}", w.name, w.hostname,
+               w.pid, w.capacity, w.leased.size(), welcome.rejected.size());
+  to_worker(rid, std::move(welcome));
+  workers_.add(std::move(w));
 }
 
-// Only the session holding a lease, for the leased attempt, can say its task started.
-void Router::Impl::on_started(WorkerSession& worker, const proto::Started& started) {
-  const uint64_t now = now_unix_ms();
-  for (const auto& claim : started.claims) {
-    auto lease = leases.find(claim.task);
-    if (lease == leases.end() || lease->second.attempt != claim.attempt) continue;  // finished meanwhile
-    if (lease->second.routing_id != worker.routing_id) {
-      ++refused.foreign_started;
-      log_refusal("start notice of worker=" + worker.name + " task=" + claim.task.to_string() + ": not its lease");
+// Re-claims: tasks this worker process still runs (after our restart, or its reconnect).
+// Only its own: a lease its session holds, or a task requeued from its session and not yet
+// given to anyone else. The others are named in the Welcome as rejected.
+void Core::reclaim(WorkerSession& w, const proto::Ready& hello, proto::Welcome& welcome) {
+  for (const auto& claim : hello.running) {
+    if (LeaseState* l = tasks_.lease(claim.task)) {
+      const bool orphan = l->routing_id.empty() || !workers_.find(l->routing_id);
+      if (orphan && l->session == hello.session && l->attempt == claim.attempt) {
+        l->routing_id = w.routing_id;
+        l->grace_deadline_ms = 0;
+        w.leased.insert(claim.task);
+        continue;
+      }
+      if (l->session != hello.session) {
+        ++stats_.foreign_claims;
+        log_refusal("claim of worker=" + w.name + " task=" + claim.task.to_string() + ": another worker holds it");
+      }
+      welcome.rejected.push_back(claim);
       continue;
     }
-    if (!lease->second.started_unix_ms) lease->second.started_unix_ms = now;
+    const PreviousHolder* from = tasks_.previous_holder(claim.task);
+    if (!from || from->session != hello.session || from->attempt != claim.attempt) {
+      welcome.rejected.push_back(claim);  // done, revoked, or never this worker's
+      continue;
+    }
+    // Requeued (its worker seemed lost, or the grace after our restart ran out) but not yet
+    // dispatched again: give it back to its runner.
+    auto rec = ledger_.get_task(claim.task);
+    if (!rec) return fail_turn(rec.status());
+    auto q = rec->has_value() ? tasks_.find_queue((*rec)->queue) : std::nullopt;
+    const uint64_t key = rec->has_value() ? order_key((*rec)->priority, (*rec)->seq) : 0;
+    if (!q || (*rec)->state != TaskState::kQueued || (*rec)->attempt != claim.attempt || !tasks_.ready(*q).erase(key)) {
+      welcome.rejected.push_back(claim);
+      continue;
+    }
+    proto::TaskRecord& r = **rec;
+    tasks_.add_lease(claim.task, {w.routing_id, claim.attempt, r.group, *q, key, 0, 0, hello.session});
+    tasks_.forget_previous_holder(claim.task);
+    w.leased.insert(claim.task);
+    r.worker = w.name;
+    if (!transition(r, TaskState::kQueued, Change(TaskState::kStarted))) return;
   }
 }
 
-void Router::Impl::on_results(WorkerSession& worker, const proto::Results& results) {
+// Only the session holding a lease, for the leased attempt, can say its task started.
+void Core::on_started(WorkerSession& worker, const proto::Started& started) {
+  const uint64_t now = now_unix_ms();
+  for (const auto& claim : started.claims) {
+    LeaseState* lease = tasks_.lease(claim.task);
+    if (!lease || lease->attempt != claim.attempt) continue;  // finished meanwhile
+    if (lease->routing_id != worker.routing_id) {
+      ++stats_.foreign_started;
+      log_refusal("start notice of worker=" + worker.name + " task=" + claim.task.to_string() + ": not its lease");
+      continue;
+    }
+    if (!lease->started_unix_ms) lease->started_unix_ms = now;
+  }
+}
+
+void Core::on_results(WorkerSession& worker, const proto::Results& results) {
+  auto& acks = effects_.workers[worker.routing_id].acks;
   for (const auto& outcome : results.outcomes) {
-    apply_outcome(&worker, outcome);
-    worker.acks.push_back({outcome.task, outcome.attempt});
+    apply_outcome(worker, outcome);
+    acks.push_back({outcome.task, outcome.attempt});
   }
 }
 
 // Records one result. Fenced by (task, attempt): a result for an older attempt than the one
 // leased now is acknowledged and dropped; a result for a task requeued but not yet
 // re-dispatched completes it.
-void Router::Impl::apply_outcome(WorkerSession* worker, const proto::Outcome& outcome) {
-  auto lease = leases.find(outcome.task);
-  if (lease != leases.end() && lease->second.attempt != outcome.attempt) {
-    spdlog::debug("router stale result task={} attempt={} current={}", outcome.task.to_string(),
-                  outcome.attempt, lease->second.attempt);
+void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
+  LeaseState* lease = tasks_.lease(outcome.task);
+  if (lease && lease->attempt != outcome.attempt) {
+    spdlog::debug("router stale result task={} attempt={} current={}", outcome.task.to_string(), outcome.attempt,
+                  lease->attempt);
     return;
   }
   // Only the session holding the lease (or, for a task requeued from it and not yet given to
   // anyone else, the session that ran it) can end a task.
-  auto from = requeued_from.find(outcome.task);
-  const bool holder = lease != leases.end()
-                          ? worker && lease->second.routing_id == worker->routing_id
-                          : worker && from != requeued_from.end() && from->second.session == worker->session &&
-                                from->second.attempt == outcome.attempt;
+  const PreviousHolder* from = tasks_.previous_holder(outcome.task);
+  const bool holder = lease ? lease->routing_id == worker.routing_id
+                            : from && from->session == worker.session && from->attempt == outcome.attempt;
   if (!holder || outcome.attempt == 0) {
-    const bool finished_or_unknown = lease == leases.end() && from == requeued_from.end();
-    if (!finished_or_unknown || outcome.attempt == 0) {
-      ++refused.foreign_results;
-      log_refusal("result of worker=" + (worker ? worker->name : std::string("?")) + " task=" +
-                  outcome.task.to_string() + " attempt=" + std::to_string(outcome.attempt) + ": not its lease");
+    if (lease || from || outcome.attempt == 0) {
+      ++stats_.foreign_results;
+      log_refusal("result of worker=" + worker.name + " task=" + outcome.task.to_string() + " attempt=" +
+                  std::to_string(outcome.attempt) + ": not its lease");
     }
     return;  // a duplicate of a result already recorded, or not this worker's to give
   }
-  auto found = ledger->get_task(outcome.task);
+  auto found = ledger_.get_task(outcome.task);
   if (!found) return fail_turn(found.status());
   if (!found->has_value()) return;
   proto::TaskRecord rec = std::move(**found);
-  auto q = queue_index.find(rec.queue);
-  if (q == queue_index.end()) return;
-  const uint64_t key = router::order_key(rec.priority, rec.seq);
-  const bool was_leased = lease != leases.end();
-  if (was_leased) {
-    if (auto w = workers.find(lease->second.routing_id); w != workers.end()) w->second.leased.erase(outcome.task);
-    --queue_running[lease->second.queue];
-    leases.erase(lease);
-    if (Status s = ledger->del_lease(outcome.task); !s) return fail_turn(s);
+  auto q = tasks_.find_queue(rec.queue);
+  if (!q) return;
+  TaskState state;
+  if (lease) {
+    worker.leased.erase(outcome.task);
+    tasks_.end_lease(outcome.task);
+    if (Status s = ledger_.del_lease(outcome.task); !s) return fail_turn(s);
+    state = TaskState::kStarted;
   } else if (rec.state == TaskState::kQueued && rec.attempt == outcome.attempt &&
-             ready[q->second].erase(key)) {
+             tasks_.ready(*q).erase(order_key(rec.priority, rec.seq))) {
     // The late result of a requeued task: it ran after all.
-    requeued_from.erase(outcome.task);
+    tasks_.forget_previous_holder(outcome.task);
+    state = TaskState::kQueued;
   } else {
     return;  // a duplicate of a result already recorded, or a task no longer waiting
   }
-  GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
-  if (group && was_leased && group->record.running > 0) --group->record.running;
-
   rec.attempt = outcome.attempt;
-  if (worker) rec.worker = worker->name;
-  const QueueConfig& qc = options.queues[q->second];
+  rec.worker = worker.name;
+  const QueueConfig& qc = tasks_.config(*q);
 
   using proto::OutcomeStatus;
   if (outcome.status == OutcomeStatus::kReturned) {
     // Not run (warm shutdown): back to its place, no retry counted.
-    rec.state = TaskState::kQueued;
     rec.error = outcome.error;
-    if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-    emit(router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued));
-    ready[q->second].push(key, rec.id);
-    if (group) mark_group(*group);
+    if (state == TaskState::kQueued) {
+      tasks_.ready(*q).push(order_key(rec.priority, rec.seq), rec.id);  // still where it was
+      return;
+    }
+    (void)transition(rec, state, Change(TaskState::kQueued));  // a refusal is logged; the turn's error fails it
     return;
   }
   const bool wants_retry = outcome.status == OutcomeStatus::kRetry ||
-                           (outcome.status == OutcomeStatus::kFailed && router::retry_matches(qc, outcome.error));
+                           (outcome.status == OutcomeStatus::kFailed && retry_matches(qc, outcome.error));
   if (wants_retry && rec.retries < rec.max_retries) {
-    if (worker) ++worker->failed;
-    return schedule_retry(rec, q->second, outcome.error, true);
+    ++worker.failed;
+    const uint64_t delay = retry_delay_ms(qc, rec.retries, next_random());
+    ++rec.retries;
+    rec.error = outcome.error;
+    rec.eta_ms = delay ? now_unix_ms() + delay : 0;
+    (void)transition(rec, state, Change(TaskState::kRetrying).delay(delay));
+    return;
   }
   const bool ok = outcome.status == OutcomeStatus::kSucceeded;
-  finish_task(rec, ok, outcome.result, ok ? std::string() : outcome.error, worker, outcome.runtime_us, true);
+  rec.result = outcome.result;
+  rec.error = ok ? std::string() : outcome.error;
+  (ok ? worker.processed : worker.failed)++;
+  (void)transition(rec, state, Change(ok ? TaskState::kSucceeded : TaskState::kFailed).runtime(outcome.runtime_us));
 }
 
-void Router::Impl::schedule_retry(proto::TaskRecord& rec, size_t queue, std::string error, bool admitted) {
-  const QueueConfig& qc = options.queues[queue];
-  const uint64_t delay = router::retry_delay_ms(qc, rec.retries, next_random());
-  ++rec.retries;
-  rec.error = std::move(error);
-  const uint64_t now = now_unix_ms();
-  rec.state = delay ? TaskState::kRetrying : TaskState::kQueued;
-  rec.eta_ms = delay ? now + delay : 0;
-  if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-  proto::Event ev = router::task_event(rec, proto::EventType::kTaskRetried, TaskState::kRetrying);
-  ev.error = rec.error;
-  ev.eta_ms = rec.eta_ms;
-  ev.retries = rec.retries;
-  ev.max_retries = rec.max_retries;
-  ev.delay_ms = delay;
-  emit(std::move(ev));
-  const uint64_t key = router::order_key(rec.priority, rec.seq);
-  GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
-  if (delay == 0) {
-    emit(router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued));
-    if (admitted) ready[queue].push(key, rec.id);
-    else enqueue(queue, key, rec.id, rec.group);
-  } else {
-    // Waiting out the backoff does not hold a place in the group's `parallel` allowance.
-    scheduled.push({rec.eta_ms, key, queue, rec.id, rec.group});
-    if (group && admitted) {
-      if (group->admitted > 0) --group->admitted;
-      admit_held(*group);
-    }
-  }
-  if (group) mark_group(*group);
-}
-
-void Router::Impl::finish_task(proto::TaskRecord& rec, bool ok, std::string result, std::string error,
-                               WorkerSession* worker, uint64_t runtime_us, bool admitted) {
-  const uint64_t now = now_unix_ms();
-  requeued_from.erase(rec.id);
-  rec.state = ok ? TaskState::kSucceeded : TaskState::kFailed;
-  rec.result = std::move(result);
-  rec.error = std::move(error);
-  rec.finished_ms = now;
-  if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-  if (!ok)
-    if (Status s = ledger->put_dead(rec.id); !s) return fail_turn(s);
-  if (options.result_ttl_ms)
-    if (Status s = ledger->put_expiry(now, router::Ledger::Expiring::kTask, rec.id.bytes()); !s) return fail_turn(s);
-  proto::Event ev = router::task_event(rec, ok ? proto::EventType::kTaskSucceeded : proto::EventType::kTaskFailed, rec.state);
-  ev.result = rec.result;
-  ev.error = rec.error;
-  ev.runtime_us = runtime_us;
-  ev.retries = rec.retries;
-  emit(std::move(ev));
-  if (worker) (ok ? worker->processed : worker->failed)++;
-  (ok ? succeeded_total : failed_total)++;
-  if (GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
-    (ok ? group->record.succeeded : group->record.failed)++;
-    if (admitted && group->admitted > 0) --group->admitted;
-    if (group->record.ready() && !group->record.finished_ms) group->record.finished_ms = now;
-    mark_group(*group);
-    admit_held(*group);
-  }
-  dirty = true;
-  task_finished(rec.id);
-}
-
-uint64_t Router::Impl::next_random() {
-  // splitmix64: jitter needs spread, not secrecy.
-  uint64_t z = (random_state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t router::retry_delay_ms(const QueueConfig& queue, uint32_t retries, uint64_t random) {
-  uint64_t delay = queue.retry_backoff_ms;
-  for (uint32_t i = 0; i < retries && delay < queue.retry_backoff_max_ms; ++i) delay *= 2;
-  delay = std::min<uint64_t>(delay, queue.retry_backoff_max_ms);
-  if (queue.retry_jitter && delay > 1) delay = delay / 2 + random % (delay - delay / 2 + 1);
-  return delay;
-}
-
-std::string_view router::error_class(std::string_view error) {
-  size_t i = 0;
-  while (i < error.size() && (std::isalnum(static_cast<unsigned char>(error[i])) || error[i] == '_' || error[i] == '.')) ++i;
-  if (i == 0 || i >= error.size() || error[i] != ':' || std::isdigit(static_cast<unsigned char>(error[0]))) return {};
-  return error.substr(0, i);
-}
-
-bool router::retry_matches(const QueueConfig& queue, std::string_view error) {
-  if (queue.retry_on.empty()) return false;
-  const std::string_view cls = error_class(error);
-  for (const auto& name : queue.retry_on)
-    if (name == "*" || (!cls.empty() && name == cls)) return true;
-  return false;
-}
-
-// Puts a leased task back at its original position; the next dispatch is attempt + 1.
-void Router::Impl::requeue_lease(const Id& task, const LeaseState& lease, std::string_view why) {
-  auto found = ledger->get_task(task);
+// Puts a task whose lease ended without a result back at its original position; the next
+// dispatch is attempt + 1. The caller has taken the lease out of the table.
+void Core::requeue_lease(const Id& task, const LeaseState& lease, std::string_view why) {
+  auto found = ledger_.get_task(task);
   if (!found) return fail_turn(found.status());
-  if (Status s = ledger->del_lease(task); !s) return fail_turn(s);
-  --queue_running[lease.queue];
+  if (Status s = ledger_.del_lease(task); !s) return fail_turn(s);
   if (!found->has_value()) return;
   proto::TaskRecord& rec = **found;
   rec.attempt = lease.attempt;
-  if (!options.queues[lease.queue].acks_late) {
+  if (!tasks_.config(lease.queue).acks_late) {
     // At-most-once: the attempt may have run; it does not run again.
-    if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group))
-      if (g->record.running > 0) --g->record.running;
-    finish_task(rec, false, {}, "WorkerLostError: " + std::string(why) + " (acks_late = false: not run again)",
-                nullptr, 0, true);
+    rec.error = "WorkerLostError: " + std::string(why) + " (acks_late = false: not run again)";
+    (void)transition(rec, TaskState::kStarted, Change(TaskState::kFailed));
     return;
   }
-  rec.state = TaskState::kQueued;
   rec.error = std::string(why);
-  if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-  proto::Event ev = router::task_event(rec, proto::EventType::kTaskQueued, TaskState::kQueued);
-  ev.error = rec.error;
-  emit(std::move(ev));
-  ready[lease.queue].push(lease.key, task);
-  requeued_from[task] = {lease.session, lease.attempt};
-  if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
-    if (g->record.running > 0) --g->record.running;
-    mark_group(*g);
-  }
+  if (!transition(rec, TaskState::kStarted, Change(TaskState::kQueued).event_error(rec.error))) return;
+  tasks_.note_requeued(task, {lease.session, lease.attempt});
 }
 
-void Router::Impl::worker_lost(const std::string& rid, std::string_view reason) {
-  auto it = workers.find(rid);
-  if (it == workers.end()) return;
-  WorkerSession& w = it->second;
-  for (const Id& task : w.leased) {
-    auto lease = leases.find(task);
-    if (lease == leases.end()) continue;
-    LeaseState l = lease->second;
-    leases.erase(lease);
-    requeue_lease(task, l, "worker lost: " + std::string(reason));
-  }
+void Core::worker_lost(const std::string& rid, std::string_view reason) {
+  WorkerSession* w = workers_.find(rid);
+  if (!w) return;
+  for (const Id& task : w->leased)
+    if (auto lease = tasks_.end_lease(task)) requeue_lease(task, *lease, "worker lost: " + std::string(reason));
   proto::Event ev;
   ev.type = proto::EventType::kWorkerOffline;
-  ev.worker = w.name;
-  ev.worker_note.push_back({w.hostname, w.pid, w.concurrency, w.capacity, std::string(reason)});
+  ev.worker = w->name;
+  ev.worker_note.push_back({w->hostname, w->pid, w->concurrency, w->capacity, std::string(reason)});
   emit(std::move(ev));
-  spdlog::info("router worker offline name={} reason=\"{}\" requeued={}", w.name, reason, w.leased.size());
-  workers.erase(it);
-  worker_order.erase(std::remove(worker_order.begin(), worker_order.end(), rid), worker_order.end());
+  spdlog::info("router worker offline name={} reason=\"{}\" requeued={}", w->name, reason, w->leased.size());
+  effects_.workers.erase(rid);  // nothing more is sent to this session
+  workers_.remove(rid);
 }
 
-void Router::Impl::expire_workers(uint64_t now) {
-  std::vector<std::string> dead;
-  for (auto& [rid, w] : workers)
-    if (w.expiry_ms <= now) dead.push_back(rid);
-  for (const auto& rid : dead) worker_lost(rid, "missed heartbeats");
+void Core::worker_unreachable(const std::string& rid) { worker_lost(rid, "unreachable"); }
+
+void Core::expire_workers(uint64_t now) {
+  for (const auto& rid : workers_.expired(now)) worker_lost(rid, "missed heartbeats");
 }
 
 // After a restart: leases nobody re-claimed within the grace period are requeued.
-void Router::Impl::requeue_orphans(uint64_t now) {
-  orphan_deadline_ms = 0;
+void Core::requeue_orphans(uint64_t now) {
+  uint64_t next_deadline = 0;
   std::vector<Id> expired;
-  for (auto& [id, l] : leases) {
+  for (const auto& [id, l] : tasks_.leases()) {
     if (!l.routing_id.empty()) continue;
     if (l.grace_deadline_ms <= now) expired.push_back(id);
-    else orphan_deadline_ms = orphan_deadline_ms ? std::min(orphan_deadline_ms, l.grace_deadline_ms) : l.grace_deadline_ms;
+    else next_deadline = next_deadline ? std::min(next_deadline, l.grace_deadline_ms) : l.grace_deadline_ms;
   }
-  for (const Id& id : expired) {
-    LeaseState l = leases[id];
-    leases.erase(id);
-    requeue_lease(id, l, "not re-claimed after router restart");
-  }
+  tasks_.set_orphan_deadline_ms(next_deadline);
+  for (const Id& id : expired)
+    if (auto lease = tasks_.end_lease(id)) requeue_lease(id, *lease, "not re-claimed after router restart");
   if (!expired.empty()) spdlog::info("router requeued unclaimed in_flight={}", expired.size());
-}
-
-GroupState* Router::Impl::load_group(const Id& id) {
-  if (auto g = groups.find(id); g != groups.end()) return &g->second;
-  auto rec = ledger->get_group(id);
-  if (!rec) {
-    fail_turn(rec.status());
-    return nullptr;
-  }
-  if (!rec->has_value()) return nullptr;
-  GroupState state;
-  state.record = std::move(**rec);
-  return &groups.emplace(id, std::move(state)).first->second;
-}
-
-void Router::Impl::mark_group(GroupState& group) {
-  if (!group.dirty) {
-    group.dirty = true;
-    dirty_groups.push_back(group.record.id);
-  }
-}
-
-// Writes each group changed this turn once, and forgets groups that are done.
-void Router::Impl::write_groups() {
-  for (const Id& id : dirty_groups) {
-    auto g = groups.find(id);
-    if (g == groups.end()) continue;
-    g->second.dirty = false;
-    if (Status s = ledger->put_group(g->second.record); !s) return fail_turn(s);
-    // Followers get the record as it is now: they apply it instead of counting for themselves.
-    proto::Event ev;
-    ev.type = proto::EventType::kGroupUpdated;
-    ev.group = id;
-    proto::GroupRecord shown = g->second.record;
-    shown.chunks_present.clear();
-    ev.group_record.push_back(std::move(shown));
-    emit(std::move(ev));
-    if (options.result_ttl_ms && g->second.record.ready() && g->second.record.finished_ms)
-      if (Status s = ledger->put_expiry(g->second.record.finished_ms, router::Ledger::Expiring::kGroup, id.bytes()); !s)
-        return fail_turn(s);
-    dirty = true;
-    if (g->second.record.ready() && g->second.held.empty() && g->second.admitted == 0) groups.erase(g);
-  }
-  dirty_groups.clear();
-}
-
-// Queues a task, unless its group already has `parallel` tasks admitted: then it is held
-// until one of them finishes.
-void Router::Impl::enqueue(size_t queue, uint64_t key, const Id& task, const Id& group_id) {
-  if (!group_id.is_nil()) {
-    if (GroupState* g = load_group(group_id)) {
-      if (g->record.parallel > 0 && g->admitted >= g->record.parallel) {
-        g->held.emplace(key, std::make_pair(queue, task));
-        return;
-      }
-      ++g->admitted;
-    }
-  }
-  ready[queue].push(key, task);
-}
-
-void Router::Impl::admit_held(GroupState& group) {
-  while (!group.held.empty() && (group.record.parallel == 0 || group.admitted < group.record.parallel)) {
-    auto it = group.held.begin();
-    ready[it->second.first].push(it->first, it->second.second);
-    ++group.admitted;
-    group.held.erase(it);
-  }
 }
 
 // Hands queued tasks to workers with free credit, one task per worker per round, so that
 // tasks spread over workers instead of filling the first one.
-void Router::Impl::dispatch() {
-  if (workers.empty()) return;
-  const uint64_t now = now_steady_ms();
-  for (auto& r : rates) r.refill(now);
+void Core::dispatch() {
+  if (workers_.empty()) return;
+  tasks_.refill_rates(now_steady_ms());
   bool progress = true;
-  while (progress && turn_status) {
+  while (progress && turn_status_) {
     progress = false;
-    for (size_t i = 0; i < worker_order.size(); ++i) {
-      auto& w = workers[worker_order[(rotation + i) % worker_order.size()]];
-      if (!w.draining && w.leased.size() < w.capacity && dispatch_one(w)) progress = true;
-    }
+    workers_.for_each_in_rotation([&](WorkerSession& w) {
+      if (w.has_credit() && dispatch_one(w)) progress = true;
+    });
   }
-  rotation = worker_order.empty() ? 0 : (rotation + 1) % worker_order.size();
+  workers_.rotate();
 }
 
-bool Router::Impl::dispatch_one(WorkerSession& w) {
-  open_queues.clear();
-  for (size_t i : w.queues)
-    if (rates[i].open()) open_queues.push_back(i);
-  auto q = router::best_queue(ready, open_queues);
+bool Core::dispatch_one(WorkerSession& w) {
+  auto q = tasks_.pick(w.queues);
   if (!q) return false;
-  if (rates[*q].rate > 0) rates[*q].tokens -= 1.0;
-  const uint64_t key = ready[*q].front_key();
-  const Id task = ready[*q].pop();
-  auto found = ledger->get_task(task);
+  const uint64_t key = tasks_.ready(*q).front_key();
+  const Id task = tasks_.ready(*q).pop();
+  auto found = ledger_.get_task(task);
   if (!found) {
     fail_turn(found.status());
     return false;
@@ -593,26 +386,20 @@ bool Router::Impl::dispatch_one(WorkerSession& w) {
   if (!found->has_value()) return true;
   proto::TaskRecord& rec = **found;
   const uint32_t attempt = rec.attempt + 1;
-  router::Lease persisted{attempt, w.session, w.name, now_unix_ms()};
-  if (Status s = ledger->put_lease(task, persisted); !s) {
+  if (Status s = ledger_.put_lease(task, Lease{attempt, w.session, w.name, now_unix_ms()}); !s) {
     fail_turn(s);
     return false;
   }
-  leases[task] = {w.routing_id, attempt, rec.group, *q, key, 0, 0, w.session};
-  requeued_from.erase(task);
-  ++queue_running[*q];
+  tasks_.add_lease(task, {w.routing_id, attempt, rec.group, *q, key, 0, 0, w.session});
+  tasks_.forget_previous_holder(task);
   w.leased.insert(task);
-  if (GroupState* g = rec.group.is_nil() ? nullptr : load_group(rec.group)) {
-    ++g->record.running;
-    mark_group(*g);
-  }
-  proto::Event ev = router::task_event(rec, proto::EventType::kTaskStarted, TaskState::kStarted);
-  ev.attempt = attempt;
-  ev.worker = w.name;
-  emit(std::move(ev));
-  w.outgoing.push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
-                        std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms, rec.hard_limit_ms});
+  rec.attempt = attempt;
+  rec.worker = w.name;
+  if (!transition(rec, TaskState::kQueued, Change(TaskState::kStarted))) return false;
+  effects_.workers[w.routing_id].tasks.push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
+                                                  std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms,
+                                                  rec.hard_limit_ms});
   return true;
 }
 
-}  // namespace zb
+}  // namespace zb::router

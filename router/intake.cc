@@ -3,9 +3,9 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "router/router_impl.h"
+#include "router/core.h"
 
-namespace zb {
+namespace zb::router {
 namespace {
 
 constexpr size_t kMaxTasksPerSubmit = 100000;
@@ -77,13 +77,13 @@ const char* frontend_permission(const proto::Message& m, curve::Role role) {
 
 }  // namespace
 
-void Router::Impl::reply_error(const std::string& rid, uint64_t corr, const Status& status) {
-  outbox.push_back({false, rid, proto::Error{corr, static_cast<int32_t>(status.code()), status.message()}});
+void Core::reply_error(const std::string& rid, uint64_t corr, const Status& status) {
+  reply(rid, proto::Error{corr, static_cast<int32_t>(status.code()), status.message()});
 }
 
-void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role) {
+void Core::on_frontend(const std::string& rid, Result<proto::Message> message, std::optional<curve::Role> role) {
   if (!message) {
-    ++bad_frames;
+    ++stats_.bad_frames;
     spdlog::debug("router frontend bad message reason=\"{}\"", message.status().message());
     reply_error(rid, 0, message.status());
     return;
@@ -92,7 +92,7 @@ void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> me
   // explicit --insecure-plaintext) and inproc peers in this process are trusted as before.
   if (role) {
     if (const char* denied = frontend_permission(*message, *role)) {
-      ++refused.forbidden;
+      ++stats_.forbidden;
       log_refusal(std::string("role=") + std::string(curve::role_name(*role)) + " command=" +
                   std::string(proto::command_name(proto::command_of(*message))) + " reason=\"" + denied + "\"");
       return reply_error(rid, std::visit([](const auto& m) -> uint64_t {
@@ -111,14 +111,9 @@ void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> me
         else if constexpr (std::is_same_v<T, proto::WaitTasks>) on_wait(rid, m);
         else if constexpr (std::is_same_v<T, proto::Control>) on_control(rid, m);
         else if constexpr (std::is_same_v<T, proto::Replay>) on_replay(rid, m);
-        else if constexpr (std::is_same_v<T, proto::Confirm>) {
-          auto& meta = ledger->meta();
-          if (m.seq > meta.confirmed && m.seq <= meta.seq) {
-            meta.confirmed = m.seq;
-            dirty = true;
-          }
-        } else {
-          ++bad_frames;
+        else if constexpr (std::is_same_v<T, proto::Confirm>) on_confirm(m);
+        else {
+          ++stats_.bad_frames;
           reply_error(rid, 0, Status(Code::kBadRequest, std::string(proto::command_name(T::kCommand)) +
                                                             " is not a frontend command"));
         }
@@ -126,21 +121,21 @@ void Router::Impl::on_frontend(const std::string& rid, Result<proto::Message> me
       *message);
 }
 
-void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
+void Core::on_submit(const std::string& rid, proto::Submit& submit) {
   // The client stopped waiting at its deadline and reported the submission as not answered:
   // it must not run now. (Clocks of client and router hosts are assumed in sync to well
   // within a client's timeout; see docs/EXECUTION.md.)
   if (submit.deadline_ms) {
     const uint64_t now = now_unix_ms();
     if (now > submit.deadline_ms) {
-      ++late_requests;
+      ++stats_.late_requests;
       spdlog::warn("router refused late submission tasks={} late_ms={}", submit.tasks.size(), now - submit.deadline_ms);
       return reply_error(rid, submit.corr, Status(Code::kTimeout, "the submission reached the router " +
                                                      std::to_string(now - submit.deadline_ms) +
                                                      " ms after its deadline: not accepted, nothing runs"));
     }
   }
-  if (storage_full) return reply_error(rid, submit.corr, Status(Code::kStorageFull, storage.refusal));
+  if (health.storage_full) return reply_error(rid, submit.corr, Status(Code::kStorageFull, health.storage_refusal));
   if (submit.tasks.size() > kMaxTasksPerSubmit)
     return reply_error(rid, submit.corr, Status(Code::kTooLarge, "a submission holds at most " +
                                                     std::to_string(kMaxTasksPerSubmit) + " tasks, got " +
@@ -152,10 +147,9 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
   for (size_t i = 0; i < submit.tasks.size(); ++i) {
     auto& t = submit.tasks[i];
     if (t.queue.empty()) t.queue = std::string(kDefaultQueue);
-    auto q = queue_index.find(t.queue);
-    if (q == queue_index.end())
-      return reply_error(rid, submit.corr, Status(Code::kUnprocessable, "unknown queue '" + too_long(t.queue) + "'"));
-    queue_of[i] = q->second;
+    auto q = tasks_.find_queue(t.queue);
+    if (!q) return reply_error(rid, submit.corr, Status(Code::kUnprocessable, "unknown queue '" + too_long(t.queue) + "'"));
+    queue_of[i] = *q;
     if (t.priority < -1 || t.priority > 255)
       return reply_error(rid, submit.corr, Status(Code::kBadRequest, "priority must be 0..255, got " + std::to_string(t.priority)));
     if (t.payload.size() > kMaxPayloadBytes)
@@ -174,22 +168,22 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
   }
   if (Status s = check_chunk_fields(submit); !s) return reply_error(rid, submit.corr, s);
   if (!submit.idem_key.empty()) {
-    auto prior = ledger->get_idem(submit.idem_key);
+    auto prior = ledger_.get_idem(submit.idem_key);
     if (!prior) return fail_turn(prior.status());
     if (prior->has_value()) {
-      router::IdemRecord& first = **prior;
+      IdemRecord& first = **prior;
       if (!first.fingerprint.is_nil() && !submit.fingerprint.is_nil() && first.fingerprint != submit.fingerprint)
         return reply_error(rid, submit.corr, Status(Code::kConflict, "idempotency key '" + too_long(submit.idem_key) +
                                                         "' was already used for a different request"));
-      outbox.push_back({false, rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true}});
-      return;
+      return reply(rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true, 0});
     }
   }
-  router::GroupState* group = nullptr;
+  GroupState* group = nullptr;
   const uint64_t now = now_unix_ms();
   if (!submit.group.is_nil()) {
-    group = load_group(submit.group);
-    if (!turn_status) return;
+    auto found = groups_.find(ledger_, submit.group);
+    if (!found) return fail_turn(found.status());
+    group = *found;
     if (submit.chunks) {
       if (Status s = check_chunk_fits(group ? &group->record : nullptr, submit); !s)
         return reply_error(rid, submit.corr, s);
@@ -200,38 +194,27 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
                                                       " is sent in numbered chunks: an unnumbered submission cannot extend it"));
     }
     if (!group) {
-      router::GroupState fresh;
-      fresh.record.id = submit.group;
-      fresh.record.parallel = submit.parallel;
-      fresh.record.created_ms = now;
+      proto::GroupRecord fresh;
+      fresh.id = submit.group;
+      fresh.parallel = submit.parallel;
+      fresh.created_ms = now;
       if (submit.chunks) {
-        fresh.record.chunks = submit.chunks;
-        fresh.record.total = submit.group_tasks;
-        fresh.record.fingerprint = submit.group_fingerprint;
-        fresh.record.sealed = false;
+        fresh.chunks = submit.chunks;
+        fresh.total = submit.group_tasks;
+        fresh.fingerprint = submit.group_fingerprint;
+        fresh.sealed = false;
       }
-      group = &groups.emplace(submit.group, std::move(fresh)).first->second;
+      group = &groups_.create(std::move(fresh));
     }
-    group->record.received += static_cast<uint32_t>(submit.tasks.size());
-    if (submit.chunks) {
-      // The chunk's bit is written with its tasks and its idempotency record, in this turn's
-      // transaction: after a restart the group knows exactly which chunks it still lacks.
-      group->record.add_chunk(submit.chunk);
-      group->record.sealed = group->record.chunks_received() == group->record.chunks;
-    } else {
-      group->record.total += static_cast<uint32_t>(submit.tasks.size());
-      group->record.sealed = submit.seal;
-    }
-    if (group->record.ready() && !group->record.finished_ms) group->record.finished_ms = now;
-    mark_group(*group);
+    groups_.add_tasks(*group, submit, now);
   }
 
-  proto::SubmitAck ack{submit.corr, submit.group, {}, false};
+  proto::SubmitAck ack{submit.corr, submit.group, {}, false, 0};
   ack.tasks.reserve(submit.tasks.size());
   proto::TaskRecord rec;
   for (size_t i = 0; i < submit.tasks.size(); ++i) {
     auto& t = submit.tasks[i];
-    const auto& qc = options.queues[queue_of[i]];
+    const auto& qc = tasks_.config(queue_of[i]);
     rec.id = Id::time_ordered();
     rec.group = submit.group;
     rec.ref = std::move(t.ref);
@@ -244,109 +227,108 @@ void Router::Impl::on_submit(const std::string& rid, proto::Submit& submit) {
     rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
     rec.soft_limit_ms = t.soft_limit_ms ? t.soft_limit_ms : qc.soft_time_limit_ms;
     rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
-    rec.seq = ++ledger->meta().task_seq;
+    rec.seq = ++ledger_.meta().task_seq;
     rec.created_ms = now;
-    if (Status s = ledger->put_task(rec); !s) return fail_turn(s);
-    proto::Event ev = router::task_event(rec, proto::EventType::kTaskReceived, rec.state);
+    // A task's creation, not a transition: it starts scheduled or queued.
+    if (Status s = ledger_.put_task(rec); !s) return fail_turn(s);
+    proto::Event ev = task_event(rec, proto::EventType::kTaskReceived, rec.state);
     ev.payload = rec.payload;
     ev.eta_ms = rec.eta_ms;
     emit(std::move(ev));
-    const uint64_t key = router::order_key(rec.priority, rec.seq);
-    if (rec.eta_ms) scheduled.push({rec.eta_ms, key, queue_of[i], rec.id, rec.group});
-    else enqueue(queue_of[i], key, rec.id, rec.group);
+    const uint64_t key = order_key(rec.priority, rec.seq);
+    if (rec.eta_ms) tasks_.schedule({rec.eta_ms, key, queue_of[i], rec.id, rec.group});
+    else if (group) groups_.enqueue(*group, queue_of[i], key, rec.id);
+    else tasks_.ready(queue_of[i]).push(key, rec.id);
     ack.tasks.push_back(rec.id);
   }
-  submitted_total += submit.tasks.size();
+  stats_.submitted += submit.tasks.size();
   if (!submit.idem_key.empty()) {
-    if (Status s = ledger->put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint}); !s)
+    if (Status s = ledger_.put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint}); !s)
       return fail_turn(s);
-    if (options.result_ttl_ms)
-      if (Status s = ledger->put_expiry(now, router::Ledger::Expiring::kIdem, submit.idem_key); !s) return fail_turn(s);
+    if (options_.result_ttl_ms)
+      if (Status s = ledger_.put_expiry(now, Ledger::Expiring::kIdem, submit.idem_key); !s) return fail_turn(s);
   }
-  dirty = true;
-  outbox.push_back({false, rid, std::move(ack)});
+  dirty_ = true;
+  reply(rid, std::move(ack));
+}
+
+void Core::on_confirm(const proto::Confirm& confirm) {
+  auto& meta = ledger_.meta();
+  if (confirm.seq > meta.confirmed && confirm.seq <= meta.seq) {
+    meta.confirmed = confirm.seq;
+    dirty_ = true;
+  }
 }
 
 // The record as a client should see it: a leased task is "started" with its lease's attempt.
-Result<std::optional<proto::TaskRecord>> Router::Impl::current_task(const Id& id) {
-  auto rec = ledger->get_task(id);
+Result<std::optional<proto::TaskRecord>> Core::current_task(const Id& id) {
+  auto rec = ledger_.get_task(id);
   if (!rec || !rec->has_value()) return rec;
   auto& r = **rec;
-  if (auto l = leases.find(id); l != leases.end()) {
+  if (const LeaseState* l = tasks_.lease(id)) {
     r.state = TaskState::kStarted;
-    r.attempt = l->second.attempt;
-    if (auto w = workers.find(l->second.routing_id); w != workers.end()) r.worker = w->second.name;
-  } else if ((r.state == TaskState::kScheduled || r.state == TaskState::kRetrying) && r.eta_ms <= now_unix_ms()) {
-    r.state = TaskState::kQueued;
+    r.attempt = l->attempt;
+    r.started_ms = l->started_unix_ms;
+    if (const WorkerSession* w = workers_.find(l->routing_id)) r.worker = w->name;
   }
   return rec;
 }
 
-void Router::Impl::on_get_task(const std::string& rid, const proto::GetTask& get) {
+void Core::on_get_task(const std::string& rid, const proto::GetTask& get) {
   auto rec = current_task(get.task);
   if (!rec) return fail_turn(rec.status());
-  if (!rec->has_value())
-    return reply_error(rid, get.corr, Status(Code::kNotFound, "no task " + get.task.to_string()));
-  outbox.push_back({false, rid, proto::TaskInfo{get.corr, {std::move(**rec)}}});
+  if (!rec->has_value()) return reply_error(rid, get.corr, Status(Code::kNotFound, "no task " + get.task.to_string()));
+  reply(rid, proto::TaskInfo{get.corr, {std::move(**rec)}});
 }
 
-void Router::Impl::on_get_group(const std::string& rid, const proto::GetGroup& get) {
-  if (auto g = groups.find(get.group); g != groups.end()) {
-    outbox.push_back({false, rid, proto::GroupInfo{get.corr, g->second.record}});
-    return;
-  }
-  auto rec = ledger->get_group(get.group);
+void Core::on_get_group(const std::string& rid, const proto::GetGroup& get) {
+  if (const GroupState* g = groups_.active(get.group)) return reply(rid, proto::GroupInfo{get.corr, g->record});
+  auto rec = ledger_.get_group(get.group);
   if (!rec) return fail_turn(rec.status());
-  if (!rec->has_value())
-    return reply_error(rid, get.corr, Status(Code::kNotFound, "no group " + get.group.to_string()));
-  outbox.push_back({false, rid, proto::GroupInfo{get.corr, std::move(**rec)}});
+  if (!rec->has_value()) return reply_error(rid, get.corr, Status(Code::kNotFound, "no group " + get.group.to_string()));
+  reply(rid, proto::GroupInfo{get.corr, std::move(**rec)});
 }
 
-void Router::Impl::on_wait(const std::string& rid, const proto::WaitTasks& wait) {
-  router::Waiter waiter{rid, wait.corr, wait.tasks, 0,
-                        now_steady_ms() + std::min<uint64_t>(wait.timeout_ms, kMaxWaitMs)};
+void Core::on_wait(const std::string& rid, const proto::WaitTasks& wait) {
+  Waiter waiter{rid, wait.corr, wait.tasks, 0, now_steady_ms() + std::min<uint64_t>(wait.timeout_ms, kMaxWaitMs)};
   std::vector<proto::TaskRecord> records;
   for (const Id& id : wait.tasks) {
     auto rec = current_task(id);
     if (!rec) return fail_turn(rec.status());
-    if (!rec->has_value())
-      return reply_error(rid, wait.corr, Status(Code::kNotFound, "no task " + id.to_string()));
+    if (!rec->has_value()) return reply_error(rid, wait.corr, Status(Code::kNotFound, "no task " + id.to_string()));
     if (!is_terminal((*rec)->state)) ++waiter.pending;
     records.push_back(std::move(**rec));
   }
-  if (waiter.pending == 0 || wait.timeout_ms == 0) {
-    outbox.push_back({false, rid, proto::TaskInfo{wait.corr, std::move(records)}});
-    return;
-  }
-  uint64_t wid = next_waiter++;
-  for (size_t i = 0; i < records.size(); ++i)
-    if (!is_terminal(records[i].state)) waiters_by_task.emplace(records[i].id, wid);
-  waiters.emplace(wid, std::move(waiter));
+  if (waiter.pending == 0 || wait.timeout_ms == 0) return reply(rid, proto::TaskInfo{wait.corr, std::move(records)});
+  const uint64_t wid = next_waiter_++;
+  for (const auto& r : records)
+    if (!is_terminal(r.state)) waiters_by_task_.emplace(r.id, wid);
+  waiters_.emplace(wid, std::move(waiter));
 }
 
-void Router::Impl::task_finished(const Id& task) {
-  auto [begin, end] = waiters_by_task.equal_range(task);
+void Core::wake_waiters(const Id& task) {
+  auto [begin, end] = waiters_by_task_.equal_range(task);
   std::vector<uint64_t> done;
   for (auto it = begin; it != end; ++it) {
-    auto w = waiters.find(it->second);
-    if (w != waiters.end() && --w->second.pending == 0) done.push_back(it->second);
+    auto w = waiters_.find(it->second);
+    if (w != waiters_.end() && --w->second.pending == 0) done.push_back(it->second);
   }
-  waiters_by_task.erase(begin, end);
+  waiters_by_task_.erase(begin, end);
   for (uint64_t wid : done) {
-    auto w = waiters.find(wid);
+    auto w = waiters_.find(wid);
     proto::TaskInfo info{w->second.corr, {}};
     for (const Id& id : w->second.tasks) {
       auto rec = current_task(id);
       if (rec && rec->has_value()) info.tasks.push_back(std::move(**rec));
     }
-    outbox.push_back({false, w->second.routing_id, std::move(info)});
-    answered_waiters.push_back(std::move(w->second));
-    waiters.erase(w);
+    reply(w->second.routing_id, std::move(info));
+    effects_.answered_waiters.push_back(std::move(w->second));
+    waiters_.erase(w);
   }
 }
 
-void Router::Impl::expire_waiters(uint64_t now) {
-  for (auto it = waiters.begin(); it != waiters.end();) {
+void Core::expire_waiters(uint64_t now) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
     if (it->second.deadline_ms > now) {
       ++it;
       continue;
@@ -355,39 +337,33 @@ void Router::Impl::expire_waiters(uint64_t now) {
     for (const Id& id : it->second.tasks) {
       auto rec = current_task(id);
       if (rec && rec->has_value()) info.tasks.push_back(std::move(**rec));
-      auto [b, e] = waiters_by_task.equal_range(id);
-      for (auto w = b; w != e;) w = w->second == it->first ? waiters_by_task.erase(w) : std::next(w);
+      auto [b, e] = waiters_by_task_.equal_range(id);
+      for (auto w = b; w != e;) w = w->second == it->first ? waiters_by_task_.erase(w) : std::next(w);
     }
-    outbox.push_back({false, it->second.routing_id, std::move(info)});
-    answered_waiters.push_back(std::move(it->second));
-    it = waiters.erase(it);
+    reply(it->second.routing_id, std::move(info));
+    effects_.answered_waiters.push_back(std::move(it->second));
+    it = waiters_.erase(it);
   }
 }
 
-void Router::Impl::release_scheduled(uint64_t now_unix) {
-  while (!scheduled.empty() && scheduled.top().eta_ms <= now_unix) {
-    router::ScheduledTask t = scheduled.top();
-    scheduled.pop();
-    if (revoked_scheduled.erase(t.task)) continue;
-    proto::Event ev;
-    ev.type = proto::EventType::kTaskQueued;
-    ev.task = t.task;
-    ev.group = t.group;
-    ev.queue = options.queues[t.queue].name;
-    ev.state = TaskState::kQueued;
-    emit(std::move(ev));
-    enqueue(t.queue, t.key, t.task, t.group);
+// Tasks whose ETA, countdown or retry backoff has passed go to their queues.
+void Core::release_scheduled(uint64_t now_unix) {
+  while (auto due = tasks_.pop_due(now_unix)) {
+    auto rec = ledger_.get_task(due->task);
+    if (!rec) return fail_turn(rec.status());
+    if (!rec->has_value()) continue;
+    proto::TaskRecord& r = **rec;
+    if (r.state != TaskState::kScheduled && r.state != TaskState::kRetrying) continue;  // revoked meanwhile
+    (void)transition(r, r.state, Change(TaskState::kQueued));  // a refusal is logged
   }
 }
 
-void Router::Impl::on_replay(const std::string& rid, const proto::Replay& replay) {
-  size_t max = std::clamp<size_t>(replay.max_events, 1, kMaxReplayEvents);
-  auto events = ledger->read_events(replay.after_seq, max);
+void Core::on_replay(const std::string& rid, const proto::Replay& replay) {
+  const size_t max = std::clamp<size_t>(replay.max_events, 1, kMaxReplayEvents);
+  auto events = ledger_.read_events(replay.after_seq, max);
   if (!events) return reply_error(rid, replay.corr, events.status());
-  const auto& meta = ledger->meta();
-  outbox.push_back({false, rid,
-                    proto::EventPage{replay.corr, meta.log_id, meta.first_seq, meta.seq,
-                                     std::move(events.value())}});
+  const auto& meta = ledger_.meta();
+  reply(rid, proto::EventPage{replay.corr, meta.log_id, meta.first_seq, meta.seq, std::move(events.value())});
 }
 
-}  // namespace zb
+}  // namespace zb::router

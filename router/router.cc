@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <random>
 #include <sstream>
 
 #include "common/clock.h"
@@ -23,7 +22,6 @@ namespace {
 constexpr int kMaxMessagesPerTurn = 4096;
 constexpr uint64_t kHugzIntervalMs = 1000;
 constexpr uint64_t kHousekeepingMs = 1000;
-constexpr size_t kTrimPerSecond = 200000;
 
 std::vector<std::string> split_endpoints(const std::string& list) {
   std::vector<std::string> out;
@@ -93,26 +91,15 @@ Status Router::Impl::open() {
   for (size_t i = 0; i < options.queues.size(); ++i) {
     const auto& q = options.queues[i];
     if (q.name.empty()) return Status(Code::kBadRequest, "a queue has an empty name");
-    if (!queue_index.emplace(q.name, i).second)
-      return Status(Code::kBadRequest, "queue '" + q.name + "' is declared twice");
-  }
-  ready.resize(options.queues.size());
-  queue_running.assign(options.queues.size(), 0);
-  rates.resize(options.queues.size());
-  for (size_t i = 0; i < options.queues.size(); ++i) {
-    const auto& q = options.queues[i];
+    for (size_t j = 0; j < i; ++j)
+      if (options.queues[j].name == q.name) return Status(Code::kBadRequest, "queue '" + q.name + "' is declared twice");
     if (!(q.rate_limit >= 0) || q.rate_limit > 1e9)
       return Status(Code::kBadRequest, "queue '" + q.name + "': rate_limit must be between 0 and 1e9 tasks/s");
     if (q.time_limit_ms && q.soft_time_limit_ms > q.time_limit_ms)
       return Status(Code::kBadRequest, "queue '" + q.name + "': soft_time_limit must not exceed time_limit");
     if (q.retry_backoff_max_ms < q.retry_backoff_ms)
       return Status(Code::kBadRequest, "queue '" + q.name + "': retry_backoff_max must be >= retry_backoff");
-    rates[i].rate = q.rate_limit;
-    rates[i].burst = std::max(1.0, q.rate_limit / 10.0);
-    rates[i].tokens = rates[i].burst;
-    rates[i].refilled_ms = now_steady_ms();
   }
-  random_state = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
 
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
@@ -130,7 +117,8 @@ Status Router::Impl::open() {
   auto opened = router::Ledger::open(options.data_dir, env_options);
   if (!opened) return opened.status();
   ledger.emplace(std::move(opened.value()));
-  if (Status s = recover(); !s) return s;
+  core.emplace(options, *ledger, stats);
+  if (Status s = core->recover(); !s) return s;
 
   const bool curve_on = !options.curve_secret_file.empty();
   for (auto [list, what] : {std::pair{&options.frontend, "--frontend"}, {&options.backend, "--backend"},
@@ -178,81 +166,16 @@ Status Router::Impl::open() {
   return Status::ok();
 }
 
-// Rebuilds the in-memory queues from LMDB: leases become orphans waiting to be re-claimed,
-// unfinished tasks go back to their queues (or the ETA heap), groups reload their records.
-Status Router::Impl::recover() {
-  const uint64_t now = now_steady_ms();
-  const uint64_t grace = now + options.reclaim_grace_ms;
-  std::unordered_map<Id, router::Lease, IdHash> persisted;
-  if (Status s = ledger->for_each_lease([&](const Id& id, const router::Lease& l) { persisted[id] = l; }); !s)
-    return s;
-  if (Status s = ledger->begin(); !s) return s;
-  size_t queued = 0, orphaned = 0, waiting = 0;
-  std::vector<proto::TaskRecord> live;
-  Status scan = ledger->for_each_task([&](const proto::TaskRecord& rec) {
-    if (!is_terminal(rec.state)) live.push_back(rec);
-  });
-  if (!scan) return scan;
-  for (auto& rec : live) {
-    auto q = queue_index.find(rec.queue);
-    if (q == queue_index.end()) {
-      // A queue removed from the configuration: the task stays in LMDB, visible to status,
-      // and runs again once the queue is declared.
-      spdlog::warn("router task={} queue={} reason=queue-not-declared", rec.id.to_string(), rec.queue);
-      continue;
-    }
-    const uint64_t key = router::order_key(rec.priority, rec.seq);
-    router::GroupState* group = rec.group.is_nil() ? nullptr : load_group(rec.group);
-    if (auto l = persisted.find(rec.id); l != persisted.end()) {
-      leases[rec.id] = {"", l->second.attempt, rec.group, q->second, key, grace, 0, l->second.session};
-      ++queue_running[q->second];
-      if (group) ++group->admitted;
-      orphan_deadline_ms = grace;
-      ++orphaned;
-    } else if ((rec.state == TaskState::kScheduled || rec.state == TaskState::kRetrying) && rec.eta_ms > now_unix_ms()) {
-      scheduled.push({rec.eta_ms, key, q->second, rec.id, rec.group});
-      ++waiting;
-    } else {
-      enqueue(q->second, key, rec.id, rec.group);
-      ++queued;
-    }
-  }
-  // Groups' `running` counters restart from the leases that survived.
-  for (auto& [id, g] : groups) {
-    g.record.running = 0;
-    for (auto& [tid, l] : leases)
-      if (l.group == id) ++g.record.running;
-  }
-  ledger->abort();
-  spdlog::info("router recovered queued={} in_flight={} scheduled={} groups={} seq={}", queued,
-               orphaned, waiting, groups.size(), ledger->meta().seq);
-  return Status::ok();
-}
-
-uint64_t Router::Impl::poll_timeout_ms(uint64_t now) const {
-  uint64_t next = now + 100;  // stop() is noticed within this bound
-  next = std::min(next, next_heartbeat_ms);
-  if (!waiters.empty()) next = std::min(next, now + 10);
-  for (size_t i = 0; i < rates.size(); ++i)
-    if (!rates[i].open() && !ready[i].empty()) next = std::min(next, now + rates[i].ms_until_open(now));
-  if (!scheduled.empty()) {
-    uint64_t unix_now = now_unix_ms();
-    uint64_t due = scheduled.top().eta_ms;
-    next = std::min(next, now + (due > unix_now ? due - unix_now : 0));
-  }
-  return next > now ? next - now : 0;
-}
-
 Status Router::Impl::run_loop() {
-  started_steady_ms = now_steady_ms();
-  next_heartbeat_ms = started_steady_ms;
+  stats.started_steady_ms = now_steady_ms();
+  next_heartbeat_ms = stats.started_steady_ms;
   std::vector<zmq::pollitem_t> items = {{frontend->handle(), 0, ZMQ_POLLIN, 0},
                                         {backend->handle(), 0, ZMQ_POLLIN, 0}};
   while (!stopping.load(std::memory_order_relaxed)) {
     const uint64_t now = now_steady_ms();
     items[1].events = now >= storage.backend_resume_ms ? ZMQ_POLLIN : 0;
     try {
-      wire::poll(items, std::chrono::milliseconds(poll_timeout_ms(now)));
+      wire::poll(items, std::chrono::milliseconds(core->poll_timeout_ms(now, next_heartbeat_ms)));
     } catch (const zmq::error_t& e) {
       return Status(Code::kIo, std::string("poll: ") + e.what());
     }
@@ -269,112 +192,70 @@ Status Router::Impl::run_loop() {
 // dispatch, commit, then send everything the turn produced.
 Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
   check_storage(now_steady_ms());
-  turn_status = Status::ok();
-  dirty = false;
-  turn_start = {submitted_total, succeeded_total, failed_total};
-  answered_waiters.clear();
+  turn_start = {stats.submitted, stats.succeeded, stats.failed};
   if (Status s = ledger->begin(); !s) return roll_back_turn(s);
+  core->begin_turn();
 
   for (int i = 0; frontend_ready && i < kMaxMessagesPerTurn; ++i) {
     auto in = wire::recv(*frontend, true);
     if (!in) break;
-    on_frontend(in->routing_id, std::move(in->message), in->role);
+    core->on_frontend(in->routing_id, std::move(in->message), in->role);
   }
   for (int i = 0; backend_ready && i < kMaxMessagesPerTurn; ++i) {
     auto in = wire::recv(*backend, true);
     if (!in) break;
-    on_backend(in->routing_id, std::move(in->message), in->role);
+    core->on_backend(in->routing_id, std::move(in->message), in->role);
   }
 
   // Workers a send failed to reach last turn lose their leases in this one.
-  for (const auto& rid : std::exchange(unreachable, {})) worker_lost(rid, "unreachable");
+  for (const auto& rid : std::exchange(unreachable, {})) core->worker_unreachable(rid);
   const uint64_t now = now_steady_ms();
-  release_scheduled(now_unix_ms());
-  expire_workers(now);
-  if (orphan_deadline_ms && now >= orphan_deadline_ms) requeue_orphans(now);
-  expire_waiters(now);
+  core->tick(now, now_unix_ms());
   if (now >= next_housekeeping_ms) {
     next_housekeeping_ms = now + kHousekeepingMs;
-    const auto& meta = ledger->meta();
-    uint64_t by_retention = meta.seq > options.event_retention ? meta.seq - options.event_retention : 0;
-    uint64_t upto = std::max(std::min(meta.confirmed, meta.seq), by_retention);
-    if (upto >= meta.first_seq) {
-      if (Status s = ledger->trim_events(upto, kTrimPerSecond); !s) fail_turn(s);
-      dirty = true;
-    }
-    expire_results(now_unix_ms());
+    core->housekeep(now_unix_ms());
   }
-  dispatch();
-  write_groups();
-
-  if (!turn_status) return roll_back_turn(turn_status);
-  if (dirty || !turn_events.empty()) {
+  core->dispatch();
+  if (Status s = core->end_turn(); !s) return roll_back_turn(s);
+  if (core->changed()) {
     if (Status s = ledger->commit(); !s) return roll_back_turn(s);
     commit_succeeded();
   } else {
     ledger->abort();
   }
   flush();
-  if (now >= next_heartbeat_ms) {
-    next_heartbeat_ms = now + options.heartbeat_ms;
-    for (auto& [rid, w] : workers)
-      if (!wire::send(*backend, proto::Heartbeat{0}, rid)) unreachable.push_back(rid);
-    if (now - last_publish_ms >= kHugzIntervalMs) {
-      wire::send(*events, proto::Hugz{ledger->meta().log_id, ledger->meta().seq});
-      last_publish_ms = now;
-    }
-  }
+  if (now >= next_heartbeat_ms) send_heartbeats(now);
   return Status::ok();
 }
 
-// Sends what the committed turn produced: replies, tasks, result acks, then the events.
+void Router::Impl::send_heartbeats(uint64_t now) {
+  next_heartbeat_ms = now + options.heartbeat_ms;
+  for (const auto& rid : core->worker_ids())
+    if (!wire::send(*backend, proto::Heartbeat{0}, rid)) unreachable.push_back(rid);
+  if (now - last_publish_ms >= kHugzIntervalMs) {
+    wire::send(*events, proto::Hugz{ledger->meta().log_id, ledger->meta().seq});
+    last_publish_ms = now;
+  }
+}
+
 void Router::Impl::flush() {
-  for (auto& out : outbox) {
-    if (auto* ack = std::get_if<proto::SubmitAck>(&out.message)) ack->seq = ledger->meta().seq;
-    zmq::socket_t& socket = out.backend ? *backend : *frontend;
-    if (!wire::send(socket, out.message, out.routing_id) && out.backend)
-      unreachable.push_back(out.routing_id);
+  router::Effects& out = core->effects();
+  for (auto& m : out.messages) {
+    if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) ack->seq = ledger->meta().seq;
+    zmq::socket_t& socket = m.backend ? *backend : *frontend;
+    if (!wire::send(socket, m.message, m.routing_id) && m.backend) unreachable.push_back(m.routing_id);
   }
-  outbox.clear();
-  for (auto& [rid, w] : workers) {
+  for (auto& [rid, mail] : out.workers) {
     // Acks first: a task retried at once comes back in the same turn as its last result's ack.
-    if (!w.acks.empty()) {
-      wire::send(*backend, proto::ResultsAck{std::move(w.acks)}, rid);
-      w.acks.clear();
-    }
-    if (!w.outgoing.empty()) {
-      if (!wire::send(*backend, proto::Tasks{std::move(w.outgoing)}, rid)) unreachable.push_back(rid);
-      w.outgoing.clear();
-    }
+    if (!mail.acks.empty()) wire::send(*backend, proto::ResultsAck{std::move(mail.acks)}, rid);
+    if (!mail.tasks.empty() && !wire::send(*backend, proto::Tasks{std::move(mail.tasks)}, rid))
+      unreachable.push_back(rid);
   }
-  if (!turn_events.empty()) {
-    wire::send(*events, proto::EventBatch{ledger->meta().log_id, std::move(turn_events)});
-    turn_events.clear();
+  if (!out.events.empty()) {
+    wire::send(*events, proto::EventBatch{ledger->meta().log_id, std::move(out.events)});
     last_publish_ms = now_steady_ms();
   }
-}
-
-void Router::Impl::emit(proto::Event event) {
-  event.ts_ms = now_unix_ms();
-  if (Status s = ledger->append_event(event); !s) {
-    fail_turn(s);
-    return;
-  }
-  dirty = true;
-  turn_events.push_back(std::move(event));
-}
-
-void Router::Impl::log_refusal(const std::string& what) {
-  const uint64_t now = now_steady_ms();
-  if (now - refusal_log_window_ms >= 1000) {
-    refusal_log_window_ms = now;
-    refusals_logged = 0;
-  }
-  if (++refusals_logged <= 5) spdlog::warn("router refused {}", what);
-}
-
-void Router::Impl::fail_turn(const Status& status) {
-  if (turn_status) turn_status = status;
+  out.clear();
 }
 
 }  // namespace zb

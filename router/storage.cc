@@ -82,7 +82,15 @@ void Router::Impl::check_storage(uint64_t now) {
       spdlog::error("router refusing new tasks reason=\"{}\"", refusal);
   }
   storage.refusal = std::move(refusal);
-  storage_full = !storage.refusal.empty();
+  router::Health& health = core->health;
+  health.storage_full = !storage.refusal.empty();
+  health.storage_refusal = storage.refusal;
+  health.storage_free_bytes = storage.free_bytes;
+  health.storage_reserve_bytes = storage.reserve_bytes;
+  health.storage_failed_commits = storage.failed_commits;
+  health.db_used_bytes = ledger->env().used_bytes();
+  health.db_map_bytes = ledger->env().map_bytes();
+  health.unknown_keys = zap ? zap->refused() : 0;
 }
 
 void Router::Impl::commit_succeeded() {
@@ -105,25 +113,16 @@ Status Router::Impl::roll_back_turn(const Status& cause) {
                 "workers re-register, nothing of the turn was acknowledged",
                 options.data_dir, mib(storage.free_bytes), storage.failed_commits, cause.to_string());
 
-  // LMDB is as it was before the turn; the meta it kept in memory is read back (an environment
-  // LMDB declared unusable is opened again).
-  if (Status s = ledger->reload_meta(); !s) {
-    spdlog::error("router reopening data={} reason=\"{}\"", options.data_dir, s.to_string());
-    ledger.reset();
-    auto opened = router::Ledger::open(options.data_dir, env_options);
-    if (!opened) return opened.status();
-    ledger.emplace(std::move(opened.value()));
-  }
-  submitted_total = turn_start.submitted;
-  succeeded_total = turn_start.succeeded;
-  failed_total = turn_start.failed;
+  stats.submitted = turn_start.submitted;
+  stats.succeeded = turn_start.succeeded;
+  stats.failed = turn_start.failed;
 
   // Nothing the turn produced is sent: its events never happened, workers get no tasks and no
   // acknowledgements (their results come again), and each request of the turn is answered
   // storage_full, except the waits it answered, which wait on.
-  turn_events.clear();
+  router::Effects& effects = core->effects();
   std::vector<router::Outgoing> replies;
-  for (auto& out : outbox) {
+  for (auto& out : effects.messages) {
     if (out.backend) continue;
     const uint64_t corr = std::visit([](const auto& m) -> uint64_t {
       if constexpr (requires { m.corr; }) return m.corr;
@@ -133,9 +132,8 @@ Status Router::Impl::roll_back_turn(const Status& cause) {
       replies.push_back(std::move(out));
       continue;
     }
-    const bool wait_reply = std::any_of(answered_waiters.begin(), answered_waiters.end(), [&](const router::Waiter& w) {
-      return w.routing_id == out.routing_id && w.corr == corr;
-    });
+    const bool wait_reply = std::any_of(effects.answered_waiters.begin(), effects.answered_waiters.end(),
+                                        [&](const router::Waiter& w) { return w.routing_id == out.routing_id && w.corr == corr; });
     if (wait_reply) continue;
     replies.push_back({false, out.routing_id,
                        proto::Error{corr, static_cast<int32_t>(Code::kStorageFull),
@@ -143,45 +141,35 @@ Status Router::Impl::roll_back_turn(const Status& cause) {
                                         " (" + cause.message() + ") with " + mib(storage.free_bytes) +
                                         " free; nothing of this request was done, retry later"}});
   }
-  outbox = std::move(replies);
-  for (auto& w : answered_waiters) waiters.emplace(next_waiter++, std::move(w));
-  answered_waiters.clear();
+  std::vector<router::Waiter> waiters = core->take_waiters();
+  const std::vector<std::string> workers = core->worker_ids();
+  const router::Health health = core->health;
+  core.reset();  // it refers to the ledger, which may be opened again
 
-  // Workers register again (Paranoid Pirate: Disconnect, then READY naming what they run and
-  // the results not acknowledged), exactly as after a restart of the router.
-  for (auto& [rid, w] : workers)
-    outbox.push_back({true, rid, proto::Disconnect{"the router reloaded its state after a failed write: send READY"}});
-  workers.clear();
-  worker_order.clear();
-  rotation = 0;
-  unreachable.clear();
-
-  for (auto& q : ready) q.clear();
-  leases.clear();
-  requeued_from.clear();
-  groups.clear();
-  scheduled = {};
-  revoked_scheduled.clear();
-  dirty_groups.clear();
-  queue_running.assign(options.queues.size(), 0);
-  orphan_deadline_ms = 0;
-  if (Status s = recover(); !s) return s;
-
-  // Waiters count again what is unfinished on disk; one with nothing left is answered next turn.
-  if (Status s = ledger->begin(); !s) return s;
-  waiters_by_task.clear();
-  for (auto& [wid, w] : waiters) {
-    w.pending = 0;
-    for (const Id& id : w.tasks) {
-      auto rec = current_task(id);
-      if (rec && rec->has_value() && !is_terminal((*rec)->state)) {
-        ++w.pending;
-        waiters_by_task.emplace(id, wid);
-      }
-    }
-    if (w.pending == 0) w.deadline_ms = 0;
+  // LMDB is as it was before the turn; the meta it kept in memory is read back (an environment
+  // LMDB declared unusable is opened again).
+  if (Status s = ledger->reload_meta(); !s) {
+    spdlog::error("router reopening data={} reason=\"{}\"", options.data_dir, s.to_string());
+    ledger.reset();
+    auto opened = router::Ledger::open(options.data_dir, env_options);
+    if (!opened) return opened.status();
+    ledger.emplace(std::move(opened.value()));
   }
-  ledger->abort();
+
+  // The core is rebuilt from LMDB exactly as at a start (queues, leases as orphans, groups,
+  // the ETA heap); workers register again (Paranoid Pirate: Disconnect, then READY naming
+  // what they run and the results not acknowledged).
+  core.emplace(options, *ledger, stats);
+  core->health = health;
+  unreachable.clear();
+  if (Status s = core->recover(); !s) return s;
+  // Waiters count again what is unfinished on disk; one with nothing left is answered next turn.
+  core->adopt_waiters(std::move(waiters));
+  router::Effects& fresh = core->effects();
+  fresh.messages = std::move(replies);
+  for (const auto& rid : workers)
+    fresh.messages.push_back(
+        {true, rid, proto::Disconnect{"the router reloaded its state after a failed write: send READY"}});
   flush();
   return Status::ok();
 }

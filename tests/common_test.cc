@@ -43,12 +43,12 @@ TEST(TaskState, TransitionsFollowTheLifeCycle) {
   const bool allowed[kTaskStateCount][kTaskStateCount] = {
       //            sched  queued start  retry  succ   fail   revoked
       /*sched*/    {false, true,  false, false, false, false, true},
-      /*queued*/   {false, false, true,  false, true,  true,  true},
+      /*queued*/   {false, false, true,  true,  true,  true,  true},
       /*started*/  {false, true,  false, true,  true,  true,  true},
-      /*retrying*/ {false, true,  false, false, true,  true,  true},
+      /*retrying*/ {false, true,  false, false, false, false, true},
       /*succ*/     {false, false, false, false, false, false, false},
       /*failed*/   {false, true,  false, false, false, false, false},
-      /*revoked*/  {false, false, false, false, false, false, false},
+      /*revoked*/  {false, true,  false, false, false, false, false},
   };
   for (int f = 0; f < kTaskStateCount; ++f)
     for (int t = 0; t < kTaskStateCount; ++t)

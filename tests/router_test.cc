@@ -565,7 +565,13 @@ TEST_F(RouterFixture, NumberedGroupIsNotFinishedBeforeItsLastChunkArrives) {
   for (const auto& ev : page->events)
     if (ev.type == proto::EventType::kGroupUpdated && ev.group == plan.group()) {
       announced = true;
-      EXPECT_EQ(ev.detail, R"({"total":4,"parallel":0,"sealed":false})");
+      ASSERT_EQ(ev.group_record.size(), 1u) << "group-updated carries the group's record";
+      const proto::GroupRecord& shown = ev.group_record[0];
+      EXPECT_EQ(shown.id, plan.group());
+      EXPECT_EQ(shown.total, 4u);
+      EXPECT_FALSE(shown.sealed) << "one chunk of two is present";
+      EXPECT_LE(shown.succeeded, 2u);
+      EXPECT_TRUE(shown.chunks_present.empty()) << "the chunk bitmap stays in the router";
     }
   EXPECT_TRUE(announced);
   sender.accepted(plan.chunk(0));

@@ -1,0 +1,144 @@
+// Where the router's tasks are, in memory: ready to run (per queue, in dispatch order),
+// waiting for a time (the ETA heap: countdowns, ETAs, retry backoffs) or leased to a worker
+// session; and each queue's policy (rate limits, retry delays). Only ids, order and leases
+// live here: records stay in LMDB (ledger.h), read when a task is dispatched or changes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <queue>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/id.h"
+#include "router/ready_queue.h"
+#include "router/router.h"
+
+namespace zb::router {
+
+// A task in flight. `routing_id` empty = orphan: leased before a router restart (or by a
+// session that reconnected), waiting for its worker to re-claim it until `grace_deadline_ms`.
+struct LeaseState {
+  std::string routing_id;
+  uint32_t attempt = 0;
+  Id group;
+  size_t queue = 0;
+  uint64_t key = 0;  // order key, to requeue at the original position
+  uint64_t grace_deadline_ms = 0;
+  // The worker said it runs on a slot (Started); until then the task is reserved: in the
+  // worker's prefetch buffer.
+  uint64_t started_unix_ms = 0;
+  // The worker session (process) that holds it: only that session's results, start notices
+  // and re-claims count for it, whatever routing id it reconnects with.
+  Id session;
+};
+
+// Who ran a task whose lease was requeued (its worker was lost): that session's late result,
+// or its re-claim in READY, still counts while the task waits in its queue.
+struct PreviousHolder {
+  Id session;
+  uint32_t attempt = 0;
+};
+
+struct ScheduledTask {
+  uint64_t eta_ms;
+  uint64_t key;
+  size_t queue;
+  Id task;
+  Id group;
+  bool operator>(const ScheduledTask& o) const { return eta_ms > o.eta_ms; }
+};
+
+// A token bucket per rate-limited queue: `rate` tasks/s, at most `burst` saved up.
+struct RateBucket {
+  double rate = 0;  // 0 = unlimited
+  double burst = 1;
+  double tokens = 0;
+  uint64_t refilled_ms = 0;  // steady clock
+  void refill(uint64_t now) {
+    if (rate <= 0) return;
+    tokens = std::min(burst, tokens + (now - refilled_ms) * rate / 1000.0);
+    refilled_ms = now;
+  }
+  bool open() const { return rate <= 0 || tokens >= 1.0; }
+  uint64_t ms_until_open(uint64_t now) const {
+    if (rate <= 0) return 0;
+    const double have = tokens + (now - refilled_ms) * rate / 1000.0;
+    return have >= 1.0 ? 0 : static_cast<uint64_t>((1.0 - have) * 1000.0 / rate) + 1;
+  }
+};
+
+// The retry delay before retry number `retries` + 1 (see QueueConfig).
+uint64_t retry_delay_ms(const QueueConfig& queue, uint32_t retries, uint64_t random);
+// The class of an error text: the identifier before the first ':' ("TimeoutError: x" →
+// "TimeoutError"); empty when the text does not start with one.
+std::string_view error_class(std::string_view error);
+// True when a failure with this error is retried by the queue's retry_on list.
+bool retry_matches(const QueueConfig& queue, std::string_view error);
+
+class TaskTable {
+ public:
+  // `queues` are checked already (check_queue_configs): names unique, policies in range.
+  TaskTable(const std::vector<QueueConfig>& queues, uint64_t now_steady_ms);
+
+  size_t queue_count() const { return configs_->size(); }
+  const QueueConfig& config(size_t q) const { return (*configs_)[q]; }
+  std::optional<size_t> find_queue(std::string_view name) const;
+
+  // Ready queues.
+  ReadyQueue& ready(size_t q) { return ready_[q]; }
+  const ReadyQueue& ready(size_t q) const { return ready_[q]; }
+  // The queue a worker serving `served` takes its next task from: the head that comes first
+  // among those with a rate token, whose token it takes. nullopt: nothing may run now.
+  std::optional<size_t> pick(std::span<const size_t> served);
+  void refill_rates(uint64_t now_steady_ms);
+  // Milliseconds until a rate-limited queue holding tasks may start one (nullopt: none waits).
+  std::optional<uint64_t> ms_until_rate_opens(uint64_t now_steady_ms) const;
+
+  // The ETA heap. A task revoked while in it stays in the heap, skipped when due.
+  void schedule(const ScheduledTask& t) { scheduled_.push(t); }
+  std::optional<ScheduledTask> pop_due(uint64_t now_unix_ms);
+  std::optional<uint64_t> next_due_ms() const;
+  void revoke_scheduled(const Id& task) { revoked_scheduled_.insert(task); }
+  // Visits the live entries in ETA order (inspect).
+  template <typename F>
+  void for_each_scheduled(F&& fn) const {
+    for (auto copy = scheduled_; !copy.empty(); copy.pop())
+      if (!revoked_scheduled_.count(copy.top().task)) fn(copy.top());
+  }
+  size_t scheduled_size() const { return scheduled_.size(); }
+
+  // Leases: `running(q)` counts them per queue.
+  LeaseState* lease(const Id& task);
+  void add_lease(const Id& task, LeaseState lease);
+  std::optional<LeaseState> end_lease(const Id& task);
+  const std::unordered_map<Id, LeaseState, IdHash>& leases() const { return leases_; }
+  uint64_t running(size_t q) const { return running_[q]; }
+  // The earliest grace deadline of an orphan lease (0: none).
+  uint64_t orphan_deadline_ms() const { return orphan_deadline_ms_; }
+  void set_orphan_deadline_ms(uint64_t ms) { orphan_deadline_ms_ = ms; }
+
+  // The session that held a task before it was requeued.
+  void note_requeued(const Id& task, PreviousHolder who) { requeued_from_[task] = who; }
+  const PreviousHolder* previous_holder(const Id& task) const;
+  void forget_previous_holder(const Id& task) { requeued_from_.erase(task); }
+
+ private:
+  const std::vector<QueueConfig>* configs_;
+  std::unordered_map<std::string, size_t> index_;
+  std::vector<ReadyQueue> ready_;
+  std::vector<RateBucket> rates_;
+  std::vector<uint64_t> running_;
+  std::vector<size_t> open_;  // scratch for pick()
+  std::priority_queue<ScheduledTask, std::vector<ScheduledTask>, std::greater<ScheduledTask>> scheduled_;
+  std::unordered_set<Id, IdHash> revoked_scheduled_;
+  std::unordered_map<Id, LeaseState, IdHash> leases_;
+  std::unordered_map<Id, PreviousHolder, IdHash> requeued_from_;
+  uint64_t orphan_deadline_ms_ = 0;
+};
+
+}  // namespace zb::router
