@@ -96,10 +96,10 @@ std::string sse_frame(const proto::Event& e) {
     json r = parse_shallow(e.result);
     j["result"] = r.is_discarded() ? json(e.result) : std::move(r);
   }
-  if (e.detail.size() > kInlineDetailBytes) {
+  if (e.unused_detail.size() > kInlineDetailBytes) {
     j["detail_truncated"] = true;
-  } else if (!e.detail.empty()) {
-    json d = parse_shallow(e.detail);
+  } else if (!e.unused_detail.empty()) {
+    json d = parse_shallow(e.unused_detail);
     if (d.is_object()) j["detail"] = std::move(d);
   }
   // A worker's error text is whatever its process wrote: not always UTF-8, which the strict

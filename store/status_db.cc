@@ -255,7 +255,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   std::string why;
   if (ev.type == EventType::kGroupUpdated) {
     if (ev.group.is_nil()) return undecodable("group-updated without a group id");
-    auto detail = detail_object(ev.detail, why);
+    auto detail = detail_object(ev.unused_detail, why);
     if (!detail) return undecodable(why);
     // Every field is checked before anything changes, so a bad one leaves the group as it was.
     std::optional<uint32_t> total, parallel;
@@ -277,7 +277,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     return Status::ok();
   }
   if (ev.type == EventType::kResultsExpired) {
-    auto detail = detail_object(ev.detail, why);
+    auto detail = detail_object(ev.unused_detail, why);
     if (!detail) return undecodable(why);
     std::optional<uint64_t> before_ms;
     if (!read_unsigned(*detail, "before_ms", before_ms, why)) return undecodable(why);
@@ -294,7 +294,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     return undecodable("state " + std::to_string(static_cast<unsigned>(ev.state)) + " does not fit the event type");
   std::optional<uint64_t> runtime_us;
   if (ev.type == EventType::kTaskSucceeded || ev.type == EventType::kTaskFailed || ev.type == EventType::kTaskRevoked) {
-    auto detail = detail_object(ev.detail, why);
+    auto detail = detail_object(ev.unused_detail, why);
     if (!detail || !read_unsigned(*detail, "runtime_us", runtime_us, why)) return undecodable(why);
   }
 

@@ -51,7 +51,7 @@ inline FuzzEvent read_event(Reader& in, uint64_t& seq) {
   e.payload = in.str();
   e.result = in.str();
   e.error = in.str();
-  e.detail = in.str();
+  e.unused_detail = in.str();
   return out;
 }
 

@@ -58,12 +58,12 @@ void protocol_messages() {
   ev.state = TaskState::kSucceeded;
   ev.attempt = 1;
   ev.result = rec.result;
-  ev.detail = R"({"runtime_us":1500,"retries":0})";
+  ev.unused_detail = R"({"runtime_us":1500,"retries":0})";
   Event group_ev;
   group_ev.seq = 40;
   group_ev.type = EventType::kGroupUpdated;
   group_ev.group = fixed(2);
-  group_ev.detail = R"({"total":2,"parallel":1,"sealed":true})";
+  group_ev.unused_detail = R"({"total":2,"parallel":1,"sealed":true})";
   GroupRecord group{fixed(2), 2, 1, 0, 0, 1, 1, true, 1700000000000, 0, 1, std::string(1, '\x01'), 2, fixed(6)};
   const std::vector<std::pair<std::string, Message>> all = {
       {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5), 0, 1, 2, fixed(6)}},

@@ -54,7 +54,7 @@ class StatusDbHostileEvents : public ::testing::Test {
   Event group_updated(std::string detail) {
     Event e = next(EventType::kGroupUpdated);
     e.group = group_;
-    e.detail = std::move(detail);
+    e.unused_detail = std::move(detail);
     return e;
   }
   Event task(EventType type, TaskState state, const Id& id) {
@@ -99,19 +99,19 @@ TEST_F(StatusDbHostileEvents, EveryHostileFieldIsSkippedCountedAndRemembered) {
   no_group.group = Id();
   hostile.push_back(no_group);
   Event bad_runtime = task(EventType::kTaskSucceeded, TaskState::kSucceeded, a);
-  bad_runtime.detail = R"({"runtime_us":"fast"})";
+  bad_runtime.unused_detail = R"({"runtime_us":"fast"})";
   hostile.push_back(bad_runtime);
   hostile.push_back(task(EventType::kTaskFailed, TaskState::kQueued, a));        // state contradicts type
   hostile.push_back(task(EventType::kTaskReceived, TaskState::kSucceeded, a));   // received as finished
   hostile.push_back(task(EventType::kTaskStarted, TaskState::kStarted, Id()));   // no task id
   Event expired = next(EventType::kResultsExpired);
-  expired.detail = R"({"before_ms":"yesterday"})";
+  expired.unused_detail = R"({"before_ms":"yesterday"})";
   hostile.push_back(expired);
   Event unknown_type = task(static_cast<EventType>(200), TaskState::kQueued, a);
   hostile.push_back(unknown_type);
   Event unknown_state = task(EventType::kTaskQueued, static_cast<TaskState>(99), a);
   hostile.push_back(unknown_state);
-  for (const Event& e : hostile) ASSERT_TRUE(db_->apply(log_, {e})) << e.detail;
+  for (const Event& e : hostile) ASSERT_TRUE(db_->apply(log_, {e})) << e.unused_detail;
   EXPECT_EQ(db_->skipped(), hostile.size());
   EXPECT_EQ(db_->applied(), seq_);
   auto nothing = db_->task(a);
@@ -160,7 +160,7 @@ TEST(SseFrames, InvalidUtf8AndDeepJsonStillMakeOneValidFrame) {
   e.state = TaskState::kFailed;
   e.error = "ProcessExitError: exit code 1: \xff\xfe\xc3(";
   e.result = std::string(8000, '[') + std::string(8000, ']');  // under the 16 KiB inline limit
-  e.detail = "[1,2]";
+  e.unused_detail = "[1,2]";
   std::string frame;
   ASSERT_NO_THROW(frame = store::sse_frame(e));
   const std::string data = frame.substr(frame.find("data: ") + 6);
