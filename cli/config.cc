@@ -219,10 +219,8 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
     if (!s) return s;
   }
   if (q.name.empty()) return bad(path, "[[queue]]", "needs a name");
-  if (q.time_limit_ms && q.soft_time_limit_ms > q.time_limit_ms)
-    return bad(path, "[[queue]] '" + q.name + "'", "soft_time_limit must not exceed time_limit");
-  if (q.retry_backoff_max_ms < q.retry_backoff_ms)
-    return bad(path, "[[queue]] '" + q.name + "'", "retry_backoff_max must be >= retry_backoff");
+  // What the router checks too, so that a file it would refuse is refused here already.
+  if (Status s = check_queue_config(q); !s) return Status(s.code(), "config " + path + ": " + s.message());
   return Status::ok();
 }
 

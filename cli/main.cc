@@ -138,8 +138,10 @@ int main(int argc, char** argv) {
       report_worker_endpoint(*app.get_subcommands().front());
   });
   add_serve_commands(app);
+  add_up_command(app);
   add_config_command(app);
-  add_client_commands(app);
+  add_task_commands(app);
+  add_control_commands(app);
   add_keygen_command(app);
   zb::bench::add_command(app);
   auto* help = app.add_subcommand("help", "List the commands, or show one command's options");

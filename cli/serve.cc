@@ -1,4 +1,5 @@
-// The long-running commands: zbatch router | worker | store | up.
+// The long-running commands zbatch router | worker | store, and the flags `up` shares with
+// them (cli/serve.h).
 #include <mutex>
 #include <filesystem>
 #include <iostream>
@@ -7,85 +8,15 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/curve_flags.h"
+#include "cli/serve.h"
 #include "cli/signals.h"
 #include "common/log.h"
 
 namespace zb::cli {
-namespace {
-
-// What a stop signal reaches. A signal that arrives while a component is still being created
-// is remembered and applied when it is added: a stop is never lost, and a worker never sees a
-// warm stop twice (which would make it cold).
-class StopTargets {
- public:
-  // `router_last`: the router is stopped by the command itself once its workers are done
-  // (`up`: their final results need it), not by the signal.
-  explicit StopTargets(bool router_last = false) : router_last_(router_last) {}
-
-  void on_signal(int n) {
-    std::lock_guard lock(mu_);
-    requested_ = n;
-    if (store_ && n == 1) store_->stop();
-    for (Worker* w : workers_) w->stop();  // first warm, second cold
-    if (router_ && !router_last_) router_->stop();
-  }
-  void set_router(Router* r) {
-    std::lock_guard lock(mu_);
-    router_ = r;
-    if (requested_ && !router_last_) r->stop();
-  }
-  void add_worker(Worker* w) {
-    std::lock_guard lock(mu_);
-    workers_.push_back(w);
-    for (int i = 0; i < requested_; ++i) w->stop();
-  }
-  void set_store(Store* s) {
-    std::lock_guard lock(mu_);
-    store_ = s;
-    if (requested_) s->stop();
-  }
-  void clear() {
-    std::lock_guard lock(mu_);
-    router_ = nullptr;
-    store_ = nullptr;
-    workers_.clear();
-  }
-
- private:
-  std::mutex mu_;
-  const bool router_last_;
-  int requested_ = 0;
-  Router* router_ = nullptr;
-  Store* store_ = nullptr;
-  std::vector<Worker*> workers_;
-};
 
 void check(const Status& s) {
   if (!s) fail(s.code() == Code::kBadRequest ? kExitUsage : kExitFailed, s.message());
 }
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream ss(list);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-struct RouterFlags {
-  std::string data = "zbatch-data";
-  std::string frontend = "tcp://127.0.0.1:5555", backend = "tcp://127.0.0.1:5556",
-              events = "tcp://127.0.0.1:5557";
-  std::string durability = "fsync";
-  uint32_t heartbeat_ms = 1000, reclaim_grace_ms = 5000;
-  int events_hwm = 100000;
-  uint64_t result_ttl_s = 86400;
-  uint64_t event_retention = 1'000'000;
-  uint64_t min_free_mb = 64;
-  RouterCurveFlags curve;
-  std::string config;
-};
 
 void add_router_flags(CLI::App* cmd, RouterFlags& f) {
   add_router_curve_flags(cmd, f.curve);
@@ -139,6 +70,91 @@ RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, 
   return o;
 }
 
+uint32_t shutdown_timeout_ms(double seconds) {
+  if (!(seconds >= 0) || seconds > 86400)
+    fail(kExitUsage, "--shutdown-timeout must be 0..86400 seconds, got " + std::to_string(seconds));
+  return static_cast<uint32_t>(seconds * 1000);
+}
+
+void add_shutdown_timeout_flag(CLI::App* cmd, double& seconds) {
+  cmd->add_option("--shutdown-timeout", seconds,
+                  "Warm shutdown: seconds running tasks may go on after SIGTERM/SIGINT before they are "
+                  "cancelled and requeued (default 30; a second signal cancels at once)")
+      ->envname("ZBATCH_SHUTDOWN_TIMEOUT");
+}
+
+void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
+  cmd->add_option("--auth-basic", o.auth_basic,
+                  "USER:PASSWORD[:ROLE] for HTTP basic authentication, repeatable (role default admin; default: none)")
+      ->allow_extra_args(false)
+      ->default_str("")
+      ->envname("ZBATCH_AUTH_BASIC");
+  cmd->add_option("--auth-token", o.auth_token,
+                  "[ROLE:]TOKEN bearer token of 16+ characters, repeatable (role default admin; default: none)")
+      ->allow_extra_args(false)
+      ->default_str("")
+      ->envname("ZBATCH_AUTH_TOKEN");
+  cmd->add_option("--auth-file", o.auth_file,
+                  "TOML file of credentials: [[token]] token, role and [[user]] name, password, role (default: none)")
+      ->envname("ZBATCH_AUTH_FILE");
+  cmd->add_option("--auth-max-failures", o.auth_max_failures,
+                  "Failed authentications from one client (IPv4 address, IPv6 /64) within --auth-lockout that lock "
+                  "it out with 429 for --auth-lockout (default 10)")
+      ->check(CLI::Range(1u, 1000000u))
+      ->envname("ZBATCH_AUTH_MAX_FAILURES");
+  cmd->add_option("--auth-lockout", o.auth_lockout_s,
+                  "Seconds: the window that --auth-max-failures counts in, and the lockout after it (default 60)")
+      ->check(CLI::Range(1u, 86400u))
+      ->envname("ZBATCH_AUTH_LOCKOUT");
+  cmd->add_flag("--no-auth", o.auth_disabled, "Serve a non-loopback --http address without authentication")
+      ->envname("ZBATCH_NO_AUTH");
+}
+
+void add_http_flags(CLI::App* cmd, StoreOptions& o) {
+  cmd->add_option("--tls-cert", o.tls_cert, "PEM certificate (chain): serve HTTPS, with --tls-key (default: none, HTTP)")
+      ->envname("ZBATCH_TLS_CERT");
+  cmd->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert (default: none)")->envname("ZBATCH_TLS_KEY");
+  cmd->add_option("--http-threads", o.http_threads, "Request threads; they only see whole requests (default 32)")
+      ->check(CLI::Range(1u, 1024u))
+      ->envname("ZBATCH_HTTP_THREADS");
+  cmd->add_option("--max-streams", o.max_streams,
+                  "Event streams (GET /api/v1/events) at once, each on a thread of its own; more get 503 (default 256)")
+      ->check(CLI::Range(1u, 100000u))
+      ->envname("ZBATCH_MAX_STREAMS");
+  cmd->add_option("--stream-retention", o.stream_retention,
+                  "Events the store keeps on disk for /api/v1/events streams that resume or fall behind; older "
+                  "ones are announced as an event: gap (default 200000)")
+      ->check(CLI::Range(uint64_t{100}, uint64_t{1} << 32))
+      ->envname("ZBATCH_STREAM_RETENTION");
+  cmd->add_option("--max-connections", o.max_connections,
+                  "HTTP connections at once; more are closed when accepted (default 0: the open-file limit, raised "
+                  "to its maximum at start, less 512)")
+      ->envname("ZBATCH_MAX_CONNECTIONS");
+  cmd->add_option("--max-connections-per-client", o.max_connections_per_client,
+                  "HTTP connections from one client (IPv4 address, IPv6 /64); more are closed when accepted "
+                  "(default 1024)")
+      ->check(CLI::Range(1u, 10000000u))
+      ->envname("ZBATCH_MAX_CONNECTIONS_PER_CLIENT");
+  cmd->add_option("--request-timeout", o.request_timeout_s,
+                  "Seconds for a request's head and body to arrive from its first byte (else 408), and for its "
+                  "answer to be taken (default 30)")
+      ->envname("ZBATCH_REQUEST_TIMEOUT");
+  cmd->add_option("--idle-timeout", o.idle_timeout_s,
+                  "Seconds a connection may stay silent before or between requests (default 60)")
+      ->envname("ZBATCH_IDLE_TIMEOUT");
+}
+
+namespace {
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
 struct WorkerFlags {
   std::string router = "tcp://127.0.0.1:5556";
   std::string queues;
@@ -152,21 +168,6 @@ struct WorkerFlags {
   PeerCurveFlags curve;
   std::string config;
 };
-
-// --shutdown-timeout in seconds (fractions allowed) as the worker's milliseconds.
-uint32_t shutdown_timeout_ms(double seconds) {
-  if (!(seconds >= 0) || seconds > 86400)
-    fail(kExitUsage, "--shutdown-timeout must be 0..86400 seconds, got " + std::to_string(seconds));
-  return static_cast<uint32_t>(seconds * 1000);
-}
-
-// Warm shutdown's bound: running tasks go on this long after SIGTERM, then are requeued.
-void add_shutdown_timeout_flag(CLI::App* cmd, double& seconds) {
-  cmd->add_option("--shutdown-timeout", seconds,
-                  "Warm shutdown: seconds running tasks may go on after SIGTERM/SIGINT before they are "
-                  "cancelled and requeued (default 30; a second signal cancels at once)")
-      ->envname("ZBATCH_SHUTDOWN_TIMEOUT");
-}
 
 // "MAX,MIN" (Celery's --autoscale) or "MAX" (MIN = 1).
 void parse_autoscale(const std::string& text, WorkerOptions& o) {
@@ -221,69 +222,6 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("--config", f.config, "TOML configuration file ([worker] and [[handler]]; default: none)")->envname("ZBATCH_CONFIG");
 }
 
-// Dashboard and API authentication; the values are never logged. ROLE: read, submit or admin.
-void add_auth_flags(CLI::App* cmd, StoreOptions& o) {
-  cmd->add_option("--auth-basic", o.auth_basic,
-                  "USER:PASSWORD[:ROLE] for HTTP basic authentication, repeatable (role default admin; default: none)")
-      ->allow_extra_args(false)
-      ->default_str("")
-      ->envname("ZBATCH_AUTH_BASIC");
-  cmd->add_option("--auth-token", o.auth_token,
-                  "[ROLE:]TOKEN bearer token of 16+ characters, repeatable (role default admin; default: none)")
-      ->allow_extra_args(false)
-      ->default_str("")
-      ->envname("ZBATCH_AUTH_TOKEN");
-  cmd->add_option("--auth-file", o.auth_file,
-                  "TOML file of credentials: [[token]] token, role and [[user]] name, password, role (default: none)")
-      ->envname("ZBATCH_AUTH_FILE");
-  cmd->add_option("--auth-max-failures", o.auth_max_failures,
-                  "Failed authentications from one client (IPv4 address, IPv6 /64) within --auth-lockout that lock "
-                  "it out with 429 for --auth-lockout (default 10)")
-      ->check(CLI::Range(1u, 1000000u))
-      ->envname("ZBATCH_AUTH_MAX_FAILURES");
-  cmd->add_option("--auth-lockout", o.auth_lockout_s,
-                  "Seconds: the window that --auth-max-failures counts in, and the lockout after it (default 60)")
-      ->check(CLI::Range(1u, 86400u))
-      ->envname("ZBATCH_AUTH_LOCKOUT");
-  cmd->add_flag("--no-auth", o.auth_disabled, "Serve a non-loopback --http address without authentication")
-      ->envname("ZBATCH_NO_AUTH");
-}
-
-// HTTPS, and what the HTTP server holds for its clients (docs/SECURITY.md).
-void add_http_flags(CLI::App* cmd, StoreOptions& o) {
-  cmd->add_option("--tls-cert", o.tls_cert, "PEM certificate (chain): serve HTTPS, with --tls-key (default: none, HTTP)")
-      ->envname("ZBATCH_TLS_CERT");
-  cmd->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert (default: none)")->envname("ZBATCH_TLS_KEY");
-  cmd->add_option("--http-threads", o.http_threads, "Request threads; they only see whole requests (default 32)")
-      ->check(CLI::Range(1u, 1024u))
-      ->envname("ZBATCH_HTTP_THREADS");
-  cmd->add_option("--max-streams", o.max_streams,
-                  "Event streams (GET /api/v1/events) at once, each on a thread of its own; more get 503 (default 256)")
-      ->check(CLI::Range(1u, 100000u))
-      ->envname("ZBATCH_MAX_STREAMS");
-  cmd->add_option("--stream-retention", o.stream_retention,
-                  "Events the store keeps on disk for /api/v1/events streams that resume or fall behind; older "
-                  "ones are announced as an event: gap (default 200000)")
-      ->check(CLI::Range(uint64_t{100}, uint64_t{1} << 32))
-      ->envname("ZBATCH_STREAM_RETENTION");
-  cmd->add_option("--max-connections", o.max_connections,
-                  "HTTP connections at once; more are closed when accepted (default 0: the open-file limit, raised "
-                  "to its maximum at start, less 512)")
-      ->envname("ZBATCH_MAX_CONNECTIONS");
-  cmd->add_option("--max-connections-per-client", o.max_connections_per_client,
-                  "HTTP connections from one client (IPv4 address, IPv6 /64); more are closed when accepted "
-                  "(default 1024)")
-      ->check(CLI::Range(1u, 10000000u))
-      ->envname("ZBATCH_MAX_CONNECTIONS_PER_CLIENT");
-  cmd->add_option("--request-timeout", o.request_timeout_s,
-                  "Seconds for a request's head and body to arrive from its first byte (else 408), and for its "
-                  "answer to be taken (default 30)")
-      ->envname("ZBATCH_REQUEST_TIMEOUT");
-  cmd->add_option("--idle-timeout", o.idle_timeout_s,
-                  "Seconds a connection may stay silent before or between requests (default 60)")
-      ->envname("ZBATCH_IDLE_TIMEOUT");
-}
-
 struct StoreFlags {
   StoreOptions options;
   std::string data = "zbatch-data";
@@ -307,25 +245,6 @@ void add_store_flags(CLI::App* cmd, StoreFlags& f) {
   cmd->add_option("--config", f.config, "TOML configuration file (default: none)")->envname("ZBATCH_CONFIG");
 }
 
-struct UpFlags {
-  RouterFlags router;
-  StoreOptions store;  // auth, HTTPS and HTTP limits
-  std::string http = "127.0.0.1:8000";
-  uint32_t workers = 1, concurrency = 0, prefetch = 4;
-  double shutdown_timeout_s = 30;
-};
-
-void add_up_flags(CLI::App* cmd, UpFlags& f) {
-  add_router_flags(cmd, f.router);
-  cmd->add_option("--http", f.http, "HTTP HOST:PORT")->envname("ZBATCH_HTTP");
-  add_auth_flags(cmd, f.store);
-  add_http_flags(cmd, f.store);
-  cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
-  cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
-  cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
-  add_shutdown_timeout_flag(cmd, f.shutdown_timeout_s);
-}
-
 }  // namespace
 
 std::shared_ptr<void> add_command_flags(const std::string& command, CLI::App* cmd) {
@@ -344,9 +263,7 @@ std::shared_ptr<void> add_command_flags(const std::string& command, CLI::App* cm
     add_store_flags(cmd, *f);
     return f;
   }
-  auto f = std::make_shared<UpFlags>();
-  add_up_flags(cmd, *f);
-  return f;
+  return add_up_flags(cmd);
 }
 
 void add_serve_commands(CLI::App& app) {
@@ -409,86 +326,6 @@ void add_serve_commands(CLI::App& app) {
       const Status ran = (*store)->run();
       stops.clear();
       check(ran);
-    });
-  }
-  // zbatch up
-  {
-    auto* cmd = app.add_subcommand("up", "Router, workers and store in one process");
-    auto u = std::make_shared<UpFlags>();
-    add_up_flags(cmd, *u);
-    cmd->callback([cmd, u] {
-      // In order on a stop: the HTTP store stops taking requests and finishes those in flight,
-      // the workers drain (warm shutdown), then the router finishes its turn and closes.
-      StopTargets stops(/*router_last=*/true);
-      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
-      const RouterFlags* f = &u->router;
-      std::vector<QueueConfig> queues = default_queue_configs();
-      std::vector<ProcessHandlerConfig> handlers;
-      SeedKindsConfig kinds;
-      if (!f->config.empty()) check(apply_config_file(f->config, "up", *cmd, &queues, &handlers, &kinds));
-      if (u->workers < 1 || u->workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(u->workers));
-      zmq::context_t context(2);
-      const std::string fe = "inproc://zbatch-frontend", be = "inproc://zbatch-backend", ev = "inproc://zbatch-events";
-      RouterFlags local = *f;
-      local.frontend += "," + fe;
-      local.backend += "," + be;
-      local.events += "," + ev;
-      auto router = Router::create(router_options(local, f->data + "/router", queues), &context);
-      check(router.status());
-      std::vector<std::unique_ptr<Worker>> pool;
-      for (uint32_t i = 0; i < u->workers; ++i) {
-        WorkerOptions wo;
-        wo.router = be;
-        wo.concurrency = u->concurrency;
-        wo.prefetch_multiplier = u->prefetch;
-        wo.heartbeat_ms = f->heartbeat_ms;
-        wo.shutdown_timeout_ms = shutdown_timeout_ms(u->shutdown_timeout_s);
-        wo.process_handlers = handlers;
-        wo.kinds = kinds;
-        for (const auto& q : queues) wo.queues.push_back(q.name);
-        wo.name = "up-" + std::to_string(i + 1) + "@" + [] {
-          char buf[256] = {};
-          ::gethostname(buf, sizeof buf - 1);
-          return std::string(buf);
-        }();
-        auto w = Worker::create(wo, &context);
-        check(w.status());
-        pool.push_back(std::move(w.value()));
-      }
-      StoreOptions so = u->store;
-      so.router = fe;
-      so.events = ev;
-      so.data_dir = f->data + "/store";
-      so.http = u->http;
-      auto store = Store::create(so, &context);
-      check(store.status());  // a port that cannot be bound is a start-up error, as for the router
-
-      stops.set_router(router->get());
-      for (auto& w : pool) stops.add_worker(w.get());
-      stops.set_store(store->get());
-      std::vector<std::thread> threads;
-      Status router_status;
-      threads.emplace_back([&] {
-        router_status = (*router)->run();
-        if (!router_status) stops.on_signal(1);  // the router failed: the rest stops too
-      });
-      for (auto& w : pool) threads.emplace_back([&w] {
-        if (Status s = w->run(); !s) spdlog::error("up worker stopped reason=\"{}\"", s.message());
-      });
-      threads.emplace_back([&] {
-        if (Status s = (*store)->run(); !s) spdlog::error("up store stopped reason=\"{}\"", s.message());
-      });
-      std::cout << "zbatch up: router " << f->frontend << " (workers " << f->backend << ", events "
-                << f->events << "), " << u->workers << " worker(s), HTTP " << (so.tls_cert.empty() ? "http://" : "https://")
-                << u->http << ", data "
-                << f->data << std::endl;
-      // The router stops last: the workers' final results need it.
-      for (size_t i = 1; i < threads.size(); ++i) threads[i].join();
-      (*router)->stop();
-      threads[0].join();
-      stops.clear();
-      spdlog::info("up stopped");
-      check(router_status);
     });
   }
 }

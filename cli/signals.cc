@@ -7,6 +7,9 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "router/router.h"
+#include "store/store.h"
+#include "worker/worker.h"
 
 namespace zb::cli {
 namespace {
@@ -45,6 +48,39 @@ SignalWatcher::SignalWatcher(std::function<void(int, int)> on_signal) : on_signa
 SignalWatcher::~SignalWatcher() {
   done_.store(true);
   thread_.join();
+}
+
+void StopTargets::on_signal(int n) {
+  std::lock_guard lock(mu_);
+  requested_ = n;
+  if (store_ && n == 1) store_->stop();
+  for (Worker* w : workers_) w->stop();  // first warm, second cold
+  if (router_ && !router_last_) router_->stop();
+}
+
+void StopTargets::set_router(Router* r) {
+  std::lock_guard lock(mu_);
+  router_ = r;
+  if (requested_ && !router_last_) r->stop();
+}
+
+void StopTargets::add_worker(Worker* w) {
+  std::lock_guard lock(mu_);
+  workers_.push_back(w);
+  for (int i = 0; i < requested_; ++i) w->stop();
+}
+
+void StopTargets::set_store(Store* s) {
+  std::lock_guard lock(mu_);
+  store_ = s;
+  if (requested_) s->stop();
+}
+
+void StopTargets::clear() {
+  std::lock_guard lock(mu_);
+  router_ = nullptr;
+  store_ = nullptr;
+  workers_.clear();
 }
 
 }  // namespace zb::cli

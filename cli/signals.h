@@ -9,7 +9,15 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
+
+namespace zb {
+class Router;
+class Store;
+class Worker;
+}  // namespace zb
 
 namespace zb::cli {
 
@@ -26,6 +34,33 @@ class SignalWatcher {
   std::function<void(int, int)> on_signal_;
   std::atomic<bool> done_{false};
   std::thread thread_;
+};
+
+// What a stop signal reaches. A signal that arrives while a component is still being created
+// is remembered and applied when it is added: a stop is never lost, and a worker never sees a
+// warm stop twice (which would make it cold). On a warm stop the store goes first, then the
+// workers, then the router. Thread-safe.
+class StopTargets {
+ public:
+  // `router_last`: the router is stopped by the command itself once its workers are done
+  // (`up`: their final results need it), not by the signal.
+  explicit StopTargets(bool router_last = false) : router_last_(router_last) {}
+
+  // The n-th stop signal (1: warm, 2: cold).
+  void on_signal(int n);
+  void set_router(Router* r);
+  void add_worker(Worker* w);
+  void set_store(Store* s);
+  // Forgets every target (before they are destroyed).
+  void clear();
+
+ private:
+  std::mutex mu_;
+  const bool router_last_;
+  int requested_ = 0;
+  Router* router_ = nullptr;
+  Store* store_ = nullptr;
+  std::vector<Worker*> workers_;
 };
 
 }  // namespace zb::cli

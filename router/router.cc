@@ -88,18 +88,7 @@ Status Router::run() { return impl_->run_loop(); }
 void Router::stop() { impl_->stopping.store(true, std::memory_order_relaxed); }
 
 Status Router::Impl::open() {
-  for (size_t i = 0; i < options.queues.size(); ++i) {
-    const auto& q = options.queues[i];
-    if (q.name.empty()) return Status(Code::kBadRequest, "a queue has an empty name");
-    for (size_t j = 0; j < i; ++j)
-      if (options.queues[j].name == q.name) return Status(Code::kBadRequest, "queue '" + q.name + "' is declared twice");
-    if (!(q.rate_limit >= 0) || q.rate_limit > 1e9)
-      return Status(Code::kBadRequest, "queue '" + q.name + "': rate_limit must be between 0 and 1e9 tasks/s");
-    if (q.time_limit_ms && q.soft_time_limit_ms > q.time_limit_ms)
-      return Status(Code::kBadRequest, "queue '" + q.name + "': soft_time_limit must not exceed time_limit");
-    if (q.retry_backoff_max_ms < q.retry_backoff_ms)
-      return Status(Code::kBadRequest, "queue '" + q.name + "': retry_backoff_max must be >= retry_backoff");
-  }
+  if (Status s = check_queue_configs(options.queues); !s) return s;
 
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);

@@ -93,6 +93,14 @@ struct QueueConfig {
 // The seed's seven queues (common/task.h) with their priorities.
 std::vector<QueueConfig> default_queue_configs();
 
+// Whether the router can run queue `q`: a name, rate_limit within 0..1e9 tasks/s,
+// soft_time_limit no more than time_limit (when there is one), retry_backoff_max no less than
+// retry_backoff. kBadRequest naming the queue and the first problem otherwise. The
+// configuration file and Router::create both check with it (router/queue_config.cc).
+Status check_queue_config(const QueueConfig& q);
+// The same for every queue of `queues`, whose names must also be unique.
+Status check_queue_configs(const std::vector<QueueConfig>& queues);
+
 struct RouterOptions {
   std::string data_dir = "zbatch-data/router";
   std::string frontend = "tcp://127.0.0.1:5555";

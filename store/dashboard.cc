@@ -1,13 +1,11 @@
 // The dashboard: its static files (compiled into the binary, no CDN), and the read endpoints
-// it browses with: task search, a task's timeline, recent groups, store counters; plus the
-// worker actions (shutdown, pool resize) forwarded to the router.
-#include "common/text.h"
+// it browses with: task search, a task's timeline, recent groups, store counters. Its worker
+// actions (shutdown, pool resize) are control routes (control_routes.cc).
 #include "store/dashboard.h"
 
 #include <array>
 
 #include "common/clock.h"
-#include "store/control_request.h"
 #include "store/http_json.h"
 
 namespace zb::store {
@@ -17,7 +15,7 @@ using nlohmann::json;
 
 }  // namespace
 
-void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool) {
+void install_dashboard(HttpServer& server, StatusDb& db) {
   // Static files: "/" is the single page; the rest under /dashboard/.
   for (const auto& asset : dashboard_assets()) {
     const std::string path = asset.path == "index.html" ? "/" : "/dashboard/" + std::string(asset.path);
@@ -59,7 +57,7 @@ void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool) {
     auto tasks = db.list_tasks(f, &complete);
     if (!tasks) return send_error(res, tasks.status());
     json out = json::array();
-    for (const auto& t : *tasks) out.push_back(task_json(t, false));
+    for (const auto& t : *tasks) out.push_back(task_status_json(t, false));
     json reply{{"tasks", out}, {"complete", complete}};
     reply["next"] = tasks->size() == f.limit ? json(tasks->back().id.to_string()) : json(nullptr);
     send_json(res, 200, reply);
@@ -94,7 +92,7 @@ void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool) {
     if (!groups) return send_error(res, groups.status());
     json out = json::array();
     for (const auto& g : *groups) {
-      json j = group_counts(g);
+      json j = group_json(g);
       j["created_ms"] = g.created_ms;
       j["finished_ms"] = g.finished_ms;
       out.push_back(std::move(j));
@@ -121,19 +119,6 @@ void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool) {
                              {"wait_sum_us", c->wait_sum_us}, {"waits", c->waits},
                              {"queues", queues}});
   });
-
-  // POST /api/v1/workers/{name}/shutdown and /pool {"delta": N}: forwarded to the router.
-  for (const std::string action : {"shutdown", "pool"}) {
-  server.Post("/api/v1/workers/([^/]+)/" + action, [&pool, action](const httplib::Request& req, httplib::Response& res) {
-    auto body = action == "pool" ? parse_body(req) : parse_optional_body(req);
-    if (!body) return send_error(res, body.status());
-    auto args = worker_control_args(action, req.matches[1].str(), *body);
-    if (!args) return send_error(res, args.status());
-    auto reply = pool.with([&](Client& c) { return c.control("worker." + action, json_text(*args)); });
-    if (!reply) return send_error(res, reply.status());
-    send_json(res, 200, json::parse(*reply, nullptr, false));
-  });
-  }
 }
 
 }  // namespace zb::store

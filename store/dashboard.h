@@ -20,6 +20,6 @@ struct Asset {
 // Generated at build time (store/dashboard/embed.cmake).
 const std::vector<Asset>& dashboard_assets();
 
-void install_dashboard(HttpServer& server, StatusDb& db, ClientPool& pool);
+void install_dashboard(HttpServer& server, StatusDb& db);
 
 }  // namespace zb::store

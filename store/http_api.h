@@ -1,6 +1,12 @@
 // The HTTP API (internal to store/): the batch guide's /batch/celery/... endpoints, the same
 // under /batch/..., the generic /api/v1/..., /metrics, /healthz and /readyz.
 // Every error is JSON {"error": {"code", "message"}}.
+//
+// install_routes() installs the checks every request passes (credentials, body limits), the
+// JSON error answers, and the routes by resource, each from its file: batch_routes.cc (the
+// seed's batches, groups), task_routes.cc (tasks), control_routes.cc (inspection and
+// control forwarded to the router), metrics_routes.cc (/metrics and the probes). What they
+// share is here: the client pool and the answers to a submission.
 #pragma once
 
 #include <functional>
@@ -9,9 +15,11 @@
 #include <vector>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include "client/client.h"
 #include "store/auth.h"
+#include "store/cluster_view.h"
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_server.h"
@@ -54,6 +62,36 @@ class ClientPool {
 // Installs every route on `server`; `auth` admits each request first.
 void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
                     const HttpLimits& limits, const Authenticator& auth);
+
+// What the routes work with. Cheap to copy: handlers capture it by value, and what it refers to
+// (owned by the store) outlives the server.
+struct Api {
+  StatusDb& db;
+  Follower& follower;
+  ClientPool& pool;
+  HttpLimits limits;
+  std::shared_ptr<ClusterView> cluster;  // what the submission checks ask the router, cached
+};
+
+// POST /batch[/celery]/<endpoint>, GET /batch[/celery]/group/{id}, GET /api/v1/groups/{id}.
+void install_batch_routes(HttpServer& server, const Api& api);
+// POST /api/v1/tasks, GET /api/v1/tasks/{id}, GET /batch[/celery]/task/{id}.
+void install_task_routes(HttpServer& server, const Api& api);
+// Inspection, purge, dead letters, revoke, retry and the worker actions, forwarded to the router.
+void install_control_routes(HttpServer& server, ClientPool& pool);
+// GET /metrics (Prometheus text), /healthz and /readyz.
+void install_metrics_routes(HttpServer& server, const Api& api);
+
+// The submission's idempotency key: the Idempotency-Key header, else the body's
+// "idempotency_key", else a new random one, so that every submission can be repeated safely.
+Result<std::string> submission_key(const httplib::Request& req, const nlohmann::json& body);
+// Every answer to a submission names its key (header and body), so the caller can repeat it.
+void send_submitted(httplib::Response& res, int status, nlohmann::json body, const std::string& key);
+// A submission that was not acknowledged. outcome_unknown (504): it was sent and no answer
+// came, so it may or may not have been accepted; unavailable (503): it never reached the
+// router, nothing was accepted. Other refusals (409 for a key reused with another body, 422,
+// 507, ...) keep the router's code and message.
+void send_submission_error(httplib::Response& res, const Status& s, const std::string& key);
 
 // GET /api/v1/events: Server-Sent Events, `id:` = the event's sequence number. Resumes after
 // `Last-Event-ID` (or ?after=N) from the hub's ring, else the DB's stream log, else the

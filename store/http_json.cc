@@ -2,10 +2,10 @@
 #include "store/http_json.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <vector>
 
+#include "common/task_json.h"
 #include "common/text.h"
 
 namespace zb::store {
@@ -133,57 +133,28 @@ Status known_fields(const json& object, std::span<const std::string_view> allowe
   return Status::ok();
 }
 
-// The batch guide's status words.
-std::string seed_status(TaskState s) {
-  switch (s) {
-    case TaskState::kSucceeded: return "completed";
-    case TaskState::kFailed: return "failed";
-    case TaskState::kStarted: return "running";
-    case TaskState::kRetrying: return "retrying";
-    case TaskState::kRevoked: return "revoked";
-    case TaskState::kQueued:
-    case TaskState::kScheduled: return "pending";
-  }
-  return "pending";
-}
-
-json json_or_text(const std::string& text) {
-  if (text.empty()) return nullptr;
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(text) : j;
-}
-
-json task_json(const TaskStatus& t, bool with_payload) {
-  json j = {{"task_id", t.id.to_string()},
-            {"id", t.ref.empty() ? json(nullptr) : json(t.ref)},
-            {"status", seed_status(t.state)},
-            {"state", state_name(t.state)},
-            {"queue", t.queue},
-            {"kind", t.kind},
-            {"attempt", t.attempt},
-            {"group_id", t.group.is_nil() ? json(nullptr) : json(t.group.to_string())},
-            {"worker", t.worker.empty() ? json(nullptr) : json(t.worker)},
-            {"result", json_or_text(t.result)},
-            {"error", t.error.empty() ? json(nullptr) : json(t.error)},
-            {"created_ms", t.created_ms},
-            {"started_ms", t.started_ms},
-            {"finished_ms", t.finished_ms},
-            {"runtime_us", t.runtime_us}};
-  if (with_payload) j["payload"] = json_or_text(t.payload);
-  return j;
+json task_status_json(const TaskStatus& t, bool with_payload) {
+  proto::TaskRecord r;
+  r.id = t.id;
+  r.group = t.group;
+  r.ref = t.ref;
+  r.queue = t.queue;
+  r.kind = t.kind;
+  r.state = t.state;
+  r.attempt = t.attempt;
+  r.worker = t.worker;
+  if (with_payload) r.payload = t.payload;
+  r.result = t.result;
+  r.error = t.error;
+  r.created_ms = t.created_ms;
+  r.started_ms = t.started_ms;
+  r.finished_ms = t.finished_ms;
+  return task_json(r, with_payload, t.runtime_us);
 }
 
 TaskStatus from_record(const proto::TaskRecord& r) {
   return {r.id, r.group, r.ref, r.queue, r.kind, r.state, r.attempt, r.worker, r.payload, r.result, r.error,
           r.created_ms, r.started_ms, r.finished_ms, 0};
-}
-
-json group_counts(const GroupStatus& g) {
-  const double progress = g.total ? std::round(1000.0 * g.completed() / g.total) / 10 : (g.sealed ? 100.0 : 0.0);
-  return {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
-          {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
-          {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
-          {"ready", g.ready()}};
 }
 
 Result<size_t> query_size(const httplib::Request& req, const char* name, size_t fallback, size_t max) {

@@ -1,5 +1,5 @@
 // JSON helpers shared by the HTTP routes (internal to store/): replies, errors, bodies,
-// query parameters and the JSON views of tasks and groups.
+// query parameters. The JSON views of tasks and groups are common/task_json.h.
 #pragma once
 
 #include <span>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "common/task_json.h"
 #include "store/status_db.h"
 
 namespace zb::store {
@@ -33,12 +34,10 @@ std::string field_path(const std::string& where, std::string_view key);
 // takes queue, kind, ...)`. `what` names the object in that message ("a task").
 Status known_fields(const nlohmann::json& object, std::span<const std::string_view> allowed, const std::string& where,
                     std::string_view what);
-// The seed's status words: pending, running, retrying, completed, failed, revoked.
-std::string seed_status(TaskState s);
-nlohmann::json json_or_text(const std::string& text);
-nlohmann::json task_json(const TaskStatus& t, bool with_payload);
+// The task view (common/task_json.h) of a task as the store keeps it.
+nlohmann::json task_status_json(const TaskStatus& t, bool with_payload);
+// The router's record of a task as the store keeps it (runtime_us 0: the store measures it).
 TaskStatus from_record(const proto::TaskRecord& r);
-nlohmann::json group_counts(const GroupStatus& g);
 // A non-negative integer query parameter, `fallback` when absent, capped at `max`.
 Result<size_t> query_size(const httplib::Request& req, const char* name, size_t fallback, size_t max);
 

@@ -5,8 +5,8 @@
 namespace zb::store {
 namespace {
 
-// The table. Patterns are exactly those installed by http_api.cc, dashboard.cc and
-// event_stream.cc (tests/python/role_matrix_test.py reads this list and calls each route
+// The table. Patterns are exactly those installed by batch_routes.cc, task_routes.cc,
+// control_routes.cc, metrics_routes.cc, dashboard.cc and event_stream.cc (tests/python/role_matrix_test.py reads this list and calls each route
 // with each role).
 constexpr RouteSpec kRoutes[] = {
     // Probes: open, whatever the authentication.

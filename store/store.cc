@@ -142,7 +142,7 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
                                                       impl->options.auth_max_failures,
                                                       std::chrono::seconds(impl->options.auth_lockout_s));
   store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
-  store::install_dashboard(*impl->http, *impl->db, *impl->pool);
+  store::install_dashboard(*impl->http, *impl->db);
   store::install_event_stream(*impl->http, impl->hub, *impl->db, *impl->pool, impl->stopping, impl->options.max_streams);
   if (Status s = impl->http->routes().complete(); !s) return s;
   spdlog::info("store http limits max_connections={} max_connections_per_client={} open_files={} http_threads={} "

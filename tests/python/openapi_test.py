@@ -16,7 +16,7 @@
   accepts (2xx) must validate against the operation's documented request schema, and every
   body sent as one the schema refuses (an unknown field, a wrong type, a kind's missing or
   foreign field) must be refused by the server (400) and by the document.
-- The routes the server installs (store/http_api.cc, dashboard.cc, event_stream.cc) are read
+- The routes the server installs (store/*_routes.cc, dashboard.cc, event_stream.cc) are read
   from the source and must all be documented, and every documented one must be installed.
 
 Usage: openapi_test.py ZBATCH_BINARY NPM_FOLDER
@@ -690,7 +690,8 @@ class OpenApiRoutes(unittest.TestCase):
 
 
 class ServedRoutes(unittest.TestCase):
-    FILES = ("http_api.cc", "dashboard.cc", "event_stream.cc")
+    FILES = ("batch_routes.cc", "task_routes.cc", "control_routes.cc", "metrics_routes.cc", "dashboard.cc",
+             "event_stream.cc")
 
     def test_every_installed_route_is_documented_and_every_documented_one_installed(self):
         served = set()

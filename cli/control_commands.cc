@@ -1,0 +1,139 @@
+// The commands about the cluster and its control: inspect, purge, revoke, retry, ping. Each
+// asks the router one control operation; --json prints its reply as it came.
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/client_connection.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "common/clock.h"
+#include "common/text.h"
+
+namespace zb::cli {
+namespace {
+
+using nlohmann::json;
+
+// Asks the router `op` with `args`; prints its reply with --json, else returns it parsed for
+// the command's own line.
+std::optional<json> control(const ClientFlags& c, const std::string& op, const json& args) {
+  auto client = connect(c);
+  std::string text = must(client->control(op, json_text(args)));
+  if (c.json_out) {
+    std::cout << text << "\n";
+    return std::nullopt;
+  }
+  json reply = json::parse(text, nullptr, false);
+  if (reply.is_discarded()) fail(kExitFailed, "the router's answer to " + op + " is not JSON: " + text);
+  return reply;
+}
+
+void add_inspect(CLI::App& app) {
+  auto* cmd = app.add_subcommand("inspect", "Inspect workers and queues");
+  auto c = std::make_shared<ClientFlags>();
+  auto what = std::make_shared<std::string>();
+  add_client_flags(cmd, *c);
+  auto queue = std::make_shared<std::string>();
+  auto limit = std::make_shared<uint32_t>(100);
+  cmd->add_option("what", *what,
+                  "active: running now; reserved: taken by a worker, not started; scheduled: waiting for an ETA or "
+                  "countdown; stats; registered: task kinds; queues; failed: dead letters")
+      ->required()
+      ->check(CLI::IsMember({"active", "reserved", "scheduled", "stats", "registered", "queues", "failed"}));
+  cmd->add_option("-Q,--queue", *queue, "failed: only this queue (default: all)");
+  cmd->add_option("--limit", *limit, "failed: at most N tasks")->check(CLI::Range(1, 1000));
+  cmd->callback([c, what, queue, limit] {
+    json args = json::object();
+    if (*what == "failed") {
+      args["limit"] = *limit;
+      if (!queue->empty()) args["queue"] = *queue;
+    }
+    if (auto reply = control(*c, "inspect." + *what, args)) std::cout << format_inspect(*what, *reply);
+  });
+}
+
+void add_purge(CLI::App& app) {
+  auto* cmd = app.add_subcommand("purge", "Revoke every queued task (of one queue with -Q)");
+  auto c = std::make_shared<ClientFlags>();
+  auto queue = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
+  add_client_flags(cmd, *c);
+  cmd->add_option("-Q,--queue", *queue, "Only this queue (default: every queue)");
+  cmd->add_flag("--force", *force, "Really purge");
+  cmd->callback([c, queue, force] {
+    if (!*force) fail(kExitUsage, "purge revokes every queued task" + (queue->empty() ? std::string() : " of " + *queue) + "; add --force to do it");
+    json args = json::object();
+    if (!queue->empty()) args["queue"] = *queue;
+    if (auto reply = control(*c, "purge", args)) std::cout << "purged " << (*reply)["purged"] << " task(s)\n";
+  });
+}
+
+void add_revoke(CLI::App& app) {
+  auto* cmd = app.add_subcommand("revoke", "Revoke a task: it never runs (a running one stops with --terminate)");
+  auto c = std::make_shared<ClientFlags>();
+  auto id = std::make_shared<std::string>();
+  auto terminate = std::make_shared<bool>(false);
+  add_client_flags(cmd, *c);
+  cmd->add_flag("--terminate", *terminate, "Stop the task if it is running");
+  cmd->add_option("task_id", *id, "Task id")->required();
+  cmd->callback([c, id, terminate] {
+    const json args = {{"task", parse_id(*id, "task id").to_string()}, {"terminate", *terminate}};
+    if (auto reply = control(*c, "revoke", args))
+      std::cout << "revoked " << *id << " (was " << (*reply)["was"].get<std::string>() << ")\n";
+  });
+}
+
+void add_retry(CLI::App& app) {
+  auto* cmd = app.add_subcommand("retry", "Queue a failed or revoked task again (or every dead letter with --failed)");
+  auto c = std::make_shared<ClientFlags>();
+  auto id = std::make_shared<std::string>();
+  auto all_failed = std::make_shared<bool>(false);
+  auto queue = std::make_shared<std::string>();
+  add_client_flags(cmd, *c);
+  auto* task_opt = cmd->add_option("task_id", *id, "Task id (default: none; needs --failed then)");
+  cmd->add_flag("--failed", *all_failed, "Retry every task that failed for good (dead letters)")->excludes(task_opt);
+  cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue (default: all)");
+  cmd->callback([c, id, all_failed, queue] {
+    if (*all_failed) {
+      json args = json::object();
+      if (!queue->empty()) args["queue"] = *queue;
+      if (auto reply = control(*c, "retry.failed", args))
+        std::cout << "queued " << (*reply)["retried"] << " failed task(s) again\n";
+      return;
+    }
+    if (id->empty()) fail(kExitUsage, "retry needs a task id, or --failed");
+    if (control(*c, "retry", json{{"task", parse_id(*id, "task id").to_string()}})) std::cout << "queued " << *id << " again\n";
+  });
+}
+
+void add_ping(CLI::App& app) {
+  auto* cmd = app.add_subcommand("ping", "Check that the router answers");
+  auto c = std::make_shared<ClientFlags>();
+  add_client_flags(cmd, *c);
+  cmd->callback([c] {
+    auto client = connect(*c);
+    const uint64_t start = now_steady_ms();  // the round trip alone, not the connection
+    std::string text = must(client->control("ping"));
+    if (c->json_out) {
+      std::cout << text << "\n";
+      return;
+    }
+    std::cout << "pong from router (" << now_steady_ms() - start << " ms, " << json::parse(text)["workers"]
+              << " worker(s))\n";
+  });
+}
+
+}  // namespace
+
+void add_control_commands(CLI::App& app) {
+  add_inspect(app);
+  add_purge(app);
+  add_revoke(app);
+  add_retry(app);
+  add_ping(app);
+}
+
+}  // namespace zb::cli

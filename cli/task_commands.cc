@@ -1,0 +1,287 @@
+// The commands about submitted work: submit, status, group, wait.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/client_connection.h"
+#include "cli/commands.h"
+#include "common/clock.h"
+#include "common/task_json.h"
+#include "common/text.h"
+
+namespace zb::cli {
+namespace {
+
+using nlohmann::json;
+
+// A finished group with a task that did not succeed ends the command with kExitFailed, as
+// `zbatch wait` does.
+void fail_unless_all_succeeded(const proto::GroupRecord& g) {
+  if (g.succeeded == g.total) return;
+  fail(kExitFailed, "group " + g.id.to_string() + ": " + std::to_string(g.failed) + " of " + std::to_string(g.total) +
+                        " task(s) failed, " + std::to_string(g.revoked) + " revoked");
+}
+
+// Parses a payload, refusing what is not JSON (nothing is sent then) with the parser's whole
+// reason, which names the byte where it stopped.
+std::string valid_payload(const std::string& text, const std::string& where) {
+  try {
+    return json_text(json::parse(text));
+  } catch (const json::parse_error& e) {
+    fail(kExitUsage, where + "payload is not valid JSON: " + e.what());
+  }
+}
+
+uint64_t parse_eta(const std::string& text) {
+  // Unix seconds, or an ISO-8601 UTC time "2026-01-02T03:04:05Z".
+  char* end = nullptr;
+  double secs = std::strtod(text.c_str(), &end);
+  if (end && *end == '\0' && secs > 0) return static_cast<uint64_t>(secs * 1000);
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) fail(kExitUsage, "--eta must be unix seconds or YYYY-MM-DDTHH:MM:SSZ, got '" + text + "'");
+  return static_cast<uint64_t>(timegm(&tm)) * 1000;
+}
+
+void print_task(const proto::TaskRecord& r, bool as_json) {
+  if (as_json) {
+    std::cout << json_text(task_json(r)) << "\n";
+    return;
+  }
+  std::cout << r.id.to_string() << "  " << state_name(r.state) << "  queue=" << r.queue << " kind=" << r.kind
+            << " attempt=" << r.attempt;
+  if (!r.worker.empty()) std::cout << " worker=" << r.worker;
+  std::cout << "\n";
+  if (!r.result.empty()) std::cout << "result: " << r.result << "\n";
+  if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
+}
+
+struct SubmitFlags {
+  ClientFlags c;
+  std::string queue, kind, payload, eta;
+  int priority = -1;
+  double countdown = 0;
+  bool wait = false;
+  uint32_t parallel = 0;
+  int max_retries = -1;
+  double time_limit = 0, soft_time_limit = 0;
+  std::string idempotency_key;
+};
+
+void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
+  add_client_flags(cmd, f.c);
+  cmd->add_option("-Q,--queue", f.queue, "Queue (default: default)");
+  cmd->add_option("--kind", f.kind, "Task kind (default: the queue's handler)");
+  cmd->add_option("--priority", f.priority, "0..255, higher first (default: the queue's)")
+      ->check(CLI::Range(0, 255))
+      ->default_str("");
+  auto* countdown = cmd->add_option("--countdown", f.countdown, "Run in S seconds (default: now)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eta", f.eta, "Run at this time, unix seconds or ISO-8601 UTC (default: now)")->excludes(countdown);
+  cmd->add_option("--parallel", f.parallel, "With '-': run at most N tasks of the group at once (0 = no limit)");
+  cmd->add_option("--max-retries", f.max_retries, "Retries after a failed attempt (default: the queue's)")->default_str("");
+  cmd->add_option("--time-limit", f.time_limit, "Hard time limit of an attempt, seconds (default: the queue's)")
+      ->check(CLI::Range(0.0, 4e6))
+      ->default_str("");
+  cmd->add_option("--soft-time-limit", f.soft_time_limit, "Soft time limit of an attempt, seconds (default: the queue's)")
+      ->check(CLI::Range(0.0, 4e6))
+      ->default_str("");
+  cmd->add_option("--idempotency-key", f.idempotency_key,
+                  "A repeat with the same key returns the first submission's ids and runs nothing twice (default: none)");
+  cmd->add_flag("--wait", f.wait, "Wait for the result and print it (a group: wait for all; exit 1 when one failed)");
+  cmd->add_option("payload", f.payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
+}
+
+// The task the flags describe, without its payload.
+proto::TaskSpec task_spec(const SubmitFlags& f) {
+  proto::TaskSpec spec;
+  spec.queue = f.queue;
+  spec.kind = f.kind;
+  spec.priority = f.priority;
+  spec.max_retries = f.max_retries;
+  spec.hard_limit_ms = static_cast<uint32_t>(f.time_limit * 1000);
+  spec.soft_limit_ms = static_cast<uint32_t>(f.soft_time_limit * 1000);
+  if (f.countdown > 0) spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(f.countdown * 1000);
+  if (!f.eta.empty()) spec.eta_ms = parse_eta(f.eta);
+  return spec;
+}
+
+// One task of `spec` per non-blank line of stdin.
+std::vector<proto::TaskSpec> tasks_from_stdin(const proto::TaskSpec& spec) {
+  std::vector<proto::TaskSpec> tasks;
+  std::string line;
+  size_t n = 0;
+  while (std::getline(std::cin, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    proto::TaskSpec t = spec;
+    t.payload = valid_payload(line, "line " + std::to_string(n) + ": ");
+    tasks.push_back(std::move(t));
+  }
+  if (tasks.empty()) fail(kExitUsage, "no tasks on stdin");
+  return tasks;
+}
+
+// zbatch submit [...] -: the lines of stdin as one group of tasks like `spec`.
+void submit_group(Client& client, const SubmitFlags& f, const proto::TaskSpec& spec) {
+  const std::vector<proto::TaskSpec> tasks = tasks_from_stdin(spec);
+  GroupOptions go;
+  go.parallel = f.parallel;
+  go.idempotency_key = f.idempotency_key;
+  auto receipt = must(client.submit_group(tasks, go));
+  // The group id alone on stdout (scripts read it: `G=$(zbatch submit - < tasks.jsonl)`),
+  // the task ids too only as JSON.
+  if (f.c.json_out) {
+    json ids = json::array();
+    for (const auto& id : receipt.tasks) ids.push_back(id.to_string());
+    std::cout << json_text(json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}) << std::endl;
+  } else {
+    std::cout << receipt.group.to_string() << std::endl;
+  }
+  if (!f.wait) return;
+  proto::GroupRecord g;
+  for (;;) {
+    g = must(client.group(receipt.group));
+    if (g.ready()) break;
+    must(client.wait(std::span<const Id>(receipt.tasks).subspan(0, 1), std::chrono::milliseconds(200)));
+  }
+  fail_unless_all_succeeded(g);
+}
+
+// The task's record once it has finished.
+proto::TaskRecord wait_finished(Client& client, const Id& id) {
+  for (;;) {
+    auto got = must(client.wait(std::span<const Id>(&id, 1), std::chrono::milliseconds(60000)));
+    if (got.size() == 1 && is_terminal(got[0].state)) return std::move(got[0]);
+  }
+}
+
+// zbatch submit [...] PAYLOAD: one task.
+void submit_task(Client& client, const SubmitFlags& f, proto::TaskSpec spec) {
+  spec.payload = valid_payload(f.payload, "");
+  SubmitReceipt sr = must(client.submit(spec, f.idempotency_key));
+  const Id id = sr.task;
+  if (!f.wait) {
+    std::cout << (f.c.json_out ? json_text(json{{"id", id.to_string()}, {"duplicate", sr.duplicate}}) : id.to_string()) << "\n";
+    return;
+  }
+  const proto::TaskRecord rec = wait_finished(client, id);
+  if (f.c.json_out) std::cout << json_text(task_json(rec)) << "\n";
+  else if (rec.state == TaskState::kSucceeded) std::cout << rec.result << "\n";
+  if (rec.state != TaskState::kSucceeded)
+    fail(kExitFailed, "task " + id.to_string() + " " + std::string(state_name(rec.state)) +
+                          (rec.error.empty() ? "" : ": " + rec.error));
+}
+
+void add_submit(CLI::App& app) {
+  auto* cmd = app.add_subcommand("submit", "Submit a task (or JSON lines from stdin as one group with '-')");
+  auto f = std::make_shared<SubmitFlags>();
+  add_submit_flags(cmd, *f);
+  cmd->callback([f] {
+    proto::TaskSpec spec = task_spec(*f);  // before connecting: a bad --eta sends nothing
+    Client* client = connect(f->c);
+    if (f->payload == "-") submit_group(*client, *f, spec);
+    else submit_task(*client, *f, std::move(spec));
+  });
+}
+
+void add_status(CLI::App& app) {
+  auto* cmd = app.add_subcommand("status", "Show a task");
+  auto c = std::make_shared<ClientFlags>();
+  auto id = std::make_shared<std::string>();
+  add_client_flags(cmd, *c);
+  cmd->add_option("task_id", *id, "Task id")->required();
+  cmd->callback([c, id] {
+    auto client = connect(*c);
+    print_task(must(client->status(parse_id(*id, "task id"))), c->json_out);
+  });
+}
+
+// One line of progress, redrawn in place: [####    ] 42.0% 42/100 failed 1.
+void draw_progress(const proto::GroupRecord& g) {
+  const double pct = g.total ? 100.0 * g.completed() / g.total : 0;
+  const int filled = static_cast<int>(pct / 2.5);
+  std::cout << "\r[" << std::string(filled, '#') << std::string(40 - filled, ' ') << "] " << std::fixed
+            << std::setprecision(1) << pct << "% " << g.completed() << "/" << g.total << " failed " << g.failed
+            << std::flush;
+}
+
+void print_group(const proto::GroupRecord& g, bool as_json) {
+  const json j = group_json(g);
+  if (as_json) {
+    std::cout << json_text(j) << "\n";
+    return;
+  }
+  std::cout << "group " << j["group_id"].get<std::string>() << ": " << g.completed() << "/" << g.total
+            << " completed (" << j["progress"] << "%), " << g.succeeded << " succeeded, " << g.failed << " failed, "
+            << g.running << " running" << (g.ready() ? ", ready" : "") << std::endl;
+}
+
+void add_group(CLI::App& app) {
+  auto* cmd = app.add_subcommand("group", "Show a group's progress");
+  auto c = std::make_shared<ClientFlags>();
+  auto id = std::make_shared<std::string>();
+  auto wait = std::make_shared<bool>(false);
+  add_client_flags(cmd, *c);
+  cmd->add_flag("--wait", *wait, "Wait until every task of the group has finished; exit 1 when one did not succeed");
+  cmd->add_option("group_id", *id, "Group id")->required();
+  cmd->callback([c, id, wait] {
+    auto client = connect(*c);
+    const Id gid = parse_id(*id, "group id");
+    const bool bar = *wait && !c->json_out && ::isatty(1);
+    proto::GroupRecord g = must(client->group(gid));
+    while (*wait && !g.ready()) {
+      if (bar) draw_progress(g);
+      // Polling is this command's job; 200 ms keeps it light on the router.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      g = must(client->group(gid));
+    }
+    if (bar) std::cout << "\r" << std::string(72, ' ') << "\r";
+    print_group(g, c->json_out);
+    if (*wait) fail_unless_all_succeeded(g);
+  });
+}
+
+void add_wait(CLI::App& app) {
+  auto* cmd = app.add_subcommand("wait", "Wait for tasks to finish");
+  auto c = std::make_shared<ClientFlags>();
+  auto ids = std::make_shared<std::vector<std::string>>();
+  auto wait_s = std::make_shared<double>(3600);
+  add_client_flags(cmd, *c);
+  cmd->add_option("--for", *wait_s, "Give up after this many seconds");
+  cmd->add_option("task_ids", *ids, "Task ids")->required();
+  cmd->callback([c, ids, wait_s] {
+    auto client = connect(*c);
+    std::vector<Id> tasks;
+    for (const auto& s : *ids) tasks.push_back(parse_id(s, "task id"));
+    auto records = must(client->wait(tasks, std::chrono::milliseconds(static_cast<int64_t>(*wait_s * 1000))));
+    bool all_ok = true;
+    json out = json::array();
+    for (const auto& r : records) {
+      all_ok = all_ok && r.state == TaskState::kSucceeded;
+      if (c->json_out) out.push_back(task_json(r));
+      else print_task(r, false);
+    }
+    if (c->json_out) std::cout << json_text(out) << "\n";
+    if (!all_ok) fail(kExitFailed, "not every task succeeded");
+  });
+}
+
+}  // namespace
+
+void add_task_commands(CLI::App& app) {
+  add_submit(app);
+  add_status(app);
+  add_group(app);
+  add_wait(app);
+}
+
+}  // namespace zb::cli

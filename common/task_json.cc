@@ -1,0 +1,60 @@
+#include "common/task_json.h"
+
+#include <cmath>
+
+namespace zb {
+
+using nlohmann::json;
+
+namespace {
+json text_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+}  // namespace
+
+std::string seed_status(TaskState s) {
+  switch (s) {
+    case TaskState::kSucceeded: return "completed";
+    case TaskState::kFailed: return "failed";
+    case TaskState::kStarted: return "running";
+    case TaskState::kRetrying: return "retrying";
+    case TaskState::kRevoked: return "revoked";
+    case TaskState::kQueued:
+    case TaskState::kScheduled: return "pending";
+  }
+  return "pending";
+}
+
+json json_or_text(const std::string& text) {
+  if (text.empty()) return nullptr;
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json(text) : j;
+}
+
+json task_json(const proto::TaskRecord& t, bool with_payload, uint64_t runtime_us) {
+  json j = {{"task_id", t.id.to_string()},
+            {"id", text_or_null(t.ref)},
+            {"status", seed_status(t.state)},
+            {"state", state_name(t.state)},
+            {"queue", t.queue},
+            {"kind", t.kind},
+            {"attempt", t.attempt},
+            {"group_id", t.group.is_nil() ? json(nullptr) : json(t.group.to_string())},
+            {"worker", text_or_null(t.worker)},
+            {"result", json_or_text(t.result)},
+            {"error", text_or_null(t.error)},
+            {"created_ms", t.created_ms},
+            {"started_ms", t.started_ms},
+            {"finished_ms", t.finished_ms},
+            {"runtime_us", runtime_us}};
+  if (with_payload) j["payload"] = json_or_text(t.payload);
+  return j;
+}
+
+json group_json(const proto::GroupRecord& g) {
+  const double progress = g.total ? std::round(1000.0 * g.completed() / g.total) / 10 : (g.sealed ? 100.0 : 0.0);
+  return {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
+          {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
+          {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
+          {"ready", g.ready()}};
+}
+
+}  // namespace zb

@@ -1,0 +1,63 @@
+// Tasks: the generic submission (one task, or many as a group) and the two views of a task
+// (the seed's, and the API's with its payload).
+#include <nlohmann/json.hpp>
+
+#include "store/http_api.h"
+#include "store/http_json.h"
+#include "store/read_your_writes.h"
+#include "store/task_request.h"
+
+namespace zb::store {
+namespace {
+
+using nlohmann::json;
+
+// POST /api/v1/tasks: one task ({"queue","kind","payload",...}) or many ({"tasks":[...]}).
+void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response& res) {
+  auto body = parse_body(req);
+  if (!body) return send_error(res, body.status());
+  auto key = submission_key(req, *body);
+  if (!key) return send_error(res, key.status());
+  auto submission = parse_api_submission(*body, *api.cluster, api.limits.max_batch_tasks);
+  if (!submission) return send_submission_error(res, submission.status(), *key);
+  if (!submission->group) {
+    auto r = api.pool.with([&](Client& c) { return c.submit(submission->tasks.front(), *key); });
+    if (!r) return send_submission_error(res, r.status(), *key);
+    const std::string id = r->task.to_string();
+    return send_submitted(res, r->duplicate ? 200 : 201,
+                          json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}}, *key);
+  }
+  GroupOptions go;
+  go.parallel = submission->parallel;
+  go.chunk_tasks = submission->tasks.size();
+  go.idempotency_key = *key;
+  auto receipt = api.pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
+  if (!receipt) return send_submission_error(res, receipt.status(), *key);
+  json ids = json::array();
+  for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
+  send_submitted(res, receipt->duplicate ? 200 : 201,
+                 json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
+                      {"url", "/api/v1/groups/" + receipt->group.to_string()}, {"duplicate", receipt->duplicate}},
+                 *key);
+}
+
+// GET .../task/{id}: the task view, with its payload when `full`.
+HttpServer::Handler task_handler(const Api& api, bool full) {
+  return [api, full](const httplib::Request& req, httplib::Response& res) {
+    auto id = Id::parse(req.matches[1].str());
+    if (!id) return send_error(res, Status(Code::kNotFound, "no task " + req.matches[1].str()));
+    auto t = read_task(api, *id);
+    if (!t) return send_error(res, t.status());
+    send_json(res, 200, task_status_json(*t, full));
+  };
+}
+
+}  // namespace
+
+void install_task_routes(HttpServer& server, const Api& api) {
+  for (const std::string prefix : {"/batch/celery/", "/batch/"}) server.Get(prefix + "task/([^/]+)", task_handler(api, false));
+  server.Get("/api/v1/tasks/([^/]+)", task_handler(api, true));
+  server.Post("/api/v1/tasks", [api](const httplib::Request& req, httplib::Response& res) { submit_tasks(api, req, res); });
+}
+
+}  // namespace zb::store
