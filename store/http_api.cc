@@ -14,6 +14,7 @@
 #include "store/cluster_view.h"
 #include "store/control_request.h"
 #include "store/http_json.h"
+#include "store/read_your_writes.h"
 #include "store/task_request.h"
 
 namespace zb::store {
@@ -133,6 +134,8 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
 
   // What the submission checks need of the router and its workers; the handlers share it.
   auto cluster = std::make_shared<ClusterView>(pool);
+  // The sequence numbers the submissions below were acknowledged with, for the reads.
+  auto writes = std::make_shared<ReadYourWrites>(db, follower);
 
   // POST /batch[/celery]/<endpoint>: the guide's batch submission.
   struct SeedEndpoint {
@@ -143,7 +146,7 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
                         {"tests", "tests"}, {"mcp-operations", "mcp_operations"}}) {
     for (const std::string prefix : {"/batch/celery/", "/batch/"}) {
       const std::string queue = e.queue;
-      server.Post(prefix + e.path, [&pool, cluster, queue, prefix, limits](const httplib::Request& req, httplib::Response& res) {
+      server.Post(prefix + e.path, [&pool, cluster, writes, queue, prefix, limits](const httplib::Request& req, httplib::Response& res) {
         auto body = parse_body(req);
         if (!body) return send_error(res, body.status());
         auto key = submission_key(req, *body);
@@ -156,6 +159,7 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
         go.idempotency_key = *key;
         auto receipt = pool.with([&](Client& c) { return c.submit_group(batch->tasks, go); });
         if (!receipt) return send_submission_error(res, receipt.status(), *key);
+        writes->acknowledged(receipt->seq);
         const std::string gid = receipt->group.to_string();
         send_submitted(res, 200,
                        json{{"backend", "zbatch"}, {"group_id", gid}, {"status", "submitted"},
@@ -165,18 +169,9 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     }
   }
 
-  // Lets the store apply the router's log up to its head as of now (for at most 2 s); true when
-  // it did. What the store answers afterwards is then at least as new as what the router knew.
-  auto catch_up = [&]() {
-    auto ping = pool.with([&](Client& c) { return c.control("ping"); });
-    if (!ping) return false;
-    const json reply = json::parse(*ping, nullptr, false);
-    const uint64_t head = reply.is_object() ? reply.value("head_seq", uint64_t{0}) : 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (db.applied() < head && std::chrono::steady_clock::now() < deadline)
-      follower.wait_applied(head, std::chrono::milliseconds(50));
-    return db.applied() >= head;
-  };
+  // Lets the store apply the router's log up to what this store's submissions were
+  // acknowledged with (for at most 2 s); true when it did. No request reaches the router.
+  auto catch_up = [writes]() { return writes->catch_up(); };
   auto get_task = [&, catch_up](const Id& id) -> Result<TaskStatus> {
     auto t = db.task(id);
     if (!t) return t.status();
@@ -263,7 +258,7 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
   server.Get("/api/v1/groups/([^/]+)", group_handler(true));
 
   // POST /api/v1/tasks: one task ({"queue","kind","payload",...}) or many ({"tasks":[...]}).
-  server.Post("/api/v1/tasks", [&pool, cluster, limits](const httplib::Request& req, httplib::Response& res) {
+  server.Post("/api/v1/tasks", [&pool, cluster, writes, limits](const httplib::Request& req, httplib::Response& res) {
     auto body = parse_body(req);
     if (!body) return send_error(res, body.status());
     auto key = submission_key(req, *body);
@@ -273,6 +268,7 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     if (!submission->group) {
       auto r = pool.with([&](Client& c) { return c.submit(submission->tasks.front(), *key); });
       if (!r) return send_submission_error(res, r.status(), *key);
+      writes->acknowledged(r->seq);
       const std::string id = r->task.to_string();
       return send_submitted(res, r->duplicate ? 200 : 201,
                             json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}}, *key);
@@ -283,6 +279,7 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     go.idempotency_key = *key;
     auto receipt = pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
     if (!receipt) return send_submission_error(res, receipt.status(), *key);
+    writes->acknowledged(receipt->seq);
     json ids = json::array();
     for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
     send_submitted(res, receipt->duplicate ? 200 : 201,
