@@ -187,7 +187,7 @@ Result<SubmitReceipt> Client::submit(const proto::TaskSpec& task, const std::str
   if (ack->tasks.size() != 1) return Status(Code::kInternal, "router acknowledged " + std::to_string(ack->tasks.size()) + " tasks for 1");
   if (impl_->options.eager)
     if (Status s = impl_->settle(std::span(&task, 1), ack->tasks); !s) return s;
-  return SubmitReceipt{ack->tasks[0], ack->duplicate, key};
+  return SubmitReceipt{ack->tasks[0], ack->duplicate, key, ack->seq};
 }
 
 GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOptions& options)
@@ -235,7 +235,7 @@ Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks
                                        std::to_string(tasks.size()));
   const GroupChunks plan(tasks, options);
   const std::string& key = plan.idempotency_key();
-  GroupReceipt receipt{plan.group(), {}, false, key};
+  GroupReceipt receipt{plan.group(), {}, false, key, 0};
   size_t duplicates = 0;
   receipt.tasks.resize(tasks.size());
   const size_t chunks = plan.count();
@@ -277,6 +277,7 @@ Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks
       return Status(Code::kInternal, "router acknowledged " + std::to_string(ack->tasks.size()) + " tasks for chunk " +
                                          std::to_string(index) + " of " + std::to_string(plan.tasks_in(index)));
     std::copy(ack->tasks.begin(), ack->tasks.end(), receipt.tasks.begin() + plan.first_task(index));
+    receipt.seq = std::max(receipt.seq, ack->seq);
     if (ack->duplicate) {
       ++duplicates;
       receipt.group = ack->group;

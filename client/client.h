@@ -97,12 +97,17 @@ struct GroupReceipt {
   std::vector<Id> tasks;  // in submission order
   bool duplicate = false;  // every chunk was answered from the idempotency key
   std::string idempotency_key;  // the caller's, or the one made up for this submission
+  // The router's event log holds the group's events up to here (the highest of its chunks'
+  // acknowledgements): a follower of the log that has applied this sequence number shows
+  // every task of the group and the group itself (read your writes).
+  uint64_t seq = 0;
 };
 
 struct SubmitReceipt {
   Id task;
   bool duplicate = false;
   std::string idempotency_key;
+  uint64_t seq = 0;  // as GroupReceipt::seq, for the task's events
 };
 
 class Client {

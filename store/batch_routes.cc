@@ -29,6 +29,7 @@ HttpServer::Handler seed_batch_handler(const Api& api, const std::string& queue,
     go.idempotency_key = *key;
     auto receipt = api.pool.with([&](Client& c) { return c.submit_group(batch->tasks, go); });
     if (!receipt) return send_submission_error(res, receipt.status(), *key);
+    api.writes->acknowledged(receipt->seq);
     const std::string gid = receipt->group.to_string();
     send_submitted(res, 200,
                    json{{"backend", "zbatch"}, {"group_id", gid}, {"status", "submitted"},

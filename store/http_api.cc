@@ -112,7 +112,8 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
     send_error(res, Status(Code::kInternal, what));
   });
 
-  const Api api{db, follower, pool, limits, std::make_shared<ClusterView>(pool)};
+  const Api api{db, follower, pool, limits, std::make_shared<ClusterView>(pool),
+                std::make_shared<ReadYourWrites>(db, follower)};
   install_batch_routes(server, api);
   install_task_routes(server, api);
   install_control_routes(server, pool);

@@ -23,6 +23,7 @@
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_server.h"
+#include "store/read_your_writes.h"
 #include "store/status_db.h"
 
 namespace zb::store {
@@ -71,6 +72,7 @@ struct Api {
   ClientPool& pool;
   HttpLimits limits;
   std::shared_ptr<ClusterView> cluster;  // what the submission checks ask the router, cached
+  std::shared_ptr<ReadYourWrites> writes;  // the sequences this store's submissions were acknowledged with
 };
 
 // POST /batch[/celery]/<endpoint>, GET /batch[/celery]/group/{id}, GET /api/v1/groups/{id}.

@@ -1,23 +1,44 @@
 #include "store/read_your_writes.h"
 
-#include <chrono>
+#include <algorithm>
 
-#include <nlohmann/json.hpp>
-
+#include "store/http_api.h"
 #include "store/http_json.h"
 
 namespace zb::store {
 
-bool catch_up(const Api& api) {
-  auto ping = api.pool.with([&](Client& c) { return c.control("ping"); });
-  if (!ping) return false;
-  const nlohmann::json reply = nlohmann::json::parse(*ping, nullptr, false);
-  const uint64_t head = reply.is_object() ? reply.value("head_seq", uint64_t{0}) : 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (api.db.applied() < head && std::chrono::steady_clock::now() < deadline)
-    api.follower.wait_applied(head, std::chrono::milliseconds(50));
-  return api.db.applied() >= head;
+void ReadYourWrites::acknowledged(uint64_t seq) {
+  const uint64_t log = db_.resets();
+  std::lock_guard lock(mu_);
+  if (log != log_) {
+    log_ = log;
+    seq_ = 0;
+  }
+  seq_ = std::max(seq_, seq);
 }
+
+uint64_t ReadYourWrites::target() const {
+  const uint64_t log = db_.resets();
+  uint64_t seq = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (log == log_) seq = seq_;
+  }
+  return std::max(seq, follower_.head_seq());
+}
+
+bool ReadYourWrites::catch_up(std::chrono::milliseconds timeout) const {
+  const uint64_t target = this->target();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (db_.applied() < target) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    follower_.wait_applied(target, std::min(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
+                                            std::chrono::milliseconds(50)));
+  }
+  return db_.applied() >= target;
+}
+
 
 Result<TaskStatus> read_task(const Api& api, const Id& id) {
   auto t = api.db.task(id);
@@ -26,7 +47,7 @@ Result<TaskStatus> read_task(const Api& api, const Id& id) {
   // Not applied here yet: catch up with the router's log rather than answer the router's
   // record, which the store's own, older copy would contradict on the next read (a task seen
   // failed, then running again).
-  if (catch_up(api)) {
+  if (api.writes->catch_up()) {
     t = api.db.task(id);
     if (!t) return t.status();
     if (t->has_value()) return std::move(**t);
@@ -44,7 +65,7 @@ Result<GroupStatus> read_group(const Api& api, const Id& id) {
   if (!g->has_value()) {
     // Not applied here yet: catch up first, so that counters and results come from one
     // consistent view.
-    catch_up(api);
+    api.writes->catch_up();
     g = api.db.group(id);
     if (!g) return g.status();
   }

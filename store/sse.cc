@@ -33,6 +33,51 @@ json parse_shallow(std::string_view text) {
   return deep ? json(json::value_t::discarded) : j;
 }
 
+// What the event's type adds to the frame, from its typed fields (docs/openapi.yaml,
+// x-event-data): an empty object when it adds nothing, or lacks the fields it should carry.
+json detail(const proto::Event& e) {
+  using proto::EventType;
+  json d = json::object();
+  switch (e.type) {
+    case EventType::kGroupUpdated:
+      if (e.group_record.size() == 1) {
+        const proto::GroupRecord& g = e.group_record.front();
+        d = {{"total", g.total},         {"parallel", g.parallel}, {"sealed", g.sealed},
+             {"succeeded", g.succeeded}, {"failed", g.failed},     {"revoked", g.revoked},
+             {"running", g.running}};
+      }
+      break;
+    case EventType::kWorkerOnline:
+      if (e.worker_note.size() == 1) {
+        const proto::WorkerNote& w = e.worker_note.front();
+        d = {{"hostname", w.hostname}, {"pid", w.pid}, {"concurrency", w.concurrency}, {"capacity", w.capacity}};
+      }
+      break;
+    case EventType::kWorkerOffline:
+      if (e.worker_note.size() == 1) d = {{"reason", e.worker_note.front().reason}};
+      break;
+    case EventType::kTaskRetried:
+      d = {{"retries", e.retries}, {"max_retries", e.max_retries}, {"delay_ms", e.delay_ms}};
+      break;
+    case EventType::kTaskSucceeded:
+    case EventType::kTaskFailed:
+      d = {{"runtime_us", e.runtime_us}, {"retries", e.retries}};
+      break;
+    case EventType::kTaskQueued:
+      if (e.from == TaskState::kFailed || e.from == TaskState::kRevoked) d = {{"retry_of", state_name(e.from)}};
+      break;
+    case EventType::kQueuePurged:
+      d = {{"purged", e.count}};
+      break;
+    case EventType::kResultsExpired:
+      d = {{"before_ms", e.before_ms}};
+      break;
+    default:
+      break;
+  }
+  return d;
+}
+
 }  // namespace
 
 bool StreamQuery::matches(const proto::Event& e) const {
@@ -96,11 +141,9 @@ std::string sse_frame(const proto::Event& e) {
     json r = parse_shallow(e.result);
     j["result"] = r.is_discarded() ? json(e.result) : std::move(r);
   }
-  if (e.unused_detail.size() > kInlineDetailBytes) {
-    j["detail_truncated"] = true;
-  } else if (!e.unused_detail.empty()) {
-    json d = parse_shallow(e.unused_detail);
-    if (d.is_object()) j["detail"] = std::move(d);
+  if (json d = detail(e); !d.empty()) {
+    if (d.dump(-1, ' ', false, json::error_handler_t::replace).size() > kInlineDetailBytes) j["detail_truncated"] = true;
+    else j["detail"] = std::move(d);
   }
   // A worker's error text is whatever its process wrote: not always UTF-8, which the strict
   // dump would throw on (and an exception here would end the HTTP server's thread).

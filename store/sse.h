@@ -43,15 +43,18 @@ Result<StreamQuery> parse_stream_query(std::optional<std::string_view> last_even
 // What one frame carries inline at most (docs/SECURITY.md, Limits): a larger result is left
 // out and the frame says so ("result_truncated": true, "result_bytes": N; the task's own
 // GET /api/v1/tasks/{id} has it whole), a longer error is cut ("error_truncated": true), a
-// larger detail is left out ("detail_truncated": true). So a frame stays under ~24 KiB
+// larger detail (a worker's long hostname) is left out ("detail_truncated": true). So a frame stays under ~24 KiB
 // whatever the event, and is built once per event, never per stream.
 inline constexpr size_t kInlineResultBytes = 16 * 1024;
 inline constexpr size_t kInlineErrorBytes = 4 * 1024;
 inline constexpr size_t kInlineDetailBytes = 4 * 1024;
 
 // "id: SEQ\nevent: TYPE\ndata: JSON\n\n" (docs/openapi.yaml, x-event-data). Bytes of the
-// event's strings that are not UTF-8 come out as U+FFFD; `result` that is not JSON is a string,
-// `detail` that is not a JSON object is left out.
+// event's strings that are not UTF-8 come out as U+FFFD; `result` that is not JSON is a string.
+// `detail` is what the type adds, built from the event's typed fields (group-updated: the
+// record's counters; worker-online/-offline: the worker note; task-retried, -succeeded,
+// -failed: retries and run time; task-queued after an explicit retry: retry_of; queue-purged:
+// purged; results-expired: before_ms); left out when the type adds nothing.
 std::string sse_frame(const proto::Event& e);
 StreamEntry stream_entry(const proto::Event& e);
 

@@ -1,55 +1,26 @@
 #include "store/status_db.h"
 
-#include <limits>
-
-#include <nlohmann/json.hpp>
-
 #include "common/log.h"
 
 namespace zb::store {
 namespace {
 
-using nlohmann::json;
-
 // An event this store cannot make sense of: skipped and counted, never fatal.
 Status undecodable(std::string what) { return Status(Code::kBadRequest, std::move(what)); }
 
-// The `detail` JSON of an event: an object, or nullopt (with `why`) when the text is not one.
-// Empty text is an empty object: most events carry no detail.
-std::optional<json> detail_object(std::string_view text, std::string& why) {
-  if (text.empty()) return json::object();
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    why = "detail is not a JSON object";
-    return std::nullopt;
-  }
-  return j;
-}
-
-// Checked reads of detail[key]: absent → nullopt and true; an unsigned integer within
-// [0, max of T] (or a boolean, for read_bool) → stored and true; anything else (a string, an
-// array, a negative or fractional number, a number beyond the range) → false, with `why`.
-template <typename T>
-bool read_unsigned(const json& detail, const char* key, std::optional<T>& out, std::string& why) {
-  auto it = detail.find(key);
-  if (it == detail.end()) return true;
-  if (!it->is_number_unsigned() || it->template get<uint64_t>() > std::numeric_limits<T>::max()) {
-    why = std::string("detail.") + key + " must be an integer 0.." + std::to_string(std::numeric_limits<T>::max());
-    return false;
-  }
-  out = static_cast<T>(it->template get<uint64_t>());
-  return true;
-}
-
-bool read_bool(const json& detail, const char* key, std::optional<bool>& out, std::string& why) {
-  auto it = detail.find(key);
-  if (it == detail.end()) return true;
-  if (!it->is_boolean()) {
-    why = std::string("detail.") + key + " must be true or false";
-    return false;
-  }
-  out = it->get<bool>();
-  return true;
+// A group's record as group-updated carries it, checked: one record, the event's group, and
+// counters that fit its size (each task completed once at most, and running ones among them). kBadRequest (skipped by apply) otherwise.
+Result<const GroupStatus*> checked_record(const proto::Event& ev) {
+  if (ev.group.is_nil()) return undecodable("group-updated without a group id");
+  if (ev.group_record.size() != 1)
+    return undecodable("group-updated with " + std::to_string(ev.group_record.size()) + " records, not one");
+  const GroupStatus& g = ev.group_record.front();
+  if (g.id != ev.group) return undecodable("group-updated whose record names group " + g.id.to_string());
+  const uint64_t completed = uint64_t{g.succeeded} + g.failed + g.revoked;
+  if (completed > g.total || g.running > g.total)
+    return undecodable("group-updated counts " + std::to_string(completed) + " completed and " +
+                       std::to_string(g.running) + " running of " + std::to_string(g.total) + " tasks");
+  return &g;
 }
 
 // The state a task event must carry: the one its type stands for (a received task is scheduled
@@ -141,6 +112,7 @@ Status StatusDb::reset(const Id& log_id) {
   log_id_ = log_id;
   std::atomic_ref<uint64_t>(applied_).store(0);
   std::atomic_ref<uint64_t>(skipped_).store(0);
+  std::atomic_ref<uint64_t>(resets_).fetch_add(1);
   return Status::ok();
 }
 
@@ -252,37 +224,30 @@ Result<GroupStatus*> StatusDb::cached_group(lmdb::Txn& txn, GroupCache& cache, c
 
 Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, GroupCache& groups) {
   using proto::EventType;
-  std::string why;
   if (ev.type == EventType::kGroupUpdated) {
-    if (ev.group.is_nil()) return undecodable("group-updated without a group id");
-    auto detail = detail_object(ev.unused_detail, why);
-    if (!detail) return undecodable(why);
-    // Every field is checked before anything changes, so a bad one leaves the group as it was.
-    std::optional<uint32_t> total, parallel;
-    std::optional<bool> sealed;
-    if (!read_unsigned(*detail, "total", total, why) || !read_unsigned(*detail, "parallel", parallel, why) ||
-        !read_bool(*detail, "sealed", sealed, why))
-      return undecodable(why);
+    // The router's record replaces this store's: the counters are the router's decision, so
+    // the two never disagree. Checked whole before anything changes.
+    auto record = checked_record(ev);
+    if (!record) return record.status();
     auto cached = cached_group(txn, groups, ev.group);
     if (!cached) return cached.status();
     GroupStatus& group = **cached;
-    group.total = total.value_or(group.total);
-    group.parallel = parallel.value_or(group.parallel);
-    group.sealed = sealed.value_or(group.sealed);
-    if (!group.created_ms) {
-      group.created_ms = ev.ts_ms;
+    const GroupStatus before = group;
+    group = **record;
+    group.chunks_present.clear();
+    if (!group.created_ms) group.created_ms = before.created_ms ? before.created_ms : ev.ts_ms;
+    if (group.created_ms != before.created_ms) {
+      if (before.created_ms)
+        if (Status s = txn.del(group_times_, lmdb::be64(before.created_ms) + std::string(ev.group.bytes())); !s) return s;
       if (Status s = txn.put(group_times_, lmdb::be64(group.created_ms) + std::string(ev.group.bytes()), {}); !s) return s;
     }
-    if (group.ready() && !group.finished_ms) group.finished_ms = ev.ts_ms;
+    if (group.ready() && group.finished_ms && group.finished_ms != before.finished_ms)
+      if (Status s = put_expiry(txn, group.finished_ms, 1, group.id); !s) return s;
     return Status::ok();
   }
   if (ev.type == EventType::kResultsExpired) {
-    auto detail = detail_object(ev.unused_detail, why);
-    if (!detail) return undecodable(why);
-    std::optional<uint64_t> before_ms;
-    if (!read_unsigned(*detail, "before_ms", before_ms, why)) return undecodable(why);
-    if (!before_ms) return undecodable("results-expired without detail.before_ms");
-    return expire(txn, *before_ms, groups);
+    if (!ev.before_ms) return undecodable("results-expired without before_ms");
+    return expire(txn, ev.before_ms, groups);
   }
   if (!is_task_event(ev.type)) {
     if (static_cast<uint8_t>(ev.type) >= proto::kEventTypeCount)
@@ -292,20 +257,13 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   if (ev.task.is_nil()) return undecodable("a task event without a task id");
   if (!state_fits(ev.type, ev.state))
     return undecodable("state " + std::to_string(static_cast<unsigned>(ev.state)) + " does not fit the event type");
-  std::optional<uint64_t> runtime_us;
-  if (ev.type == EventType::kTaskSucceeded || ev.type == EventType::kTaskFailed || ev.type == EventType::kTaskRevoked) {
-    auto detail = detail_object(ev.unused_detail, why);
-    if (!detail || !read_unsigned(*detail, "runtime_us", runtime_us, why)) return undecodable(why);
-  }
+  if (!state_from_byte(static_cast<uint8_t>(ev.from)))
+    return undecodable("from-state " + std::to_string(static_cast<unsigned>(ev.from)) + " is not a state");
 
   auto found = read<TaskStatus>(txn, tasks_, ev.task.bytes());
   if (!found) return found.status();
   TaskStatus t = found->value_or(TaskStatus{});
-  const TaskState before = t.state;
   const bool known = found->has_value();
-  int group_running_delta = 0;
-  bool finished_now = false;
-  std::optional<TaskState> reopened;  // a finished task queued again
   switch (ev.type) {
     case EventType::kTaskReceived:
       t.id = ev.task;
@@ -324,17 +282,15 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       break;
     case EventType::kTaskScheduled:
     case EventType::kTaskQueued:
-      if (before == TaskState::kStarted) group_running_delta = -1;
-      if (known && is_terminal(before)) reopened = before;  // an explicit retry
-      t.state = TaskState::kQueued;
-      if (!ev.error.empty()) t.error = ev.error;
-      if (reopened) {
+      // A finished task queued again (an explicit retry) starts over without its outcome.
+      if (is_terminal(ev.from) || (known && is_terminal(t.state))) {
         t.result.clear();
         t.finished_ms = 0;
       }
+      t.state = TaskState::kQueued;
+      if (!ev.error.empty()) t.error = ev.error;
       break;
     case EventType::kTaskStarted:
-      if (before != TaskState::kStarted) group_running_delta = +1;
       t.state = TaskState::kStarted;
       t.attempt = ev.attempt;
       t.worker = ev.worker;
@@ -346,7 +302,6 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       }
       break;
     case EventType::kTaskRetried:
-      if (before == TaskState::kStarted) group_running_delta = -1;
       t.state = TaskState::kRetrying;
       t.error = ev.error;
       ++c.retried;
@@ -354,16 +309,14 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     case EventType::kTaskSucceeded:
     case EventType::kTaskFailed:
     case EventType::kTaskRevoked: {
-      if (before == TaskState::kStarted) group_running_delta = -1;
-      finished_now = !is_terminal(before) || !known;
       t.state = ev.state;
       t.attempt = std::max(t.attempt, ev.attempt);
       if (!ev.worker.empty()) t.worker = ev.worker;
       t.result = ev.result;
       t.error = ev.error;
       t.finished_ms = ev.ts_ms;
-      if (runtime_us) {
-        t.runtime_us = *runtime_us;
+      if (ev.type != EventType::kTaskRevoked) {  // a handler ran: its run time
+        t.runtime_us = ev.runtime_us;
         const double ms = t.runtime_us / 1000.0;
         size_t b = 0;
         while (b < std::size(kRuntimeBucketsMs) && ms > kRuntimeBucketsMs[b]) ++b;
@@ -380,44 +333,19 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   }
   if (!known && ev.type != EventType::kTaskReceived) t.id = ev.task;
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
-  {
-    TimelineEntry entry{ev.seq, ev.ts_ms, ev.type, ev.state, ev.attempt, ev.worker, ev.error};
-    if (Status s = txn.put(timeline_, std::string(ev.task.bytes()) + lmdb::be64(ev.seq), pack(entry)); !s) return s;
-    QueueCounts& q = c.queues[t.queue.empty() ? ev.queue : t.queue];
-    switch (ev.type) {
-      case EventType::kTaskReceived: ++q.received; break;
-      case EventType::kTaskSucceeded: ++q.succeeded; break;
-      case EventType::kTaskFailed: ++q.failed; break;
-      case EventType::kTaskRevoked: ++q.revoked; break;
-      case EventType::kTaskRetried: ++q.retried; break;
-      default: break;
-    }
+  TimelineEntry entry{ev.seq, ev.ts_ms, ev.type, ev.state, ev.attempt, ev.worker, ev.error};
+  if (Status s = txn.put(timeline_, std::string(ev.task.bytes()) + lmdb::be64(ev.seq), pack(entry)); !s) return s;
+  QueueCounts& q = c.queues[t.queue.empty() ? ev.queue : t.queue];
+  switch (ev.type) {
+    case EventType::kTaskReceived: ++q.received; break;
+    case EventType::kTaskSucceeded: ++q.succeeded; break;
+    case EventType::kTaskFailed: ++q.failed; break;
+    case EventType::kTaskRevoked: ++q.revoked; break;
+    case EventType::kTaskRetried: ++q.retried; break;
+    default: break;
   }
   if (is_terminal(t.state) && t.finished_ms == ev.ts_ms)
     if (Status s = put_expiry(txn, t.finished_ms, 0, t.id); !s) return s;
-
-  if (t.group.is_nil() || (!group_running_delta && !finished_now && !reopened)) return Status::ok();
-  auto cached = cached_group(txn, groups, t.group);
-  if (!cached) return cached.status();
-  GroupStatus& group = **cached;
-  if (group_running_delta < 0 && group.running > 0) --group.running;
-  if (group_running_delta > 0) ++group.running;
-  if (reopened) {
-    uint32_t& counter = *reopened == TaskState::kSucceeded ? group.succeeded
-                        : *reopened == TaskState::kFailed  ? group.failed
-                                                           : group.revoked;
-    if (counter > 0) --counter;
-    group.finished_ms = 0;
-  }
-  if (finished_now) {
-    if (t.state == TaskState::kSucceeded) ++group.succeeded;
-    else if (t.state == TaskState::kFailed) ++group.failed;
-    else ++group.revoked;
-  }
-  if (group.ready() && !group.finished_ms) {
-    group.finished_ms = ev.ts_ms;
-    if (Status s = put_expiry(txn, group.finished_ms, 1, group.id); !s) return s;
-  }
   return Status::ok();
 }
 

@@ -1,14 +1,18 @@
 // The store's own LMDB: task, group and counter status built from the router's events
-// (internal to store/).
+// (internal to store/). A projection: each event says what the router decided (a task's new
+// state, a group's whole record), and the store applies it; it never re-derives a count the
+// router keeps.
 //
 // Layout:
 //   tasks        task id → msgpack TaskStatus
 //   group_tasks  group id (16 B) + seq (8 B BE) → task id: a group's tasks in submission order
-//   groups       group id → msgpack GroupStatus, counters updated per event (O(1) status)
+//   groups       group id → msgpack GroupStatus: the record of the group's last group-updated
+//                event, which the router writes once per turn for each group that changed
 //   timeline     task id + seq (8 B BE) → msgpack TimelineEntry: the task's events, in order
 //   group_times  created ms (8 B BE) + group id → empty: groups newest last
 //   expiry       finished ms (8 B BE) + kind (0 task, 1 group) + id → empty: deleted when the
-//                router's results-expired event passes that time
+//                router's results-expired event passes that time (a group's finish time is
+//                its record's)
 //   stream_log   seq (8 B BE) → msgpack StreamEntry: the last stream_retention() events as
 //                /api/v1/events sends them, for streams behind the in-memory ring
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
@@ -50,7 +54,8 @@ struct TaskStatus {
                  started_ms, finished_ms, runtime_us);
 };
 
-// A group's counters: the same record the router keeps.
+// A group's counters: the record the router keeps, as its last group-updated event carried it
+// (without the chunk bitmap).
 using GroupStatus = proto::GroupRecord;
 
 struct QueueCounts {
@@ -112,9 +117,10 @@ class StatusDb {
   // must be consecutive: apply stops at a gap, and applied() says where to replay from.
   //
   // No event can fail the batch or end the process by its content: one whose fields do not
-  // make sense (detail that is not the JSON it should be, a field of the wrong type or out of
-  // range, an unknown type, a state its type contradicts, a missing id) is logged, counted in
-  // skipped() and passed over, and applied() moves past it. Only LMDB errors (and running out
+  // make sense (an unknown type, a state its type contradicts or outside the enum, a missing
+  // id, a group-updated without exactly one record, or whose record names another group or
+  // counts more tasks completed or running than it holds, a results-expired without its
+  // instant) is logged, counted in skipped() and passed over, and applied() moves past it. Only LMDB errors (and running out
   // of memory) fail the batch, which then changes nothing.
   //
   // Each event applied (skipped ones too) is also written to the stream log as its
@@ -129,6 +135,9 @@ class StatusDb {
   uint64_t stream_retention() const { return stream_retention_; }
   // Forgets everything (the router's log is a new one).
   Status reset(const Id& log_id);
+  // How many times reset() forgot a log, since open(): sequence numbers of different resets
+  // belong to different logs. Thread-safe.
+  uint64_t resets() const { return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(resets_)).load(); }
 
   Result<std::optional<TaskStatus>> task(const Id& id);
   Result<std::optional<GroupStatus>> group(const Id& id);
@@ -162,6 +171,7 @@ class StatusDb {
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t skipped_ = 0;  // via atomic_ref
+  alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t resets_ = 0;   // via atomic_ref
 };
 
 }  // namespace zb::store

@@ -23,6 +23,7 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   if (!submission->group) {
     auto r = api.pool.with([&](Client& c) { return c.submit(submission->tasks.front(), *key); });
     if (!r) return send_submission_error(res, r.status(), *key);
+    api.writes->acknowledged(r->seq);
     const std::string id = r->task.to_string();
     return send_submitted(res, r->duplicate ? 200 : 201,
                           json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}}, *key);
@@ -33,6 +34,7 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   go.idempotency_key = *key;
   auto receipt = api.pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
   if (!receipt) return send_submission_error(res, receipt.status(), *key);
+  api.writes->acknowledged(receipt->seq);
   json ids = json::array();
   for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
   send_submitted(res, receipt->duplicate ? 200 : 201,

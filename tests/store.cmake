@@ -36,3 +36,8 @@ add_test(NAME dashboard_read_only_test
          COMMAND env ZBATCH_BROWSER_TEST=read_only_test.mjs bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh
                  $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)
 set_tests_properties(dashboard_read_only_test PROPERTIES TIMEOUT 300 DEPENDS dashboard_browser_test)
+# The store as the router's projection: group status equal to the router's record, and read
+# your writes by sequence number, with real processes (and a relay that counts what the store
+# asks the router).
+zbatch_add_test(store_test SOURCES store_test.cc
+                LIBS zbatch_store zbatch_client zbatch_common PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)

@@ -58,13 +58,19 @@ void protocol_messages() {
   ev.state = TaskState::kSucceeded;
   ev.attempt = 1;
   ev.result = rec.result;
-  ev.unused_detail = R"({"runtime_us":1500,"retries":0})";
+  ev.runtime_us = 1500;
+  GroupRecord group{fixed(2), 2, 1, 0, 0, 1, 1, true, 1700000000000, 0, 1, std::string(1, '\x01'), 2, fixed(6)};
   Event group_ev;
   group_ev.seq = 40;
   group_ev.type = EventType::kGroupUpdated;
   group_ev.group = fixed(2);
-  group_ev.unused_detail = R"({"total":2,"parallel":1,"sealed":true})";
-  GroupRecord group{fixed(2), 2, 1, 0, 0, 1, 1, true, 1700000000000, 0, 1, std::string(1, '\x01'), 2, fixed(6)};
+  group_ev.group_record.push_back(group);
+  group_ev.group_record.back().chunks_present.clear();
+  Event online;
+  online.seq = 39;
+  online.type = EventType::kWorkerOnline;
+  online.worker = "w1@host";
+  online.worker_note.push_back({"host", 4242, 4, 16, ""});
   const std::vector<std::pair<std::string, Message>> all = {
       {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5), 0, 1, 2, fixed(6)}},
       {"get-task", GetTask{2, fixed(1)}},
@@ -73,11 +79,11 @@ void protocol_messages() {
       {"control", Control{5, "inspect.queues", "{}", 1700000030000}},
       {"replay", Replay{6, 39, 10000}},
       {"confirm", Confirm{41}},
-      {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false}},
+      {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false, 41}},
       {"task-info", TaskInfo{2, {rec}}},
       {"group-info", GroupInfo{3, group}},
       {"control-reply", ControlReply{5, R"({"queues":[{"name":"default","ready":0}]})"}},
-      {"event-page", EventPage{6, fixed(9), 1, 41, {group_ev, ev}}},
+      {"event-page", EventPage{6, fixed(9), 1, 41, {online, group_ev, ev}}},
       {"error", Error{7, 422, "unknown queue 'nope'"}},
       {"ready", Ready{"w1@host", fixed(4), "host", 4242, {"default", "agent_tasks"}, {"echo", "agent"}, 4, 16, {{fixed(1), 1}},
                       {"unit"}, {"filesystem"}}},
@@ -134,53 +140,78 @@ EventSpec task_event(EventType type, TaskState state, unsigned task, unsigned gr
   return e;
 }
 
-EventSpec group_event(unsigned group, std::string detail, uint64_t ts) {
+// A group-updated event of `group` carrying `records` (the router sends exactly one, of the
+// event's own group).
+EventSpec group_event(unsigned group, std::vector<fuzz::RecordSpec> records, uint64_t ts) {
   EventSpec e;
   e.type = EventType::kGroupUpdated;
   e.group = group;
   e.ts_ms = ts;
-  e.detail = std::move(detail);
+  e.records = std::move(records);
   return e;
+}
+
+fuzz::RecordSpec record(unsigned group, uint32_t total, uint32_t succeeded, uint32_t failed, uint32_t running,
+                        uint64_t created_ms, uint64_t finished_ms) {
+  fuzz::RecordSpec r;
+  r.group = group;
+  r.total = total;
+  r.succeeded = succeeded;
+  r.failed = failed;
+  r.running = running;
+  r.parallel = 1;
+  r.created_ms = created_ms;
+  r.finished_ms = finished_ms;
+  return r;
 }
 
 void store_events() {
   using S = TaskState;
   using T = EventType;
-  // A group of two: received, started, one succeeds, one fails, then an explicit retry.
+  // A group of two: received, started, one succeeds, one fails, then an explicit retry; the
+  // group's record after each turn.
   std::vector<EventSpec> life = {
       task_event(T::kTaskReceived, S::kQueued, 1, 1, 1000), task_event(T::kTaskReceived, S::kQueued, 2, 1, 1000),
-      group_event(1, R"({"total":2,"parallel":1,"sealed":true})", 1000),
+      group_event(1, {record(1, 2, 0, 0, 0, 1000, 0)}, 1000),
       task_event(T::kTaskStarted, S::kStarted, 1, 1, 1010), task_event(T::kTaskSucceeded, S::kSucceeded, 1, 1, 1020),
       task_event(T::kTaskStarted, S::kStarted, 2, 1, 1030), task_event(T::kTaskRetried, S::kRetrying, 2, 1, 1040),
       task_event(T::kTaskQueued, S::kQueued, 2, 1, 1100), task_event(T::kTaskStarted, S::kStarted, 2, 1, 1110),
-      task_event(T::kTaskFailed, S::kFailed, 2, 1, 1120), task_event(T::kTaskQueued, S::kQueued, 2, 1, 1200),
+      task_event(T::kTaskFailed, S::kFailed, 2, 1, 1120), group_event(1, {record(1, 2, 1, 1, 0, 1000, 1120)}, 1120),
+      task_event(T::kTaskQueued, S::kQueued, 2, 1, 1200), group_event(1, {record(1, 2, 1, 0, 0, 1000, 0)}, 1200),
   };
   life[2].new_batch = true;
-  life[4].detail = R"({"runtime_us":1500,"retries":0})";
+  life[4].runtime_us = 1500;
   life[4].result = R"({"echo":1})";
   life[4].worker = "w1@host";
   life[6].error = "OllamaUnavailable: connection refused";
+  life[6].retries = 1;
+  life[6].max_retries = 3;
+  life[6].delay_ms = 60;
   life[9].error = "BadTask: no description";
-  life[9].detail = R"({"runtime_us":90,"retries":1})";
+  life[9].runtime_us = 90;
+  life[9].retries = 1;
   life[9].new_batch = true;
+  life[11].from = S::kFailed;
   write("status_db_apply", "life-cycle", events(false, life));
 
-  // The regression of issue item 7: a wrongly typed group field, then a good event.
-  write("status_db_apply", "group-parallel-array",
-        events(false, {group_event(1, R"({"parallel":[1,2]})", 5), task_event(T::kTaskReceived, S::kQueued, 1, 1, 6)}));
+  // Records the store must not apply, each followed by a good event: none, two, one naming
+  // another group, counters beyond the total, a group-updated without a group id.
+  fuzz::RecordSpec too_many = record(1, 2, 2, 1, 0, 5, 5);
+  fuzz::RecordSpec runaway = record(1, 2, 0, 0, 4294967295u, 5, 0);
+  write("status_db_apply", "group-record-missing",
+        events(false, {group_event(1, {}, 5), task_event(T::kTaskReceived, S::kQueued, 1, 1, 6)}));
   std::vector<EventSpec> hostile = {
-      group_event(1, R"({"total":-1})", 1), group_event(1, R"({"total":1e300})", 2),
-      group_event(1, R"({"total":4294967296})", 3), group_event(1, R"({"sealed":1})", 4),
-      group_event(1, "not json", 5), group_event(1, "[1,2,3]", 6), group_event(0, R"({"total":1})", 7),
+      group_event(1, {record(1, 2, 0, 0, 0, 1, 0), record(1, 3, 0, 0, 0, 1, 0)}, 1),
+      group_event(1, {record(2, 2, 0, 0, 0, 2, 0)}, 2),
+      group_event(1, {too_many}, 3), group_event(1, {runaway}, 4),
+      group_event(0, {record(0, 1, 0, 0, 0, 5, 0)}, 5),
       task_event(T::kTaskSucceeded, S::kSucceeded, 1, 1, 8), task_event(T::kTaskFailed, S::kQueued, 2, 1, 9),
       task_event(T::kTaskReceived, S::kSucceeded, 3, 0, 10), task_event(T::kTaskStarted, S::kStarted, 0, 1, 11),
   };
-  hostile[7].detail = R"({"runtime_us":"fast"})";
   EventSpec expired;
   expired.type = T::kResultsExpired;
-  expired.detail = R"({"before_ms":"yesterday"})";
-  hostile.push_back(expired);
-  expired.detail = R"({"before_ms":18446744073709551615})";
+  hostile.push_back(expired);  // no instant
+  expired.before_ms = UINT64_MAX;
   hostile.push_back(expired);
   write("status_db_apply", "hostile-details", events(false, hostile));
 
@@ -191,7 +222,7 @@ void store_events() {
   absurd[1].seq_step = 0;
   absurd[1].attempt = UINT32_MAX;
   absurd[2].seq_step = 5;
-  absurd[2].detail = R"({"runtime_us":18446744073709551615})";
+  absurd[2].runtime_us = UINT64_MAX;
   EventSpec top = task_event(T::kTaskQueued, S::kQueued, 1, 2, 1);
   top.seq_step = UINT64_MAX / 2;
   top.new_batch = true;
@@ -201,7 +232,9 @@ void store_events() {
   // Unknown enum values, handed to the store without the codec.
   std::vector<EventSpec> unknown = {task_event(static_cast<T>(200), S::kQueued, 1, 1, 1),
                                     task_event(T::kTaskReceived, static_cast<S>(99), 2, 1, 2),
-                                    task_event(T::kTaskReceived, S::kQueued, 3, 1, 3)};
+                                    task_event(T::kTaskQueued, S::kQueued, 2, 1, 3),
+                                    task_event(T::kTaskReceived, S::kQueued, 3, 1, 4)};
+  unknown[2].from = static_cast<S>(77);
   write("status_db_apply", "unknown-enums", events(true, unknown));
 
   // sse_query: four parameters (presence byte, string), then one event.
@@ -222,8 +255,14 @@ void store_events() {
   EventSpec binary = life[6];
   binary.error = "ProcessExitError: exit code 1: \xff\xfe\xc3(";
   binary.result = "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]";
-  binary.detail = "[1]";
   write("sse_query", "invalid-utf8-error", query({"", "18446744073709551615", std::nullopt, std::nullopt}, binary));
+  // A worker-supplied hostname, not UTF-8 and full of quotes, in the typed note.
+  EventSpec online;
+  online.type = T::kWorkerOnline;
+  online.worker = "w1@host";
+  online.worker_note = proto::WorkerNote{"h\"o\\st\xff\n", 4242, 4, 16, ""};
+  write("sse_query", "worker-online-hostname", query({std::nullopt, std::nullopt, std::nullopt, std::nullopt}, online));
+  write("sse_query", "group-record", query({std::nullopt, std::nullopt, fixed(2).to_string(), std::nullopt}, life[10]));
 }
 
 }  // namespace

@@ -51,11 +51,23 @@ class StatusDbHostileEvents : public ::testing::Test {
     e.queue = "default";
     return e;
   }
-  Event group_updated(std::string detail) {
+  // A group-updated event of this test's group carrying `records` (the router sends one).
+  Event group_updated(std::vector<proto::GroupRecord> records) {
     Event e = next(EventType::kGroupUpdated);
     e.group = group_;
-    e.unused_detail = std::move(detail);
+    e.group_record = std::move(records);
     return e;
+  }
+  proto::GroupRecord record(uint32_t total, uint32_t succeeded = 0, uint32_t failed = 0, uint32_t running = 0) {
+    proto::GroupRecord g;
+    g.id = group_;
+    g.total = total;
+    g.succeeded = succeeded;
+    g.failed = failed;
+    g.running = running;
+    g.parallel = 1;
+    g.created_ms = 1000;
+    return g;
   }
   Event task(EventType type, TaskState state, const Id& id) {
     Event e = next(type, state);
@@ -70,11 +82,10 @@ class StatusDbHostileEvents : public ::testing::Test {
   uint64_t seq_ = 0;
 };
 
-TEST_F(StatusDbHostileEvents, GroupUpdateWithArrayParallelIsSkippedAndTheNextEventApplies) {
+TEST_F(StatusDbHostileEvents, GroupUpdateWithoutARecordIsSkippedAndTheNextEventApplies) {
   const Id t = Id::random();
-  std::vector<Event> batch = {group_updated(R"({"parallel":[1,2]})"),
-                              task(EventType::kTaskReceived, TaskState::kQueued, t),
-                              group_updated(R"({"total":1,"parallel":1,"sealed":true})")};
+  std::vector<Event> batch = {group_updated({}), task(EventType::kTaskReceived, TaskState::kQueued, t),
+                              group_updated({record(1)})};
   ASSERT_TRUE(db_->apply(log_, batch));
   EXPECT_EQ(db_->applied(), 3u);
   EXPECT_EQ(db_->skipped(), 1u);
@@ -89,29 +100,34 @@ TEST_F(StatusDbHostileEvents, GroupUpdateWithArrayParallelIsSkippedAndTheNextEve
 
 TEST_F(StatusDbHostileEvents, EveryHostileFieldIsSkippedCountedAndRemembered) {
   const Id a = Id::random();
+  proto::GroupRecord elsewhere = record(2);
+  elsewhere.id = Id::random();
+  proto::GroupRecord revoked_beyond = record(2, 1, 1);
+  revoked_beyond.revoked = 1;
   std::vector<Event> hostile = {
-      group_updated(R"({"total":-1})"),      group_updated(R"({"total":1e300})"),
-      group_updated(R"({"total":4294967296})"), group_updated(R"({"parallel":"2"})"),
-      group_updated(R"({"sealed":1})"),      group_updated("not json"),
-      group_updated("[1,2,3]"),
+      group_updated({}),                            // no record
+      group_updated({record(2), record(3)}),        // two records
+      group_updated({elsewhere}),                   // a record of another group
+      group_updated({record(2, 2, 1)}),             // more completed than the group holds
+      group_updated({revoked_beyond}),              // the same, with revoked ones
+      group_updated({record(2, 0, 0, 3)}),          // more running than the group holds
+      group_updated({record(UINT32_MAX, UINT32_MAX, UINT32_MAX)}),  // a sum that would wrap
   };
-  Event no_group = group_updated(R"({"total":1})");
+  Event no_group = group_updated({record(1)});
   no_group.group = Id();
   hostile.push_back(no_group);
-  Event bad_runtime = task(EventType::kTaskSucceeded, TaskState::kSucceeded, a);
-  bad_runtime.unused_detail = R"({"runtime_us":"fast"})";
-  hostile.push_back(bad_runtime);
   hostile.push_back(task(EventType::kTaskFailed, TaskState::kQueued, a));        // state contradicts type
   hostile.push_back(task(EventType::kTaskReceived, TaskState::kSucceeded, a));   // received as finished
   hostile.push_back(task(EventType::kTaskStarted, TaskState::kStarted, Id()));   // no task id
-  Event expired = next(EventType::kResultsExpired);
-  expired.unused_detail = R"({"before_ms":"yesterday"})";
-  hostile.push_back(expired);
+  hostile.push_back(next(EventType::kResultsExpired));                            // without its instant
   Event unknown_type = task(static_cast<EventType>(200), TaskState::kQueued, a);
   hostile.push_back(unknown_type);
   Event unknown_state = task(EventType::kTaskQueued, static_cast<TaskState>(99), a);
   hostile.push_back(unknown_state);
-  for (const Event& e : hostile) ASSERT_TRUE(db_->apply(log_, {e})) << e.unused_detail;
+  Event unknown_from = task(EventType::kTaskQueued, TaskState::kQueued, a);
+  unknown_from.from = static_cast<TaskState>(77);
+  hostile.push_back(unknown_from);
+  for (const Event& e : hostile) ASSERT_TRUE(db_->apply(log_, {e})) << e.seq;
   EXPECT_EQ(db_->skipped(), hostile.size());
   EXPECT_EQ(db_->applied(), seq_);
   auto nothing = db_->task(a);
@@ -160,14 +176,14 @@ TEST(SseFrames, InvalidUtf8AndDeepJsonStillMakeOneValidFrame) {
   e.state = TaskState::kFailed;
   e.error = "ProcessExitError: exit code 1: \xff\xfe\xc3(";
   e.result = std::string(8000, '[') + std::string(8000, ']');  // under the 16 KiB inline limit
-  e.unused_detail = "[1,2]";
+  e.runtime_us = 1500;
   std::string frame;
   ASSERT_NO_THROW(frame = store::sse_frame(e));
   const std::string data = frame.substr(frame.find("data: ") + 6);
   json j = json::parse(data);
   EXPECT_EQ(j["error"], "ProcessExitError: exit code 1: \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD(");
   EXPECT_TRUE(j["result"].is_string());  // too deep to be JSON here: the text
-  EXPECT_FALSE(j.contains("detail"));    // not an object
+  EXPECT_EQ(j["detail"], (json{{"runtime_us", 1500}, {"retries", 0}}));
 }
 
 TEST(SseQuery, SequenceNumbersAreDecimalDigitsThatFit) {

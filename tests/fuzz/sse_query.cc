@@ -57,5 +57,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(json.is_object());
   FUZZ_CHECK(json["seq"] == e.seq);
   FUZZ_CHECK(!json.contains("detail") || json["detail"].is_object());
+  // The detail comes from the typed fields, whatever the strings hold.
+  if (e.type == proto::EventType::kQueuePurged) FUZZ_CHECK(json["detail"]["purged"] == e.count);
+  if (e.type == proto::EventType::kGroupUpdated && e.group_record.size() == 1)
+    FUZZ_CHECK(json["detail"]["total"] == e.group_record.front().total);
   return 0;
 }

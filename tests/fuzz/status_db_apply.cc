@@ -2,12 +2,13 @@
 // folder, emptied before each input. Input: a mode byte, then events (tests/fuzz/events.h),
 // cut into batches where an event says so. Mode bit 0 set: the events reach the store as they
 // are, unknown enum values included. Otherwise they go through the codec first, as an
-// EVENT_BATCH encoded and decoded like on the wire (type and state taken modulo their enums,
+// EVENT_BATCH encoded and decoded like on the wire (type, state and from-state taken modulo their enums,
 // which the decoder range-checks).
 //
 // Whatever the events, apply() must succeed (a hostile event is skipped and counted, never an
 // error), applied() must follow the rule of consecutive seqs, and every record the store wrote
-// must read back.
+// must read back. A group the store holds never counts more tasks completed or running than
+// it has: such a record is skipped, not applied.
 #include <unistd.h>
 
 #include <filesystem>
@@ -36,6 +37,7 @@ void apply_batch(const std::vector<proto::Event>& batch, bool through_codec) {
     for (auto& e : events) {
       e.type = static_cast<proto::EventType>(static_cast<uint8_t>(e.type) % proto::kEventTypeCount);
       e.state = static_cast<TaskState>(static_cast<uint8_t>(e.state) % kTaskStateCount);
+      e.from = static_cast<TaskState>(static_cast<uint8_t>(e.from) % kTaskStateCount);
     }
     proto::Frames f = proto::encode(proto::EventBatch{db->log_id(), std::move(events)});
     auto decoded = proto::decode(f.header, f.body);
@@ -70,6 +72,11 @@ void read_back() {
     FUZZ_CHECK(db->timeline(task));
     auto g = db->group(group);
     FUZZ_CHECK(g);
+    if (g->has_value()) {
+      const store::GroupStatus& r = **g;
+      FUZZ_CHECK(r.id == group);
+      FUZZ_CHECK(uint64_t{r.succeeded} + r.failed + r.revoked <= r.total && r.running <= r.total);
+    }
     FUZZ_CHECK(db->group_tasks(group, 0, 100));
     store::TaskFilter by_group;
     by_group.group = group;
