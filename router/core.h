@@ -122,7 +122,10 @@ class Core {
   // Waits taken from an earlier core: they count again what is unfinished on disk.
   void adopt_waiters(std::vector<Waiter> waiters);
   std::vector<std::string> worker_ids() const;
+  // The tables, read-only (inspection and tests).
   const WorkerRegistry& workers() const { return workers_; }
+  const TaskTable& tasks() const { return tasks_; }
+  const GroupTable& groups() const { return groups_; }
 
   Health health;
 

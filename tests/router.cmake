@@ -5,3 +5,5 @@ zbatch_add_test(router_test SOURCES router_test.cc
 add_test(NAME disk_full_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/disk_full_test.py
          $<TARGET_FILE:zbatch>)
 set_tests_properties(disk_full_test PROPERTIES TIMEOUT 300)
+# The router's core without sockets: every transition of the life cycle, effects of messages.
+zbatch_add_test(core_test SOURCES core_test.cc LIBS zbatch_router)

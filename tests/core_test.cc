@@ -1,0 +1,414 @@
+// The router's core without a socket: messages in, effects out, on a real LMDB folder.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "common/clock.h"
+#include "router/core.h"
+
+namespace zb::router {
+namespace {
+
+using proto::EventType;
+using S = TaskState;
+
+class CoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("zbatch-core-" + Id::random().to_string());
+    QueueConfig q;
+    q.name = "default";
+    q.retry_backoff_ms = 60'000;  // a retry with a backoff waits in the ETA heap
+    q.retry_backoff_max_ms = 60'000;
+    q.retry_jitter = false;
+    q.retry_on = {"Transient"};
+    QueueConfig once = q;
+    once.name = "once";
+    once.acks_late = false;
+    options_.queues = {q, once};
+    options_.result_ttl_ms = 0;
+    lmdb::EnvOptions env;
+    env.sync = false;
+    auto ledger = Ledger::open(dir_.string(), env);
+    ASSERT_TRUE(ledger) << ledger.status().to_string();
+    ledger_.emplace(std::move(*ledger));
+    core_.emplace(options_, *ledger_, stats_);
+    ASSERT_TRUE(core_->recover());
+  }
+  void TearDown() override {
+    core_.reset();
+    ledger_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // One turn around `fn`: its effects, as the router would send them after the commit.
+  template <typename F>
+  Effects turn(F&& fn) {
+    EXPECT_TRUE(ledger_->begin());
+    core_->begin_turn();
+    fn();
+    EXPECT_TRUE(core_->end_turn());
+    EXPECT_TRUE(ledger_->commit());
+    Effects out = std::move(core_->effects());
+    core_->effects().clear();
+    return out;
+  }
+  Effects frontend(proto::Message m) {
+    return turn([&] { core_->on_frontend("client", std::move(m), std::nullopt); });
+  }
+  Effects backend(const std::string& rid, proto::Message m) {
+    return turn([&] {
+      core_->on_backend(rid, std::move(m), std::nullopt);
+      core_->dispatch();
+    });
+  }
+
+  std::vector<Id> submit(size_t n, Id group = Id(), uint32_t parallel = 0, std::string queue = "default",
+                         uint64_t countdown_ms = 0) {
+    proto::Submit s;
+    s.corr = 7;
+    s.group = group;
+    s.parallel = parallel;
+    for (size_t i = 0; i < n; ++i) {
+      proto::TaskSpec t;
+      t.queue = queue;
+      t.kind = "echo";
+      t.payload = "{}";
+      t.ref = "t" + std::to_string(i);
+      t.countdown_ms = countdown_ms;
+      s.tasks.push_back(std::move(t));
+    }
+    Effects out = frontend(std::move(s));
+    for (auto& m : out.messages)
+      if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) return ack->tasks;
+    ADD_FAILURE() << "no SubmitAck";
+    return {};
+  }
+  // A worker session serving every queue with `capacity` credit; its Welcome's effects.
+  Effects ready(const std::string& rid, uint32_t capacity, Id session = Id::random()) {
+    proto::Ready r;
+    r.name = rid;
+    r.session = session;
+    r.hostname = "host";
+    r.concurrency = capacity;
+    r.capacity = capacity;
+    return backend(rid, std::move(r));
+  }
+  proto::TaskRecord record(const Id& id) {
+    EXPECT_TRUE(ledger_->begin());
+    auto rec = ledger_->get_task(id);
+    ledger_->abort();
+    EXPECT_TRUE(rec && rec->has_value());
+    return rec && rec->has_value() ? **rec : proto::TaskRecord{};
+  }
+  static std::vector<proto::Assignment> assigned(const Effects& e, const std::string& rid) {
+    auto it = e.workers.find(rid);
+    return it == e.workers.end() ? std::vector<proto::Assignment>{} : it->second.tasks;
+  }
+  static size_t count(const Effects& e, EventType type) {
+    size_t n = 0;
+    for (const auto& ev : e.events) n += ev.type == type;
+    return n;
+  }
+  static proto::Outcome outcome(const proto::Assignment& a, proto::OutcomeStatus status, std::string error = {}) {
+    return {a.task, a.attempt, status, "{\"ok\":true}", std::move(error), 1500};
+  }
+
+  std::filesystem::path dir_;
+  RouterOptions options_;
+  Stats stats_;
+  std::optional<Ledger> ledger_;
+  std::optional<Core> core_;
+};
+
+// Every pair the life cycle does not allow is refused before anything changes: no record
+// written, no event, the task nowhere new.
+TEST_F(CoreTest, EveryTransitionOutsideTheLifeCycleIsRefusedAndChangesNothing) {
+  const Id id = submit(1)[0];
+  for (int f = 0; f < kTaskStateCount; ++f)
+    for (int t = 0; t < kTaskStateCount; ++t) {
+      const auto from = static_cast<S>(f), to = static_cast<S>(t);
+      if (can_transition(from, to)) continue;
+      proto::TaskRecord rec = record(id);
+      const size_t queued = core_->tasks().ready(0).size();
+      Status result;
+      Effects out = turn([&] { result = core_->transition(rec, from, Core::Change(to)); });
+      EXPECT_EQ(result.code(), Code::kInternal) << state_name(from) << " -> " << state_name(to);
+      EXPECT_TRUE(out.events.empty()) << state_name(from) << " -> " << state_name(to);
+      EXPECT_EQ(record(id).state, S::kQueued) << state_name(from) << " -> " << state_name(to);
+      EXPECT_EQ(core_->tasks().ready(0).size(), queued);
+    }
+}
+
+// Every pair it allows is carried out: the record holds the new state (a start is its lease,
+// written by the caller), the event names the new state and the one left, and the task is
+// where its new state says.
+TEST_F(CoreTest, EveryTransitionOfTheLifeCycleWritesPlacesAndEmits) {
+  for (int f = 0; f < kTaskStateCount; ++f)
+    for (int t = 0; t < kTaskStateCount; ++t) {
+      const auto from = static_cast<S>(f), to = static_cast<S>(t);
+      if (!can_transition(from, to)) continue;
+      const std::string pair = std::string(state_name(from)) + " -> " + std::string(state_name(to));
+      // Scheduled an hour ahead: in no ready queue. Its record is then put in `from`.
+      const Id id = submit(1, Id(), 0, "default", 3'600'000)[0];
+      proto::TaskRecord rec = record(id);
+      turn([&] {
+        rec.state = from;
+        if (from == S::kFailed) {
+          ASSERT_TRUE(ledger_->put_dead(id));
+        }
+        ASSERT_TRUE(ledger_->put_task(rec));
+      });
+      const size_t queued = core_->tasks().ready(0).size();
+      const size_t scheduled = core_->tasks().scheduled_size();
+      rec.eta_ms = to == S::kRetrying ? now_unix_ms() + 60'000 : 0;
+      Status result;
+      Effects out = turn([&] {
+        result = core_->transition(rec, from, Core::Change(to).delay(to == S::kRetrying ? 60'000 : 0));
+      });
+      ASSERT_TRUE(result) << pair << ": " << result.to_string();
+      ASSERT_FALSE(out.events.empty()) << pair;
+      EXPECT_EQ(out.events[0].state, to) << pair;
+      EXPECT_EQ(out.events[0].from, from) << pair;
+      const proto::TaskRecord now = record(id);
+      EXPECT_EQ(now.state, to == S::kStarted ? from : to) << pair;
+      EXPECT_EQ(core_->tasks().ready(0).size(), queued + (to == S::kQueued ? 1 : 0)) << pair;
+      EXPECT_EQ(core_->tasks().scheduled_size(), scheduled + (to == S::kRetrying ? 1 : 0)) << pair;
+      EXPECT_EQ(now.finished_ms != 0, is_terminal(to)) << pair;
+      EXPECT_TRUE(ledger_->begin());
+      bool dead = false;
+      EXPECT_TRUE(ledger_->for_each_dead(Id(), [&](const Id& d) { dead |= d == id; return true; }));
+      ledger_->abort();
+      EXPECT_EQ(dead, to == S::kFailed) << pair << ": a dead letter exactly while failed";
+    }
+}
+
+TEST_F(CoreTest, ARetryWithoutBackoffIsRetriedThenQueuedInOneChange) {
+  const Id id = submit(1)[0];
+  proto::TaskRecord rec = record(id);
+  rec.retries = 1;
+  Effects out = turn([&] { ASSERT_TRUE(core_->transition(rec, S::kStarted, Core::Change(S::kRetrying))); });
+  ASSERT_EQ(out.events.size(), 2u);
+  EXPECT_EQ(out.events[0].type, EventType::kTaskRetried);
+  EXPECT_EQ(out.events[0].retries, 1u);
+  EXPECT_EQ(out.events[1].type, EventType::kTaskQueued);
+  EXPECT_EQ(out.events[1].from, S::kRetrying);
+  EXPECT_EQ(record(id).state, S::kQueued);
+}
+
+TEST_F(CoreTest, SubmitDispatchResultGoesThroughTheLifeCycleWithItsEffects) {
+  const std::vector<Id> ids = submit(3);
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(core_->tasks().ready(0).size(), 3u);
+  Effects welcome = ready("w1", 2);
+  ASSERT_FALSE(welcome.messages.empty());
+  EXPECT_TRUE(std::holds_alternative<proto::Welcome>(welcome.messages.back().message));
+  auto tasks = assigned(welcome, "w1");
+  ASSERT_EQ(tasks.size(), 2u) << "credit 2: two tasks";
+  EXPECT_EQ(tasks[0].task, ids[0]) << "FIFO";
+  EXPECT_EQ(tasks[0].attempt, 1u);
+  EXPECT_EQ(count(welcome, EventType::kTaskStarted), 2u);
+  EXPECT_EQ(core_->tasks().leases().size(), 2u);
+
+  Effects done = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
+  ASSERT_EQ(done.workers["w1"].acks.size(), 1u);
+  EXPECT_EQ(done.workers["w1"].acks[0].task, ids[0]);
+  EXPECT_EQ(count(done, EventType::kTaskSucceeded), 1u);
+  EXPECT_EQ(assigned(done, "w1").size(), 1u) << "the freed credit takes the third task";
+  const proto::TaskRecord rec = record(ids[0]);
+  EXPECT_EQ(rec.state, S::kSucceeded);
+  EXPECT_EQ(rec.result, "{\"ok\":true}");
+  EXPECT_EQ(stats_.succeeded, 1u);
+  for (const auto& ev : done.events) {
+    if (ev.type == EventType::kTaskSucceeded) {
+      EXPECT_EQ(ev.runtime_us, 1500u);
+    }
+  }
+
+  // The same result again (a resend): acknowledged, nothing changes.
+  Effects again = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_EQ(again.workers["w1"].acks.size(), 1u);
+  EXPECT_EQ(count(again, EventType::kTaskSucceeded), 0u);
+  EXPECT_EQ(stats_.succeeded, 1u);
+}
+
+TEST_F(CoreTest, AResultFromAnotherSessionIsRefused) {
+  const Id id = submit(1)[0];
+  auto tasks = assigned(ready("w1", 1), "w1");
+  ASSERT_EQ(tasks.size(), 1u);
+  ready("w2", 1);
+  Effects out = backend("w2", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_EQ(count(out, EventType::kTaskSucceeded), 0u);
+  EXPECT_EQ(stats_.foreign_results, 1u);
+  EXPECT_NE(record(id).state, S::kSucceeded);
+}
+
+TEST_F(CoreTest, ALostWorkersTaskIsRequeuedAndItsLateResultStillCompletesIt) {
+  const Id id = submit(1)[0];
+  const Id session = Id::random();
+  auto tasks = assigned(ready("w1", 1, session), "w1");
+  ASSERT_EQ(tasks.size(), 1u);
+  Effects lost = turn([&] { core_->worker_unreachable("w1"); });
+  EXPECT_EQ(count(lost, EventType::kTaskQueued), 1u);
+  EXPECT_EQ(count(lost, EventType::kWorkerOffline), 1u);
+  EXPECT_EQ(core_->tasks().ready(0).size(), 1u);
+  EXPECT_TRUE(core_->tasks().leases().empty());
+  // The same process comes back (a new socket) before anyone else took the task: its result counts.
+  proto::Ready r;
+  r.name = "w1";
+  r.session = session;
+  r.capacity = 0;  // no credit wanted beyond the minimum
+  r.concurrency = 1;
+  turn([&] { core_->on_backend("w1b", proto::Message(r), std::nullopt); });
+  Effects done = turn([&] {
+    core_->on_backend("w1b", proto::Message(proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}}),
+                      std::nullopt);
+  });
+  EXPECT_EQ(count(done, EventType::kTaskSucceeded), 1u);
+  EXPECT_EQ(record(id).state, S::kSucceeded);
+  EXPECT_TRUE(core_->tasks().ready(0).empty()) << "it ran once: not run again";
+}
+
+TEST_F(CoreTest, AtMostOnceQueueFailsALostTaskInsteadOfRunningItAgain) {
+  const Id id = submit(1, Id(), 0, "once")[0];
+  ASSERT_EQ(assigned(ready("w1", 1), "w1").size(), 1u);
+  Effects lost = turn([&] { core_->worker_unreachable("w1"); });
+  EXPECT_EQ(count(lost, EventType::kTaskFailed), 1u);
+  const proto::TaskRecord rec = record(id);
+  EXPECT_EQ(rec.state, S::kFailed);
+  EXPECT_EQ(rec.error.rfind("WorkerLostError", 0), 0u) << rec.error;
+}
+
+TEST_F(CoreTest, GroupCountersAndParallelAdmissionLiveInTheGroupTable) {
+  const Id group = Id::random();
+  const std::vector<Id> ids = submit(4, group, 2);
+  EXPECT_EQ(core_->tasks().ready(0).size(), 2u) << "parallel = 2: two admitted, two held";
+  ASSERT_NE(core_->groups().active(group), nullptr);
+  EXPECT_EQ(core_->groups().active(group)->held.size(), 2u);
+
+  auto tasks = assigned(ready("w1", 10), "w1");
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(core_->groups().active(group)->record.running, 2u);
+
+  Effects one = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_EQ(assigned(one, "w1").size(), 1u) << "a finished task lets one held task in";
+  ASSERT_EQ(count(one, EventType::kGroupUpdated), 1u) << "the changed group once per turn";
+  for (const auto& ev : one.events) {
+    if (ev.type != EventType::kGroupUpdated) continue;
+    {
+      ASSERT_EQ(ev.group_record.size(), 1u);
+      EXPECT_EQ(ev.group_record[0].succeeded, 1u);
+      EXPECT_EQ(ev.group_record[0].running, 2u);
+      EXPECT_EQ(ev.group_record[0].total, 4u);
+    }
+  }
+
+  // Revoke the held task: the group counts it, the allowance is not touched.
+  ASSERT_EQ(core_->groups().active(group)->held.size(), 1u);
+  proto::Control revoke{1, "revoke", "{\"task\":\"" + ids[3].to_string() + "\"}", 0};
+  frontend(revoke);
+  EXPECT_EQ(record(ids[3]).state, S::kRevoked);
+  EXPECT_EQ(core_->groups().active(group)->record.revoked, 1u);
+  EXPECT_EQ(core_->groups().active(group)->admitted, 2u);
+
+  auto rest = assigned(one, "w1");
+  Effects fail = backend("w1", proto::Results{{outcome(tasks[1], proto::OutcomeStatus::kFailed, "Fatal: no"),
+                                               outcome(rest[0], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_EQ(count(fail, EventType::kTaskFailed), 1u);
+  EXPECT_EQ(core_->groups().active(group), nullptr) << "a finished group leaves the table";
+  EXPECT_TRUE(ledger_->begin());
+  auto g = ledger_->get_group(group);
+  ledger_->abort();
+  ASSERT_TRUE(g && g->has_value());
+  EXPECT_EQ((*g)->succeeded, 2u);
+  EXPECT_EQ((*g)->failed, 1u);
+  EXPECT_EQ((*g)->revoked, 1u);
+  EXPECT_EQ((*g)->running, 0u);
+  EXPECT_TRUE((*g)->ready());
+  EXPECT_NE((*g)->finished_ms, 0u);
+}
+
+TEST_F(CoreTest, ATransientFailureWaitsOutItsBackoffAndFreesItsGroupPlace) {
+  const Id group = Id::random();
+  const std::vector<Id> ids = submit(2, group, 1);
+  auto tasks = assigned(ready("w1", 10), "w1");
+  ASSERT_EQ(tasks.size(), 1u);
+  Effects retried = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kFailed, "Transient: x")}});
+  EXPECT_EQ(count(retried, EventType::kTaskRetried), 1u);
+  for (const auto& ev : retried.events) {
+    if (ev.type != EventType::kTaskRetried) continue;
+    EXPECT_EQ(ev.delay_ms, 60'000u);
+    EXPECT_EQ(ev.retries, 1u);
+    EXPECT_EQ(ev.from, S::kStarted);
+  }
+  EXPECT_EQ(record(ids[0]).state, S::kRetrying);
+  EXPECT_EQ(core_->tasks().scheduled_size(), 1u);
+  EXPECT_EQ(assigned(retried, "w1").size(), 1u) << "the backoff gives its place to the held task";
+}
+
+TEST_F(CoreTest, AnExplicitRetryOfADeadLetterReopensItsGroup) {
+  const Id group = Id::random();
+  const Id id = submit(1, group)[0];
+  auto tasks = assigned(ready("w1", 1), "w1");
+  backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kFailed, "Fatal: no")}});
+  ASSERT_EQ(record(id).state, S::kFailed);
+  Effects out = frontend(proto::Control{2, "retry", "{\"task\":\"" + id.to_string() + "\"}", 0});
+  ASSERT_EQ(count(out, EventType::kTaskQueued), 1u);
+  for (const auto& ev : out.events) {
+    if (ev.type == EventType::kTaskQueued) {
+      EXPECT_EQ(ev.from, S::kFailed);
+    }
+    if (ev.type == EventType::kGroupUpdated) {
+      EXPECT_EQ(ev.group_record[0].failed, 0u);
+      EXPECT_EQ(ev.group_record[0].finished_ms, 0u) << "not finished any more";
+    }
+  }
+  EXPECT_EQ(record(id).state, S::kQueued);
+  EXPECT_EQ(record(id).retries, 0u);
+}
+
+TEST_F(CoreTest, AWaitIsAnsweredInTheTurnItsTaskEnds) {
+  const Id id = submit(1)[0];
+  auto tasks = assigned(ready("w1", 1), "w1");
+  Effects waiting = frontend(proto::WaitTasks{3, {id}, 60'000});
+  EXPECT_TRUE(waiting.messages.empty()) << "unfinished: no answer yet";
+  Effects done = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
+  bool answered = false;
+  for (const auto& m : done.messages) {
+    auto* info = std::get_if<proto::TaskInfo>(&m.message);
+    if (!info) continue;
+    answered = info->corr == 3 && info->tasks.size() == 1 && info->tasks[0].state == S::kSucceeded;
+    EXPECT_EQ(m.routing_id, "client");
+  }
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(done.answered_waiters.size(), 1u);
+}
+
+TEST_F(CoreTest, RecoveryPutsLeasesAsideAsOrphansAndQueuesTheRest) {
+  const std::vector<Id> ids = submit(3);
+  ASSERT_EQ(assigned(ready("w1", 1), "w1").size(), 1u);
+  Core fresh(options_, *ledger_, stats_);
+  ASSERT_TRUE(fresh.recover());
+  EXPECT_EQ(fresh.tasks().ready(0).size(), 2u);
+  ASSERT_EQ(fresh.tasks().leases().size(), 1u);
+  EXPECT_TRUE(fresh.tasks().leases().begin()->second.routing_id.empty()) << "an orphan until re-claimed";
+  EXPECT_NE(fresh.tasks().orphan_deadline_ms(), 0u);
+}
+
+TEST_F(CoreTest, ASubmissionRefusedForStorageChangesNothing) {
+  core_->health.storage_full = true;
+  core_->health.storage_refusal = "storage full: test";
+  proto::Submit s;
+  s.corr = 9;
+  s.tasks.emplace_back();
+  Effects out = frontend(std::move(s));
+  ASSERT_EQ(out.messages.size(), 1u);
+  auto* err = std::get_if<proto::Error>(&out.messages[0].message);
+  ASSERT_NE(err, nullptr);
+  EXPECT_EQ(err->code, static_cast<int32_t>(Code::kStorageFull));
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_TRUE(core_->tasks().ready(0).empty());
+}
+
+}  // namespace
+}  // namespace zb::router
