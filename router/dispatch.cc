@@ -145,7 +145,7 @@ void Core::on_ready(const std::string& rid, const proto::Ready& hello) {
   for (const Id& id : w.leased) {
     // The lease now names this session: a later restart must know who holds it.
     const LeaseState& l = *tasks_.lease(id);
-    if (Status s = ledger_.put_lease(id, Lease{l.attempt, hello.session, w.name, now_unix_ms()}); !s) return fail_turn(s);
+    if (Status s = ledger_.put_lease(id, Lease{l.attempt, hello.session}); !s) return fail_turn(s);
     dirty_ = true;
   }
   proto::Event ev;
@@ -386,7 +386,7 @@ bool Core::dispatch_one(WorkerSession& w) {
   if (!found->has_value()) return true;
   proto::TaskRecord& rec = **found;
   const uint32_t attempt = rec.attempt + 1;
-  if (Status s = ledger_.put_lease(task, Lease{attempt, w.session, w.name, now_unix_ms()}); !s) {
+  if (Status s = ledger_.put_lease(task, Lease{attempt, w.session}); !s) {
     fail_turn(s);
     return false;
   }

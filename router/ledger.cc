@@ -121,9 +121,6 @@ Result<std::optional<proto::TaskRecord>> Ledger::get_task(const Id& id) {
 Status Ledger::put_task(const proto::TaskRecord& task) {
   return put_packed(txn(), tasks_, task.id.bytes(), task, buffer_);
 }
-Result<std::optional<Lease>> Ledger::get_lease(const Id& id) {
-  return get_packed<Lease>(txn(), leases_, id.bytes(), "lease");
-}
 Status Ledger::put_lease(const Id& id, const Lease& lease) {
   return put_packed(txn(), leases_, id.bytes(), lease, buffer_);
 }

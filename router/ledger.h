@@ -1,8 +1,8 @@
 // The router's durable state in LMDB, and the one write transaction of a loop turn.
 //
 // Layout (named databases; integers big-endian so memcmp order is numeric order):
-//   tasks   task id (16 B, time-ordered)   → msgpack TaskRecord. Written at submit, at requeue
-//                                             and when the task ends; not at dispatch.
+//   tasks   task id (16 B, time-ordered)   → msgpack TaskRecord. Written at submit and at each
+//                                             change of state but a start (its lease is that).
 //   leases  task id                         → msgpack Lease: the task is running (or was, when
 //                                             the router stopped) on that worker session.
 //   groups  group id                        → msgpack GroupRecord, counters kept per result.
@@ -36,12 +36,12 @@ struct IdemRecord {
   MSGPACK_DEFINE(corr, group, tasks, duplicate, fingerprint);
 };
 
+// A lease as written: the attempt and the worker session holding it. (Leases written by
+// earlier versions also carry the worker's name and the lease time; they decode, unread.)
 struct Lease {
   uint32_t attempt = 0;
   Id session;
-  std::string worker;  // name
-  uint64_t started_ms = 0;
-  MSGPACK_DEFINE(attempt, session, worker, started_ms);
+  MSGPACK_DEFINE(attempt, session);
 };
 
 struct Meta {
@@ -71,7 +71,6 @@ class Ledger {
 
   Result<std::optional<proto::TaskRecord>> get_task(const Id& id);
   Status put_task(const proto::TaskRecord& task);
-  Result<std::optional<Lease>> get_lease(const Id& id);
   Status put_lease(const Id& id, const Lease& lease);
   Status del_lease(const Id& id);
   Result<std::optional<proto::GroupRecord>> get_group(const Id& id);
