@@ -18,7 +18,7 @@ TaskTable::TaskTable(const std::vector<QueueConfig>& queues, uint64_t now_steady
 }
 
 std::optional<size_t> TaskTable::find_queue(std::string_view name) const {
-  auto it = index_.find(std::string(name));
+  auto it = index_.find(name);
   if (it == index_.end()) return std::nullopt;
   return it->second;
 }

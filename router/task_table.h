@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <queue>
 #include <span>
@@ -129,7 +130,11 @@ class TaskTable {
 
  private:
   const std::vector<QueueConfig>* configs_;
-  std::unordered_map<std::string, size_t> index_;
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+  };
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> index_;
   std::vector<ReadyQueue> ready_;
   std::vector<RateBucket> rates_;
   std::vector<uint64_t> running_;
