@@ -224,10 +224,10 @@ TEST(Protocol, ControlArgumentsOutOfRangeAreRejectedWithTheirReason) {
   // Arguments of another operation: built locally (the variant), or on the wire (their fields
   // do not convert).
   EXPECT_EQ(check_control(Control::make(ControlOp::kPurge, TaskArgs{})).code(), Code::kBadRequest);
-  Frames wrong = raw_control("purge", [](auto& pk) {
+  Frames wrong = raw_control("purge", [](auto& pk) {  // worker.pool's (name, delta): a queue that is a number
     pk.pack_array(2);
-    pk.pack(Id::random());
-    pk.pack(true);
+    pk.pack(uint64_t{5});
+    pk.pack(int32_t{-1});
   });
   EXPECT_EQ(decode(wrong.header, wrong.body).status().code(), Code::kBadRequest);
   Frames not_array = raw_control("revoke", [](auto& pk) { pk.pack(std::string("x")); });
