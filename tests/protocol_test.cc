@@ -3,7 +3,9 @@
 #include <functional>
 #include <random>
 
+#include "common/control_json.h"
 #include "common/protocol.h"
+#include "common/text.h"
 #include "common/wire.h"
 
 namespace zb::proto {
@@ -503,3 +505,46 @@ TEST(Wire, RejectsMessagesWithWrongFrameCounts) {
 
 }  // namespace
 }  // namespace zb::proto
+
+namespace zb {
+namespace {
+
+// The JSON view is what the HTTP API answers and `--json` prints: its text is a contract
+// (docs/openapi.yaml), so these pin it byte for byte.
+TEST(ControlJson, RepliesReadAsTheHttpApiAnswersThem) {
+  using namespace proto;
+  const Id log = Id::random(), task = Id::random(), group = Id::random(), session = Id::random();
+  EXPECT_EQ(json_text(control_json(PingReply{log, 41, 1, 5000})),
+            R"({"head_seq":41,"log_id":")" + log.to_string() + R"(","pong":true,"uptime_ms":5000,"workers":1})");
+  TaskRow row{task, "r", "q", "k", TaskState::kStarted, 1, 9, group, 5, 6, "w", 7, "", 0, 0};
+  EXPECT_EQ(json_text(control_json(InspectActiveReply{{{"w", session, {row}}}, 1})),
+            R"({"total":1,"workers":[{"name":"w","session":")" + session.to_string() +
+                R"(","tasks":[{"attempt":1,"created_ms":6,"eta_ms":5,"group":")" + group.to_string() + R"(","id":")" +
+                task.to_string() + R"(","kind":"k","priority":9,"queue":"q","ref":"r","started_ms":7,"state":"started","worker":"w"}]}]})");
+  row.group = Id();
+  EXPECT_EQ(json_text(control_json(TaskListReply{{row}, 3})),
+            R"({"tasks":[{"attempt":1,"created_ms":6,"eta_ms":5,"group":null,"id":")" + task.to_string() +
+                R"(","kind":"k","priority":9,"queue":"q","ref":"r","state":"started","worker":"w"}],"total":3})");
+  TaskRow dead{task, "r", "q", "k", TaskState::kFailed, 3, 9, Id(), 5, 6, "w", 7, "boom", 2, 8};
+  EXPECT_EQ(json_text(control_json(InspectFailedReply{10, {dead}, task})),
+            R"({"next":")" + task.to_string() + R"(","tasks":[{"attempt":3,"error":"boom","finished_ms":8,"group":null,"id":")" +
+                task.to_string() + R"(","kind":"k","queue":"q","ref":"r","retries":2,"state":"failed","worker":"w"}],"total":10})");
+  EXPECT_EQ(json_text(control_json(InspectFailedReply{0, {}, Id()})), R"({"tasks":[],"total":0})");
+  EXPECT_EQ(json_text(control_json(InspectQueuesReply{{{"default", 5, "echo", 3, 1, 0, 2}}})),
+            R"({"queues":[{"default_kind":"echo","depth":3,"name":"default","priority":5,"reserved":0,"running":2,"scheduled":1}]})");
+  EXPECT_EQ(json_text(control_json(RevokeReply{task, "held"})), R"({"revoked":")" + task.to_string() + R"(","was":"held"})");
+  EXPECT_EQ(json_text(control_json(RetryReply{task, 2})), R"({"attempts_so_far":2,"retried":")" + task.to_string() + R"("})");
+  EXPECT_EQ(json_text(control_json(RetryFailedReply{4, 1})), R"({"left":1,"retried":4})");
+  EXPECT_EQ(json_text(control_json(PurgeReply{7})), R"({"purged":7})");
+  EXPECT_EQ(json_text(control_json(WorkerCommandReply{"w", "worker.pool"})), R"({"sent":"worker.pool","worker":"w"})");
+  InspectStatsReply stats;
+  stats.router.durability = "fsync";
+  const std::string text = json_text(control_json(stats));
+  for (const char* key : {"\"uptime_ms\"", "\"refused\":{\"bad_counts\":0,\"forbidden\":0,\"foreign_claims\":0,"
+                          "\"foreign_results\":0,\"foreign_started\":0,\"unknown_keys\":0}", "\"durability\":\"fsync\"",
+                          "\"storage_full\":false", "\"workers\":[]"})
+    EXPECT_NE(text.find(key), std::string::npos) << key << " in " << text;
+}
+
+}  // namespace
+}  // namespace zb
