@@ -144,8 +144,8 @@ class Cluster {
     auto c = client();
     const auto deadline = Clock::now() + std::chrono::seconds(20);
     while (Clock::now() < deadline) {
-      auto r = c->control("ping");
-      if (r && json::parse(*r)["workers"].get<size_t>() == workers) return Status::ok();
+      auto r = c->ping();
+      if (r && r->workers == workers) return Status::ok();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     std::ifstream log(dir_ / "router.log");
@@ -267,11 +267,10 @@ Status queued_memory(const Options& o, std::vector<Figure>& out) {
     if (!r) return r.status();
   }
   const double rss = rss_mb(cluster.router_pid());
-  auto queues = c->control("inspect.queues");
+  auto queues = c->inspect_queues();
   if (!queues) return queues.status();
   size_t depth = 0;
-  const json parsed = json::parse(*queues);
-  for (const auto& q : parsed["queues"]) depth += q["depth"].get<size_t>();
+  for (const auto& q : queues->queues) depth += q.depth;
   if (depth != o.queued_tasks)
     return Status(Code::kInternal, "expected " + std::to_string(o.queued_tasks) + " queued tasks, the router has " +
                                        std::to_string(depth));

@@ -1,34 +1,30 @@
 // The commands about the cluster and its control: inspect, purge, revoke, retry, ping. Each
-// asks the router one control operation; --json prints its reply as it came.
+// asks the router one control operation; --json prints its reply's JSON view
+// (common/control_json.h, the HTTP API's).
 #include <iostream>
 #include <memory>
 #include <optional>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/client_connection.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "common/clock.h"
+#include "common/control_json.h"
 #include "common/text.h"
 
 namespace zb::cli {
 namespace {
 
-using nlohmann::json;
-
-// Asks the router `op` with `args`; prints its reply with --json, else returns it parsed for
-// the command's own line.
-std::optional<json> control(const ClientFlags& c, const std::string& op, const json& args) {
-  auto client = connect(c);
-  std::string text = must(client->control(op, json_text(args)));
+// The router's reply: printed in its JSON view with --json (nothing returned then), else
+// returned for the command's own line.
+template <typename Reply>
+std::optional<Reply> answer(const ClientFlags& c, Result<Reply> reply) {
+  Reply r = must(std::move(reply));
   if (c.json_out) {
-    std::cout << text << "\n";
+    std::cout << json_text(control_json(proto::ControlResult(std::move(r)))) << "\n";
     return std::nullopt;
   }
-  json reply = json::parse(text, nullptr, false);
-  if (reply.is_discarded()) fail(kExitFailed, "the router's answer to " + op + " is not JSON: " + text);
-  return reply;
+  return r;
 }
 
 void add_inspect(CLI::App& app) {
@@ -46,12 +42,14 @@ void add_inspect(CLI::App& app) {
   cmd->add_option("-Q,--queue", *queue, "failed: only this queue (default: all)");
   cmd->add_option("--limit", *limit, "failed: at most N tasks")->check(CLI::Range(1, 1000));
   cmd->callback([c, what, queue, limit] {
-    json args = json::object();
-    if (*what == "failed") {
-      args["limit"] = *limit;
-      if (!queue->empty()) args["queue"] = *queue;
+    const proto::ControlOp op = *proto::parse_control_op("inspect." + *what);
+    proto::ControlArgs args = proto::default_control_args(op);
+    if (auto* failed = std::get_if<proto::InspectFailedArgs>(&args)) {
+      failed->limit = *limit;
+      if (!queue->empty()) failed->queue = *queue;
     }
-    if (auto reply = control(*c, "inspect." + *what, args)) std::cout << format_inspect(*what, *reply);
+    if (auto reply = answer(*c, connect(*c)->control(op, std::move(args))))
+      std::cout << format_inspect(*what, control_json(*reply));
   });
 }
 
@@ -65,9 +63,9 @@ void add_purge(CLI::App& app) {
   cmd->add_flag("--force", *force, "Really purge");
   cmd->callback([c, queue, force] {
     if (!*force) fail(kExitUsage, "purge revokes every queued task" + (queue->empty() ? std::string() : " of " + *queue) + "; add --force to do it");
-    json args = json::object();
-    if (!queue->empty()) args["queue"] = *queue;
-    if (auto reply = control(*c, "purge", args)) std::cout << "purged " << (*reply)["purged"] << " task(s)\n";
+    std::optional<std::string> only;
+    if (!queue->empty()) only = *queue;
+    if (auto reply = answer(*c, connect(*c)->purge(only))) std::cout << "purged " << reply->purged << " task(s)\n";
   });
 }
 
@@ -80,9 +78,9 @@ void add_revoke(CLI::App& app) {
   cmd->add_flag("--terminate", *terminate, "Stop the task if it is running");
   cmd->add_option("task_id", *id, "Task id")->required();
   cmd->callback([c, id, terminate] {
-    const json args = {{"task", parse_id(*id, "task id").to_string()}, {"terminate", *terminate}};
-    if (auto reply = control(*c, "revoke", args))
-      std::cout << "revoked " << *id << " (was " << (*reply)["was"].get<std::string>() << ")\n";
+    const Id task = parse_id(*id, "task id");
+    if (auto reply = answer(*c, connect(*c)->revoke(task, *terminate)))
+      std::cout << "revoked " << *id << " (was " << reply->was << ")\n";
   });
 }
 
@@ -98,14 +96,15 @@ void add_retry(CLI::App& app) {
   cmd->add_option("-Q,--queue", *queue, "With --failed: only this queue (default: all)");
   cmd->callback([c, id, all_failed, queue] {
     if (*all_failed) {
-      json args = json::object();
-      if (!queue->empty()) args["queue"] = *queue;
-      if (auto reply = control(*c, "retry.failed", args))
-        std::cout << "queued " << (*reply)["retried"] << " failed task(s) again\n";
+      proto::RetryFailedArgs args;
+      if (!queue->empty()) args.queue = *queue;
+      if (auto reply = answer(*c, connect(*c)->retry_failed(args)))
+        std::cout << "queued " << reply->retried << " failed task(s) again\n";
       return;
     }
     if (id->empty()) fail(kExitUsage, "retry needs a task id, or --failed");
-    if (control(*c, "retry", json{{"task", parse_id(*id, "task id").to_string()}})) std::cout << "queued " << *id << " again\n";
+    const Id task = parse_id(*id, "task id");
+    if (answer(*c, connect(*c)->retry(task))) std::cout << "queued " << *id << " again\n";
   });
 }
 
@@ -116,13 +115,8 @@ void add_ping(CLI::App& app) {
   cmd->callback([c] {
     auto client = connect(*c);
     const uint64_t start = now_steady_ms();  // the round trip alone, not the connection
-    std::string text = must(client->control("ping"));
-    if (c->json_out) {
-      std::cout << text << "\n";
-      return;
-    }
-    std::cout << "pong from router (" << now_steady_ms() - start << " ms, " << json::parse(text)["workers"]
-              << " worker(s))\n";
+    auto reply = answer(*c, client->ping());
+    if (reply) std::cout << "pong from router (" << now_steady_ms() - start << " ms, " << reply->workers << " worker(s))\n";
   });
 }
 

@@ -32,8 +32,6 @@ Id fingerprint(const proto::Submit& submit) {
   return Id::from_hash({buf.data(), buf.size()});
 }
 
-bool is_read(const std::string& op) { return op == "ping" || op.rfind("inspect.", 0) == 0; }
-
 std::string chunk_key(const std::string& key, size_t chunk) {
   return chunk == 0 ? key : key + "#" + std::to_string(chunk);
 }
@@ -322,18 +320,74 @@ Result<std::vector<proto::TaskRecord>> Client::wait(std::span<const Id> tasks, s
   return std::move(info->tasks);
 }
 
-Result<std::string> Client::control(const std::string& op, const std::string& args_json) {
-  const uint64_t corr = impl_->next_corr++;
-  if (is_read(op)) {
-    auto reply = impl_->read<proto::ControlReply>(proto::Control{corr, op, args_json, 0}, corr, impl_->options.timeout);
-    if (!reply) return reply.status();
-    return std::move(reply->json);
-  }
-  const uint64_t deadline = impl_->deadline_ms();
-  auto reply = impl_->change<proto::ControlReply>(proto::Control{corr, op, args_json, deadline}, corr, deadline,
-                                                  "'" + op + "'", {});
+Result<proto::ControlResult> Client::control(proto::ControlOp op, proto::ControlArgs args) {
+  proto::Control request = proto::Control::make(op, std::move(args));
+  if (Status s = proto::check_control(request); !s) return s;
+  request.corr = impl_->next_corr++;
+  const uint64_t corr = request.corr;
+  const std::string what = "'" + request.op + "'";
+  auto reply = [&]() -> Result<proto::ControlReply> {
+    if (proto::control_op_reads(op)) return impl_->read<proto::ControlReply>(std::move(request), corr, impl_->options.timeout);
+    request.deadline_ms = impl_->deadline_ms();
+    const uint64_t deadline = request.deadline_ms;
+    return impl_->change<proto::ControlReply>(std::move(request), corr, deadline, what, {});
+  }();
   if (!reply) return reply.status();
-  return std::move(reply->json);
+  if (reply->op != proto::control_op_name(op))
+    return Status(Code::kInternal, "the router answered " + what + " with a reply to '" + reply->op + "'");
+  return std::move(reply->reply);
+}
+
+namespace {
+
+template <typename Reply>
+Result<Reply> reply_as(Result<proto::ControlResult> result) {
+  if (!result) return result.status();
+  if (auto* r = std::get_if<Reply>(&*result)) return std::move(*r);
+  return Status(Code::kInternal, "the router's control reply is of another operation");
+}
+
+}  // namespace
+
+Result<proto::PingReply> Client::ping() { return reply_as<proto::PingReply>(control(proto::ControlOp::kPing, {})); }
+Result<proto::InspectActiveReply> Client::inspect_active() {
+  return reply_as<proto::InspectActiveReply>(control(proto::ControlOp::kInspectActive, {}));
+}
+Result<proto::TaskListReply> Client::inspect_reserved() {
+  return reply_as<proto::TaskListReply>(control(proto::ControlOp::kInspectReserved, {}));
+}
+Result<proto::TaskListReply> Client::inspect_scheduled() {
+  return reply_as<proto::TaskListReply>(control(proto::ControlOp::kInspectScheduled, {}));
+}
+Result<proto::InspectStatsReply> Client::inspect_stats() {
+  return reply_as<proto::InspectStatsReply>(control(proto::ControlOp::kInspectStats, {}));
+}
+Result<proto::InspectRegisteredReply> Client::inspect_registered() {
+  return reply_as<proto::InspectRegisteredReply>(control(proto::ControlOp::kInspectRegistered, {}));
+}
+Result<proto::InspectQueuesReply> Client::inspect_queues() {
+  return reply_as<proto::InspectQueuesReply>(control(proto::ControlOp::kInspectQueues, {}));
+}
+Result<proto::InspectFailedReply> Client::inspect_failed(const proto::InspectFailedArgs& args) {
+  return reply_as<proto::InspectFailedReply>(control(proto::ControlOp::kInspectFailed, args));
+}
+Result<proto::PurgeReply> Client::purge(std::optional<std::string> queue) {
+  return reply_as<proto::PurgeReply>(control(proto::ControlOp::kPurge, proto::PurgeArgs{std::move(queue)}));
+}
+Result<proto::RevokeReply> Client::revoke(const Id& task, bool terminate) {
+  return reply_as<proto::RevokeReply>(control(proto::ControlOp::kRevoke, proto::TaskArgs{task, terminate}));
+}
+Result<proto::RetryReply> Client::retry(const Id& task) {
+  return reply_as<proto::RetryReply>(control(proto::ControlOp::kRetry, proto::TaskArgs{task, false}));
+}
+Result<proto::RetryFailedReply> Client::retry_failed(const proto::RetryFailedArgs& args) {
+  return reply_as<proto::RetryFailedReply>(control(proto::ControlOp::kRetryFailed, args));
+}
+Result<proto::WorkerCommandReply> Client::worker_shutdown(const std::string& worker) {
+  return reply_as<proto::WorkerCommandReply>(control(proto::ControlOp::kWorkerShutdown, proto::WorkerArgs{worker, 0}));
+}
+Result<proto::WorkerCommandReply> Client::worker_pool(const std::string& worker, int32_t delta) {
+  return reply_as<proto::WorkerCommandReply>(control(proto::ControlOp::kWorkerPool, proto::WorkerArgs{worker, delta}));
 }
 
 Result<proto::EventPage> Client::replay(uint64_t after_seq, uint32_t max_events) {

@@ -130,8 +130,25 @@ class Client {
   // Returns when every task is terminal, or at `timeout` with the states they have then.
   Result<std::vector<proto::TaskRecord>> wait(std::span<const Id> tasks,
                                               std::chrono::milliseconds timeout);
-  // A control operation (router/router.h lists them); returns the reply's JSON text.
-  Result<std::string> control(const std::string& op, const std::string& args_json = "{}");
+  // Control operations (router/router.h says what each does). Arguments are checked before
+  // anything is sent (proto::check_control); reads (ping, inspect.*) that time out are
+  // kUnavailable, changes kOutcomeUnknown.
+  Result<proto::PingReply> ping();
+  Result<proto::InspectActiveReply> inspect_active();
+  Result<proto::TaskListReply> inspect_reserved();
+  Result<proto::TaskListReply> inspect_scheduled();
+  Result<proto::InspectStatsReply> inspect_stats();
+  Result<proto::InspectRegisteredReply> inspect_registered();
+  Result<proto::InspectQueuesReply> inspect_queues();
+  Result<proto::InspectFailedReply> inspect_failed(const proto::InspectFailedArgs& args = {});
+  Result<proto::PurgeReply> purge(std::optional<std::string> queue = std::nullopt);  // none: every queue
+  Result<proto::RevokeReply> revoke(const Id& task, bool terminate = false);
+  Result<proto::RetryReply> retry(const Id& task);
+  Result<proto::RetryFailedReply> retry_failed(const proto::RetryFailedArgs& args = {});
+  Result<proto::WorkerCommandReply> worker_shutdown(const std::string& worker);
+  Result<proto::WorkerCommandReply> worker_pool(const std::string& worker, int32_t delta);
+  // Any of them by its name: `args` must be what proto::default_control_args(op) holds.
+  Result<proto::ControlResult> control(proto::ControlOp op, proto::ControlArgs args);
   // The event log after `after_seq` (the store's replay), and confirmation of applied events.
   Result<proto::EventPage> replay(uint64_t after_seq, uint32_t max_events);
   Status confirm(uint64_t seq);

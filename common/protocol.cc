@@ -44,6 +44,11 @@ Result<Message> decode_as(std::string_view body) {
       return Status(Code::kBadRequest, std::string(name) + ": body is not a msgpack array");
     T message;
     handle.get().convert(message);
+    if constexpr (std::is_same_v<T, Control>) {
+      if (Status s = check_control(message); !s) return s;
+    } else if constexpr (std::is_same_v<T, ControlReply>) {
+      if (Status s = check_control_reply(message); !s) return s;
+    }
     return Message(std::move(message));
   } catch (const msgpack::insufficient_bytes&) {
     return Status(Code::kBadRequest, std::string(name) + ": truncated body");
@@ -66,7 +71,99 @@ Result<Message> decode_as(std::string_view body) {
   }
 }
 
+constexpr std::string_view kControlOpNames[kControlOpCount] = {
+    "ping",           "inspect.active", "inspect.reserved", "inspect.scheduled", "inspect.stats",
+    "inspect.registered", "inspect.queues", "inspect.failed", "purge",          "revoke",
+    "retry",          "retry.failed",   "worker.shutdown",  "worker.pool"};
+
+Status bad_args(ControlOp op, const std::string& what) {
+  return Status(Code::kBadRequest, std::string(control_op_name(op)) + ": " + what);
+}
+
 }  // namespace
+
+std::string_view control_op_name(ControlOp op) {
+  const auto i = static_cast<size_t>(op);
+  return i < std::size(kControlOpNames) ? kControlOpNames[i] : "unknown";
+}
+
+std::optional<ControlOp> parse_control_op(std::string_view name) {
+  for (size_t i = 0; i < std::size(kControlOpNames); ++i)
+    if (kControlOpNames[i] == name) return static_cast<ControlOp>(i);
+  return std::nullopt;
+}
+
+bool control_op_reads(ControlOp op) { return op <= ControlOp::kInspectFailed; }
+
+ControlArgs default_control_args(ControlOp op) {
+  switch (op) {
+    case ControlOp::kInspectFailed: return InspectFailedArgs{};
+    case ControlOp::kRetryFailed: return RetryFailedArgs{};
+    case ControlOp::kPurge: return PurgeArgs{};
+    case ControlOp::kRevoke:
+    case ControlOp::kRetry: return TaskArgs{};
+    case ControlOp::kWorkerShutdown:
+    case ControlOp::kWorkerPool: return WorkerArgs{};
+    default: return std::monostate{};
+  }
+}
+
+ControlResult default_control_result(ControlOp op) {
+  switch (op) {
+    case ControlOp::kPing: return PingReply{};
+    case ControlOp::kInspectActive: return InspectActiveReply{};
+    case ControlOp::kInspectReserved:
+    case ControlOp::kInspectScheduled: return TaskListReply{};
+    case ControlOp::kInspectStats: return InspectStatsReply{};
+    case ControlOp::kInspectRegistered: return InspectRegisteredReply{};
+    case ControlOp::kInspectQueues: return InspectQueuesReply{};
+    case ControlOp::kInspectFailed: return InspectFailedReply{};
+    case ControlOp::kPurge: return PurgeReply{};
+    case ControlOp::kRevoke: return RevokeReply{};
+    case ControlOp::kRetry: return RetryReply{};
+    case ControlOp::kRetryFailed: return RetryFailedReply{};
+    case ControlOp::kWorkerShutdown:
+    case ControlOp::kWorkerPool: return WorkerCommandReply{};
+  }
+  return std::monostate{};
+}
+
+Control Control::make(ControlOp op, ControlArgs args) {
+  Control c;
+  c.op = std::string(control_op_name(op));
+  c.args = std::move(args);
+  return c;
+}
+
+Status check_control(const Control& control) {
+  const auto op = parse_control_op(control.op);
+  if (!op)
+    return Status(Code::kBadRequest, "unknown control operation '" + control.op.substr(0, 64) + "'");
+  if (control.args.index() != default_control_args(*op).index())
+    return bad_args(*op, "arguments of another operation");
+  auto limit_ok = [](uint32_t limit) { return limit >= 1 && limit <= kMaxControlLimit; };
+  const std::string limit_range = "limit must be 1.." + std::to_string(kMaxControlLimit);
+  if (auto* a = std::get_if<InspectFailedArgs>(&control.args); a && !limit_ok(a->limit)) return bad_args(*op, limit_range);
+  if (auto* a = std::get_if<RetryFailedArgs>(&control.args); a && !limit_ok(a->limit)) return bad_args(*op, limit_range);
+  if (auto* a = std::get_if<TaskArgs>(&control.args); a && *op == ControlOp::kRetry && a->terminate)
+    return bad_args(*op, "terminate is for revoke");
+  if (auto* a = std::get_if<WorkerArgs>(&control.args)) {
+    if (a->worker.empty()) return bad_args(*op, "worker must be a worker name");
+    if (*op == ControlOp::kWorkerShutdown && a->delta != 0) return bad_args(*op, "takes no delta");
+    if (*op == ControlOp::kWorkerPool && (a->delta == 0 || a->delta < -kMaxPoolDelta || a->delta > kMaxPoolDelta))
+      return bad_args(*op, "delta must be a non-zero integer, -" + std::to_string(kMaxPoolDelta) + ".." +
+                               std::to_string(kMaxPoolDelta));
+  }
+  return Status::ok();
+}
+
+Status check_control_reply(const ControlReply& reply) {
+  const auto op = parse_control_op(reply.op);
+  if (!op) return Status(Code::kBadRequest, "CONTROL_REPLY: unknown control operation '" + reply.op.substr(0, 64) + "'");
+  if (reply.reply.index() != default_control_result(*op).index())
+    return Status(Code::kBadRequest, "CONTROL_REPLY: " + reply.op + ": the reply of another operation");
+  return Status::ok();
+}
 
 std::string_view command_name(Command command) {
   switch (command) {
@@ -188,6 +285,52 @@ uint8_t checked_byte(const msgpack::object& o, int count) {
 }
 
 }  // namespace
+
+// Converts element `i` of array `a` into `v` when the array has it (an older peer's shorter
+// array leaves the default).
+template <typename T>
+void field(const msgpack::object_array& a, uint32_t i, T& v) {
+  if (i < a.size) a.ptr[i].convert(v);
+}
+
+// An operation's struct, when the element is there and not nil; nothing for an operation
+// without one (whatever a newer peer put there).
+template <typename Variant>
+void alternative(const msgpack::object_array& a, uint32_t i, Variant& v) {
+  if (i >= a.size || a.ptr[i].is_nil()) return;
+  std::visit([&](auto& alt) {
+    if constexpr (!std::is_same_v<std::decay_t<decltype(alt)>, std::monostate>) a.ptr[i].convert(alt);
+  }, v);
+}
+
+const msgpack::object& convert<zb::proto::Control>::operator()(const msgpack::object& o,
+                                                                zb::proto::Control& v) const {
+  if (o.type != msgpack::type::ARRAY) throw msgpack::type_error();
+  const auto& a = o.via.array;
+  std::string unused_args;
+  field(a, 0, v.corr);
+  field(a, 1, v.op);
+  field(a, 2, unused_args);
+  field(a, 3, v.deadline_ms);
+  const auto op = zb::proto::parse_control_op(v.op);
+  v.args = op ? zb::proto::default_control_args(*op) : zb::proto::ControlArgs();
+  if (op) alternative(a, 4, v.args);
+  return o;
+}
+
+const msgpack::object& convert<zb::proto::ControlReply>::operator()(const msgpack::object& o,
+                                                                     zb::proto::ControlReply& v) const {
+  if (o.type != msgpack::type::ARRAY) throw msgpack::type_error();
+  const auto& a = o.via.array;
+  std::string unused_json;
+  field(a, 0, v.corr);
+  field(a, 1, unused_json);
+  field(a, 2, v.op);
+  const auto op = zb::proto::parse_control_op(v.op);
+  v.reply = op ? zb::proto::default_control_result(*op) : zb::proto::ControlResult();
+  if (op) alternative(a, 3, v.reply);
+  return o;
+}
 
 const msgpack::object& convert<zb::Id>::operator()(const msgpack::object& o, zb::Id& v) const {
   if (o.type != msgpack::type::BIN) throw msgpack::type_error();

@@ -22,8 +22,10 @@
 
 #include <bit>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -291,16 +293,241 @@ struct WaitTasks {
   MSGPACK_DEFINE(corr, tasks, timeout_ms);
 };
 
-// ping | inspect | purge | ... ; args and the reply are JSON text (see router/router.h).
+// ---------------------------------------------------------------------------------------------
+// Control operations: what Control asks and ControlReply answers, one typed struct per
+// operation. On the wire both carry the operation's name (`op`) and a msgpack array of the
+// operation's own struct, decoded by that name; decode() checks the arguments' values
+// (check_control) and refuses an unknown operation. router/router.h lists what each one does.
+
+enum class ControlOp : uint8_t {
+  kPing,
+  kInspectActive,
+  kInspectReserved,
+  kInspectScheduled,
+  kInspectStats,
+  kInspectRegistered,
+  kInspectQueues,
+  kInspectFailed,
+  kPurge,
+  kRevoke,
+  kRetry,
+  kRetryFailed,
+  kWorkerShutdown,
+  kWorkerPool,
+};
+inline constexpr int kControlOpCount = 14;
+// "ping", "inspect.active", ..., "worker.pool": Control::op on the wire.
+std::string_view control_op_name(ControlOp op);
+std::optional<ControlOp> parse_control_op(std::string_view name);
+// ping and inspect.*: they change nothing (a read role may ask them).
+bool control_op_reads(ControlOp op);
+
+// Most tasks inspect.failed lists, and retry.failed re-queues, in one operation.
+inline constexpr uint32_t kMaxControlLimit = 100'000;
+// The largest change of a worker's pool size that worker.pool asks at once.
+inline constexpr int32_t kMaxPoolDelta = 1024;
+
+// The arguments of the operations that take some. Unset queue: every queue.
+struct InspectFailedArgs {
+  std::optional<std::string> queue;
+  uint32_t limit = 100;  // 1..kMaxControlLimit; the router lists at most 1000
+  Id after;              // list after this task id; nil: from the oldest
+  MSGPACK_DEFINE(queue, limit, after);
+};
+struct RetryFailedArgs {
+  std::optional<std::string> queue;
+  uint32_t limit = kMaxControlLimit;  // 1..kMaxControlLimit
+  MSGPACK_DEFINE(queue, limit);
+};
+struct PurgeArgs {
+  std::optional<std::string> queue;
+  MSGPACK_DEFINE(queue);
+};
+// revoke (terminate: stop it if it runs) and retry (terminate unused, false).
+struct TaskArgs {
+  Id task;
+  bool terminate = false;
+  MSGPACK_DEFINE(task, terminate);
+};
+// worker.shutdown (delta unused, 0) and worker.pool (delta: non-zero, ±kMaxPoolDelta).
+struct WorkerArgs {
+  std::string worker;  // the worker's name, as its Ready said
+  int32_t delta = 0;
+  MSGPACK_DEFINE(worker, delta);
+};
+// monostate: the operations without arguments (ping, inspect.* but failed).
+using ControlArgs = std::variant<std::monostate, InspectFailedArgs, RetryFailedArgs, PurgeArgs, TaskArgs, WorkerArgs>;
+// The arguments `op` takes, with their defaults.
+ControlArgs default_control_args(ControlOp op);
+
+// One task in a control reply's list. inspect.active, .reserved and .scheduled fill its
+// identity, eta, created and worker (active: the start too); inspect.failed its identity,
+// error, retries and finish. `worker` is the worker holding it (active, reserved), else the
+// worker of its latest attempt.
+struct TaskRow {
+  Id id;
+  std::string ref;
+  std::string queue;
+  std::string kind;
+  TaskState state = TaskState::kQueued;
+  uint32_t attempt = 0;
+  uint8_t priority = 0;
+  Id group;  // nil: none
+  uint64_t eta_ms = 0;
+  uint64_t created_ms = 0;
+  std::string worker;
+  uint64_t started_ms = 0;
+  std::string error;
+  uint32_t retries = 0;
+  uint64_t finished_ms = 0;
+  MSGPACK_DEFINE(id, ref, queue, kind, state, attempt, priority, group, eta_ms, created_ms, worker, started_ms,
+                 error, retries, finished_ms);
+};
+
+struct PingReply {
+  Id log_id;
+  uint64_t head_seq = 0;
+  uint64_t workers = 0;
+  uint64_t uptime_ms = 0;
+  MSGPACK_DEFINE(log_id, head_seq, workers, uptime_ms);
+};
+// Lists hold at most 1000 tasks; `total` is exact.
+struct WorkerTasks {
+  std::string name;
+  Id session;
+  std::vector<TaskRow> tasks;
+  MSGPACK_DEFINE(name, session, tasks);
+};
+struct InspectActiveReply {  // tasks running on a slot now, per worker
+  std::vector<WorkerTasks> workers;
+  uint64_t total = 0;
+  MSGPACK_DEFINE(workers, total);
+};
+struct TaskListReply {  // inspect.reserved (leased, not started) and inspect.scheduled (ETA, backoff)
+  std::vector<TaskRow> tasks;
+  uint64_t total = 0;
+  MSGPACK_DEFINE(tasks, total);
+};
+struct Refusals {  // messages refused for who sent them (router/router.h, Trust)
+  uint64_t forbidden = 0, foreign_results = 0, foreign_claims = 0, foreign_started = 0, bad_counts = 0,
+           unknown_keys = 0;
+  MSGPACK_DEFINE(forbidden, foreign_results, foreign_claims, foreign_started, bad_counts, unknown_keys);
+};
+struct RouterStats {
+  uint64_t uptime_ms = 0, submitted = 0, succeeded = 0, failed = 0, in_flight = 0, scheduled = 0,
+           groups_active = 0, bad_frames = 0, late_requests = 0;
+  Refusals refused;
+  uint64_t event_seq = 0, event_first_seq = 0, event_confirmed = 0;
+  uint64_t db_used_bytes = 0, db_map_bytes = 0;
+  bool storage_full = false;
+  uint64_t storage_free_bytes = 0, storage_reserve_bytes = 0, storage_failed_commits = 0;
+  std::string durability;  // "fsync" | "nosync"
+  MSGPACK_DEFINE(uptime_ms, submitted, succeeded, failed, in_flight, scheduled, groups_active, bad_frames,
+                 late_requests, refused, event_seq, event_first_seq, event_confirmed, db_used_bytes, db_map_bytes,
+                 storage_full, storage_free_bytes, storage_reserve_bytes, storage_failed_commits, durability);
+};
+struct WorkerStats {
+  std::string name;
+  Id session;
+  std::string hostname;
+  uint32_t pid = 0, concurrency = 0, capacity = 0;
+  uint64_t in_flight = 0;
+  uint32_t busy = 0;
+  uint64_t processed = 0, failed = 0, last_heartbeat_ms = 0, online_ms = 0;
+  bool draining = false;
+  std::vector<std::string> queues;
+  MSGPACK_DEFINE(name, session, hostname, pid, concurrency, capacity, in_flight, busy, processed, failed,
+                 last_heartbeat_ms, online_ms, draining, queues);
+};
+struct InspectStatsReply {
+  RouterStats router;
+  std::vector<WorkerStats> workers;
+  MSGPACK_DEFINE(router, workers);
+};
+struct WorkerRegistration {
+  std::string name;
+  std::vector<std::string> kinds, test_profiles, mcp_servers;
+  MSGPACK_DEFINE(name, kinds, test_profiles, mcp_servers);
+};
+struct InspectRegisteredReply {
+  std::vector<WorkerRegistration> workers;
+  MSGPACK_DEFINE(workers);
+};
+struct QueueStats {
+  std::string name;
+  uint8_t priority = 0;
+  std::string default_kind;
+  uint64_t depth = 0, scheduled = 0, reserved = 0, running = 0;
+  MSGPACK_DEFINE(name, priority, default_kind, depth, scheduled, reserved, running);
+};
+struct InspectQueuesReply {
+  std::vector<QueueStats> queues;
+  MSGPACK_DEFINE(queues);
+};
+struct InspectFailedReply {  // dead letters in submission order
+  uint64_t total = 0;        // every dead letter, of every queue
+  std::vector<TaskRow> tasks;
+  Id next;  // the last task listed when the list reached its limit (the next page's `after`); nil: none
+  MSGPACK_DEFINE(total, tasks, next);
+};
+struct PurgeReply {
+  uint64_t purged = 0;
+  MSGPACK_DEFINE(purged);
+};
+struct RevokeReply {
+  Id revoked;
+  std::string was;  // queued | held | scheduled | terminated
+  MSGPACK_DEFINE(revoked, was);
+};
+struct RetryReply {
+  Id retried;
+  uint32_t attempts_so_far = 0;
+  MSGPACK_DEFINE(retried, attempts_so_far);
+};
+struct RetryFailedReply {
+  uint64_t retried = 0;
+  uint64_t left = 0;  // dead letters still there
+  MSGPACK_DEFINE(retried, left);
+};
+struct WorkerCommandReply {  // worker.shutdown, worker.pool: the command was sent
+  std::string worker;
+  std::string sent;  // the operation's name
+  MSGPACK_DEFINE(worker, sent);
+};
+using ControlResult =
+    std::variant<std::monostate, PingReply, InspectActiveReply, TaskListReply, InspectStatsReply,
+                 InspectRegisteredReply, InspectQueuesReply, InspectFailedReply, PurgeReply, RevokeReply,
+                 RetryReply, RetryFailedReply, WorkerCommandReply>;
+// The reply `op` answers, empty.
+ControlResult default_control_result(ControlOp op);
+
 // deadline_ms as for Submit: an operation arriving later is refused, not carried out.
+// Wire fields: corr, op, (a JSON text once; ignored), deadline_ms, args (decoded by op).
 struct Control {
   static constexpr Command kCommand = Command::kControl;
   uint64_t corr = 0;
   std::string op;
-  std::string args;
   uint64_t deadline_ms = 0;
-  MSGPACK_DEFINE(corr, op, args, deadline_ms);
+  ControlArgs args;
+
+  // A request for `op` with `args` (which must be what default_control_args(op) holds).
+  static Control make(ControlOp op, ControlArgs args = {});
 };
+
+// Wire fields: corr, (a JSON text once; ignored), op, reply (decoded by op).
+struct ControlReply {
+  static constexpr Command kCommand = Command::kControlReply;
+  uint64_t corr = 0;
+  std::string op;
+  ControlResult reply;
+};
+
+// What decode() checks of a Control beyond its types: a known operation whose arguments are
+// the ones it takes, limits within 1..kMaxControlLimit, a worker name, a pool delta within
+// ±kMaxPoolDelta and not 0 (kBadRequest naming the operation and the field). The client
+// checks with it before sending. A ControlReply must name a known operation with its reply.
+Status check_control(const Control& control);
+Status check_control_reply(const ControlReply& reply);
 
 // Events with seq > after_seq, at most max_events of them (the Clone pattern's snapshot).
 struct Replay {
@@ -345,13 +572,6 @@ struct GroupInfo {
   uint64_t corr = 0;
   GroupRecord group;
   MSGPACK_DEFINE(corr, group);
-};
-
-struct ControlReply {
-  static constexpr Command kCommand = Command::kControlReply;
-  uint64_t corr = 0;
-  std::string json;
-  MSGPACK_DEFINE(corr, json);
 };
 
 struct EventPage {
@@ -543,6 +763,13 @@ namespace msgpack {
 MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
 namespace adaptor {
 
+// An operation without arguments (or without a reply body) travels as nil.
+template <typename Stream, typename T>
+void pack_alternative(packer<Stream>& o, const T& value) {
+  if constexpr (std::is_same_v<T, std::monostate>) o.pack_nil();
+  else o.pack(value);
+}
+
 template <>
 struct convert<zb::Id> {
   const msgpack::object& operator()(const msgpack::object& o, zb::Id& v) const;
@@ -590,6 +817,41 @@ struct pack<zb::proto::OutcomeStatus> {
   template <typename Stream>
   packer<Stream>& operator()(packer<Stream>& o, const zb::proto::OutcomeStatus& v) const {
     return o.pack_uint8(static_cast<uint8_t>(v));
+  }
+};
+
+// Control and ControlReply: the args or reply is converted as the struct `op` names.
+template <>
+struct convert<zb::proto::Control> {
+  const msgpack::object& operator()(const msgpack::object& o, zb::proto::Control& v) const;
+};
+template <>
+struct pack<zb::proto::Control> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const zb::proto::Control& v) const {
+    o.pack_array(5);
+    o.pack(v.corr);
+    o.pack(v.op);
+    o.pack(std::string_view());
+    o.pack(v.deadline_ms);
+    std::visit([&](const auto& a) { pack_alternative(o, a); }, v.args);
+    return o;
+  }
+};
+template <>
+struct convert<zb::proto::ControlReply> {
+  const msgpack::object& operator()(const msgpack::object& o, zb::proto::ControlReply& v) const;
+};
+template <>
+struct pack<zb::proto::ControlReply> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const zb::proto::ControlReply& v) const {
+    o.pack_array(4);
+    o.pack(v.corr);
+    o.pack(std::string_view());
+    o.pack(v.op);
+    std::visit([&](const auto& r) { pack_alternative(o, r); }, v.reply);
+    return o;
   }
 };
 

@@ -184,12 +184,19 @@ class Core {
 
   // control.cc
   void on_control(const std::string& rid, const proto::Control& control);
-  Result<std::string> control_json(const std::string& op, const std::string& args);
-  Result<std::string> purge(const std::optional<std::string>& queue);
-  Result<std::string> revoke(const Id& task, bool terminate);
-  Result<std::string> retry(const Id& task);
-  Result<std::string> inspect_failed(const std::string& queue, size_t limit, const Id& after);
-  Result<std::string> retry_failed(const std::string& queue, size_t limit);
+  Result<proto::ControlResult> run_control(proto::ControlOp op, const proto::ControlArgs& args);
+  proto::TaskRow task_row(const Id& id);
+  proto::ControlResult inspect_leases(bool started);
+  proto::TaskListReply inspect_scheduled();
+  proto::InspectStatsReply inspect_stats();
+  proto::InspectRegisteredReply inspect_registered() const;
+  proto::InspectQueuesReply inspect_queues() const;
+  Result<proto::WorkerCommandReply> command_worker(proto::ControlOp op, const proto::WorkerArgs& args);
+  Result<proto::PurgeReply> purge(const std::optional<std::string>& queue);
+  Result<proto::RevokeReply> revoke(const Id& task, bool terminate);
+  Result<proto::RetryReply> retry(const Id& task);
+  Result<proto::InspectFailedReply> inspect_failed(const proto::InspectFailedArgs& args);
+  Result<proto::RetryFailedReply> retry_failed(const proto::RetryFailedArgs& args);
 
   // expiry.cc: deletes finished tasks, groups and idempotency keys older than the result TTL.
   void expire_results(uint64_t now_unix_ms);

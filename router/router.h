@@ -32,24 +32,35 @@
 //   start notices and claims count only for leases its own session holds; counts it announces
 //   are bounded. Every refusal is counted (inspect.stats "refused") and logged.
 //
-// Control operations (proto::Control.op; args and reply are JSON objects):
-//   ping                 → {"pong":true,"log_id":..,"head_seq":N,"workers":N,"uptime_ms":N}
-//   inspect.active       → {"workers":[{"name","session","tasks":[{task fields}]}],"total":N}
-//                          tasks running on a worker's slot now
-//   inspect.reserved     → {"tasks":[...],"total":N}  taken by a worker, not started (prefetched)
-//   inspect.scheduled    → {"tasks":[...],"total":N}  waiting for an ETA, countdown or retry backoff
-//                          (lists hold at most 1000 tasks; totals are exact)
-//   inspect.stats        → {"router":{...},"workers":[{name,hostname,pid,concurrency,capacity,
-//                           in_flight,busy,processed,failed,last_heartbeat_ms,queues}]}
-//   inspect.registered   → {"workers":[{"name","kinds":[...],"test_profiles":[...],"mcp_servers":[...]}]}
-//   inspect.queues       → {"queues":[{"name","priority","depth","scheduled","reserved","running"}]}
-//   purge {"queue":Q}    → {"purged":N}   queued tasks of Q (all queues when absent) are revoked
-//   revoke {"task":ID,"terminate":b} → {"revoked":ID,"was":state}
-//   retry {"task":ID}    → {"retried":ID}  a failed or revoked task runs again (new attempt)
-//   inspect.failed {"queue":Q,"limit":N,"after":ID}
-//                        → {"total":N,"tasks":[...]}  dead letters: tasks failed for good
-//   retry.failed {"queue":Q,"limit":N} → {"retried":N,"left":N}  bulk retry of dead letters
-// Unknown ops answer Error 400.
+// Control operations: proto::Control.op names one, its arguments and reply are the typed
+// structs of common/protocol.h (their JSON view, what the HTTP API and `--json` show, is
+// common/control_json.h). decode() has checked the arguments' ranges; the router checks what
+// only it knows (a declared queue, a task's state, a worker online).
+//   op                  arguments               reply
+//   ping                 -                      PingReply: log_id, head_seq, workers online, uptime_ms
+//   inspect.active       -                      InspectActiveReply: per worker, the tasks running on a slot now
+//   inspect.reserved     -                      TaskListReply: taken by a worker, not started (prefetched)
+//   inspect.scheduled    -                      TaskListReply: waiting for an ETA, countdown or retry backoff
+//                        (lists hold at most 1000 TaskRows; totals are exact)
+//   inspect.stats        -                      InspectStatsReply: RouterStats (counters, refusals, event log,
+//                                               storage, durability) and per worker WorkerStats
+//   inspect.registered   -                      InspectRegisteredReply: per worker kinds, test profiles, MCP servers
+//   inspect.queues       -                      InspectQueuesReply: per queue priority, default kind, depth,
+//                                               scheduled, reserved, running
+//   inspect.failed       InspectFailedArgs      InspectFailedReply: dead letters (tasks failed for good) after
+//                        (queue, limit, after)  `after`, at most min(limit, 1000), `next` when the list is full
+//   purge                PurgeArgs (queue)      PurgeReply: queued tasks of the queue (all queues when unset)
+//                                               are revoked
+//   revoke               TaskArgs (task,        RevokeReply: was queued | held | scheduled | terminated (a
+//                        terminate)             running task only with terminate)
+//   retry                TaskArgs (task)        RetryReply: a failed or revoked task runs again (new attempt)
+//   retry.failed         RetryFailedArgs        RetryFailedReply: dead letters re-queued, and those left
+//                        (queue, limit)
+//   worker.shutdown      WorkerArgs (worker)    WorkerCommandReply: the worker is told to shut down warm
+//   worker.pool          WorkerArgs (worker,    WorkerCommandReply: the worker is told to change its slots
+//                        delta)
+// Errors: 400 (refused on decode), 404 (no such task or worker), 409 (not in a state for it),
+// 422 (unknown queue), 504 (timeout) after the request's deadline: not carried out.
 #pragma once
 
 #include <atomic>

@@ -1,62 +1,44 @@
 #include "store/cluster_view.h"
 
-#include <nlohmann/json.hpp>
-
 namespace zb::store {
 namespace {
-
-using nlohmann::json;
 
 constexpr auto kFresh = std::chrono::seconds(1);
 constexpr auto kAskAgainAfter = std::chrono::milliseconds(100);
 
-// A control reply as JSON; kUnavailable when the router did not answer or answered nonsense.
-Result<json> ask(const ClusterView::Ask& ask_router, const char* op) {
+// The router's reply to `op`; kUnavailable when it did not answer or answered another operation.
+template <typename Reply>
+Result<Reply> ask(const ClusterView::Ask& ask_router, proto::ControlOp op) {
+  const std::string name(proto::control_op_name(op));
   auto reply = ask_router(op);
   if (!reply)
-    return Status(Code::kUnavailable, std::string("cannot check the submission against the router (") + op +
+    return Status(Code::kUnavailable, "cannot check the submission against the router (" + name +
                                           "): " + reply.status().message());
-  json j = json::parse(*reply, nullptr, false);
-  if (!j.is_object()) return Status(Code::kUnavailable, std::string("the router's ") + op + " reply is not a JSON object");
-  return j;
-}
-
-void add_names(const json& worker, const char* key, std::set<std::string>& into) {
-  auto it = worker.find(key);
-  if (it == worker.end() || !it->is_array()) return;
-  for (const auto& name : *it)
-    if (name.is_string()) into.insert(name.get<std::string>());
+  auto* r = std::get_if<Reply>(&*reply);
+  if (!r) return Status(Code::kUnavailable, "the router's " + name + " reply is of another operation");
+  return std::move(*r);
 }
 
 }  // namespace
 
 Result<ClusterView::Registry> ClusterView::fetch_registry() {
-  auto reply = ask(ask_, "inspect.registered");
+  auto reply = ask<proto::InspectRegisteredReply>(ask_, proto::ControlOp::kInspectRegistered);
   if (!reply) return reply.status();
   Registry r;
   r.fetched = Clock::now();
-  if (auto workers = reply->find("workers"); workers != reply->end() && workers->is_array()) {
-    for (const auto& w : *workers) {
-      if (!w.is_object()) continue;
-      add_names(w, "test_profiles", r.test_profiles);
-      add_names(w, "mcp_servers", r.mcp_servers);
-    }
+  for (const auto& w : reply->workers) {
+    r.test_profiles.insert(w.test_profiles.begin(), w.test_profiles.end());
+    r.mcp_servers.insert(w.mcp_servers.begin(), w.mcp_servers.end());
   }
   return r;
 }
 
 Result<ClusterView::Queues> ClusterView::fetch_queues() {
-  auto reply = ask(ask_, "inspect.queues");
+  auto reply = ask<proto::InspectQueuesReply>(ask_, proto::ControlOp::kInspectQueues);
   if (!reply) return reply.status();
   Queues q;
   q.fetched = Clock::now();
-  if (auto queues = reply->find("queues"); queues != reply->end() && queues->is_array()) {
-    for (const auto& e : *queues) {
-      if (!e.is_object() || !e.contains("name") || !e["name"].is_string()) continue;
-      const json kind = e.value("default_kind", json());
-      q.default_kinds[e["name"].get<std::string>()] = kind.is_string() ? kind.get<std::string>() : std::string();
-    }
-  }
+  for (const auto& e : reply->queues) q.default_kinds[e.name] = e.default_kind;
   return q;
 }
 

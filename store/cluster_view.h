@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 
+#include "common/protocol.h"
 #include "common/status.h"
 
 namespace zb::store {
@@ -24,9 +25,9 @@ class ClientPool;
 
 class ClusterView {
  public:
-  // Asks the router a control operation ("inspect.queues", "inspect.registered") with no
-  // arguments; its reply's JSON text.
-  using Ask = std::function<Result<std::string>(const char* op)>;
+  // Asks the router a control operation (inspect.queues, inspect.registered) that takes no
+  // arguments; its reply.
+  using Ask = std::function<Result<proto::ControlResult>(proto::ControlOp op)>;
   // Through the router's clients (defined with ClientPool, store/http_api.cc).
   explicit ClusterView(ClientPool& pool);
   // Through `ask`: the same checks against replies from elsewhere (fixed ones, in the fuzz

@@ -1,9 +1,10 @@
 // Inspection and control, forwarded to the router: workers, queues, ping, inspect, purge, dead
 // letters, revoke and retry of a task, and the worker actions (shutdown, pool size). The
-// router's reply is the answer; the store checks the request's body first.
+// router's typed reply is the answer, in its JSON view (common/control_json.h); the store
+// checks the request's body first (store/control_request.h).
 #include <nlohmann/json.hpp>
 
-#include "common/text.h"
+#include "common/control_json.h"
 #include "store/control_request.h"
 #include "store/http_api.h"
 #include "store/http_json.h"
@@ -12,56 +13,59 @@ namespace zb::store {
 namespace {
 
 using nlohmann::json;
+using proto::ControlOp;
 
-// Sends the router's reply to `op` (with `args`) as the answer.
-void reply_from_router(ClientPool& pool, const std::string& op, const std::string& args, httplib::Response& res) {
-  auto reply = pool.with([&](Client& c) { return c.control(op, args); });
+// Sends the router's reply to `op` (with `args`) in its JSON view, or its member `pick`.
+void reply_from_router(ClientPool& pool, ControlOp op, proto::ControlArgs args, httplib::Response& res,
+                       const char* pick = nullptr) {
+  auto reply = pool.with([&](Client& c) { return c.control(op, std::move(args)); });
   if (!reply) return send_error(res, reply.status());
-  send_json(res, 200, json::parse(*reply, nullptr, false));
+  json j = control_json(*reply);
+  send_json(res, 200, pick ? j[pick] : j);
 }
 
-// A route answering `op` without arguments: the whole reply, or its member `pick`.
-HttpServer::Handler forward(ClientPool& pool, const std::string& op, const std::string& pick) {
+// A route answering `op` with its default arguments.
+HttpServer::Handler forward(ClientPool& pool, ControlOp op, const char* pick = nullptr) {
   return [&pool, op, pick](const httplib::Request&, httplib::Response& res) {
-    auto reply = pool.with([&](Client& c) { return c.control(op, "{}"); });
-    if (!reply) return send_error(res, reply.status());
-    json j = json::parse(*reply, nullptr, false);
-    send_json(res, 200, pick.empty() ? j : j[pick]);
+    reply_from_router(pool, op, proto::default_control_args(op), res, pick);
   };
 }
 
 void install_inspection(HttpServer& server, ClientPool& pool) {
-  server.Get("/api/v1/workers", forward(pool, "inspect.stats", "workers"));
-  server.Get("/api/v1/queues", forward(pool, "inspect.queues", "queues"));
-  server.Get("/api/v1/ping", forward(pool, "ping", ""));
+  server.Get("/api/v1/workers", forward(pool, ControlOp::kInspectStats, "workers"));
+  server.Get("/api/v1/queues", forward(pool, ControlOp::kInspectQueues, "queues"));
+  server.Get("/api/v1/ping", forward(pool, ControlOp::kPing));
   server.Get("/api/v1/inspect/([^/]+)", [&pool](const httplib::Request& req, httplib::Response& res) {
     const std::string what = req.matches[1].str();
-    if (what != "active" && what != "reserved" && what != "scheduled" && what != "stats" && what != "registered" &&
-        what != "queues" && what != "failed")
+    auto op = proto::parse_control_op("inspect." + what);
+    if (!op)
       return send_error(res, Status(Code::kNotFound, "inspect what? active|reserved|scheduled|stats|registered|queues|failed"));
-    forward(pool, "inspect." + what, "")(req, res);
+    forward(pool, *op)(req, res);
   });
 }
 
 // Dead letters: GET /api/v1/dead?queue=Q&limit=N&after=ID; POST /api/v1/dead/retry {"queue","limit"}.
 void install_dead_letters(HttpServer& server, ClientPool& pool) {
   server.Get("/api/v1/dead", [&pool](const httplib::Request& req, httplib::Response& res) {
-    json args = json::object();
-    if (req.has_param("queue")) args["queue"] = req.get_param_value("queue");
-    if (req.has_param("after")) args["after"] = req.get_param_value("after");
+    proto::InspectFailedArgs args;
+    if (req.has_param("queue")) args.queue = req.get_param_value("queue");
+    if (req.has_param("after")) {
+      auto after = Id::parse(req.get_param_value("after"));
+      if (!after) return send_error(res, Status(Code::kBadRequest, "inspect.failed: after must be a task id"));
+      args.after = *after;
+    }
     auto limit = query_size(req, "limit", 100, 1000);
     if (!limit) return send_error(res, limit.status());
     if (*limit == 0) return send_error(res, Status(Code::kBadRequest, "limit must be 1..1000"));
-    args["limit"] = *limit;
-    reply_from_router(pool, "inspect.failed", json_text(args), res);
+    args.limit = static_cast<uint32_t>(*limit);
+    reply_from_router(pool, ControlOp::kInspectFailed, args, res);
   });
   server.Post("/api/v1/dead/retry", [&pool](const httplib::Request& req, httplib::Response& res) {
     auto body = parse_optional_body(req);
     if (!body) return send_error(res, body.status());
-    // The router checks the values (queue known, limit in range).
-    auto args = dead_retry_args(*body);
+    auto args = dead_retry_args(*body);  // the router checks that the queue is declared
     if (!args) return send_error(res, args.status());
-    reply_from_router(pool, "retry.failed", json_text(*args), res);
+    reply_from_router(pool, ControlOp::kRetryFailed, *args, res);
   });
 }
 
@@ -71,7 +75,7 @@ void install_changes(HttpServer& server, ClientPool& pool) {
     if (!body) return send_error(res, body.status());
     auto args = purge_args(*body);
     if (!args) return send_error(res, args.status());
-    reply_from_router(pool, "purge", json_text(*args), res);
+    reply_from_router(pool, ControlOp::kPurge, *args, res);
   });
   // POST /api/v1/tasks/{id}/revoke {"terminate": bool} and /retry {}.
   for (const std::string op : {"revoke", "retry"}) {
@@ -80,7 +84,7 @@ void install_changes(HttpServer& server, ClientPool& pool) {
       if (!body) return send_error(res, body.status());
       auto args = task_control_args(op, req.matches[1].str(), *body);
       if (!args) return send_error(res, args.status());
-      reply_from_router(pool, op, json_text(*args), res);
+      reply_from_router(pool, op == "revoke" ? ControlOp::kRevoke : ControlOp::kRetry, *args, res);
     });
   }
   // POST /api/v1/workers/{name}/shutdown and /pool {"delta": N}.
@@ -90,7 +94,7 @@ void install_changes(HttpServer& server, ClientPool& pool) {
       if (!body) return send_error(res, body.status());
       auto args = worker_control_args(action, req.matches[1].str(), *body);
       if (!args) return send_error(res, args.status());
-      reply_from_router(pool, "worker." + action, json_text(*args), res);
+      reply_from_router(pool, action == "pool" ? ControlOp::kWorkerPool : ControlOp::kWorkerShutdown, *args, res);
     });
   }
 }

@@ -71,7 +71,9 @@ void ClientPool::give(std::unique_ptr<Client> c) {
 }
 
 ClusterView::ClusterView(ClientPool& pool)
-    : ClusterView(Ask([&pool](const char* op) { return pool.with([&](Client& c) { return c.control(op); }); })) {}
+    : ClusterView(Ask([&pool](proto::ControlOp op) {
+        return pool.with([&](Client& c) { return c.control(op, proto::default_control_args(op)); });
+      })) {}
 
 void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
                     const HttpLimits& limits, const Authenticator& auth) {

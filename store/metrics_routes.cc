@@ -37,44 +37,37 @@ void write_store_metrics(std::ostream& out, const Counters& c, uint64_t applied)
 }
 
 // Per queue, from the router's inspect.queues reply: ready, running, waiting for their ETA.
-void write_queue_metrics(std::ostream& out, const std::string& reply) {
-  json q = json::parse(reply, nullptr, false);
-  if (!q.is_object() || !q.contains("queues") || !q["queues"].is_array()) q = json{{"queues", json::array()}};
+void write_queue_metrics(std::ostream& out, const proto::InspectQueuesReply& reply) {
   out << "# HELP zbatch_queue_depth Tasks ready to run.\n# TYPE zbatch_queue_depth gauge\n";
-  for (const auto& e : q["queues"]) out << "zbatch_queue_depth{queue=\"" << e["name"].get<std::string>() << "\"} " << e["depth"] << "\n";
+  for (const auto& q : reply.queues) out << "zbatch_queue_depth{queue=\"" << q.name << "\"} " << q.depth << "\n";
   out << "# HELP zbatch_queue_running Tasks running.\n# TYPE zbatch_queue_running gauge\n";
-  for (const auto& e : q["queues"]) out << "zbatch_queue_running{queue=\"" << e["name"].get<std::string>() << "\"} " << e["running"] << "\n";
+  for (const auto& q : reply.queues) out << "zbatch_queue_running{queue=\"" << q.name << "\"} " << q.running << "\n";
   out << "# HELP zbatch_queue_scheduled Tasks waiting for their ETA.\n# TYPE zbatch_queue_scheduled gauge\n";
-  for (const auto& e : q["queues"]) out << "zbatch_queue_scheduled{queue=\"" << e["name"].get<std::string>() << "\"} " << e["scheduled"] << "\n";
+  for (const auto& q : reply.queues) out << "zbatch_queue_scheduled{queue=\"" << q.name << "\"} " << q.scheduled << "\n";
 }
 
 // From the router's inspect.stats reply: workers online, storage, what it refused.
-void write_router_metrics(std::ostream& out, const std::string& reply) {
-  const json s = json::parse(reply, nullptr, false);
-  const json none = json::object();
-  const json& workers = s.is_object() && s.contains("workers") ? s["workers"] : none;
-  const json& router = s.is_object() && s.contains("router") && s["router"].is_object() ? s["router"] : none;
-  auto count = [](const json& j, const char* key) {
-    return j.contains(key) && j[key].is_number_unsigned() ? j[key].get<uint64_t>() : uint64_t{0};
-  };
+void write_router_metrics(std::ostream& out, const proto::InspectStatsReply& reply) {
+  const proto::RouterStats& router = reply.router;
   out << "# HELP zbatch_workers Workers online.\n# TYPE zbatch_workers gauge\nzbatch_workers "
-      << (workers.is_array() ? workers.size() : 0) << "\n";
+      << reply.workers.size() << "\n";
   out << "# HELP zbatch_router_storage_full Whether the router refuses submissions for want of space.\n"
          "# TYPE zbatch_router_storage_full gauge\nzbatch_router_storage_full "
-      << (router.contains("storage_full") && router["storage_full"] == true ? 1 : 0) << "\n";
+      << (router.storage_full ? 1 : 0) << "\n";
   out << "# HELP zbatch_router_bad_frames_total Messages the router could not decode.\n"
          "# TYPE zbatch_router_bad_frames_total counter\nzbatch_router_bad_frames_total "
-      << count(router, "bad_frames") << "\n";
+      << router.bad_frames << "\n";
   out << "# HELP zbatch_router_late_requests_total Requests refused for arriving after their deadline.\n"
          "# TYPE zbatch_router_late_requests_total counter\nzbatch_router_late_requests_total "
-      << count(router, "late_requests") << "\n";
+      << router.late_requests << "\n";
   // docs/SECURITY.md: what the router refused on its ZeroMQ sockets, by reason.
-  const json& refused = router.contains("refused") && router["refused"].is_object() ? router["refused"] : none;
+  const proto::Refusals& r = router.refused;
   out << "# HELP zbatch_router_refused_total Messages and connections the router refused, by reason.\n"
          "# TYPE zbatch_router_refused_total counter\n";
-  for (const char* reason : {"unknown_keys", "forbidden", "foreign_results", "foreign_claims", "foreign_started",
-                             "bad_counts"})
-    out << "zbatch_router_refused_total{reason=\"" << reason << "\"} " << count(refused, reason) << "\n";
+  for (auto [reason, n] : {std::pair{"unknown_keys", r.unknown_keys}, {"forbidden", r.forbidden},
+                           {"foreign_results", r.foreign_results}, {"foreign_claims", r.foreign_claims},
+                           {"foreign_started", r.foreign_started}, {"bad_counts", r.bad_counts}})
+    out << "zbatch_router_refused_total{reason=\"" << reason << "\"} " << n << "\n";
 }
 
 void send_metrics(const Api& api, httplib::Response& res) {
@@ -82,8 +75,8 @@ void send_metrics(const Api& api, httplib::Response& res) {
   if (!counts) return send_error(res, counts.status());
   std::ostringstream out;
   write_store_metrics(out, *counts, api.db.applied());
-  auto queues = api.pool.with([&](Client& cl) { return cl.control("inspect.queues"); });
-  auto stats = api.pool.with([&](Client& cl) { return cl.control("inspect.stats"); });
+  auto queues = api.pool.with([&](Client& cl) { return cl.inspect_queues(); });
+  auto stats = api.pool.with([&](Client& cl) { return cl.inspect_stats(); });
   out << "# HELP zbatch_router_up Whether the router answered this scrape.\n# TYPE zbatch_router_up gauge\n"
       << "zbatch_router_up " << (queues && stats ? 1 : 0) << "\n";
   if (queues) write_queue_metrics(out, *queues);

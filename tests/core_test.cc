@@ -305,8 +305,7 @@ TEST_F(CoreTest, GroupCountersAndParallelAdmissionLiveInTheGroupTable) {
 
   // Revoke the held task: the group counts it, the allowance is not touched.
   ASSERT_EQ(core_->groups().active(group)->held.size(), 1u);
-  proto::Control revoke{1, "revoke", "{\"task\":\"" + ids[3].to_string() + "\"}", 0};
-  frontend(revoke);
+  frontend(proto::Control::make(proto::ControlOp::kRevoke, proto::TaskArgs{ids[3], false}));
   EXPECT_EQ(record(ids[3]).state, S::kRevoked);
   EXPECT_EQ(core_->groups().active(group)->record.revoked, 1u);
   EXPECT_EQ(core_->groups().active(group)->admitted, 2u);
@@ -352,7 +351,7 @@ TEST_F(CoreTest, AnExplicitRetryOfADeadLetterReopensItsGroup) {
   auto tasks = assigned(ready("w1", 1), "w1");
   backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kFailed, "Fatal: no")}});
   ASSERT_EQ(record(id).state, S::kFailed);
-  Effects out = frontend(proto::Control{2, "retry", "{\"task\":\"" + id.to_string() + "\"}", 0});
+  Effects out = frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{id, false}));
   ASSERT_EQ(count(out, EventType::kTaskQueued), 1u);
   for (const auto& ev : out.events) {
     if (ev.type == EventType::kTaskQueued) {

@@ -52,8 +52,8 @@ class Curve : public ::testing::Test {
     return std::move(Client::connect(o).value());
   }
   uint64_t workers_online() {
-    auto r = client("ops")->control("ping");
-    return r ? json::parse(*r)["workers"].get<uint64_t>() : 0;
+    auto r = client("ops")->ping();
+    return r ? r->workers : 0;
   }
 
   TempDir keys_;
@@ -88,21 +88,21 @@ TEST_F(Curve, EachRoleDoesOnlyItsPart) {
   EXPECT_EQ(finish_one(*ops, *id).state, TaskState::kSucceeded);
 
   auto dash = client("dash");
-  EXPECT_TRUE(dash->control("ping"));
+  EXPECT_TRUE(dash->ping());
   EXPECT_TRUE(dash->status(*id));
-  EXPECT_TRUE(dash->control("inspect.queues"));
+  EXPECT_TRUE(dash->inspect_queues());
   auto submitted = dash->submit(task("echo", "{}"));
   ASSERT_FALSE(submitted);
   EXPECT_EQ(submitted.status().code(), Code::kForbidden) << submitted.status().message();
-  EXPECT_EQ(dash->control("purge", "{}").status().code(), Code::kForbidden);
+  EXPECT_EQ(dash->purge().status().code(), Code::kForbidden);
 
   auto ci = client("ci");
   EXPECT_TRUE(ci->submit(task("echo", "{}"))) << cluster_.logs();
-  auto revoke = ci->control("revoke", json{{"task", id->to_string()}}.dump());
+  auto revoke = ci->revoke(*id);
   EXPECT_EQ(revoke.status().code(), Code::kForbidden);
   EXPECT_EQ(ci->replay(0, 10).status().code(), Code::kForbidden) << "only the store's key replays events";
-  EXPECT_TRUE(ops->control("purge", "{}"));
-  EXPECT_GE(json::parse(*ops->control("inspect.stats"))["router"]["refused"]["forbidden"].get<int>(), 4);
+  EXPECT_TRUE(ops->purge());
+  EXPECT_GE(ops->inspect_stats()->router.refused.forbidden, 4u);
 }
 
 TEST_F(Curve, UnknownKeysPlaintextPeersAndWrongRolesGetNothing) {
@@ -111,7 +111,7 @@ TEST_F(Curve, UnknownKeysPlaintextPeersAndWrongRolesGetNothing) {
   ASSERT_TRUE(wait_until([&] { return workers_online() == 1; }, 10s)) << cluster_.logs();
   for (const std::string who : {"stranger", "", "w1"}) {  // unknown key, plaintext, a worker's key on the frontend
     auto c = client(who, 500ms);
-    auto ping = c->control("ping");
+    auto ping = c->ping();
     ASSERT_FALSE(ping) << (who.empty() ? "plaintext" : who);
     EXPECT_EQ(ping.status().code(), Code::kUnavailable) << ping.status().message();
   }
@@ -148,14 +148,14 @@ TEST_F(Curve, UnknownKeysPlaintextPeersAndWrongRolesGetNothing) {
 
 TEST_F(Curve, AllowListChangesTakeEffectWithoutARestart) {
   cluster_.start_router(router_args());
-  ASSERT_TRUE(wait_until([&] { return client("ops")->control("ping").is_ok(); }, 10s)) << cluster_.logs();
-  EXPECT_FALSE(client("late", 500ms)->control("ping"));
+  ASSERT_TRUE(wait_until([&] { return client("ops")->ping().is_ok(); }, 10s)) << cluster_.logs();
+  EXPECT_FALSE(client("late", 500ms)->ping());
   std::ofstream(allow_, std::ios::app) << "read " << public_["late"] << " late-comer\n";
-  EXPECT_TRUE(wait_until([&] { return client("late", 500ms)->control("ping").is_ok(); }, 10s)) << cluster_.logs();
+  EXPECT_TRUE(wait_until([&] { return client("late", 500ms)->ping().is_ok(); }, 10s)) << cluster_.logs();
   // A broken list is not applied: the previous one stays.
   std::ofstream(allow_, std::ios::app) << "superuser " << public_["stranger"] << "\n";
   EXPECT_TRUE(wait_until([&] { return cluster_.router().log().find("not reloaded") != std::string::npos; }, 10s));
-  EXPECT_TRUE(client("late", 1000ms)->control("ping"));
+  EXPECT_TRUE(client("late", 1000ms)->ping());
 }
 
 TEST(CurveRules, EndpointsOffLoopbackNeedCurveOrAnExplicitOptOut) {

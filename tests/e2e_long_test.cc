@@ -94,8 +94,11 @@ TEST(RetryStorm, TenThousandFailingTasksRetriedThreeTimesEndWithExactCounts) {
   EXPECT_EQ(g->failed, 10000u);
   EXPECT_EQ(g->succeeded, 0u);
   EXPECT_TRUE(g->ready());
-  auto dead = json::parse(*client->control("inspect.failed", R"({"limit":1})"));
-  EXPECT_EQ(dead["total"], 10000);
+  proto::InspectFailedArgs one;
+  one.limit = 1;
+  auto dead = client->inspect_failed(one);
+  ASSERT_TRUE(dead) << dead.status().to_string();
+  EXPECT_EQ(dead->total, 10000u);
   auto stats = cluster.stats();
   EXPECT_EQ(stats["router"]["failed"], 10000);
   EXPECT_EQ(stats["router"]["in_flight"], 0);

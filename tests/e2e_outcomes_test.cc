@@ -147,7 +147,7 @@ TEST(Outcomes, InterruptedGroupSubmissionIsCompletedByARepeatWithItsKey) {
 
   // The whole group goes to a router that reads nothing, and dies with it in its socket.
   auto c = cluster.client(700ms);
-  ASSERT_TRUE(c->control("ping"));
+  ASSERT_TRUE(c->ping());
   cluster.router().signal(SIGSTOP);
   auto unknown = c->submit_group(tasks, go);
   ASSERT_FALSE(unknown);
@@ -216,7 +216,7 @@ TEST(Outcomes, ControlOperationsArrivingLateAreNotCarriedOut) {
   auto queued = c->submit(task("echo", "{}"));
   ASSERT_TRUE(queued);
   cluster.router().signal(SIGSTOP);
-  auto purge = c->control("purge", R"({"queue":"default"})");
+  auto purge = c->purge("default");
   cluster.router().signal(SIGCONT);
   ASSERT_FALSE(purge);
   EXPECT_EQ(purge.status().code(), Code::kOutcomeUnknown);

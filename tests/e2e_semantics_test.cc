@@ -73,11 +73,14 @@ retry_on = ["Flaky"]
   EXPECT_GE(elapsed, 1400ms);
 
   // Both are dead letters; retrying them all runs them again with their history kept.
-  auto dead = json::parse(*client_->control("inspect.failed", R"({"queue":"flaky"})"));
-  EXPECT_EQ(dead["total"], 2);
-  ASSERT_EQ(dead["tasks"].size(), 2u);
-  std::set<std::string> ids{dead["tasks"][0]["id"], dead["tasks"][1]["id"]};
-  EXPECT_TRUE(ids.count(flaky.to_string()) && ids.count(other.to_string()));
+  proto::InspectFailedArgs of_flaky;
+  of_flaky.queue = "flaky";
+  auto dead = client_->inspect_failed(of_flaky);
+  ASSERT_TRUE(dead) << dead.status().to_string();
+  EXPECT_EQ(dead->total, 2u);
+  ASSERT_EQ(dead->tasks.size(), 2u);
+  std::set<Id> ids{dead->tasks[0].id, dead->tasks[1].id};
+  EXPECT_TRUE(ids.count(flaky) && ids.count(other));
   auto cli = zbatch(cluster_, {"inspect", "failed", "--json"});
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_EQ(json::parse(cli.out)["total"], 2);

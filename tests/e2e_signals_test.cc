@@ -13,11 +13,10 @@ using nlohmann::json;
 // Busy slots of the named worker, as the router last heard.
 // Tasks running on the named worker's slots now (inspect.active: Started, not just leased).
 int busy_of(Cluster& cluster, const std::string& name) {
-  auto r = cluster.client()->control("inspect.active");
+  auto r = cluster.client()->inspect_active();
   if (!r) return -1;
-  const json active = json::parse(*r);  // a named value: a range over a temporary's member dangles
-  for (const auto& w : active["workers"])
-    if (w["name"] == name) return static_cast<int>(w["tasks"].size());
+  for (const auto& w : r->workers)
+    if (w.name == name) return static_cast<int>(w.tasks.size());
   return -1;
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "common/control_json.h"
 #include "tests/support/harness.h"
 
 namespace zb::testing {
@@ -69,15 +70,16 @@ class Cluster {
   bool ready(size_t workers, std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
     auto c = client(std::chrono::milliseconds(300));
     return wait_until([&] {
-      auto r = c->control("ping");
-      return r && nlohmann::json::parse(*r)["workers"].get<size_t>() == workers;
+      auto r = c->ping();
+      return r && r->workers == workers;
     }, timeout);
   }
 
+  // inspect.stats in its JSON view (common/control_json.h).
   nlohmann::json stats() {
-    auto r = client()->control("inspect.stats");
+    auto r = client()->inspect_stats();
     EXPECT_TRUE(r) << r.status().to_string();
-    return r ? nlohmann::json::parse(*r) : nlohmann::json::object();
+    return r ? control_json(proto::ControlResult(*r)) : nlohmann::json::object();
   }
 
   std::string logs() {

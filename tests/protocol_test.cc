@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
 
+#include "common/control_json.h"
 #include "common/protocol.h"
+#include "common/text.h"
 #include "common/wire.h"
 
 namespace zb::proto {
@@ -99,9 +102,9 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
   ev.state = TaskState::kRevoked;
   std::vector<Message> all = {
       Submit{}, GetTask{1, Id::random()}, GetGroup{2, Id::random()},
-      WaitTasks{3, {Id::random()}, 500}, Control{4, "ping", "{}"}, Replay{5, 10, 100}, Confirm{11},
+      WaitTasks{3, {Id::random()}, 500}, Control::make(ControlOp::kPing), Replay{5, 10, 100}, Confirm{11},
       SubmitAck{6, Id::random(), {Id::random()}, true}, TaskInfo{7, {rec}}, GroupInfo{8, {}},
-      ControlReply{9, "{}"}, EventPage{10, Id::random(), 1, 2, {ev}}, Error{11, 404, "no"},
+      ControlReply{9, "ping", PingReply{Id::random(), 3, 1, 10}}, EventPage{10, Id::random(), 1, 2, {ev}}, Error{11, 404, "no"},
       Ready{"w@h", Id::random(), "h", 12, {"default"}, {"noop"}, 2, 2, {{Id::random(), 1}}},
       Welcome{1000, 3, {}},
       Tasks{{{Id::random(), 1, Id(), "r", "q", "k", "{}", 0, 0}}},
@@ -118,6 +121,178 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
     EXPECT_EQ(command_of(*out), command_of(m));
     EXPECT_EQ(encode(*out).body, f.body) << command_name(command_of(m));
   }
+}
+
+// Control: every operation's arguments and reply, decoded by the operation's name.
+Control control(ControlOp op, ControlArgs args) {
+  Control c = Control::make(op, std::move(args));
+  c.corr = 4;
+  c.deadline_ms = 1700000000000;
+  return c;
+}
+
+Frames raw_control(const std::string& op, const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& args) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(args ? 5 : 4);
+  pk.pack(uint64_t{4});
+  pk.pack(op);
+  pk.pack(std::string("{}"));
+  pk.pack(uint64_t{0});
+  if (args) args(pk);
+  return Frames{encode(Control{}).header, std::string(buf.data(), buf.size())};
+}
+
+TEST(Protocol, EveryControlOperationRoundTripsWithItsArgumentsAndReply) {
+  for (int i = 0; i < kControlOpCount; ++i) {
+    const auto op = static_cast<ControlOp>(i);
+    EXPECT_EQ(parse_control_op(control_op_name(op)), op);
+    ControlArgs args = default_control_args(op);
+    if (auto* a = std::get_if<WorkerArgs>(&args)) *a = {"w1@host", op == ControlOp::kWorkerPool ? -3 : 0};
+    if (auto* a = std::get_if<TaskArgs>(&args)) *a = {Id::random(), op == ControlOp::kRevoke};
+    const Control in = control(op, args);
+    const Control out = round_trip(in);
+    EXPECT_EQ(out.op, control_op_name(op));
+    EXPECT_EQ(out.corr, 4u);
+    EXPECT_EQ(out.deadline_ms, 1700000000000u);
+    EXPECT_EQ(out.args.index(), args.index()) << out.op;
+    EXPECT_EQ(encode(out).body, encode(in).body) << out.op;
+    const ControlReply reply{7, std::string(control_op_name(op)), default_control_result(op)};
+    const ControlReply back = round_trip(reply);
+    EXPECT_EQ(back.reply.index(), reply.reply.index()) << out.op;
+    EXPECT_EQ(encode(back).body, encode(reply).body) << out.op;
+  }
+  EXPECT_FALSE(parse_control_op("inspect"));
+  EXPECT_TRUE(control_op_reads(ControlOp::kInspectFailed));
+  EXPECT_FALSE(control_op_reads(ControlOp::kPurge));
+}
+
+TEST(Protocol, ControlArgumentsAndRepliesKeepTheirFields) {
+  const Id task = Id::random(), after = Id::random();
+  auto failed = round_trip(control(ControlOp::kInspectFailed, InspectFailedArgs{"tests", 7, after}));
+  const auto& fa = std::get<InspectFailedArgs>(failed.args);
+  EXPECT_EQ(fa.queue, "tests");
+  EXPECT_EQ(fa.limit, 7u);
+  EXPECT_EQ(fa.after, after);
+  auto purge_all = round_trip(control(ControlOp::kPurge, PurgeArgs{}));
+  EXPECT_FALSE(std::get<PurgeArgs>(purge_all.args).queue) << "no queue: every queue, not the queue named ''";
+  auto purge_empty = round_trip(control(ControlOp::kPurge, PurgeArgs{""}));
+  EXPECT_EQ(std::get<PurgeArgs>(purge_empty.args).queue, "");
+  auto revoke = round_trip(control(ControlOp::kRevoke, TaskArgs{task, true}));
+  EXPECT_EQ(std::get<TaskArgs>(revoke.args).task, task);
+  EXPECT_TRUE(std::get<TaskArgs>(revoke.args).terminate);
+
+  TaskRow row{task, "r", "q", "k", TaskState::kFailed, 3, 9, Id(), 5, 6, "w", 7, "boom", 2, 8};
+  auto reply = round_trip(ControlReply{1, "inspect.failed", InspectFailedReply{10, {row}, task}});
+  const auto& r = std::get<InspectFailedReply>(reply.reply);
+  EXPECT_EQ(r.total, 10u);
+  EXPECT_EQ(r.next, task);
+  ASSERT_EQ(r.tasks.size(), 1u);
+  EXPECT_EQ(r.tasks[0].state, TaskState::kFailed);
+  EXPECT_EQ(r.tasks[0].error, "boom");
+  EXPECT_EQ(r.tasks[0].finished_ms, 8u);
+  InspectStatsReply stats;
+  stats.router.refused.bad_counts = 4;
+  stats.router.durability = "nosync";
+  stats.workers.push_back({"w", Id::random(), "h", 1, 2, 3, 4, 5, 6, 7, 8, 9, true, {"default"}});
+  auto s = std::get<InspectStatsReply>(round_trip(ControlReply{2, "inspect.stats", stats}).reply);
+  EXPECT_EQ(s.router.refused.bad_counts, 4u);
+  EXPECT_EQ(s.router.durability, "nosync");
+  ASSERT_EQ(s.workers.size(), 1u);
+  EXPECT_TRUE(s.workers[0].draining);
+  EXPECT_EQ(s.workers[0].queues, std::vector<std::string>{"default"});
+}
+
+TEST(Protocol, ControlArgumentsOutOfRangeAreRejectedWithTheirReason) {
+  auto refused = [](const Control& c) {
+    Frames f = encode(c);
+    auto out = decode(f.header, f.body);
+    EXPECT_FALSE(out) << c.op;
+    EXPECT_EQ(check_control(c).code(), Code::kBadRequest) << c.op;  // what the client checks before sending
+    return out ? std::string() : out.status().message();
+  };
+  EXPECT_EQ(refused(control(ControlOp::kInspectFailed, InspectFailedArgs{{}, 0, Id()})), "inspect.failed: limit must be 1..100000");
+  EXPECT_EQ(refused(control(ControlOp::kRetryFailed, RetryFailedArgs{{}, 100001})), "retry.failed: limit must be 1..100000");
+  EXPECT_EQ(refused(control(ControlOp::kWorkerPool, WorkerArgs{"w", 0})),
+            "worker.pool: delta must be a non-zero integer, -1024..1024");
+  EXPECT_EQ(refused(control(ControlOp::kWorkerPool, WorkerArgs{"w", 1025})),
+            "worker.pool: delta must be a non-zero integer, -1024..1024");
+  EXPECT_EQ(refused(control(ControlOp::kWorkerPool, WorkerArgs{"", 1})), "worker.pool: worker must be a worker name");
+  EXPECT_EQ(refused(control(ControlOp::kWorkerShutdown, WorkerArgs{"w", 1})), "worker.shutdown: takes no delta");
+  EXPECT_EQ(refused(control(ControlOp::kRetry, TaskArgs{Id::random(), true})), "retry: terminate is for revoke");
+  Control unknown = Control::make(ControlOp::kPing);
+  unknown.op = "bogus";
+  EXPECT_EQ(refused(unknown), "unknown control operation 'bogus'");
+  // Arguments of another operation: built locally (the variant), or on the wire (their fields
+  // do not convert).
+  EXPECT_EQ(check_control(Control::make(ControlOp::kPurge, TaskArgs{})).code(), Code::kBadRequest);
+  Frames wrong = raw_control("purge", [](auto& pk) {  // worker.pool's (name, delta): a queue that is a number
+    pk.pack_array(2);
+    pk.pack(uint64_t{5});
+    pk.pack(int32_t{-1});
+  });
+  EXPECT_EQ(decode(wrong.header, wrong.body).status().code(), Code::kBadRequest);
+  Frames not_array = raw_control("revoke", [](auto& pk) { pk.pack(std::string("x")); });
+  EXPECT_FALSE(decode(not_array.header, not_array.body));
+  Frames bad_id = raw_control("revoke", [](auto& pk) {
+    pk.pack_array(1);
+    pk.pack(std::string("0123456789abcdef"));
+  });
+  EXPECT_FALSE(decode(bad_id.header, bad_id.body));
+}
+
+TEST(Protocol, AControlWithoutArgumentsTakesTheOperationsDefaults) {
+  // An older peer's four fields (its JSON text in the third is ignored).
+  Frames f = raw_control("inspect.failed", nullptr);
+  auto out = decode(f.header, f.body);
+  ASSERT_TRUE(out) << out.status().to_string();
+  const auto& a = std::get<InspectFailedArgs>(std::get<Control>(*out).args);
+  EXPECT_EQ(a.limit, 100u);
+  EXPECT_FALSE(a.queue);
+  Frames nil = raw_control("retry.failed", [](auto& pk) { pk.pack_nil(); });
+  out = decode(nil.header, nil.body);
+  ASSERT_TRUE(out) << out.status().to_string();
+  EXPECT_EQ(std::get<RetryFailedArgs>(std::get<Control>(*out).args).limit, kMaxControlLimit);
+  // An operation without arguments ignores what a newer peer puts there.
+  Frames extra = raw_control("ping", [](auto& pk) { pk.pack(uint64_t{9}); });
+  EXPECT_TRUE(decode(extra.header, extra.body));
+}
+
+TEST(Protocol, HostileControlRepliesAreRejected) {
+  auto reply_frames = [](const std::string& op, const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& body) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_array(4);
+    pk.pack(uint64_t{1});
+    pk.pack(std::string());
+    pk.pack(op);
+    body(pk);
+    return Frames{encode(ControlReply{}).header, std::string(buf.data(), buf.size())};
+  };
+  Frames unknown = reply_frames("bogus", [](auto& pk) { pk.pack_nil(); });
+  auto out = decode(unknown.header, unknown.body);
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.status().message().find("unknown control operation 'bogus'"), std::string::npos);
+  // A task row whose state byte is outside the enum.
+  Frames bad_state = reply_frames("inspect.scheduled", [](auto& pk) {
+    pk.pack_array(2);
+    pk.pack_array(1);
+    pk.pack_array(5);
+    pk.pack(Id::random());
+    pk.pack(std::string());
+    pk.pack(std::string());
+    pk.pack(std::string());
+    pk.pack(uint8_t{200});
+    pk.pack(uint64_t{1});
+  });
+  EXPECT_FALSE(decode(bad_state.header, bad_state.body));
+  // A list claiming more rows than the body holds.
+  Frames claims = reply_frames("inspect.reserved", [](auto& pk) {
+    pk.pack_array(2);
+    pk.pack_array(1000000);
+  });
+  EXPECT_FALSE(decode(claims.header, claims.body));
+  EXPECT_EQ(check_control_reply(ControlReply{1, "ping", PurgeReply{}}).code(), Code::kBadRequest);
 }
 
 TEST(Protocol, OlderPeerWithFewerFieldsDecodesWithDefaults) {
@@ -330,3 +505,46 @@ TEST(Wire, RejectsMessagesWithWrongFrameCounts) {
 
 }  // namespace
 }  // namespace zb::proto
+
+namespace zb {
+namespace {
+
+// The JSON view is what the HTTP API answers and `--json` prints: its text is a contract
+// (docs/openapi.yaml), so these pin it byte for byte.
+TEST(ControlJson, RepliesReadAsTheHttpApiAnswersThem) {
+  using namespace proto;
+  const Id log = Id::random(), task = Id::random(), group = Id::random(), session = Id::random();
+  EXPECT_EQ(json_text(control_json(PingReply{log, 41, 1, 5000})),
+            R"({"head_seq":41,"log_id":")" + log.to_string() + R"(","pong":true,"uptime_ms":5000,"workers":1})");
+  TaskRow row{task, "r", "q", "k", TaskState::kStarted, 1, 9, group, 5, 6, "w", 7, "", 0, 0};
+  EXPECT_EQ(json_text(control_json(InspectActiveReply{{{"w", session, {row}}}, 1})),
+            R"({"total":1,"workers":[{"name":"w","session":")" + session.to_string() +
+                R"(","tasks":[{"attempt":1,"created_ms":6,"eta_ms":5,"group":")" + group.to_string() + R"(","id":")" +
+                task.to_string() + R"(","kind":"k","priority":9,"queue":"q","ref":"r","started_ms":7,"state":"started","worker":"w"}]}]})");
+  row.group = Id();
+  EXPECT_EQ(json_text(control_json(TaskListReply{{row}, 3})),
+            R"({"tasks":[{"attempt":1,"created_ms":6,"eta_ms":5,"group":null,"id":")" + task.to_string() +
+                R"(","kind":"k","priority":9,"queue":"q","ref":"r","state":"started","worker":"w"}],"total":3})");
+  TaskRow dead{task, "r", "q", "k", TaskState::kFailed, 3, 9, Id(), 5, 6, "w", 7, "boom", 2, 8};
+  EXPECT_EQ(json_text(control_json(InspectFailedReply{10, {dead}, task})),
+            R"({"next":")" + task.to_string() + R"(","tasks":[{"attempt":3,"error":"boom","finished_ms":8,"group":null,"id":")" +
+                task.to_string() + R"(","kind":"k","queue":"q","ref":"r","retries":2,"state":"failed","worker":"w"}],"total":10})");
+  EXPECT_EQ(json_text(control_json(InspectFailedReply{0, {}, Id()})), R"({"tasks":[],"total":0})");
+  EXPECT_EQ(json_text(control_json(InspectQueuesReply{{{"default", 5, "echo", 3, 1, 0, 2}}})),
+            R"({"queues":[{"default_kind":"echo","depth":3,"name":"default","priority":5,"reserved":0,"running":2,"scheduled":1}]})");
+  EXPECT_EQ(json_text(control_json(RevokeReply{task, "held"})), R"({"revoked":")" + task.to_string() + R"(","was":"held"})");
+  EXPECT_EQ(json_text(control_json(RetryReply{task, 2})), R"({"attempts_so_far":2,"retried":")" + task.to_string() + R"("})");
+  EXPECT_EQ(json_text(control_json(RetryFailedReply{4, 1})), R"({"left":1,"retried":4})");
+  EXPECT_EQ(json_text(control_json(PurgeReply{7})), R"({"purged":7})");
+  EXPECT_EQ(json_text(control_json(WorkerCommandReply{"w", "worker.pool"})), R"({"sent":"worker.pool","worker":"w"})");
+  InspectStatsReply stats;
+  stats.router.durability = "fsync";
+  const std::string text = json_text(control_json(stats));
+  for (const char* key : {"\"uptime_ms\"", "\"refused\":{\"bad_counts\":0,\"forbidden\":0,\"foreign_claims\":0,"
+                          "\"foreign_results\":0,\"foreign_started\":0,\"unknown_keys\":0}", "\"durability\":\"fsync\"",
+                          "\"storage_full\":false", "\"workers\":[]"})
+    EXPECT_NE(text.find(key), std::string::npos) << key << " in " << text;
+}
+
+}  // namespace
+}  // namespace zb

@@ -4,7 +4,6 @@
 
 #include <thread>
 
-#include <nlohmann/json.hpp>
 
 #include "client/client.h"
 #include "common/clock.h"
@@ -223,13 +222,13 @@ TEST_F(RouterFixture, NeverSendsMoreThanTheWorkersCapacity) {
   // More turns pass (heartbeats), yet nothing more arrives until a result frees credit.
   for (int i = 0; i < 5; ++i) {
     w.beat();
-    ASSERT_TRUE(client_->control("ping"));
+    ASSERT_TRUE(client_->ping());
   }
   w.pump();
   EXPECT_EQ(w.received.size(), 3u);
   w.finish(w.received[0]);
   ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 4; }, 5s));
-  ASSERT_TRUE(client_->control("ping"));
+  ASSERT_TRUE(client_->ping());
   w.pump();
   EXPECT_EQ(w.received.size(), 4u);
 }
@@ -243,7 +242,7 @@ TEST_F(RouterFixture, GroupParallelCapsRunningTasks) {
   ASSERT_TRUE(receipt);
   auto& w = add_worker({"default"}, 10);
   ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
-  ASSERT_TRUE(client_->control("ping"));
+  ASSERT_TRUE(client_->ping());
   w.pump();
   EXPECT_EQ(w.received.size(), 2u);  // capacity 10, but the group allows 2
   auto g = client_->group(receipt->group);
@@ -253,7 +252,7 @@ TEST_F(RouterFixture, GroupParallelCapsRunningTasks) {
   for (size_t done = 0; done < 6; ++done) {
     ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() > done; }, 5s));
     w.finish(w.received[done]);
-    ASSERT_TRUE(client_->control("ping"));
+    ASSERT_TRUE(client_->ping());
     w.pump();
     EXPECT_LE(w.received.size() - done - 1, 2u);
   }
@@ -273,8 +272,9 @@ TEST_F(RouterFixture, EtaTaskWaitsUntilDue) {
   const uint64_t received_ms = now_unix_ms();
   EXPECT_GE(received_ms, t.eta_ms);        // never before its ETA
   EXPECT_LT(received_ms, t.eta_ms + 1000);  // and soon after it
-  auto sched = nlohmann::json::parse(*client_->control("inspect.scheduled"));
-  EXPECT_TRUE(sched["tasks"].empty());
+  auto sched = client_->inspect_scheduled();
+  ASSERT_TRUE(sched);
+  EXPECT_TRUE(sched->tasks.empty());
 }
 
 TEST_F(RouterFixture, StaleAttemptDoesNotOverwriteNewerResult) {
@@ -292,7 +292,7 @@ TEST_F(RouterFixture, StaleAttemptDoesNotOverwriteNewerResult) {
   // The late first attempt reports a failure; it is acknowledged and ignored.
   wire::send(w1.socket, proto::Ready{"late", Id::random(), "h", 1, {"default"}, {}, 1, 1, {}});
   w1.finish(first, proto::OutcomeStatus::kFailed);
-  ASSERT_TRUE(client_->control("ping"));
+  ASSERT_TRUE(client_->ping());
   auto s = client_->status(*id);
   EXPECT_EQ(s->state, TaskState::kSucceeded);
   EXPECT_EQ(s->attempt, 2u);
@@ -318,11 +318,10 @@ TEST_F(RouterFixture, QueuedTasksAndSequenceSurviveRestart) {
   start();
   std::vector<Id> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(*client_->submit(spec("default")));
-  auto head = nlohmann::json::parse(*client_->control("ping"))["head_seq"].get<uint64_t>();
+  auto head = client_->ping()->head_seq;
   stop();
   start();
-  auto ping = nlohmann::json::parse(*client_->control("ping"));
-  EXPECT_EQ(ping["head_seq"].get<uint64_t>(), head);
+  EXPECT_EQ(client_->ping()->head_seq, head);
   auto page = client_->replay(0, 100);
   ASSERT_TRUE(page);
   ASSERT_FALSE(page->events.empty());
@@ -359,7 +358,7 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
 TEST_F(RouterFixture, BackendMessagesCannotEndOrTakeTasksTheSenderDoesNotHold) {
   start();
   auto refused = [&] {
-    return nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["refused"];
+    return client_->inspect_stats()->router.refused;
   };
   Id queued = *client_->submit(spec("low_priority"));  // nobody serves low_priority yet
   auto& holder = add_worker({"default"}, 1);
@@ -371,16 +370,16 @@ TEST_F(RouterFixture, BackendMessagesCannotEndOrTakeTasksTheSenderDoesNotHold) {
   forger.finish({queued, 0, {}, {}, "low_priority", "noop", "{}", 0, 0});
   forger.finish({leased, 1, {}, {}, "default", "noop", "{}", 0, 0});
   wire::send(forger.socket, proto::Started{{{leased, 1}}});
-  ASSERT_TRUE(wait_until([&] { forger.pump(); return refused()["foreign_results"].get<int>() == 2; }, 5s));
-  EXPECT_EQ(refused()["foreign_started"], 1);
+  ASSERT_TRUE(wait_until([&] { forger.pump(); return refused().foreign_results == 2; }, 5s));
+  EXPECT_EQ(refused().foreign_started, 1u);
   EXPECT_EQ(client_->status(queued)->state, TaskState::kQueued);
   EXPECT_EQ(client_->status(leased)->state, TaskState::kStarted);
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.active"))["total"], 0) << "the forged start notice";
+  EXPECT_EQ(client_->inspect_active()->total, 0u) << "the forged start notice";
 
   // A READY claiming a queued task, and one claiming the other worker's lease.
   auto& claimer = add_worker({"default"}, 1, {{queued, 0}, {leased, 1}});
   EXPECT_EQ(claimer.welcome->rejected.size(), 2u);
-  EXPECT_EQ(refused()["foreign_claims"], 1) << "the other worker's lease";
+  EXPECT_EQ(refused().foreign_claims, 1u) << "the other worker's lease";
   EXPECT_EQ(client_->status(queued)->state, TaskState::kQueued);
 
   // The holder's own result still counts.
@@ -397,15 +396,15 @@ TEST_F(RouterFixture, AnnouncedCountsAreBounded) {
   wire::send(greedy.socket, proto::Ready{"greedy", Id::random(), "h", 1, {"default"}, {"noop"}, 8, 4294967295u, {}});
   ASSERT_TRUE(wait_until([&] { greedy.pump(); return greedy.disconnected; }, 5s));
   EXPECT_TRUE(greedy.received.empty()) << "no task reaches a READY that was refused";
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["refused"]["bad_counts"], 1);
+  EXPECT_EQ(client_->inspect_stats()->router.refused.bad_counts, 1u);
   auto& w = add_worker({"default"}, 2);
   wire::send(w.socket, proto::Heartbeat{0, 4294967295u, 0});
   ASSERT_TRUE(wait_until([&] {
     w.pump();
-    return nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["refused"]["bad_counts"] == 2;
+    return client_->inspect_stats()->router.refused.bad_counts == 2;
   }, 5s));
   ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["workers"][0]["capacity"], 2);
+  EXPECT_EQ(client_->inspect_stats()->workers.at(0).capacity, 2u);
 }
 
 TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {
@@ -435,7 +434,7 @@ TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {
   ASSERT_TRUE(std::holds_alternative<proto::Error>(conflict));
   EXPECT_EQ(std::get<proto::Error>(conflict).code, static_cast<int32_t>(Code::kConflict));
   EXPECT_NE(std::get<proto::Error>(conflict).message.find("different request"), std::string::npos);
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 1);
+  EXPECT_EQ(client_->inspect_stats()->router.submitted, 1u);
 }
 
 // A raw DEALER on the router's frontend: sends a group's chunks one at a time, in whatever
@@ -539,7 +538,7 @@ TEST_F(RouterFixture, GroupIsSealedOnlyWhenEveryChunkIsPresentWhateverTheOrderAn
   expected.insert(expected.end(), last.tasks.begin(), last.tasks.end());
   EXPECT_EQ(receipt->tasks, expected);
   // Only the first router's 3 tasks and the second's 2 were created.
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 2);
+  EXPECT_EQ(client_->inspect_stats()->router.submitted, 2u);
 }
 
 TEST_F(RouterFixture, NumberedGroupIsNotFinishedBeforeItsLastChunkArrives) {
@@ -661,7 +660,7 @@ TEST_F(RouterFixture, MalformedChunksAreRefusedWithAReason) {
   s = sender.refused(lying);
   EXPECT_EQ(s.code(), Code::kBadRequest);
   EXPECT_NE(s.message().find("declares 5"), std::string::npos) << s.message();
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 0);
+  EXPECT_EQ(client_->inspect_stats()->router.submitted, 0u);
 }
 
 TEST_F(RouterFixture, SubmissionArrivingAfterItsDeadlineIsRefusedAndNeverRuns) {
@@ -678,9 +677,9 @@ TEST_F(RouterFixture, SubmissionArrivingAfterItsDeadlineIsRefusedAndNeverRuns) {
   }, 5s));
   ASSERT_TRUE(std::holds_alternative<proto::Error>(*reply));
   EXPECT_EQ(std::get<proto::Error>(*reply).code, static_cast<int32_t>(Code::kTimeout));
-  auto stats = nlohmann::json::parse(*client_->control("inspect.stats"))["router"];
-  EXPECT_EQ(stats["submitted"], 0);
-  EXPECT_EQ(stats["late_requests"], 1);
+  auto stats = client_->inspect_stats()->router;
+  EXPECT_EQ(stats.submitted, 0u);
+  EXPECT_EQ(stats.late_requests, 1u);
   // Nor does the key remember it: a repeat within its deadline is a fresh submission.
   auto again = client_->submit(spec("default"), "late");
   ASSERT_TRUE(again) << again.status().to_string();
@@ -698,9 +697,10 @@ TEST_F(RouterFixture, SubmissionsWithBadFieldsAreRefusedWhole) {
   EXPECT_EQ(bad_priority.status().code(), Code::kBadRequest);
   auto big = client_->submit(spec("default", -1, std::string(17u << 20, 'x')));
   EXPECT_EQ(big.status().code(), Code::kTooLarge);
-  EXPECT_EQ(nlohmann::json::parse(*client_->control("inspect.stats"))["router"]["submitted"], 0);
+  EXPECT_EQ(client_->inspect_stats()->router.submitted, 0u);
   EXPECT_EQ(client_->status(Id::random()).status().code(), Code::kNotFound);
-  EXPECT_EQ(client_->control("bogus").status().code(), Code::kBadRequest);
+  // Arguments of another operation are refused before anything is sent.
+  EXPECT_EQ(client_->control(proto::ControlOp::kPurge, proto::TaskArgs{}).status().code(), Code::kBadRequest);
 }
 
 TEST_F(RouterFixture, FullStorageRefusesNewTasksAndKeepsAcceptedOnes) {
@@ -716,7 +716,7 @@ TEST_F(RouterFixture, FullStorageRefusesNewTasksAndKeepsAcceptedOnes) {
   }
   EXPECT_EQ(last.code(), Code::kStorageFull) << last.to_string();
   EXPECT_FALSE(accepted.empty());
-  EXPECT_TRUE(client_->control("ping"));  // everything else still answers
+  EXPECT_TRUE(client_->ping());  // everything else still answers
   for (const Id& id : accepted) EXPECT_TRUE(client_->status(id)) << id.to_string();
   stop();
   start(o);
@@ -727,18 +727,16 @@ TEST_F(RouterFixture, RevokedQueuedTaskNeverRunsEvenAfterRestart) {
   start();
   Id keep = *client_->submit(spec("default"));
   Id gone = *client_->submit(spec("default"));
-  auto args = [](const Id& id, bool terminate = false) {
-    return nlohmann::json{{"task", id.to_string()}, {"terminate", terminate}}.dump();
-  };
-  auto r = client_->control("revoke", args(gone));
+  auto r = client_->revoke(gone);
   ASSERT_TRUE(r) << r.status().to_string();
-  EXPECT_EQ(nlohmann::json::parse(*r)["was"], "queued");
-  EXPECT_EQ(client_->control("revoke", args(gone)).status().code(), Code::kConflict);  // already revoked
+  EXPECT_EQ(r->revoked, gone);
+  EXPECT_EQ(r->was, "queued");
+  EXPECT_EQ(client_->revoke(gone).status().code(), Code::kConflict);  // already revoked
   stop();
   start();
   auto& w = add_worker({"default"}, 10);
   ASSERT_TRUE(wait_until([&] { w.pump(); return !w.received.empty(); }, 5s));
-  ASSERT_TRUE(client_->control("ping"));
+  ASSERT_TRUE(client_->ping());
   w.pump();
   ASSERT_EQ(w.received.size(), 1u);
   EXPECT_EQ(w.received[0].task, keep);
@@ -752,11 +750,10 @@ TEST_F(RouterFixture, RunningTaskIsRevokedOnlyWithTerminate) {
   Id id = receipt->tasks[0];
   auto& w = add_worker({"default"}, 1);
   ASSERT_TRUE(wait_until([&] { w.pump(); return !w.received.empty(); }, 5s));
-  auto args = [&](bool terminate) { return nlohmann::json{{"task", id.to_string()}, {"terminate", terminate}}.dump(); };
-  EXPECT_EQ(client_->control("revoke", args(false)).status().code(), Code::kConflict);
-  auto r = client_->control("revoke", args(true));
+  EXPECT_EQ(client_->revoke(id, false).status().code(), Code::kConflict);
+  auto r = client_->revoke(id, true);
   ASSERT_TRUE(r) << r.status().to_string();
-  EXPECT_EQ(nlohmann::json::parse(*r)["was"], "terminated");
+  EXPECT_EQ(r->was, "terminated");
   // The worker is told; its late result does not bring the task back.
   bool told = false;
   ASSERT_TRUE(wait_until([&] {
@@ -766,7 +763,7 @@ TEST_F(RouterFixture, RunningTaskIsRevokedOnlyWithTerminate) {
     return told;
   }, 5s));
   w.finish(w.received[0]);
-  ASSERT_TRUE(client_->control("ping"));
+  ASSERT_TRUE(client_->ping());
   EXPECT_EQ(client_->status(id)->state, TaskState::kRevoked);
   auto g = client_->group(receipt->group);
   EXPECT_EQ(g->revoked, 1u);
@@ -786,9 +783,8 @@ TEST_F(RouterFixture, RetryQueuesAFailedTaskAgain) {
   w.finish(w.received[0], proto::OutcomeStatus::kFailed);
   ASSERT_TRUE(wait_until([&] { return client_->status(id)->state == TaskState::kFailed; }, 5s));
   EXPECT_EQ(client_->group(receipt->group)->failed, 1u);
-  EXPECT_EQ(client_->control("retry", nlohmann::json{{"task", Id::random().to_string()}}.dump()).status().code(),
-            Code::kNotFound);
-  ASSERT_TRUE(client_->control("retry", nlohmann::json{{"task", id.to_string()}}.dump()));
+  EXPECT_EQ(client_->retry(Id::random()).status().code(), Code::kNotFound);
+  ASSERT_TRUE(client_->retry(id));
   ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
   EXPECT_EQ(w.received[1].attempt, 2u);
   w.finish(w.received[1]);
@@ -797,8 +793,7 @@ TEST_F(RouterFixture, RetryQueuesAFailedTaskAgain) {
   EXPECT_EQ(g->failed, 0u);
   EXPECT_EQ(g->succeeded, 1u);
   EXPECT_TRUE(g->ready());
-  EXPECT_EQ(client_->control("retry", nlohmann::json{{"task", id.to_string()}}.dump()).status().code(),
-            Code::kConflict);  // a succeeded task is not retried
+  EXPECT_EQ(client_->retry(id).status().code(), Code::kConflict);  // a succeeded task is not retried
 }
 
 TEST_F(RouterFixture, UnknownWorkerIsToldToReconnect) {

@@ -175,11 +175,11 @@ TEST_F(StoreProjection, GroupStatusIsTheRoutersRecordAfterAMixedRun) {
   const Id sleeper = receipt->tasks[4], failed = receipt->tasks[2];
   ASSERT_TRUE(wait_until([&] { auto t = client->status(sleeper); return t && t->state == TaskState::kStarted; }, 15s))
       << logs();
-  auto revoked = client->control("revoke", json{{"task", sleeper.to_string()}, {"terminate", true}}.dump());
+  auto revoked = client->revoke(sleeper, true);
   ASSERT_TRUE(revoked) << revoked.status().to_string();
   finish(*client, receipt->tasks);
   // An explicit retry reopens the group; the task fails again and the group finishes again.
-  auto again = client->control("retry", json{{"task", failed.to_string()}}.dump());
+  auto again = client->retry(failed);
   ASSERT_TRUE(again) << again.status().to_string();
   ASSERT_TRUE(wait_until([&] { auto t = client->status(failed); return t && t->state == TaskState::kFailed && t->attempt == 2; }, 15s))
       << logs();

@@ -1,8 +1,10 @@
 // The control bodies of the HTTP API without a router: the body read as its route reads it
 // (parse_json_body for a worker pool, parse_optional_json_body for the others), then the
-// request's arguments (store/control_request.h). Input: a byte choosing the request (purge,
-// dead-letter retry, revoke, retry, worker shutdown, worker pool), the name in its path (a
-// task id or a worker name, as the URL gives it: any bytes), then the body's text.
+// request's typed arguments (store/control_request.h). Input: a byte choosing the request
+// (purge, dead-letter retry, revoke, retry, worker shutdown, worker pool), the name in its
+// path (a task id or a worker name, as the URL gives it: any bytes), then the body's text.
+// Whatever is accepted is what the router takes: proto::check_control passes, and the Control
+// carrying it decodes back to the same arguments.
 #include "common/text.h"
 #include "store/control_request.h"
 #include "store/http_json.h"
@@ -21,10 +23,22 @@ bool keys_within(const json& j, std::initializer_list<const char*> keys) {
   return true;
 }
 
+// The arguments as the router decodes them from the Control the route sends.
+zb::proto::ControlArgs sent(zb::proto::ControlOp op, zb::proto::ControlArgs args) {
+  zb::proto::Control c = zb::proto::Control::make(op, std::move(args));
+  FUZZ_CHECK(zb::proto::check_control(c));
+  const zb::proto::Frames f = zb::proto::encode(c);
+  auto back = zb::proto::decode(f.header, f.body);
+  FUZZ_CHECK(back);
+  FUZZ_CHECK(zb::proto::encode(*back).body == f.body);
+  return std::get<zb::proto::Control>(*back).args;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace zb;
+  using proto::ControlOp;
   fuzz::Reader in(data, size);
   const uint8_t which = in.u8() % 6;
   const std::string name = in.str();
@@ -38,53 +52,60 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(body->is_object());
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) FUZZ_CHECK(body->empty());
 
-  const Result<json> args = [&]() -> Result<json> {
-    switch (which) {
-      case 0: return store::purge_args(*body);
-      case 1: return store::dead_retry_args(*body);
-      case 2: return store::task_control_args("revoke", name, *body);
-      case 3: return store::task_control_args("retry", name, *body);
-      case 4: return store::worker_control_args("shutdown", name, *body);
-      default: return store::worker_control_args("pool", name, *body);
-    }
-  }();
-  if (!args) {
-    FUZZ_CHECK(args.status().code() == Code::kBadRequest && !args.status().message().empty());
-    FUZZ_CHECK(fuzz::is_utf8(json_text(json{{"message", args.status().message()}})));
+  auto refused = [](const Status& s) {
+    FUZZ_CHECK(s.code() == Code::kBadRequest && !s.message().empty());
+    FUZZ_CHECK(fuzz::is_utf8(json_text(json{{"message", s.message()}})));
     return 0;
-  }
-  const json& a = *args;
-  FUZZ_CHECK(a.is_object());
+  };
   switch (which) {
-    case 0:
-      FUZZ_CHECK(keys_within(*body, {"queue"}) && keys_within(a, {"queue"}));
-      FUZZ_CHECK(a.contains("queue") == body->contains("queue"));
-      if (a.contains("queue")) FUZZ_CHECK(a["queue"].is_string() && a["queue"] == (*body)["queue"]);
+    case 0: {
+      auto a = store::purge_args(*body);
+      if (!a) return refused(a.status());
+      FUZZ_CHECK(keys_within(*body, {"queue"}));
+      FUZZ_CHECK(a->queue.has_value() == body->contains("queue"));
+      if (a->queue) FUZZ_CHECK((*body)["queue"] == *a->queue);
+      FUZZ_CHECK(std::get<proto::PurgeArgs>(sent(ControlOp::kPurge, *a)).queue == a->queue);
       break;
-    case 1:
-      FUZZ_CHECK(keys_within(*body, {"queue", "limit"}) && a == *body);
+    }
+    case 1: {
+      auto a = store::dead_retry_args(*body);
+      if (!a) return refused(a.status());
+      FUZZ_CHECK(keys_within(*body, {"queue", "limit"}));
+      FUZZ_CHECK(a->queue.has_value() == body->contains("queue"));
+      if (body->contains("limit")) FUZZ_CHECK((*body)["limit"] == a->limit);
+      else FUZZ_CHECK(a->limit == proto::kMaxControlLimit);
+      auto back = std::get<proto::RetryFailedArgs>(sent(ControlOp::kRetryFailed, *a));
+      FUZZ_CHECK(back.queue == a->queue && back.limit == a->limit);
       break;
+    }
     case 2:
-    case 3:
-      FUZZ_CHECK(keys_within(*body, {"terminate"}) && keys_within(a, {"task", "terminate"}));
-      FUZZ_CHECK(a["task"] == name);
+    case 3: {
+      auto a = store::task_control_args(which == 2 ? "revoke" : "retry", name, *body);
+      if (!a) return refused(a.status());
+      FUZZ_CHECK(keys_within(*body, {"terminate"}));
       FUZZ_CHECK(which == 2 || body->empty());
-      FUZZ_CHECK(a.contains("terminate") == body->contains("terminate"));
-      if (a.contains("terminate")) FUZZ_CHECK(a["terminate"].is_boolean() && a["terminate"] == (*body)["terminate"]);
+      FUZZ_CHECK(Id::parse(name) && *Id::parse(name) == a->task);
+      FUZZ_CHECK(a->terminate == body->value("terminate", false));
+      auto back = std::get<proto::TaskArgs>(sent(which == 2 ? ControlOp::kRevoke : ControlOp::kRetry, *a));
+      FUZZ_CHECK(back.task == a->task && back.terminate == a->terminate);
       break;
-    case 4:
-      FUZZ_CHECK(body->empty() && a.size() == 1 && a["worker"] == name);
+    }
+    case 4: {
+      auto a = store::worker_control_args("shutdown", name, *body);
+      if (!a) return refused(a.status());
+      FUZZ_CHECK(body->empty() && a->worker == name && a->delta == 0);
+      FUZZ_CHECK(std::get<proto::WorkerArgs>(sent(ControlOp::kWorkerShutdown, *a)).worker == name);
       break;
-    default:
+    }
+    default: {
+      auto a = store::worker_control_args("pool", name, *body);
+      if (!a) return refused(a.status());
       FUZZ_CHECK(keys_within(*body, {"delta"}) && body->contains("delta"));
-      FUZZ_CHECK(a.size() == 2 && a["worker"] == name && a["delta"] == (*body)["delta"]);
+      FUZZ_CHECK(a->worker == name && (*body)["delta"] == a->delta && a->delta != 0);
+      auto back = std::get<proto::WorkerArgs>(sent(ControlOp::kWorkerPool, *a));
+      FUZZ_CHECK(back.worker == name && back.delta == a->delta);
       break;
+    }
   }
-  // What the route sends to the router: JSON text that reads back as the arguments (a name
-  // that is not UTF-8 is replaced, as everywhere).
-  const std::string sent = json_text(a);
-  const json back = json::parse(sent, nullptr, false);
-  FUZZ_CHECK(back.is_object());
-  if (fuzz::is_utf8(name)) FUZZ_CHECK(back == a);
   return 0;
 }

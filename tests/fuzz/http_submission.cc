@@ -18,24 +18,29 @@ using zb::Result;
 using zb::Status;
 
 // The queues of the seed's endpoints and what a router declares for them (zbatch.example.toml).
-constexpr const char* kQueuesReply =
-    R"({"queues":[{"name":"agent_tasks","default_kind":"agent"},{"name":"validation","default_kind":"validate"},)"
-    R"({"name":"tests","default_kind":"test"},{"name":"mcp_operations","default_kind":"mcp"},)"
-    R"({"name":"default","default_kind":""},{"name":"shell","default_kind":"exec"}]})";
-constexpr const char* kRegisteredReply =
-    R"({"workers":[{"name":"w1","test_profiles":["unit","lint"],"mcp_servers":["fs"]},)"
-    R"({"name":"w2","test_profiles":["unit"],"mcp_servers":["git",7]},{"name":"odd"}]})";
+zb::proto::InspectQueuesReply queues_reply() {
+  zb::proto::InspectQueuesReply r;
+  for (auto [name, kind] : {std::pair{"agent_tasks", "agent"}, {"validation", "validate"}, {"tests", "test"},
+                            {"mcp_operations", "mcp"}, {"default", ""}, {"shell", "exec"}})
+    r.queues.push_back({name, 5, kind, 0, 0, 0, 0});
+  return r;
+}
+zb::proto::InspectRegisteredReply registered_reply() {
+  return {{{"w1", {}, {"unit", "lint"}, {"fs"}}, {"w2", {}, {"unit"}, {"git"}}, {"odd", {}, {}, {}}}};
+}
 constexpr const char* kSeedQueues[] = {"agent_tasks", "validation", "tests", "mcp_operations", "nowhere"};
 
 // facts & 3: 0 the replies above, 1 no worker announces anything, 2 the router does not
-// answer, 3 it answers something that is not JSON.
+// answer, 3 it answers with the reply of another operation.
 zb::store::ClusterView::Ask fixed_router(uint8_t facts) {
-  return [facts](const char* op) -> Result<std::string> {
+  using zb::proto::ControlOp;
+  using zb::proto::ControlResult;
+  return [facts](ControlOp op) -> Result<ControlResult> {
     switch (facts & 3) {
-      case 0: return std::string(std::string_view(op) == "inspect.queues" ? kQueuesReply : kRegisteredReply);
-      case 1: return std::string(std::string_view(op) == "inspect.queues" ? kQueuesReply : R"({"workers":[]})");
+      case 0: return op == ControlOp::kInspectQueues ? ControlResult(queues_reply()) : ControlResult(registered_reply());
+      case 1: return op == ControlOp::kInspectQueues ? ControlResult(queues_reply()) : ControlResult(zb::proto::InspectRegisteredReply{});
       case 2: return Status(Code::kTimeout, "no reply");
-      default: return std::string("[1,");
+      default: return ControlResult(zb::proto::PingReply{});
     }
   };
 }

@@ -4,6 +4,7 @@
 // regenerating after a protocol change shows in the diff exactly what changed.
 //
 //   zbatch_fuzz_corpus tests/fuzz/corpus
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -34,6 +35,49 @@ Id fixed(uint8_t n) {
 std::string message_bytes(const Message& m) {
   Frames f = encode(m);
   return f.header + f.body;
+}
+
+// A request of each shape of arguments and a reply of each operation.
+void control_messages(const TaskRecord& rec) {
+  auto control = [](ControlOp op, ControlArgs args) {
+    Control c = Control::make(op, std::move(args));
+    c.corr = 8;
+    return c;
+  };
+  write("proto_decode", "control-ping", message_bytes(control(ControlOp::kPing, {})));
+  write("proto_decode", "control-purge", message_bytes(control(ControlOp::kPurge, PurgeArgs{"default"})));
+  write("proto_decode", "control-revoke", message_bytes(control(ControlOp::kRevoke, TaskArgs{fixed(1), true})));
+  write("proto_decode", "control-retry-failed", message_bytes(control(ControlOp::kRetryFailed, RetryFailedArgs{{}, 500})));
+  write("proto_decode", "control-worker-pool", message_bytes(control(ControlOp::kWorkerPool, WorkerArgs{"w1@host", -2})));
+  TaskRow row{rec.id, "task-1", "agent_tasks", "agent", TaskState::kStarted, 1, 7, fixed(2), 0, 1700000000000,
+              "w1@host", 1700000001000, "", 0, 0};
+  TaskRow dead = row;
+  dead.state = TaskState::kFailed;
+  dead.error = "ValueError: boom";
+  dead.retries = 3;
+  dead.finished_ms = 1700000002000;
+  InspectStatsReply stats;
+  stats.router.submitted = 10;
+  stats.router.refused.forbidden = 1;
+  stats.router.durability = "fsync";
+  stats.workers.push_back({"w1@host", fixed(4), "host", 4242, 4, 16, 1, 1, 9, 1, 1700000003000, 1700000000000, false,
+                           {"default", "agent_tasks"}});
+  const std::vector<std::pair<std::string, ControlResult>> replies = {
+      {"ping", PingReply{fixed(9), 41, 1, 5000}},
+      {"inspect.active", InspectActiveReply{{{"w1@host", fixed(4), {row}}}, 1}},
+      {"inspect.scheduled", TaskListReply{{row}, 1200}},
+      {"inspect.stats", stats},
+      {"inspect.registered", InspectRegisteredReply{{{"w1@host", {"echo", "agent"}, {"unit"}, {"filesystem"}}}}},
+      {"inspect.failed", InspectFailedReply{3, {dead}, dead.id}},
+      {"revoke", RevokeReply{fixed(1), "terminated"}},
+      {"retry.failed", RetryFailedReply{2, 1}},
+      {"worker.pool", WorkerCommandReply{"w1@host", "worker.pool"}},
+  };
+  for (const auto& [op, reply] : replies) {
+    std::string name = op;
+    std::replace(name.begin(), name.end(), '.', '-');
+    write("proto_decode", "control-reply-" + name, message_bytes(ControlReply{8, op, reply}));
+  }
 }
 
 void protocol_messages() {
@@ -71,18 +115,21 @@ void protocol_messages() {
   online.type = EventType::kWorkerOnline;
   online.worker = "w1@host";
   online.worker_note.push_back({"host", 4242, 4, 16, ""});
+  Control failed_control = Control::make(ControlOp::kInspectFailed, InspectFailedArgs{"agent_tasks", 10, fixed(1)});
+  failed_control.corr = 5;
+  failed_control.deadline_ms = 1700000030000;
   const std::vector<std::pair<std::string, Message>> all = {
       {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5), 0, 1, 2, fixed(6)}},
       {"get-task", GetTask{2, fixed(1)}},
       {"get-group", GetGroup{3, fixed(2)}},
       {"wait-tasks", WaitTasks{4, {fixed(1), fixed(3)}, 5000}},
-      {"control", Control{5, "inspect.queues", "{}", 1700000030000}},
+      {"control", failed_control},
       {"replay", Replay{6, 39, 10000}},
       {"confirm", Confirm{41}},
       {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false, 41}},
       {"task-info", TaskInfo{2, {rec}}},
       {"group-info", GroupInfo{3, group}},
-      {"control-reply", ControlReply{5, R"({"queues":[{"name":"default","ready":0}]})"}},
+      {"control-reply", ControlReply{5, "inspect.queues", InspectQueuesReply{{{"default", 5, "echo", 3, 1, 0, 2}}}}},
       {"event-page", EventPage{6, fixed(9), 1, 41, {online, group_ev, ev}}},
       {"error", Error{7, 422, "unknown queue 'nope'"}},
       {"ready", Ready{"w1@host", fixed(4), "host", 4242, {"default", "agent_tasks"}, {"echo", "agent"}, 4, 16, {{fixed(1), 1}},
@@ -106,6 +153,7 @@ void protocol_messages() {
     std::exit(1);
   }
   for (const auto& [name, m] : all) write("proto_decode", name, message_bytes(m));
+  control_messages(rec);
 
   // wire_frames: a flags byte, then 16-bit length-prefixed frames.
   auto frames = [](bool routed, const std::vector<std::string>& parts) {
