@@ -140,7 +140,7 @@ Status check_control(const Control& control) {
   if (!op)
     return Status(Code::kBadRequest, "unknown control operation '" + control.op.substr(0, 64) + "'");
   if (control.args.index() != default_control_args(*op).index())
-    return bad_args(*op, "arguments of another operation");
+    return bad_args(*op, "its arguments are missing or of another operation");
   auto limit_ok = [](uint32_t limit) { return limit >= 1 && limit <= kMaxControlLimit; };
   const std::string limit_range = "limit must be 1.." + std::to_string(kMaxControlLimit);
   if (auto* a = std::get_if<InspectFailedArgs>(&control.args); a && !limit_ok(a->limit)) return bad_args(*op, limit_range);
@@ -313,8 +313,12 @@ const msgpack::object& convert<zb::proto::Control>::operator()(const msgpack::ob
   field(a, 2, unused_args);
   field(a, 3, v.deadline_ms);
   const auto op = zb::proto::parse_control_op(v.op);
-  v.args = op ? zb::proto::default_control_args(*op) : zb::proto::ControlArgs();
-  if (op) alternative(a, 4, v.args);
+  // Arguments missing: left empty, which check_control refuses for an operation that takes some.
+  v.args = zb::proto::ControlArgs();
+  if (op && a.size > 4 && !a.ptr[4].is_nil()) {
+    v.args = zb::proto::default_control_args(*op);
+    alternative(a, 4, v.args);
+  }
   return o;
 }
 

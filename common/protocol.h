@@ -502,7 +502,12 @@ using ControlResult =
 ControlResult default_control_result(ControlOp op);
 
 // deadline_ms as for Submit: an operation arriving later is refused, not carried out.
-// Wire fields: corr, op, (a JSON text once; ignored), deadline_ms, args (decoded by op).
+// Wire fields: corr, op, (JSON arguments once; now kTypedControlMarker, ignored), deadline_ms,
+// args (decoded by op). An operation that takes arguments and comes without them (a peer
+// older than typed arguments) is refused rather than run with defaults: a purge of one queue
+// must not become a purge of every queue. The marker is not JSON, so a router that still
+// reads JSON arguments refuses a newer peer's request for the same reason.
+inline constexpr std::string_view kTypedControlMarker = "typed";
 struct Control {
   static constexpr Command kCommand = Command::kControl;
   uint64_t corr = 0;
@@ -832,7 +837,7 @@ struct pack<zb::proto::Control> {
     o.pack_array(5);
     o.pack(v.corr);
     o.pack(v.op);
-    o.pack(std::string_view());
+    o.pack(std::string_view(zb::proto::kTypedControlMarker));
     o.pack(v.deadline_ms);
     std::visit([&](const auto& a) { pack_alternative(o, a); }, v.args);
     return o;

@@ -241,21 +241,26 @@ TEST(Protocol, ControlArgumentsOutOfRangeAreRejectedWithTheirReason) {
   EXPECT_FALSE(decode(bad_id.header, bad_id.body));
 }
 
-TEST(Protocol, AControlWithoutArgumentsTakesTheOperationsDefaults) {
-  // An older peer's four fields (its JSON text in the third is ignored).
-  Frames f = raw_control("inspect.failed", nullptr);
-  auto out = decode(f.header, f.body);
-  ASSERT_TRUE(out) << out.status().to_string();
-  const auto& a = std::get<InspectFailedArgs>(std::get<Control>(*out).args);
-  EXPECT_EQ(a.limit, 100u);
-  EXPECT_FALSE(a.queue);
-  Frames nil = raw_control("retry.failed", [](auto& pk) { pk.pack_nil(); });
-  out = decode(nil.header, nil.body);
-  ASSERT_TRUE(out) << out.status().to_string();
-  EXPECT_EQ(std::get<RetryFailedArgs>(std::get<Control>(*out).args).limit, kMaxControlLimit);
-  // An operation without arguments ignores what a newer peer puts there.
+TEST(Protocol, AControlWithoutTheArgumentsItsOperationTakesIsRefused) {
+  // An older peer's four fields (JSON arguments in the third): a purge without its queue must
+  // not purge every queue.
+  for (const char* op : {"purge", "inspect.failed", "revoke", "worker.pool"}) {
+    Frames f = raw_control(op, nullptr);
+    auto out = decode(f.header, f.body);
+    ASSERT_FALSE(out) << op;
+    EXPECT_EQ(out.status().message(), std::string(op) + ": its arguments are missing or of another operation");
+    Frames nil = raw_control(op, [](auto& pk) { pk.pack_nil(); });
+    EXPECT_FALSE(decode(nil.header, nil.body)) << op;
+  }
+  // An operation without arguments needs none, and ignores what a newer peer puts there.
+  Frames ping = raw_control("ping", nullptr);
+  EXPECT_TRUE(decode(ping.header, ping.body));
   Frames extra = raw_control("ping", [](auto& pk) { pk.pack(uint64_t{9}); });
   EXPECT_TRUE(decode(extra.header, extra.body));
+  // What this peer sends in the old arguments' place is not JSON, so an older router refuses it.
+  Frames sent = encode(Control::make(ControlOp::kPurge, PurgeArgs{"default"}));
+  msgpack::object_handle h = msgpack::unpack(sent.body.data(), sent.body.size());
+  EXPECT_EQ(h.get().via.array.ptr[2].as<std::string>(), "typed");
 }
 
 TEST(Protocol, HostileControlRepliesAreRejected) {
