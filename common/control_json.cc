@@ -78,7 +78,8 @@ json to_json(const proto::InspectStatsReply& r) {
                  {"event_confirmed", s.event_confirmed}, {"db_used_bytes", s.db_used_bytes},
                  {"db_map_bytes", s.db_map_bytes}, {"storage_full", s.storage_full},
                  {"storage_free_bytes", s.storage_free_bytes}, {"storage_reserve_bytes", s.storage_reserve_bytes},
-                 {"storage_failed_commits", s.storage_failed_commits}, {"durability", s.durability}};
+                 {"storage_failed_commits", s.storage_failed_commits}, {"durability", s.durability},
+                 {"commits", s.commits}, {"records_written", s.records_written}, {"syncs", s.syncs}};
   return json{{"router", std::move(router)}, {"workers", std::move(workers)}};
 }
 

@@ -96,12 +96,13 @@ Result<Txn> Txn::begin(const Env& env, bool read_only) {
   return Txn(txn);
 }
 
-Txn::Txn(Txn&& other) noexcept : txn_(std::exchange(other.txn_, nullptr)) {}
+Txn::Txn(Txn&& other) noexcept : txn_(std::exchange(other.txn_, nullptr)), writes_(std::exchange(other.writes_, 0)) {}
 
 Txn& Txn::operator=(Txn&& other) noexcept {
   if (this != &other) {
     abort();
     txn_ = std::exchange(other.txn_, nullptr);
+    writes_ = std::exchange(other.writes_, 0);
   }
   return *this;
 }
@@ -138,11 +139,13 @@ Result<std::optional<std::string_view>> Txn::get(Dbi dbi, std::string_view key) 
 
 Status Txn::put(Dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
   MDB_val k = val(key), v = val(value);
+  ++writes_;
   return from_rc(mdb_put(txn_, dbi, &k, &v, flags), "mdb_put");
 }
 
 Status Txn::del(Dbi dbi, std::string_view key) {
   MDB_val k = val(key);
+  ++writes_;
   int rc = mdb_del(txn_, dbi, &k, nullptr);
   if (rc == MDB_NOTFOUND) return Status::ok();
   return from_rc(rc, "mdb_del");

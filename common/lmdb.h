@@ -76,10 +76,14 @@ class Txn {
   void abort();
 
   MDB_txn* get() const { return txn_; }
+  uint64_t id() const { return txn_ ? mdb_txn_id(txn_) : 0; }
+  // Records put or deleted so far (cursor deletes not counted).
+  uint64_t writes() const { return writes_; }
 
  private:
   explicit Txn(MDB_txn* txn) : txn_(txn) {}
   MDB_txn* txn_ = nullptr;
+  uint64_t writes_ = 0;
 };
 
 // A cursor must be destroyed before its transaction commits or aborts (LMDB frees a write

@@ -422,9 +422,13 @@ struct RouterStats {
   bool storage_full = false;
   uint64_t storage_free_bytes = 0, storage_reserve_bytes = 0, storage_failed_commits = 0;
   std::string durability;  // "fsync" | "nosync"
+  // Since start: LMDB commits (about one per loop turn that changed something), records they
+  // wrote, and syncs that made them durable (several commits per sync under load; nosync: 0).
+  uint64_t commits = 0, records_written = 0, syncs = 0;
   MSGPACK_DEFINE(uptime_ms, submitted, succeeded, failed, in_flight, scheduled, groups_active, bad_frames,
                  late_requests, refused, event_seq, event_first_seq, event_confirmed, db_used_bytes, db_map_bytes,
-                 storage_full, storage_free_bytes, storage_reserve_bytes, storage_failed_commits, durability);
+                 storage_full, storage_free_bytes, storage_reserve_bytes, storage_failed_commits, durability, commits,
+                 records_written, syncs);
 };
 struct WorkerStats {
   std::string name;

@@ -192,6 +192,10 @@ proto::InspectStatsReply Core::inspect_stats() {
   r.storage_reserve_bytes = health.storage_reserve_bytes;
   r.storage_failed_commits = health.storage_failed_commits;
   r.durability = options_.fsync ? "fsync" : "nosync";
+  const Ledger::Counters counters = ledger_.counters();
+  r.commits = counters.commits;
+  r.records_written = counters.records;
+  r.syncs = options_.fsync ? counters.syncs : 0;
   return out;
 }
 

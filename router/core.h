@@ -44,12 +44,16 @@ struct Waiter {
   uint64_t deadline_ms = 0;  // steady clock
 };
 
-// What a turn produced, to be sent once its transaction has committed.
+// What a turn produced, to be sent once its transaction has committed (tasks) or is durable
+// (everything else: router.cc holds it until then).
 struct Effects {
   std::vector<Outgoing> messages;  // replies, and commands to workers, in order
   struct WorkerMail {
     std::vector<proto::Claim> acks;          // ResultsAck: results recorded durably
-    std::vector<proto::Assignment> tasks;    // Tasks
+    std::vector<proto::Assignment> tasks;    // Tasks, sent once the turn has committed
+    // Tasks of at-most-once queues (acks_late = false): sent only once their lease is durable,
+    // so that a router crash cannot leave a task running that the restarted router runs again.
+    std::vector<proto::Assignment> durable_tasks;
   };
   std::unordered_map<std::string, WorkerMail> workers;  // by routing id
   std::vector<proto::Event> events;                     // already in the LMDB log

@@ -396,7 +396,8 @@ bool Core::dispatch_one(WorkerSession& w) {
   rec.attempt = attempt;
   rec.worker = w.name;
   if (!transition(rec, TaskState::kQueued, Change(TaskState::kStarted))) return false;
-  effects_.workers[w.routing_id].tasks.push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
+  auto& mail = effects_.workers[w.routing_id];
+  (tasks_.config(*q).acks_late ? mail.tasks : mail.durable_tasks).push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
                                                   std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms,
                                                   rec.hard_limit_ms});
   return true;

@@ -1,5 +1,6 @@
 #include "router/ledger.h"
 
+#include <filesystem>
 #include <functional>
 
 namespace zb::router {
@@ -20,9 +21,28 @@ Result<T> unpack(std::string_view bytes, const char* what) {
 }  // namespace
 
 Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& options) {
-  auto env = lmdb::Env::open(dir, options);
+  // Durable commits are made by the Durability thread, not by LMDB's own sync in each commit.
+  RestoreReport restored;
+  const std::string boot_id = current_boot_id();
+  if (options.sync) {
+    std::error_code ec;
+    if (std::filesystem::exists(dir + "/data.mdb", ec)) {
+      auto r = Durability::restore(dir, boot_id);
+      if (!r) return r.status();
+      restored = *r;
+    }
+  }
+  lmdb::EnvOptions env_options = options;
+  env_options.sync = false;
+  auto env = lmdb::Env::open(dir, env_options);
   if (!env) return env.status();
   Ledger ledger(std::move(env.value()));
+  ledger.restored_ = restored;
+  if (options.sync) {
+    auto d = Durability::start(ledger.env_, dir, boot_id);
+    if (!d) return d.status();
+    ledger.durability_ = std::move(d.value());
+  }
   auto txn = lmdb::Txn::begin(ledger.env_, false);
   if (!txn) return txn.status();
   struct { const char* name; lmdb::Dbi* dbi; } dbs[] = {
@@ -36,6 +56,10 @@ Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& opti
   }
   if (Status s = txn->commit(); !s) return s;
   if (Status s = ledger.load_meta(); !s) return s;
+  MDB_envinfo info;
+  mdb_env_info(ledger.env_.get(), &info);
+  ledger.last_commit_ = info.me_last_txnid;
+  if (ledger.durability_) ledger.durability_->committed(ledger.last_commit_);
   return ledger;
 }
 
@@ -84,8 +108,15 @@ Status Ledger::commit() {
       abort();
       return s;
     }
+  const uint64_t id = txn_->id();
+  const uint64_t writes = txn_->writes();
   Status s = txn_->commit();
   txn_.reset();
+  if (!s) return s;
+  last_commit_ = id;
+  ++commits_;
+  records_ += writes;
+  if (durability_) durability_->committed(id);
   return s;
 }
 

@@ -22,6 +22,7 @@
 
 #include "common/lmdb.h"
 #include "common/protocol.h"
+#include "router/durability.h"
 
 namespace zb::router {
 
@@ -52,6 +53,9 @@ struct Meta {
   uint64_t first_seq = 1;  // oldest event still in the log
 };
 
+// With EnvOptions::sync, LMDB does not sync a commit itself: a Durability thread
+// (router/durability.h) makes commits durable in rounds, and durable() says how far it got.
+// Without it, durable() is the last commit (what the page cache has is all there is).
 class Ledger {
  public:
   static Result<Ledger> open(const std::string& dir, const lmdb::EnvOptions& options);
@@ -68,6 +72,26 @@ class Ledger {
   void abort();
   Status reload_meta();
   bool in_turn() const { return txn_.has_value(); }
+
+  // The LMDB transaction id of the last successful commit, and of the newest durable one.
+  uint64_t last_commit() const { return last_commit_; }
+  uint64_t durable() const { return durability_ ? durability_->durable() : last_commit_; }
+  // Readable when durable() advanced (-1 without a sync thread); drain_durable() empties it.
+  int durable_fd() const { return durability_ ? durability_->wake_fd() : -1; }
+  void drain_durable() {
+    if (durability_) durability_->drain();
+  }
+  // Why commits stopped becoming durable (the router must stop); ok otherwise.
+  Status durability_error() const { return durability_ ? durability_->error() : Status::ok(); }
+  bool wait_durable(uint64_t txn, int timeout_ms) { return !durability_ || durability_->wait(txn, timeout_ms); }
+  // What a start-up after an OS crash restored (router/durability.h).
+  const RestoreReport& restored() const { return restored_; }
+  struct Counters {
+    uint64_t commits = 0, records = 0, syncs = 0;
+  };
+  Counters counters() const {
+    return {commits_, records_, durability_ ? durability_->syncs() : commits_};
+  }
 
   Result<std::optional<proto::TaskRecord>> get_task(const Id& id);
   Status put_task(const proto::TaskRecord& task);
@@ -113,6 +137,10 @@ class Ledger {
   lmdb::Txn& txn() { return *txn_; }
 
   lmdb::Env env_;
+  std::unique_ptr<Durability> durability_;  // declared after env_: stopped before it closes
+  RestoreReport restored_;
+  uint64_t last_commit_ = 0;
+  uint64_t commits_ = 0, records_ = 0;
   std::optional<lmdb::Txn> txn_;
   lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0, dead_ = 0,
             expiry_ = 0;

@@ -106,6 +106,11 @@ Status Router::Impl::open() {
   auto opened = router::Ledger::open(options.data_dir, env_options);
   if (!opened) return opened.status();
   ledger.emplace(std::move(opened.value()));
+  if (const auto& r = ledger->restored(); r.restored)
+    spdlog::warn("router restored the last durable commit after the machine restarted data={} commit={} "
+                 "dropped_through={}: what was dropped had not been acknowledged",
+                 options.data_dir, r.durable_txn, r.dropped_txn);
+  published_seq = ledger->meta().seq;
   core.emplace(options, *ledger, stats);
   if (Status s = core->recover(); !s) return s;
 
@@ -159,20 +164,36 @@ Status Router::Impl::run_loop() {
   stats.started_steady_ms = now_steady_ms();
   next_heartbeat_ms = stats.started_steady_ms;
   std::vector<zmq::pollitem_t> items = {{frontend->handle(), 0, ZMQ_POLLIN, 0},
-                                        {backend->handle(), 0, ZMQ_POLLIN, 0}};
+                                        {backend->handle(), 0, ZMQ_POLLIN, 0},
+                                        {nullptr, -1, ZMQ_POLLIN, 0}};
   while (!stopping.load(std::memory_order_relaxed)) {
     const uint64_t now = now_steady_ms();
     items[1].events = now >= storage.backend_resume_ms ? ZMQ_POLLIN : 0;
+    // The sync thread's wake-up (the ledger is opened again after some failed writes).
+    items[2].fd = ledger->durable_fd();
+    items[2].events = items[2].fd >= 0 ? ZMQ_POLLIN : 0;
     try {
       wire::poll(items, std::chrono::milliseconds(core->poll_timeout_ms(now, next_heartbeat_ms)));
     } catch (const zmq::error_t& e) {
       return Status(Code::kIo, std::string("poll: ") + e.what());
     }
+    if (items[2].revents & ZMQ_POLLIN) ledger->drain_durable();
+    // A commit that cannot be made durable must not be acknowledged, nor anything after it.
+    if (Status s = ledger->durability_error(); !s) {
+      spdlog::error("router stopping: commits no longer reach the disk data={} reason=\"{}\"", options.data_dir,
+                    s.to_string());
+      return s;
+    }
+    release_durable();
     if (Status s = turn(items[0].revents & ZMQ_POLLIN, items[1].revents & ZMQ_POLLIN); !s) {
       spdlog::error("router stopping reason=\"{}\"", s.to_string());
       return s;
     }
   }
+  // What was committed is made durable and acknowledged before the router goes.
+  if (!held.empty() && !ledger->wait_durable(held.back().txn, 10'000))
+    spdlog::warn("router stopping with unacknowledged commits: the sync did not finish in 10 s");
+  release_durable();
   spdlog::info("router stopped");
   return Status::ok();
 }
@@ -222,29 +243,70 @@ void Router::Impl::send_heartbeats(uint64_t now) {
   for (const auto& rid : core->worker_ids())
     if (!wire::send(*backend, proto::Heartbeat{0}, rid)) unreachable.push_back(rid);
   if (now - last_publish_ms >= kHugzIntervalMs) {
-    wire::send(*events, proto::Hugz{ledger->meta().log_id, ledger->meta().seq});
+    wire::send(*events, proto::Hugz{ledger->meta().log_id, published_seq});
     last_publish_ms = now;
   }
 }
 
 void Router::Impl::flush() {
   router::Effects& out = core->effects();
+  // This turn's commit, or the last one before it when the turn changed nothing: even a read
+  // must not answer with what is not durable yet.
+  Held h;
+  h.txn = ledger->last_commit();
+  h.seq = ledger->meta().seq;
+  const bool hold = !held.empty() || ledger->durable() < h.txn;
   for (auto& m : out.messages) {
-    if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) ack->seq = ledger->meta().seq;
+    if (hold && m.backend) ++held_commands[m.routing_id];
+    h.messages.push_back(std::move(m));
+  }
+  for (auto& [rid, mail] : out.workers) {
+    if (!mail.acks.empty()) h.acks.emplace_back(rid, std::move(mail.acks));
+    // A task needs only its turn's commit: a router that crashes before the commit is durable
+    // either still has it (a process crash) or comes back without that lease, when the
+    // worker's claim of the task is adopted. It follows a held command to the same worker
+    // (a Welcome first).
+    if (!mail.tasks.empty()) {
+      if (!hold || held_commands.count(rid)) h.tasks.emplace_back(rid, std::move(mail.tasks));
+      else if (!wire::send(*backend, proto::Tasks{std::move(mail.tasks)}, rid)) unreachable.push_back(rid);
+    }
+    if (!mail.durable_tasks.empty()) h.tasks.emplace_back(rid, std::move(mail.durable_tasks));
+  }
+  h.events = std::move(out.events);
+  out.clear();
+  if (hold) held.push_back(std::move(h));
+  else send_held(h);
+}
+
+void Router::Impl::release_durable() {
+  const uint64_t durable = ledger->durable();
+  while (!held.empty() && held.front().txn <= durable) {
+    Held h = std::move(held.front());
+    held.pop_front();
+    for (const auto& m : h.messages)
+      if (m.backend) {
+        auto it = held_commands.find(m.routing_id);
+        if (it != held_commands.end() && --it->second == 0) held_commands.erase(it);
+      }
+    send_held(h);
+  }
+}
+
+void Router::Impl::send_held(Held& h) {
+  for (auto& m : h.messages) {
+    if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) ack->seq = h.seq;
     zmq::socket_t& socket = m.backend ? *backend : *frontend;
     if (!wire::send(socket, m.message, m.routing_id) && m.backend) unreachable.push_back(m.routing_id);
   }
-  for (auto& [rid, mail] : out.workers) {
-    // Acks first: a task retried at once comes back in the same turn as its last result's ack.
-    if (!mail.acks.empty()) wire::send(*backend, proto::ResultsAck{std::move(mail.acks)}, rid);
-    if (!mail.tasks.empty() && !wire::send(*backend, proto::Tasks{std::move(mail.tasks)}, rid))
-      unreachable.push_back(rid);
-  }
-  if (!out.events.empty()) {
-    wire::send(*events, proto::EventBatch{ledger->meta().log_id, std::move(out.events)});
+  // Acks before tasks: a task retried at once comes back in the same turn as its last result's ack.
+  for (auto& [rid, acks] : h.acks) wire::send(*backend, proto::ResultsAck{std::move(acks)}, rid);
+  for (auto& [rid, tasks] : h.tasks)
+    if (!wire::send(*backend, proto::Tasks{std::move(tasks)}, rid)) unreachable.push_back(rid);
+  if (!h.events.empty()) {
+    wire::send(*events, proto::EventBatch{ledger->meta().log_id, std::move(h.events)});
     last_publish_ms = now_steady_ms();
   }
-  out.clear();
+  published_seq = std::max(published_seq, h.seq);
 }
 
 }  // namespace zb

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +66,20 @@ struct Router::Impl {
     uint64_t submitted = 0, succeeded = 0, failed = 0;
   } turn_start;
   std::vector<std::string> unreachable;  // workers a send failed to reach
+  // What committed turns produced, held until their commit is durable (router/durability.h):
+  // replies, commands to workers, result acks and events. Tasks go out at once (but after a
+  // held command to the same worker, and at-most-once tasks only once durable).
+  struct Held {
+    uint64_t txn = 0;  // sent once ledger->durable() >= txn
+    uint64_t seq = 0;  // the event log's seq at that commit (SubmitAck.seq, hugz)
+    std::vector<router::Outgoing> messages;
+    std::vector<std::pair<std::string, std::vector<proto::Claim>>> acks;
+    std::vector<std::pair<std::string, std::vector<proto::Assignment>>> tasks;
+    std::vector<proto::Event> events;
+  };
+  std::deque<Held> held;
+  std::unordered_map<std::string, uint32_t> held_commands;  // routing id → held backend messages
+  uint64_t published_seq = 0;  // the newest event seq sent on the events socket (hugz)
   uint64_t last_publish_ms = 0;
   uint64_t next_heartbeat_ms = 0;
   uint64_t next_housekeeping_ms = 0;
@@ -72,8 +88,11 @@ struct Router::Impl {
   Status open();
   Status run_loop();
   Status turn(bool frontend_ready, bool backend_ready);
-  // Sends what the committed turn produced: replies, tasks, result acks, then the events.
+  // Sends what the committed turn produced: replies, result acks, tasks, then the events; what
+  // needs a durable commit is held until then (release_durable()).
   void flush();
+  void release_durable();
+  void send_held(Held& h);
   void send_heartbeats(uint64_t now);
 
   // storage.cc

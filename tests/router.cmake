@@ -7,3 +7,5 @@ add_test(NAME disk_full_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR
 set_tests_properties(disk_full_test PROPERTIES TIMEOUT 300)
 # The router's core without sockets: every transition of the life cycle, effects of messages.
 zbatch_add_test(core_test SOURCES core_test.cc LIBS zbatch_router)
+# The durable commit record: group commit off the loop, restore after an OS restart.
+zbatch_add_test(durability_test SOURCES durability_test.cc LIBS zbatch_router)
