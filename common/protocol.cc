@@ -191,6 +191,7 @@ std::string_view command_name(Command command) {
     case Command::kRevoke: return "REVOKE";
     case Command::kWorkerCommand: return "WORKER_COMMAND";
     case Command::kStarted: return "STARTED";
+    case Command::kRecall: return "RECALL";
     case Command::kEventBatch: return "EVENT_BATCH";
     case Command::kHugz: return "HUGZ";
   }
@@ -260,6 +261,7 @@ Result<Message> decode(std::string_view header, std::string_view body) {
     case Command::kRevoke: return decode_as<Revoke>(body);
     case Command::kWorkerCommand: return decode_as<WorkerCommand>(body);
     case Command::kStarted: return decode_as<Started>(body);
+    case Command::kRecall: return decode_as<Recall>(body);
     case Command::kEventBatch: return decode_as<EventBatch>(body);
     case Command::kHugz: return decode_as<Hugz>(body);
   }

@@ -12,7 +12,7 @@
 //                                     EventPage, Error
 //   backend ROUTER (workers):         Ready, Started, Results, Heartbeat, Bye, Disconnect  →  Welcome, Tasks,
 //                                     ResultsAck, Heartbeat, Disconnect, Revoke,
-//                                     WorkerCommand
+//                                     WorkerCommand, Recall
 //   events PUB:                       EventBatch, Hugz
 //
 // decode() never throws and never asserts: truncated, oversize, wrong-type, unknown-command and
@@ -72,6 +72,7 @@ enum class Command : uint8_t {
   kRevoke = 0x89,
   kWorkerCommand = 0x8a,
   kStarted = 0x8b,
+  kRecall = 0x8c,
   // events PUB
   kEventBatch = 0xc1,
   kHugz = 0xc2,
@@ -615,7 +616,8 @@ struct Ready {
   std::vector<std::string> queues;  // empty = every queue the router declares
   std::vector<std::string> kinds;
   uint32_t concurrency = 0;
-  uint32_t capacity = 0;   // most tasks in flight at once (concurrency × prefetch multiplier)
+  uint32_t capacity = 0;   // most tasks it may hold at once (concurrency × prefetch multiplier): the
+                           // router's credit window for it never exceeds this
   std::vector<Claim> running;
   // The names of the worker's test profiles and MCP servers, so that the store can refuse a
   // task naming one no worker has. An older worker sends neither: both stay empty. (The
@@ -657,7 +659,7 @@ enum class OutcomeStatus : uint8_t {
   kSucceeded = 0,
   kFailed = 1,    // permanent: no retry
   kRetry = 2,     // transient: retry if attempts remain
-  kReturned = 3,  // not run (warm shutdown); requeue without counting an attempt
+  kReturned = 3,  // not run (warm shutdown, or recalled); requeue without counting an attempt
 };
 
 struct Outcome {
@@ -729,6 +731,15 @@ struct WorkerCommand {
   MSGPACK_DEFINE(op, delta);
 };
 
+// Router → worker: give these reserved tasks back (work stealing: another worker has a free
+// slot while they wait behind busy ones). The worker returns each claim it has not started as
+// an Outcome with status kReturned; a claim already running, or unknown, is ignored.
+struct Recall {
+  static constexpr Command kCommand = Command::kRecall;
+  std::vector<Claim> claims;
+  MSGPACK_DEFINE(claims);
+};
+
 // ---------------------------------------------------------------------------------------------
 // Events PUB
 
@@ -751,7 +762,7 @@ using Message =
     std::variant<Submit, GetTask, GetGroup, WaitTasks, Control, Replay, Confirm, SubmitAck,
                  TaskInfo, GroupInfo, ControlReply, EventPage, Error, Ready, Welcome, Tasks,
                  Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, WorkerCommand, Started, EventBatch,
-                 Hugz>;
+                 Hugz, Recall>;
 
 Command command_of(const Message& message);
 

@@ -134,6 +134,7 @@ uint64_t Core::poll_timeout_ms(uint64_t now, uint64_t next_heartbeat_ms) const {
   uint64_t next = now + 100;  // stop() is noticed within this bound
   next = std::min(next, next_heartbeat_ms);
   if (!waiters_.empty()) next = std::min(next, now + 10);
+  if (next_steal_ms_) next = std::min(next, std::max(now, next_steal_ms_));
   if (auto ms = tasks_.ms_until_rate_opens(now)) next = std::min(next, now + *ms);
   if (auto due = tasks_.next_due_ms()) {
     const uint64_t unix_now = now_unix_ms();

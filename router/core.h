@@ -183,6 +183,9 @@ class Core {
   void requeue_orphans(uint64_t now_steady_ms);
   void expire_workers(uint64_t now_steady_ms);
   bool dispatch_one(WorkerSession& worker);
+  bool lease_to(WorkerSession& worker, size_t queue, uint64_t key, const Id& task, proto::TaskRecord& rec);
+  void steal();
+  void hand_over(const std::string& thief, size_t queue, const proto::Claim& returned, proto::TaskRecord& rec);
   void to_worker(const std::string& rid, proto::Message message) { effects_.messages.push_back({true, rid, std::move(message)}); }
   uint64_t next_random();
 
@@ -223,6 +226,7 @@ class Core {
   uint64_t next_waiter_ = 1;
   uint64_t random_state_ = 0;  // retry jitter (splitmix64)
   uint64_t next_housekeeping_ms_ = 0;
+  uint64_t next_steal_ms_ = 0;  // when a reserved task becomes overdue for an idle worker (0: none)
 
   Effects effects_;
   bool dirty_ = false;         // the write transaction has changes to commit

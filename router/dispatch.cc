@@ -1,6 +1,8 @@
-// Workers, leases and results: Paranoid Pirate sessions, dispatch by credit, requeue of
-// tasks whose worker is lost, results fenced by (task, attempt).
+// Workers, leases and results: Paranoid Pirate sessions, dispatch by credit (each worker's
+// window, router/workers.h), work stealing, requeue of tasks whose worker is lost, results
+// fenced by (task, attempt).
 #include <algorithm>
+#include <chrono>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -13,6 +15,12 @@ namespace {
 // Bounds on what a worker announces (READY, HEARTBEAT): beyond them the message is refused.
 constexpr uint32_t kMaxCapacity = 1'000'000;
 constexpr uint32_t kMaxSlots = 1024;
+
+// The credit window's clock: round trips of a fraction of a millisecond are measured.
+uint64_t now_steady_us() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now().time_since_epoch()).count());
+}
 
 // What a worker says is passed on in events, replies and HTTP answers: UTF-8 from here on,
 // whatever bytes a child process printed.
@@ -84,6 +92,7 @@ void Core::on_heartbeat(WorkerSession& w, const proto::Heartbeat& beat) {
   }
   if (beat.capacity) w.capacity = beat.capacity;  // autoscale, resize
   if (beat.slots) w.concurrency = beat.slots;
+  w.update_window();
 }
 
 void Core::on_ready(const std::string& rid, const proto::Ready& hello) {
@@ -126,6 +135,7 @@ void Core::on_ready(const std::string& rid, const proto::Ready& hello) {
   w.mcp_servers = hello.mcp_servers;
   w.concurrency = hello.concurrency;
   w.capacity = std::max<uint32_t>(1, hello.capacity);
+  w.update_window();
   for (const auto& name : hello.queues) {
     if (auto q = tasks_.find_queue(name)) w.queues.push_back(*q);
     else spdlog::warn("router worker={} asks for undeclared queue={}", w.name, name.substr(0, 64));
@@ -169,6 +179,9 @@ void Core::reclaim(WorkerSession& w, const proto::Ready& hello, proto::Welcome& 
       if (orphan && l->session == hello.session && l->attempt == claim.attempt) {
         l->routing_id = w.routing_id;
         l->grace_deadline_ms = 0;
+        l->dispatched_us = now_steady_us();
+        l->to_free_slot = false;
+        l->recall_for.clear();
         w.leased.insert(claim.task);
         continue;
       }
@@ -179,23 +192,35 @@ void Core::reclaim(WorkerSession& w, const proto::Ready& hello, proto::Welcome& 
       welcome.rejected.push_back(claim);
       continue;
     }
+    // Requeued (its worker seemed lost, or the grace after our restart ran out) but not yet
+    // dispatched again: give it back to its runner. Or leased just before a crash that lost
+    // the lease (tasks go out before their turn's commit is synced): queued again with the
+    // durable attempt, and claimed with exactly the next one by the worker it went to. No
+    // other worker holds or held it since (no previous holder: that is in memory only), so
+    // adopting the claim runs it once.
     const PreviousHolder* from = tasks_.previous_holder(claim.task);
-    if (!from || from->session != hello.session || from->attempt != claim.attempt) {
-      welcome.rejected.push_back(claim);  // done, revoked, or never this worker's
+    const bool requeued_from_it = from && from->session == hello.session && from->attempt == claim.attempt;
+    if (from && !requeued_from_it) {
+      welcome.rejected.push_back(claim);  // requeued from another worker
       continue;
     }
-    // Requeued (its worker seemed lost, or the grace after our restart ran out) but not yet
-    // dispatched again: give it back to its runner.
     auto rec = ledger_.get_task(claim.task);
     if (!rec) return fail_turn(rec.status());
     auto q = rec->has_value() ? tasks_.find_queue((*rec)->queue) : std::nullopt;
     const uint64_t key = rec->has_value() ? order_key((*rec)->priority, (*rec)->seq) : 0;
-    if (!q || (*rec)->state != TaskState::kQueued || (*rec)->attempt != claim.attempt || !tasks_.ready(*q).erase(key)) {
-      welcome.rejected.push_back(claim);
+    const uint32_t expected = rec->has_value() ? (*rec)->attempt + (requeued_from_it ? 0 : 1) : 0;
+    if (!q || (*rec)->state != TaskState::kQueued || claim.attempt != expected || !tasks_.ready(*q).erase(key)) {
+      welcome.rejected.push_back(claim);  // done, revoked, held, or never this worker's
       continue;
     }
     proto::TaskRecord& r = **rec;
-    tasks_.add_lease(claim.task, {w.routing_id, claim.attempt, r.group, *q, key, 0, 0, hello.session});
+    if (!requeued_from_it)
+      spdlog::info("router adopted claim worker={} task={} attempt={} (lease not durable before a restart)", w.name,
+                   claim.task.to_string(), claim.attempt);
+    r.attempt = claim.attempt;
+    LeaseState lease{w.routing_id, claim.attempt, r.group, *q, key, 0, 0, hello.session};
+    lease.dispatched_us = now_steady_us();
+    tasks_.add_lease(claim.task, std::move(lease));
     tasks_.forget_previous_holder(claim.task);
     w.leased.insert(claim.task);
     r.worker = w.name;
@@ -214,11 +239,25 @@ void Core::on_started(WorkerSession& worker, const proto::Started& started) {
       log_refusal("start notice of worker=" + worker.name + " task=" + claim.task.to_string() + ": not its lease");
       continue;
     }
-    if (!lease->started_unix_ms) lease->started_unix_ms = now;
+    if (lease->started_unix_ms) continue;
+    lease->started_unix_ms = now;
+    if (lease->to_free_slot) {
+      // Sent to a free slot: from dispatch to this notice is one round trip (commit, both
+      // ways on the wire, the worker's turn), what the window must cover.
+      smooth(worker.rtt_us, static_cast<double>(std::max<uint64_t>(1, now_steady_us() - lease->dispatched_us)));
+      worker.update_window();
+    }
   }
 }
 
 void Core::on_results(WorkerSession& worker, const proto::Results& results) {
+  // While it holds a task for every slot, its results come at the pace its slots go through
+  // tasks, overheads included: what a reserved task's place in line predicts (`overdue`).
+  const uint64_t now = now_steady_us();
+  if (worker.last_results_us && !results.outcomes.empty() && worker.leased.size() >= worker.concurrency)
+    smooth(worker.service_us, static_cast<double>(now - worker.last_results_us) * worker.concurrency /
+                                  static_cast<double>(results.outcomes.size()));
+  worker.last_results_us = now;
   auto& acks = effects_.workers[worker.routing_id].acks;
   for (const auto& outcome : results.outcomes) {
     apply_outcome(worker, outcome);
@@ -256,7 +295,13 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
   auto q = tasks_.find_queue(rec.queue);
   if (!q) return;
   TaskState state;
+  std::string thief;  // a recalled task, handed back: the worker it was recalled for
   if (lease) {
+    thief = std::move(lease->recall_for);
+    if (outcome.status != proto::OutcomeStatus::kReturned) {
+      smooth(worker.task_us, static_cast<double>(std::max<uint64_t>(1, outcome.runtime_us)));
+      worker.update_window();
+    }
     worker.leased.erase(outcome.task);
     tasks_.end_lease(outcome.task);
     if (Status s = ledger_.del_lease(outcome.task); !s) return fail_turn(s);
@@ -281,7 +326,9 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
       tasks_.ready(*q).push(order_key(rec.priority, rec.seq), rec.id);  // still where it was
       return;
     }
-    (void)transition(rec, state, Change(TaskState::kQueued));  // a refusal is logged; the turn's error fails it
+    // A refusal is logged; the turn's error fails it.
+    if (transition(rec, state, Change(TaskState::kQueued)) && !thief.empty())
+      hand_over(thief, *q, {outcome.task, outcome.attempt}, rec);
     return;
   }
   const bool wants_retry = outcome.status == OutcomeStatus::kRetry ||
@@ -358,10 +405,20 @@ void Core::requeue_orphans(uint64_t now) {
   if (!expired.empty()) spdlog::info("router requeued unclaimed in_flight={}", expired.size());
 }
 
-// Hands queued tasks to workers with free credit, one task per worker per round, so that
-// tasks spread over workers instead of filling the first one.
+// Hands queued tasks to workers with credit in their window, one task per worker per round,
+// so that tasks spread over workers instead of filling the first one; then lets workers with
+// a free slot and nothing to take steal what waits elsewhere.
 void Core::dispatch() {
+  next_steal_ms_ = 0;
   if (workers_.empty()) return;
+  for (auto& [rid, w] : workers_.all()) {
+    // Recalled tasks on their way to this worker: those still reserved by their holder, not
+    // yet handed back.
+    std::erase_if(w.incoming, [&, &id = rid](const proto::Claim& c) {
+      const LeaseState* l = tasks_.lease(c.task);
+      return !l || l->attempt != c.attempt || l->recall_for != id || l->started_unix_ms != 0;
+    });
+  }
   tasks_.refill_rates(now_steady_ms());
   bool progress = true;
   while (progress && turn_status_) {
@@ -371,6 +428,81 @@ void Core::dispatch() {
     });
   }
   workers_.rotate();
+  if (turn_status_) steal();
+}
+
+// Work stealing. A worker with a free slot, after dispatch found nothing it could take (its
+// queues are empty or rate-limited), may take over tasks reserved by a worker whose slots
+// are all busy and that have waited there longer than their place in line explains
+// (`overdue`, router/workers.h). The holder is asked to give them back (Recall); it returns
+// each one not started yet (an outcome kReturned: no attempt counted), and hand_over() leases
+// it to the worker it was recalled for. One recall per lease at most; one that started
+// meanwhile just runs where it is. At a steady flow no worker is idle with work queued, so
+// nothing is recalled.
+void Core::steal() {
+  std::vector<WorkerSession*> thieves;
+  for (auto& [rid, w] : workers_.all())
+    if (w.has_credit() && w.leased.size() + w.incoming.size() < w.concurrency) thieves.push_back(&w);
+  if (thieves.empty()) return;
+  const uint64_t now = now_steady_us();
+  uint64_t next_us = 0;
+  struct Reserved {
+    uint64_t dispatched_us;
+    uint64_t key;
+    Id task;
+  };
+  std::vector<Reserved> reserved;
+  for (auto& [rid, holder] : workers_.all()) {
+    if (holder.leased.size() <= holder.concurrency) continue;  // no more than one per slot: none waits
+    reserved.clear();
+    uint32_t running = 0;
+    for (const Id& id : holder.leased) {
+      const LeaseState* l = tasks_.lease(id);
+      if (!l) continue;
+      if (l->started_unix_ms) ++running;
+      else reserved.push_back({l->dispatched_us, l->key, id});
+    }
+    if (running < holder.concurrency || reserved.empty()) continue;  // a slot is free: they start
+    // The order they were sent in is the order the worker starts them.
+    std::sort(reserved.begin(), reserved.end(), [](const Reserved& a, const Reserved& b) {
+      return a.dispatched_us != b.dispatched_us ? a.dispatched_us < b.dispatched_us : a.key < b.key;
+    });
+    proto::Recall recall;
+    const double pace = std::max(holder.task_us, holder.service_us);
+    for (size_t ahead = 0; ahead < reserved.size(); ++ahead) {
+      LeaseState* l = tasks_.lease(reserved[ahead].task);
+      const uint64_t age = now > l->dispatched_us ? now - l->dispatched_us : 0;
+      if (!overdue(age, ahead, holder.concurrency, pace)) {
+        const uint64_t wait = us_until_overdue(age, ahead, holder.concurrency, pace);
+        next_us = next_us ? std::min(next_us, wait) : wait;
+        break;  // the later ones are younger with more ahead of them
+      }
+      if (!l->recall_for.empty()) continue;  // recalled already
+      auto thief = std::find_if(thieves.begin(), thieves.end(), [&](const WorkerSession* t) {
+        return t != &holder && t->has_credit() && t->serves(l->queue);
+      });
+      if (thief == thieves.end()) continue;
+      l->recall_for = (*thief)->routing_id;
+      (*thief)->incoming.push_back({reserved[ahead].task, l->attempt});
+      recall.claims.push_back({reserved[ahead].task, l->attempt});
+    }
+    if (!recall.claims.empty()) {
+      spdlog::debug("router recall worker={} tasks={}", holder.name, recall.claims.size());
+      to_worker(holder.routing_id, std::move(recall));
+    }
+  }
+  if (next_us) next_steal_ms_ = now_steady_ms() + (next_us + 999) / 1000;
+}
+
+// A recalled task came back (kReturned) and is queued again: it goes to the worker it was
+// recalled for, if that one still has room, else it waits its turn in its queue.
+void Core::hand_over(const std::string& rid, size_t queue, const proto::Claim& returned, proto::TaskRecord& rec) {
+  WorkerSession* thief = workers_.find(rid);
+  if (!thief) return;
+  std::erase(thief->incoming, returned);
+  const uint64_t key = order_key(rec.priority, rec.seq);
+  if (!thief->has_credit() || !thief->serves(queue) || !tasks_.ready(queue).erase(key)) return;
+  lease_to(*thief, queue, key, returned.task, rec);
 }
 
 bool Core::dispatch_one(WorkerSession& w) {
@@ -384,13 +516,20 @@ bool Core::dispatch_one(WorkerSession& w) {
     return false;
   }
   if (!found->has_value()) return true;
-  proto::TaskRecord& rec = **found;
+  return lease_to(w, *q, key, task, **found);
+}
+
+// Leases a task taken out of its ready queue to a worker, as its next attempt.
+bool Core::lease_to(WorkerSession& w, size_t q, uint64_t key, const Id& task, proto::TaskRecord& rec) {
   const uint32_t attempt = rec.attempt + 1;
   if (Status s = ledger_.put_lease(task, Lease{attempt, w.session}); !s) {
     fail_turn(s);
     return false;
   }
-  tasks_.add_lease(task, {w.routing_id, attempt, rec.group, *q, key, 0, 0, w.session});
+  LeaseState lease{w.routing_id, attempt, rec.group, q, key, 0, 0, w.session};
+  lease.dispatched_us = now_steady_us();
+  lease.to_free_slot = w.leased.size() < w.concurrency;
+  tasks_.add_lease(task, std::move(lease));
   tasks_.forget_previous_holder(task);
   w.leased.insert(task);
   rec.attempt = attempt;

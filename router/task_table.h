@@ -36,6 +36,12 @@ struct LeaseState {
   // The worker session (process) that holds it: only that session's results, start notices
   // and re-claims count for it, whatever routing id it reconnects with.
   Id session;
+  // When it was handed out (steady µs), and whether its worker had a free slot then: its
+  // start notice then measures the round trip (the credit window).
+  uint64_t dispatched_us = 0;
+  bool to_free_slot = false;
+  // Work stealing: the worker a Recall was sent for (at most one outstanding per lease).
+  std::string recall_for = {};
 };
 
 // Who ran a task whose lease was requeued (its worker was lost): that session's late result,

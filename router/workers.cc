@@ -1,8 +1,39 @@
 #include "router/workers.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace zb::router {
+
+uint32_t credit_window(uint32_t slots, uint32_t capacity, double rtt_us, double task_us) {
+  slots = std::max<uint32_t>(slots, 1);
+  double want = 2.0 * slots;
+  // Twice the product (BBR's gain): the round trip is measured on tasks sent to a free slot,
+  // and a loaded router's turns (bigger commits) take longer.
+  if (rtt_us > 0 && task_us > 0) want = slots + std::ceil(2.0 * slots * rtt_us / std::max(task_us, 1.0));
+  want = std::max<double>(want, slots);
+  return static_cast<uint32_t>(std::min<double>(want, capacity));
+}
+
+namespace {
+double overdue_after_us(size_t ahead, uint32_t slots, double task_us) {
+  return std::max<double>(kStealAfterUs, 2.0 * static_cast<double>(ahead + 1) * std::max(task_us, 0.0) /
+                                             std::max<uint32_t>(slots, 1));
+}
+}  // namespace
+
+bool overdue(uint64_t reserved_us, size_t ahead, uint32_t slots, double task_us) {
+  return static_cast<double>(reserved_us) > overdue_after_us(ahead, slots, task_us);
+}
+
+uint64_t us_until_overdue(uint64_t reserved_us, size_t ahead, uint32_t slots, double task_us) {
+  const double left = overdue_after_us(ahead, slots, task_us) - static_cast<double>(reserved_us);
+  return left < 0 ? 0 : static_cast<uint64_t>(left) + 1;
+}
+
+bool WorkerSession::serves(size_t queue) const {
+  return std::find(queues.begin(), queues.end(), queue) != queues.end();
+}
 
 WorkerSession* WorkerRegistry::find(const std::string& routing_id) {
   auto it = sessions_.find(routing_id);

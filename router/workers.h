@@ -1,6 +1,13 @@
 // The worker sessions the router knows (Paranoid Pirate): who is connected by which routing
 // id, what each serves and may hold, when each was last heard from, and the rotation that
 // spreads dispatch over them.
+//
+// Credit. A worker announces a cap (Ready.capacity: slots × prefetch); the router hands it at
+// most its *window* of tasks, sized as bandwidth × delay: enough to keep its slots busy across
+// one router round trip (credit_window). Short tasks get a deep window and flow at the rate
+// the round trip allows; long ones get about one per slot, so few wait behind a long task.
+// What still waits (reserved behind busy slots, `overdue`) is taken back for a worker with a
+// free slot (work stealing, router/dispatch.cc).
 #pragma once
 
 #include <cstdint>
@@ -10,8 +17,28 @@
 #include <vector>
 
 #include "common/id.h"
+#include "common/protocol.h"
 
 namespace zb::router {
+
+// A reserved task waits this long at least before it counts as waiting behind busy slots.
+inline constexpr uint64_t kStealAfterUs = 5'000;
+
+// The credit window of a worker with `slots` slots that announced `capacity`: slots + twice
+// the tasks its slots finish during one round trip (2 × slots × rtt / task time), at least
+// `slots`, at most `capacity`. Before both times are measured (0): two per slot.
+uint32_t credit_window(uint32_t slots, uint32_t capacity, double rtt_us, double task_us);
+
+// True when a reserved task has waited longer than its place in line explains: reserved for
+// more than kStealAfterUs and more than twice the time the `ahead` tasks before it and itself
+// take on `slots` slots of `task_us` each. Later tasks of the same worker (younger, more
+// ahead) are never overdue before earlier ones.
+bool overdue(uint64_t reserved_us, size_t ahead, uint32_t slots, double task_us);
+// How long a task reserved `reserved_us` ago still has until it is overdue (0: it is).
+uint64_t us_until_overdue(uint64_t reserved_us, size_t ahead, uint32_t slots, double task_us);
+
+// A smoothed measure (EWMA, gain 1/8 as TCP's SRTT): the first sample is taken as it is.
+inline void smooth(double& mean, double sample) { mean = mean <= 0 ? sample : mean + (sample - mean) / 8; }
 
 struct WorkerSession {
   std::string routing_id;
@@ -33,8 +60,21 @@ struct WorkerSession {
   uint64_t failed = 0;
   uint32_t busy = 0;
   bool draining = false;  // sent Bye: no more tasks
+  // The credit window and what sizes it: the round trip (dispatch → its Started, for tasks
+  // sent to a free slot) and the task run time, both smoothed.
+  uint32_t window = 0;
+  double rtt_us = 0;
+  double task_us = 0;
+  // Time per task per slot as its results arrive while it is kept busy (smoothed), and when
+  // they last arrived (steady µs).
+  double service_us = 0;
+  uint64_t last_results_us = 0;
+  // Tasks recalled from other workers for this one, on their way back (they count as credit).
+  std::vector<proto::Claim> incoming;
 
-  bool has_credit() const { return !draining && leased.size() < capacity; }
+  void update_window() { window = credit_window(concurrency, capacity, rtt_us, task_us); }
+  bool has_credit() const { return !draining && leased.size() + incoming.size() < window; }
+  bool serves(size_t queue) const;
 };
 
 class WorkerRegistry {

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "router/core.h"
+#include "tests/support/harness.h"
 
 namespace zb::router {
 namespace {
@@ -93,6 +94,31 @@ class CoreTest : public ::testing::Test {
     r.concurrency = capacity;
     r.capacity = capacity;
     return backend(rid, std::move(r));
+  }
+  static proto::Ready hello(const std::string& rid, uint32_t slots, uint32_t capacity,
+                            std::vector<proto::Claim> running = {}) {
+    proto::Ready r;
+    r.name = rid;
+    r.session = Id::random();
+    r.hostname = "host";
+    r.concurrency = slots;
+    r.capacity = capacity;
+    r.running = std::move(running);
+    return r;
+  }
+  static std::optional<proto::Recall> recall_to(const Effects& e, const std::string& rid) {
+    for (const auto& m : e.messages)
+      if (auto* r = std::get_if<proto::Recall>(&m.message); r && m.backend && m.routing_id == rid) return *r;
+    return std::nullopt;
+  }
+  // Turns of dispatch alone (time passing) until one recalls tasks from `rid`, for at most 2 s.
+  std::optional<proto::Recall> await_recall(const std::string& rid) {
+    std::optional<proto::Recall> got;
+    testing::wait_until([&] {
+      got = recall_to(turn([&] { core_->dispatch(); }), rid);
+      return got.has_value();
+    }, std::chrono::seconds(2));
+    return got;
   }
   proto::TaskRecord record(const Id& id) {
     EXPECT_TRUE(ledger_->begin());
@@ -407,6 +433,135 @@ TEST_F(CoreTest, ASubmissionRefusedForStorageChangesNothing) {
   EXPECT_EQ(err->code, static_cast<int32_t>(Code::kStorageFull));
   EXPECT_TRUE(out.events.empty());
   EXPECT_TRUE(core_->tasks().ready(0).empty());
+}
+
+// After an OS crash the router may come back without a lease it had sent before the turn's
+// commit was synced: the task is queued again with its durable attempt. The worker it went to
+// claims exactly the next attempt: the claim is adopted (the task is not run a second time);
+// a claim with any other attempt is still rejected.
+TEST_F(CoreTest, AClaimOfTheNextAttemptOfAQueuedTaskIsAdoptedAndOtherAttemptsAreRejected) {
+  const std::vector<Id> ids = submit(3);
+  ASSERT_EQ(record(ids[0]).attempt, 0u);
+  Effects welcome = turn([&] {
+    core_->on_backend("w1", proto::Message(hello("w1", 4, 4, {{ids[0], 1}, {ids[1], 2}, {ids[2], 0}})), std::nullopt);
+  });
+  ASSERT_EQ(welcome.messages.size(), 1u);
+  auto* w = std::get_if<proto::Welcome>(&welcome.messages[0].message);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->rejected, (std::vector<proto::Claim>{{ids[1], 2}, {ids[2], 0}}));
+  EXPECT_EQ(count(welcome, EventType::kTaskStarted), 1u);
+  ASSERT_EQ(core_->tasks().leases().count(ids[0]), 1u);
+  EXPECT_EQ(core_->tasks().leases().at(ids[0]).attempt, 1u);
+  EXPECT_EQ(core_->tasks().leases().at(ids[0]).routing_id, "w1");
+  EXPECT_EQ(core_->tasks().ready(0).size(), 2u) << "the adopted task left its queue; the others wait";
+  // The adoption is durable: a restart finds the lease.
+  {
+    Core fresh(options_, *ledger_, stats_);
+    ASSERT_TRUE(fresh.recover());
+    ASSERT_EQ(fresh.tasks().leases().count(ids[0]), 1u);
+    EXPECT_EQ(fresh.tasks().leases().at(ids[0]).attempt, 1u);
+  }
+  // Its result completes it, as the first and only attempt.
+  Effects done = backend("w1", proto::Results{{{ids[0], 1, proto::OutcomeStatus::kSucceeded, "1", "", 10}}});
+  EXPECT_EQ(count(done, EventType::kTaskSucceeded), 1u);
+  EXPECT_EQ(record(ids[0]).state, S::kSucceeded);
+  EXPECT_EQ(record(ids[0]).attempt, 1u);
+  EXPECT_EQ(stats_.foreign_results, 0u);
+}
+
+TEST(CreditWindow, CoversOneRoundTripOfTheSlotsWithinTheAnnouncedCap) {
+  EXPECT_EQ(credit_window(2, 512, 0, 0), 4u) << "nothing measured yet: two per slot";
+  EXPECT_EQ(credit_window(2, 512, 800, 0), 4u);
+  EXPECT_EQ(credit_window(2, 3, 0, 0), 3u) << "never past what the worker announced";
+  EXPECT_EQ(credit_window(2, 512, 1000, 2), 512u) << "no-op tasks, 1 ms round trip: the whole cap";
+  EXPECT_EQ(credit_window(2, 512, 1000, 100), 42u) << "2 slots + twice 2 x 10 tasks per round trip";
+  EXPECT_EQ(credit_window(4, 1024, 1000, 1e6), 5u) << "1 s tasks: one more than the slots";
+  EXPECT_EQ(credit_window(4, 1024, 1000, 1e9), 5u);
+  EXPECT_EQ(credit_window(1, 1, 1000, 2), 1u) << "--prefetch-multiplier 1 stays one per slot";
+  EXPECT_EQ(credit_window(0, 8, 0, 0), 2u) << "a worker announcing no slots counts as one";
+  EXPECT_EQ(credit_window(1024, 1'000'000, 1e7, 0.5), 1'000'000u) << "no overflow";
+}
+
+TEST(CreditWindow, AReservedTaskIsOverdueOnlyPastItsPlaceInLine) {
+  EXPECT_FALSE(overdue(4'000, 0, 1, 1)) << "under 5 ms nothing is taken back";
+  EXPECT_TRUE(overdue(6'000, 0, 1, 1));
+  EXPECT_TRUE(overdue(6'000, 0, 1, 0)) << "no task time measured yet";
+  // Ten 1 ms tasks ahead of it on one slot: expected after 10 ms, overdue after twice that.
+  EXPECT_FALSE(overdue(19'000, 9, 1, 1'000));
+  EXPECT_TRUE(overdue(21'000, 9, 1, 1'000));
+  EXPECT_FALSE(overdue(21'000, 9, 2, 4'000)) << "two slots of 4 ms each: 40 ms";
+  EXPECT_EQ(us_until_overdue(4'000, 0, 1, 1), 1'001u);
+  EXPECT_EQ(us_until_overdue(6'000, 0, 1, 1), 0u);
+  // Tasks in the order they were sent (older first, more ahead of each later one): once one
+  // is not overdue, no later one is.
+  for (double task_us : {0.0, 10.0, 1'000.0, 50'000.0}) {
+    bool seen_waiting = false;
+    for (size_t ahead = 0; ahead < 200; ++ahead) {
+      const uint64_t reserved = 200'000 - ahead * 700;
+      const bool late = overdue(reserved, ahead, 2, task_us);
+      if (seen_waiting) {
+        EXPECT_FALSE(late) << task_us << " " << ahead;
+      }
+      seen_waiting = seen_waiting || !late;
+    }
+  }
+}
+
+// Work stealing: w1's only slot is busy and a second task waits behind it; w2 is idle with
+// nothing queued. Once that task has waited past its place in line it is recalled from w1,
+// and when w1 hands it back it goes to w2 as the next attempt, no retry counted.
+TEST_F(CoreTest, AnIdleWorkerTakesOverATaskReservedBehindABusySlot) {
+  const std::vector<Id> ids = submit(3);
+  auto to_w1 = assigned(backend("w1", hello("w1", 1, 4)), "w1");
+  ASSERT_EQ(to_w1.size(), 2u) << "two per slot before anything is measured";
+  backend("w1", proto::Started{{{to_w1[0].task, to_w1[0].attempt}}});
+  auto to_w2 = assigned(backend("w2", hello("w2", 1, 4)), "w2");
+  ASSERT_EQ(to_w2.size(), 1u);
+  Effects done = backend("w2", proto::Results{{outcome(to_w2[0], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_TRUE(assigned(done, "w2").empty()) << "nothing queued";
+
+  auto recall = await_recall("w1");
+  ASSERT_TRUE(recall) << "the task waiting behind w1's busy slot is recalled";
+  EXPECT_EQ(recall->claims, (std::vector<proto::Claim>{{to_w1[1].task, 1}}));
+  EXPECT_FALSE(recall_to(turn([&] { core_->dispatch(); }), "w1")) << "one recall per task at a time";
+
+  Effects back = backend("w1", proto::Results{{outcome(to_w1[1], proto::OutcomeStatus::kReturned, "recalled")}});
+  auto stolen = assigned(back, "w2");
+  ASSERT_EQ(stolen.size(), 1u);
+  EXPECT_EQ(stolen[0].task, to_w1[1].task);
+  EXPECT_EQ(stolen[0].attempt, 2u);
+  EXPECT_TRUE(assigned(back, "w1").empty());
+  EXPECT_EQ(count(back, EventType::kTaskQueued), 1u);
+  EXPECT_EQ(count(back, EventType::kTaskStarted), 1u);
+  EXPECT_EQ(record(to_w1[1].task).retries, 0u) << "handed back is not a failed attempt";
+  EXPECT_EQ(core_->tasks().leases().at(to_w1[1].task).routing_id, "w2");
+}
+
+// A recalled task that started before the recall reached its worker just runs there: its
+// result counts once, for the attempt w1 holds, and nothing goes to the idle worker.
+TEST_F(CoreTest, ARecalledTaskThatStartedMeanwhileRunsWhereItIs) {
+  const std::vector<Id> ids = submit(3);
+  auto to_w1 = assigned(backend("w1", hello("w1", 1, 4)), "w1");
+  ASSERT_EQ(to_w1.size(), 2u);
+  backend("w1", proto::Started{{{to_w1[0].task, 1}}});
+  auto to_w2 = assigned(backend("w2", hello("w2", 1, 4)), "w2");
+  ASSERT_EQ(to_w2.size(), 1u);
+  backend("w2", proto::Results{{outcome(to_w2[0], proto::OutcomeStatus::kSucceeded)}});
+  ASSERT_TRUE(await_recall("w1"));
+
+  // The recall crossed the first task's end: the second one started instead of coming back.
+  Effects ran = backend("w1", proto::Results{{outcome(to_w1[0], proto::OutcomeStatus::kSucceeded)}});
+  backend("w1", proto::Started{{{to_w1[1].task, 1}}});
+  Effects second = backend("w1", proto::Results{{outcome(to_w1[1], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_EQ(count(second, EventType::kTaskSucceeded), 1u);
+  EXPECT_TRUE(assigned(ran, "w2").empty());
+  EXPECT_TRUE(assigned(second, "w2").empty());
+  const proto::TaskRecord rec = record(to_w1[1].task);
+  EXPECT_EQ(rec.state, S::kSucceeded);
+  EXPECT_EQ(rec.attempt, 1u) << "run once, by the worker that held it";
+  EXPECT_EQ(rec.worker, "w1");
+  EXPECT_TRUE(core_->tasks().leases().empty());
+  EXPECT_FALSE(recall_to(turn([&] { core_->dispatch(); }), "w1"));
 }
 
 }  // namespace

@@ -112,7 +112,7 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
       ResultsAck{{{Id::random(), 2}}}, Heartbeat{1}, Disconnect{"who?"}, Bye{"sigterm"},
       Revoke{{{Id::random(), 3}}},
       WorkerCommand{"pool", -2}, Started{{{Id::random(), 2}}},
-      EventBatch{Id::random(), {ev}}, Hugz{Id::random(), 77}};
+      EventBatch{Id::random(), {ev}}, Hugz{Id::random(), 77}, Recall{{{Id::random(), 4}}}};
   EXPECT_EQ(all.size(), std::variant_size_v<Message>);
   for (const Message& m : all) {
     Frames f = encode(m);
@@ -400,6 +400,51 @@ TEST(Protocol, RejectsTruncatedBodies) {
     auto out = decode(f.header, std::string_view(f.body).substr(0, n));
     EXPECT_FALSE(out) << "prefix of " << n << " bytes decoded";
   }
+}
+
+TEST(Protocol, RecallKeepsItsClaims) {
+  const Id a = Id::random(), b = Id::random();
+  Recall out = round_trip(Recall{{{a, 1}, {b, 7}}});
+  ASSERT_EQ(out.claims.size(), 2u);
+  EXPECT_EQ(out.claims[0], (Claim{a, 1}));
+  EXPECT_EQ(out.claims[1], (Claim{b, 7}));
+  EXPECT_EQ(command_name(Command::kRecall), "RECALL");
+}
+
+// What a worker must survive from a peer posing as its router: a Recall whose claims are not
+// claims, whose ids are not 16 bytes, or whose claim list announces more than it holds.
+TEST(Protocol, HostileRecallsAreRejectedWithAReason) {
+  const Frames f = encode(Recall{});
+  auto body = [](const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& fill) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    fill(pk);
+    return std::string(buf.data(), buf.size());
+  };
+  const std::vector<std::string> hostile = {
+      body([](auto& pk) { pk.pack_array(1); pk.pack(std::string("claims")); }),      // not a list
+      body([](auto& pk) {                                                             // a 3-byte id
+        pk.pack_array(1); pk.pack_array(1); pk.pack_array(2); pk.pack_bin(3); pk.pack_bin_body("abc", 3);
+        pk.pack(uint32_t{1});
+      }),
+      body([](auto& pk) {                                                             // attempt a string
+        pk.pack_array(1); pk.pack_array(1); pk.pack_array(2); pk.pack(Id::random()); pk.pack(std::string("1"));
+      }),
+      body([](auto& pk) { pk.pack_array(1); pk.pack_array(1); pk.pack(uint64_t{5}); }),  // a claim not an array
+      std::string("\x91\xdd\xff\xff\xff\xff", 6),                                     // 4 G claims announced
+      body([](auto& pk) { pk.pack_array(1); pk.pack_array(0); }) + "x",                 // trailing bytes
+  };
+  for (size_t i = 0; i < hostile.size(); ++i) {
+    auto out = decode(f.header, hostile[i]);
+    EXPECT_FALSE(out) << "case " << i;
+    if (!out) {
+      EXPECT_FALSE(out.status().message().empty()) << "case " << i;
+    }
+  }
+  // An empty recall is well formed: nothing to give back.
+  auto empty = decode(f.header, body([](auto& pk) { pk.pack_array(1); pk.pack_array(0); }));
+  ASSERT_TRUE(empty) << empty.status().to_string();
+  EXPECT_TRUE(std::get<Recall>(*empty).claims.empty());
 }
 
 TEST(Protocol, RejectsTrailingBytes) {

@@ -190,6 +190,48 @@ TEST_F(WorkerFixture, WarmStopReturnsQueuedTasksAndFinishesRunningOnes) {
   worker_.reset();
 }
 
+// Work stealing from the holder's side: a recall hands back what waits for a slot, and
+// leaves what already runs alone, so a recalled task that started meanwhile runs once.
+TEST_F(WorkerFixture, RecallReturnsReservedTasksAndLetsAStartedOneRun) {
+  WorkerOptions o;
+  o.concurrency = 1;
+  start(o);
+  ASSERT_TRUE(expect<proto::Ready>());
+  send(proto::Welcome{100, 3, {}});
+  auto running = task("sleep", "{\"seconds\":0.3}"), reserved = task("echo", "\"later\""),
+       stale = task("echo", "1", 2);
+  send(proto::Tasks{{running, reserved}});
+  auto started = expect<proto::Started>();
+  ASSERT_TRUE(started);
+  ASSERT_EQ(started->claims.size(), 1u);
+  ASSERT_EQ(started->claims[0].task, running.task);
+  // The running task, the reserved one, one for an attempt it does not hold, one it never had.
+  send(proto::Recall{{{running.task, 1}, {reserved.task, 1}, {stale.task, 1}, {Id::random(), 1}}});
+  auto got = outcomes(2);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& out : got) {
+    if (out.task == reserved.task) {
+      EXPECT_EQ(out.status, proto::OutcomeStatus::kReturned);
+      EXPECT_EQ(out.error, "recalled");
+    } else {
+      EXPECT_EQ(out.task, running.task);
+      EXPECT_EQ(out.status, proto::OutcomeStatus::kSucceeded) << "a started task runs to its end";
+    }
+  }
+  // The returned task is not run here afterwards: nothing else comes.
+  send(proto::ResultsAck{{{running.task, 1}, {reserved.task, 1}}});
+  EXPECT_FALSE(expect<proto::Results>(300ms));
+}
+
+TEST_F(WorkerFixture, WithoutAPrefetchMultiplierItAnnouncesTheAutomaticCap) {
+  WorkerOptions o;
+  o.concurrency = 3;
+  start(o);
+  auto ready = expect<proto::Ready>();
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->capacity, 3u * kAutoPrefetch);
+}
+
 TEST(WorkerOptions, InvalidOptionsHavePreciseMessages) {
   WorkerOptions o;
   o.prefetch_multiplier = 0;

@@ -198,6 +198,21 @@ std::vector<proto::Assignment> Slots::take_queued() {
   return out;
 }
 
+std::vector<proto::Assignment> Slots::take_queued(const std::vector<proto::Claim>& claims) {
+  std::lock_guard lock(s_->mu);
+  std::vector<proto::Assignment> out;
+  for (const auto& c : claims) {
+    auto r = s_->running.find(c.task);
+    if (r == s_->running.end() || r->second.attempt != c.attempt || r->second.started || r->second.dropped) continue;
+    auto q = std::find_if(s_->queue.begin(), s_->queue.end(), [&](const proto::Assignment& a) { return a.task == c.task; });
+    if (q == s_->queue.end()) continue;
+    out.push_back(std::move(*q));
+    s_->queue.erase(q);
+    s_->running.erase(r);
+  }
+  return out;
+}
+
 void Slots::drop(const std::vector<proto::Claim>& claims) {
   std::lock_guard lock(s_->mu);
   for (const auto& c : claims) {

@@ -50,6 +50,8 @@ class Slots {
   std::vector<proto::Claim> claims() const;
   // Removes the queued, not-started tasks and returns them.
   std::vector<proto::Assignment> take_queued();
+  // The same for these claims only (a Recall): those started, or not here, stay as they are.
+  std::vector<proto::Assignment> take_queued(const std::vector<proto::Claim>& claims);
   // Cancels these tasks (rejected by the router): their outcomes are dropped.
   void drop(const std::vector<proto::Claim>& claims);
   // Sets every running task's cancel flag; returns their claims. Their outcomes are dropped.

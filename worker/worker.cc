@@ -127,6 +127,9 @@ struct Worker::Impl {
         auto it = unacked.find(c.task);
         if (it != unacked.end() && it->second.attempt == c.attempt) unacked.erase(it);
       }
+    } else if (auto* recall = std::get_if<proto::Recall>(&message)) {
+      // Work stealing: what has not started goes back; what runs already just runs.
+      for (auto& a : slots.take_queued(recall->claims)) to_send.push_back(returned(a.task, a.attempt, "recalled"));
     } else if (auto* revoke = std::get_if<proto::Revoke>(&message)) {
       // Revoked with terminate: the handler is told (cancel flag) and its result dropped.
       slots.drop(revoke->claims);
@@ -149,12 +152,12 @@ struct Worker::Impl {
     }
   }
 
-  // Credit to announce: slots × prefetch; while autoscale may still grow, one slot's worth more,
+  // Credit to announce: slots × prefetch (the router's window stays within it); while autoscale may still grow, one slot's worth more,
   // so a backlog shows up here as tasks waiting for a slot.
   uint32_t capacity(const worker::Slots& slots) const {
     const uint32_t threads = options.autoscale_max ? slots.target() : options.concurrency;
     const uint32_t room = options.autoscale_max && threads < options.autoscale_max ? 1 : 0;
-    return (threads + room) * options.prefetch_multiplier;
+    return (threads + room) * options.prefetch_multiplier.value_or(kAutoPrefetch);
   }
 
   // Autoscale: one slot more while tasks wait for a slot; one less after a quiet spell.
@@ -182,8 +185,8 @@ struct Worker::Impl {
     }
   }
 
-  proto::Outcome returned(const Id& task, uint32_t attempt) {
-    proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, "worker shutting down", 0};
+  proto::Outcome returned(const Id& task, uint32_t attempt, std::string why = "worker shutting down") {
+    proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, std::move(why), 0};
     unacked[task] = o;
     return o;
   }
@@ -286,9 +289,9 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
   if (options.concurrency == 0) options.concurrency = std::max(1u, std::thread::hardware_concurrency());
   if (options.concurrency > 1024)
     return Status(Code::kBadRequest, "-c must be between 1 and 1024, got " + std::to_string(options.concurrency));
-  if (options.prefetch_multiplier < 1)
+  if (options.prefetch_multiplier && *options.prefetch_multiplier < 1)
     return Status(Code::kBadRequest, "--prefetch-multiplier must be >= 1, got 0");
-  if (uint64_t{options.concurrency} * options.prefetch_multiplier > 1'000'000)
+  if (uint64_t{options.concurrency} * options.prefetch_multiplier.value_or(kAutoPrefetch) > 1'000'000)
     return Status(Code::kBadRequest, "concurrency x prefetch multiplier must be <= 1000000");
   if (options.heartbeat_ms < 10)
     return Status(Code::kBadRequest, "--heartbeat-ms must be >= 10, got " + std::to_string(options.heartbeat_ms));

@@ -10,6 +10,8 @@
 //   disconnected are delivered after the reconnect. A task is never run twice by one worker.
 // - Handlers run on slot threads; a handler must be thread-safe. A handler that throws fails
 //   its task with the exception's message; the worker keeps running.
+// - Recall (work stealing): the router may ask for reserved tasks back; each one not started
+//   yet is handed back (not run here), one already running just runs.
 // - stop(): warm shutdown: the worker takes no new tasks, hands its prefetched, unstarted tasks
 //   back to the router at once, lets running tasks finish for up to shutdown_timeout_ms, then
 //   cancels the rest and hands them back too (the router requeues them; they are not failed),
@@ -23,6 +25,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -166,11 +169,18 @@ struct SeedKindsConfig {
   std::vector<McpServerConfig> mcp_servers;
 };
 
+// The prefetch cap a worker announces when no --prefetch-multiplier is given: generous, because
+// the router's window (router/workers.h) decides how much of it is used.
+inline constexpr uint32_t kAutoPrefetch = 256;
+
 struct WorkerOptions {
   std::string router = "tcp://127.0.0.1:5556";
   std::vector<std::string> queues;   // empty → every queue the router declares
   uint32_t concurrency = 0;          // 0 → number of CPUs
-  uint32_t prefetch_multiplier = 4;  // capacity = concurrency × prefetch_multiplier
+  // The most tasks held per slot, an explicit cap: capacity = concurrency × prefetch_multiplier.
+  // Unset (the default): capacity = concurrency × kAutoPrefetch, and the router sizes how many
+  // of those it actually hands out from measured task times and its round trip.
+  std::optional<uint32_t> prefetch_multiplier;
   std::string name;                  // empty → "zbatch@<hostname>"
   uint32_t heartbeat_ms = 1000;
   uint32_t liveness = 3;
