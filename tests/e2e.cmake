@@ -15,3 +15,5 @@ zbatch_add_test(e2e_eager_test SOURCES e2e_eager_test.cc
                 LIBS zbatch_client zbatch_eager nlohmann_json::nlohmann_json)
 zbatch_add_test(e2e_curve_test SOURCES e2e_curve_test.cc
                 LIBS zbatch_client nlohmann_json::nlohmann_json)
+zbatch_add_test(e2e_resources_test SOURCES e2e_resources_test.cc
+                LIBS zbatch_client nlohmann_json::nlohmann_json)
