@@ -17,3 +17,5 @@ zbatch_add_test(e2e_curve_test SOURCES e2e_curve_test.cc
                 LIBS zbatch_client nlohmann_json::nlohmann_json)
 zbatch_add_test(e2e_steal_test SOURCES e2e_steal_test.cc
                 LIBS zbatch_client nlohmann_json::nlohmann_json)
+zbatch_add_test(e2e_resources_test SOURCES e2e_resources_test.cc
+                LIBS zbatch_client nlohmann_json::nlohmann_json)

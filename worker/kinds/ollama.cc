@@ -3,35 +3,18 @@
 // Errors: the server unreachable, a timeout or a 5xx is transient (the task is retried);
 // a 4xx or an error inside the stream is permanent. The soft time limit or a revoke
 // cancels the request between two chunks.
-#include <httplib.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "common/http_module.h"
 #include "common/text.h"
+#include "worker/kinds/http_exchange.h"
 #include "worker/kinds/kinds.h"
 #include "worker/kinds/replies.h"
 
 namespace zb::worker {
 namespace {
-
-// cpp-httplib names its errors with one word ("Connection"); say what happened.
-std::string describe(httplib::Error err) {
-  switch (err) {
-    case httplib::Error::Connection: return "cannot connect (connection refused, or no route to the host)";
-    case httplib::Error::ConnectionTimeout: return "connecting timed out";
-    case httplib::Error::BindIPAddress: return "cannot bind the local address";
-    case httplib::Error::Read: return "the connection failed while reading the reply";
-    case httplib::Error::Write: return "the connection failed while sending the request";
-    case httplib::Error::Canceled: return "the request was cancelled";
-    case httplib::Error::SSLConnection: return "the TLS handshake failed";
-    case httplib::Error::SSLLoadingCerts: return "cannot load the TLS certificates";
-    case httplib::Error::SSLServerVerification: return "the server's TLS certificate was not accepted";
-    case httplib::Error::Compression: return "the reply could not be decompressed";
-    default: return "request failed (" + httplib::to_string(err) + ")";
-  }
-}
 
 using nlohmann::json;
 
@@ -86,50 +69,52 @@ HandlerResult chat(const OllamaConfig& cfg, const TaskContext& ctx) {
     const char* env = std::getenv("OLLAMA_HOST");
     host = env && *env ? env : "http://127.0.0.1:11434";
   }
-  httplib::Client client(client_address(host));
-  client.set_connection_timeout(std::chrono::milliseconds(cfg.connect_timeout_ms));
-  client.set_read_timeout(std::chrono::milliseconds(cfg.read_timeout_ms));
-  client.set_write_timeout(std::chrono::milliseconds(cfg.connect_timeout_ms));
-
   OllamaChatStream stream;
   std::string body_head;
   bool cancelled = false;
   int status = 0;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/api/chat";
-  req.body = json_text(request);
-  req.set_header("Content-Type", "application/json");
-  req.response_handler = [&](const httplib::Response& res) {
-    status = res.status;
-    return true;
-  };
-  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+  HttpExchange exchange;
+  exchange.address = client_address(host);
+  exchange.path = "/api/chat";
+  exchange.body = json_text(request);
+  exchange.connect_timeout_ms = cfg.connect_timeout_ms;
+  exchange.read_timeout_ms = cfg.read_timeout_ms;
+  exchange.on_status = [&](int s) { status = s; };
+  exchange.on_data = [&](std::string_view data) {
     if (ctx.is_cancelled()) {
       cancelled = true;
       return false;
     }
     if (status >= 400) {  // keep the error body for the message
-      if (body_head.size() < 2000) body_head.append(data, std::min<size_t>(len, 2000 - body_head.size()));
+      if (body_head.size() < 2000) body_head.append(data.substr(0, 2000 - body_head.size()));
       return true;
     }
-    return stream.feed(std::string_view(data, len));
+    return stream.feed(data);
   };
-  auto res = client.send(req);
+  const HttpOutcome res = http_exchange(exchange);
   if (cancelled) return HandlerResult::fail("Cancelled: the chat was cancelled (time limit or revoke)");
   if (!stream.error().empty()) return HandlerResult::fail(stream.error());
-  if (!res) {
-    const auto err = res.error();
-    const std::string what = describe(err);
-    if (err == httplib::Error::Read && status > 0 && status < 400)
+  if (!res.answered) {
+    if (res.read_failed && status > 0 && status < 400)
       return HandlerResult::retry("OllamaTimeout: no reply chunk within " + std::to_string(cfg.read_timeout_ms) + " ms");
-    return HandlerResult::retry("OllamaUnavailable: " + client_address(host) + ": " + what);
+    return HandlerResult::retry("OllamaUnavailable: " + client_address(host) + ": " + res.failure);
   }
-  if (res->status >= 400) return ollama_http_error(res->status, body_head.empty() ? res->body : body_head);
+  if (res.status >= 400) return ollama_http_error(res.status, body_head.empty() ? res.body : body_head);
   return stream.finish(request["model"].get<std::string>(), task->value("id", json()));
 }
 
 }  // namespace
+
+HttpOutcome http_exchange(const HttpExchange& request) {
+  HttpOutcome outcome;
+  auto entry = http_module_symbol("zbatch_http_exchange");
+  if (!entry) {
+    outcome.failure = entry.status().message();
+    return outcome;
+  }
+  reinterpret_cast<zbatch_http_exchange_fn>(*entry)(&request, &outcome);
+  return outcome;
+}
 
 std::optional<nlohmann::json> payload_object(const TaskContext& ctx, HandlerResult& error) {
   json j = parse_json_bounded(ctx.payload.empty() ? std::string_view("{}") : ctx.payload);
