@@ -129,7 +129,10 @@ class CoreTest : public ::testing::Test {
   }
   static std::vector<proto::Assignment> assigned(const Effects& e, const std::string& rid) {
     auto it = e.workers.find(rid);
-    return it == e.workers.end() ? std::vector<proto::Assignment>{} : it->second.tasks;
+    if (it == e.workers.end()) return {};
+    auto out = it->second.tasks;  // sent once committed, then those sent once durable
+    out.insert(out.end(), it->second.durable_tasks.begin(), it->second.durable_tasks.end());
+    return out;
   }
   static size_t count(const Effects& e, EventType type) {
     size_t n = 0;
