@@ -19,3 +19,5 @@ zbatch_add_test(e2e_steal_test SOURCES e2e_steal_test.cc
                 LIBS zbatch_client nlohmann_json::nlohmann_json)
 zbatch_add_test(e2e_resources_test SOURCES e2e_resources_test.cc
                 LIBS zbatch_client nlohmann_json::nlohmann_json)
+zbatch_add_test(e2e_durable_test SOURCES e2e_durable_test.cc
+                LIBS zbatch_client nlohmann_json::nlohmann_json)

@@ -33,13 +33,12 @@ class Cluster {
     return path;
   }
 
-  Process& start_router(std::vector<std::string> extra = {}) {
+  Process& start_router(std::vector<std::string> extra = {}, std::map<std::string, std::string> env = {}) {
     std::vector<std::string> argv = {ZBATCH_BINARY, "router", "--data", data(), "--frontend", frontend_,
                                      "--backend", backend_, "--events", events_, "--heartbeat-ms", "200",
                                      "--reclaim-grace-ms", "3000"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    router_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{},
-                                        dir_.str() + "/router.log");
+    router_ = std::make_unique<Process>(argv, std::move(env), dir_.str() + "/router.log");
     return *router_;
   }
 
