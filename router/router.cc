@@ -211,7 +211,10 @@ Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
     if (!in) break;
     core->on_frontend(in->routing_id, std::move(in->message), in->role);
   }
-  for (int i = 0; backend_ready && i < kMaxMessagesPerTurn; ++i) {
+  // After a failed write, one worker message per turn (a worker sends at most 256 results in
+  // one): a turn that must fit in the pages LMDB has freed stays small.
+  const int backend_budget = storage.write_failed ? 1 : kMaxMessagesPerTurn;
+  for (int i = 0; backend_ready && i < backend_budget; ++i) {
     auto in = wire::recv(*backend, true);
     if (!in) break;
     core->on_backend(in->routing_id, std::move(in->message), in->role);

@@ -21,6 +21,7 @@ namespace {
 
 // How long a warm shutdown waits for the router to acknowledge the last results.
 constexpr uint64_t kFinalAckWaitMs = 5000;
+constexpr size_t kResultsPerMessage = 256;
 
 std::string local_hostname() {
   char buf[256] = {};
@@ -262,7 +263,12 @@ struct Worker::Impl {
       }
       if (welcomed && !started.empty()) send(proto::Started{std::move(started)});
       if (welcomed && !to_send.empty()) {
-        send(proto::Results{std::move(to_send)});
+        // In messages of at most kResultsPerMessage: a router short of disk space takes one
+        // message per turn, so each of its commits stays small enough to fit.
+        for (size_t at = 0; at < to_send.size(); at += kResultsPerMessage) {
+          const size_t end = std::min(to_send.size(), at + kResultsPerMessage);
+          send(proto::Results{{std::make_move_iterator(to_send.begin() + at), std::make_move_iterator(to_send.begin() + end)}});
+        }
         to_send.clear();
       }
       const uint64_t after = now_steady_ms();
