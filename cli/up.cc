@@ -34,7 +34,7 @@ void bind_up_flags(CLI::App* cmd, UpFlags& f) {
   add_http_flags(cmd, f.store);
   cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
   cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
-  cmd->add_option("--prefetch-multiplier", f.prefetch, "Tasks held per slot")->envname("ZBATCH_PREFETCH_MULTIPLIER");
+  cmd->add_option("--prefetch-multiplier", f.prefetch, "Most tasks held per slot (default 4); 0: up to 256, the router sizing each worker's window from measured task times")->envname("ZBATCH_PREFETCH_MULTIPLIER");
   add_shutdown_timeout_flag(cmd, f.shutdown_timeout_s);
 }
 
@@ -71,7 +71,7 @@ std::vector<std::unique_ptr<Worker>> create_workers(const UpFlags& u, const UpCo
     WorkerOptions wo;
     wo.router = kBackend;
     wo.concurrency = u.concurrency;
-    wo.prefetch_multiplier = u.prefetch;
+    if (u.prefetch != 0) wo.prefetch_multiplier = u.prefetch;
     wo.heartbeat_ms = u.router.heartbeat_ms;
     wo.shutdown_timeout_ms = shutdown_timeout_ms(u.shutdown_timeout_s);
     wo.process_handlers = config.handlers;

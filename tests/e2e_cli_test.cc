@@ -228,7 +228,7 @@ TEST(CliAlone, UnreachableRouterIsExitThreeWithinTheTimeout) {
 
 TEST(CliAlone, WorkerSaysAtStartUpThatItDoesNotReadZbatchRouter) {
   // The start fails on a bad flag right after the start-up lines, so nothing connects anywhere.
-  auto r = run_command({ZBATCH_BINARY, "worker", "--prefetch-multiplier", "0"}, 10s, {},
+  auto r = run_command({ZBATCH_BINARY, "worker", "--heartbeat-ms", "5"}, 10s, {},
                        {{"ZBATCH_ROUTER", "tcp://router-host:5555"}, {"ZBATCH_WORKER_ROUTER", ""}});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   const std::string log = r.out + r.err;
@@ -239,7 +239,7 @@ TEST(CliAlone, WorkerSaysAtStartUpThatItDoesNotReadZbatchRouter) {
 
 TEST(CliAlone, WorkerNamesAnEndpointFromItsConfigFile) {
   TempDir dir;
-  std::ofstream(dir.str() + "/z.toml") << "[worker]\nrouter = \"tcp://127.0.0.1:1\"\nprefetch_multiplier = 0\n";
+  std::ofstream(dir.str() + "/z.toml") << "[worker]\nrouter = \"tcp://127.0.0.1:1\"\nheartbeat_ms = 5\n";
   auto r = run_command({ZBATCH_BINARY, "worker", "--config", dir.str() + "/z.toml"}, 10s);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   const std::string log = r.out + r.err;
@@ -248,9 +248,12 @@ TEST(CliAlone, WorkerNamesAnEndpointFromItsConfigFile) {
 }
 
 TEST(CliAlone, BadFlagValuesAreUsageErrors) {
-  auto r = run_command({ZBATCH_BINARY, "worker", "--prefetch-multiplier", "0", "--router", "tcp://127.0.0.1:1"}, 10s);
+  auto r = run_command({ZBATCH_BINARY, "worker", "--heartbeat-ms", "5", "--router", "tcp://127.0.0.1:1"}, 10s);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("--prefetch-multiplier must be >= 1, got 0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--heartbeat-ms must be >= 10, got 5"), std::string::npos) << r.err;
+  auto big = run_command({ZBATCH_BINARY, "worker", "-c", "1000", "--prefetch-multiplier", "5000", "--router", "tcp://127.0.0.1:1"}, 10s);
+  EXPECT_EQ(big.exit_code, 2) << big.err;
+  EXPECT_NE(big.err.find("concurrency x prefetch multiplier must be <= 1000000"), std::string::npos) << big.err;
   auto d = run_command({ZBATCH_BINARY, "router", "--durability", "sometimes"}, 10s);
   EXPECT_EQ(d.exit_code, 2) << d.err;
   EXPECT_NE(d.err.find("fsync or nosync"), std::string::npos) << d.err;
@@ -276,9 +279,9 @@ TEST(CliConfig, UnknownKeysAndBadValuesAreStartUpErrors) {
   auto section = run_command({ZBATCH_BINARY, "worker", "--config", write("[wroker]\n")}, 10s);
   EXPECT_EQ(section.exit_code, 2);
   EXPECT_NE(section.err.find("unknown section [wroker]"), std::string::npos) << section.err;
-  auto bad = run_command({ZBATCH_BINARY, "worker", "--config", write("[worker]\nprefetch_multiplier = 0\n")}, 10s);
+  auto bad = run_command({ZBATCH_BINARY, "worker", "--config", write("[worker]\nheartbeat_ms = 5\n")}, 10s);
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("--prefetch-multiplier must be >= 1, got 0"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("--heartbeat-ms must be >= 10, got 5"), std::string::npos) << bad.err;
   auto syntax = run_command({ZBATCH_BINARY, "router", "--config", write("[router\n")}, 10s);
   EXPECT_EQ(syntax.exit_code, 2);
   EXPECT_NE(syntax.err.find("line 1"), std::string::npos) << syntax.err;
