@@ -223,6 +223,35 @@ TEST_F(WorkerFixture, RecallReturnsReservedTasksAndLetsAStartedOneRun) {
   EXPECT_FALSE(expect<proto::Results>(300ms));
 }
 
+// After a reconnect the router rejects a claim of a task it has given to another worker: a
+// rejected task that is still reserved must not run here too.
+TEST_F(WorkerFixture, ARejectedClaimOfAReservedTaskNeverRuns) {
+  keepalive_ = false;
+  WorkerOptions o;
+  o.concurrency = 1;
+  start(o);
+  ASSERT_TRUE(expect<proto::Ready>());
+  send(proto::Welcome{100, 3, {}});
+  auto running = task("sleep", "{\"seconds\":1.5}"), reserved = task("echo", "\"twice?\""),
+       kept = task("echo", "\"kept\"");
+  send(proto::Tasks{{running, reserved, kept}});
+  ASSERT_TRUE(expect<proto::Started>());
+  // We fall silent: the worker reconnects and claims all three; we reject the reserved one.
+  auto ready = expect<proto::Ready>(5s);
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->running.size(), 3u);
+  keepalive_ = true;
+  send(proto::Welcome{100, 3, {{reserved.task, 1}}});
+  auto got = outcomes(2);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& out : got) {
+    EXPECT_NE(out.task, reserved.task) << "a rejected reserved task ran";
+    EXPECT_EQ(out.status, proto::OutcomeStatus::kSucceeded);
+  }
+  send(proto::ResultsAck{{{running.task, 1}, {kept.task, 1}}});
+  EXPECT_FALSE(expect<proto::Results>(300ms));
+}
+
 TEST_F(WorkerFixture, WithoutAPrefetchMultiplierItAnnouncesTheAutomaticCap) {
   WorkerOptions o;
   o.concurrency = 3;

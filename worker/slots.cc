@@ -186,6 +186,9 @@ std::vector<proto::Claim> Slots::claims() const {
   std::vector<proto::Claim> out;
   for (const auto& [id, r] : s_->running)
     if (!r.dropped) out.push_back({id, r.attempt});
+  // Finished but not collected yet: neither running nor in the caller's unacknowledged
+  // results, and still this worker's to report.
+  for (const auto& o : s_->done) out.push_back({o.task, o.attempt});
   return out;
 }
 
@@ -218,6 +221,16 @@ void Slots::drop(const std::vector<proto::Claim>& claims) {
   for (const auto& c : claims) {
     auto it = s_->running.find(c.task);
     if (it == s_->running.end() || it->second.attempt != c.attempt) continue;
+    if (!it->second.started) {
+      // Reserved, not begun: it never runs here (the router gave it, or will give it, to
+      // another worker), and no outcome is owed.
+      auto q = std::find_if(s_->queue.begin(), s_->queue.end(), [&](const proto::Assignment& a) { return a.task == c.task; });
+      if (q != s_->queue.end()) {
+        s_->queue.erase(q);
+        s_->running.erase(it);
+        continue;
+      }
+    }
     it->second.dropped = true;
     it->second.cancelled->store(true);
   }

@@ -46,7 +46,8 @@ class Slots {
   std::vector<proto::Outcome> collect(std::vector<proto::Claim>* started = nullptr);
   // Claims of the tasks running on a slot now (not those waiting for one).
   std::vector<proto::Claim> started_claims() const;
-  // Claims of every task queued or running (re-claimed after a reconnect).
+  // Claims of every task queued, running, or finished and not yet collected (re-claimed after a
+  // reconnect).
   std::vector<proto::Claim> claims() const;
   // Removes the queued, not-started tasks and returns them.
   std::vector<proto::Assignment> take_queued();
