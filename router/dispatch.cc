@@ -278,7 +278,10 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
   // Only the session holding the lease (or, for a task requeued from it and not yet given to
   // anyone else, the session that ran it) can end a task.
   const PreviousHolder* from = tasks_.previous_holder(outcome.task);
-  const bool holder = lease ? lease->routing_id == worker.routing_id
+  // An orphaned lease of this very session (its worker process ran it and did not claim it
+  // again) is its own too.
+  const bool holder = lease ? lease->routing_id == worker.routing_id ||
+                                  (lease->session == worker.session && !workers_.find(lease->routing_id))
                             : from && from->session == worker.session && from->attempt == outcome.attempt;
   if (!holder || outcome.attempt == 0) {
     if (lease || from || outcome.attempt == 0) {
