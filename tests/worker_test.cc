@@ -1,6 +1,8 @@
 // The worker against a test that plays the router with a real ROUTER socket.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <memory>
 #include <thread>
 #include <unistd.h>
 
@@ -229,10 +231,16 @@ TEST_F(WorkerFixture, ARejectedClaimOfAReservedTaskNeverRuns) {
   keepalive_ = false;
   WorkerOptions o;
   o.concurrency = 1;
-  start(o);
+  auto ran = std::make_shared<std::atomic<int>>(0);  // runs of the rejected task here
+  start(o, [ran](Worker& w) {
+    w.register_handler("count", [ran](const TaskContext&) {
+      ran->fetch_add(1);
+      return HandlerResult::ok("1");
+    });
+  });
   ASSERT_TRUE(expect<proto::Ready>());
   send(proto::Welcome{100, 3, {}});
-  auto running = task("sleep", "{\"seconds\":1.5}"), reserved = task("echo", "\"twice?\""),
+  auto running = task("sleep", "{\"seconds\":1.5}"), reserved = task("count", "{}"),
        kept = task("echo", "\"kept\"");
   send(proto::Tasks{{running, reserved, kept}});
   ASSERT_TRUE(expect<proto::Started>());
@@ -250,6 +258,7 @@ TEST_F(WorkerFixture, ARejectedClaimOfAReservedTaskNeverRuns) {
   }
   send(proto::ResultsAck{{{running.task, 1}, {kept.task, 1}}});
   EXPECT_FALSE(expect<proto::Results>(300ms));
+  EXPECT_EQ(ran->load(), 0) << "the rejected reserved task ran on this worker";
 }
 
 TEST_F(WorkerFixture, WithoutAPrefetchMultiplierItAnnouncesTheAutomaticCap) {
