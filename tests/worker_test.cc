@@ -261,6 +261,37 @@ TEST_F(WorkerFixture, ARejectedClaimOfAReservedTaskNeverRuns) {
   EXPECT_EQ(ran->load(), 0) << "the rejected reserved task ran on this worker";
 }
 
+// A router silent past a heartbeat and a half may be about to declare this worker lost and
+// give its reserved tasks to another: none of them starts until the router speaks again.
+TEST_F(WorkerFixture, AReservedTaskWaitsWhileTheRouterIsSilent) {
+  WorkerOptions o;
+  o.concurrency = 1;
+  o.liveness = 20;  // silence of 2 s before a reconnect: this test stays on one connection
+  auto ran = std::make_shared<std::atomic<int>>(0);
+  start(o, [ran](Worker& w) {
+    w.register_handler("count", [ran](const TaskContext&) {
+      ran->fetch_add(1);
+      return HandlerResult::ok("1");
+    });
+  });
+  ASSERT_TRUE(expect<proto::Ready>());
+  send(proto::Welcome{100, 20, {}});
+  auto running = task("sleep", "{\"seconds\":0.5}"), reserved = task("count", "{}");
+  send(proto::Tasks{{running, reserved}});
+  ASSERT_TRUE(expect<proto::Started>());
+  keepalive_ = false;  // silent from now on: 0.5 s later the slot frees, 0.35 s past the hold
+  auto first = outcomes(1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].task, running.task);
+  EXPECT_FALSE(expect<proto::Results>(300ms)) << "a reserved task ran while the router was silent";
+  EXPECT_EQ(ran->load(), 0);
+  keepalive_ = true;  // the router speaks: the held task starts
+  auto second = outcomes(1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].task, reserved.task);
+  EXPECT_EQ(ran->load(), 1);
+}
+
 TEST_F(WorkerFixture, WithoutAPrefetchMultiplierItAnnouncesTheAutomaticCap) {
   WorkerOptions o;
   o.concurrency = 3;

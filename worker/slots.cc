@@ -64,6 +64,7 @@ struct Slots::Shared : std::enable_shared_from_this<Shared> {
   uint32_t live = 0;    // threads serving (not retiring, not abandoned)
   uint32_t target = 0;
   bool stopping = false;
+  bool held = false;
   bool wake_pending = false;
   uint64_t next_thread = 0;
   std::unordered_map<uint64_t, std::thread> threads;  // every thread not yet joined
@@ -126,6 +127,13 @@ Slots::~Slots() {
     for (auto& [id, t] : s_->threads) t.detach();
     s_->threads.clear();
   }
+}
+
+void Slots::hold(bool on) {
+  std::lock_guard lock(s_->mu);
+  if (s_->held == on) return;
+  s_->held = on;
+  if (!on) s_->cv.notify_all();
 }
 
 void Slots::set_target(uint32_t threads) {
@@ -317,7 +325,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
     }
   } exit{*this, self_id};
   for (;;) {
-    cv.wait(lock, [&] { return stopping || !queue.empty() || live > target; });
+    cv.wait(lock, [&] { return stopping || (!held && !queue.empty()) || live > target; });
     if (stopping) return;
     if (live > target) {  // shrink: retire
       --live;

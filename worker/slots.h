@@ -60,6 +60,10 @@ class Slots {
   // Applies time limits; returns the earliest time a limit falls due (Clock::time_point::max()
   // when none).
   Clock::time_point enforce(Clock::time_point now);
+  // While held, no queued task starts (running ones go on): the loop holds the slots while the
+  // router may have given their tasks to another worker (silent past a heartbeat and a half,
+  // or reconnecting until its Welcome says which claims are still ours).
+  void hold(bool on);
   // Autoscale: the number of slot threads wanted.
   void set_target(uint32_t threads);
   uint32_t target() const;

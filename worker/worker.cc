@@ -42,6 +42,7 @@ struct Worker::Impl {
   Id session = Id::random();
   bool welcomed = false;
   uint64_t last_heard_ms = 0;
+  bool holding = false;  // the slots' hold (Slots::hold)
   uint64_t last_sent_ms = 0;
   uint32_t backoff_ms = 0;
   std::unordered_map<Id, proto::Outcome, IdHash> unacked;  // sent or to send, until ResultsAck
@@ -65,6 +66,7 @@ struct Worker::Impl {
     curve::apply_client(*socket, options.curve);
     socket->connect(options.router);
     welcomed = false;
+    hold(slots, true, "reconnecting");  // until the Welcome says which claims are still ours
     announced_capacity = capacity(slots);
     proto::Ready ready{options.name, session, local_hostname(), static_cast<uint32_t>(::getpid()),
                        options.queues, {}, options.concurrency, announced_capacity, slots.claims()};
@@ -96,6 +98,17 @@ struct Worker::Impl {
     connect(slots);
   }
 
+  // Queued tasks start only while the router is surely still ours: past a heartbeat and a half
+  // of silence (a beat missed) it may be about to declare us lost and give them to another
+  // worker, which would run them twice. What runs already goes on; its result waits for the
+  // router as always.
+  void hold(worker::Slots& slots, bool on, std::string_view why) {
+    if (on == holding) return;
+    holding = on;
+    slots.hold(on);
+    if (on && slots.queued() > 0) spdlog::info("worker holding queued={} reason=\"{}\"", slots.queued(), why);
+  }
+
   void on_message(worker::Slots& slots, proto::Message& message) {
     last_heard_ms = now_steady_ms();
     backoff_ms = 0;
@@ -103,6 +116,7 @@ struct Worker::Impl {
       welcomed = true;
       slots.drop(welcome->rejected);
       for (const auto& c : welcome->rejected) unacked.erase(c.task);
+      hold(slots, false, {});
       // Results finished while we were away go out now, and what runs is said again: the
       // router may be new.
       to_send.clear();
@@ -276,6 +290,7 @@ struct Worker::Impl {
         reconnect(slots, "router silent for " + std::to_string(after - last_heard_ms) + " ms", false);
         continue;
       }
+      if (welcomed) hold(slots, (after - last_heard_ms) * 2 > uint64_t{options.heartbeat_ms} * 3, "router silent");
       autoscale(slots, after);
       if (after >= last_sent_ms + options.heartbeat_ms)
         send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target()});
