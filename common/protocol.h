@@ -441,8 +441,12 @@ struct WorkerStats {
   uint64_t processed = 0, failed = 0, last_heartbeat_ms = 0, online_ms = 0;
   bool draining = false;
   std::vector<std::string> queues;
+  // The credit window the router allows it now and what sizes it (router/workers.h): the
+  // smoothed round trip and time per task per slot, in µs (0: not measured yet).
+  uint32_t window = 0;
+  uint64_t round_trip_us = 0, task_pace_us = 0;
   MSGPACK_DEFINE(name, session, hostname, pid, concurrency, capacity, in_flight, busy, processed, failed,
-                 last_heartbeat_ms, online_ms, draining, queues);
+                 last_heartbeat_ms, online_ms, draining, queues, window, round_trip_us, task_pace_us);
 };
 struct InspectStatsReply {
   RouterStats router;

@@ -166,6 +166,9 @@ proto::InspectStatsReply Core::inspect_stats() {
     s.last_heartbeat_ms = w.last_seen_unix_ms;
     s.online_ms = w.online_unix_ms;
     s.draining = w.draining;
+    s.window = w.window;
+    s.round_trip_us = static_cast<uint64_t>(w.rtt_us);
+    s.task_pace_us = static_cast<uint64_t>(std::max(w.task_us, w.service_us));
     for (size_t q : w.queues) s.queues.push_back(tasks_.config(q).name);
     out.workers.push_back(std::move(s));
   }

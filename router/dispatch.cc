@@ -148,10 +148,15 @@ void Core::on_ready(const std::string& rid, const proto::Ready& hello) {
   proto::Welcome welcome{options_.heartbeat_ms, options_.liveness, {}};
   reclaim(w, hello, welcome);
   if (!turn_status_) return;
+  size_t unclaimed = 0;
   for (const Id& task : previous_leases) {
     if (w.leased.count(task)) continue;
-    if (auto lost = tasks_.end_lease(task)) requeue_lease(task, *lost, "not re-claimed by its worker after a reconnect");
+    if (auto lost = tasks_.end_lease(task)) {
+      requeue_lease(task, *lost, "not re-claimed by its worker after a reconnect");
+      ++unclaimed;
+    }
   }
+  if (unclaimed) spdlog::info("router worker reconnected name={} requeued={} (not re-claimed)", w.name, unclaimed);
   for (const Id& id : w.leased) {
     // The lease now names this session: a later restart must know who holds it.
     const LeaseState& l = *tasks_.lease(id);
@@ -244,8 +249,7 @@ void Core::on_started(WorkerSession& worker, const proto::Started& started) {
     if (lease->to_free_slot) {
       // Sent to a free slot: from dispatch to this notice is one round trip (commit, both
       // ways on the wire, the worker's turn), what the window must cover.
-      smooth(worker.rtt_us, static_cast<double>(std::max<uint64_t>(1, now_steady_us() - lease->dispatched_us)));
-      worker.update_window();
+      worker.note_round_trip(static_cast<double>(std::max<uint64_t>(1, now_steady_us() - lease->dispatched_us)));
     }
   }
 }
@@ -253,10 +257,18 @@ void Core::on_started(WorkerSession& worker, const proto::Started& started) {
 void Core::on_results(WorkerSession& worker, const proto::Results& results) {
   // While it holds a task for every slot, its results come at the pace its slots go through
   // tasks, overheads included: what a reserved task's place in line predicts (`overdue`).
+  // That pace also sizes its window (update_window): the tasks it can go through in a round
+  // trip, as fast as the whole path delivers them, not only as its handler runs them. A gap of
+  // more than eight times the pace is an idle spell, not a measure.
   const uint64_t now = now_steady_us();
-  if (worker.last_results_us && !results.outcomes.empty() && worker.leased.size() >= worker.concurrency)
-    smooth(worker.service_us, static_cast<double>(now - worker.last_results_us) * worker.concurrency /
-                                  static_cast<double>(results.outcomes.size()));
+  if (worker.last_results_us && !results.outcomes.empty() && worker.leased.size() >= worker.concurrency) {
+    const double sample = static_cast<double>(now - worker.last_results_us) * worker.concurrency /
+                          static_cast<double>(results.outcomes.size());
+    if (worker.service_us <= 0 || sample <= 8 * worker.service_us) {
+      smooth(worker.service_us, sample);
+      worker.update_window();
+    }
+  }
   worker.last_results_us = now;
   auto& acks = effects_.workers[worker.routing_id].acks;
   for (const auto& outcome : results.outcomes) {

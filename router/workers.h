@@ -10,6 +10,7 @@
 // free slot (work stealing, router/dispatch.cc).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -72,7 +73,11 @@ struct WorkerSession {
   // Tasks recalled from other workers for this one, on their way back (they count as credit).
   std::vector<proto::Claim> incoming;
 
-  void update_window() { window = credit_window(concurrency, capacity, rtt_us, task_us); }
+  void note_round_trip(double sample_us) {
+    smooth(rtt_us, sample_us);
+    update_window();
+  }
+  void update_window() { window = credit_window(concurrency, capacity, rtt_us, std::max(task_us, service_us)); }
   bool has_credit() const { return !draining && leased.size() + incoming.size() < window; }
   bool serves(size_t queue) const;
 };
