@@ -160,7 +160,7 @@ struct WorkerFlags {
   std::string queues;
   uint32_t concurrency = 0;
   std::string hostname;
-  uint32_t prefetch = 4;  // 0: auto (WorkerOptions::prefetch_multiplier unset)
+  uint32_t prefetch = 0;  // 0: auto (WorkerOptions::prefetch_multiplier unset)
   uint32_t heartbeat_ms = 1000;
   std::string autoscale;
   uint32_t autoscale_idle_ms = 10000;
@@ -212,7 +212,7 @@ void add_worker_flags(CLI::App* cmd, WorkerFlags& f) {
   cmd->add_option("-Q,--queues", f.queues, "Queues to serve, comma-separated (default: all)")->envname("ZBATCH_QUEUES");
   cmd->add_option("-c,--concurrency", f.concurrency, "Execution slots (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
   cmd->add_option("--hostname", f.hostname, "Worker name, name@host (default zbatch@<host>)")->envname("ZBATCH_HOSTNAME");
-  cmd->add_option("--prefetch-multiplier", f.prefetch, "Most tasks held per slot (default 4); 0: up to 256, the router sizing each worker's window from measured task times")->envname("ZBATCH_PREFETCH_MULTIPLIER");
+  cmd->add_option("--prefetch-multiplier", f.prefetch, "Most tasks held per slot, a cap (default 0: up to 256, the router sizing each worker's window from measured task times)")->envname("ZBATCH_PREFETCH_MULTIPLIER");
   cmd->add_option("--heartbeat-ms", f.heartbeat_ms, "Heartbeat interval")->envname("ZBATCH_HEARTBEAT_MS");
   cmd->add_option("--autoscale", f.autoscale, "MAX,MIN: grow slots under backlog, shrink when idle (default: off, -c slots)")
       ->envname("ZBATCH_AUTOSCALE");

@@ -23,7 +23,7 @@ struct UpFlags {
   RouterFlags router;
   StoreOptions store;  // auth, HTTPS and HTTP limits
   std::string http = "127.0.0.1:8000";
-  uint32_t workers = 1, concurrency = 0, prefetch = 4;
+  uint32_t workers = 1, concurrency = 0, prefetch = 0;
   double shutdown_timeout_s = 30;
 };
 
@@ -34,7 +34,7 @@ void bind_up_flags(CLI::App* cmd, UpFlags& f) {
   add_http_flags(cmd, f.store);
   cmd->add_option("--workers", f.workers, "Worker threads (each with -c slots)")->envname("ZBATCH_WORKERS");
   cmd->add_option("-c,--concurrency", f.concurrency, "Slots per worker (default: CPUs)")->envname("ZBATCH_CONCURRENCY");
-  cmd->add_option("--prefetch-multiplier", f.prefetch, "Most tasks held per slot (default 4); 0: up to 256, the router sizing each worker's window from measured task times")->envname("ZBATCH_PREFETCH_MULTIPLIER");
+  cmd->add_option("--prefetch-multiplier", f.prefetch, "Most tasks held per slot, a cap (default 0: up to 256, the router sizing each worker's window from measured task times)")->envname("ZBATCH_PREFETCH_MULTIPLIER");
   add_shutdown_timeout_flag(cmd, f.shutdown_timeout_s);
 }
 

@@ -205,7 +205,7 @@ TEST(CliConfig, TheExampleLoadsAsTheBuiltInDefaults) {
     EXPECT_TRUE(defaults.contains(section)) << section;
   EXPECT_EQ(defaults["router"]["frontend"], "tcp://127.0.0.1:5555");
   EXPECT_EQ(defaults["worker"]["router"], "tcp://127.0.0.1:5556");
-  EXPECT_EQ(defaults["worker"]["prefetch_multiplier"], 4);
+  EXPECT_EQ(defaults["worker"]["prefetch_multiplier"], 0);
   EXPECT_EQ(defaults["store"]["http"], "127.0.0.1:8000");
   EXPECT_EQ(defaults["up"]["workers"], 1);
   ASSERT_EQ(defaults["queues"].size(), 7u);

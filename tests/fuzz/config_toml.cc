@@ -15,7 +15,7 @@ using namespace zb;
 struct Flags {
   std::string data, frontend, backend, events, durability, config, router, queues, hostname, autoscale, http;
   std::string auth_basic, auth_token;
-  uint32_t heartbeat_ms = 1000, reclaim_grace_ms = 5000, concurrency = 0, prefetch = 4, autoscale_idle_ms = 10000;
+  uint32_t heartbeat_ms = 1000, reclaim_grace_ms = 5000, concurrency = 0, prefetch = 0, autoscale_idle_ms = 10000;
   uint32_t workers = 1;
   int events_hwm = 100000;
   uint64_t result_ttl_s = 86400, event_retention = 1'000'000;
