@@ -1,6 +1,7 @@
 // The commands about submitted work: submit, status, group, wait.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iomanip>
@@ -205,13 +206,48 @@ void add_status(CLI::App& app) {
   });
 }
 
-// One line of progress, redrawn in place: [####    ] 42.0% 42/100 failed 1.
-void draw_progress(const proto::GroupRecord& g) {
+// A group being waited for: its pace since the wait began, the time left at that pace, and
+// when to look again (soon when it should be done soon, at most every 200 ms).
+struct GroupWatch {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point began = Clock::now();
+  uint32_t completed_at_start = 0;
+  bool first = true;
+
+  double elapsed_s() const { return std::chrono::duration<double>(Clock::now() - began).count(); }
+  double rate(const proto::GroupRecord& g) {
+    if (first) {
+      first = false;
+      completed_at_start = g.completed();
+    }
+    const double t = elapsed_s();
+    return t > 0 ? (g.completed() - completed_at_start) / t : 0;
+  }
+  // Seconds left at the current pace (negative: unknown).
+  double left_s(const proto::GroupRecord& g) {
+    const double r = rate(g);
+    return r > 0 ? (g.total - g.completed()) / r : -1;
+  }
+  std::chrono::milliseconds next_look(const proto::GroupRecord& g) {
+    const double left = left_s(g);
+    if (left < 0) return std::chrono::milliseconds(200);
+    return std::chrono::milliseconds(std::clamp<int64_t>(static_cast<int64_t>(left * 1000 / 2), 2, 200));
+  }
+};
+
+// One line of progress, redrawn in place:
+// [####    ] 42.0% 42/100  12.3/s  elapsed 3.4s  left 4.7s  failed 1.
+void draw_progress(const proto::GroupRecord& g, GroupWatch& watch) {
   const double pct = g.total ? 100.0 * g.completed() / g.total : 0;
   const int filled = static_cast<int>(pct / 2.5);
+  const double left = watch.left_s(g);
   std::cout << "\r[" << std::string(filled, '#') << std::string(40 - filled, ' ') << "] " << std::fixed
-            << std::setprecision(1) << pct << "% " << g.completed() << "/" << g.total << " failed " << g.failed
-            << std::flush;
+            << std::setprecision(1) << pct << "% " << g.completed() << "/" << g.total << "  "
+            << std::setprecision(0) << watch.rate(g) << "/s  elapsed " << std::setprecision(1) << watch.elapsed_s()
+            << "s  left ";
+  if (left < 0) std::cout << "?";
+  else std::cout << left << "s";
+  std::cout << "  failed " << g.failed << "\x1b[K" << std::flush;
 }
 
 void print_group(const proto::GroupRecord& g, bool as_json) {
@@ -238,13 +274,15 @@ void add_group(CLI::App& app) {
     const Id gid = parse_id(*id, "group id");
     const bool bar = *wait && !c->json_out && ::isatty(1);
     proto::GroupRecord g = must(client->group(gid));
+    GroupWatch watch;
     while (*wait && !g.ready()) {
-      if (bar) draw_progress(g);
-      // Polling is this command's job; 200 ms keeps it light on the router.
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (bar) draw_progress(g, watch);
+      // Polling is this command's job: every 200 ms at most, keeping it light on the router,
+      // and sooner as the end nears, so the wait ends within a few ms of the group.
+      std::this_thread::sleep_for(watch.next_look(g));
       g = must(client->group(gid));
     }
-    if (bar) std::cout << "\r" << std::string(72, ' ') << "\r";
+    if (bar) std::cout << "\r\x1b[K";
     print_group(g, c->json_out);
     if (*wait) fail_unless_all_succeeded(g);
   });
