@@ -1,6 +1,7 @@
 #include "common/protocol.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <new>
 
@@ -10,9 +11,11 @@ namespace {
 template <typename T>
 void append(Frames& frames, const T& message) {
   frames.header = {'Z', 'B', static_cast<char>(kVersion), static_cast<char>(T::kCommand)};
-  msgpack::sbuffer buffer;
+  thread_local msgpack::sbuffer buffer;  // kept between messages: no allocation per message
+  buffer.clear();
   msgpack::pack(buffer, message);
   frames.body.assign(buffer.data(), buffer.size());
+  if (buffer.size() > (1u << 20)) ::free(buffer.release());  // a big one is not kept
 }
 
 Status claims_too_many(const char* name) {
@@ -32,18 +35,24 @@ Result<Message> decode_as(std::string_view body) {
   // the claimed count up front, and five bytes must not make it allocate 24 MiB.
   const size_t most = std::min(kMaxItems, body.size());
   const msgpack::unpack_limit limits(most, std::min<size_t>(64, most), kMaxBodyBytes, kMaxBodyBytes, 0, 8);
+  // One zone per thread, cleared after each body: a message costs no 8 KiB zone of its own;
+  // what a big body made it grow is freed again (zone::clear keeps only its first chunk).
+  thread_local msgpack::zone zone;
+  struct Clear {
+    msgpack::zone& z;
+    ~Clear() { z.clear(); }
+  } clear{zone};
   try {
     size_t offset = 0;
-    msgpack::object_handle handle =
-        msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr, limits);
+    msgpack::object root = msgpack::unpack(zone, body.data(), body.size(), offset, nullptr, nullptr, limits);
     if (offset != body.size())
       return Status(Code::kBadRequest, std::string(name) + ": " +
                                            std::to_string(body.size() - offset) +
                                            " trailing bytes after the body");
-    if (handle.get().type != msgpack::type::ARRAY)
+    if (root.type != msgpack::type::ARRAY)
       return Status(Code::kBadRequest, std::string(name) + ": body is not a msgpack array");
     T message;
-    handle.get().convert(message);
+    root.convert(message);
     if constexpr (std::is_same_v<T, Control>) {
       if (Status s = check_control(message); !s) return s;
     } else if constexpr (std::is_same_v<T, ControlReply>) {
