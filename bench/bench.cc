@@ -38,7 +38,7 @@ struct Options {
   size_t tasks = 200000;
   uint32_t workers = 1;
   uint32_t concurrency = 2;
-  uint32_t prefetch = 256;
+  uint32_t prefetch = 0;  // the worker's default: the router sizes its window
   std::string durability = "fsync";
   size_t latency_samples = 2000;
   size_t queued_tasks = 1000000;
@@ -321,7 +321,7 @@ void add_command(CLI::App& app) {
   cmd->add_option("--tasks", o->tasks, "Tasks for the throughput runs (default 200000)");
   cmd->add_option("--workers", o->workers, "Worker processes (default 1)");
   cmd->add_option("-c,--concurrency", o->concurrency, "Slots per worker (default 2)");
-  cmd->add_option("--prefetch-multiplier", o->prefetch, "Tasks held per slot (default 256)");
+  cmd->add_option("--prefetch-multiplier", o->prefetch, "Tasks held per slot, a cap (default 0, the worker's default: up to 256, sized by the router)");
   cmd->add_option("--durability", o->durability, "fsync (default) or nosync")->check(CLI::IsMember({"fsync", "nosync"}));
   cmd->add_option("--latency-samples", o->latency_samples, "Round trips to time (default 2000)");
   cmd->add_option("--queued", o->queued_tasks, "Queued tasks for the router memory figure (default 1000000)");
