@@ -108,7 +108,7 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
       Ready{"w@h", Id::random(), "h", 12, {"default"}, {"noop"}, 2, 2, {{Id::random(), 1}}},
       Welcome{1000, 3, {}},
       Tasks{{{Id::random(), 1, Id(), "r", "q", "k", "{}", 0, 0}}},
-      Results{{{Id::random(), 1, OutcomeStatus::kRetry, "", "boom", 5}}},
+      Results{{{Id::random(), 1, OutcomeStatus::kRetry, "", "boom", 5, 2000}}},
       ResultsAck{{{Id::random(), 2}}}, Heartbeat{1}, Disconnect{"who?"}, Bye{"sigterm"},
       Revoke{{{Id::random(), 3}}},
       WorkerCommand{"pool", -2}, Started{{{Id::random(), 2}}},

@@ -64,10 +64,14 @@ struct HandlerResult {
   proto::OutcomeStatus status = proto::OutcomeStatus::kSucceeded;
   std::string result;  // JSON text
   std::string error;
+  // kRetry: retry after this delay (a server's Retry-After) instead of the queue's backoff.
+  uint64_t retry_after_ms = 0;
 
-  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}}; }
-  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message)}; }
-  static HandlerResult retry(std::string message) { return {proto::OutcomeStatus::kRetry, {}, std::move(message)}; }
+  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}, 0}; }
+  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message), 0}; }
+  static HandlerResult retry(std::string message, uint64_t after_ms = 0) {
+    return {proto::OutcomeStatus::kRetry, {}, std::move(message), after_ms};
+  }
 };
 
 using Handler = std::function<HandlerResult(const TaskContext&)>;
