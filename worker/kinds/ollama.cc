@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxArgumentBytes = 4u << 20;   // a write_file may carry a file this big
 constexpr size_t kMaxReadBytes = 1u << 20;       // read_file refuses larger files
+constexpr size_t kMaxWrittenBytes = 64u << 20;   // what write_file may write in one task, in all
 constexpr size_t kMaxToolReplyBytes = 32u << 10; // what the model is shown of one tool's answer
 constexpr size_t kTranscriptFieldBytes = 2000;   // what the transcript keeps of each text
 constexpr size_t kMaxTranscriptEntries = 400;
@@ -373,7 +374,11 @@ class AgentRun {
       if (!path) return bad;
       auto content = string_argument(args, "content", true, bad);
       if (!content) return bad;
+      if (written_bytes_ + content->size() > kMaxWrittenBytes)
+        return tool_error("this task has written " + std::to_string(written_bytes_) + " bytes; a task writes at most " +
+                          std::to_string(kMaxWrittenBytes));
       if (Status s = ws_->write(*path, *content); !s) return tool_error(s.message());
+      written_bytes_ += content->size();
       return {true, "wrote " + std::to_string(content->size()) + " bytes to " + utf8_prefix(*path, 200), json()};
     }
     if (call.name == "validate") {
@@ -470,20 +475,21 @@ class AgentRun {
   Clock::time_point started_, deadline_;
   uint32_t steps_ = 0;
   uint64_t prompt_tokens_ = 0, completion_tokens_ = 0;
+  size_t written_bytes_ = 0;
   std::string final_;
   json checks_ = json::array();
   json transcript_ = json::array();
 };
 
-struct AgentKit {
+struct AgentSettings {
   OllamaConfig ollama;
   ValidationConfig validation;
   std::vector<TestProfile> profiles;
 };
 
-HandlerResult serve(const AgentKit& kit, const TaskContext& ctx) {
+HandlerResult serve(const AgentSettings& settings, const TaskContext& ctx) {
   HandlerResult bad;
-  auto t = read_chat_task(kit.ollama, ctx, bad);
+  auto t = read_chat_task(settings.ollama, ctx, bad);
   if (!t) return bad;
   std::string mode = "agent";
   if (auto m = t->task.find("mode"); m != t->task.end() && !m->is_null()) {
@@ -491,15 +497,15 @@ HandlerResult serve(const AgentKit& kit, const TaskContext& ctx) {
       return HandlerResult::fail("BadTask: \"mode\" must be \"agent\" or \"chat\"");
     mode = m->get<std::string>();
   }
-  if (mode == "chat") return chat(kit.ollama, *t, ctx);
-  auto budgets = read_budgets(kit.ollama, t->task, bad);
+  if (mode == "chat") return chat(settings.ollama, *t, ctx);
+  auto budgets = read_budgets(settings.ollama, t->task, bad);
   if (!budgets) return bad;
-  auto ws = Workspace::create(t->task.value("files", json::object()), kit.ollama.seed_dir);
+  auto ws = Workspace::create(t->task.value("files", json::object()), settings.ollama.seed_dir);
   if (!ws) {
     if (ws.status().code() == Code::kBadRequest) return HandlerResult::fail("BadTask: " + ws.status().message());
     return HandlerResult::fail("WorkspaceError: " + ws.status().message());
   }
-  AgentRun run(kit.ollama, kit.validation, kit.profiles, ctx, std::move(*t), *budgets, std::move(ws.value()));
+  AgentRun run(settings.ollama, settings.validation, settings.profiles, ctx, std::move(*t), *budgets, std::move(ws.value()));
   return run.run();
 }
 
@@ -527,8 +533,8 @@ std::optional<nlohmann::json> payload_object(const TaskContext& ctx, HandlerResu
 }
 
 Handler make_agent_handler(const SeedKindsConfig& kinds) {
-  auto kit = std::make_shared<AgentKit>(AgentKit{kinds.ollama, kinds.validation, kinds.test_profiles});
-  return [kit](const TaskContext& ctx) { return serve(*kit, ctx); };
+  auto settings = std::make_shared<AgentSettings>(AgentSettings{kinds.ollama, kinds.validation, kinds.test_profiles});
+  return [settings](const TaskContext& ctx) { return serve(*settings, ctx); };
 }
 
 }  // namespace zb::worker
