@@ -363,7 +363,14 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
       else if (key == "system") s = text(v, where, k.ollama.system);
       else if (key == "connect_timeout") s = ms(v, where, k.ollama.connect_timeout_ms);
       else if (key == "read_timeout") s = ms(v, where, k.ollama.read_timeout_ms);
-      else s = unknown_key(path, where, "ollama");
+      else if (key == "max_seconds") s = ms(v, where, k.ollama.max_time_ms);
+      else if (key == "seed_dir") s = text(v, where, k.ollama.seed_dir);
+      else if (key == "max_steps" || key == "max_tokens") {
+        auto n = count(v, key == "max_steps" ? 100000 : 1ull << 40);
+        if (!n || *n == 0) s = bad(path, where, "must be a whole number > 0");
+        else if (key == "max_steps") k.ollama.max_steps = static_cast<uint32_t>(*n);
+        else k.ollama.max_tokens = *n;
+      } else s = unknown_key(path, where, "ollama");
       if (!s) return s;
     }
   }
@@ -518,7 +525,8 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
                  "retry_jitter", "retry_on", "soft_time_limit", "time_limit", "rate_limit", "acks_late"}},
       {"handler", with_limits({"kind", "type", "argv", "env", "cwd", "stdout_limit", "stderr_limit", "term_grace",
                                "max_tasks_per_child", "max_memory_mb"})},
-      {"ollama", {"host", "model", "system", "connect_timeout", "read_timeout"}},
+      {"ollama", {"host", "model", "system", "connect_timeout", "read_timeout", "max_steps", "max_tokens", "max_seconds",
+                  "seed_dir"}},
       {"validation", with_limits({"workspace", "timeout"})},
       {"test_profile", with_limits({"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"})},
       {"mcp_server", with_limits({"name", "argv", "env", "cwd", "call_timeout"})},

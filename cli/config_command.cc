@@ -41,7 +41,9 @@ json kinds_json(const SeedKindsConfig& k) {
   json out;
   out["ollama"] = {{"host", k.ollama.host}, {"model", k.ollama.model}, {"system", k.ollama.system},
                    {"connect_timeout_ms", k.ollama.connect_timeout_ms},
-                   {"read_timeout_ms", k.ollama.read_timeout_ms}};
+                   {"read_timeout_ms", k.ollama.read_timeout_ms}, {"max_steps", k.ollama.max_steps},
+                   {"max_tokens", k.ollama.max_tokens}, {"max_time_ms", k.ollama.max_time_ms},
+                   {"seed_dir", k.ollama.seed_dir}};
   out["validation"] = {{"workspace", k.validation.workspace}, {"timeout_ms", k.validation.timeout_ms},
                        {"limits", limits_json(k.validation.limits)}};
   out["test_profiles"] = json::array();

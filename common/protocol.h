@@ -673,7 +673,10 @@ struct Outcome {
   std::string result;  // JSON text
   std::string error;
   uint64_t runtime_us = 0;
-  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us);
+  // kRetry: the delay the failed service asked for (an HTTP Retry-After), used instead of the
+  // queue's backoff; 0 = none. Last, so an outcome without it (an older worker) decodes as 0.
+  uint64_t retry_after_ms = 0;
+  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us, retry_after_ms);
 };
 
 // Worker → router: these tasks left the worker's prefetch buffer and began to run on a slot

@@ -350,7 +350,10 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
                            (outcome.status == OutcomeStatus::kFailed && retry_matches(qc, outcome.error));
   if (wants_retry && rec.retries < rec.max_retries) {
     ++worker.failed;
-    const uint64_t delay = retry_delay_ms(qc, rec.retries, next_random());
+    // A delay the failed service asked for wins over the backoff, within a bound of our own.
+    const uint64_t delay = outcome.status == OutcomeStatus::kRetry && outcome.retry_after_ms
+                               ? std::min(outcome.retry_after_ms, kMaxRetryAfterMs)
+                               : retry_delay_ms(qc, rec.retries, next_random());
     ++rec.retries;
     rec.error = outcome.error;
     rec.eta_ms = delay ? now_unix_ms() + delay : 0;

@@ -80,6 +80,9 @@ struct RateBucket {
 };
 
 // The retry delay before retry number `retries` + 1 (see QueueConfig).
+// A worker's outcome may instead carry the delay a service asked for (proto::Outcome::
+// retry_after_ms); the router honours it up to this bound.
+inline constexpr uint64_t kMaxRetryAfterMs = 3600 * 1000;
 uint64_t retry_delay_ms(const QueueConfig& queue, uint32_t retries, uint64_t random);
 // The class of an error text: the identifier before the first ':' ("TimeoutError: x" →
 // "TimeoutError"); empty when the text does not start with one.

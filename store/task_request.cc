@@ -216,7 +216,8 @@ Status optional_type(const KindInput& in, const char* key, bool (json::*is)() co
 }
 
 Status check_agent(const KindInput& in) {
-  static constexpr std::array<std::string_view, 6> kOwn = {"description", "system", "model", "files", "options", "id"};
+  static constexpr std::array<std::string_view, 10> kOwn = {"description", "system",    "model",      "files",      "options",
+                                                            "id",          "mode",      "max_steps",  "max_tokens", "max_seconds"};
   if (in.object.contains("prompt"))
     return bad(field_path(in.where, "prompt"), "unknown field: an agent task takes its instructions in \"description\"");
   if (Status s = check_fields(in, kOwn, "an agent task"); !s) return s;
@@ -226,6 +227,15 @@ Status check_agent(const KindInput& in) {
     if (it != in.object.end() && !it->is_null() && !it->is_string()) return bad(field_path(in.where, key), "must be a string");
   }
   if (Status s = optional_type(in, "options", &json::is_object, "an object (Ollama's options)"); !s) return s;
+  if (auto mode = in.object.find("mode"); mode != in.object.end() && !mode->is_null() && *mode != "agent" && *mode != "chat")
+    return bad(field_path(in.where, "mode"), "must be \"agent\" (the default: a coding agent with tools) or \"chat\"");
+  for (const char* key : {"max_steps", "max_tokens"}) {
+    auto it = in.object.find(key);
+    if (it != in.object.end() && !it->is_null() && !(it->is_number_unsigned() && it->get<uint64_t>() > 0))
+      return bad(field_path(in.where, key), "must be a whole number > 0");
+  }
+  if (auto it = in.object.find("max_seconds"); it != in.object.end() && !it->is_null() && !(it->is_number() && it->get<double>() > 0))
+    return bad(field_path(in.where, "max_seconds"), "must be a number of seconds > 0");
   if (auto files = in.object.find("files"); files != in.object.end()) {
     if (!files->is_object()) return bad(field_path(in.where, "files"), "must be an object of file name → content");
     for (const auto& [name, content] : files->items())

@@ -75,6 +75,30 @@ TEST(Protocol, NumberedChunkRoundTripsAndAnOlderSubmitIsUnnumbered) {
   EXPECT_FALSE(std::get<Submit>(*old).seal);
 }
 
+TEST(Protocol, AnOutcomeCarriesItsRetryDelayAndAnOlderOneHasNone) {
+  Results r{{{Id::random(), 3, OutcomeStatus::kRetry, "", "OllamaServerError: HTTP 429", 7, 2000}}};
+  EXPECT_EQ(round_trip(r).outcomes.at(0).retry_after_ms, 2000u);
+  // An outcome of a worker that knew only the first six fields.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(1);
+  pk.pack_array(1);
+  pk.pack_array(6);
+  pk.pack(r.outcomes[0].task);
+  pk.pack(uint32_t{3});
+  pk.pack(OutcomeStatus::kRetry);
+  pk.pack(std::string());
+  pk.pack(std::string("boom"));
+  pk.pack(uint64_t{7});
+  Frames f = encode(Results{});
+  auto old = decode(f.header, std::string_view(buf.data(), buf.size()));
+  ASSERT_TRUE(old) << old.status().to_string();
+  const Outcome& o = std::get<Results>(*old).outcomes.at(0);
+  EXPECT_EQ(o.attempt, 3u);
+  EXPECT_EQ(o.error, "boom");
+  EXPECT_EQ(o.retry_after_ms, 0u);
+}
+
 TEST(Protocol, GroupRecordKeepsWhichChunksArePresent) {
   GroupRecord g;
   g.chunks = 20;
@@ -108,7 +132,7 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
       Ready{"w@h", Id::random(), "h", 12, {"default"}, {"noop"}, 2, 2, {{Id::random(), 1}}},
       Welcome{1000, 3, {}},
       Tasks{{{Id::random(), 1, Id(), "r", "q", "k", "{}", 0, 0}}},
-      Results{{{Id::random(), 1, OutcomeStatus::kRetry, "", "boom", 5}}},
+      Results{{{Id::random(), 1, OutcomeStatus::kRetry, "", "boom", 5, 2000}}},
       ResultsAck{{{Id::random(), 2}}}, Heartbeat{1}, Disconnect{"who?"}, Bye{"sigterm"},
       Revoke{{{Id::random(), 3}}},
       WorkerCommand{"pool", -2}, Started{{{Id::random(), 2}}},

@@ -19,6 +19,10 @@ set_tests_properties(store_memory_test PROPERTIES LABELS slow)
 add_test(NAME kinds_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_test.py
          $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-mcp)
 set_tests_properties(kinds_test PROPERTIES TIMEOUT 400)
+# The agent kind's coding loop against scripted models of the stand-in Ollama server.
+add_test(NAME kinds_agent_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_agent_test.py
+         $<TARGET_FILE:zbatch>)
+set_tests_properties(kinds_agent_test PROPERTIES TIMEOUT 300)
 # The dashboard in Debian's chromium, driven by playwright-core (installed with npm on first use).
 add_test(NAME dashboard_browser_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)

@@ -345,7 +345,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
     wake_locked();
     lock.unlock();
 
-    proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0};
+    proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0, 0};
     auto handler = handlers.find(task.kind);
     if (handler == handlers.end()) {
       outcome.status = proto::OutcomeStatus::kFailed;
@@ -357,6 +357,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
       outcome.status = r.status;
       outcome.result = std::move(r.result);
       outcome.error = std::move(r.error);
+      if (r.status == proto::OutcomeStatus::kRetry) outcome.retry_after_ms = r.retry_after_ms;
     }
     outcome.runtime_us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());

@@ -201,7 +201,7 @@ struct Worker::Impl {
   }
 
   proto::Outcome returned(const Id& task, uint32_t attempt, std::string why = "worker shutting down") {
-    proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, std::move(why), 0};
+    proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, std::move(why), 0, 0};
     unacked[task] = o;
     return o;
   }
@@ -339,7 +339,7 @@ Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options, zmq::conte
   if (impl->wake_fd < 0) return Status(Code::kIo, "eventfd failed");
   worker::add_builtin_handlers(impl->handlers);
   const auto& kinds = impl->options.kinds;
-  impl->handlers["agent"] = worker::make_ollama_handler(kinds.ollama);
+  impl->handlers["agent"] = worker::make_agent_handler(kinds);
   impl->handlers["validate"] = worker::make_validate_handler(kinds.validation);
   impl->handlers["test"] = worker::make_test_handler(kinds.test_profiles);
   impl->handlers["mcp"] = worker::make_mcp_handler(kinds.mcp_servers, impl->options.concurrency);

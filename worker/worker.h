@@ -64,10 +64,14 @@ struct HandlerResult {
   proto::OutcomeStatus status = proto::OutcomeStatus::kSucceeded;
   std::string result;  // JSON text
   std::string error;
+  // kRetry: retry after this delay (a server's Retry-After) instead of the queue's backoff.
+  uint64_t retry_after_ms = 0;
 
-  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}}; }
-  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message)}; }
-  static HandlerResult retry(std::string message) { return {proto::OutcomeStatus::kRetry, {}, std::move(message)}; }
+  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}, 0}; }
+  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message), 0}; }
+  static HandlerResult retry(std::string message, uint64_t after_ms = 0) {
+    return {proto::OutcomeStatus::kRetry, {}, std::move(message), after_ms};
+  }
 };
 
 using Handler = std::function<HandlerResult(const TaskContext&)>;
@@ -126,8 +130,13 @@ struct ProcessHandlerConfig {
 };
 
 // The seed's four kinds of work, built into every worker (docs/KINDS.md):
-//   agent     a chat with an Ollama server: {"description", "system"?, "model"?, "files"?,
-//             "options"?} → {"model","message":{"role","content"},"prompt_tokens",...}
+//   agent     a coding agent on an Ollama server (docs/kinds/agent.md): {"description",
+//             "system"?, "model"?, "files"?, "options"?, "mode"?: "agent"|"chat",
+//             "max_steps"?, "max_tokens"?, "max_seconds"?} → {"model","message":{"role",
+//             "content"},"prompt_tokens",...} and, in agent mode, "files_changed", "diff",
+//             "checks", "transcript", "steps", "wall_ms". Agent mode works in a private
+//             workspace with tools (list/read/write files, validate, run_test); chat mode is
+//             one /api/chat exchange.
 //   validate  {"language", "code" | "files"} → {"passed", "diagnostics":[{file,line,column,message}]}
 //   test      {"profile"} (one of test_profiles) → {"ok","passed","failed","skipped",...,"log_tail"}
 //   mcp       {"server", "tool", "arguments"} | {"server","method":"tools/list"|"resources/read",...}
@@ -138,6 +147,14 @@ struct OllamaConfig {
   std::string system;            // default system prompt
   uint32_t connect_timeout_ms = 5000;
   uint32_t read_timeout_ms = 300000;  // between two streamed chunks
+  // Budgets of one agent task, each a default and a ceiling: a task may ask for less, never
+  // for more. Passing one fails the task with "BudgetExceeded: steps|tokens|time".
+  uint32_t max_steps = 20;         // model calls
+  uint64_t max_tokens = 200000;    // prompt_eval_count + eval_count over all its calls
+  uint32_t max_time_ms = 600000;   // wall clock from the task's start
+  // A folder every agent workspace starts as a copy of (symbolic links copied as links, so the
+  // confinement still applies to them); a task's "files" are written over it. Empty: none.
+  std::string seed_dir;
 };
 struct ValidationConfig {
   std::string workspace = ".";   // "files" of a task must lie inside

@@ -37,7 +37,7 @@ def wait_until(predicate, timeout, what):
 class Cluster:
     """`zbatch up`, or separate router/worker/store processes (split=True)."""
 
-    def __init__(self, binary, split=False, workers=1, router_args=(), up_args=(), env=None):
+    def __init__(self, binary, split=False, workers=1, router_args=(), up_args=(), env=None, worker_args=()):
         self.binary = binary
         self.dir = tempfile.TemporaryDirectory(prefix="zbatch-http-")
         self.frontend = f"tcp://127.0.0.1:{free_port()}"
@@ -53,7 +53,7 @@ class Cluster:
                                       "--backend", self.backend, "--events", self.events, *router_args])
                 for i in range(workers):
                     self.start(f"worker{i}", ["worker", "--router", self.backend, "-c", "2",
-                                              "--hostname", f"w{i}@test"])
+                                              "--hostname", f"w{i}@test", *worker_args])
                 self.start_store()
             else:
                 self.start("up", ["up", "--data", self.path("data"), "--http", f"127.0.0.1:{self.http_port}",

@@ -55,4 +55,5 @@ extern "C" __attribute__((visibility("default"))) void zbatch_http_exchange(cons
   outcome->answered = true;
   outcome->status = res->status;
   outcome->body = res->body;
+  outcome->retry_after = res->get_header_value("Retry-After");
 }

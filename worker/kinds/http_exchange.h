@@ -26,6 +26,7 @@ struct HttpOutcome {
   bool answered = false;     // a whole reply arrived
   int status = 0;            // when answered
   std::string body;          // when answered: what on_data did not take
+  std::string retry_after;   // when answered: the Retry-After header, as sent (empty: none)
   bool read_failed = false;  // not answered: the connection failed (or timed out) while reading the reply
   std::string failure;       // not answered: what happened, in words
 };

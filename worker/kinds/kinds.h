@@ -11,7 +11,8 @@
 
 namespace zb::worker {
 
-Handler make_ollama_handler(OllamaConfig config);
+// The agent kind: its [ollama] settings, and the validation and test profiles its tools use.
+Handler make_agent_handler(const SeedKindsConfig& kinds);
 Handler make_validate_handler(ValidationConfig config);
 Handler make_test_handler(std::vector<TestProfile> profiles);
 // `max_sessions` bounds the server processes kept per server (one per slot).

@@ -1,6 +1,9 @@
 #include "worker/kinds/replies.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <ctime>
 #include <limits>
 
 namespace zb::worker {
@@ -205,8 +208,15 @@ void OllamaChatStream::on_line(std::string_view line) {
     error_ = "OllamaError: " + utf8_prefix(e->is_string() ? e->get<std::string>() : dump(*e), 2000);
     return;
   }
-  if (auto m = chunk.find("message"); m != chunk.end() && m->is_object())
+  if (auto m = chunk.find("message"); m != chunk.end() && m->is_object()) {
     if (auto c = m->find("content"); c != m->end() && c->is_string()) content_ += c->get<std::string>();
+    if (auto t = m->find("tool_calls"); t != m->end() && !t->is_null()) {
+      if (t->is_array())
+        for (auto& call : *t) tool_calls_.push_back(std::move(call));
+      else
+        tool_calls_.push_back(std::move(*t));
+    }
+  }
   if (content_.size() > kMaxLineBytes) {
     error_ = "OllamaBadReply: the reply passed 64 MiB";
     return;
@@ -251,14 +261,49 @@ HandlerResult OllamaChatStream::finish(const std::string& model, const json& id)
   return HandlerResult::ok(dump(result));
 }
 
-HandlerResult ollama_http_error(int status, std::string_view body) {
+uint64_t OllamaChatStream::prompt_tokens() const {
+  auto it = last_.find("prompt_eval_count");
+  return last_.is_object() && it != last_.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
+uint64_t OllamaChatStream::completion_tokens() const {
+  auto it = last_.find("eval_count");
+  return last_.is_object() && it != last_.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
+HandlerResult ollama_http_error(int status, std::string_view body, std::string_view retry_after) {
   std::string message(body);
   json j = parse_json_bounded(body);
   if (j.is_object())
     if (auto e = j.find("error"); e != j.end() && e->is_string()) message = e->get<std::string>();
-  const std::string error = "HTTP " + std::to_string(status) + ": " + utf8_prefix(message, 500);
+  std::string error = "HTTP " + std::to_string(status) + ": " + utf8_prefix(message, 500);
+  if (status == 429 || status == 503) {
+    if (auto after = retry_after_ms(retry_after, ::time(nullptr))) {
+      error += " (Retry-After: " + utf8_prefix(retry_after, 60) + ")";
+      return HandlerResult::retry("OllamaServerError: " + error, std::max<uint64_t>(*after, 1));
+    }
+  }
   if (status >= 500 || status == 429) return HandlerResult::retry("OllamaServerError: " + error);
   return HandlerResult::fail("OllamaRequestError: " + error);
+}
+
+std::optional<uint64_t> retry_after_ms(std::string_view value, int64_t now_unix_s) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (value.size() > 9) return uint64_t{999999999} * 1000;  // clamped; the router bounds it further
+    int seconds = 0;
+    read_number(value, seconds);
+    return static_cast<uint64_t>(seconds) * 1000;
+  }
+  // IMF-fixdate, the one form RFC 9110 requires senders to use.
+  std::tm tm{};
+  const std::string text(value);
+  const char* end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end) return std::nullopt;
+  const int64_t at = ::timegm(&tm);
+  return at <= now_unix_s ? 0 : static_cast<uint64_t>(at - now_unix_s) * 1000;
 }
 
 std::vector<Diagnostic> compiler_diagnostics(std::string_view output) {

@@ -88,17 +88,32 @@ class OllamaChatStream {
   HandlerResult finish(const std::string& model, const nlohmann::json& id);
   const std::string& error() const { return error_; }
 
+  // For the agent loop, once finish() has not failed: the reply's text, the entries of every
+  // message.tool_calls array seen (each kept as sent, whatever its shape; a tool_calls that
+  // is not an array is one entry holding it), and the "done" chunk's counts.
+  const std::string& content() const { return content_; }
+  const nlohmann::json& tool_calls() const { return tool_calls_; }
+  uint64_t prompt_tokens() const;
+  uint64_t completion_tokens() const;
+
  private:
   void on_line(std::string_view line);
 
   LineReader lines_;
   std::string content_, error_;
+  nlohmann::json tool_calls_ = nlohmann::json::array();
   nlohmann::json last_;  // the "done" chunk
 };
 
 // The outcome of an HTTP error answer (status >= 400) with `body` (its first bytes): 5xx and 429
-// are retried, the rest fail; the message is the body's "error" when it is JSON.
-HandlerResult ollama_http_error(int status, std::string_view body);
+// are retried, the rest fail; the message is the body's "error" when it is JSON. A 429 or 503
+// with a Retry-After header (`retry_after`, as sent) is retried after that delay.
+HandlerResult ollama_http_error(int status, std::string_view body, std::string_view retry_after = {});
+
+// An HTTP Retry-After value in milliseconds: delta-seconds ("120") or an HTTP-date ("Wed, 21
+// Oct 2026 07:28:00 GMT", counted from `now_unix_s`; a date in the past is 0). nullopt when it
+// is neither.
+std::optional<uint64_t> retry_after_ms(std::string_view value, int64_t now_unix_s);
 
 // One finding of a validation checker (line and column 0 when it names none).
 struct Diagnostic {

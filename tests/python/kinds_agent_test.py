@@ -1,0 +1,276 @@
+"""The agent kind's coding loop end to end: HTTP → store → router → worker → a stand-in Ollama.
+
+Router, worker and store run as separate processes (cluster.py); the stand-in Ollama server
+(fake_ollama.py) plays scripted models: tool calls, token counts, 429/503 with Retry-After,
+slow streams, stalls, cut streams and hostile replies."""
+import json
+import os
+import sys
+import tempfile
+import textwrap
+import unittest
+import uuid
+
+import requests
+
+from cluster import Cluster, wait_until
+from fake_ollama import FakeOllama
+
+BINARY = sys.argv.pop(1)
+
+
+def call(name, **arguments):
+    return {"function": {"name": name, "arguments": arguments}}
+
+
+class AgentLoop(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zbatch-agent-")
+        root = cls.tmp.name
+        # Outside every workspace: a file and a folder the seed links to.
+        cls.outside = os.path.join(root, "outside")
+        os.makedirs(cls.outside)
+        cls.secret = os.path.join(cls.outside, "secret.txt")
+        with open(cls.secret, "w") as f:
+            f.write("do not touch\n")
+        seed = os.path.join(root, "seed")
+        os.makedirs(seed)
+        with open(os.path.join(seed, "README.md"), "w") as f:
+            f.write("# demo\n")
+        os.symlink(cls.secret, os.path.join(seed, "escape.txt"))
+        os.symlink(cls.outside, os.path.join(seed, "escape_dir"))
+        cls.ollama = FakeOllama()
+        config = textwrap.dedent(f"""
+            [ollama]
+            host = "{cls.ollama.url}"
+            model = "tiny"
+            read_timeout = 10
+            max_steps = 8
+            max_tokens = 100000
+            max_seconds = 30
+            seed_dir = "{seed}"
+
+            [[test_profile]]
+            name = "unittest"
+            argv = ["/usr/bin/python3", "-m", "unittest", "-v"]
+            env = {{PYTHONDONTWRITEBYTECODE = "1"}}
+
+            [[queue]]
+            name = "agent_tasks"
+            max_retries = 1
+            retry_backoff = 0.05
+            retry_jitter = false
+        """)
+        path = os.path.join(root, "zbatch.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        cls.cluster = Cluster(BINARY, split=True, router_args=["--config", path], worker_args=["--config", path])
+        cls.addClassCleanup(cls.cluster.close)
+        cls.url = cls.cluster.url
+        wait_until(lambda: requests.get(f"{cls.url}/api/v1/inspect/registered", timeout=5).json()["workers"], 20,
+                   "a worker registered")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        cls.ollama.close()
+        cls.tmp.cleanup()
+
+    def run_tasks(self, tasks):
+        r = requests.post(f"{self.url}/batch/celery/agent-tasks", json={"tasks": tasks}, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        gid = r.json()["group_id"]
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["ready"], 60,
+                   "agent batch done\n" + self.cluster.logs())
+        return {t["id"]: t for t in requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"]}
+
+    def scripted(self, replies, **task):
+        name = uuid.uuid4().hex[:12]
+        self.ollama.script(name, replies)
+        task.setdefault("description", "do it")
+        task["description"] += f" [script:{name}]"
+        return name, dict(task, id=name)
+
+    def run_one(self, replies, **task):
+        name, t = self.scripted(replies, **task)
+        return self.run_tasks([t])[name], name
+
+    def test_writes_a_file_validates_it_runs_tests_and_reports_the_diff(self):
+        test_py = "import unittest\nclass T(unittest.TestCase):\n    def test_hi(self): self.assertTrue(True)\n"
+        t, name = self.run_one([
+            {"content": "I will write it.", "tool_calls": [call("write_file", path="hello.py", content="print('hello')\n")],
+             "prompt_eval_count": 30, "eval_count": 12},
+            {"tool_calls": [call("validate", path="hello.py")], "prompt_eval_count": 40, "eval_count": 6},
+            {"tool_calls": [call("write_file", path="test_hello.py", content=test_py),
+                            call("run_test", profile="unittest")], "prompt_eval_count": 50, "eval_count": 9},
+            {"content": "Created hello.py.", "prompt_eval_count": 60, "eval_count": 3},
+        ], description="Create hello.py", files={"notes.txt": "keep me\n"})
+        self.assertEqual(t["state"], "succeeded", t)
+        res = t["result"]
+        self.assertEqual(res["mode"], "agent")
+        self.assertEqual(res["message"], {"role": "assistant", "content": "Created hello.py."})
+        self.assertEqual(res["files_changed"], ["hello.py", "test_hello.py"])
+        self.assertIn("+++ b/hello.py\n", res["diff"])
+        self.assertIn("+print('hello')\n", res["diff"])
+        self.assertNotIn("notes.txt", res["diff"])
+        self.assertEqual((res["steps"], res["prompt_tokens"], res["completion_tokens"], res["tokens"]), (4, 180, 30, 210))
+        self.assertGreaterEqual(res["wall_ms"], 0)
+        validate = next(c for c in res["checks"] if c["tool"] == "validate")
+        self.assertEqual((validate["path"], validate["passed"]), ("hello.py", True), res["checks"])
+        tests = next(c for c in res["checks"] if c["tool"] == "run_test")
+        self.assertTrue(tests["ok"], tests)
+        self.assertEqual(tests["passed"], 1, tests)
+        tools = [e["tool"] for e in res["transcript"] if "tool" in e]
+        self.assertEqual(tools, ["write_file", "validate", "write_file", "run_test"])
+        self.assertTrue(all(e["ok"] for e in res["transcript"] if "tool" in e), res["transcript"])
+        # The model was offered the tools and saw each tool's answer.
+        sent = [b for _, b in self.ollama.requests_of(name)]
+        self.assertEqual(len(sent), 4)
+        self.assertEqual({x["function"]["name"] for x in sent[0]["tools"]},
+                         {"list_files", "read_file", "write_file", "validate", "run_test"})
+        self.assertIn("--- notes.txt ---\nkeep me", sent[0]["messages"][-1]["content"])
+        replies = [m for m in sent[1]["messages"] if m["role"] == "tool"]
+        self.assertEqual(replies[0]["tool_name"], "write_file")
+        self.assertIn("wrote 15 bytes", replies[0]["content"])
+
+    def test_paths_outside_the_workspace_are_refused(self):
+        before = sorted(os.listdir(self.outside))
+        absolute = os.path.join(self.outside, "planted.txt")
+        t, _ = self.run_one([
+            {"tool_calls": [call("write_file", path="../x", content="no"),
+                            call("write_file", path=absolute, content="no"),
+                            call("read_file", path="/etc/passwd"),
+                            call("read_file", path="escape.txt"),
+                            call("write_file", path="escape.txt", content="overwritten"),
+                            call("write_file", path="escape_dir/planted.txt", content="no"),
+                            call("list_files", path="escape_dir"),
+                            call("read_file", path="sub/../../x")]},
+            {"content": "I could not."},
+        ])
+        self.assertEqual(t["state"], "succeeded", t)
+        entries = [e for e in t["result"]["transcript"] if "tool" in e]
+        self.assertEqual(len(entries), 8)
+        for e in entries:
+            self.assertFalse(e["ok"], e)
+            self.assertTrue(e["result"].startswith("error: "), e)
+            self.assertNotIn("do not touch", e["result"])
+            self.assertNotIn("root:", e["result"])
+        self.assertIn("climbs out", entries[0]["result"])
+        self.assertIn("absolute path", entries[1]["result"])
+        self.assertIn("symbolic link", entries[4]["result"])
+        self.assertIn("outside the workspace", entries[3]["result"])
+        with open(self.secret) as f:
+            self.assertEqual(f.read(), "do not touch\n")
+        self.assertEqual(sorted(os.listdir(self.outside)), before)
+        self.assertEqual(t["result"]["files_changed"], [])
+
+    def test_each_budget_ends_the_task_with_its_class(self):
+        forever = {"tool_calls": [call("list_files")]}
+        tasks = {}
+        for label, replies, task in [
+            ("steps", [forever], {"max_steps": 2}),
+            ("tokens", [{"tool_calls": [call("list_files")], "prompt_eval_count": 900, "eval_count": 200}],
+             {"max_tokens": 1500}),
+            ("stall", [{"stall": 4, "content": "late"}], {"max_seconds": 1}),
+            ("slow", [{"slow": 0.4, "content": " ".join(["word"] * 20)}], {"max_seconds": 1}),
+        ]:
+            name, t = self.scripted(replies, **task)
+            tasks[label] = (name, t)
+        by = self.run_tasks([t for _, t in tasks.values()])
+        steps = by[tasks["steps"][0]]
+        self.assertEqual((steps["state"], steps["error"], steps["attempt"]), ("failed", "BudgetExceeded: steps", 1))
+        self.assertEqual(steps["result"]["steps"], 2)
+        self.assertEqual(len([e for e in steps["result"]["transcript"] if "tool" in e]), 2, "the partial transcript")
+        self.assertIn("diff", steps["result"])
+        tokens = by[tasks["tokens"][0]]
+        self.assertEqual((tokens["state"], tokens["error"]), ("failed", "BudgetExceeded: tokens"))
+        self.assertEqual(tokens["result"]["tokens"], 2200)
+        for label in ("stall", "slow"):
+            t = by[tasks[label][0]]
+            self.assertEqual((t["state"], t["error"]), ("failed", "BudgetExceeded: time"), t)
+            self.assertLess(t["result"]["wall_ms"], 3500, "the request was aborted at the budget")
+        wait_until(lambda: tasks["slow"][0] in self.ollama.aborted, 10, "the slow stream cut off by the worker")
+
+    def test_revoke_stops_the_loop_and_aborts_the_request_in_flight(self):
+        name, t = self.scripted([{"slow": 0.5, "content": " ".join(["word"] * 60)}])
+        r = requests.post(f"{self.url}/batch/celery/agent-tasks", json={"tasks": [t]}, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        gid = r.json()["group_id"]
+        task_id = lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"][0]["task_id"]
+        wait_until(lambda: self.ollama.requests_of(name), 20, "the model asked")
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/tasks/{task_id()}", timeout=5).json()["state"] == "started",
+                   20, "the task started")
+        r = requests.post(f"{self.url}/api/v1/tasks/{task_id()}/revoke", json={"terminate": True}, timeout=10)
+        self.assertEqual(r.status_code, 200, r.text)
+        wait_until(lambda: name in self.ollama.aborted, 10, "the stream cut off by the worker (it lasts 30 s)")
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/tasks/{task_id()}", timeout=5).json()["state"] == "revoked",
+                   20, "revoked")
+
+    def test_retry_after_of_429_and_503_sets_the_retry_delay(self):
+        tasks = {}
+        for label, replies in [
+            ("429", [{"status": 429, "retry_after": "2", "error": "too many requests"}, {"content": "done"}]),
+            ("503", [{"status": 503, "retry_after": "1", "error": "server busy"}, {"content": "done"}]),
+            ("plain503", [{"status": 503, "error": "server busy"}, {"content": "done"}]),
+            ("cut", [{"content": "half way", "cut": True}, {"content": "done"}]),
+        ]:
+            tasks[label] = self.scripted(replies)
+        by = self.run_tasks([t for _, t in tasks.values()])
+        gaps = {}
+        for label, (name, _) in tasks.items():
+            t = by[name]
+            self.assertEqual((t["state"], t["attempt"]), ("succeeded", 2), (label, t))
+            arrivals = [a for a, _ in self.ollama.requests_of(name)]
+            self.assertEqual(len(arrivals), 2, label)
+            gaps[label] = arrivals[1] - arrivals[0]
+        self.assertGreaterEqual(gaps["429"], 1.9, gaps)
+        self.assertGreaterEqual(gaps["503"], 0.9, gaps)
+        self.assertLess(gaps["plain503"], 0.9, "no Retry-After: the queue's 50 ms backoff")
+
+    def test_hostile_model_replies_get_clear_errors_and_the_worker_keeps_running(self):
+        huge = "x" * (5 << 20)
+        t, _ = self.run_one([
+            {"tool_calls": [{"function": {"name": "write_file", "arguments": "not json"}},
+                            {"function": {"name": "write_file", "arguments": [1, 2]}},
+                            {"function": {"name": "rm_rf", "arguments": {}}},
+                            {"function": {"name": "write_file", "arguments": {"path": "big.txt", "content": huge}}},
+                            {"function": {"name": "read_file", "arguments": {"path": 7}}},
+                            "just a string",
+                            {"function": "nope"}]},
+            {"tool_calls": {"function": {"name": "list_files", "arguments": {}}}},
+            {"content": "giving up"},
+        ])
+        self.assertEqual(t["state"], "succeeded", t)
+        entries = [e for e in t["result"]["transcript"] if "ok" in e]
+        self.assertEqual(len(entries), 8, entries)
+        self.assertTrue(all(not e["ok"] for e in entries[:7]), entries)
+        self.assertIn("must be a JSON object", entries[0]["result"])
+        self.assertIn("not array", entries[1]["result"])
+        self.assertIn("unknown tool 'rm_rf'", entries[2]["result"])
+        self.assertIn("more than", entries[3]["result"])
+        self.assertIn("\"path\" must be a string", entries[4]["result"])
+        self.assertIn("must be an object", entries[5]["result"])
+        self.assertTrue(entries[7]["ok"], "a tool_calls object, not an array, is read as one call")
+        self.assertLess(len(json.dumps(t["result"])), 200000, "the transcript is clipped")
+        self.assertIn("truncated", entries[3]["arguments"])
+        bad, _ = self.run_one([{"raw": "{not json\n"}])
+        self.assertEqual(bad["state"], "failed")
+        self.assertTrue(bad["error"].startswith("OllamaBadReply"), bad["error"])
+        # Still serving: a chat-mode task runs as before.
+        by = self.run_tasks([{"id": "chat1", "description": "Say hi", "mode": "chat"}])
+        self.assertEqual(by["chat1"]["state"], "succeeded", by["chat1"])
+        self.assertEqual(by["chat1"]["result"]["message"]["content"], "You said: Say hi")
+        self.assertNotIn("diff", by["chat1"]["result"])
+        self.assertIsNone(self.cluster.procs["worker0"].poll())
+
+    def test_bad_budgets_and_modes_are_refused_at_submission(self):
+        for field, value in [("mode", "loop"), ("max_steps", 0), ("max_tokens", -1), ("max_seconds", "ten")]:
+            r = requests.post(f"{self.url}/batch/celery/agent-tasks",
+                              json={"tasks": [{"id": "b", "description": "d", field: value}]}, timeout=30)
+            self.assertEqual(r.status_code, 400, (field, r.text))
+            self.assertIn(f"tasks[0].{field}", r.json()["error"]["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
