@@ -68,9 +68,9 @@ class HttpSession final : public McpSession {
     if (!reply) return Status(reply.status().code(), "initialize: " + reply.status().message());
     if (!offered_session_.empty() && (offered_session_.size() > kMaxSessionIdBytes || !visible_ascii(offered_session_)))
       return Status(Code::kUnprocessable, "McpBadReply: the Mcp-Session-Id the server gave is not visible ASCII");
+    session_id_ = offered_session_;  // ended (DELETE) with this object, whatever comes next
     auto revision = mcp_negotiated_revision(*reply);
     if (!revision) return Status(Code::kUnprocessable, revision.status().message());
-    session_id_ = offered_session_;
     revision_ = *revision;
     return post_message({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, call_timeout_ms_);
   }
@@ -78,16 +78,15 @@ class HttpSession final : public McpSession {
   Result<json> call(const std::string& method, const json& params, const TaskContext& ctx, McpProgress* progress) override {
     auto reply = post_request(method, params, ctx, progress);
     if (!reply && reply.status().code() == Code::kNotFound) {
-      // The server no longer knows the session (it restarted, or expired it): it never saw the
-      // request, so a new session may send it again.
-      spdlog::debug("mcp server={} session expired, initialising a new one", name_);
+      // The server no longer knows the session (it restarted, or expired it): it did not run
+      // the request, so a new session may send it again.
+      spdlog::debug("mcp server={} session refused ({}), initialising a new one", name_, reply.status().message());
       if (Status s = initialize(ctx); !s) {
         usable_ = false;
         return s;
       }
       reply = post_request(method, params, ctx, progress);
-      if (!reply && reply.status().code() == Code::kNotFound)
-        reply = Status(Code::kUnprocessable, "McpHttpError: HTTP 404: the server does not know the session it has just made");
+      if (!reply && reply.status().code() == Code::kNotFound) reply = Status(Code::kUnprocessable, reply.status().message());
     }
     if (!reply) usable_ = false;
     return reply;
@@ -110,8 +109,8 @@ class HttpSession final : public McpSession {
     return x;
   }
 
-  // One request POSTed, answered by its JSON-RPC response; kNotFound: the server does not know
-  // the session (404). Other errors as McpSession::call.
+  // One request POSTed, answered by its JSON-RPC response; kNotFound: the server may not know
+  // the session (404 or 400). Other errors as McpSession::call.
   Result<json> post_request(const std::string& method, const json& params, const TaskContext& ctx, McpProgress* progress) {
     const int64_t id = next_id_++;
     const json token = progress ? json(id) : json();
@@ -161,9 +160,12 @@ class HttpSession final : public McpSession {
       if (status == 0 && !res.read_failed) return Status(Code::kIo, address_ + ": " + res.failure);
       return Status(Code::kIo, address_ + ": the connection ended before the response (" + res.failure + ")");
     }
-    if (status == 404 && !session_id_.empty()) return Status(Code::kNotFound, "the server does not know the session");
     if (!reply) {
       HandlerResult refused = mcp_http_error(status, error_head.empty() ? res.body : error_head);
+      // The spec's answer to a session the server does not know is 404; some servers (the
+      // reference server among them) answer 400. Either, to a request with a session, is one
+      // more initialize.
+      if ((status == 404 || status == 400) && !session_id_.empty()) return Status(Code::kNotFound, refused.error);
       return Status(refused.status == proto::OutcomeStatus::kRetry ? Code::kInternal : Code::kUnprocessable, refused.error);
     }
     reply->finish();

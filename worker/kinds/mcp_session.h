@@ -37,8 +37,9 @@ class McpSession {
 
 // A session with the server at cfg.url: initialize (the newest revision of kMcpHttpRevisions
 // offered), notifications/initialized, the server's Mcp-Session-Id kept and sent. A session the
-// server has forgotten (404) is initialised again, once per call. Destroying it ends the
-// server's session (DELETE), briefly, when the server gave one. Errors as McpSession::call.
+// server has forgotten (404, or 400 to a request with a session) is initialised again, once per
+// call. Destroying it ends the server's session (DELETE), briefly, when the server gave one.
+// Errors as McpSession::call.
 Result<std::unique_ptr<McpSession>> start_mcp_http_session(const McpServerConfig& cfg, const TaskContext& ctx);
 
 }  // namespace zb::worker
