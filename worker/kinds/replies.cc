@@ -285,6 +285,7 @@ void McpProgress::record(json& response) const {
   auto result = response.find("result");
   if (result == response.end() || !result->is_object()) return;
   json& meta = (*result)["_meta"];
+  if (meta.is_null()) meta = json::object();
   if (!meta.is_object()) return;  // a server's own _meta that is not an object stays as it is
   json summary = last;
   summary["notifications"] = notifications;
