@@ -15,6 +15,8 @@ the protocol done right). The first path segment picks the behaviour (/MODE/mcp)
   newrev     initialize answers a revision nobody speaks
   toolerror  tools/call answers a result with isError
   rpcerror   tools/call answers a JSON-RPC error
+  ping       tools/call streams a ping request of the server first, and answers only once the
+             client has POSTed the ping's response
 Anything else answers initialize (2025-06-18, a session id) and echoes tools/call as text over
 an event stream. Every request is kept (mode, HTTP method, headers, body) for assertions.
 """
@@ -30,6 +32,7 @@ class HostileMcp:
         self.stopping = threading.Event()
         self.sessions = 0
         self.expired = False
+        self.pong = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +63,9 @@ class HostileMcp:
                 if not isinstance(body, dict):
                     return self.send_json(400, {"jsonrpc": "2.0", "id": None,
                                                 "error": {"code": -32700, "message": "parse error"}})
-                if "id" not in body:
+                if "id" not in body or "method" not in body:  # a notification, or a response of the client
+                    if body.get("id") == "server-ping" and "result" in body:
+                        owner.pong.set()
                     return self.send_json(202, None)
                 method, rid = body.get("method"), body["id"]
                 if method == "initialize":
@@ -106,6 +111,14 @@ class HostileMcp:
                     return self.send_huge()
                 if mode == "hang":
                     return self.hang()
+                if mode == "ping":
+                    self.start_stream()
+                    self.wfile.write(b'data: {"jsonrpc":"2.0","id":"server-ping","method":"ping"}\n\n')
+                    self.wfile.flush()
+                    text = "pong" if owner.pong.wait(10) else "no pong"
+                    message = {"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": text}]}}
+                    self.wfile.write(f"data: {json.dumps(message)}\n\n".encode())
+                    return None
                 if mode == "toolerror":
                     return self.send_json(200, {"jsonrpc": "2.0", "id": rid, "result": {
                         "isError": True, "content": [{"type": "text", "text": "the tool broke"}]}})

@@ -86,7 +86,7 @@ class McpOverHttp(unittest.TestCase):
         cls.addClassCleanup(cls.hostile.close)
         servers = [("everything", cls.everything.url, 20), ("flaky", cls.flaky.url, 20)]
         modes = ["paged", "loop", "badjson", "wrongid", "nodata", "html", "huge", "expire", "oldrev", "newrev",
-                 "toolerror", "rpcerror", "plain"]
+                 "toolerror", "rpcerror", "ping", "plain"]
         servers += [(m, cls.hostile.url(m), 5) for m in modes]
         servers += [("hang", cls.hostile.url("hang"), 1), ("hang_long", cls.hostile.url("hang"), 30)]
         config = "".join(textwrap.dedent(f"""
@@ -246,9 +246,11 @@ class McpOverHttp(unittest.TestCase):
     def test_sessions_and_revisions(self):
         call = lambda tid, server: {"id": tid, "server": server, "tool": "echo", "arguments": {"n": tid}}
         by = self.batch([call("s-plain", "plain"), call("s-oldrev", "oldrev"), call("s-expire", "expire"),
-                         call("s-newrev", "newrev")], timeout=90)
-        for tid in ("s-plain", "s-oldrev", "s-expire"):
+                         call("s-newrev", "newrev"), call("s-ping", "ping")], timeout=90)
+        for tid in ("s-plain", "s-oldrev", "s-expire", "s-ping"):
             self.assertEqual(by[tid]["state"], "succeeded", by[tid])
+        # A request of the server inside the stream is answered while the stream goes on.
+        self.assertEqual(by["s-ping"]["result"]["content"][0]["text"], "pong")
         plain = self.hostile.seen("plain")
         init = next(r for r in plain if r["body"] and r["body"].get("method") == "initialize")
         self.assertEqual(init["body"]["params"]["protocolVersion"], "2025-06-18")
