@@ -322,6 +322,18 @@ Status apply_handlers(const toml::table& root, const std::string& path, std::vec
   return Status::ok();
 }
 
+// A URL a worker can POST to: http:// or https://, a host, and only printable ASCII (the path
+// goes into the request line as it is).
+bool mcp_url_valid(std::string_view url) {
+  size_t after = 0;
+  if (url.starts_with("http://")) after = 7;
+  else if (url.starts_with("https://")) after = 8;
+  else return false;
+  const std::string_view rest = url.substr(after), authority = rest.substr(0, rest.find('/'));
+  if (authority.empty() || authority.front() == ':') return false;
+  return std::all_of(url.begin(), url.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsConfig* kinds) {
   SeedKindsConfig scratch;
   SeedKindsConfig& k = kinds ? *kinds : scratch;
@@ -433,14 +445,22 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
         if (!known("mcp_server", key)) return unknown_key(path, where, "mcp_server");
         if (key == "name") s = text(v, where, m.name);
         else if (key == "argv") s = argv(v, where, m.argv);
+        else if (key == "url") s = text(v, where, m.url);
         else if (key == "env") s = env(v, where, m.env);
         else if (key == "cwd") s = text(v, where, m.cwd);
+        else if (key == "connect_timeout") s = ms(v, where, m.connect_timeout_ms);
         else if (key == "call_timeout") s = ms(v, where, m.call_timeout_ms);
         else if (auto limit = parse_limit(key, v, path, where, m.limits)) s = *limit;
         else s = unknown_key(path, where, "mcp_server");
         if (!s) return s;
+        if (key == "url" && !mcp_url_valid(m.url))
+          return bad(path, where, "must be an http:// or https:// URL with a host and no spaces or control characters, got '" +
+                                      m.url + "'");
       }
-      if (m.name.empty() || m.argv.empty()) return bad(path, "[[mcp_server]]", "needs a name and argv");
+      if (m.name.empty() || (m.argv.empty() && m.url.empty()))
+        return bad(path, "[[mcp_server]]", "needs a name, and argv (a server over stdio) or url (over HTTP)");
+      if (!m.argv.empty() && !m.url.empty())
+        return bad(path, "[[mcp_server]] '" + m.name + "'", "has argv and url: give one (a server over stdio, or over HTTP)");
       k.mcp_servers.push_back(std::move(m));
     }
   }
@@ -529,7 +549,7 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
                   "seed_dir"}},
       {"validation", with_limits({"workspace", "timeout"})},
       {"test_profile", with_limits({"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"})},
-      {"mcp_server", with_limits({"name", "argv", "env", "cwd", "call_timeout"})},
+      {"mcp_server", with_limits({"name", "argv", "url", "env", "cwd", "connect_timeout", "call_timeout"})},
   };
   return kKeys;
 }

@@ -53,8 +53,9 @@ json kinds_json(const SeedKindsConfig& k) {
                                     {"limits", limits_json(p.limits)}});
   out["mcp_servers"] = json::array();
   for (const auto& m : k.mcp_servers)
-    out["mcp_servers"].push_back({{"name", m.name}, {"argv", m.argv}, {"env", m.env}, {"cwd", m.cwd},
-                                  {"call_timeout_ms", m.call_timeout_ms}, {"limits", limits_json(m.limits)}});
+    out["mcp_servers"].push_back({{"name", m.name}, {"argv", m.argv}, {"url", m.url}, {"env", m.env}, {"cwd", m.cwd},
+                                  {"connect_timeout_ms", m.connect_timeout_ms}, {"call_timeout_ms", m.call_timeout_ms},
+                                  {"limits", limits_json(m.limits)}});
   return out;
 }
 

@@ -244,6 +244,30 @@ TEST(CliConfig, TheConfigurationShowsWhatAFileChanges) {
   EXPECT_NE(none.err.find("--defaults"), std::string::npos) << none.err;
 }
 
+TEST(CliConfig, AnMcpServerIsAProgramOrAUrl) {
+  TempDir dir;
+  const std::string path = dir.str() + "/z.toml";
+  std::ofstream(path) << "[[mcp_server]]\nname = \"remote\"\nurl = \"https://mcp.example.com:8443/mcp\"\n"
+                         "connect_timeout = 2.5\ncall_timeout = 90\n";
+  const json servers = config_of({"config", path})["mcp_servers"];
+  ASSERT_EQ(servers.size(), 1u);
+  EXPECT_EQ(servers[0]["url"], "https://mcp.example.com:8443/mcp");
+  EXPECT_EQ(servers[0]["argv"], json::array());
+  EXPECT_EQ(servers[0]["connect_timeout_ms"], 2500);
+  EXPECT_EQ(servers[0]["call_timeout_ms"], 90000);
+  auto refused = [&](const std::string& table, const std::string& message) {
+    std::ofstream(path) << "[[mcp_server]]\nname = \"m\"\n" << table;
+    auto r = zbatch({"config", path});
+    EXPECT_EQ(r.exit_code, 2) << table;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  };
+  refused("", "[[mcp_server]] needs a name, and argv (a server over stdio) or url (over HTTP)");
+  refused("argv = [\"srv\"]\nurl = \"http://127.0.0.1:1/mcp\"\n", "[[mcp_server]] 'm' has argv and url: give one");
+  for (const char* url : {"ftp://host/mcp", "http:///mcp", "http://:80/mcp", "http://host/a b", "127.0.0.1:3001/mcp"})
+    refused("url = \"" + std::string(url) + "\"\n", "[[mcp_server]] url must be an http:// or https:// URL");
+  refused("url = \"http://h/mcp\"\nconnect_timeout = 0\n", "[[mcp_server]] connect_timeout must be seconds");
+}
+
 TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
   // The examples it keeps in comments are valid too, and declare queues and handlers of their own.
   TempDir dir;

@@ -18,11 +18,15 @@ set_tests_properties(store_memory_test PROPERTIES LABELS slow)
 # The seed's four kinds of work; installs the MCP reference servers with npm on first use.
 add_test(NAME kinds_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_test.py
          $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-mcp)
-set_tests_properties(kinds_test PROPERTIES TIMEOUT 400)
+set_tests_properties(kinds_test PROPERTIES TIMEOUT 400 RESOURCE_LOCK npm-mcp)
 # The agent kind's coding loop against scripted models of the stand-in Ollama server.
 add_test(NAME kinds_agent_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_agent_test.py
          $<TARGET_FILE:zbatch>)
 set_tests_properties(kinds_agent_test PROPERTIES TIMEOUT 300)
+# MCP over Streamable HTTP: the reference server in its HTTP mode, and hostile_mcp.py.
+add_test(NAME mcp_http_kinds_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/mcp_http_kinds_test.py
+         $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-mcp)
+set_tests_properties(mcp_http_kinds_test PROPERTIES TIMEOUT 300 RESOURCE_LOCK npm-mcp)
 # The dashboard in Debian's chromium, driven by playwright-core (installed with npm on first use).
 add_test(NAME dashboard_browser_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/browser/run.sh $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-browser)

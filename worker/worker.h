@@ -140,7 +140,8 @@ struct ProcessHandlerConfig {
 //   validate  {"language", "code" | "files"} → {"passed", "diagnostics":[{file,line,column,message}]}
 //   test      {"profile"} (one of test_profiles) → {"ok","passed","failed","skipped",...,"log_tail"}
 //   mcp       {"server", "tool", "arguments"} | {"server","method":"tools/list"|"resources/read",...}
-//             → the MCP result, over stdio JSON-RPC to a server kept running per slot
+//             → the MCP result, over stdio JSON-RPC to a server kept running per slot, or over
+//             Streamable HTTP to a server's URL (a session per slot)
 struct OllamaConfig {
   std::string host;              // empty: $OLLAMA_HOST, else http://127.0.0.1:11434
   std::string model = "llama3.2";
@@ -171,11 +172,16 @@ struct TestProfile {
   size_t log_tail = 65536;
   ResourceLimits limits;
 };
+// An MCP server: one the worker starts (argv: JSON-RPC over its stdin/stdout), or one it
+// reaches by URL (url: "http://host:port/path" or https://, Streamable HTTP). Exactly one of
+// argv and url is set; env, cwd and limits apply to argv servers.
 struct McpServerConfig {
   std::string name;
   std::vector<std::string> argv;
+  std::string url;
   std::vector<std::string> env;
   std::string cwd;
+  uint32_t connect_timeout_ms = 5000;  // url: connecting and sending a request
   uint32_t call_timeout_ms = 60000;
   ResourceLimits limits;         // cpu_time is per call
 };

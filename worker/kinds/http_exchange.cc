@@ -3,6 +3,10 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 namespace zb::worker {
 namespace {
 
@@ -38,14 +42,37 @@ extern "C" __attribute__((visibility("default"))) void zbatch_http_exchange(cons
   req.path = r.path;
   req.body = r.body;
   req.set_header("Content-Type", r.content_type);
+  for (const auto& [name, value] : r.headers) req.set_header(name, value);
   req.response_handler = [&](const httplib::Response& res) {
     if (r.on_status) r.on_status(res.status);
+    if (r.on_reply) {
+      zb::worker::HttpHeaders headers(res.headers.begin(), res.headers.end());
+      r.on_reply(res.status, headers);
+    }
     return true;
   };
   req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
     return r.on_data(std::string_view(data, len));
   };
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watcher;
+  if (r.should_abort)
+    watcher = std::thread([&] {
+      std::unique_lock lock(mu);
+      while (!cv.wait_for(lock, std::chrono::milliseconds(20), [&] { return done; }))
+        if (r.should_abort()) client.stop();  // again until send() returns: it may not have connected yet
+    });
   auto res = client.send(req);
+  if (watcher.joinable()) {
+    {
+      std::lock_guard lock(mu);
+      done = true;
+    }
+    cv.notify_one();
+    watcher.join();
+  }
   *outcome = {};
   if (!res) {
     outcome->read_failed = res.error() == httplib::Error::Read;

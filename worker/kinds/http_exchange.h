@@ -1,14 +1,19 @@
-// One HTTP request with a streamed reply, for the agent kind (internal to worker/). Its code,
-// on cpp-httplib (OpenSSL for https://), lives in the HTTP module (common/http_module.h), so
-// that a worker maps those libraries only once it runs its first agent task.
+// One HTTP request with a streamed reply, for the agent kind and MCP servers reached by URL
+// (internal to worker/). Its code, on cpp-httplib (OpenSSL for https://), lives in the HTTP
+// module (common/http_module.h), so that a worker maps those libraries only once it runs its
+// first task that speaks HTTP.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace zb::worker {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpExchange {
   std::string address;  // scheme://host:port
@@ -20,6 +25,13 @@ struct HttpExchange {
   uint32_t read_timeout_ms = 0;     // between two chunks of the reply
   std::function<void(int status)> on_status;            // the reply's status, before its body
   std::function<bool(std::string_view data)> on_data;  // each chunk of the body; false cancels
+  HttpHeaders headers;                                 // sent besides Content-Type
+  // The reply's status and headers, before its body (after on_status).
+  std::function<void(int status, const HttpHeaders& headers)> on_reply;
+  // When set, asked every 20 ms while the exchange runs, from another thread; true shuts the
+  // connection down, so that a server that sends nothing cannot hold the exchange past a
+  // deadline or a cancel.
+  std::function<bool()> should_abort;
 };
 
 struct HttpOutcome {

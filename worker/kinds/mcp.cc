@@ -1,15 +1,18 @@
-// mcp: an MCP client over stdio (newline-delimited JSON-RPC 2.0).
+// mcp: an MCP client, over stdio (newline-delimited JSON-RPC 2.0) to a server the worker starts,
+// or over Streamable HTTP to a server's URL (mcp_http.cc).
 //
 // {"server": "name", "tool": "echo", "arguments": {...}}                 → tools/call
 // {"server": "name", "method": "tools/list"}                             → tools/list
 // {"server": "name", "method": "resources/read", "uri": "file:///..."}   → resources/read
 // The result is the server's result object ({"content":[...]} for a tool). A tool that reports
-// isError fails the task with its text; a JSON-RPC error fails it with code and message.
+// isError fails the task with its text; a JSON-RPC error fails it with code and message. A list
+// asked for without a cursor follows nextCursor, up to kMcpMaxListPages pages.
 //
 // Each server runs as long-lived child processes, at most one per slot, initialised once
 // (initialize, notifications/initialized) and reused; a server that dies or does not answer
 // within call_timeout is killed and replaced, and that task is retried; one that a resource
-// limit ended (ResourceLimitExceeded, see ResourceLimits) fails that task instead.
+// limit ended (ResourceLimitExceeded, see ResourceLimits) fails that task instead. A server by
+// URL gets a session per slot the same way, and its tools/call requests ask for progress.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -20,6 +23,7 @@
 
 #include "common/log.h"
 #include "worker/kinds/kinds.h"
+#include "worker/kinds/mcp_session.h"
 #include "worker/kinds/replies.h"
 #include "worker/process.h"
 
@@ -31,9 +35,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kProtocolVersion = "2024-11-05";
 
-class Session {
+class StdioSession final : public McpSession {
  public:
-  static Result<std::unique_ptr<Session>> start(const McpServerConfig& cfg, const TaskContext& ctx) {
+  static Result<std::unique_ptr<McpSession>> start(const McpServerConfig& cfg, const TaskContext& ctx) {
     ProcessHandlerConfig p;
     p.kind = "mcp";
     p.argv = cfg.argv;
@@ -44,25 +48,20 @@ class Session {
     options.long_lived = true;
     auto child = Child::spawn(p, options);
     if (!child) return child.status();
-    std::unique_ptr<Session> s(new Session(std::move(child.value())));
-    json init{{"protocolVersion", kProtocolVersion},
-              {"capabilities", json::object()},
-              {"clientInfo", {{"name", "zbatch"}, {"version", "1"}}}};
-    auto reply = s->call("initialize", init, cfg.call_timeout_ms, ctx);
+    std::unique_ptr<StdioSession> s(new StdioSession(std::move(child.value()), cfg.call_timeout_ms));
+    auto reply = s->call("initialize", mcp_initialize_params(kProtocolVersion), ctx, nullptr);
     if (!reply) return Status(reply.status().code(), "initialize: " + reply.status().message());
     if (Status refused = mcp_initialize_outcome(*reply); !refused) return refused;
     if (!s->send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}})) return Status(Code::kIo, "server closed its input");
-    return s;
+    return std::unique_ptr<McpSession>(std::move(s));
   }
 
-  // One request; answers the whole JSON-RPC response (result or error). kTimeout, kIo (server
-  // gone) and kUnavailable (cancelled) leave the session unusable.
-  Result<json> call(const std::string& method, const json& params, uint32_t timeout_ms, const TaskContext& ctx) {
+  // Errors: kTimeout, kIo (server gone), kUnavailable (cancelled). No progress is asked for.
+  Result<json> call(const std::string& method, const json& params, const TaskContext& ctx, McpProgress*) override {
     const int64_t id = next_id_++;
     child_->rearm_cpu_limit();  // cpu_time counts for this call, not the server's life
-    if (!send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}))
-      return Status(Code::kIo, "the server closed its input");
-    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    if (!send(mcp_request(id, method, params))) return Status(Code::kIo, "the server closed its input");
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
     for (;;) {
       while (auto line = lines_.next()) {
         McpLine read = read_mcp_line(*line, id);
@@ -72,7 +71,7 @@ class Session {
       if (lines_.too_long()) return Status(Code::kIo, "the server sent a line longer than 64 MiB");
       if (ctx.is_cancelled()) return Status(Code::kUnavailable, "cancelled");
       const auto now = Clock::now();
-      if (now >= deadline) return Status(Code::kTimeout, method + " got no answer within " + std::to_string(timeout_ms) + " ms");
+      if (now >= deadline) return Status(Code::kTimeout, method + " got no answer within " + std::to_string(timeout_ms_) + " ms");
       pollfd p{child_->out, POLLIN, 0};
       const auto wait = std::min<int64_t>(50, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1);
       if (::poll(&p, 1, static_cast<int>(wait)) <= 0) continue;
@@ -86,12 +85,11 @@ class Session {
     }
   }
 
-  bool alive() { return !child_->reap(); }
-  // The resource limit that ended the server, if one did.
-  std::optional<std::string> limit_exceeded() const { return child_->limit_exceeded(); }
+  bool alive() override { return !child_->reap(); }
+  std::optional<std::string> limit_exceeded() const override { return child_->limit_exceeded(); }
 
  private:
-  explicit Session(std::unique_ptr<Child> child) : child_(std::move(child)) {
+  StdioSession(std::unique_ptr<Child> child, uint32_t timeout_ms) : child_(std::move(child)), timeout_ms_(timeout_ms) {
     // Writes are blocking: requests are small and the server reads them promptly.
     ::fcntl(child_->in, F_SETFL, ::fcntl(child_->in, F_GETFL) & ~O_NONBLOCK);
   }
@@ -116,6 +114,7 @@ class Session {
   }
 
   std::unique_ptr<Child> child_;
+  uint32_t timeout_ms_;
   LineReader lines_;
   int64_t next_id_ = 1;
 };
@@ -146,6 +145,7 @@ class McpPool {
       method = m->get<std::string>();
     }
     json params = json::object();
+    bool follow_pages = false;
     if (method == "tools/call") {
       auto tool = task->find("tool");
       if (tool == task->end() || !tool->is_string() || tool->get<std::string>().empty())
@@ -159,30 +159,51 @@ class McpPool {
       params = {{"uri", *uri}};
     } else if (method == "tools/list" || method == "resources/list" || method == "prompts/list") {
       if (auto cursor = task->find("cursor"); cursor != task->end() && cursor->is_string()) params["cursor"] = *cursor;
+      else follow_pages = true;  // a cursor asks for one page; none, for the whole list
     } else {
       return HandlerResult::fail("BadTask: method must be tools/call, tools/list, resources/read, resources/list or prompts/list");
     }
 
-    std::unique_ptr<Session> session = checkout(*cfg);
+    std::unique_ptr<McpSession> session = checkout(*cfg);
     if (!session) {
-      auto started = Session::start(*cfg, ctx);
+      auto started = cfg->url.empty() ? StdioSession::start(*cfg, ctx) : start_mcp_http_session(*cfg, ctx);
       if (!started) return HandlerResult::retry("McpServerUnavailable: " + cfg->name + ": " + started.status().message());
       session = std::move(started.value());
     }
-    auto reply = session->call(method, params, cfg->call_timeout_ms, ctx);
-    if (!reply) {
-      // The session is unusable: killed with it (destructor), replaced by the next task.
-      if (auto hit = session->limit_exceeded()) return HandlerResult::fail(*hit + " (MCP server '" + cfg->name + "')");
-      if (reply.status().code() == Code::kUnavailable) return HandlerResult::fail("Cancelled: the MCP call was cancelled");
-      if (reply.status().code() == Code::kTimeout) return HandlerResult::retry("McpTimeout: " + reply.status().message());
-      return HandlerResult::retry("McpServerLost: " + cfg->name + ": " + reply.status().message());
+    McpProgress progress;
+    McpProgress* asks_progress = cfg->url.empty() || method != "tools/call" ? nullptr : &progress;
+    std::optional<McpListPages> pages;
+    if (follow_pages) pages.emplace(std::string(mcp_list_key(method)));
+    for (;;) {
+      auto reply = session->call(method, params, ctx, asks_progress);
+      if (!reply) {
+        // The session is unusable: ended with it (destructor), replaced by the next task.
+        const Status& why = reply.status();
+        if (auto hit = session->limit_exceeded()) return HandlerResult::fail(*hit + " (MCP server '" + cfg->name + "')");
+        if (why.code() == Code::kUnavailable) {
+          const std::string seen = progress.describe();
+          return HandlerResult::fail("Cancelled: the MCP call was cancelled" + (seen.empty() ? "" : " after " + seen));
+        }
+        if (why.code() == Code::kTimeout) return HandlerResult::retry("McpTimeout: " + why.message());
+        if (why.code() == Code::kUnprocessable) return HandlerResult::fail(why.message());
+        if (why.code() == Code::kInternal) return HandlerResult::retry(why.message());
+        return HandlerResult::retry("McpServerLost: " + cfg->name + ": " + why.message());
+      }
+      if (!pages) {
+        give_back(cfg->name, std::move(session));
+        progress.record(*reply);
+        return mcp_outcome(*reply);
+      }
+      auto next = pages->add(std::move(*reply));
+      if (!next) break;
+      params["cursor"] = *next;
     }
     give_back(cfg->name, std::move(session));
-    return mcp_outcome(*reply);
+    return pages->outcome();
   }
 
  private:
-  std::unique_ptr<Session> checkout(const McpServerConfig& cfg) {
+  std::unique_ptr<McpSession> checkout(const McpServerConfig& cfg) {
     std::lock_guard lock(mu_);
     auto& idle = idle_[cfg.name];
     while (!idle.empty()) {
@@ -193,7 +214,7 @@ class McpPool {
     return nullptr;
   }
 
-  void give_back(const std::string& name, std::unique_ptr<Session> s) {
+  void give_back(const std::string& name, std::unique_ptr<McpSession> s) {
     std::lock_guard lock(mu_);
     auto& idle = idle_[name];
     if (idle.size() < max_sessions_) idle.push_back(std::move(s));
@@ -202,7 +223,7 @@ class McpPool {
   std::vector<McpServerConfig> servers_;
   uint32_t max_sessions_;
   std::mutex mu_;
-  std::map<std::string, std::vector<std::unique_ptr<Session>>> idle_;
+  std::map<std::string, std::vector<std::unique_ptr<McpSession>>> idle_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <limits>
+#include <utility>
 
 namespace zb::worker {
 namespace {
@@ -75,6 +76,41 @@ std::optional<Diagnostic> bash_line(std::string_view line) {
   return std::nullopt;
 }
 
+McpLine classify_mcp_message(json msg, int64_t id) {
+  McpLine out;
+  if (!msg.is_object()) return out;
+  auto msg_id = msg.find("id");
+  if (auto method = msg.find("method"); method != msg.end()) {
+    if (msg_id == msg.end()) {
+      out.kind = McpLine::Kind::kNotification;
+      out.message = std::move(msg);
+      return out;
+    }
+    out.kind = McpLine::Kind::kServerRequest;
+    out.answer = {{"jsonrpc", "2.0"}, {"id", *msg_id}};
+    if (method->is_string() && *method == "ping") out.answer["result"] = json::object();
+    else out.answer["error"] = {{"code", -32601}, {"message", "not supported by this client"}};
+    out.message = std::move(msg);
+    return out;
+  }
+  if (msg_id != msg.end() && *msg_id == json(id)) {
+    out.kind = McpLine::Kind::kResponse;
+    out.message = std::move(msg);
+  } else {
+    out.kind = McpLine::Kind::kOtherResponse;
+  }
+  return out;
+}
+
+// "text/event-stream; charset=utf-8" → "text/event-stream".
+std::string media_type(std::string_view content_type) {
+  content_type = content_type.substr(0, content_type.find(';'));
+  std::string out;
+  for (char c : content_type)
+    if (c != ' ' && c != '\t') out += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
 }  // namespace
 
 json parse_json_bounded(std::string_view text) {
@@ -138,28 +174,8 @@ std::optional<std::string> LineReader::next() {
 }
 
 McpLine read_mcp_line(std::string_view line, int64_t id) {
-  McpLine out;
   json msg = parse_json_bounded(line);
-  if (!msg.is_object()) return out;
-  auto msg_id = msg.find("id");
-  if (auto method = msg.find("method"); method != msg.end()) {
-    if (msg_id == msg.end()) {
-      out.kind = McpLine::Kind::kNotification;
-      return out;
-    }
-    out.kind = McpLine::Kind::kServerRequest;
-    out.answer = {{"jsonrpc", "2.0"}, {"id", *msg_id}};
-    if (method->is_string() && *method == "ping") out.answer["result"] = json::object();
-    else out.answer["error"] = {{"code", -32601}, {"message", "not supported by this client"}};
-    return out;
-  }
-  if (msg_id != msg.end() && *msg_id == json(id)) {
-    out.kind = McpLine::Kind::kResponse;
-    out.message = std::move(msg);
-  } else {
-    out.kind = McpLine::Kind::kOtherResponse;
-  }
-  return out;
+  return classify_mcp_message(std::move(msg), id);
 }
 
 Status mcp_initialize_outcome(const json& response) {
@@ -195,6 +211,283 @@ HandlerResult mcp_outcome(const json& response) {
     return HandlerResult::fail("McpToolError: " + utf8_prefix(text.empty() ? dump(result) : text, 2000));
   }
   return HandlerResult::ok(dump(result));
+}
+
+std::vector<McpLine> read_mcp_messages(std::string_view text, int64_t id) {
+  json msg = parse_json_bounded(text);
+  std::vector<McpLine> out;
+  if (!msg.is_array()) {
+    out.push_back(classify_mcp_message(std::move(msg), id));
+    return out;
+  }
+  if (msg.empty()) out.emplace_back();  // an empty batch is not a message
+  for (auto& m : msg) out.push_back(classify_mcp_message(std::move(m), id));
+  return out;
+}
+
+json mcp_request(int64_t id, std::string_view method, json params, const json& progress_token) {
+  if (!params.is_object()) params = json::object();
+  if (!progress_token.is_null()) params["_meta"]["progressToken"] = progress_token;
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}};
+}
+
+json mcp_initialize_params(std::string_view revision) {
+  return {{"protocolVersion", revision},
+          {"capabilities", json::object()},
+          {"clientInfo", {{"name", "zbatch"}, {"version", "1"}}}};
+}
+
+Result<std::string> mcp_negotiated_revision(const json& response) {
+  if (Status refused = mcp_initialize_outcome(response); !refused) return refused;
+  auto result = response.find("result");
+  if (result == response.end() || !result->is_object())
+    return Status(Code::kUnprocessable, "initialize: the response has no result object");
+  auto version = result->find("protocolVersion");
+  if (version == result->end()) return std::string("2025-03-26");
+  if (!version->is_string()) return Status(Code::kUnprocessable, "initialize: protocolVersion is not a string");
+  const std::string chosen = version->get<std::string>();
+  std::string spoken;
+  for (std::string_view r : kMcpHttpRevisions) {
+    if (chosen == r) return chosen;
+    spoken += (spoken.empty() ? "" : ", ") + std::string(r);
+  }
+  return Status(Code::kUnprocessable, "initialize: the server speaks protocol revision '" + utf8_prefix(chosen, 40) +
+                                          "'; this client speaks " + spoken);
+}
+
+bool mcp_revision_wants_header(std::string_view revision) { return revision >= "2025-06-18"; }
+
+bool McpProgress::note(const json& message, const json& token) {
+  if (!message.is_object() || message.value("method", json()) != "notifications/progress") return false;
+  auto params = message.find("params");
+  if (params == message.end() || !params->is_object()) return false;
+  auto t = params->find("progressToken");
+  if (t == params->end() || *t != token) return false;
+  ++notifications;
+  last = json::object();
+  for (const char* key : {"progress", "total"})
+    if (auto v = params->find(key); v != params->end() && v->is_number()) last[key] = *v;
+  if (auto m = params->find("message"); m != params->end() && m->is_string())
+    last["message"] = utf8_prefix(m->get<std::string>(), 500);
+  return true;
+}
+
+std::string McpProgress::describe() const {
+  if (notifications == 0) return {};
+  std::string out = std::to_string(notifications) + " progress notification" + (notifications == 1 ? "" : "s");
+  if (auto p = last.find("progress"); p != last.end()) {
+    out += ", the last " + dump(*p);
+    if (auto t = last.find("total"); t != last.end()) out += "/" + dump(*t);
+  }
+  if (auto m = last.find("message"); m != last.end()) out += " (" + m->get<std::string>() + ")";
+  return out;
+}
+
+void McpProgress::record(json& response) const {
+  if (notifications == 0 || !response.is_object()) return;
+  auto result = response.find("result");
+  if (result == response.end() || !result->is_object()) return;
+  json& meta = (*result)["_meta"];
+  if (meta.is_null()) meta = json::object();
+  if (!meta.is_object()) return;  // a server's own _meta that is not an object stays as it is
+  json summary = last;
+  summary["notifications"] = notifications;
+  meta["zbatch/progress"] = std::move(summary);
+}
+
+std::string_view mcp_list_key(std::string_view method) {
+  if (method == "tools/list") return "tools";
+  if (method == "resources/list") return "resources";
+  if (method == "prompts/list") return "prompts";
+  return {};
+}
+
+std::optional<std::string> McpListPages::add(json response) {
+  ++pages_;
+  json* result = nullptr;
+  if (response.is_object() && !response.contains("error"))
+    if (auto r = response.find("result"); r != response.end() && r->is_object()) result = &*r;
+  const bool usable = result != nullptr;
+  if (pages_ == 1) {
+    response_ = std::move(response);
+    if (!usable) return std::nullopt;
+  } else {
+    if (!usable) {  // an error on a later page is the task's outcome; a malformed page is McpBadReply
+      if (response.is_object() && response.contains("error")) response_ = std::move(response);
+      else bad_ = "McpBadReply: page " + std::to_string(pages_) + " of the list is not a result object";
+      return std::nullopt;
+    }
+    auto items = result->find(key_);
+    json& gathered = response_["result"][key_];
+    if (items == result->end() || !items->is_array() || !gathered.is_array()) {
+      bad_ = "McpBadReply: page " + std::to_string(pages_) + " of the list has no \"" + key_ + "\" array";
+      return std::nullopt;
+    }
+    for (auto& item : *items) gathered.push_back(std::move(item));
+    if (auto next = result->find("nextCursor"); next != result->end()) response_["result"]["nextCursor"] = std::move(*next);
+    else response_["result"].erase("nextCursor");
+  }
+  json& first = response_["result"];
+  auto next = first.find("nextCursor");
+  if (next == first.end() || !next->is_string()) return std::nullopt;
+  if (pages_ >= max_pages_) return std::nullopt;  // nextCursor stays: the caller may go on from it
+  std::string cursor = next->get<std::string>();
+  if (std::find(cursors_.begin(), cursors_.end(), cursor) != cursors_.end()) {
+    bad_ = "McpBadReply: the server gave the cursor '" + utf8_prefix(cursor, 100) + "' twice (a list that never ends)";
+    return std::nullopt;
+  }
+  cursors_.push_back(cursor);
+  first.erase("nextCursor");
+  return cursor;
+}
+
+HandlerResult McpListPages::outcome() const {
+  if (!bad_.empty()) return HandlerResult::fail(bad_);
+  return mcp_outcome(response_);
+}
+
+void SseReader::feed(std::string_view bytes) {
+  for (const char c : bytes) {
+    if (too_long_) return;
+    if (after_cr_) {
+      after_cr_ = false;
+      if (c == '\n') continue;  // the second half of "\r\n"
+    }
+    if (c == '\r' || c == '\n') {
+      after_cr_ = c == '\r';
+      end_line();
+      continue;
+    }
+    line_ += c;
+    too_long_ = line_.size() > max_event_bytes_;
+  }
+}
+
+void SseReader::end_line() {
+  std::string_view line = line_;
+  if (line.empty()) {
+    if (has_data_) {
+      if (!event_.data.empty() && event_.data.back() == '\n') event_.data.pop_back();
+      ready_.push_back(std::move(event_));
+    }
+    event_ = SseEvent{};
+    has_data_ = false;
+  } else if (line.front() != ':') {
+    const size_t colon = line.find(':');
+    const std::string_view field = line.substr(0, colon);
+    std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (field == "data") {
+      event_.data.append(value).push_back('\n');
+      has_data_ = true;
+      too_long_ = event_.data.size() > max_event_bytes_;
+    } else if (field == "event") {
+      event_.type = value;
+    } else if (field == "id" && value.find('\0') == std::string_view::npos) {
+      event_.id = value;
+    }
+  }
+  line_.clear();
+}
+
+std::optional<SseEvent> SseReader::next() {
+  if (too_long_ || taken_ == ready_.size()) {
+    if (taken_ == ready_.size()) {
+      ready_.clear();
+      taken_ = 0;
+    }
+    return std::nullopt;
+  }
+  return std::move(ready_[taken_++]);
+}
+
+McpHttpReply::McpHttpReply(int64_t id, std::string_view content_type, size_t max_bytes)
+    : id_(id), max_bytes_(max_bytes), events_(max_bytes) {
+  const std::string type = media_type(content_type);
+  event_stream_ = type == "text/event-stream";
+  if (!event_stream_ && type != "application/json" && !type.empty())
+    error_ = "McpBadReply: the reply's Content-Type is '" + utf8_prefix(type, 100) +
+             "', not application/json or text/event-stream";
+}
+
+void McpHttpReply::on_text(std::string_view text, const char* what) {
+  for (McpLine& m : read_mcp_messages(text, id_)) {
+    switch (m.kind) {
+      case McpLine::Kind::kNoise:
+        error_ = std::string("McpBadReply: ") + what + " is not a JSON-RPC message (a JSON object, at most " +
+                 std::to_string(kMaxJsonDepth) + " deep)";
+        return;
+      case McpLine::Kind::kResponse:
+        if (!response_) response_ = std::move(m.message);
+        break;
+      case McpLine::Kind::kOtherResponse:
+        break;  // answers nothing this client asked on this request
+      case McpLine::Kind::kServerRequest:
+      case McpLine::Kind::kNotification:
+        messages_.push_back(std::move(m));
+        break;
+    }
+  }
+}
+
+bool McpHttpReply::feed(std::string_view bytes) {
+  if (!error_.empty() || response_) return false;
+  if (!event_stream_) {
+    if (body_.size() + bytes.size() > max_bytes_) {
+      error_ = "McpBadReply: the reply passed " + std::to_string(max_bytes_ >> 20) + " MiB";
+      return false;
+    }
+    body_.append(bytes);
+    return true;
+  }
+  events_.feed(bytes);
+  while (auto event = events_.next()) {
+    if (!event->type.empty() && event->type != "message") continue;  // not a JSON-RPC message
+    if (event->data.find_first_not_of(" \t\r\n") == std::string::npos) continue;  // a priming event
+    on_text(event->data, "an event of the stream");
+    if (!error_.empty() || response_) return false;
+  }
+  if (events_.too_long()) {
+    error_ = "McpBadReply: an event of the stream passed " + std::to_string(max_bytes_ >> 20) + " MiB";
+    return false;
+  }
+  return true;
+}
+
+void McpHttpReply::finish() {
+  if (!error_.empty() || response_) return;
+  if (event_stream_) {
+    feed("\n\n");  // a last event without its blank line still counts
+    if (!error_.empty() || response_) return;
+    error_ = "McpBadReply: the event stream ended without the response to request " + std::to_string(id_);
+    return;
+  }
+  if (body_.find_first_not_of(" \t\r\n") == std::string::npos) {
+    error_ = "McpBadReply: the reply to request " + std::to_string(id_) + " is empty";
+    return;
+  }
+  on_text(body_, "the reply");
+  if (error_.empty() && !response_)
+    error_ = "McpBadReply: the reply does not answer request " + std::to_string(id_) + " (another id, or no id)";
+}
+
+std::vector<McpLine> McpHttpReply::take_messages() { return std::exchange(messages_, {}); }
+
+HandlerResult mcp_http_error(int status, std::string_view body) {
+  std::string detail;
+  json j = parse_json_bounded(body);
+  if (j.is_object()) {
+    if (auto e = j.find("error"); e != j.end() && e->is_object()) {
+      if (auto m = e->find("message"); m != e->end() && m->is_string()) detail = m->get<std::string>();
+      if (auto c = e->find("code"); c != e->end() && c->is_number_integer()) detail += " (" + dump(*c) + ")";
+    } else if (e != j.end() && e->is_string()) {
+      detail = e->get<std::string>();
+    }
+  }
+  if (detail.empty()) detail = std::string(body.substr(0, 300));
+  std::string message = "McpHttpError: HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + utf8_prefix(detail, 500));
+  if (status >= 500 || status == 429) return HandlerResult::retry(std::move(message));
+  return HandlerResult::fail(std::move(message));
 }
 
 void OllamaChatStream::on_line(std::string_view line) {

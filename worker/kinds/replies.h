@@ -64,10 +64,135 @@ struct McpLine {
     kOtherResponse,  // a response to another id: ignored
   };
   Kind kind = Kind::kNoise;
-  nlohmann::json message;
-  nlohmann::json answer;  // kServerRequest: ping is answered, anything else is -32601
+  nlohmann::json message;  // kResponse, kNotification, kServerRequest: the message itself
+  nlohmann::json answer;   // kServerRequest: ping is answered, anything else is -32601
 };
 McpLine read_mcp_line(std::string_view line, int64_t id);
+// The messages of one JSON text of the HTTP transport: an object, or an array of them (a
+// 2025-03-26 batch); a text that is neither is one kNoise entry.
+std::vector<McpLine> read_mcp_messages(std::string_view text, int64_t id);
+
+// The JSON-RPC request `id`; a non-null `progress_token` asks for notifications/progress
+// (params._meta.progressToken).
+nlohmann::json mcp_request(int64_t id, std::string_view method, nlohmann::json params,
+                           const nlohmann::json& progress_token = nullptr);
+// initialize's params, offering `revision`.
+nlohmann::json mcp_initialize_params(std::string_view revision);
+
+// Protocol revisions the HTTP client speaks, newest first; it offers the first. From 2025-06-18
+// on, every request after initialize carries an MCP-Protocol-Version header.
+inline constexpr std::string_view kMcpHttpRevisions[] = {"2025-06-18", "2025-03-26", "2024-11-05"};
+// The revision the server chose in its response to initialize: one of kMcpHttpRevisions (a
+// response without protocolVersion is taken as 2025-03-26, the first with this transport), or
+// kUnprocessable saying why not (a refusal, a revision this client does not speak).
+Result<std::string> mcp_negotiated_revision(const nlohmann::json& response);
+bool mcp_revision_wants_header(std::string_view revision);
+
+// What notifications/progress said about one request.
+struct McpProgress {
+  uint64_t notifications = 0;
+  nlohmann::json last;  // {"progress", "total"?, "message"?} of the latest
+
+  // Counts `message` when it is notifications/progress for `token`; true then.
+  bool note(const nlohmann::json& message, const nlohmann::json& token);
+  // "3 progress notifications, the last 3/5 (message)"; empty when none came.
+  std::string describe() const;
+  // A response with a result object gets result._meta["zbatch/progress"] = {"notifications",
+  // "progress", "total"?, "message"?}, when any came.
+  void record(nlohmann::json& response) const;
+};
+
+// Following the pages of tools/list, resources/list or prompts/list (nextCursor), at most
+// `max_pages` of them, so that a server that never stops paging cannot hold a slot.
+inline constexpr uint32_t kMcpMaxListPages = 100;
+// The array a list method pages through ("tools" for tools/list); empty for other methods.
+std::string_view mcp_list_key(std::string_view method);
+class McpListPages {
+ public:
+  McpListPages(std::string key, uint32_t max_pages = kMcpMaxListPages) : key_(std::move(key)), max_pages_(max_pages) {}
+  // The response to the latest page request; the cursor to ask for next, or nullopt once the
+  // list is complete, a page is an error or malformed, or max_pages pages are in.
+  std::optional<std::string> add(nlohmann::json response);
+  // The task's outcome: mcp_outcome of the first page with the items of every page appended
+  // (nextCursor kept only when max_pages cut the list short); an error on any page fails it
+  // like mcp_outcome; a later page without the list array, or a cursor given twice, fails with
+  // McpBadReply.
+  HandlerResult outcome() const;
+  uint32_t pages() const { return pages_; }
+
+ private:
+  std::string key_;
+  uint32_t max_pages_;
+  uint32_t pages_ = 0;
+  nlohmann::json response_;
+  std::vector<std::string> cursors_;
+  std::string bad_;
+};
+
+// A text/event-stream body arriving in pieces of any size, read by the WHATWG rules: lines end
+// in "\r\n", "\n" or "\r"; "data:" lines of one event join with "\n"; a blank line ends an event;
+// ':' starts a comment; an event without data is not one. Each byte is scanned once.
+struct SseEvent {
+  std::string type;  // "event:"; empty means "message"
+  std::string id;
+  std::string data;
+};
+class SseReader {
+ public:
+  explicit SseReader(size_t max_event_bytes = kMaxLineBytes) : max_event_bytes_(max_event_bytes) {}
+  void feed(std::string_view bytes);
+  // The next complete event; nullopt when none is buffered, and from the first line or event
+  // longer than the limit on (too_long() then says so). An event the stream ends in the middle
+  // of is never returned.
+  std::optional<SseEvent> next();
+  bool too_long() const { return too_long_; }
+
+ private:
+  void end_line();
+
+  size_t max_event_bytes_;
+  std::string line_;
+  SseEvent event_;       // being read
+  bool has_data_ = false;
+  bool after_cr_ = false;
+  bool too_long_ = false;
+  std::vector<SseEvent> ready_;
+  size_t taken_ = 0;     // of ready_
+};
+
+// The body of a 2xx reply to request `id` POSTed to an MCP server over Streamable HTTP: one
+// JSON-RPC message (application/json) or an SSE stream of them (text/event-stream) in which
+// notifications and requests of the server may come before the response. Errors (error()) start
+// with "McpBadReply: ": another Content-Type, a body or event that is not JSON-RPC, one past
+// `max_bytes`, a reply that does not answer `id`, a stream that ends without the response.
+class McpHttpReply {
+ public:
+  McpHttpReply(int64_t id, std::string_view content_type, size_t max_bytes = kMaxLineBytes);
+  // Bytes of the body; false once reading should stop: the response is in, or error() is set.
+  bool feed(std::string_view bytes);
+  // The whole body has arrived.
+  void finish();
+  // Server requests and notifications read so far, in order, each handed over once.
+  std::vector<McpLine> take_messages();
+  const std::optional<nlohmann::json>& response() const { return response_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  void on_text(std::string_view text, const char* what);
+
+  int64_t id_;
+  size_t max_bytes_;
+  bool event_stream_ = false;
+  std::string body_;  // application/json
+  SseReader events_;
+  std::vector<McpLine> messages_;
+  std::optional<nlohmann::json> response_;
+  std::string error_;
+};
+
+// The outcome of an HTTP status >= 300 from an MCP server, with `body` (its first bytes; a
+// JSON-RPC error in it is quoted): McpHttpError, retried for 5xx and 429, failed otherwise.
+HandlerResult mcp_http_error(int status, std::string_view body);
 
 // The response to initialize: OK, or kUnprocessable saying why the server refused.
 Status mcp_initialize_outcome(const nlohmann::json& response);
