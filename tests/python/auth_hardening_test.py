@@ -92,7 +92,8 @@ class FailedLogins(unittest.TestCase):
             t0 = time.monotonic()
             self.assertEqual(http_from("127.0.0.3", up.port, "GET", "/api/v1/stats", right)[0], 200)
             self.assertEqual(http_from("127.0.0.3", up.port, "GET", "/api/v1/stats", wrong)[0], 401)
-            self.assertLess(time.monotonic() - t0, 0.5)
+            # Not made to wait out the 2 s lockout (the bound leaves room for a loaded machine).
+            self.assertLess(time.monotonic() - t0, 1.5)
             # The lockout ends.
             wait_until(lambda: http_from("127.0.0.2", up.port, "GET", "/api/v1/stats", right)[0] != 429,
                        max(0.1, locked_at + 5 - time.monotonic()), "the lockout to end")
