@@ -371,7 +371,11 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
       Status s = Status::ok();
       if (!known("ollama", key)) return unknown_key(path, where, "ollama");
       if (key == "host") s = text(v, where, k.ollama.host);
-      else if (key == "model") s = text(v, where, k.ollama.model);
+      else if (key == "hosts") {
+        auto list = strings(v);
+        if (!list) s = bad(path, where, "must be an array of server addresses ([] = host alone)");
+        else k.ollama.hosts = *list;
+      } else if (key == "model") s = text(v, where, k.ollama.model);
       else if (key == "system") s = text(v, where, k.ollama.system);
       else if (key == "connect_timeout") s = ms(v, where, k.ollama.connect_timeout_ms);
       else if (key == "read_timeout") s = ms(v, where, k.ollama.read_timeout_ms);
@@ -545,7 +549,7 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
                  "retry_jitter", "retry_on", "soft_time_limit", "time_limit", "rate_limit", "acks_late"}},
       {"handler", with_limits({"kind", "type", "argv", "env", "cwd", "stdout_limit", "stderr_limit", "term_grace",
                                "max_tasks_per_child", "max_memory_mb"})},
-      {"ollama", {"host", "model", "system", "connect_timeout", "read_timeout", "max_steps", "max_tokens", "max_seconds",
+      {"ollama", {"host", "hosts", "model", "system", "connect_timeout", "read_timeout", "max_steps", "max_tokens", "max_seconds",
                   "seed_dir"}},
       {"validation", with_limits({"workspace", "timeout"})},
       {"test_profile", with_limits({"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"})},

@@ -39,7 +39,7 @@ json handler_json(const ProcessHandlerConfig& h) {
 
 json kinds_json(const SeedKindsConfig& k) {
   json out;
-  out["ollama"] = {{"host", k.ollama.host}, {"model", k.ollama.model}, {"system", k.ollama.system},
+  out["ollama"] = {{"host", k.ollama.host}, {"hosts", k.ollama.hosts}, {"model", k.ollama.model}, {"system", k.ollama.system},
                    {"connect_timeout_ms", k.ollama.connect_timeout_ms},
                    {"read_timeout_ms", k.ollama.read_timeout_ms}, {"max_steps", k.ollama.max_steps},
                    {"max_tokens", k.ollama.max_tokens}, {"max_time_ms", k.ollama.max_time_ms},

@@ -144,6 +144,9 @@ struct ProcessHandlerConfig {
 //             Streamable HTTP to a server's URL (a session per slot)
 struct OllamaConfig {
   std::string host;              // empty: $OLLAMA_HOST, else http://127.0.0.1:11434
+  // Several servers (this replaces `host`): requests go round them in turn; one that refuses
+  // the connection or answers 429/503 cools down (for its Retry-After) and the next is asked.
+  std::vector<std::string> hosts;
   std::string model = "llama3.2";
   std::string system;            // default system prompt
   uint32_t connect_timeout_ms = 5000;

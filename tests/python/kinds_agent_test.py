@@ -13,7 +13,7 @@ import uuid
 
 import requests
 
-from cluster import Cluster, wait_until
+from cluster import Cluster, free_port, wait_until
 from fake_ollama import FakeOllama
 
 BINARY = sys.argv.pop(1)
@@ -271,6 +271,73 @@ class AgentLoop(unittest.TestCase):
             self.assertEqual(r.status_code, 400, (field, r.text))
             self.assertIn(f"tasks[0].{field}", r.json()["error"]["message"])
 
+
+
+class SeveralHosts(unittest.TestCase):
+    """[ollama] hosts: requests go round the servers; one that refuses the connection, or
+    answers 503 with Retry-After, cools down and the next one takes the request in the same
+    attempt."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="zbatch-agent-hosts-")
+        cls.a, cls.b = FakeOllama(), FakeOllama()
+        cls.dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        config = textwrap.dedent(f"""
+            [ollama]
+            hosts = ["{cls.dead}", "{cls.a.url}", "{cls.b.url}"]
+            model = "tiny"
+            connect_timeout = 2
+            read_timeout = 10
+
+            [[queue]]
+            name = "agent_tasks"
+            max_retries = 1
+            retry_backoff = 0.05
+            retry_jitter = false
+        """)
+        path = os.path.join(cls.tmp.name, "zbatch.toml")
+        with open(path, "w") as f:
+            f.write(config)
+        cls.cluster = Cluster(BINARY, split=True, router_args=["--config", path], worker_args=["--config", path])
+        cls.url = cls.cluster.url
+        wait_until(lambda: requests.get(f"{cls.url}/api/v1/inspect/registered", timeout=5).json()["workers"], 20,
+                   "a worker registered")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+        cls.a.close()
+        cls.b.close()
+        cls.tmp.cleanup()
+
+    def run_task(self, name):
+        r = requests.post(f"{self.url}/batch/celery/agent-tasks",
+                          json={"tasks": [{"id": name, "description": f"do it [script:{name}]"}]}, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        gid = r.json()["group_id"]
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["ready"], 60,
+                   "agent task done\n" + self.cluster.logs())
+        return requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"][0]
+
+    def test_a_refusing_host_is_passed_over_and_a_busy_one_cools_down(self):
+        for fake in (self.a, self.b):
+            fake.script("spread", [{"content": "done"}])
+        for _ in range(4):
+            t = self.run_task("spread")
+            self.assertEqual((t["state"], t["attempt"]), ("succeeded", 1), t)
+        # The refusing server cost no attempt, and the others took turns.
+        self.assertGreater(len(self.a.requests_of("spread")), 0)
+        self.assertGreater(len(self.b.requests_of("spread")), 0)
+        self.assertIn(f"agent ollama host={self.dead} cooling down", self.cluster.logs())
+        # A answers 503 with a Retry-After of a minute: B takes that request, and the next ones.
+        self.a.script("busy", [{"status": 503, "retry_after": "60", "error": "queue full"}])
+        self.b.script("busy", [{"content": "done"}])
+        for _ in range(3):
+            t = self.run_task("busy")
+            self.assertEqual((t["state"], t["attempt"]), ("succeeded", 1), t)
+        self.assertEqual(len(self.a.requests_of("busy")), 1, "asked once in its turn, then cooling down")
+        self.assertEqual(len(self.b.requests_of("busy")), 3)
 
 if __name__ == "__main__":
     unittest.main()

@@ -16,9 +16,12 @@
 // two chunks.
 #include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <unordered_map>
 #include <cstdlib>
 
 #include "common/http_module.h"
+#include "common/log.h"
 #include "common/text.h"
 #include "worker/kinds/agent.h"
 #include "worker/kinds/http_exchange.h"
@@ -53,20 +56,62 @@ std::string client_address(std::string host) {
   return host;
 }
 
-std::string server_address(const OllamaConfig& cfg) {
+// The servers of [ollama] hosts, else host, else $OLLAMA_HOST, else the local default.
+std::vector<std::string> server_addresses(const OllamaConfig& cfg) {
+  std::vector<std::string> out;
+  for (const auto& h : cfg.hosts) out.push_back(client_address(h));
+  if (!out.empty()) return out;
   std::string host = cfg.host;
   if (host.empty()) {
     const char* env = std::getenv("OLLAMA_HOST");
     host = env && *env ? env : "http://127.0.0.1:11434";
   }
-  return client_address(host);
+  return {client_address(host)};
 }
+
+// Which servers are cooling down, for every task of this process: one that refused the
+// connection for kDownCoolMs, one that answered 429 or 503 for its Retry-After (kBusyCoolMs
+// without one). Requests go round the servers in turn, skipping those cooling down.
+class HostHealth {
+ public:
+  static constexpr uint64_t kDownCoolMs = 5000, kBusyCoolMs = 1000;
+  static HostHealth& instance() {
+    static HostHealth health;
+    return health;
+  }
+  // The servers to try for one request, in order: those not cooling down, starting at the
+  // rotation's next; when all are, the one whose cool-down ends first.
+  std::vector<std::string> order(const std::vector<std::string>& hosts) {
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    const size_t start = turn_++ % hosts.size();
+    std::vector<std::string> out;
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      const std::string& h = hosts[(start + i) % hosts.size()];
+      auto it = until_.find(h);
+      if (it == until_.end() || it->second <= now) out.push_back(h);
+    }
+    if (out.empty())
+      out.push_back(*std::min_element(hosts.begin(), hosts.end(),
+                                      [&](const auto& a, const auto& b) { return until_[a] < until_[b]; }));
+    return out;
+  }
+  void cool(const std::string& host, uint64_t ms) {
+    std::lock_guard lock(mu_);
+    until_[host] = std::max(until_[host], Clock::now() + std::chrono::milliseconds(ms));
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, Clock::time_point> until_;
+  uint64_t turn_ = 0;
+};
 
 // One streamed POST /api/chat. nullopt: the reply's body ended and `stream` holds it (finish()
 // it); otherwise the task's outcome. `deadline` is the time budget's end (Clock::time_point::max(): none).
-std::optional<HandlerResult> exchange(const OllamaConfig& cfg, const json& request, const TaskContext& ctx,
-                                      Clock::time_point deadline, OllamaChatStream& stream) {
-  const std::string address = server_address(cfg);
+std::optional<HandlerResult> exchange_with(const std::string& address, const OllamaConfig& cfg,
+                                           const json& request, const TaskContext& ctx, Clock::time_point deadline,
+                                           OllamaChatStream& stream, int& answered_status) {
   std::string body_head;
   bool cancelled = false, over_time = false;
   int status = 0;
@@ -92,6 +137,7 @@ std::optional<HandlerResult> exchange(const OllamaConfig& cfg, const json& reque
     return stream.feed(data);
   };
   const HttpOutcome res = http_exchange(ex);
+  answered_status = status;
   if (cancelled) return HandlerResult::fail("Cancelled: the chat was cancelled (time limit or revoke)");
   if (over_time || (!res.answered && Clock::now() >= deadline)) return HandlerResult::fail("BudgetExceeded: time");
   if (!stream.error().empty()) return HandlerResult::fail(stream.error());
@@ -102,6 +148,26 @@ std::optional<HandlerResult> exchange(const OllamaConfig& cfg, const json& reque
   }
   if (res.status >= 400) return ollama_http_error(res.status, body_head.empty() ? res.body : body_head, res.retry_after);
   return std::nullopt;
+}
+
+// One request, to the first server that takes it: a server that refuses the connection, or
+// answers 429 or 503 before any of its body is read, cools down and the next one is asked.
+std::optional<HandlerResult> exchange(const OllamaConfig& cfg, const json& request, const TaskContext& ctx,
+                                      Clock::time_point deadline, OllamaChatStream& stream) {
+  HostHealth& health = HostHealth::instance();
+  const std::vector<std::string> hosts = health.order(server_addresses(cfg));
+  std::optional<HandlerResult> outcome;
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    int status = 0;  // the server's answer; 0: no connection
+    outcome = exchange_with(hosts[i], cfg, request, ctx, deadline, stream, status);
+    if (!outcome || outcome->status != proto::OutcomeStatus::kRetry) return outcome;
+    const bool busy = status == 429 || status == 503;
+    if (status > 0 && !busy) return outcome;  // a timeout or another 5xx: the task is retried
+    health.cool(hosts[i], busy ? std::max<uint64_t>(outcome->retry_after_ms, HostHealth::kBusyCoolMs)
+                               : HostHealth::kDownCoolMs);
+    if (hosts.size() > 1) spdlog::info("agent ollama host={} cooling down: {}", hosts[i], utf8_prefix(outcome->error, 200));
+  }
+  return outcome;
 }
 
 // The parts of a task both modes read.
