@@ -19,6 +19,19 @@ from fake_ollama import FakeOllama
 BINARY = sys.argv.pop(1)
 
 
+def start_cluster(cls, root, config):
+    """Router, worker and store as processes of their own with this config (closed at the
+    class's end, also when the rest of setUpClass fails), once a worker has registered."""
+    path = os.path.join(root, "zbatch.toml")
+    with open(path, "w") as f:
+        f.write(config)
+    cluster = Cluster(BINARY, split=True, router_args=["--config", path], worker_args=["--config", path])
+    cls.addClassCleanup(cluster.close)
+    wait_until(lambda: requests.get(f"{cluster.url}/api/v1/inspect/registered", timeout=5).json()["workers"], 20,
+               "a worker registered")
+    return cluster
+
+
 def call(name, **arguments):
     return {"function": {"name": name, "arguments": arguments}}
 
@@ -62,14 +75,8 @@ class AgentLoop(unittest.TestCase):
             retry_backoff = 0.05
             retry_jitter = false
         """)
-        path = os.path.join(root, "zbatch.toml")
-        with open(path, "w") as f:
-            f.write(config)
-        cls.cluster = Cluster(BINARY, split=True, router_args=["--config", path], worker_args=["--config", path])
-        cls.addClassCleanup(cls.cluster.close)
+        cls.cluster = start_cluster(cls, root, config)
         cls.url = cls.cluster.url
-        wait_until(lambda: requests.get(f"{cls.url}/api/v1/inspect/registered", timeout=5).json()["workers"], 20,
-                   "a worker registered")
 
     @classmethod
     def tearDownClass(cls):
@@ -296,13 +303,8 @@ class SeveralHosts(unittest.TestCase):
             retry_backoff = 0.05
             retry_jitter = false
         """)
-        path = os.path.join(cls.tmp.name, "zbatch.toml")
-        with open(path, "w") as f:
-            f.write(config)
-        cls.cluster = Cluster(BINARY, split=True, router_args=["--config", path], worker_args=["--config", path])
+        cls.cluster = start_cluster(cls, cls.tmp.name, config)
         cls.url = cls.cluster.url
-        wait_until(lambda: requests.get(f"{cls.url}/api/v1/inspect/registered", timeout=5).json()["workers"], 20,
-                   "a worker registered")
 
     @classmethod
     def tearDownClass(cls):
