@@ -168,7 +168,7 @@ proto::InspectStatsReply Core::inspect_stats() {
     s.draining = w.draining;
     s.window = w.window;
     s.round_trip_us = static_cast<uint64_t>(w.rtt_us);
-    s.task_pace_us = static_cast<uint64_t>(std::max(w.task_us, w.service_us));
+    s.task_pace_us = static_cast<uint64_t>(w.pace_us());
     for (size_t q : w.queues) s.queues.push_back(tasks_.config(q).name);
     out.workers.push_back(std::move(s));
   }

@@ -486,7 +486,7 @@ void Core::steal() {
       return a.dispatched_us != b.dispatched_us ? a.dispatched_us < b.dispatched_us : a.key < b.key;
     });
     proto::Recall recall;
-    const double pace = std::max(holder.task_us, holder.service_us);
+    const double pace = holder.pace_us();
     for (size_t ahead = 0; ahead < reserved.size(); ++ahead) {
       LeaseState* l = tasks_.lease(reserved[ahead].task);
       const uint64_t age = now > l->dispatched_us ? now - l->dispatched_us : 0;

@@ -77,7 +77,9 @@ struct WorkerSession {
     smooth(rtt_us, sample_us);
     update_window();
   }
-  void update_window() { window = credit_window(concurrency, capacity, rtt_us, std::max(task_us, service_us)); }
+  // Time per task per slot: the run time, or the pace results arrive at when that is slower.
+  double pace_us() const { return std::max(task_us, service_us); }
+  void update_window() { window = credit_window(concurrency, capacity, rtt_us, pace_us()); }
   bool has_credit() const { return !draining && leased.size() + incoming.size() < window; }
   bool serves(size_t queue) const;
 };
