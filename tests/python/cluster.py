@@ -21,6 +21,14 @@ def free_port():
 SLOWDOWN = float(os.environ.get("ZBATCH_TEST_SLOWDOWN", "1"))
 
 
+def config_file(folder, text):
+    """Writes `text` as folder/zbatch.toml and returns its path."""
+    path = os.path.join(folder, "zbatch.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def wait_until(predicate, timeout, what):
     timeout *= SLOWDOWN
     deadline = time.monotonic() + timeout

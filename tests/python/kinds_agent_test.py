@@ -13,7 +13,7 @@ import uuid
 
 import requests
 
-from cluster import Cluster, free_port, wait_until
+from cluster import Cluster, config_file, free_port, wait_until
 from fake_ollama import FakeOllama
 
 BINARY = sys.argv.pop(1)
@@ -22,9 +22,7 @@ BINARY = sys.argv.pop(1)
 def start_cluster(cls, root, config):
     """Router, worker and store as processes of their own with this config (closed at the
     class's end, also when the rest of setUpClass fails), once a worker has registered."""
-    path = os.path.join(root, "zbatch.toml")
-    with open(path, "w") as f:
-        f.write(config)
+    path = config_file(root, config)
     cluster = Cluster(BINARY, split=True, router_args=["--config", path], worker_args=["--config", path])
     cls.addClassCleanup(cluster.close)
     wait_until(lambda: requests.get(f"{cluster.url}/api/v1/inspect/registered", timeout=5).json()["workers"], 20,

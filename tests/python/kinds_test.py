@@ -14,7 +14,7 @@ import unittest
 
 import requests
 
-from cluster import Cluster, wait_until
+from cluster import Cluster, config_file, wait_until
 from fake_ollama import FakeOllama
 
 BINARY = sys.argv.pop(1)
@@ -121,9 +121,7 @@ class Kinds(unittest.TestCase):
             retry_backoff = 0.05
             retry_jitter = false
         """)
-        path = os.path.join(root, "zbatch.toml")
-        with open(path, "w") as f:
-            f.write(config)
+        path = config_file(root, config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path])
         cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url

@@ -17,7 +17,7 @@ import unittest
 
 import requests
 
-from cluster import Cluster, free_port, wait_until
+from cluster import Cluster, config_file, free_port, wait_until
 from hostile_mcp import HostileMcp
 from npm_packages import npm_install
 
@@ -103,9 +103,7 @@ class McpOverHttp(unittest.TestCase):
             retry_backoff = 0.5
             retry_jitter = false
             """)
-        path = os.path.join(root, "zbatch.toml")
-        with open(path, "w") as f:
-            f.write(config)
+        path = config_file(root, config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path])
         cls.addClassCleanup(cls.cluster.close)
         cls.url = cls.cluster.url

@@ -26,7 +26,7 @@ import unittest
 
 import requests
 
-from cluster import Cluster, wait_until
+from cluster import Cluster, config_file, wait_until
 
 BINARY = sys.argv.pop(1)
 
@@ -196,9 +196,7 @@ class Sandbox(unittest.TestCase):
             call_timeout = 20
             cpu_time = 1
         """)
-        path = os.path.join(root, "zbatch.toml")
-        with open(path, "w") as f:
-            f.write(config)
+        path = config_file(root, config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path], env={"TMPDIR": cls.tmpdir})
         cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url

@@ -20,7 +20,7 @@ import unittest
 
 import requests
 
-from cluster import Cluster, wait_until
+from cluster import Cluster, config_file, wait_until
 
 BINARY = sys.argv.pop(1)
 
@@ -131,9 +131,7 @@ class StrictInput(unittest.TestCase):
             name = "reviews"
             handler = "validate"
         """)
-        path = os.path.join(root, "zbatch.toml")
-        with open(path, "w") as f:
-            f.write(config)
+        path = config_file(root, config)
         cls.cluster = Cluster(BINARY, up_args=["--config", path])
         cls.addClassCleanup(cls.cluster.close)  # also when the rest of setUpClass fails
         cls.url = cls.cluster.url
