@@ -16,7 +16,7 @@ import unittest
 import requests
 
 from cluster import wait_until
-from http_support import Up, connect_from, http_from, is_open, wait_closed
+from http_support import Up, connect_from, connect_many, http_from, is_open, wait_closed
 
 BINARY = sys.argv.pop(1)
 
@@ -243,12 +243,13 @@ class Connections(unittest.TestCase):
             self.assertIn("store raised open-file limit from=256 to=1200", log)
             self.assertIn("using 688", log)  # 1200 less the 512 kept for everything else
             self.assertIn("max_connections=688", log)
-            held = []
+            held = connect_many([f"127.0.1.{i}" for i in range(1, 8)], up.port, 700)
             try:
-                sources = [f"127.0.1.{i}" for i in range(1, 8)]
-                for i in range(700):
-                    held.append(connect_from(sources[i % len(sources)], up.port))
-                wait_until(lambda: sum(not is_open(s) for s in held) == 12, 10, "12 connections refused")
+                refused = lambda: sum(not is_open(s) for s in held)
+                try:
+                    wait_until(lambda: refused() == 12, 10, "12 connections refused")
+                except AssertionError:
+                    self.fail(f"{refused()} of 700 connections refused, not 700 - 688 = 12:\n{up.logs()[-3000:]}")
                 served = next(s for s in held if is_open(s))
                 served.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 self.assertTrue(served.recv(1000).startswith(b"HTTP/1.1 200 OK"))

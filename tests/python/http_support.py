@@ -134,6 +134,43 @@ def connect_from(source_ip, port, timeout=5):
     return s
 
 
+def accept_queue(port):
+    """Connections to a listening TCP port of this machine that its server has not accepted yet
+    (the kernel's accept queue, as /proc/net/tcp and tcp6 show it for a listener); 0 when none."""
+    waiting = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: listening
+                waiting += int(queues.split(":")[1], 16)  # a listener's rx_queue: its accept queue
+    return waiting
+
+
+def connect_many(sources, port, count, batch=64):
+    """`count` connections to 127.0.0.1:port, taking the source addresses in turn, `batch` at a
+    time: after each batch, until the server has accepted all of them. A connection that finds
+    the accept queue full (on a busy machine, or a kernel whose somaxconn is 128) is completed by
+    a SYN cookie on the client's side only, and never reaches the server while it sends nothing;
+    paced like this, each one does."""
+    held = []
+    try:
+        for i in range(count):
+            held.append(connect_from(sources[i % len(sources)], port))
+            if len(held) % batch == 0 or len(held) == count:
+                wait_until(lambda: accept_queue(port) == 0, 10, "the server to accept every connection")
+    except BaseException:
+        for s in held:
+            s.close()
+        raise
+    return held
+
+
 def free_port_on_all_addresses():
     """A port free on every address, for servers that bind 0.0.0.0."""
     with socket.socket() as s:
