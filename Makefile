@@ -32,7 +32,8 @@ test-fast: build
 
 # The Debian package: build/zbatch_<version>_<arch>.deb, whose Depends dpkg-shlibdeps computes
 # (docs/DEPLOYMENT.md). A worker host needs only `apt install ./zbatch_*.deb`.
-deb: build
+deb: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target zbatch zbatch_http
 	cd $(BUILD) && cpack -G DEB
 
 bench: build

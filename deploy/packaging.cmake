@@ -3,6 +3,9 @@
 # the systemd units, the example configuration as /etc/zbatch/zbatch.toml (a conffile) and
 # the documentation. docs/DEPLOYMENT.md says what a host needs and how the units are used.
 include(GNUInstallDirs)
+# `cmake --install` and cpack install what is built, without building every test first
+# (`make deb` builds the two targets it packages).
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 
 install(TARGETS zbatch RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS zbatch_http LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/zbatch)
@@ -11,7 +14,9 @@ set(ZBATCH_SYSTEMD_UNIT_DIR lib/systemd/system CACHE STRING "Where systemd units
 install(FILES deploy/systemd/zbatch-router.service deploy/systemd/zbatch-store.service
               deploy/systemd/zbatch-worker@.service deploy/systemd/zbatch-up.service
         DESTINATION ${ZBATCH_SYSTEMD_UNIT_DIR})
-install(FILES zbatch.example.toml DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/zbatch RENAME zbatch.toml)
+# /etc whatever the prefix: the units name /etc/zbatch/zbatch.toml, and it is the package's conffile.
+set(ZBATCH_CONFIG_DIR /etc/zbatch CACHE PATH "Where the configuration file is installed")
+install(FILES zbatch.example.toml DESTINATION ${ZBATCH_CONFIG_DIR} RENAME zbatch.toml)
 install(FILES zbatch.example.toml README.md docs/DEPLOYMENT.md docs/ARCHITECTURE.md docs/SECURITY.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
@@ -19,8 +24,9 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME zbatch)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "durable batch tasks over ZeroMQ and LMDB")
+# CPack puts the summary first; this is the extended description under it.
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "durable batch tasks over ZeroMQ and LMDB\n A router with LMDB-durable priority queues, workers with heartbeats and\n a status store serving an HTTP API and a dashboard, in one binary with\n systemd units for each.")
+    "A router with LMDB-durable priority queues, workers with heartbeats and\na status store serving an HTTP API and a dashboard, in one binary with\nsystemd units for each.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

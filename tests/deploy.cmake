@@ -10,4 +10,4 @@ add_test(NAME deploy_files_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_
 set_tests_properties(deploy_files_test PROPERTIES TIMEOUT 300)
 add_test(NAME deb_package_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/deb_package_test.py
          ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR})
-set_tests_properties(deb_package_test PROPERTIES TIMEOUT 300 LABELS slow RESOURCE_LOCK cpack)
+set_tests_properties(deb_package_test PROPERTIES TIMEOUT 300 RESOURCE_LOCK cpack)

@@ -202,10 +202,12 @@ class NotifyTest(unittest.TestCase):
         self.assertIsNone(p.proc.poll(), "a reload never stops the process")
         code, err = p.stop()
         self.assertEqual(code, 0, err)
-        # At warn, the start-up info lines are not written; after the reload, debug lines are.
-        before, _, after = err.partition("signal=SIGHUP action=reload")
-        self.assertNotIn("level=info", before)
-        self.assertIn("level=debug", after)
+        # At warn, the start-up info lines (and the SIGHUP's own) are not written; from the
+        # reload on, info and debug lines are.
+        before, marker, after = err.partition('log level=debug from="' + conf + ' [log] level"')
+        self.assertTrue(marker, err)
+        self.assertNotIn("level=info", before.rpartition("\n")[0])  # the marker's own line is info
+        self.assertIn("level=info signal=SIGHUP action=reload", after)
         self.assertIn('[log] level: --log-level must be', after)
         self.assertIn("reload failed, settings unchanged", after)
 
