@@ -7,7 +7,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DZBATCH_WERROR=ON
 endif
 
-.PHONY: all deps build run test test-fast bench compare clean asan tsan fuzz
+.PHONY: all deps build run test test-fast bench compare clean asan tsan fuzz deb
 
 all: build
 
@@ -29,6 +29,12 @@ test: build
 # Everything but the slow fault-injection tests.
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -LE slow -j 2
+
+# The Debian package: build/zbatch_<version>_<arch>.deb, whose Depends dpkg-shlibdeps computes
+# (docs/DEPLOYMENT.md). A worker host needs only `apt install ./zbatch_*.deb`.
+deb: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target zbatch zbatch_http
+	cd $(BUILD) && cpack -G DEB
 
 bench: build
 	scripts/install-deps.sh bench

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -471,7 +473,72 @@ Status apply_kinds(const toml::table& root, const std::string& path, SeedKindsCo
   return Status::ok();
 }
 
+// [log] level as spdlog's name, or nullopt when the file does not set it.
+Result<std::optional<std::string>> log_level_of(const toml::table& root, const std::string& path) {
+  auto node = root.get("log");
+  if (!node) return std::optional<std::string>();
+  auto t = node->as_table();
+  if (!t) return bad(path, "[log]", "must be a table");
+  for (const auto& [k, v] : *t)
+    if (!known("log", std::string(k.str()))) return unknown_key(path, "[log]", "log");
+  auto level = t->get("level");
+  if (!level) return std::optional<std::string>();
+  auto text = level->value<std::string>();
+  if (!text) return bad(path, "[log] level", "must be a string");
+  auto name = log_level_name(*text);
+  if (!name) return Status(Code::kBadRequest, "config " + path + ": [log] level: " + name.status().message());
+  return std::optional<std::string>(*name);
+}
+
 }  // namespace
+
+Result<std::string> log_level_name(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::map<std::string, std::string> kNames = {
+      {"trace", "trace"}, {"debug", "debug"},       {"info", "info"},         {"warn", "warn"},
+      {"warning", "warn"}, {"error", "error"},      {"critical", "critical"}, {"fatal", "critical"},
+      {"off", "off"}};
+  auto it = kNames.find(text);
+  if (it == kNames.end())
+    return Status(Code::kBadRequest, "--log-level must be trace, debug, info, warn, error or off (or Celery's DEBUG, "
+                                     "INFO, WARNING, ERROR, CRITICAL, FATAL, any case), got '" + text + "'");
+  return it->second;
+}
+
+Result<std::optional<std::string>> config_log_level(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(Code::kBadRequest, "config " + path + ": cannot be read (" + std::strerror(errno) + ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  toml::table root;
+  try {
+    root = toml::parse(text.str(), path);
+  } catch (const toml::parse_error& e) {
+    return Status(Code::kBadRequest, "config " + path + ": " + std::string(e.description()) + " at line " +
+                                         std::to_string(e.source().begin.line));
+  }
+  return log_level_of(root, path);
+}
+
+Status apply_log_level(const CLI::App& cmd, const std::string& path) {
+  const CLI::App* app = cmd.get_parent() ? cmd.get_parent() : &cmd;
+  const CLI::Option* flag = nullptr;
+  try {
+    flag = app->get_option("--log-level");
+  } catch (const CLI::OptionNotFound&) {
+  }
+  if (flag && flag->count() > 0) {
+    spdlog::info("log level={} from=\"{}\"", spdlog::level::to_string_view(spdlog::get_level()),
+                 flag->get_envname().empty() || !std::getenv(flag->get_envname().c_str()) ? "--log-level" : flag->get_envname());
+    return Status::ok();
+  }
+  auto level = config_log_level(path);
+  if (!level) return level.status();
+  const std::string name = level->value_or("info");
+  spdlog::set_level(spdlog::level::from_str(name));
+  spdlog::info("log level={} from=\"{}\"", name, level->has_value() ? path + " [log] level" : "default");
+  return Status::ok();
+}
 
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
@@ -505,6 +572,7 @@ Status apply_config_text(std::string_view text, const std::string& path, const s
   if (Status s = apply_queues(root, path, queues); !s) return s;
   if (Status s = apply_handlers(root, path, handlers); !s) return s;
   if (Status s = apply_kinds(root, path, kinds); !s) return s;
+  if (auto level = log_level_of(root, path); !level) return level.status();
   auto node = root.get(section);
   if (!node) return Status::ok();
   auto table = node->as_table();
@@ -534,8 +602,9 @@ Status apply_config_text(std::string_view text, const std::string& path, const s
 }
 
 const std::vector<std::string>& config_sections() {
-  static const std::vector<std::string> kSections = {"router", "worker", "store",      "up",           "queue",
-                                                     "handler", "ollama", "validation", "test_profile", "mcp_server"};
+  static const std::vector<std::string> kSections = {"router",     "worker",       "store",     "up",
+                                                     "queue",      "handler",      "ollama",    "validation",
+                                                     "test_profile", "mcp_server", "log"};
   return kSections;
 }
 
@@ -554,6 +623,7 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
       {"validation", with_limits({"workspace", "timeout"})},
       {"test_profile", with_limits({"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"})},
       {"mcp_server", with_limits({"name", "argv", "url", "env", "cwd", "connect_timeout", "call_timeout"})},
+      {"log", {"level"}},
   };
   return kKeys;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,15 @@ nlohmann::json section_values(const CLI::App& cmd);
 // environment, config file, default); warns when it is the default while ZBATCH_ROUTER (the
 // clients' variable, not read by workers) is set.
 void report_worker_endpoint(const CLI::App& worker);
+
+// Our log level names and Celery's (any case) → spdlog's.
+Result<std::string> log_level_name(std::string text);
+// `[log] level` of the file at `path` as spdlog's name; nullopt when the file does not set it.
+Result<std::optional<std::string>> config_log_level(const std::string& path);
+// Sets the process's log level from `[log] level` of the file at `path` (info when the file
+// has none), unless --log-level or ZBATCH_LOG_LEVEL set it: at start and on every reload
+// (SIGHUP). `cmd` is the running sub-command. An unreadable or bad file changes nothing.
+Status apply_log_level(const CLI::App& cmd, const std::string& path);
 
 // "fsync" → true, "nosync" → false.
 Result<bool> parse_durability(const std::string& text);

@@ -21,20 +21,6 @@ void fail(int code, const std::string& message) {
 
 namespace {
 
-// Our level names and Celery's (any case) → spdlog's.
-Result<std::string> log_level_name(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::map<std::string, std::string> kNames = {
-      {"trace", "trace"}, {"debug", "debug"},       {"info", "info"},         {"warn", "warn"},
-      {"warning", "warn"}, {"error", "error"},      {"critical", "critical"}, {"fatal", "critical"},
-      {"off", "off"}};
-  auto it = kNames.find(text);
-  if (it == kNames.end())
-    return Status(Code::kBadRequest, "--log-level must be trace, debug, info, warn, error or off (or Celery's DEBUG, "
-                                     "INFO, WARNING, ERROR, CRITICAL, FATAL, any case), got '" + text + "'");
-  return it->second;
-}
-
 // The examples each help page ends with, one place for every command so that they read alike.
 const std::map<std::string, std::string>& examples() {
   static const std::map<std::string, std::string> kExamples = {

@@ -9,7 +9,9 @@
 #include "cli/config.h"
 #include "cli/curve_flags.h"
 #include "cli/serve.h"
+#include "cli/service_notify.h"
 #include "cli/signals.h"
+#include "client/client.h"
 #include "common/log.h"
 
 namespace zb::cli {
@@ -68,6 +70,21 @@ RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, 
   o.curve_allow_file = f.curve.allow_file;
   o.insecure_plaintext = f.curve.insecure_plaintext;
   return o;
+}
+
+void reload(const CLI::App& cmd, const std::string& config_path, ServiceNotifier& notifier) {
+  notifier.reloading();
+  if (config_path.empty()) {
+    spdlog::info("reload config=none: nothing to re-read");
+  } else if (Status s = apply_log_level(cmd, config_path); !s) {
+    spdlog::error("reload failed, settings unchanged reason=\"{}\"", s.message());
+  }
+  notifier.reloaded();
+}
+
+ServiceProbes http_probes(const std::string& http, bool tls) {
+  return {[http, tls] { return http_probe(http, "/readyz", 1000, tls) == 200; },
+          [http, tls] { return http_probe(http, "/healthz", 1000, tls) == 200; }};
 }
 
 uint32_t shutdown_timeout_ms(double seconds) {
@@ -273,14 +290,44 @@ void add_serve_commands(CLI::App& app) {
     auto f = std::make_shared<RouterFlags>();
     add_router_flags(cmd, *f);
     cmd->callback([cmd, f] {
+      ServiceNotifier notifier;
       StopTargets stops;
-      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
+      SignalWatcher signals([&](int n, int) { notifier.stopping(); stops.on_signal(n); },
+                            [&] { reload(*cmd, f->config, notifier); });
       std::vector<QueueConfig> queues = default_queue_configs();
       if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues));
-      auto router = Router::create(router_options(*f, f->data, std::move(queues)));
+      if (!f->config.empty()) check(apply_log_level(*cmd, f->config));
+      RouterOptions options = router_options(*f, f->data, std::move(queues));
+      // Under systemd, readiness and the watchdog are a ping answered by the router's own loop,
+      // over an in-process frontend of its own (plaintext; CURVE would need a client key in the
+      // allow-list, so with CURVE the router is ready once bound and the watchdog only shows
+      // that the process runs).
+      const bool ping_probe = notifier.enabled() && f->curve.secret_file.empty();
+      const std::string probe_endpoint = "inproc://zbatch-service-probe";
+      if (ping_probe) options.frontend += "," + probe_endpoint;
+      zmq::context_t context(1);
+      auto router = Router::create(options, &context);
       check(router.status());
       stops.set_router(router->get());
+      ServiceProbes probes{[] { return true; }, [] { return true; }};
+      if (ping_probe) {
+        auto client = std::make_shared<std::unique_ptr<Client>>();
+        auto ping = [client, &context, probe_endpoint] {
+          if (!*client) {
+            ClientOptions co;
+            co.router = probe_endpoint;
+            co.timeout = std::chrono::milliseconds(2000);
+            auto c = Client::connect(co, &context);
+            if (!c) return false;
+            *client = std::move(c.value());
+          }
+          return (*client)->ping().is_ok();
+        };
+        probes = {ping, ping};
+      }
+      notifier.start("router frontend=" + f->frontend, std::move(probes));
       const Status ran = (*router)->run();
+      notifier.join();
       stops.clear();
       check(ran);
     });
@@ -291,18 +338,24 @@ void add_serve_commands(CLI::App& app) {
     auto f = std::make_shared<WorkerFlags>();
     add_worker_flags(cmd, *f);
     cmd->callback([cmd, f] {
+      ServiceNotifier notifier;
       StopTargets stops;
-      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
+      SignalWatcher signals([&](int n, int) { notifier.stopping(); stops.on_signal(n); },
+                            [&] { reload(*cmd, f->config, notifier); });
       std::vector<ProcessHandlerConfig> handlers;
       SeedKindsConfig kinds;
       if (!f->config.empty()) check(apply_config_file(f->config, "worker", *cmd, nullptr, &handlers, &kinds));
+      if (!f->config.empty()) check(apply_log_level(*cmd, f->config));
       WorkerOptions options = worker_options(*f);
       options.process_handlers = std::move(handlers);
       options.kinds = std::move(kinds);
       auto worker = Worker::create(options);
       check(worker.status());
       stops.add_worker(worker->get());
+      // A worker serves once it runs: it connects (and reconnects) to the router by itself.
+      notifier.start("worker router=" + f->router, {[] { return true; }, [] { return true; }});
       const Status ran = (*worker)->run();
+      notifier.join();
       stops.clear();
       check(ran);
     });
@@ -314,16 +367,22 @@ void add_serve_commands(CLI::App& app) {
     add_store_flags(cmd, *sf);
     cmd->callback([cmd, sf] {
       if (!sf->config.empty()) check(apply_config_file(sf->config, "store", *cmd, nullptr));
+      if (!sf->config.empty()) check(apply_log_level(*cmd, sf->config));
       StoreOptions o = sf->options;
       o.data_dir = sf->data + "/store";
       o.curve = peer_keys(sf->curve);
       o.insecure_plaintext = sf->curve.insecure_plaintext;
+      ServiceNotifier notifier;
       StopTargets stops;
-      SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
+      SignalWatcher signals([&](int n, int) { notifier.stopping(); stops.on_signal(n); },
+                            [&] { reload(*cmd, sf->config, notifier); });
       auto store = Store::create(o);
       check(store.status());
       stops.set_store(store->get());
+      // Ready once /readyz answers 200: listening, and caught up with the router's events.
+      notifier.start("store http=" + o.http, http_probes(o.http, !o.tls_cert.empty()));
       const Status ran = (*store)->run();
+      notifier.join();
       stops.clear();
       check(ran);
     });

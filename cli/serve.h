@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/curve_flags.h"
+#include "cli/service_notify.h"
 #include "common/status.h"
 #include "router/router.h"
 #include "store/store.h"
@@ -37,6 +38,13 @@ struct RouterFlags {
 void add_router_flags(CLI::App* cmd, RouterFlags& f);
 // The router's options from its flags, with its data folder and queues.
 RouterOptions router_options(const RouterFlags& f, const std::string& data_dir, std::vector<QueueConfig> queues);
+
+// SIGHUP (systemd's ExecReload): RELOADING=1, the log level from `[log] level` of the
+// --config file (cli/config.h apply_log_level), READY=1. Everything else needs a restart.
+void reload(const CLI::App& cmd, const std::string& config_path, ServiceNotifier& notifier);
+// Readiness (GET /readyz: 200 once caught up) and liveness (GET /healthz) of the HTTP store
+// at `http`; with `tls`, that the port accepts connections.
+ServiceProbes http_probes(const std::string& http, bool tls);
 
 // --shutdown-timeout in seconds (fractions allowed) as the worker's milliseconds.
 uint32_t shutdown_timeout_ms(double seconds);

@@ -14,18 +14,20 @@
 namespace zb::cli {
 namespace {
 
-sigset_t stop_signals() {
+sigset_t watched_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
 }  // namespace
 
-SignalWatcher::SignalWatcher(std::function<void(int, int)> on_signal) : on_signal_(std::move(on_signal)) {
-  const sigset_t set = stop_signals();
+SignalWatcher::SignalWatcher(std::function<void(int, int)> on_signal, std::function<void()> on_reload)
+    : on_signal_(std::move(on_signal)), on_reload_(std::move(on_reload)) {
+  const sigset_t set = watched_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   thread_ = std::thread([this, set] {
     int count = 0;
@@ -33,6 +35,11 @@ SignalWatcher::SignalWatcher(std::function<void(int, int)> on_signal) : on_signa
     while (!done_.load()) {
       const int sig = sigtimedwait(&set, nullptr, &tick);
       if (sig < 0) continue;  // EAGAIN (tick) or EINTR
+      if (sig == SIGHUP) {
+        spdlog::info("signal=SIGHUP action={}", on_reload_ ? "reload" : "none");
+        if (on_reload_) on_reload_();
+        continue;
+      }
       ++count;
       spdlog::info("signal={} stop={}", sig == SIGINT ? "SIGINT" : "SIGTERM",
                    count == 1 ? "warm" : count == 2 ? "cold" : "immediate");

@@ -127,11 +127,14 @@ Status run_all(const UpFlags& u, Router& router, std::vector<std::unique_ptr<Wor
 }
 
 void run_up(CLI::App& cmd, const UpFlags& u) {
+  ServiceNotifier notifier;
   StopTargets stops(/*router_last=*/true);
-  SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
+  SignalWatcher signals([&](int n, int) { notifier.stopping(); stops.on_signal(n); },
+                        [&] { reload(cmd, u.router.config, notifier); });
   UpConfig config;
   if (!u.router.config.empty())
     check(apply_config_file(u.router.config, "up", cmd, &config.queues, &config.handlers, &config.kinds));
+  if (!u.router.config.empty()) check(apply_log_level(cmd, u.router.config));
   if (u.workers < 1 || u.workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(u.workers));
   zmq::context_t context(2);
   auto router = create_router(u, config, context);
@@ -140,7 +143,11 @@ void run_up(CLI::App& cmd, const UpFlags& u) {
   stops.set_router(router.get());
   for (auto& w : pool) stops.add_worker(w.get());
   stops.set_store(store.get());
+  // Ready once the store's /readyz answers 200: the HTTP port serves and the store has caught
+  // up with the router, in this process; its /healthz is the watchdog's probe.
+  notifier.start("up http=" + u.http, http_probes(u.http, !u.store.tls_cert.empty()));
   const Status ran = run_all(u, *router, pool, *store, stops);
+  notifier.join();
   stops.clear();
   spdlog::info("up stopped");
   check(ran);
