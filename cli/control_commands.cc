@@ -70,14 +70,27 @@ void add_purge(CLI::App& app) {
 }
 
 void add_revoke(CLI::App& app) {
-  auto* cmd = app.add_subcommand("revoke", "Revoke a task: it never runs (a running one stops with --terminate)");
+  auto* cmd = app.add_subcommand(
+      "revoke", "Revoke a task, or with --group every unfinished task of a group: it never runs (running ones stop with --terminate)");
   auto c = std::make_shared<ClientFlags>();
   auto id = std::make_shared<std::string>();
+  auto group = std::make_shared<bool>(false);
   auto terminate = std::make_shared<bool>(false);
   add_client_flags(cmd, *c);
-  cmd->add_flag("--terminate", *terminate, "Stop the task if it is running");
-  cmd->add_option("task_id", *id, "Task id")->required();
-  cmd->callback([c, id, terminate] {
+  cmd->add_flag("--terminate", *terminate, "Stop it (them) if running");
+  cmd->add_flag("--group", *group, "ID is a group: revoke the whole group, and it takes no more tasks");
+  cmd->add_option("id", *id, "Task id (a group id with --group)")->required();
+  cmd->callback([c, id, group, terminate] {
+    if (*group) {
+      const Id gid = parse_id(*id, "group id");
+      if (auto reply = answer(*c, connect(*c)->revoke_group(gid, *terminate))) {
+        std::cout << "revoked group " << *id << ": " << reply->revoked << " task(s) now";
+        if (reply->terminated) std::cout << " (" << reply->terminated << " stopped running)";
+        if (reply->running) std::cout << ", " << reply->running << " running left to finish";
+        std::cout << "; its queued tasks follow\n";
+      }
+      return;
+    }
     const Id task = parse_id(*id, "task id");
     if (auto reply = answer(*c, connect(*c)->revoke(task, *terminate)))
       std::cout << "revoked " << *id << " (was " << reply->was << ")\n";

@@ -52,7 +52,8 @@ const std::map<std::string, std::string>& examples() {
                   "  zbatch inspect failed -Q agent_tasks --limit 20"},
       {"purge", "  zbatch purge -Q low_priority --force"},
       {"revoke", "  zbatch revoke ID\n"
-                 "  zbatch revoke ID --terminate"},
+                 "  zbatch revoke ID --terminate\n"
+                 "  zbatch revoke --group GROUP_ID [--terminate]"},
       {"retry", "  zbatch retry ID\n"
                 "  zbatch retry --failed -Q agent_tasks"},
       {"ping", "  zbatch ping\n"

@@ -377,6 +377,9 @@ Result<proto::PurgeReply> Client::purge(std::optional<std::string> queue) {
 Result<proto::RevokeReply> Client::revoke(const Id& task, bool terminate) {
   return reply_as<proto::RevokeReply>(control(proto::ControlOp::kRevoke, proto::TaskArgs{task, terminate}));
 }
+Result<proto::RevokeGroupReply> Client::revoke_group(const Id& group, bool terminate) {
+  return reply_as<proto::RevokeGroupReply>(control(proto::ControlOp::kRevokeGroup, proto::GroupArgs{group, terminate}));
+}
 Result<proto::RetryReply> Client::retry(const Id& task) {
   return reply_as<proto::RetryReply>(control(proto::ControlOp::kRetry, proto::TaskArgs{task, false}));
 }

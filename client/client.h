@@ -143,6 +143,8 @@ class Client {
   Result<proto::InspectFailedReply> inspect_failed(const proto::InspectFailedArgs& args = {});
   Result<proto::PurgeReply> purge(std::optional<std::string> queue = std::nullopt);  // none: every queue
   Result<proto::RevokeReply> revoke(const Id& task, bool terminate = false);
+  // Every task of the group that has not ended (running ones too with terminate).
+  Result<proto::RevokeGroupReply> revoke_group(const Id& group, bool terminate = false);
   Result<proto::RetryReply> retry(const Id& task);
   Result<proto::RetryFailedReply> retry_failed(const proto::RetryFailedArgs& args = {});
   Result<proto::WorkerCommandReply> worker_shutdown(const std::string& worker);

@@ -114,6 +114,10 @@ json to_json(const proto::RetryReply& r) {
 }
 json to_json(const proto::RetryFailedReply& r) { return json{{"retried", r.retried}, {"left", r.left}}; }
 json to_json(const proto::WorkerCommandReply& r) { return json{{"worker", r.worker}, {"sent", r.sent}}; }
+json to_json(const proto::RevokeGroupReply& r) {
+  return json{{"group", r.group.to_string()}, {"revoked", r.revoked}, {"terminated", r.terminated},
+              {"running", r.running}, {"again", r.again}};
+}
 
 }  // namespace
 

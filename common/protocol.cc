@@ -83,7 +83,8 @@ Result<Message> decode_as(std::string_view body) {
 constexpr std::string_view kControlOpNames[kControlOpCount] = {
     "ping",           "inspect.active", "inspect.reserved", "inspect.scheduled", "inspect.stats",
     "inspect.registered", "inspect.queues", "inspect.failed", "purge",          "revoke",
-    "retry",          "retry.failed",   "worker.shutdown",  "worker.pool"};
+    "retry",          "retry.failed",   "worker.shutdown",  "worker.pool",
+    "revoke.group"};
 
 Status bad_args(ControlOp op, const std::string& what) {
   return Status(Code::kBadRequest, std::string(control_op_name(op)) + ": " + what);
@@ -113,6 +114,7 @@ ControlArgs default_control_args(ControlOp op) {
     case ControlOp::kRetry: return TaskArgs{};
     case ControlOp::kWorkerShutdown:
     case ControlOp::kWorkerPool: return WorkerArgs{};
+    case ControlOp::kRevokeGroup: return GroupArgs{};
     default: return std::monostate{};
   }
 }
@@ -133,6 +135,7 @@ ControlResult default_control_result(ControlOp op) {
     case ControlOp::kRetryFailed: return RetryFailedReply{};
     case ControlOp::kWorkerShutdown:
     case ControlOp::kWorkerPool: return WorkerCommandReply{};
+    case ControlOp::kRevokeGroup: return RevokeGroupReply{};
   }
   return std::monostate{};
 }
@@ -156,6 +159,8 @@ Status check_control(const Control& control) {
   if (auto* a = std::get_if<RetryFailedArgs>(&control.args); a && !limit_ok(a->limit)) return bad_args(*op, limit_range);
   if (auto* a = std::get_if<TaskArgs>(&control.args); a && *op == ControlOp::kRetry && a->terminate)
     return bad_args(*op, "terminate is for revoke");
+  if (auto* a = std::get_if<GroupArgs>(&control.args); a && a->group.is_nil())
+    return bad_args(*op, "group must be a group id");
   if (auto* a = std::get_if<WorkerArgs>(&control.args)) {
     if (a->worker.empty()) return bad_args(*op, "worker must be a worker name");
     if (*op == ControlOp::kWorkerShutdown && a->delta != 0) return bad_args(*op, "takes no delta");

@@ -148,11 +148,19 @@ struct GroupRecord {
   std::string chunks_present;
   uint32_t received = 0;
   Id fingerprint;  // of the whole group's content, from its first chunk; nil: not compared
+  // When the whole group was revoked (revoke.group); 0: it was not. A revoked group takes no
+  // more tasks, and none of its tasks starts any more.
+  uint64_t revoked_ms = 0;
   MSGPACK_DEFINE(id, total, succeeded, failed, revoked, running, parallel, sealed, created_ms,
-                 finished_ms, chunks, chunks_present, received, fingerprint);
+                 finished_ms, chunks, chunks_present, received, fingerprint, revoked_ms);
 
   uint32_t completed() const { return succeeded + failed + revoked; }
-  bool ready() const { return sealed && completed() >= total; }
+  // Every task has ended. A revoked group takes no more: the tasks it holds are all it has,
+  // even when chunks of it never arrived.
+  bool ready() const {
+    if (revoked_ms) return completed() >= (chunks ? received : total);
+    return sealed && completed() >= total;
+  }
   bool has_chunk(uint32_t i) const {
     return i / 8 < chunks_present.size() && (static_cast<uint8_t>(chunks_present[i / 8]) >> (i % 8)) & 1u;
   }
@@ -315,8 +323,9 @@ enum class ControlOp : uint8_t {
   kRetryFailed,
   kWorkerShutdown,
   kWorkerPool,
+  kRevokeGroup,
 };
-inline constexpr int kControlOpCount = 14;
+inline constexpr int kControlOpCount = 15;
 // "ping", "inspect.active", ..., "worker.pool": Control::op on the wire.
 std::string_view control_op_name(ControlOp op);
 std::optional<ControlOp> parse_control_op(std::string_view name);
@@ -356,8 +365,15 @@ struct WorkerArgs {
   int32_t delta = 0;
   MSGPACK_DEFINE(worker, delta);
 };
+// revoke.group: every task of the group that has not ended; terminate: running ones too.
+struct GroupArgs {
+  Id group;
+  bool terminate = false;
+  MSGPACK_DEFINE(group, terminate);
+};
 // monostate: the operations without arguments (ping, inspect.* but failed).
-using ControlArgs = std::variant<std::monostate, InspectFailedArgs, RetryFailedArgs, PurgeArgs, TaskArgs, WorkerArgs>;
+using ControlArgs =
+    std::variant<std::monostate, InspectFailedArgs, RetryFailedArgs, PurgeArgs, TaskArgs, WorkerArgs, GroupArgs>;
 // The arguments `op` takes, with their defaults.
 ControlArgs default_control_args(ControlOp op);
 
@@ -498,6 +514,16 @@ struct RetryFailedReply {
   uint64_t left = 0;  // dead letters still there
   MSGPACK_DEFINE(retried, left);
 };
+// revoke.group: what it stopped at once. Queued tasks of the group beyond the first turn's
+// sweep are revoked as the router comes to them (within a few turns).
+struct RevokeGroupReply {
+  Id group;
+  uint64_t revoked = 0;     // tasks revoked now: held, scheduled, reserved, running, queued
+  uint64_t terminated = 0;  // of those, running ones stopped (terminate)
+  uint64_t running = 0;     // running tasks left to finish (without terminate)
+  bool again = false;       // the group had been revoked before
+  MSGPACK_DEFINE(group, revoked, terminated, running, again);
+};
 struct WorkerCommandReply {  // worker.shutdown, worker.pool: the command was sent
   std::string worker;
   std::string sent;  // the operation's name
@@ -506,7 +532,7 @@ struct WorkerCommandReply {  // worker.shutdown, worker.pool: the command was se
 using ControlResult =
     std::variant<std::monostate, PingReply, InspectActiveReply, TaskListReply, InspectStatsReply,
                  InspectRegisteredReply, InspectQueuesReply, InspectFailedReply, PurgeReply, RevokeReply,
-                 RetryReply, RetryFailedReply, WorkerCommandReply>;
+                 RetryReply, RetryFailedReply, WorkerCommandReply, RevokeGroupReply>;
 // The reply `op` answers, empty.
 ControlResult default_control_result(ControlOp op);
 

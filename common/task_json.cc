@@ -54,7 +54,7 @@ json group_json(const proto::GroupRecord& g) {
   return {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
           {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
           {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
-          {"ready", g.ready()}};
+          {"ready", g.ready()},           {"revoked_at_ms", g.revoked_ms}};
 }
 
 }  // namespace zb

@@ -1,6 +1,6 @@
-// Control operations on the frontend: ping, inspect.*, purge, revoke, retry, dead letters and
-// worker commands. Arguments arrive decoded and checked (proto::check_control); the replies
-// are the operations' typed structs (common/protocol.h).
+// Control operations on the frontend: ping, inspect.*, purge, revoke (of a task or a whole
+// group), retry, dead letters and worker commands. Arguments arrive decoded and checked
+// (proto::check_control); the replies are the operations' typed structs (common/protocol.h).
 #include <algorithm>
 
 #include "common/clock.h"
@@ -85,6 +85,11 @@ Result<proto::ControlResult> Core::run_control(proto::ControlOp op, const proto:
       auto r = revoke(a.task, a.terminate);
       if (!r) return r.status();
       return proto::ControlResult(std::move(r.value()));
+    }
+    case ControlOp::kRevokeGroup: {
+      auto r = revoke_group(std::get<proto::GroupArgs>(args));
+      if (!r) return r.status();
+      return proto::ControlResult(*r);
     }
     case ControlOp::kRetry: {
       auto r = retry(std::get<proto::TaskArgs>(args).task);
@@ -319,6 +324,126 @@ Result<proto::RevokeReply> Core::revoke(const Id& task, bool terminate) {
   return proto::RevokeReply{task, was};
 }
 
+namespace {
+constexpr size_t kSweepPerTurn = 4096;  // queued tasks looked at per turn for revoked groups
+constexpr const char* kGroupRevoked = "revoked: its group was revoked";
+}  // namespace
+
+// Every task of the group that has not ended is revoked. At once: the tasks its `parallel`
+// cap holds back, those waiting for an ETA or a retry backoff, those a worker holds and has
+// not started, and running ones with `terminate` (else they finish, and only their outcome
+// still counts). Queued tasks follow as sweep_revoked_groups() or dispatch comes to them,
+// within a few turns. The mark is in the group's record: it survives a restart, the group
+// takes no more tasks, and none of its tasks is queued again (transition()).
+Result<proto::RevokeGroupReply> Core::revoke_group(const proto::GroupArgs& args) {
+  auto found = groups_.find(ledger_, args.group);
+  if (!found) return found.status();
+  GroupState* g = *found;
+  if (!g) return Status(Code::kNotFound, "no group " + args.group.to_string());
+  if (g->record.ready())
+    return Status(Code::kConflict, "group " + args.group.to_string() + " has finished: nothing to revoke");
+  proto::RevokeGroupReply reply;
+  reply.group = args.group;
+  reply.again = g->record.revoked_ms != 0;
+  auto end_one = [&](const Id& id, TaskState from, bool held) -> Status {
+    auto rec = ledger_.get_task(id);
+    if (!rec) return rec.status();
+    if (!rec->has_value() || is_terminal((*rec)->state)) return Status::ok();
+    (*rec)->error = kGroupRevoked;
+    if (Status s = transition(**rec, from, Change(TaskState::kRevoked).from_held(held)); !s) return s;
+    ++reply.revoked;
+    return Status::ok();
+  };
+  for (const Id& id : groups_.revoke(*g, now_unix_ms()))
+    if (Status s = end_one(id, TaskState::kQueued, true); !s) return s;
+  std::vector<Id> leased;
+  for (const auto& [id, lease] : tasks_.leases())
+    if (lease.group == args.group) leased.push_back(id);
+  for (const Id& id : leased) {
+    const LeaseState* l = tasks_.lease(id);
+    if (l->started_unix_ms && !args.terminate) {
+      ++reply.running;
+      continue;
+    }
+    const bool running = l->started_unix_ms != 0;
+    const LeaseState lease = *tasks_.end_lease(id);
+    if (WorkerSession* w = workers_.find(lease.routing_id)) {
+      w->leased.erase(id);
+      to_worker(lease.routing_id, proto::Revoke{{{id, lease.attempt}}});
+    }
+    if (Status s = ledger_.del_lease(id); !s) return s;
+    auto rec = ledger_.get_task(id);
+    if (!rec) return rec.status();
+    if (!rec->has_value()) continue;
+    (*rec)->attempt = lease.attempt;
+    (*rec)->error = running ? std::string(kGroupRevoked) + " (terminated)" : kGroupRevoked;
+    if (Status s = transition(**rec, TaskState::kStarted, Change(TaskState::kRevoked)); !s) return s;
+    ++reply.revoked;
+    if (running) ++reply.terminated;
+  }
+  sweeping_.insert(args.group);
+  sweep_queue_ = 0;
+  sweep_key_ = 0;
+  sweep_scheduled_ = false;
+  reply.revoked += sweep_revoked_groups();
+  spdlog::info("router revoked group={} revoked={} terminated={} running={} again={}", args.group.to_string(),
+               reply.revoked, reply.terminated, reply.running, reply.again);
+  return reply;
+}
+
+size_t Core::sweep_revoked_groups() {
+  size_t revoked = 0;
+  if (sweeping_.empty() || !turn_status_) return revoked;
+  if (!sweep_scheduled_) {
+    // The ETA heap carries each task's group: only the revoked groups' tasks are read.
+    std::vector<Id> due;
+    tasks_.for_each_scheduled([&](const ScheduledTask& t) {
+      if (sweeping_.count(t.group)) due.push_back(t.task);
+    });
+    for (const Id& id : due) {
+      auto rec = ledger_.get_task(id);
+      if (!rec) {
+        fail_turn(rec.status());
+        return revoked;
+      }
+      if (!rec->has_value()) continue;
+      proto::TaskRecord& r = **rec;
+      if (r.state != TaskState::kScheduled && r.state != TaskState::kRetrying) continue;
+      tasks_.revoke_scheduled(id);
+      r.error = kGroupRevoked;
+      if (Status s = transition(r, r.state, Change(TaskState::kRevoked)); !s) return revoked;
+      ++revoked;
+    }
+    sweep_scheduled_ = true;
+  }
+  size_t budget = kSweepPerTurn;
+  while (budget && sweep_queue_ < tasks_.queue_count()) {
+    ReadyQueue& ready = tasks_.ready(sweep_queue_);
+    auto batch = ready.from(sweep_key_, budget);
+    if (batch.empty()) {
+      ++sweep_queue_;
+      sweep_key_ = 0;
+      continue;
+    }
+    budget -= batch.size();
+    sweep_key_ = batch.back().first + 1;
+    for (const auto& [key, id] : batch) {
+      auto rec = ledger_.get_task(id);
+      if (!rec) {
+        fail_turn(rec.status());
+        return revoked;
+      }
+      if (!rec->has_value() || !sweeping_.count((*rec)->group)) continue;
+      ready.erase(key);
+      (*rec)->error = kGroupRevoked;
+      if (Status s = transition(**rec, TaskState::kQueued, Change(TaskState::kRevoked)); !s) return revoked;
+      ++revoked;
+    }
+  }
+  if (sweep_queue_ >= tasks_.queue_count()) sweeping_.clear();
+  return revoked;
+}
+
 // Runs a failed (or revoked) task again: back to its queue, attempt + 1 on dispatch.
 Result<proto::RetryReply> Core::retry(const Id& task) {
   auto found = ledger_.get_task(task);
@@ -329,6 +454,11 @@ Result<proto::RetryReply> Core::retry(const Id& task) {
     return Status(Code::kConflict, "only a failed or revoked task can be retried; task " + task.to_string() +
                                        " is " + std::string(state_name(rec.state)));
   if (!tasks_.find_queue(rec.queue)) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
+  auto group = group_of(rec);
+  if (!group) return group.status();
+  if (*group && (*group)->record.revoked_ms)
+    return Status(Code::kConflict, "task " + task.to_string() + " belongs to group " + rec.group.to_string() +
+                                       ", which was revoked");
   if (Status s = transition(rec, rec.state, Change(TaskState::kQueued)); !s) return s;
   return proto::RetryReply{task, rec.attempt};
 }

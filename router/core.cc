@@ -94,6 +94,10 @@ Status Core::recover() {
     }
   }
   groups_.recount_running(tasks_.leases());
+  // A group revoked before the restart: its queued tasks are swept again.
+  groups_.for_each([&](GroupState& g) {
+    if (g.record.revoked_ms && !g.record.ready()) sweeping_.insert(g.record.id);
+  });
   ledger_.abort();
   spdlog::info("router recovered queued={} in_flight={} scheduled={} groups={} seq={}", queued, orphaned, waiting,
                groups_.size(), ledger_.meta().seq);
@@ -106,6 +110,7 @@ void Core::begin_turn() {
 }
 
 void Core::tick(uint64_t now_steady, uint64_t now_unix) {
+  (void)sweep_revoked_groups();
   release_scheduled(now_unix);
   expire_workers(now_steady);
   if (tasks_.orphan_deadline_ms() && now_steady >= tasks_.orphan_deadline_ms()) requeue_orphans(now_steady);
@@ -134,6 +139,7 @@ uint64_t Core::poll_timeout_ms(uint64_t now, uint64_t next_heartbeat_ms) const {
   uint64_t next = now + 100;  // stop() is noticed within this bound
   next = std::min(next, next_heartbeat_ms);
   if (!waiters_.empty()) next = std::min(next, now + 10);
+  if (!sweeping_.empty()) return 0;  // a revoked group's queued tasks are still being swept
   if (next_steal_ms_) next = std::min(next, std::max(now, next_steal_ms_));
   if (auto ms = tasks_.ms_until_rate_opens(now)) next = std::min(next, now + *ms);
   if (auto due = tasks_.next_due_ms()) {
@@ -183,6 +189,16 @@ Result<GroupState*> Core::group_of(const proto::TaskRecord& rec) {
 }
 
 Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
+  auto found = group_of(rec);
+  if (!found) return failed(found.status());
+  GroupState* group = *found;
+  if (group && group->record.revoked_ms && !is_terminal(from) &&
+      (change.to == TaskState::kQueued || change.to == TaskState::kRetrying || change.to == TaskState::kScheduled)) {
+    // A task of a revoked group never waits or queues again: requeued from a lost worker,
+    // returned, due after its ETA or failed with retries left, it ends revoked.
+    change = Change(TaskState::kRevoked).from_held(change.held);
+    rec.error = "revoked: its group was revoked";
+  }
   const TaskState to = change.to;
   if (!can_transition(from, to)) {
     Status refused(Code::kInternal, "task " + rec.id.to_string() + " cannot go from " + std::string(state_name(from)) +
@@ -192,9 +208,6 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   }
   auto q = tasks_.find_queue(rec.queue);
   if (!q) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
-  auto found = group_of(rec);
-  if (!found) return failed(found.status());
-  GroupState* group = *found;
   const uint64_t key = order_key(rec.priority, rec.seq);
   const uint64_t now = now_unix_ms();
   // Admitted: in a ready queue or leased, holding a place in its group's allowance.

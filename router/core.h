@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/curve.h"
@@ -201,6 +202,9 @@ class Core {
   Result<proto::WorkerCommandReply> command_worker(proto::ControlOp op, const proto::WorkerArgs& args);
   Result<proto::PurgeReply> purge(const std::optional<std::string>& queue);
   Result<proto::RevokeReply> revoke(const Id& task, bool terminate);
+  Result<proto::RevokeGroupReply> revoke_group(const proto::GroupArgs& args);
+  // Revokes queued tasks of the groups in sweeping_, a bounded number per turn: how many.
+  size_t sweep_revoked_groups();
   Result<proto::RetryReply> retry(const Id& task);
   Result<proto::InspectFailedReply> inspect_failed(const proto::InspectFailedArgs& args);
   Result<proto::RetryFailedReply> retry_failed(const proto::RetryFailedArgs& args);
@@ -227,6 +231,13 @@ class Core {
   uint64_t random_state_ = 0;  // retry jitter (splitmix64)
   uint64_t next_housekeeping_ms_ = 0;
   uint64_t next_steal_ms_ = 0;  // when a reserved task becomes overdue for an idle worker (0: none)
+  // Revoked groups whose queued tasks are still being looked for (sweep_revoked_groups): the
+  // sweep goes once through every ready queue, from (sweep_queue_, sweep_key_) on, and once
+  // through the ETA heap, after the latest revoke.group.
+  std::unordered_set<Id, IdHash> sweeping_;
+  size_t sweep_queue_ = 0;
+  uint64_t sweep_key_ = 0;
+  bool sweep_scheduled_ = false;
 
   Effects effects_;
   bool dirty_ = false;         // the write transaction has changes to commit

@@ -534,6 +534,17 @@ bool Core::dispatch_one(WorkerSession& w) {
     return false;
   }
   if (!found->has_value()) return true;
+  auto group = group_of(**found);
+  if (!group) {
+    fail_turn(group.status());
+    return false;
+  }
+  if (*group && (*group)->record.revoked_ms) {
+    // Queued before its group was revoked, and not swept yet.
+    (*found)->error = "revoked: its group was revoked";
+    (void)transition(**found, TaskState::kQueued, Change(TaskState::kRevoked));
+    return true;
+  }
   return lease_to(w, *q, key, task, **found);
 }
 

@@ -82,6 +82,19 @@ void GroupTable::reopened(GroupState& g, TaskState was) {
 
 bool GroupTable::unhold(GroupState& g, uint64_t key) { return g.held.erase(key) > 0; }
 
+std::vector<Id> GroupTable::revoke(GroupState& g, uint64_t now_unix_ms) {
+  if (!g.record.revoked_ms) {
+    g.record.revoked_ms = now_unix_ms;
+    // Its missing chunks will not come: it may be complete now.
+    if (g.record.ready() && !g.record.finished_ms) g.record.finished_ms = now_unix_ms;
+    mark(g);
+  }
+  std::vector<Id> out;
+  for (auto& [key, held] : g.held) out.push_back(held.task);
+  g.held.clear();
+  return out;
+}
+
 std::vector<Id> GroupTable::unhold_queues(const std::vector<size_t>& queues) {
   std::vector<Id> out;
   for (auto& [gid, g] : groups_)

@@ -59,6 +59,14 @@ class GroupTable {
   void reopened(GroupState& g, TaskState was);
   // Takes a held task out (revoked): false when it was not held.
   bool unhold(GroupState& g, uint64_t key);
+  // The whole group was revoked (revoke.group): it takes no more tasks; its held ones are
+  // taken out and returned, to be revoked by the caller.
+  std::vector<Id> revoke(GroupState& g, uint64_t now_unix_ms);
+  // Each group active here (with unfinished tasks, or changed this turn).
+  template <typename F>
+  void for_each(F&& fn) {
+    for (auto& [id, g] : groups_) fn(g);
+  }
   // Takes out every held task of these queues (purge).
   std::vector<Id> unhold_queues(const std::vector<size_t>& queues);
   // After a restart: a leased task holds a place in the allowance; `running` is counted

@@ -184,6 +184,10 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
     auto found = groups_.find(ledger_, submit.group);
     if (!found) return fail_turn(found.status());
     group = *found;
+    if (group && group->record.revoked_ms) {
+      return reply_error(rid, submit.corr, Status(Code::kConflict, "group " + submit.group.to_string() +
+                                                      " was revoked: it takes no more tasks"));
+    }
     if (submit.chunks) {
       if (Status s = check_chunk_fits(group ? &group->record : nullptr, submit); !s)
         return reply_error(rid, submit.corr, s);

@@ -18,6 +18,13 @@ std::vector<std::pair<uint64_t, Id>> ReadyQueue::peek(size_t limit) const {
   return out;
 }
 
+std::vector<std::pair<uint64_t, Id>> ReadyQueue::from(uint64_t key, size_t limit) const {
+  std::vector<std::pair<uint64_t, Id>> out;
+  for (auto it = entries_.lower_bound(key); it != entries_.end() && out.size() < limit; ++it)
+    out.emplace_back(it->first, it->second);
+  return out;
+}
+
 std::vector<std::pair<uint64_t, Id>> ReadyQueue::take_all() {
   std::vector<std::pair<uint64_t, Id>> out(entries_.begin(), entries_.end());
   entries_.clear();

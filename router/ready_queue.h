@@ -33,6 +33,8 @@ class ReadyQueue {
   bool erase(uint64_t key);
   // The first `limit` entries in dispatch order.
   std::vector<std::pair<uint64_t, Id>> peek(size_t limit) const;
+  // At most `limit` entries from `key` on (inclusive), in dispatch order.
+  std::vector<std::pair<uint64_t, Id>> from(uint64_t key, size_t limit) const;
   // Removes and returns every entry.
   std::vector<std::pair<uint64_t, Id>> take_all();
   void clear() { entries_.clear(); }

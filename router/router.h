@@ -59,6 +59,9 @@
 //   worker.shutdown      WorkerArgs (worker)    WorkerCommandReply: the worker is told to shut down warm
 //   worker.pool          WorkerArgs (worker,    WorkerCommandReply: the worker is told to change its slots
 //                        delta)
+//   revoke.group         GroupArgs (group,      RevokeGroupReply: every unfinished task of the group is
+//                        terminate)             revoked (queued ones within a few turns, running ones only
+//                                               with terminate); the group takes no more tasks
 // Errors: 400 (refused on decode), 404 (no such task or worker), 409 (not in a state for it),
 // 422 (unknown queue), 504 (timeout) after the request's deadline: not carried out.
 #pragma once

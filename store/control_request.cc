@@ -51,6 +51,20 @@ Result<proto::TaskArgs> task_control_args(std::string_view op, const std::string
   return args;
 }
 
+Result<proto::GroupArgs> group_revoke_args(const std::string& group, const json& body) {
+  static constexpr std::array<std::string_view, 1> kFields = {"terminate"};
+  if (Status s = known_fields(body, kFields, "", "a group revoke"); !s) return s;
+  proto::GroupArgs args;
+  if (auto it = body.find("terminate"); it != body.end()) {
+    if (!it->is_boolean()) return Status(Code::kBadRequest, "terminate: must be true or false");
+    args.terminate = it->get<bool>();
+  }
+  auto id = Id::parse(group);
+  if (!id) return Status(Code::kBadRequest, "revoke.group: '" + group.substr(0, 64) + "' is not a group id");
+  args.group = *id;
+  return args;
+}
+
 Result<proto::WorkerArgs> worker_control_args(std::string_view action, const std::string& worker, const json& body) {
   static constexpr std::array<std::string_view, 1> kPoolFields = {"delta"};
   const bool pool = action == "pool";

@@ -1,5 +1,5 @@
 // Inspection and control, forwarded to the router: workers, queues, ping, inspect, purge, dead
-// letters, revoke and retry of a task, and the worker actions (shutdown, pool size). The
+// letters, revoke and retry of a task, revoke of a group, and the worker actions (shutdown, pool size). The
 // router's typed reply is the answer, in its JSON view (common/control_json.h); the store
 // checks the request's body first (store/control_request.h).
 #include <nlohmann/json.hpp>
@@ -87,6 +87,14 @@ void install_changes(HttpServer& server, ClientPool& pool) {
       reply_from_router(pool, op == "revoke" ? ControlOp::kRevoke : ControlOp::kRetry, *args, res);
     });
   }
+  // POST /api/v1/groups/{id}/revoke {"terminate": bool}: the whole group.
+  server.Post("/api/v1/groups/([^/]+)/revoke", [&pool](const httplib::Request& req, httplib::Response& res) {
+    auto body = parse_optional_body(req);
+    if (!body) return send_error(res, body.status());
+    auto args = group_revoke_args(req.matches[1].str(), *body);
+    if (!args) return send_error(res, args.status());
+    reply_from_router(pool, ControlOp::kRevokeGroup, *args, res);
+  });
   // POST /api/v1/workers/{name}/shutdown and /pool {"delta": N}.
   for (const std::string action : {"shutdown", "pool"}) {
     server.Post("/api/v1/workers/([^/]+)/" + action, [&pool, action](const httplib::Request& req, httplib::Response& res) {

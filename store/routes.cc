@@ -47,6 +47,7 @@ constexpr RouteSpec kRoutes[] = {
     {"POST", "/api/v1/dead/retry", Role::kAdmin},
     {"POST", "/api/v1/tasks/([^/]+)/revoke", Role::kAdmin},
     {"POST", "/api/v1/tasks/([^/]+)/retry", Role::kAdmin},
+    {"POST", "/api/v1/groups/([^/]+)/revoke", Role::kAdmin},
     {"POST", "/api/v1/workers/([^/]+)/shutdown", Role::kAdmin},
     {"POST", "/api/v1/workers/([^/]+)/pool", Role::kAdmin},
 };

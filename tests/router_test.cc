@@ -771,6 +771,100 @@ TEST_F(RouterFixture, RunningTaskIsRevokedOnlyWithTerminate) {
   EXPECT_TRUE(g->ready());
 }
 
+// revoke.group: the group's held, scheduled, reserved and queued tasks never run, a running
+// one only stops with terminate, and the group takes no more tasks — across a restart too.
+TEST_F(RouterFixture, RevokedGroupStopsEveryUnfinishedTaskAndTakesNoMore) {
+  start();
+  auto tasks = numbered_tasks(20);
+  for (size_t i = 0; i < 3; ++i) tasks[i].countdown_ms = 600'000;  // waiting for their ETA
+  GroupOptions go;
+  go.idempotency_key = "revoked-group";
+  go.chunk_tasks = 10;
+  GroupChunks plan(tasks, go);
+  ASSERT_EQ(plan.count(), 2u);
+  auto sender = std::make_unique<ChunkSender>(ctx_, options_.frontend);
+  sender->accepted(plan.chunk(0));  // the second chunk is still to come
+  const Id other = *client_->submit(spec("default"));
+  auto& w = add_worker({"default"}, 2);
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 2; }, 5s));
+  // The worker starts the first; the second waits behind it, reserved.
+  wire::send(w.socket, proto::Started{{{w.received[0].task, w.received[0].attempt}}});
+  ASSERT_TRUE(wait_until([&] {
+    auto t = client_->status(w.received[0].task);
+    return t && t->started_ms != 0;
+  }, 5s));
+
+  auto r = client_->revoke_group(plan.group(), false);
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(r->group, plan.group());
+  EXPECT_EQ(r->revoked, 1u + 3u + 5u);  // the reserved one, the three scheduled and five queued ones
+  EXPECT_EQ(r->terminated, 0u);
+  EXPECT_EQ(r->running, 1u);
+  EXPECT_FALSE(r->again);
+  // The running one is left to finish.
+  auto g = client_->group(plan.group());
+  EXPECT_EQ(g->revoked, 9u);
+  EXPECT_NE(g->revoked_ms, 0u);
+  EXPECT_FALSE(g->ready());
+  EXPECT_EQ(g->running, 1u);
+  EXPECT_EQ(client_->status(w.received[1].task)->state, TaskState::kRevoked);
+  EXPECT_EQ(client_->status(w.received[1].task)->error, "revoked: its group was revoked");
+
+  // No more tasks: the missing chunk is refused, its repeat... and so is a retry of one.
+  EXPECT_EQ(sender->refused(plan.chunk(1)).code(), Code::kConflict);
+  EXPECT_EQ(client_->retry(w.received[1].task).status().code(), Code::kConflict);
+
+  // The worker gets the task of no group next, and nothing else of the revoked one.
+  ASSERT_TRUE(wait_until([&] { w.pump(); return w.received.size() == 3; }, 5s));
+  EXPECT_EQ(w.received[2].task, other);
+
+  // Again, with terminate: the running one stops (the worker is told).
+  r = client_->revoke_group(plan.group(), true);
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_TRUE(r->again);
+  EXPECT_EQ(r->terminated, 1u);
+  g = client_->group(plan.group());
+  EXPECT_TRUE(g->ready());  // the chunk that never came does not hold it open
+  EXPECT_EQ(g->revoked, 10u);
+  EXPECT_NE(g->finished_ms, 0u);
+  EXPECT_EQ(client_->revoke_group(plan.group()).status().code(), Code::kConflict);  // finished
+  EXPECT_EQ(client_->revoke_group(Id::random()).status().code(), Code::kNotFound);
+
+  stop();
+  start();
+  g = client_->group(plan.group());
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(g->ready());
+  EXPECT_EQ(g->revoked, 10u);
+  auto& w2 = add_worker({"default"}, 10);
+  ASSERT_TRUE(client_->ping());
+  w2.pump();
+  for (const auto& a : w2.received) EXPECT_EQ(a.task, other) << "a task of the revoked group ran";
+}
+
+// A revoked group's queued tasks are revoked a bounded number per turn, with no worker serving
+// their queue, and stay revoked after a restart.
+TEST_F(RouterFixture, RevokedGroupOfTenThousandQueuedTasksEndsRevokedAndStaysSo) {
+  start();
+  const auto tasks = numbered_tasks(10'000);
+  auto receipt = client_->submit_group(tasks);
+  ASSERT_TRUE(receipt) << receipt.status().to_string();
+  auto r = client_->revoke_group(receipt->group);
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_EQ(r->revoked, 4096u);  // the first turn's share; the others follow
+  ASSERT_TRUE(wait_until([&] { auto g = client_->group(receipt->group); return g && g->ready(); }, 10s));
+  stop();
+  start();
+  ASSERT_TRUE(wait_until([&] { auto g = client_->group(receipt->group); return g && g->ready(); }, 10s));
+  auto g = client_->group(receipt->group);
+  EXPECT_EQ(g->revoked, 10'000u);
+  EXPECT_EQ(g->succeeded, 0u);
+  auto& w = add_worker({"default"}, 10);
+  ASSERT_TRUE(client_->ping());
+  w.pump();
+  EXPECT_TRUE(w.received.empty());
+}
+
 TEST_F(RouterFixture, RetryQueuesAFailedTaskAgain) {
   start();
   auto t = spec("default");
