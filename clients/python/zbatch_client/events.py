@@ -58,6 +58,7 @@ class EventStream:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._conn: Optional[http.client.HTTPConnection] = None
+        self._sock: Optional[socket.socket] = None  # the connection's socket (http.client may drop its own reference)
         self._resp: Optional[http.client.HTTPResponse] = None
 
     def __enter__(self) -> "EventStream":
@@ -77,10 +78,10 @@ class EventStream:
 
     def _drop(self) -> None:
         with self._lock:
-            conn = self._conn
-        if conn is not None and conn.sock is not None:
+            sock = self._sock
+        if sock is not None:
             try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -132,6 +133,11 @@ class EventStream:
         if self._closed.is_set():
             raise TransportError("closed")
         try:
+            conn.connect()
+            with self._lock:
+                self._sock = conn.sock
+            if self._closed.is_set():
+                raise OSError("closed")
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
@@ -154,7 +160,10 @@ class EventStream:
 
     def _disconnect(self) -> None:
         with self._lock:
-            conn, self._conn, self._resp = self._conn, None, None
+            conn, resp = self._conn, self._resp
+            self._conn, self._resp, self._sock = None, None, None
+        if resp is not None:
+            resp.close()
         if conn is not None:
             conn.close()
 

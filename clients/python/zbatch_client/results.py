@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+SETTLE_S = 2.0  # how long revoke() and retry() wait for the store to show their change
 READY_STATES = frozenset({"succeeded", "failed", "revoked"})
 # zbatch's task states under the names Celery gives them.
 CELERY_STATES = {"scheduled": "PENDING", "queued": "PENDING", "started": "STARTED", "retrying": "RETRY",
@@ -98,7 +99,7 @@ class AsyncResult:
 
         `timeout` (seconds; None waits as long as it takes) bounds the whole wait: ResultTimeout
         after it. With `propagate` a failed task raises TaskFailed and a revoked one TaskRevoked;
-        without, the error text (or None) is returned instead. `interval` caps the pause between
+        without, the task's error text is returned instead (for a revoked task, "revoked"). `interval` caps the pause between
         two reads of the store."""
         def poll(left: Optional[float]) -> Optional[Dict[str, Any]]:
             t = self.info(timeout=left)
@@ -118,11 +119,24 @@ class AsyncResult:
         """Revokes the task (admin role): a waiting one never runs; a running one is stopped only
         with `terminate=True` (Conflict otherwise), as is a finished one. Answers
         {"revoked": id, "was": "queued"|"held"|"scheduled"|"terminated"}."""
-        return self.client._post(f"/api/v1/tasks/{self.id}/revoke", {"terminate": bool(terminate)})
+        return self._change("revoke", {"terminate": bool(terminate)})
 
     def retry(self) -> Dict[str, Any]:
         """Queues a failed or revoked task again (admin role): {"retried": id, "attempts_so_far": n}."""
-        return self.client._post(f"/api/v1/tasks/{self.id}/retry", None)
+        return self._change("retry", None)
+
+    def _change(self, op: str, body: Any) -> Dict[str, Any]:
+        # The router answers a change before the store has applied its event; so that a read
+        # right after (state, get) sees it, wait until the task's history has grown, at most
+        # SETTLE_S: the change is made either way.
+        before = len(self.events())
+        answer = self.client._post(f"/api/v1/tasks/{self.id}/{op}", body)
+        deadline = time.monotonic() + SETTLE_S
+        pause = 0.01
+        while len(self.events()) <= before and time.monotonic() < deadline:
+            time.sleep(pause)  # polling the store for the change's event, bounded by SETTLE_S
+            pause = min(pause * 2, 0.2)
+        return dict(answer)
 
     def events(self) -> List[Dict[str, Any]]:
         """The task's history, oldest first (GET /api/v1/tasks/{id}/events)."""
