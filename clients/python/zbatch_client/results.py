@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
-from .errors import Conflict, RequestTimeout, ResultTimeout, TaskFailed, TaskRevoked
+from .errors import Conflict, NotFound, RequestTimeout, ResultTimeout, TaskFailed, TaskRevoked
 
 if TYPE_CHECKING:
     from .client import Client
@@ -119,24 +119,30 @@ class AsyncResult:
         """Revokes the task (admin role): a waiting one never runs; a running one is stopped only
         with `terminate=True` (Conflict otherwise), as is a finished one. Answers
         {"revoked": id, "was": "queued"|"held"|"scheduled"|"terminated"}."""
-        return self._change("revoke", {"terminate": bool(terminate)})
+        return self._change("revoke", {"terminate": bool(terminate)}, "task-revoked")
 
     def retry(self) -> Dict[str, Any]:
         """Queues a failed or revoked task again (admin role): {"retried": id, "attempts_so_far": n}."""
-        return self._change("retry", None)
+        return self._change("retry", None, "task-retried")
 
-    def _change(self, op: str, body: Any) -> Dict[str, Any]:
+    def _change(self, op: str, body: Any, event: str) -> Dict[str, Any]:
         # The router answers a change before the store has applied its event; so that a read
-        # right after (state, get) sees it, wait until the task's history has grown, at most
-        # SETTLE_S: the change is made either way.
-        before = len(self.events())
+        # right after (state, get) sees it, wait until the task's history holds one more
+        # `event`, at most SETTLE_S: the change is made either way.
+        before = self._count(event)
         answer = self.client._post(f"/api/v1/tasks/{self.id}/{op}", body)
         deadline = time.monotonic() + SETTLE_S
         pause = 0.01
-        while len(self.events()) <= before and time.monotonic() < deadline:
+        while self._count(event) <= before and time.monotonic() < deadline:
             time.sleep(pause)  # polling the store for the change's event, bounded by SETTLE_S
             pause = min(pause * 2, 0.2)
         return dict(answer)
+
+    def _count(self, event: str) -> int:
+        try:
+            return sum(1 for e in self.events() if e.get("event") == event)
+        except NotFound:  # the store has not applied the task's first event yet
+            return 0
 
     def events(self) -> List[Dict[str, Any]]:
         """The task's history, oldest first (GET /api/v1/tasks/{id}/events)."""
