@@ -40,7 +40,7 @@ class EventStream:
     """Iterate over it for events; `close()` stops it. Use `with` to close it at the end.
 
     `after`: deliver events after this sequence number (0: every event the store holds); None
-    (the default) starts with the events after the store's current position. `group`, `queue`
+    (the default) starts with the events after the store's position when the stream is created. `group`, `queue`
     keep only the events of that group or queue. `last_id` is the id of the last event
     delivered: pass it as `after` to a new stream to go on from there later."""
 
@@ -53,7 +53,9 @@ class EventStream:
         self.queue = queue
         self.read_timeout = read_timeout
         self.max_backoff = max_backoff
-        self.last_id: Optional[int] = after
+        # The position is taken now, not at the first iteration: events of what the caller does
+        # between creating the stream and reading it are delivered.
+        self.last_id: int = self._store_position() if after is None else after
         self.reconnects = 0  # connections made after the first
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -86,8 +88,6 @@ class EventStream:
                 pass
 
     def __iter__(self) -> Iterator[Event]:
-        if self.last_id is None:
-            self.last_id = self._store_position()
         backoff = 0.1
         first = True
         while not self._closed.is_set():
@@ -188,13 +188,13 @@ class EventStream:
             fields[key] = fields[key] + "\n" + value if key == "data" and key in fields else value
 
 
-def parse_event(fields: Dict[str, str], last_id: Optional[int]) -> Event:
+def parse_event(fields: Dict[str, str], last_id: int) -> Event:
     """An Event of one frame's fields; StreamError for a frame the API never sends."""
     raw_id = fields.get("id", "")
     if not raw_id.isdigit():
         raise StreamError(f"an event whose id is not a sequence number: {raw_id[:40]!r}")
     event_id = int(raw_id)
-    if last_id is not None and event_id <= last_id:
+    if event_id <= last_id:
         raise StreamError(f"event {event_id} after {last_id}: the stream went backwards")
     try:
         data = json.loads(fields["data"])
