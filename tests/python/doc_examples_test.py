@@ -31,7 +31,9 @@ The runner changes host and port only:
   ZBATCH_WORKER_ROUTER, ZBATCH_HTTP, and OLLAMA_HOST; ZBATCH_CONFIG names a configuration that
   declares the MCP server `filesystem` (the npm reference server, over a temporary folder) and
   the test profile `unit` (`python3 -m unittest discover -s tests` over a small project in a
-  temporary folder), as docs/kinds/mcp.md and docs/kinds/tests.md configure them.
+  temporary folder), as docs/kinds/mcp.md and docs/kinds/tests.md configure them;
+  PYTHONPATH names clients/python, so `python` blocks import zbatch_client from the checkout
+  (docs/PYTHON.md's `pip install ./clients/python`).
 
 Each file gets its own cluster, in its own temporary folder. A command that starts a server
 (`zbatch up`, `router`, `worker`, `store`) runs in the background until the file ends, and the
@@ -217,7 +219,8 @@ class FileRun:
                         ZBATCH_WORKER_ROUTER=f"tcp://127.0.0.1:{p['backend']}",
                         ZBATCH_HTTP=f"127.0.0.1:{p['http']}",
                         ZBATCH_CONFIG=config,
-                        OLLAMA_HOST=ollama.url)
+                        OLLAMA_HOST=ollama.url,
+                        PYTHONPATH=os.path.join(ROOT, "clients", "python"))
         for var in ("ZBATCH_AUTH_BASIC", "ZBATCH_AUTH_TOKEN", "ZBATCH_ALWAYS_EAGER", "ZBATCH_DATA"):
             self.env.pop(var, None)
         self.url = f"http://127.0.0.1:{p['http']}"
