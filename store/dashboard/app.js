@@ -12,6 +12,33 @@ const fmtAgo = (ms) => {
   return s < 60 ? `${s.toFixed(0)} s ago` : s < 3600 ? `${(s / 60).toFixed(0)} min ago` : `${(s / 3600).toFixed(1)} h ago`;
 };
 const stateBadge = (s) => `<span class="state ${esc(s)}">${esc(s)}</span>`;
+// A task or group id in full (monospace, wrapping inside its column), linked to its page, with
+// a button that copies it. Ids of one batch share their time prefix; only the whole id tells
+// rows apart.
+const idCell = (id, href) => `<span class="id"><a href="${href}"><code>${esc(id)}</code></a>` +
+  `<button class="copy" type="button" data-copy="${esc(id)}" title="copy ${esc(id)}" aria-label="copy id">⧉</button></span>`;
+
+async function copyText(text) {
+  // navigator.clipboard needs a secure context (https or localhost); plain http off loopback
+  // falls back to a selected text area.
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.appendChild(area);
+  area.select();
+  const ok = document.execCommand("copy");
+  area.remove();
+  if (!ok) throw new Error("the browser refused to copy");
+}
+
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("button[data-copy]");
+  if (!b) return;
+  e.preventDefault();
+  try { await copyText(b.dataset.copy); toast(`copied ${b.dataset.copy}`); } catch (err) { toast(err.message); }
+});
 const pretty = (v) => (v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v, null, 2));
 
 // --- HTTP ---------------------------------------------------------------------------------------
@@ -247,7 +274,7 @@ async function tasks(first, params) {
     </form>
     <table id="task-list"><thead><tr><th>task</th><th>caller id</th><th>state</th><th>queue</th><th>kind</th>
       <th class="num">attempt</th><th>worker</th><th>created</th><th>error</th></tr></thead><tbody>
-    ${reply.tasks.map((t) => `<tr><td><a href="#/task/${t.task_id}"><code>${t.task_id.slice(0, 13)}…</code></a></td>
+    ${reply.tasks.map((t) => `<tr data-task="${esc(t.task_id)}"><td class="idcol">${idCell(t.task_id, `#/task/${t.task_id}`)}</td>
       <td>${esc(t.id)}</td><td>${stateBadge(t.state)}</td><td>${esc(t.queue)}</td><td>${esc(t.kind)}</td>
       <td class="num">${t.attempt}</td><td>${esc(t.worker)}</td><td>${fmtTime(t.created_ms)}</td>
       <td>${esc((t.error || "").slice(0, 80))}</td></tr>`).join("")}</tbody></table>
@@ -267,7 +294,7 @@ async function taskPage(first, params, id) {
     api(`/api/v1/tasks/${id}/events`).catch(() => ({ events: [] }))]);
   const canRetry = t.state === "failed" || t.state === "revoked";
   const canRevoke = !["succeeded", "failed", "revoked"].includes(t.state);
-  $("#view").innerHTML = `<h1>Task <code>${esc(t.task_id)}</code> ${stateBadge(t.state)}</h1>
+  $("#view").innerHTML = `<h1>Task ${idCell(t.task_id, `#/task/${t.task_id}`)} ${stateBadge(t.state)}</h1>
     <p>${canRetry ? `<button class="primary" id="retry">Retry</button>` : ""}
        ${canRevoke ? `<button class="danger" id="revoke">Revoke</button>` : ""}</p>
     <div class="grid2">
@@ -276,7 +303,7 @@ async function taskPage(first, params, id) {
         <tr><td>queue / kind</td><td>${esc(t.queue)} / ${esc(t.kind)}</td></tr>
         <tr><td>attempts</td><td id="attempts">${t.attempt}</td></tr>
         <tr><td>worker</td><td>${esc(t.worker)}</td></tr>
-        <tr><td>group</td><td>${t.group_id ? `<a href="#/group/${t.group_id}">${esc(t.group_id)}</a>` : ""}</td></tr>
+        <tr><td>group</td><td>${t.group_id ? idCell(t.group_id, `#/group/${t.group_id}`) : ""}</td></tr>
         <tr><td>created</td><td>${fmtTime(t.created_ms)}</td></tr>
         <tr><td>started</td><td>${fmtTime(t.started_ms)}</td></tr>
         <tr><td>finished</td><td>${fmtTime(t.finished_ms)}</td></tr>
@@ -312,30 +339,67 @@ async function groups() {
     <table id="group-list"><thead><tr><th>group</th><th>progress</th><th class="num">%</th><th class="num">total</th>
       <th class="num">succeeded</th><th class="num">failed</th><th class="num">running</th><th class="num">parallel</th>
       <th>created</th></tr></thead><tbody>
-    ${reply.groups.map((g) => `<tr data-group="${g.group_id}"><td><a href="#/group/${g.group_id}"><code>${g.group_id.slice(0, 13)}…</code></a></td>
+    ${reply.groups.map((g) => `<tr data-group="${g.group_id}"><td class="idcol">${idCell(g.group_id, `#/group/${g.group_id}`)}</td>
       <td>${progressBar(g)}</td><td class="num progress">${g.progress.toFixed(1)}</td><td class="num">${g.total}</td>
       <td class="num">${g.successful}</td><td class="num">${g.failed}</td><td class="num">${g.running}</td>
       <td class="num">${g.parallel || ""}</td><td>${fmtTime(g.created_ms)}</td></tr>`).join("")}</tbody></table>
     ${reply.groups.length ? "" : `<p class="muted">No group yet.</p>`}`;
 }
 
+// What people wait for: a group's pace, measured over the last minute of this page's samples
+// (else since the group was created), and the time left at that pace.
+const groupPace = new Map();  // group id -> [[ms, completed], ...]
+const fmtDuration = (s) => {
+  if (!Number.isFinite(s) || s < 0) return "–";
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.floor(s % 60)).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+};
+
+function groupProgress(g) {
+  const now = Date.now();
+  const samples = groupPace.get(g.group_id) || [];
+  samples.push([now, g.completed]);
+  while (samples.length > 2 && samples[0][0] < now - 60000) samples.shift();
+  groupPace.set(g.group_id, samples);
+  const end = g.ready && g.finished_ms ? g.finished_ms : now;
+  const elapsed = g.created_ms ? Math.max(0, (end - g.created_ms) / 1000) : NaN;
+  const [t0, c0] = samples[0];
+  const windowS = (now - t0) / 1000;
+  let rate = windowS >= 2 ? (g.completed - c0) / windowS : NaN;
+  if (!Number.isFinite(rate) || (rate === 0 && g.completed > 0 && windowS < 10)) rate = elapsed > 0 ? g.completed / elapsed : NaN;
+  const left = rate > 0 ? (g.total - g.completed) / rate : NaN;
+  return { elapsed, rate, left };
+}
+
 async function groupPage(first, params, id) {
   const g = await api(`/api/v1/groups/${id}?limit=200`);
-  $("#view").innerHTML = `<h1>Group <code>${esc(g.group_id)}</code></h1>
+  const p = groupProgress(g);
+  const failures = g.failed + g.revoked;
+  const summary = g.ready
+    ? `<p id="group-summary" class="summary ${failures ? "bad" : "good"}">Finished: ${g.total} task(s) in ${fmtDuration(p.elapsed)} —
+        ${g.successful} succeeded, ${g.failed} failed, ${g.revoked} revoked${p.elapsed > 0 ? `; ${(g.total / p.elapsed).toFixed(1)} tasks/s on average` : ""}.</p>`
+    : "";
+  const cards = [["group-progress", `${g.progress.toFixed(1)}%`, "progress"], ["", g.total, "total"],
+    ["", g.successful, "succeeded"], ["group-failures", failures, "failed or revoked"], ["", g.running, "running"],
+    ["group-rate", Number.isFinite(p.rate) ? `${p.rate.toFixed(1)}/s` : "–", "rate"],
+    ["group-elapsed", fmtDuration(p.elapsed), "elapsed"],
+    ["group-left", g.ready ? "done" : fmtDuration(p.left), "time left"]];
+  const exportUrl = (format) => `/api/v1/groups/${encodeURIComponent(g.group_id)}/export?format=${format}`;
+  $("#view").innerHTML = `<h1>Group ${idCell(g.group_id, `#/group/${g.group_id}`)}</h1>
     <div class="cards">
-      <div class="card"><div class="n" id="group-progress">${g.progress.toFixed(1)}%</div><div class="l">progress</div></div>
-      <div class="card"><div class="n">${g.total}</div><div class="l">total</div></div>
-      <div class="card"><div class="n">${g.successful}</div><div class="l">succeeded</div></div>
-      <div class="card"><div class="n">${g.failed}</div><div class="l">failed</div></div>
-      <div class="card"><div class="n">${g.running}</div><div class="l">running</div></div>
-      <div class="card"><div class="n">${g.ready ? "yes" : "no"}</div><div class="l">ready</div></div>
+      ${cards.map(([cid, n, l]) => `<div class="card"><div class="n" ${cid ? `id="${cid}"` : ""}>${n}</div><div class="l">${l}</div></div>`).join("")}
     </div>
     <p>${progressBar(g)}</p>
-    <table><thead><tr><th>task</th><th>caller id</th><th>state</th><th class="num">attempt</th><th>error</th></tr></thead><tbody>
-    ${g.tasks.map((t) => `<tr><td><a href="#/task/${t.task_id}"><code>${t.task_id.slice(0, 13)}…</code></a></td><td>${esc(t.id)}</td>
+    ${summary}
+    <p class="downloads">Download all ${g.total} results:
+      <a class="button" id="export-jsonl" href="${exportUrl("jsonl")}" download>JSON lines</a>
+      <a class="button" id="export-csv" href="${exportUrl("csv")}" download>CSV</a></p>
+    <table id="group-tasks"><thead><tr><th>task</th><th>caller id</th><th>state</th><th class="num">attempt</th><th>error</th></tr></thead><tbody>
+    ${g.tasks.map((t) => `<tr data-task="${esc(t.task_id)}"><td class="idcol">${idCell(t.task_id, `#/task/${t.task_id}`)}</td><td>${esc(t.id)}</td>
       <td>${stateBadge(t.state)}</td><td class="num">${t.attempt}</td><td>${esc((t.error || "").slice(0, 100))}</td></tr>`).join("")}
     </tbody></table>
-    ${g.results_truncated ? `<p class="muted">The first ${g.tasks.length} tasks; <a href="#/tasks?group=${g.group_id}">search them all</a>.</p>` : ""}`;
+    ${g.results_truncated ? `<p class="muted">The first ${g.tasks.length} tasks; <a href="#/tasks?group=${g.group_id}">search them all</a> or download them above.</p>` : ""}`;
 }
 
 // --- dead letters -------------------------------------------------------------------------------
@@ -346,13 +410,13 @@ async function dead() {
     <p><button class="primary" id="retry-all" ${reply.total ? "" : "disabled"}>Retry all</button></p>
     <table id="dead-list"><thead><tr><th>task</th><th>caller id</th><th>queue</th><th>kind</th><th class="num">attempts</th>
       <th>error</th><th>finished</th><th></th></tr></thead><tbody>
-    ${reply.tasks.map((t) => `<tr><td><a href="#/task/${t.id}"><code>${t.id.slice(0, 13)}…</code></a></td><td>${esc(t.ref)}</td>
+    ${reply.tasks.map((t) => `<tr data-task="${esc(t.id)}"><td class="idcol">${idCell(t.id, `#/task/${t.id}`)}</td><td>${esc(t.ref)}</td>
       <td>${esc(t.queue)}</td><td>${esc(t.kind)}</td><td class="num">${t.attempt}</td><td>${esc((t.error || "").slice(0, 120))}</td>
-      <td>${fmtTime(t.finished_ms)}</td><td><button data-id="${t.id}">Retry</button></td></tr>`).join("")}</tbody></table>`;
+      <td>${fmtTime(t.finished_ms)}</td><td><button data-id="${esc(t.id)}">Retry</button></td></tr>`).join("")}</tbody></table>`;
   $("#retry-all").addEventListener("click", async () => {
     try { const r = await post("/api/v1/dead/retry", {}); toast(`${r.retried} task(s) queued again`); live.dirty = true; } catch (e) { toast(e.message); }
   });
-  for (const b of document.querySelectorAll("#dead-list button")) {
+  for (const b of document.querySelectorAll("#dead-list button[data-id]")) {
     b.addEventListener("click", async () => {
       try { await post(`/api/v1/tasks/${b.dataset.id}/retry`); toast("queued again"); live.dirty = true; } catch (e) { toast(e.message); }
     });
