@@ -442,6 +442,24 @@ Result<std::vector<TaskStatus>> StatusDb::group_tasks(const Id& id, size_t offse
   return out;
 }
 
+Result<std::vector<TaskStatus>> StatusDb::group_tasks_after(const Id& id, uint64_t* after_seq, size_t limit) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, group_tasks_);
+  if (!c) return c.status();
+  std::vector<TaskStatus> out;
+  if (*after_seq == UINT64_MAX) return out;
+  const std::string prefix(id.bytes());
+  for (bool ok = c->seek(prefix + lmdb::be64(*after_seq + 1)); ok && out.size() < limit; ok = c->next()) {
+    if (c->key().size() != Id::kSize + 8 || c->key().substr(0, Id::kSize) != prefix) break;
+    *after_seq = lmdb::from_be64(c->key().substr(Id::kSize));
+    auto t = read<TaskStatus>(*txn, tasks_, c->value());
+    if (!t) return t.status();
+    if (t->has_value()) out.push_back(std::move(**t));
+  }
+  return out;
+}
+
 Result<std::vector<TaskStatus>> StatusDb::list_tasks(const TaskFilter& f, bool* scanned_all) {
   auto txn = lmdb::Txn::begin(env_, true);
   if (!txn) return txn.status();

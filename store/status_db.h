@@ -143,6 +143,11 @@ class StatusDb {
   Result<std::optional<GroupStatus>> group(const Id& id);
   // A group's tasks in submission order, from `offset`, at most `limit`.
   Result<std::vector<TaskStatus>> group_tasks(const Id& id, size_t offset, size_t limit);
+  // A page of a group's tasks in submission order: those whose submission seq is above
+  // *after_seq, at most `limit`, read in one short read transaction; *after_seq is moved to
+  // the last one listed. Walking a group of any size this way costs one page of memory and no
+  // rescan (the exports of store/export_routes.cc).
+  Result<std::vector<TaskStatus>> group_tasks_after(const Id& id, uint64_t* after_seq, size_t limit);
   Result<Counters> counters();
   // Newest first; `scanned_all` is false when max_scan stopped the search early.
   Result<std::vector<TaskStatus>> list_tasks(const TaskFilter& filter, bool* scanned_all);
