@@ -106,8 +106,8 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
     if (!c) return send_error(res, c.status());
     json queues = json::object();
     for (const auto& [name, q] : c->queues)
-      queues[name] = {{"received", q.received}, {"succeeded", q.succeeded}, {"failed", q.failed},
-                      {"retried", q.retried}, {"revoked", q.revoked}};
+      queues[name] = {{"received", q.received}, {"started", q.started}, {"succeeded", q.succeeded},
+                      {"failed", q.failed}, {"retried", q.retried}, {"revoked", q.revoked}};
     json buckets = json::array();
     for (size_t i = 0; i < c->runtime_buckets.size(); ++i)
       buckets.push_back({{"le_ms", i < std::size(kRuntimeBucketsMs) ? json(kRuntimeBucketsMs[i]) : json("+Inf")},

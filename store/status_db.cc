@@ -3,6 +3,18 @@
 #include "common/log.h"
 
 namespace zb::store {
+
+void Counters::normalize() {
+  constexpr size_t runtime = std::size(kRuntimeBucketsMs) + 1;
+  if (runtime_buckets.size() == kRuntimeBucketsBefore + 1) {  // the +Inf count of the shorter table
+    const uint64_t beyond = runtime_buckets.back();
+    runtime_buckets.back() = 0;
+    runtime_buckets.resize(runtime);
+    runtime_buckets.back() = beyond;
+  }
+  runtime_buckets.resize(runtime);
+  wait_buckets.resize(std::size(kWaitBucketsMs) + 1);
+}
 namespace {
 
 // An event this store cannot make sense of: skipped and counted, never fatal.
@@ -128,7 +140,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   auto counts = read<Counters>(*txn, meta_, "counts");
   if (!counts) return counts.status();
   Counters c = counts->value_or(Counters{});
-  c.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
+  c.normalize();
   uint64_t applied = applied_;
   bool any = false;
   size_t count = 0;
@@ -297,8 +309,12 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       t.started_ms = ev.ts_ms;
       ++c.started;
       if (ev.attempt == 1 && t.created_ms && ev.ts_ms >= t.created_ms) {
-        c.wait_sum_us += (ev.ts_ms - t.created_ms) * 1000;
+        const uint64_t wait_ms = ev.ts_ms - t.created_ms;
+        c.wait_sum_us += wait_ms * 1000;
         ++c.waits;
+        size_t b = 0;
+        while (b < std::size(kWaitBucketsMs) && static_cast<double>(wait_ms) > kWaitBucketsMs[b]) ++b;
+        ++c.wait_buckets[b];
       }
       break;
     case EventType::kTaskRetried:
@@ -335,14 +351,16 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
   TimelineEntry entry{ev.seq, ev.ts_ms, ev.type, ev.state, ev.attempt, ev.worker, ev.error};
   if (Status s = txn.put(timeline_, std::string(ev.task.bytes()) + lmdb::be64(ev.seq), pack(entry)); !s) return s;
-  QueueCounts& q = c.queues[t.queue.empty() ? ev.queue : t.queue];
-  switch (ev.type) {
-    case EventType::kTaskReceived: ++q.received; break;
-    case EventType::kTaskSucceeded: ++q.succeeded; break;
-    case EventType::kTaskFailed: ++q.failed; break;
-    case EventType::kTaskRevoked: ++q.revoked; break;
-    case EventType::kTaskRetried: ++q.retried; break;
-    default: break;
+  for (QueueCounts* q : {&c.queues[t.queue.empty() ? ev.queue : t.queue], &c.kinds[t.kind.empty() ? ev.kind : t.kind]}) {
+    switch (ev.type) {
+      case EventType::kTaskReceived: ++q->received; break;
+      case EventType::kTaskStarted: ++q->started; break;
+      case EventType::kTaskSucceeded: ++q->succeeded; break;
+      case EventType::kTaskFailed: ++q->failed; break;
+      case EventType::kTaskRevoked: ++q->revoked; break;
+      case EventType::kTaskRetried: ++q->retried; break;
+      default: break;
+    }
   }
   if (is_terminal(t.state) && t.finished_ms == ev.ts_ms)
     if (Status s = put_expiry(txn, t.finished_ms, 0, t.id); !s) return s;
@@ -552,7 +570,7 @@ Result<Counters> StatusDb::counters() {
   auto c = read<Counters>(*txn, meta_, "counts");
   if (!c) return c.status();
   Counters out = c->value_or(Counters{});
-  out.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
+  out.normalize();
   return out;
 }
 

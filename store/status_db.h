@@ -58,9 +58,10 @@ struct TaskStatus {
 // (without the chunk bitmap).
 using GroupStatus = proto::GroupRecord;
 
+// Outcomes of one queue's (or one kind's) tasks, by life-cycle event.
 struct QueueCounts {
-  uint64_t received = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0;
-  MSGPACK_DEFINE(received, succeeded, failed, retried, revoked);
+  uint64_t received = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0, started = 0;
+  MSGPACK_DEFINE(received, succeeded, failed, retried, revoked, started);
 };
 
 // Totals for /metrics and the dashboard.
@@ -74,8 +75,14 @@ struct Counters {
   uint64_t wait_sum_us = 0, waits = 0;
   // Events skipped as undecodable (see StatusDb::apply).
   uint64_t skipped = 0;
+  // The same outcomes by task kind.
+  std::map<std::string, QueueCounts> kinds;
+  // Queue wait histogram of first attempts: bucket i counts waits <= kWaitBucketsMs[i].
+  std::vector<uint64_t> wait_buckets;
   MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us, queues,
-                 wait_sum_us, waits, skipped);
+                 wait_sum_us, waits, skipped, kinds, wait_buckets);
+  // Sizes the histograms to the bucket tables, as stored by any earlier version.
+  void normalize();
 };
 
 // One event of a task's history.
@@ -100,7 +107,14 @@ struct TaskFilter {
   size_t limit = 50;
   size_t max_scan = 200000;             // records examined at most per call
 };
-inline constexpr double kRuntimeBucketsMs[] = {0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000};
+// Histogram buckets (ms), from sub-millisecond built-ins to tasks of hours. The runtime table
+// once ended at 300000; Counters::normalize() moves the +Inf count of such a record to the
+// new +Inf bucket (its tasks ran longer than 5 min, how much longer it does not know).
+inline constexpr double kRuntimeBucketsMs[] = {0.1,  0.5,   1,     5,      10,     50,      100,     500,
+                                               1000, 5000,  30000, 300000, 900000, 1800000, 3600000, 7200000};
+inline constexpr size_t kRuntimeBucketsBefore = 12;  // the table's size before it reached hours
+inline constexpr double kWaitBucketsMs[] = {1,    5,     10,    50,     100,    500,     1000,    5000,
+                                            10000, 30000, 60000, 300000, 900000, 1800000, 3600000, 7200000};
 
 class StatusDb {
  public:

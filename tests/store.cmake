@@ -49,3 +49,7 @@ set_tests_properties(dashboard_read_only_test PROPERTIES TIMEOUT 300 DEPENDS das
 # asks the router).
 zbatch_add_test(store_test SOURCES store_test.cc
                 LIBS zbatch_store zbatch_client zbatch_common PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
+# What operators watch with: the group export, /metrics through promtool (Debian's prometheus),
+# the Grafana dashboard's queries against the live families, 256 concurrent event streams.
+add_test(NAME observe_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/observe_test.py $<TARGET_FILE:zbatch>)
+set_tests_properties(observe_test PROPERTIES TIMEOUT 300)
