@@ -31,6 +31,7 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/ping", Role::kRead},
     {"GET", "/api/v1/inspect/([^/]+)", Role::kRead},
     {"GET", "/api/v1/stats", Role::kRead},
+    {"GET", "/api/v1/series", Role::kRead},
     {"GET", "/api/v1/events", Role::kRead, /*streams=*/true},
     {"GET", "/metrics", Role::kRead},
     // Submitting.

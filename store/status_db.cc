@@ -99,7 +99,8 @@ Result<StatusDb> StatusDb::open(const std::string& dir, const lmdb::EnvOptions& 
   for (auto [name, dbi] : {std::pair{"tasks", &db.tasks_}, {"group_tasks", &db.group_tasks_},
                            {"groups", &db.groups_}, {"meta", &db.meta_},
                            {"expiry", &db.expiry_}, {"timeline", &db.timeline_},
-                           {"group_times", &db.group_times_}, {"stream_log", &db.stream_log_}}) {
+                           {"group_times", &db.group_times_}, {"stream_log", &db.stream_log_},
+                           {"series", &db.series_}}) {
     auto d = txn->open_db(name, MDB_CREATE);
     if (!d) return d.status();
     *dbi = *d;
@@ -141,6 +142,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   if (!counts) return counts.status();
   Counters c = counts->value_or(Counters{});
   c.normalize();
+  series_batch_ = SeriesBatch();
   uint64_t applied = applied_;
   bool any = false;
   size_t count = 0;
@@ -166,6 +168,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   if (!any) return Status::ok();
   // Deletes a little more than it adds, so a log that was once longer shrinks back.
   if (Status s = trim_stream_log(*txn, applied, 2 * count + 64); !s) return fail(s);
+  if (Status s = series_batch_.merge(*txn, series_, 2 * count + 64); !s) return fail(s);
   for (const auto& [id, group] : groups)
     if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return fail(s);
   if (Status s = txn->put(meta_, "counts", pack(c)); !s) return fail(s);
@@ -315,6 +318,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
         size_t b = 0;
         while (b < std::size(kWaitBucketsMs) && static_cast<double>(wait_ms) > kWaitBucketsMs[b]) ++b;
         ++c.wait_buckets[b];
+        series_batch_.wait(ev.ts_ms, static_cast<double>(wait_ms));
       }
       break;
     case EventType::kTaskRetried:
@@ -338,6 +342,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
         while (b < std::size(kRuntimeBucketsMs) && ms > kRuntimeBucketsMs[b]) ++b;
         ++c.runtime_buckets[b];
         c.runtime_sum_us += t.runtime_us;
+        series_batch_.run(ev.ts_ms, ms);
       }
       if (ev.type == EventType::kTaskSucceeded) ++c.succeeded;
       else if (ev.type == EventType::kTaskFailed) ++c.failed;
@@ -351,7 +356,17 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
   TimelineEntry entry{ev.seq, ev.ts_ms, ev.type, ev.state, ev.attempt, ev.worker, ev.error};
   if (Status s = txn.put(timeline_, std::string(ev.task.bytes()) + lmdb::be64(ev.seq), pack(entry)); !s) return s;
-  for (QueueCounts* q : {&c.queues[t.queue.empty() ? ev.queue : t.queue], &c.kinds[t.kind.empty() ? ev.kind : t.kind]}) {
+  const std::string& queue = t.queue.empty() ? ev.queue : t.queue;
+  switch (ev.type) {
+    case EventType::kTaskReceived: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kReceived); break;
+    case EventType::kTaskStarted: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kStarted); break;
+    case EventType::kTaskSucceeded: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kSucceeded); break;
+    case EventType::kTaskFailed: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kFailed); break;
+    case EventType::kTaskRevoked: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kRevoked); break;
+    case EventType::kTaskRetried: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kRetried); break;
+    default: break;
+  }
+  for (QueueCounts* q : {&c.queues[queue], &c.kinds[t.kind.empty() ? ev.kind : t.kind]}) {
     switch (ev.type) {
       case EventType::kTaskReceived: ++q->received; break;
       case EventType::kTaskStarted: ++q->started; break;
@@ -562,6 +577,12 @@ Result<std::vector<GroupStatus>> StatusDb::list_groups(size_t limit, bool runnin
     out.push_back(std::move(**g));
   }
   return out;
+}
+
+Result<SeriesRange> StatusDb::series(uint64_t from_s, uint64_t until_s, uint64_t step_s) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  return read_series(*txn, series_, from_s, until_s, step_s);
 }
 
 Result<Counters> StatusDb::counters() {

@@ -15,6 +15,7 @@
 //                its record's)
 //   stream_log   seq (8 B BE) → msgpack StreamEntry: the last stream_retention() events as
 //                /api/v1/events sends them, for streams behind the in-memory ring
+//   series       unix second (8 B BE) → msgpack SeriesPoint: per-second history (store/series.h)
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
 //                "counts" → msgpack Counters
 // Every event is applied in the same transaction that advances "applied", so a store killed
@@ -30,6 +31,7 @@
 
 #include "common/lmdb.h"
 #include "common/protocol.h"
+#include "store/series.h"
 #include "store/sse.h"
 
 namespace zb::store {
@@ -169,6 +171,8 @@ class StatusDb {
   // Groups newest first (created before `before_ms`, 0 = now), at most `limit`; running_only
   // skips finished ones.
   Result<std::vector<GroupStatus>> list_groups(size_t limit, bool running_only, uint64_t before_ms);
+  // The per-second history between two unix seconds (store/series.h). Thread-safe.
+  Result<SeriesRange> series(uint64_t from_s, uint64_t until_s, uint64_t step_s);
 
  private:
   explicit StatusDb(lmdb::Env env) : env_(std::move(env)) {}
@@ -185,7 +189,8 @@ class StatusDb {
 
   lmdb::Env env_;
   lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0,
-             stream_log_ = 0;
+             stream_log_ = 0, series_ = 0;
+  SeriesBatch series_batch_;  // the events of the apply() under way, by second
   uint64_t stream_retention_ = 200000;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref

@@ -111,6 +111,7 @@ function connectEvents() {
           const w = live.workersSeen.get(ev.worker) || { name: ev.worker };
           w.online = type === "worker-online";
           w.changed_ms = ev.ts_ms;
+          if (w.online) flaps.set(ev.worker, [...(flaps.get(ev.worker) || []), Date.now()].slice(-20));
           live.workersSeen.set(ev.worker, w);
         } catch { /* a malformed frame changes nothing */ }
       }
@@ -131,59 +132,132 @@ setInterval(() => {
 }, 250);
 
 // --- overview -----------------------------------------------------------------------------------
-const chartData = { points: [], prev: null, charts: null };
-const WINDOW_S = 300;
+// The charts read the store's per-second history (/api/v1/series, kept 24 h in its LMDB): what
+// they show does not depend on when the page was opened, and survives a store restart.
+const WINDOWS = { "5m": { label: "5 minutes", s: 300, step: 1 }, "1h": { label: "hour", s: 3600, step: 10 },
+  "24h": { label: "24 hours", s: 86400, step: 60 } };
+const chartData = { charts: null, window: null };
+const flaps = new Map();  // worker -> times it came online while this page was open
 
-function sample(stats) {
-  const t = stats.now_ms / 1000;
-  const p = chartData.prev;
-  chartData.prev = stats;
-  if (!p) return;
-  const dt = (stats.now_ms - p.now_ms) / 1000;
-  if (dt <= 0) return;
-  const finished = (x) => x.succeeded + x.failed + x.revoked;
-  const done = finished(stats) - finished(p);
-  const runtime = done > 0 ? (stats.runtime_sum_us - p.runtime_sum_us) / done / 1000 : null;
-  const waits = stats.waits - p.waits;
-  const wait = waits > 0 ? (stats.wait_sum_us - p.wait_sum_us) / waits / 1000 : null;
-  chartData.points.push([t, (stats.received - p.received) / dt, done / dt, runtime, wait]);
-  while (chartData.points.length && chartData.points[0][0] < t - WINDOW_S) chartData.points.shift();
-  const rates = {};
-  for (const [name, q] of Object.entries(stats.queues)) {
-    const old = p.queues[name] || { received: 0, succeeded: 0, failed: 0, revoked: 0 };
-    rates[name] = { in: (q.received - old.received) / dt, out: (finished(q) - finished(old)) / dt };
-  }
-  chartData.rates = rates;
+// Axis labels that fit: 12,500 → "12.5k", 1,000,000 → "1M"; durations in ms → "250 ms", "1.5 s", "20 min".
+const fmtNum = (v) => {
+  if (v === null || v === undefined) return "";
+  const a = Math.abs(v);
+  const trim = (x) => String(+x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0));
+  if (a >= 1e9) return trim(v / 1e9) + "G";
+  if (a >= 1e6) return trim(v / 1e6) + "M";
+  if (a >= 1e3) return trim(v / 1e3) + "k";
+  return trim(v);
+};
+const fmtMs = (v) => {
+  if (v === null || v === undefined) return "";
+  if (v < 1) return `${+v.toFixed(2)} ms`;
+  if (v < 1000) return `${+v.toFixed(v < 10 ? 1 : 0)} ms`;
+  if (v < 60000) return `${+(v / 1000).toFixed(1)} s`;
+  if (v < 3600000) return `${+(v / 60000).toFixed(1)} min`;
+  return `${+(v / 3600000).toFixed(1)} h`;
+};
+// uPlot sizes an axis once from its `size`; this one grows with the longest label.
+const axisSize = (self, values) => {
+  const longest = Math.max(3, ...(values || []).map((v) => String(v).length));
+  return 18 + longest * 7;
+};
+
+function seriesColumns(series) {
+  const t = series.t_ms.map((ms) => ms / 1000);
+  const per = series.step_s;
+  const finished = series.succeeded.map((n, i) => n + series.failed[i] + series.revoked[i]);
+  return {
+    rate: [t, series.received.map((n) => n / per), finished.map((n) => n / per), series.failed.map((n) => n / per)],
+    latency: [t, series.wait_ms.p50, series.wait_ms.p95, series.run_ms.p50, series.run_ms.p95],
+  };
 }
 
-function drawCharts() {
-  const pts = chartData.points;
-  const data = [pts.map((p) => p[0]), pts.map((p) => p[1]), pts.map((p) => p[2]), pts.map((p) => p[3]),
-    pts.map((p) => p[4])];
+function drawCharts(series) {
+  const cols = seriesColumns(series);
   const width = Math.max(300, ($("#chart-rate")?.clientWidth || 600) - 16);
   if (!chartData.charts || !document.body.contains(chartData.charts[0].root)) {
     if (typeof uPlot === "undefined") return;
+    const latencyRange = (u, min, max) => [Math.max(0.1, min ?? 0.1), Math.max(1, max ?? 1)];
     chartData.charts = [
-      new uPlot({ width, height: 220, title: "Tasks per second", scales: { x: { time: true } },
-        series: [{}, { label: "received", stroke: "#2f6fde" }, { label: "finished", stroke: "#1f9d55" }] },
-      [data[0], data[1], data[2]], $("#chart-rate")),
-      new uPlot({ width, height: 220, title: "Latency (ms, mean)", scales: { x: { time: true } },
-        series: [{}, { label: "queue wait", stroke: "#7a4fd6" }, { label: "run time", stroke: "#c98a0b" }] },
-      [data[0], data[4], data[3]], $("#chart-latency")),
+      new uPlot({ width, height: 240, title: "Tasks per second", scales: { x: { time: true } },
+        axes: [{}, { values: (u, vals) => vals.map(fmtNum), size: axisSize }],
+        series: [{}, { label: "received", stroke: "#2f6fde", value: (u, v) => fmtNum(v) },
+          { label: "finished", stroke: "#1f9d55", value: (u, v) => fmtNum(v) },
+          { label: "failed", stroke: "#d64545", value: (u, v) => fmtNum(v) }] },
+      cols.rate, $("#chart-rate")),
+      new uPlot({ width, height: 240, title: "Latency (percentiles, log scale)",
+        scales: { x: { time: true }, y: { distr: 3, range: latencyRange } },
+        axes: [{}, { values: (u, vals) => vals.map(fmtMs), size: axisSize }],
+        series: [{}, { label: "wait p50", stroke: "#7a4fd6", value: (u, v) => fmtMs(v) },
+          { label: "wait p95", stroke: "#b9a3ea", value: (u, v) => fmtMs(v) },
+          { label: "run p50", stroke: "#c98a0b", value: (u, v) => fmtMs(v) },
+          { label: "run p95", stroke: "#e7c57a", value: (u, v) => fmtMs(v) }] },
+      cols.latency, $("#chart-latency")),
     ];
   } else {
-    chartData.charts[0].setData([data[0], data[1], data[2]]);
-    chartData.charts[1].setData([data[0], data[4], data[3]]);
+    chartData.charts[0].setData(cols.rate);
+    chartData.charts[1].setData(cols.latency);
   }
 }
 
-async function overview(first) {
-  const [stats, queues, workers] = await Promise.all([api("/api/v1/stats"), api("/api/v1/queues"), api("/api/v1/workers")]);
-  sample(stats);
-  const rates = chartData.rates || {};
+// Each queue's tasks in and out per second over the last 10 whole seconds.
+function queueRates(recent) {
+  const rates = {};
+  const n = recent.t_ms.length;
+  const from = Math.max(0, n - 11), to = n - 1;  // the last entry is the second under way
+  const secs = Math.max(1, to - from);
+  for (const [name, q] of Object.entries(recent.queues)) {
+    let inn = 0, out = 0;
+    for (let i = from; i < to; i++) { inn += q.received[i]; out += q.succeeded[i] + q.failed[i] + q.revoked[i]; }
+    rates[name] = { in: inn / secs, out: out / secs };
+  }
+  return rates;
+}
+
+async function readiness() {
+  try {
+    const res = await fetch("/readyz", { credentials: "same-origin" });
+    return await res.json();
+  } catch { return null; }
+}
+
+// What needs someone's attention now; each alert says what to look at.
+function alerts({ queues, workers, recentFailed, dead, ready }) {
+  const out = [];
+  if (recentFailed > 0)
+    out.push(["dead-letters", `${recentFailed} task(s) failed for good in the last 5 minutes (${dead} dead letters in all)`, "#/dead"]);
+  for (const q of queues) {
+    const served = workers.some((w) => (w.queues || []).includes(q.name));
+    if (!served && q.depth + q.scheduled > 0)
+      out.push([`unserved-${q.name}`, `queue ${q.name} has ${q.depth + q.scheduled} task(s) waiting and no live worker serving it`, `#/tasks?queue=${encodeURIComponent(q.name)}`]);
+  }
+  const now = Date.now();
+  for (const [name, times] of flaps) {
+    const recent = times.filter((t) => t > now - 600000);
+    if (recent.length >= 3) out.push([`flapping-${name}`, `worker ${name} came online ${recent.length} times in 10 minutes (flapping)`, "#/workers"]);
+  }
+  if (ready && (!ready.ready || ready.router_head_seq - ready.applied_seq > 1000))
+    out.push(["store-lag", `the store is ${Math.max(0, ready.router_head_seq - ready.applied_seq)} event(s) behind the router${ready.ready ? "" : " and not caught up"}`, "#/"]);
+  return out;
+}
+
+async function overview(first, params) {
+  const win = WINDOWS[params.get("window")] ? params.get("window") : "5m";
+  const w = WINDOWS[win];
+  const now = Date.now();
+  const [stats, queues, workers, series, recent, dead, ready] = await Promise.all([api("/api/v1/stats"), api("/api/v1/queues"),
+    api("/api/v1/workers"), api(`/api/v1/series?since=${now - w.s * 1000}&until=${now}&step=${w.step}`),
+    win === "5m" ? null : api(`/api/v1/series?since=${now - 12000}&until=${now}&step=1`),
+    api("/api/v1/dead?limit=1"), readiness()]);
+  const rates = queueRates(recent || series);
+  const lastFive = recent ? await api(`/api/v1/series?since=${now - 300000}&until=${now}&step=60`) : series;
+  const recentFailed = lastFive.failed.reduce((a, b) => a + b, 0);
   const running = queues.reduce((n, q) => n + q.running, 0);
   const depth = queues.reduce((n, q) => n + q.depth, 0);
+  const warn = alerts({ queues, workers, recentFailed, dead: dead.total, ready });
   const html = `<h1>Overview</h1>
+    <div id="alerts">${warn.map(([key, text, href]) => `<div class="alert" data-alert="${esc(key)}"><a href="${href}">${esc(text)}</a></div>`).join("")}</div>
     <div class="cards">
       ${[["received", stats.received], ["succeeded", stats.succeeded], ["failed", stats.failed], ["retried", stats.retried],
         ["revoked", stats.revoked], ["queued now", depth], ["running now", running], ["workers online", workers.length]]
@@ -198,22 +272,23 @@ async function overview(first) {
         const c = stats.queues[q.name] || { succeeded: 0, failed: 0 };
         return `<tr data-queue="${esc(q.name)}"><td><a href="#/tasks?queue=${encodeURIComponent(q.name)}">${esc(q.name)}</a></td>
           <td class="num">${q.priority}</td><td class="num">${q.depth}</td><td class="num">${q.scheduled}</td>
-          <td class="num">${q.running}</td><td class="num">${r.in.toFixed(1)}</td><td class="num">${r.out.toFixed(1)}</td>
+          <td class="num">${q.running}</td><td class="num in-rate">${r.in.toFixed(1)}</td><td class="num">${r.out.toFixed(1)}</td>
           <td class="num">${c.succeeded}</td><td class="num">${c.failed}</td></tr>`;
       }).join("")}</tbody></table>
-    <h2>Last ${WINDOW_S / 60} minutes</h2>
+    <h2>Last <span id="window-label">${w.label}</span>
+      <span class="windows">${Object.entries(WINDOWS).map(([k, v]) => `<a href="#/?window=${k}" class="${k === win ? "active" : ""}" data-window="${k}">${v.label}</a>`).join("")}</span></h2>
     <div class="charts"><div class="chart" id="chart-rate"></div><div class="chart" id="chart-latency"></div></div>`;
-  if (first || !$("#queues")) {
+  if (first || !$("#queues") || chartData.window !== win) {
     chartData.charts = null;
+    chartData.window = win;
     $("#view").innerHTML = html;
   } else {
     // Keep the charts' elements; replace the rest.
     const tmp = document.createElement("div");
     tmp.innerHTML = html;
-    $(".cards").replaceWith($(".cards", tmp));
-    $("#queues").replaceWith($("#queues", tmp));
+    for (const sel of ["#alerts", ".cards", "#queues"]) $(sel).replaceWith($(sel, tmp));
   }
-  drawCharts();
+  drawCharts(series);
 }
 
 // --- workers ------------------------------------------------------------------------------------

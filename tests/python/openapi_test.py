@@ -601,6 +601,10 @@ class OpenApiRoutes(unittest.TestCase):
         api.call("POST", "/api/v1/purge", body={"queue": 5}, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/purge", body={"queue": "default", "all": True}, expect=400, schema_refuses=True)
         api.call("GET", "/api/v1/stats", expect=200)
+        hist = api.call("GET", "/api/v1/series", expect=200).json()
+        self.assertEqual(len(hist["t_ms"]), len(hist["received"]))
+        api.call("GET", "/api/v1/series", params={"since": 2000, "until": 1000}, expect=400)
+        api.call("GET", "/api/v1/series", params={"step": "x"}, expect=400)
 
     def events(self, api):
         # The whole log from the start: every event's data matches the document.
