@@ -165,7 +165,8 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
 
   server.Get("/api/v1/series", [&db](const httplib::Request& req, httplib::Response& res) { send_series(db, req, res); });
 
-  // GET /api/v1/stats: the store's totals (all and per queue) and its runtime histogram.
+  // GET /api/v1/stats: the store's totals (all, per queue, per worker name over all its sessions)
+  // and its runtime histogram.
   server.Get("/api/v1/stats", [&db](const httplib::Request&, httplib::Response& res) {
     auto c = db.counters();
     if (!c) return send_error(res, c.status());
@@ -173,6 +174,15 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
     for (const auto& [name, q] : c->queues)
       queues[name] = {{"received", q.received}, {"started", q.started}, {"succeeded", q.succeeded},
                       {"failed", q.failed}, {"retried", q.retried}, {"revoked", q.revoked}};
+    auto totals = db.worker_totals(1000);
+    if (!totals) return send_error(res, totals.status());
+    json workers = json::object();
+    for (const auto& [name, w] : *totals) {
+      json started = json::object();
+      for (const auto& [q, n] : w.started) started[valid_utf8(q)] = n;
+      workers[valid_utf8(name)] = {{"succeeded", w.succeeded}, {"failed", w.failed}, {"first_ms", w.first_ms},
+                                   {"last_ms", w.last_ms}, {"started", started}};
+    }
     json buckets = json::array();
     for (size_t i = 0; i < c->runtime_buckets.size(); ++i)
       buckets.push_back({{"le_ms", i < std::size(kRuntimeBucketsMs) ? json(kRuntimeBucketsMs[i]) : json("+Inf")},
@@ -182,7 +192,7 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
                              {"failed", c->failed}, {"retried", c->retried}, {"revoked", c->revoked},
                              {"runtime_sum_us", c->runtime_sum_us}, {"runtime_buckets", buckets},
                              {"wait_sum_us", c->wait_sum_us}, {"waits", c->waits},
-                             {"queues", queues}});
+                             {"queues", queues}, {"workers", workers}});
   });
 }
 

@@ -100,7 +100,7 @@ Result<StatusDb> StatusDb::open(const std::string& dir, const lmdb::EnvOptions& 
                            {"groups", &db.groups_}, {"meta", &db.meta_},
                            {"expiry", &db.expiry_}, {"timeline", &db.timeline_},
                            {"group_times", &db.group_times_}, {"stream_log", &db.stream_log_},
-                           {"series", &db.series_}}) {
+                           {"series", &db.series_}, {"workers", &db.workers_}}) {
     auto d = txn->open_db(name, MDB_CREATE);
     if (!d) return d.status();
     *dbi = *d;
@@ -143,6 +143,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   Counters c = counts->value_or(Counters{});
   c.normalize();
   series_batch_ = SeriesBatch();
+  worker_batch_.clear();
   uint64_t applied = applied_;
   bool any = false;
   size_t count = 0;
@@ -169,6 +170,7 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   // Deletes a little more than it adds, so a log that was once longer shrinks back.
   if (Status s = trim_stream_log(*txn, applied, 2 * count + 64); !s) return fail(s);
   if (Status s = series_batch_.merge(*txn, series_, 2 * count + 64); !s) return fail(s);
+  if (Status s = merge_workers(*txn); !s) return fail(s);
   for (const auto& [id, group] : groups)
     if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return fail(s);
   if (Status s = txn->put(meta_, "counts", pack(c)); !s) return fail(s);
@@ -365,6 +367,16 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
     case EventType::kTaskRevoked: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kRevoked); break;
     case EventType::kTaskRetried: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kRetried); break;
     default: break;
+  }
+  if (!ev.worker.empty() && (ev.type == EventType::kTaskStarted || ev.type == EventType::kTaskSucceeded ||
+                             ev.type == EventType::kTaskFailed)) {
+    // LMDB keys end at 511 bytes; router-checked names are far shorter.
+    WorkerTotals& w = worker_batch_[ev.worker.substr(0, 256)];
+    if (!w.first_ms) w.first_ms = ev.ts_ms;
+    w.last_ms = std::max(w.last_ms, ev.ts_ms);
+    if (ev.type == EventType::kTaskStarted) ++w.started[queue];
+    else if (ev.type == EventType::kTaskSucceeded) ++w.succeeded;
+    else ++w.failed;
   }
   for (QueueCounts* q : {&c.queues[queue], &c.kinds[t.kind.empty() ? ev.kind : t.kind]}) {
     switch (ev.type) {
@@ -575,6 +587,39 @@ Result<std::vector<GroupStatus>> StatusDb::list_groups(size_t limit, bool runnin
     if (!g) return g.status();
     if (!g->has_value() || (running_only && (*g)->ready())) continue;
     out.push_back(std::move(**g));
+  }
+  return out;
+}
+
+void WorkerTotals::add(const WorkerTotals& o) {
+  succeeded += o.succeeded;
+  failed += o.failed;
+  if (o.first_ms && (!first_ms || o.first_ms < first_ms)) first_ms = o.first_ms;
+  last_ms = std::max(last_ms, o.last_ms);
+  for (const auto& [q, n] : o.started) started[q] += n;
+}
+
+Status StatusDb::merge_workers(lmdb::Txn& txn) {
+  for (auto& [name, batch] : worker_batch_) {
+    auto stored = read<WorkerTotals>(txn, workers_, name);
+    if (!stored) return stored.status();
+    WorkerTotals w = stored->value_or(WorkerTotals{});
+    w.add(batch);
+    if (Status s = txn.put(workers_, name, pack(w)); !s) return s;
+  }
+  worker_batch_.clear();
+  return Status::ok();
+}
+
+Result<std::map<std::string, WorkerTotals>> StatusDb::worker_totals(size_t limit) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, workers_);
+  if (!c) return c.status();
+  std::map<std::string, WorkerTotals> out;
+  for (bool ok = c->first(); ok && out.size() < limit; ok = c->next()) {
+    auto w = unpack<WorkerTotals>(c->value());
+    if (w) out.emplace(std::string(c->key()), std::move(*w));
   }
   return out;
 }

@@ -16,6 +16,7 @@
 //   stream_log   seq (8 B BE) → msgpack StreamEntry: the last stream_retention() events as
 //                /api/v1/events sends them, for streams behind the in-memory ring
 //   series       unix second (8 B BE) → msgpack SeriesPoint: per-second history (store/series.h)
+//   workers      worker name → msgpack WorkerTotals
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
 //                "counts" → msgpack Counters
 // Every event is applied in the same transaction that advances "applied", so a store killed
@@ -87,6 +88,16 @@ struct Counters {
   void normalize();
 };
 
+// A worker's work over every session it had, by name: what the router's per-session
+// counters forget when the worker or the router restarts.
+struct WorkerTotals {
+  uint64_t succeeded = 0, failed = 0;  // results of its handlers
+  uint64_t first_ms = 0, last_ms = 0;  // its first and latest task event
+  std::map<std::string, uint64_t> started;  // attempts it started, by queue
+  MSGPACK_DEFINE(succeeded, failed, first_ms, last_ms, started);
+  void add(const WorkerTotals& o);
+};
+
 // One event of a task's history.
 struct TimelineEntry {
   uint64_t seq = 0;
@@ -149,7 +160,8 @@ class StatusDb {
   Result<std::vector<StreamEntry>> stream_since(uint64_t after, size_t max_events, size_t max_bytes);
   void set_stream_retention(uint64_t events) { stream_retention_ = events; }
   uint64_t stream_retention() const { return stream_retention_; }
-  // Forgets everything (the router's log is a new one).
+  // Forgets every task, group and count (the router's log is a new one); keeps the per-second
+  // history and the worker totals, which say what happened when, whatever the log.
   Status reset(const Id& log_id);
   // How many times reset() forgot a log, since open(): sequence numbers of different resets
   // belong to different logs. Thread-safe.
@@ -171,6 +183,8 @@ class StatusDb {
   // Groups newest first (created before `before_ms`, 0 = now), at most `limit`; running_only
   // skips finished ones.
   Result<std::vector<GroupStatus>> list_groups(size_t limit, bool running_only, uint64_t before_ms);
+  // Every worker's totals by name (at most `limit` names, in name order). Thread-safe.
+  Result<std::map<std::string, WorkerTotals>> worker_totals(size_t limit);
   // The per-second history between two unix seconds (store/series.h). Thread-safe.
   Result<SeriesRange> series(uint64_t from_s, uint64_t until_s, uint64_t step_s);
 
@@ -189,8 +203,10 @@ class StatusDb {
 
   lmdb::Env env_;
   lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0,
-             stream_log_ = 0, series_ = 0;
+             stream_log_ = 0, series_ = 0, workers_ = 0;
   SeriesBatch series_batch_;  // the events of the apply() under way, by second
+  std::map<std::string, WorkerTotals> worker_batch_;  // and by worker
+  Status merge_workers(lmdb::Txn& txn);
   uint64_t stream_retention_ = 200000;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref

@@ -292,26 +292,81 @@ async function overview(first, params) {
 }
 
 // --- workers ------------------------------------------------------------------------------------
+// Lifetime counts come from the store (by worker name, over every session); the router's own
+// counts start over with each session. Rates are measured between this page's samples.
+const workerSamples = new Map();  // name -> [{ ms, done, failed, started: {queue: n} }, ...] over the last 30 s
+function workerRates(totals) {
+  const now = Date.now();
+  const rates = {};
+  for (const [name, w] of Object.entries(totals)) {
+    const samples = workerSamples.get(name) || [];
+    samples.push({ ms: now, done: w.succeeded + w.failed, failed: w.failed, started: { ...w.started } });
+    while (samples.length > 2 && samples[1].ms < now - 30000) samples.shift();
+    workerSamples.set(name, samples);
+    const first = samples[0], dt = (now - first.ms) / 1000;
+    const r = { done: 0, failed: 0, flow: {} };
+    if (dt >= 1) {
+      r.done = (w.succeeded + w.failed - first.done) / dt;
+      r.failed = (w.failed - first.failed) / dt;
+      for (const [q, n] of Object.entries(w.started)) r.flow[q] = (n - (first.started[q] || 0)) / dt;
+    }
+    rates[name] = r;
+  }
+  return rates;
+}
+
 async function workers() {
-  const list = await api("/api/v1/workers");
+  const [list, stats, queues, running] = await Promise.all([api("/api/v1/workers"), api("/api/v1/stats"), api("/api/v1/queues"),
+    api("/api/v1/groups?running=1&limit=50")]);
+  const totals = stats.workers || {};
+  const rates = workerRates(totals);
   const online = new Set(list.map((w) => w.name));
   for (const w of list) live.workersSeen.set(w.name, { ...w, online: true });
   const offline = [...live.workersSeen.values()].filter((w) => !online.has(w.name));
+  const life = (name) => totals[name] || { succeeded: 0, failed: 0, started: {} };
+  const uptime = (w) => (w.online_ms ? fmtDuration((Date.now() - w.online_ms) / 1000) : "");
+  const capped = running.groups.filter((g) => g.parallel);
   $("#view").innerHTML = `<h1>Workers</h1>
     <table id="workers"><thead><tr><th>name</th><th>status</th><th>host</th><th class="num">pid</th><th>queues</th>
       <th class="num">slots</th><th class="num">busy</th><th class="num">in flight</th><th class="num">processed</th>
-      <th class="num">failed</th><th>last heartbeat</th><th>actions</th></tr></thead><tbody>
-    ${list.map((w) => `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td><td>${stateBadge("online")}</td>
+      <th class="num">failed</th><th class="num">lifetime done</th><th class="num">lifetime failed</th><th class="num">done / s</th>
+      <th class="num">failed / s</th><th>up</th><th>last heartbeat</th><th>actions</th></tr></thead><tbody>
+    ${list.map((w) => {
+      const l = life(w.name), r = rates[w.name] || { done: 0, failed: 0 };
+      return `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td><td>${stateBadge(w.draining ? "draining" : "online")}</td>
       <td>${esc(w.hostname)}</td><td class="num">${w.pid}</td><td>${esc((w.queues || []).join(", "))}</td>
       <td class="num">${w.concurrency}</td><td class="num">${w.busy}</td><td class="num">${w.in_flight}</td>
-      <td class="num">${w.processed}</td><td class="num">${w.failed}</td><td>${fmtAgo(w.last_heartbeat_ms)}</td>
+      <td class="num">${w.processed}</td><td class="num">${w.failed}</td>
+      <td class="num lifetime">${l.succeeded + l.failed}</td><td class="num">${l.failed}</td>
+      <td class="num">${r.done.toFixed(1)}</td><td class="num">${r.failed.toFixed(1)}</td>
+      <td>${uptime(w)}</td><td>${fmtAgo(w.last_heartbeat_ms)}</td>
       <td><button data-act="grow" title="one slot more">+1 slot</button> <button data-act="shrink" title="one slot fewer">−1 slot</button>
-        <button class="danger" data-act="shutdown">Shut down</button></td></tr>`).join("")}
+        <button class="danger" data-act="shutdown">Shut down</button></td></tr>`;
+    }).join("")}
     ${offline.map((w) => `<tr class="offline"><td>${esc(w.name)}</td><td>${stateBadge("offline")}</td>
-      <td colspan="9">offline ${fmtAgo(w.changed_ms)}</td><td></td></tr>`).join("")}
+      <td colspan="8">offline ${fmtAgo(w.changed_ms)}</td><td class="num lifetime">${life(w.name).succeeded + life(w.name).failed}</td>
+      <td class="num">${life(w.name).failed}</td><td colspan="5"></td></tr>`).join("")}
     </tbody></table>
-    ${list.length ? "" : `<p class="muted">No worker is online.</p>`}`;
-  for (const b of document.querySelectorAll("#workers button")) {
+    ${list.length ? "" : `<p class="muted">No worker is online.</p>`}
+    <h2>Routing</h2>
+    <p class="muted">Which queues each online worker serves, highest priority first, and the tasks per second it starts from each
+      (measured between this page's samples). Host and process resources (RSS, load) are not reported by workers yet.</p>
+    <table id="routing"><thead><tr><th>queue</th><th class="num">priority</th><th class="num">depth</th><th class="num">running</th>
+      ${list.map((w) => `<th class="num">${esc(w.name)}</th>`).join("")}</tr></thead><tbody>
+    ${[...queues].sort((a, b) => b.priority - a.priority).map((q) => `<tr data-queue="${esc(q.name)}"><td>${esc(q.name)}</td>
+      <td class="num">${q.priority}</td><td class="num">${q.depth}</td><td class="num">${q.running}</td>
+      ${list.map((w) => {
+        const serves = (w.queues || []).includes(q.name);
+        const flow = rates[w.name]?.flow?.[q.name] || 0;
+        return `<td class="num route ${serves ? "serves" : ""}" data-worker="${esc(w.name)}">${serves ? `${flow > 0 ? `→ ${flow.toFixed(1)}/s` : "serves"}` : "–"}</td>`;
+      }).join("")}</tr>`).join("")}
+    </tbody></table>
+    <h2>Group caps in force</h2>
+    ${capped.length ? `<table id="caps"><thead><tr><th>group</th><th class="num">parallel</th><th class="num">running</th><th class="num">total</th></tr></thead><tbody>
+      ${capped.map((g) => `<tr><td class="idcol">${idCell(g.group_id, `#/group/${g.group_id}`)}</td><td class="num">${g.parallel}</td>
+        <td class="num">${g.running}</td><td class="num">${g.total}</td></tr>`).join("")}</tbody></table>`
+      : `<p class="muted">No running group has a <code>parallel</code> cap.</p>`}`;
+  for (const b of document.querySelectorAll("#workers button[data-act]")) {
     b.addEventListener("click", async () => {
       const name = b.closest("tr").dataset.worker;
       const act = b.dataset.act;

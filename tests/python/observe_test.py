@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import unittest
 import requests
 
 from cluster import wait_until
+from cluster import Cluster
 from http_support import Up
 
 BINARY = sys.argv.pop(1)
@@ -172,6 +174,56 @@ class Observe(unittest.TestCase):
             named = set(re.findall(r"\bzbatch_[a-z_]+", expr))
             self.assertTrue(named, expr)
             self.assertLessEqual(named, series, expr)
+
+
+class History(unittest.TestCase):
+    """The per-second history and the worker totals outlive a store restart and a router restart."""
+
+    def series_sum(self, url, field, since_ms):
+        r = requests.get(url + "/api/v1/series", params={"since": since_ms, "until": int(time.time() * 1000) + 2000},
+                         timeout=10)
+        self.assertEqual(r.status_code, 200, r.text)
+        return sum(r.json()[field])
+
+    def test_history_survives_a_store_restart_and_worker_totals_a_router_restart(self):
+        with Cluster(BINARY, split=True) as c:
+            try:
+                since = int(time.time() * 1000) - 2000
+                g = submit_group(c.url, [{"kind": "echo", "payload": {"i": i}} for i in range(300)])
+                wait_group_ready(c.url, g["group_id"])
+                self.assertEqual(self.series_sum(c.url, "received", since), 300)
+                self.assertEqual(self.series_sum(c.url, "succeeded", since), 300)
+                hist = requests.get(c.url + "/api/v1/series", params={"since": since}, timeout=10).json()
+                self.assertTrue(any(v is not None for v in hist["wait_ms"]["p95"]))
+                self.assertEqual(sum(hist["queues"]["default"]["started"]), 300)
+
+                c.kill("store")
+                c.start_store()
+                c.wait_ready()
+                self.assertEqual(self.series_sum(c.url, "received", since), 300, "kept, and not counted twice")
+
+                stats = requests.get(c.url + "/api/v1/stats", timeout=10).json()
+                (name, totals), = stats["workers"].items()
+                self.assertEqual(totals["succeeded"], 300)
+                self.assertEqual(totals["started"], {"default": 300})
+
+                c.kill("router", signal.SIGTERM)
+                c.start("router", ["router", "--data", c.path("data"), "--frontend", c.frontend,
+                                   "--backend", c.backend, "--events", c.events])
+                wait_until(lambda: [w["name"] for w in requests.get(c.url + "/api/v1/workers", timeout=5).json()] == [name],
+                           30, "the worker back at the restarted router")
+                c.wait_ready()
+                g = submit_group(c.url, [{"kind": "echo", "payload": {"i": i}} for i in range(200)])
+                wait_group_ready(c.url, g["group_id"])
+                def totals_reach_500():
+                    w = requests.get(c.url + "/api/v1/stats", timeout=5).json()["workers"][name]
+                    return w["succeeded"] == 500
+                wait_until(totals_reach_500, 20, "lifetime totals of 500")
+                session = requests.get(c.url + "/api/v1/workers", timeout=5).json()[0]["processed"]
+                self.assertLess(session, 500, "the router's own count started over")
+            except BaseException:
+                print(c.logs(), file=sys.stderr)
+                raise
 
 
 class Streams(unittest.TestCase):
