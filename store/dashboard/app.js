@@ -12,11 +12,12 @@ const fmtAgo = (ms) => {
   return s < 60 ? `${s.toFixed(0)} s ago` : s < 3600 ? `${(s / 60).toFixed(0)} min ago` : `${(s / 3600).toFixed(1)} h ago`;
 };
 const stateBadge = (s) => `<span class="state ${esc(s)}">${esc(s)}</span>`;
+const COPY_ICON = `<svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><rect x="5" y="5" width="9" height="9" rx="1.5" fill="none" stroke="currentColor" stroke-width="1.5"/><path d="M3 11V3a1 1 0 0 1 1-1h7" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>`;
 // A task or group id in full (monospace, wrapping inside its column), linked to its page, with
 // a button that copies it. Ids of one batch share their time prefix; only the whole id tells
 // rows apart.
 const idCell = (id, href) => `<span class="id"><a href="${href}"><code>${esc(id)}</code></a>` +
-  `<button class="copy" type="button" data-copy="${esc(id)}" title="copy ${esc(id)}" aria-label="copy id">⧉</button></span>`;
+  `<button class="copy" type="button" data-copy="${esc(id)}" title="copy ${esc(id)}" aria-label="copy id">${COPY_ICON}</button></span>`;
 
 async function copyText(text) {
   // navigator.clipboard needs a secure context (https or localhost); plain http off loopback
@@ -179,16 +180,27 @@ function drawCharts(series) {
   if (!chartData.charts || !document.body.contains(chartData.charts[0].root)) {
     if (typeof uPlot === "undefined") return;
     const latencyRange = (u, min, max) => [Math.max(0.1, min ?? 0.1), Math.max(1, max ?? 1)];
+    // One grid line per power of ten on the log axis (uPlot draws 1..9 × 10^k by default).
+    const decades = (u, axis, min, max) => {
+      const out = [];
+      for (let v = Math.pow(10, Math.floor(Math.log10(Math.max(min, 0.1)))); v <= max * 1.0001; v *= 10) if (v >= min * 0.9999) out.push(v);
+      return out;
+    };
+    // One line of time per label: "14:05:30" within an hour, "14:05" beyond.
+    const timeAxis = { space: 70, values: (u, splits) => {
+      const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+      return splits.map((v) => new Date(v * 1000).toLocaleTimeString([], span <= 3600 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" }));
+    } };
     chartData.charts = [
       new uPlot({ width, height: 240, title: "Tasks per second", scales: { x: { time: true } },
-        axes: [{}, { values: (u, vals) => vals.map(fmtNum), size: axisSize }],
+        axes: [timeAxis, { values: (u, vals) => vals.map(fmtNum), size: axisSize }],
         series: [{}, { label: "received", stroke: "#2f6fde", value: (u, v) => fmtNum(v) },
           { label: "finished", stroke: "#1f9d55", value: (u, v) => fmtNum(v) },
           { label: "failed", stroke: "#d64545", value: (u, v) => fmtNum(v) }] },
       cols.rate, $("#chart-rate")),
       new uPlot({ width, height: 240, title: "Latency (percentiles, log scale)",
         scales: { x: { time: true }, y: { distr: 3, range: latencyRange } },
-        axes: [{}, { values: (u, vals) => vals.map(fmtMs), size: axisSize }],
+        axes: [timeAxis, { values: (u, vals) => vals.map(fmtMs), size: axisSize, splits: decades }],
         series: [{}, { label: "wait p50", stroke: "#7a4fd6", value: (u, v) => fmtMs(v) },
           { label: "wait p95", stroke: "#b9a3ea", value: (u, v) => fmtMs(v) },
           { label: "run p50", stroke: "#c98a0b", value: (u, v) => fmtMs(v) },
@@ -226,7 +238,7 @@ async function readiness() {
 function alerts({ queues, workers, recentFailed, dead, ready }) {
   const out = [];
   if (recentFailed > 0)
-    out.push(["dead-letters", `${recentFailed} task(s) failed for good in the last 5 minutes (${dead} dead letters in all)`, "#/dead"]);
+    out.push(["dead-letters", `${recentFailed} task(s) failed for good in the last 5 minutes (${dead} dead letter(s) in all)`, "#/dead"]);
   for (const q of queues) {
     const served = workers.some((w) => (w.queues || []).includes(q.name));
     if (!served && q.depth + q.scheduled > 0)
@@ -300,13 +312,13 @@ function workerRates(totals) {
   const rates = {};
   for (const [name, w] of Object.entries(totals)) {
     const samples = workerSamples.get(name) || [];
-    samples.push({ ms: now, done: w.succeeded + w.failed, failed: w.failed, started: { ...w.started } });
+    samples.push({ ms: now, done: w.succeeded, failed: w.failed, started: { ...w.started } });
     while (samples.length > 2 && samples[1].ms < now - 30000) samples.shift();
     workerSamples.set(name, samples);
     const first = samples[0], dt = (now - first.ms) / 1000;
     const r = { done: 0, failed: 0, flow: {} };
     if (dt >= 1) {
-      r.done = (w.succeeded + w.failed - first.done) / dt;
+      r.done = (w.succeeded - first.done) / dt;
       r.failed = (w.failed - first.failed) / dt;
       for (const [q, n] of Object.entries(w.started)) r.flow[q] = (n - (first.started[q] || 0)) / dt;
     }
@@ -328,24 +340,25 @@ async function workers() {
   const capped = running.groups.filter((g) => g.parallel);
   $("#view").innerHTML = `<h1>Workers</h1>
     <table id="workers"><thead><tr><th>name</th><th>status</th><th>host</th><th class="num">pid</th><th>queues</th>
-      <th class="num">slots</th><th class="num">busy</th><th class="num">in flight</th><th class="num">processed</th>
-      <th class="num">failed</th><th class="num">lifetime done</th><th class="num">lifetime failed</th><th class="num">done / s</th>
-      <th class="num">failed / s</th><th>up</th><th>last heartbeat</th><th>actions</th></tr></thead><tbody>
+      <th class="num">slots</th><th class="num">busy</th><th class="num">in flight</th>
+      <th class="num" title="succeeded · failed since the worker's session began at the router">session</th>
+      <th class="num" title="succeeded · failed over every session of this worker name">lifetime</th>
+      <th class="num" title="succeeded · failed per second">per s</th><th>up</th><th>heartbeat</th><th>actions</th></tr></thead><tbody>
     ${list.map((w) => {
       const l = life(w.name), r = rates[w.name] || { done: 0, failed: 0 };
       return `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td><td>${stateBadge(w.draining ? "draining" : "online")}</td>
       <td>${esc(w.hostname)}</td><td class="num">${w.pid}</td><td>${esc((w.queues || []).join(", "))}</td>
       <td class="num">${w.concurrency}</td><td class="num">${w.busy}</td><td class="num">${w.in_flight}</td>
-      <td class="num">${w.processed}</td><td class="num">${w.failed}</td>
-      <td class="num lifetime">${l.succeeded + l.failed}</td><td class="num">${l.failed}</td>
-      <td class="num">${r.done.toFixed(1)}</td><td class="num">${r.failed.toFixed(1)}</td>
-      <td>${uptime(w)}</td><td>${fmtAgo(w.last_heartbeat_ms)}</td>
+      <td class="num nowrap">${w.processed} · ${w.failed}</td>
+      <td class="num nowrap lifetime">${l.succeeded} · ${l.failed}</td>
+      <td class="num nowrap">${r.done.toFixed(1)} · ${r.failed.toFixed(1)}</td>
+      <td class="nowrap">${uptime(w)}</td><td class="nowrap">${fmtAgo(w.last_heartbeat_ms)}</td>
       <td><button data-act="grow" title="one slot more">+1 slot</button> <button data-act="shrink" title="one slot fewer">−1 slot</button>
         <button class="danger" data-act="shutdown">Shut down</button></td></tr>`;
     }).join("")}
     ${offline.map((w) => `<tr class="offline"><td>${esc(w.name)}</td><td>${stateBadge("offline")}</td>
-      <td colspan="8">offline ${fmtAgo(w.changed_ms)}</td><td class="num lifetime">${life(w.name).succeeded + life(w.name).failed}</td>
-      <td class="num">${life(w.name).failed}</td><td colspan="5"></td></tr>`).join("")}
+      <td colspan="7">offline ${fmtAgo(w.changed_ms)}</td>
+      <td class="num nowrap lifetime">${life(w.name).succeeded} · ${life(w.name).failed}</td><td colspan="4"></td></tr>`).join("")}
     </tbody></table>
     ${list.length ? "" : `<p class="muted">No worker is online.</p>`}
     <h2>Routing</h2>
@@ -507,8 +520,8 @@ async function groupPage(first, params, id) {
   const p = groupProgress(g);
   const failures = g.failed + g.revoked;
   const summary = g.ready
-    ? `<p id="group-summary" class="summary ${failures ? "bad" : "good"}">Finished: ${g.total} task(s) in ${fmtDuration(p.elapsed)} —
-        ${g.successful} succeeded, ${g.failed} failed, ${g.revoked} revoked${p.elapsed > 0 ? `; ${(g.total / p.elapsed).toFixed(1)} tasks/s on average` : ""}.</p>`
+    ? `<p id="group-summary" class="summary ${failures ? "bad" : "good"}">Finished: ${g.total} task(s) in ${fmtDuration(p.elapsed)} — ` +
+      `${g.successful} succeeded, ${g.failed} failed, ${g.revoked} revoked${p.elapsed > 0 ? `; ${(g.total / p.elapsed).toFixed(1)} tasks/s on average` : ""}.</p>`
     : "";
   const cards = [["group-progress", `${g.progress.toFixed(1)}%`, "progress"], ["", g.total, "total"],
     ["", g.successful, "succeeded"], ["group-failures", failures, "failed or revoked"], ["", g.running, "running"],

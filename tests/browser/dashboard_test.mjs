@@ -149,9 +149,20 @@ try {
     // Some traffic for the picture.
     for (const [endpoint, n] of [["agent-tasks", 300], ["tests", 150]])
       await call(`/batch/celery/${endpoint}`, { method: "POST", body: JSON.stringify({ tasks: Array.from({ length: n }, (_, i) => ({ id: `s${i}`, kind: "sleep", seconds: 0.02 })) }) });
-    await page.waitForFunction(() => Number(document.querySelector('#queues tr[data-queue="agent_tasks"] td:nth-child(3)')?.textContent) === 0, null, { timeout: 60000 });
+    let total = 0;
+    await waitFor("the pictured batches done", async () => {
+      const st = await (await call("/api/v1/stats")).json();
+      total = st.succeeded + st.failed;
+      return st.queues.agent_tasks?.succeeded >= 320 && st.queues.tests?.succeeded >= 550;
+    }, 60000);
+    // The page has redrawn with them: its "succeeded" and "failed" cards add up to the total.
+    await page.waitForFunction((n) => {
+      const cards = [...document.querySelectorAll(".cards .card .n")].map((e) => Number(e.textContent));
+      return cards[1] + cards[2] === n;
+    }, total, { timeout: 10000 });
     await page.screenshot({ path: path.join(shots, "overview.png") });
     await page.goto(`${base}/#/?window=24h`);
+    await page.waitForFunction(() => document.querySelector("#window-label")?.textContent === "24 hours");
     await page.waitForSelector("#chart-rate canvas");
     await page.screenshot({ path: path.join(shots, "overview-24h.png") });
   }
