@@ -210,6 +210,25 @@ class ExportMemory(unittest.TestCase):
             print(f"\nexport: 100,000 tasks, {size >> 20} MB of CSV, store heap +{peak - before} KB", file=sys.stderr)
 
 
+class HostileLabels(unittest.TestCase):
+    def test_a_worker_name_with_quotes_backslashes_and_newlines_keeps_metrics_valid(self):
+        with Up(BINARY) as up:
+            name = 'ev"il\\na\nme'
+            w = subprocess.Popen([BINARY, "worker", "--router", up.backend, "--hostname", name],
+                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL)
+            try:
+                wait_until(lambda: len(requests.get(up.url + "/api/v1/workers", timeout=5).json()) == 2, 20, "2 workers")
+                text = requests.get(up.url + "/metrics", timeout=10).text
+                check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                                       timeout=30)
+                self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+                self.assertIn('zbatch_worker_slots{worker="ev\\"il\\\\na\\nme",host=', text)
+            finally:
+                os.killpg(w.pid, signal.SIGTERM)
+                w.wait(timeout=15)
+
+
 class History(unittest.TestCase):
     """The per-second history and the worker totals outlive a store restart and a router restart."""
 
