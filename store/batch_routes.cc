@@ -63,6 +63,10 @@ HttpServer::Handler group_handler(const Api& api, bool full) {
     json results = json::array();
     for (const auto& t : *tasks) results.push_back(full ? task_status_json(t, false) : seed_result_json(t));
     out[full ? "tasks" : "results"] = results;
+    if (full) {
+      out["created_ms"] = group->created_ms;
+      out["finished_ms"] = group->finished_ms;
+    }
     out["offset"] = *offset;
     out["results_truncated"] = *offset + tasks->size() < group->total;
     send_json(res, 200, out);

@@ -1,17 +1,80 @@
 // The dashboard: its static files (compiled into the binary, no CDN), and the read endpoints
-// it browses with: task search, a task's timeline, recent groups, store counters. Its worker
+// it browses with: task search, a task's timeline, recent groups, store counters, the per-second history. Its worker
 // actions (shutdown, pool resize) are control routes (control_routes.cc).
 #include "store/dashboard.h"
 
 #include <array>
 
 #include "common/clock.h"
+#include "common/text.h"
 #include "store/http_json.h"
 
 namespace zb::store {
 namespace {
 
 using nlohmann::json;
+
+json quantiles(const std::vector<SeriesHistogram>& hists) {
+  json out = json::object();
+  for (auto [name, q] : {std::pair{"p50", 0.5}, {"p95", 0.95}, {"p99", 0.99}}) {
+    json col = json::array();
+    for (const auto& h : hists) {
+      const double v = series_quantile(h, q);
+      col.push_back(v < 0 ? json(nullptr) : json(v));
+    }
+    out[name] = std::move(col);
+  }
+  return out;
+}
+
+json counts_json(const std::vector<SeriesCounts>& counts) {
+  json out = json::object();
+  for (auto [name, field] : {std::pair{"received", &SeriesCounts::received}, {"started", &SeriesCounts::started},
+                             {"succeeded", &SeriesCounts::succeeded}, {"failed", &SeriesCounts::failed},
+                             {"retried", &SeriesCounts::retried}, {"revoked", &SeriesCounts::revoked}}) {
+    json col = json::array();
+    for (const auto& c : counts) col.push_back(c.*field);
+    out[name] = std::move(col);
+  }
+  return out;
+}
+
+// GET /api/v1/series?since=MS&until=MS&step=S: the per-second history (store/series.h) as
+// columns, one entry per step: counts in the step, percentiles of the step's samples.
+void send_series(StatusDb& db, const httplib::Request& req, httplib::Response& res) {
+  for (const auto& [name, value] : req.params)
+    if (name != "since" && name != "until" && name != "step")
+      return send_error(res, Status(Code::kBadRequest, "unknown query parameter '" + valid_utf8(name.substr(0, 64)) +
+                                                           "' (series takes since, until, step)"));
+  const uint64_t now_ms = now_unix_ms();
+  auto until = query_size(req, "until", now_ms, UINT64_MAX / 2);
+  if (!until) return send_error(res, until.status());
+  auto since = query_size(req, "since", *until > 300000 ? *until - 300000 : 0, UINT64_MAX / 2);
+  if (!since) return send_error(res, since.status());
+  auto step = query_size(req, "step", 1, 86400);
+  if (!step) return send_error(res, step.status());
+  if (*step < 1) return send_error(res, Status(Code::kBadRequest, "step must be 1..86400 seconds, got 0"));
+  if (*since > *until) return send_error(res, Status(Code::kBadRequest, "since must not be after until"));
+  if (*until - *since > (kSeriesRetentionS + 3600) * 1000)
+    return send_error(res, Status(Code::kBadRequest, "since..until spans more than the " +
+                                                         std::to_string(kSeriesRetentionS / 3600) +
+                                                         " h the store keeps"));
+  auto range = db.series(*since / 1000, *until / 1000, *step);
+  if (!range) return send_error(res, range.status());
+  json t = json::array();
+  for (size_t i = 0; i < range->total.size(); ++i) t.push_back((range->from_s + i * range->step_s) * 1000);
+  json queues = json::object();
+  for (const auto& [name, counts] : range->queues) queues[valid_utf8(name)] = counts_json(counts);
+  json out = counts_json(range->total);
+  out["t_ms"] = std::move(t);
+  out["step_s"] = range->step_s;
+  out["now_ms"] = now_ms;
+  out["retention_s"] = kSeriesRetentionS;
+  out["queues"] = std::move(queues);
+  out["wait_ms"] = quantiles(range->wait_ms);
+  out["run_ms"] = quantiles(range->run_ms);
+  send_json(res, 200, out);
+}
 
 }  // namespace
 
@@ -100,14 +163,26 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
     send_json(res, 200, json{{"groups", out}});
   });
 
-  // GET /api/v1/stats: the store's totals (all and per queue) and its runtime histogram.
+  server.Get("/api/v1/series", [&db](const httplib::Request& req, httplib::Response& res) { send_series(db, req, res); });
+
+  // GET /api/v1/stats: the store's totals (all, per queue, per worker name over all its sessions)
+  // and its runtime histogram.
   server.Get("/api/v1/stats", [&db](const httplib::Request&, httplib::Response& res) {
     auto c = db.counters();
     if (!c) return send_error(res, c.status());
     json queues = json::object();
     for (const auto& [name, q] : c->queues)
-      queues[name] = {{"received", q.received}, {"succeeded", q.succeeded}, {"failed", q.failed},
-                      {"retried", q.retried}, {"revoked", q.revoked}};
+      queues[name] = {{"received", q.received}, {"started", q.started}, {"succeeded", q.succeeded},
+                      {"failed", q.failed}, {"retried", q.retried}, {"revoked", q.revoked}};
+    auto totals = db.worker_totals(1000);
+    if (!totals) return send_error(res, totals.status());
+    json workers = json::object();
+    for (const auto& [name, w] : *totals) {
+      json started = json::object();
+      for (const auto& [q, n] : w.started) started[valid_utf8(q)] = n;
+      workers[valid_utf8(name)] = {{"succeeded", w.succeeded}, {"failed", w.failed}, {"first_ms", w.first_ms},
+                                   {"last_ms", w.last_ms}, {"started", started}};
+    }
     json buckets = json::array();
     for (size_t i = 0; i < c->runtime_buckets.size(); ++i)
       buckets.push_back({{"le_ms", i < std::size(kRuntimeBucketsMs) ? json(kRuntimeBucketsMs[i]) : json("+Inf")},
@@ -117,7 +192,7 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
                              {"failed", c->failed}, {"retried", c->retried}, {"revoked", c->revoked},
                              {"runtime_sum_us", c->runtime_sum_us}, {"runtime_buckets", buckets},
                              {"wait_sum_us", c->wait_sum_us}, {"waits", c->waits},
-                             {"queues", queues}});
+                             {"queues", queues}, {"workers", workers}});
   });
 }
 

@@ -117,6 +117,7 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
   const Api api{db, follower, pool, limits, std::make_shared<ClusterView>(pool),
                 std::make_shared<ReadYourWrites>(db, follower)};
   install_batch_routes(server, api);
+  install_export_routes(server, api);
   install_task_routes(server, api);
   install_control_routes(server, pool);
   install_metrics_routes(server, api);

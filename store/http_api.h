@@ -77,6 +77,8 @@ struct Api {
 
 // POST /batch[/celery]/<endpoint>, GET /batch[/celery]/group/{id}, GET /api/v1/groups/{id}.
 void install_batch_routes(HttpServer& server, const Api& api);
+// GET /api/v1/groups/{id}/export: a whole group's tasks as JSON lines or CSV, streamed.
+void install_export_routes(HttpServer& server, const Api& api);
 // POST /api/v1/tasks, GET /api/v1/tasks/{id}, GET /batch[/celery]/task/{id}.
 void install_task_routes(HttpServer& server, const Api& api);
 // Inspection, purge, dead letters, revoke, retry and the worker actions, forwarded to the router.

@@ -5,7 +5,7 @@
 namespace zb::store {
 namespace {
 
-// The table. Patterns are exactly those installed by batch_routes.cc, task_routes.cc,
+// The table. Patterns are exactly those installed by batch_routes.cc, export_routes.cc, task_routes.cc,
 // control_routes.cc, metrics_routes.cc, dashboard.cc and event_stream.cc (tests/python/role_matrix_test.py reads this list and calls each route
 // with each role).
 constexpr RouteSpec kRoutes[] = {
@@ -24,12 +24,14 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/tasks/([^/]+)/events", Role::kRead},
     {"GET", "/api/v1/groups", Role::kRead},
     {"GET", "/api/v1/groups/([^/]+)", Role::kRead},
+    {"GET", "/api/v1/groups/([^/]+)/export", Role::kRead, /*streams=*/true},
     {"GET", "/api/v1/dead", Role::kRead},
     {"GET", "/api/v1/workers", Role::kRead},
     {"GET", "/api/v1/queues", Role::kRead},
     {"GET", "/api/v1/ping", Role::kRead},
     {"GET", "/api/v1/inspect/([^/]+)", Role::kRead},
     {"GET", "/api/v1/stats", Role::kRead},
+    {"GET", "/api/v1/series", Role::kRead},
     {"GET", "/api/v1/events", Role::kRead, /*streams=*/true},
     {"GET", "/metrics", Role::kRead},
     // Submitting.

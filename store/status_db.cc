@@ -3,6 +3,18 @@
 #include "common/log.h"
 
 namespace zb::store {
+
+void Counters::normalize() {
+  constexpr size_t runtime = std::size(kRuntimeBucketsMs) + 1;
+  if (runtime_buckets.size() == kRuntimeBucketsBefore + 1) {  // the +Inf count of the shorter table
+    const uint64_t beyond = runtime_buckets.back();
+    runtime_buckets.back() = 0;
+    runtime_buckets.resize(runtime);
+    runtime_buckets.back() = beyond;
+  }
+  runtime_buckets.resize(runtime);
+  wait_buckets.resize(std::size(kWaitBucketsMs) + 1);
+}
 namespace {
 
 // An event this store cannot make sense of: skipped and counted, never fatal.
@@ -87,7 +99,8 @@ Result<StatusDb> StatusDb::open(const std::string& dir, const lmdb::EnvOptions& 
   for (auto [name, dbi] : {std::pair{"tasks", &db.tasks_}, {"group_tasks", &db.group_tasks_},
                            {"groups", &db.groups_}, {"meta", &db.meta_},
                            {"expiry", &db.expiry_}, {"timeline", &db.timeline_},
-                           {"group_times", &db.group_times_}, {"stream_log", &db.stream_log_}}) {
+                           {"group_times", &db.group_times_}, {"stream_log", &db.stream_log_},
+                           {"series", &db.series_}, {"workers", &db.workers_}}) {
     auto d = txn->open_db(name, MDB_CREATE);
     if (!d) return d.status();
     *dbi = *d;
@@ -128,7 +141,9 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   auto counts = read<Counters>(*txn, meta_, "counts");
   if (!counts) return counts.status();
   Counters c = counts->value_or(Counters{});
-  c.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
+  c.normalize();
+  series_batch_ = SeriesBatch();
+  worker_batch_.clear();
   uint64_t applied = applied_;
   bool any = false;
   size_t count = 0;
@@ -154,6 +169,8 @@ Status StatusDb::apply(const Id& log_id, const std::vector<proto::Event>& events
   if (!any) return Status::ok();
   // Deletes a little more than it adds, so a log that was once longer shrinks back.
   if (Status s = trim_stream_log(*txn, applied, 2 * count + 64); !s) return fail(s);
+  if (Status s = series_batch_.merge(*txn, series_, 2 * count + 64); !s) return fail(s);
+  if (Status s = merge_workers(*txn); !s) return fail(s);
   for (const auto& [id, group] : groups)
     if (Status s = txn->put(groups_, id.bytes(), pack(group)); !s) return fail(s);
   if (Status s = txn->put(meta_, "counts", pack(c)); !s) return fail(s);
@@ -297,8 +314,13 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       t.started_ms = ev.ts_ms;
       ++c.started;
       if (ev.attempt == 1 && t.created_ms && ev.ts_ms >= t.created_ms) {
-        c.wait_sum_us += (ev.ts_ms - t.created_ms) * 1000;
+        const uint64_t wait_ms = ev.ts_ms - t.created_ms;
+        c.wait_sum_us += wait_ms * 1000;
         ++c.waits;
+        size_t b = 0;
+        while (b < std::size(kWaitBucketsMs) && static_cast<double>(wait_ms) > kWaitBucketsMs[b]) ++b;
+        ++c.wait_buckets[b];
+        series_batch_.wait(ev.ts_ms, static_cast<double>(wait_ms));
       }
       break;
     case EventType::kTaskRetried:
@@ -322,6 +344,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
         while (b < std::size(kRuntimeBucketsMs) && ms > kRuntimeBucketsMs[b]) ++b;
         ++c.runtime_buckets[b];
         c.runtime_sum_us += t.runtime_us;
+        series_batch_.run(ev.ts_ms, ms);
       }
       if (ev.type == EventType::kTaskSucceeded) ++c.succeeded;
       else if (ev.type == EventType::kTaskFailed) ++c.failed;
@@ -335,14 +358,36 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
   if (Status s = txn.put(tasks_, ev.task.bytes(), pack(t)); !s) return s;
   TimelineEntry entry{ev.seq, ev.ts_ms, ev.type, ev.state, ev.attempt, ev.worker, ev.error};
   if (Status s = txn.put(timeline_, std::string(ev.task.bytes()) + lmdb::be64(ev.seq), pack(entry)); !s) return s;
-  QueueCounts& q = c.queues[t.queue.empty() ? ev.queue : t.queue];
+  const std::string& queue = t.queue.empty() ? ev.queue : t.queue;
   switch (ev.type) {
-    case EventType::kTaskReceived: ++q.received; break;
-    case EventType::kTaskSucceeded: ++q.succeeded; break;
-    case EventType::kTaskFailed: ++q.failed; break;
-    case EventType::kTaskRevoked: ++q.revoked; break;
-    case EventType::kTaskRetried: ++q.retried; break;
+    case EventType::kTaskReceived: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kReceived); break;
+    case EventType::kTaskStarted: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kStarted); break;
+    case EventType::kTaskSucceeded: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kSucceeded); break;
+    case EventType::kTaskFailed: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kFailed); break;
+    case EventType::kTaskRevoked: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kRevoked); break;
+    case EventType::kTaskRetried: series_batch_.count(ev.ts_ms, queue, SeriesEvent::kRetried); break;
     default: break;
+  }
+  if (!ev.worker.empty() && (ev.type == EventType::kTaskStarted || ev.type == EventType::kTaskSucceeded ||
+                             ev.type == EventType::kTaskFailed)) {
+    // LMDB keys end at 511 bytes; router-checked names are far shorter.
+    WorkerTotals& w = worker_batch_[ev.worker.substr(0, 256)];
+    if (!w.first_ms) w.first_ms = ev.ts_ms;
+    w.last_ms = std::max(w.last_ms, ev.ts_ms);
+    if (ev.type == EventType::kTaskStarted) ++w.started[queue];
+    else if (ev.type == EventType::kTaskSucceeded) ++w.succeeded;
+    else ++w.failed;
+  }
+  for (QueueCounts* q : {&c.queues[queue], &c.kinds[t.kind.empty() ? ev.kind : t.kind]}) {
+    switch (ev.type) {
+      case EventType::kTaskReceived: ++q->received; break;
+      case EventType::kTaskStarted: ++q->started; break;
+      case EventType::kTaskSucceeded: ++q->succeeded; break;
+      case EventType::kTaskFailed: ++q->failed; break;
+      case EventType::kTaskRevoked: ++q->revoked; break;
+      case EventType::kTaskRetried: ++q->retried; break;
+      default: break;
+    }
   }
   if (is_terminal(t.state) && t.finished_ms == ev.ts_ms)
     if (Status s = put_expiry(txn, t.finished_ms, 0, t.id); !s) return s;
@@ -442,6 +487,24 @@ Result<std::vector<TaskStatus>> StatusDb::group_tasks(const Id& id, size_t offse
   return out;
 }
 
+Result<std::vector<TaskStatus>> StatusDb::group_tasks_after(const Id& id, uint64_t* after_seq, size_t limit) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, group_tasks_);
+  if (!c) return c.status();
+  std::vector<TaskStatus> out;
+  if (*after_seq == UINT64_MAX) return out;
+  const std::string prefix(id.bytes());
+  for (bool ok = c->seek(prefix + lmdb::be64(*after_seq + 1)); ok && out.size() < limit; ok = c->next()) {
+    if (c->key().size() != Id::kSize + 8 || c->key().substr(0, Id::kSize) != prefix) break;
+    *after_seq = lmdb::from_be64(c->key().substr(Id::kSize));
+    auto t = read<TaskStatus>(*txn, tasks_, c->value());
+    if (!t) return t.status();
+    if (t->has_value()) out.push_back(std::move(**t));
+  }
+  return out;
+}
+
 Result<std::vector<TaskStatus>> StatusDb::list_tasks(const TaskFilter& f, bool* scanned_all) {
   auto txn = lmdb::Txn::begin(env_, true);
   if (!txn) return txn.status();
@@ -528,13 +591,52 @@ Result<std::vector<GroupStatus>> StatusDb::list_groups(size_t limit, bool runnin
   return out;
 }
 
+void WorkerTotals::add(const WorkerTotals& o) {
+  succeeded += o.succeeded;
+  failed += o.failed;
+  if (o.first_ms && (!first_ms || o.first_ms < first_ms)) first_ms = o.first_ms;
+  last_ms = std::max(last_ms, o.last_ms);
+  for (const auto& [q, n] : o.started) started[q] += n;
+}
+
+Status StatusDb::merge_workers(lmdb::Txn& txn) {
+  for (auto& [name, batch] : worker_batch_) {
+    auto stored = read<WorkerTotals>(txn, workers_, name);
+    if (!stored) return stored.status();
+    WorkerTotals w = stored->value_or(WorkerTotals{});
+    w.add(batch);
+    if (Status s = txn.put(workers_, name, pack(w)); !s) return s;
+  }
+  worker_batch_.clear();
+  return Status::ok();
+}
+
+Result<std::map<std::string, WorkerTotals>> StatusDb::worker_totals(size_t limit) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  auto c = lmdb::Cursor::open(*txn, workers_);
+  if (!c) return c.status();
+  std::map<std::string, WorkerTotals> out;
+  for (bool ok = c->first(); ok && out.size() < limit; ok = c->next()) {
+    auto w = unpack<WorkerTotals>(c->value());
+    if (w) out.emplace(std::string(c->key()), std::move(*w));
+  }
+  return out;
+}
+
+Result<SeriesRange> StatusDb::series(uint64_t from_s, uint64_t until_s, uint64_t step_s) {
+  auto txn = lmdb::Txn::begin(env_, true);
+  if (!txn) return txn.status();
+  return read_series(*txn, series_, from_s, until_s, step_s);
+}
+
 Result<Counters> StatusDb::counters() {
   auto txn = lmdb::Txn::begin(env_, true);
   if (!txn) return txn.status();
   auto c = read<Counters>(*txn, meta_, "counts");
   if (!c) return c.status();
   Counters out = c->value_or(Counters{});
-  out.runtime_buckets.resize(std::size(kRuntimeBucketsMs) + 1);
+  out.normalize();
   return out;
 }
 

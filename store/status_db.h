@@ -15,6 +15,8 @@
 //                its record's)
 //   stream_log   seq (8 B BE) → msgpack StreamEntry: the last stream_retention() events as
 //                /api/v1/events sends them, for streams behind the in-memory ring
+//   series       unix second (8 B BE) → msgpack SeriesPoint: per-second history (store/series.h)
+//   workers      worker name → msgpack WorkerTotals
 //   meta         "log_id" → the router's log id; "applied" → last applied event seq;
 //                "counts" → msgpack Counters
 // Every event is applied in the same transaction that advances "applied", so a store killed
@@ -30,6 +32,7 @@
 
 #include "common/lmdb.h"
 #include "common/protocol.h"
+#include "store/series.h"
 #include "store/sse.h"
 
 namespace zb::store {
@@ -58,9 +61,10 @@ struct TaskStatus {
 // (without the chunk bitmap).
 using GroupStatus = proto::GroupRecord;
 
+// Outcomes of one queue's (or one kind's) tasks, by life-cycle event.
 struct QueueCounts {
-  uint64_t received = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0;
-  MSGPACK_DEFINE(received, succeeded, failed, retried, revoked);
+  uint64_t received = 0, succeeded = 0, failed = 0, retried = 0, revoked = 0, started = 0;
+  MSGPACK_DEFINE(received, succeeded, failed, retried, revoked, started);
 };
 
 // Totals for /metrics and the dashboard.
@@ -74,8 +78,24 @@ struct Counters {
   uint64_t wait_sum_us = 0, waits = 0;
   // Events skipped as undecodable (see StatusDb::apply).
   uint64_t skipped = 0;
+  // The same outcomes by task kind.
+  std::map<std::string, QueueCounts> kinds;
+  // Queue wait histogram of first attempts: bucket i counts waits <= kWaitBucketsMs[i].
+  std::vector<uint64_t> wait_buckets;
   MSGPACK_DEFINE(received, started, succeeded, failed, retried, revoked, runtime_buckets, runtime_sum_us, queues,
-                 wait_sum_us, waits, skipped);
+                 wait_sum_us, waits, skipped, kinds, wait_buckets);
+  // Sizes the histograms to the bucket tables, as stored by any earlier version.
+  void normalize();
+};
+
+// A worker's work over every session it had, by name: what the router's per-session
+// counters forget when the worker or the router restarts.
+struct WorkerTotals {
+  uint64_t succeeded = 0, failed = 0;  // results of its handlers
+  uint64_t first_ms = 0, last_ms = 0;  // its first and latest task event
+  std::map<std::string, uint64_t> started;  // attempts it started, by queue
+  MSGPACK_DEFINE(succeeded, failed, first_ms, last_ms, started);
+  void add(const WorkerTotals& o);
 };
 
 // One event of a task's history.
@@ -100,7 +120,14 @@ struct TaskFilter {
   size_t limit = 50;
   size_t max_scan = 200000;             // records examined at most per call
 };
-inline constexpr double kRuntimeBucketsMs[] = {0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000, 30000, 300000};
+// Histogram buckets (ms), from sub-millisecond built-ins to tasks of hours. The runtime table
+// once ended at 300000; Counters::normalize() moves the +Inf count of such a record to the
+// new +Inf bucket (its tasks ran longer than 5 min, how much longer it does not know).
+inline constexpr double kRuntimeBucketsMs[] = {0.1,  0.5,   1,     5,      10,     50,      100,     500,
+                                               1000, 5000,  30000, 300000, 900000, 1800000, 3600000, 7200000};
+inline constexpr size_t kRuntimeBucketsBefore = 12;  // the table's size before it reached hours
+inline constexpr double kWaitBucketsMs[] = {1,    5,     10,    50,     100,    500,     1000,    5000,
+                                            10000, 30000, 60000, 300000, 900000, 1800000, 3600000, 7200000};
 
 class StatusDb {
  public:
@@ -133,7 +160,8 @@ class StatusDb {
   Result<std::vector<StreamEntry>> stream_since(uint64_t after, size_t max_events, size_t max_bytes);
   void set_stream_retention(uint64_t events) { stream_retention_ = events; }
   uint64_t stream_retention() const { return stream_retention_; }
-  // Forgets everything (the router's log is a new one).
+  // Forgets every task, group and count (the router's log is a new one); keeps the per-second
+  // history and the worker totals, which say what happened when, whatever the log.
   Status reset(const Id& log_id);
   // How many times reset() forgot a log, since open(): sequence numbers of different resets
   // belong to different logs. Thread-safe.
@@ -143,6 +171,11 @@ class StatusDb {
   Result<std::optional<GroupStatus>> group(const Id& id);
   // A group's tasks in submission order, from `offset`, at most `limit`.
   Result<std::vector<TaskStatus>> group_tasks(const Id& id, size_t offset, size_t limit);
+  // A page of a group's tasks in submission order: those whose submission seq is above
+  // *after_seq, at most `limit`, read in one short read transaction; *after_seq is moved to
+  // the last one listed. Walking a group of any size this way costs one page of memory and no
+  // rescan (the exports of store/export_routes.cc).
+  Result<std::vector<TaskStatus>> group_tasks_after(const Id& id, uint64_t* after_seq, size_t limit);
   Result<Counters> counters();
   // Newest first; `scanned_all` is false when max_scan stopped the search early.
   Result<std::vector<TaskStatus>> list_tasks(const TaskFilter& filter, bool* scanned_all);
@@ -150,6 +183,10 @@ class StatusDb {
   // Groups newest first (created before `before_ms`, 0 = now), at most `limit`; running_only
   // skips finished ones.
   Result<std::vector<GroupStatus>> list_groups(size_t limit, bool running_only, uint64_t before_ms);
+  // Every worker's totals by name (at most `limit` names, in name order). Thread-safe.
+  Result<std::map<std::string, WorkerTotals>> worker_totals(size_t limit);
+  // The per-second history between two unix seconds (store/series.h). Thread-safe.
+  Result<SeriesRange> series(uint64_t from_s, uint64_t until_s, uint64_t step_s);
 
  private:
   explicit StatusDb(lmdb::Env env) : env_(std::move(env)) {}
@@ -166,7 +203,10 @@ class StatusDb {
 
   lmdb::Env env_;
   lmdb::Dbi tasks_ = 0, group_tasks_ = 0, groups_ = 0, meta_ = 0, expiry_ = 0, timeline_ = 0, group_times_ = 0,
-             stream_log_ = 0;
+             stream_log_ = 0, series_ = 0, workers_ = 0;
+  SeriesBatch series_batch_;  // the events of the apply() under way, by second
+  std::map<std::string, WorkerTotals> worker_batch_;  // and by worker
+  Status merge_workers(lmdb::Txn& txn);
   uint64_t stream_retention_ = 200000;
   Id log_id_;
   alignas(std::atomic_ref<uint64_t>::required_alignment) uint64_t applied_ = 0;  // via atomic_ref

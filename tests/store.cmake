@@ -1,5 +1,7 @@
 # The HTTP server's decisions that need no socket (framing, loopback, lockouts, the route table).
 zbatch_add_test(store_http_test SOURCES store_http_test.cc LIBS zbatch_store)
+# The store's per-second history in its LMDB: counts, percentiles, replays, reopen, pruning.
+zbatch_add_test(store_series_test SOURCES store_series_test.cc LIBS zbatch_store)
 # HTTP tests in Python (Debian's python3 with python3-requests), against real processes.
 foreach(t seed_examples_test http_hostile_test store_faults_test events_sse_test revoke_retry_test python_client_test
           semantics_http_test auth_test signals_test strict_input_test netns_test hostile_text_test
@@ -49,3 +51,7 @@ set_tests_properties(dashboard_read_only_test PROPERTIES TIMEOUT 300 DEPENDS das
 # asks the router).
 zbatch_add_test(store_test SOURCES store_test.cc
                 LIBS zbatch_store zbatch_client zbatch_common PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
+# What operators watch with: the group export, /metrics through promtool (Debian's prometheus),
+# the Grafana dashboard's queries against the live families, 256 concurrent event streams.
+add_test(NAME observe_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/observe_test.py $<TARGET_FILE:zbatch>)
+set_tests_properties(observe_test PROPERTIES TIMEOUT 300)

@@ -73,10 +73,27 @@ try {
   assert.equal(await page.evaluate(() => window.__sameDocument), true, "no reload happened");
   if (shots) await page.screenshot({ path: path.join(shots, "groups.png") });
 
-  // The group's own page.
-  await page.click(`${row} a`);
+  // The group's own page: progress, a final summary, and its whole export.
+  await page.click(`${row} a code`);
   await page.waitForSelector("#group-progress");
   assert.equal(await page.textContent("#group-progress"), "100.0%");
+  assert.equal(await page.textContent("#group-left"), "done");
+  assert.match(await page.textContent("#group-summary"), /Finished: 20 task\(s\) in .* 20 succeeded, 0 failed, 0 revoked/);
+  for (const [sel, format] of [["#export-jsonl", "jsonl"], ["#export-csv", "csv"]]) {
+    const href = await page.getAttribute(sel, "href");
+    assert.equal(href, `/api/v1/groups/${batch.group_id}/export?format=${format}`);
+    const text = await page.evaluate(async (u) => (await fetch(u)).text(), href);
+    assert.equal(text.trim().split("\n").length, format === "csv" ? 21 : 20, `${format} export of 20 tasks`);
+  }
+  // Every task row shows its whole id, and its copy button copies it.
+  const shown = await page.$$eval("#group-tasks tbody tr", (rows) => rows.map((r) => [r.dataset.task, r.querySelector("code").textContent]));
+  assert.equal(shown.length, 20);
+  for (const [id, text] of shown) assert.equal(text, id);
+  assert.equal(new Set(shown.map(([id]) => id)).size, 20, "rows can be told apart");
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  await page.click(`#group-tasks tr[data-task="${shown[3][0]}"] button.copy`);
+  await page.waitForFunction(async (id) => (await navigator.clipboard.readText()) === id, shown[3][0], { timeout: 5000 });
+  if (shots) await page.screenshot({ path: path.join(shots, "group.png") });
 
   // A failed task, retried from its page: the page follows the new attempt live.
   const failedTask = await (await call("/api/v1/tasks", { method: "POST", body: JSON.stringify({ kind: "fail", payload: { error: "Broken: on purpose" }, max_retries: 0 }) })).json();
@@ -88,14 +105,17 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#timeline tbody tr").length >= 6, null, { timeout: 15000 });
   if (shots) await page.screenshot({ path: path.join(shots, "task.png") });
 
-  // Dead letters list it, with bulk retry.
+  // Dead letters list it (whole id), with bulk retry.
   await page.goto(`${base}/#/dead`);
   await page.waitForSelector(`#dead-list a[href="#/task/${failedTask.task_id}"]`);
+  assert.equal(await page.textContent(`#dead-list tr[data-task="${failedTask.task_id}"] code`), failedTask.task_id);
   assert.equal(await page.isEnabled("#retry-all"), true);
 
-  // Tasks: filter by state.
+  // Tasks: filter by state; each row shows its whole id.
   await page.goto(`${base}/#/tasks?state=failed`);
   await page.waitForSelector("#task-list");
+  const ids = await page.$$eval("#task-list tbody tr", (rows) => rows.map((r) => [r.dataset.task, r.querySelector("code").textContent]));
+  assert.ok(ids.length >= 1 && ids.every(([id, text]) => id === text && text.length === 36), JSON.stringify(ids));
   const states = await page.$$eval("#task-list tbody .state", (els) => els.map((e) => e.textContent));
   assert.ok(states.length >= 1 && states.every((s) => s === "failed"), JSON.stringify(states));
 
@@ -108,18 +128,42 @@ try {
     slotsBefore, { timeout: 15000 });
   if (shots) await page.screenshot({ path: path.join(shots, "workers.png") });
 
-  // Overview: queues and both charts.
+  // Overview: queues, both charts from the store's history (so they hold what happened before
+  // the page was opened: the batch above), and the dead-letter alert of the failed task.
   await page.goto(`${base}/#/`);
   await page.waitForSelector('#queues tr[data-queue="agent_tasks"]');
   await page.waitForSelector("#chart-rate canvas", { timeout: 10000 });
   await page.waitForSelector("#chart-latency canvas");
+  const received = await page.evaluate(() => chartData.charts[0].data[1].reduce((a, b) => a + b, 0));
+  assert.ok(received >= 20, `the chart shows the batch sent before the page opened (${received})`);
+  await page.waitForSelector('#alerts [data-alert="dead-letters"]');
+  // Axis labels that fit however large the numbers.
+  assert.deepEqual(await page.evaluate(() => [fmtNum(10000), fmtNum(1000000), fmtNum(12500), fmtMs(250), fmtMs(90000)]),
+    ["10k", "1M", "12.5k", "250 ms", "1.5 min"]);
+  // Queue rates come from the history too: a burst reads as tasks per second while it lasts.
+  await call("/batch/celery/tests", { method: "POST", body: JSON.stringify({ tasks: Array.from({ length: 400 }, (_, i) => ({ id: `b${i}`, kind: "noop" })) }) });
+  await page.waitForFunction(() => Number(document.querySelector('#queues tr[data-queue="tests"] td.in-rate')?.textContent) > 0, null, { timeout: 15000 });
   if (shots) {
-    // Some traffic for the picture: the charts sample every 2 s.
+    // Some traffic for the picture.
     for (const [endpoint, n] of [["agent-tasks", 300], ["tests", 150]])
       await call(`/batch/celery/${endpoint}`, { method: "POST", body: JSON.stringify({ tasks: Array.from({ length: n }, (_, i) => ({ id: `s${i}`, kind: "sleep", seconds: 0.02 })) }) });
-    await page.waitForFunction(() => chartData.points.length >= 8, null, { timeout: 30000 });
+    let total = 0;
+    await waitFor("the pictured batches done", async () => {
+      const st = await (await call("/api/v1/stats")).json();
+      total = st.succeeded + st.failed;
+      return st.queues.agent_tasks?.succeeded >= 320 && st.queues.tests?.succeeded >= 550;
+    }, 60000);
+    // The page has redrawn with them: its "succeeded" and "failed" cards add up to the total.
+    await page.waitForFunction((n) => {
+      const cards = [...document.querySelectorAll(".cards .card .n")].map((e) => Number(e.textContent));
+      return cards[1] + cards[2] === n;
+    }, total, { timeout: 10000 });
     await page.screenshot({ path: path.join(shots, "overview.png") });
   }
+  // The 24-hour window reads the same history in minutes: the batches above are in it.
+  await page.goto(`${base}/#/?window=24h`);
+  await page.waitForFunction(() => document.querySelector("#window-label")?.textContent === "24 hours");
+  await page.waitForFunction(() => chartData.charts && chartData.charts[0].data[1].reduce((a, b) => a + b, 0) > 0);
   assert.deepEqual(errors, [], "no script errors");
   console.log("dashboard test passed");
 } catch (e) {

@@ -541,6 +541,12 @@ class OpenApiRoutes(unittest.TestCase):
         self.assertIn(gid, [x["group_id"] for x in listed])
         api.call("GET", "/api/v1/groups", params={"running": "1"}, expect=200)
         api.call("GET", "/api/v1/groups", params={"running": "maybe"}, expect=400)
+        lines = api.call("GET", "/api/v1/groups/{id}/export", {"id": gid}, expect=200).text.splitlines()
+        self.assertEqual(len(lines), g["total"])
+        self.assertTrue(api.call("GET", "/api/v1/groups/{id}/export", {"id": gid}, params={"format": "csv"},
+                                 expect=200).text.startswith("task_id,"))
+        api.call("GET", "/api/v1/groups/{id}/export", {"id": gid}, params={"format": "xml"}, expect=400)
+        api.call("GET", "/api/v1/groups/{id}/export", {"id": NIL}, expect=404)
 
     def dead_letters(self, api):
         ids = [api.call("POST", "/api/v1/tasks", body={"kind": "fail", "payload": {"error": f"Boom: {i}"}, "max_retries": 0},
@@ -595,6 +601,10 @@ class OpenApiRoutes(unittest.TestCase):
         api.call("POST", "/api/v1/purge", body={"queue": 5}, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/purge", body={"queue": "default", "all": True}, expect=400, schema_refuses=True)
         api.call("GET", "/api/v1/stats", expect=200)
+        hist = api.call("GET", "/api/v1/series", expect=200).json()
+        self.assertEqual(len(hist["t_ms"]), len(hist["received"]))
+        api.call("GET", "/api/v1/series", params={"since": 2000, "until": 1000}, expect=400)
+        api.call("GET", "/api/v1/series", params={"step": "x"}, expect=400)
 
     def events(self, api):
         # The whole log from the start: every event's data matches the document.
@@ -690,7 +700,7 @@ class OpenApiRoutes(unittest.TestCase):
 
 
 class ServedRoutes(unittest.TestCase):
-    FILES = ("batch_routes.cc", "task_routes.cc", "control_routes.cc", "metrics_routes.cc", "dashboard.cc",
+    FILES = ("batch_routes.cc", "export_routes.cc", "task_routes.cc", "control_routes.cc", "metrics_routes.cc", "dashboard.cc",
              "event_stream.cc")
 
     def test_every_installed_route_is_documented_and_every_documented_one_installed(self):
