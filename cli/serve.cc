@@ -276,8 +276,11 @@ void add_serve_commands(CLI::App& app) {
       StopTargets stops;
       SignalWatcher signals([&](int n, int) { stops.on_signal(n); });
       std::vector<QueueConfig> queues = default_queue_configs();
-      if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues));
-      auto router = Router::create(router_options(*f, f->data, std::move(queues)));
+      std::vector<proto::ScheduleSpec> schedules;
+      if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues, nullptr, nullptr, &schedules));
+      RouterOptions options = router_options(*f, f->data, std::move(queues));
+      options.schedules = std::move(schedules);
+      auto router = Router::create(std::move(options));
       check(router.status());
       stops.set_router(router->get());
       const Status ran = (*router)->run();

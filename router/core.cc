@@ -94,6 +94,10 @@ Status Core::recover() {
     }
   }
   groups_.recount_running(tasks_.leases());
+  if (Status s = load_schedules(); !s) {
+    ledger_.abort();
+    return s;
+  }
   ledger_.abort();
   spdlog::info("router recovered queued={} in_flight={} scheduled={} groups={} seq={}", queued, orphaned, waiting,
                groups_.size(), ledger_.meta().seq);
@@ -106,6 +110,8 @@ void Core::begin_turn() {
 }
 
 void Core::tick(uint64_t now_steady, uint64_t now_unix) {
+  if (!schedules_declared_) declare_schedules(now_unix);
+  fire_schedules(now_unix);
   release_scheduled(now_unix);
   expire_workers(now_steady);
   if (tasks_.orphan_deadline_ms() && now_steady >= tasks_.orphan_deadline_ms()) requeue_orphans(now_steady);
@@ -136,7 +142,8 @@ uint64_t Core::poll_timeout_ms(uint64_t now, uint64_t next_heartbeat_ms) const {
   if (!waiters_.empty()) next = std::min(next, now + 10);
   if (next_steal_ms_) next = std::min(next, std::max(now, next_steal_ms_));
   if (auto ms = tasks_.ms_until_rate_opens(now)) next = std::min(next, now + *ms);
-  if (auto due = tasks_.next_due_ms()) {
+  for (auto due : {tasks_.next_due_ms(), next_schedule_ms()}) {
+    if (!due) continue;
     const uint64_t unix_now = now_unix_ms();
     next = std::min(next, now + (*due > unix_now ? *due - unix_now : 0));
   }

@@ -30,6 +30,8 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/ping", Role::kRead},
     {"GET", "/api/v1/inspect/([^/]+)", Role::kRead},
     {"GET", "/api/v1/stats", Role::kRead},
+    {"GET", "/api/v1/schedules", Role::kRead},
+    {"GET", "/api/v1/schedules/([^/]+)", Role::kRead},
     {"GET", "/api/v1/events", Role::kRead, /*streams=*/true},
     {"GET", "/metrics", Role::kRead},
     // Submitting.
@@ -49,6 +51,11 @@ constexpr RouteSpec kRoutes[] = {
     {"POST", "/api/v1/tasks/([^/]+)/retry", Role::kAdmin},
     {"POST", "/api/v1/workers/([^/]+)/shutdown", Role::kAdmin},
     {"POST", "/api/v1/workers/([^/]+)/pool", Role::kAdmin},
+    {"POST", "/api/v1/schedules", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/pause", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/resume", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/run", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/delete", Role::kAdmin},
 };
 
 bool covers(const RouteSpec& spec, std::string_view method, std::string_view pattern) {
