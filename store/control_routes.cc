@@ -2,6 +2,9 @@
 // letters, revoke and retry of a task, the worker actions (shutdown, pool size), and schedules. The
 // router's typed reply is the answer, in its JSON view (common/control_json.h); the store
 // checks the request's body first (store/control_request.h).
+#include <span>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "common/control_json.h"
@@ -123,14 +126,16 @@ void install_schedules(HttpServer& server, ClientPool& pool) {
     if (!reply) return send_error(res, reply.status());
     send_json(res, 201, schedule_json(std::get<proto::ScheduleReply>(*reply).schedule));
   });
-  for (const auto& [action, op] : {std::pair{"pause", ControlOp::kSchedulePause}, std::pair{"resume", ControlOp::kScheduleResume},
-                                   std::pair{"run", ControlOp::kScheduleRun}, std::pair{"delete", ControlOp::kScheduleDelete}}) {
-    const ControlOp which = op;
-    server.Post(std::string("/api/v1/schedules/([^/]+)/") + action, [&pool, which](const httplib::Request& req, httplib::Response& res) {
+  for (const std::string verb : {"pause", "resume", "run", "delete"}) {
+    const ControlOp which = verb == "pause"    ? ControlOp::kSchedulePause
+                            : verb == "resume" ? ControlOp::kScheduleResume
+                            : verb == "run"    ? ControlOp::kScheduleRun
+                                               : ControlOp::kScheduleDelete;
+    server.Post("/api/v1/schedules/([^/]+)/" + verb, [&pool, which](const httplib::Request& req, httplib::Response& res) {
       auto body = parse_optional_body(req);
       if (!body) return send_error(res, body.status());
-      if (body->is_object() && !body->empty())
-        return send_error(res, Status(Code::kBadRequest, "this request takes no fields (the body is {} or empty)"));
+      if (Status s = known_fields(*body, std::span<const std::string_view>(), "", "a schedule action"); !s)
+        return send_error(res, s);
       const std::string name = req.matches[1].str();
       if (Status s = proto::check_schedule_name(name); !s) return send_error(res, s);
       reply_from_router(pool, which, proto::ScheduleArgs{name}, res);
