@@ -226,6 +226,83 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
   return Status::ok();
 }
 
+Status parse_schedule(const toml::table& t, const std::string& path, proto::ScheduleSpec& spec) {
+  spec.task.payload = "{}";
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string where = "[[schedule]] " + (spec.name.empty() ? std::string() : "'" + spec.name + "' ") + key;
+    auto need = [&](bool ok, const char* what) { return ok ? Status::ok() : bad(path, where, std::string("must be ") + what); };
+    if (!known("schedule", key)) return unknown_key(path, where, "schedule");
+    Status s = Status::ok();
+    auto text = v.value<std::string>();
+    if (key == "name" || key == "cron" || key == "timezone" || key == "catch_up" || key == "overlap" || key == "queue" ||
+        key == "kind" || key == "ref") {
+      s = need(text.has_value(), "a string");
+      if (s) {
+        if (key == "name") spec.name = *text;
+        else if (key == "cron") spec.cron = *text;
+        else if (key == "timezone") spec.timezone = *text;
+        else if (key == "catch_up") spec.catch_up = *text;
+        else if (key == "overlap") spec.overlap = *text;
+        else if (key == "queue") spec.task.queue = *text;
+        else if (key == "kind") spec.task.kind = *text;
+        else spec.task.ref = *text;
+      }
+    } else if (key == "every") {
+      auto n = number(v);
+      s = need(n && *n >= 1 && *n <= 366.0 * 86400, "seconds, 1 .. 31622400 (366 days)");
+      if (s) spec.every_ms = static_cast<uint64_t>(*n * 1000.0 + 0.5);
+    } else if (key == "payload") {
+      // JSON text, or a TOML table (written as JSON).
+      if (text) {
+        s = need(!nlohmann::json::parse(*text, nullptr, false).is_discarded(), "JSON text or a table");
+        if (s) spec.task.payload = *text;
+      } else if (auto tbl = v.as_table()) {
+        std::ostringstream out;
+        out << toml::json_formatter{*tbl};
+        spec.task.payload = nlohmann::json::parse(out.str(), nullptr, false).dump();
+      } else {
+        s = need(false, "JSON text or a table");
+      }
+    } else if (key == "priority") {
+      auto n = count(v, 255);
+      s = need(n.has_value(), "an integer 0..255");
+      if (s) spec.task.priority = static_cast<int32_t>(*n);
+    } else if (key == "max_retries") {
+      auto n = count(v, 1000000);
+      s = need(n.has_value(), "an integer 0..1000000");
+      if (s) spec.task.max_retries = static_cast<int32_t>(*n);
+    } else if (key == "soft_time_limit" || key == "time_limit") {
+      auto ms = seconds_ms(v);
+      s = need(ms.has_value(), "seconds (a number >= 0)");
+      if (s) (key == "time_limit" ? spec.task.hard_limit_ms : spec.task.soft_limit_ms) = *ms;
+    } else {
+      s = unknown_key(path, where, "schedule");
+    }
+    if (!s) return s;
+  }
+  if (spec.name.empty()) return bad(path, "[[schedule]]", "needs a name");
+  if (Status s = proto::check_schedule_spec(spec); !s) return Status(s.code(), "config " + path + ": [[schedule]] " + s.message());
+  return Status::ok();
+}
+
+Status apply_schedules(const toml::table& root, const std::string& path, std::vector<proto::ScheduleSpec>* schedules) {
+  auto node = root.get("schedule");
+  if (!node) return Status::ok();
+  auto arr = node->as_array();
+  if (!arr) return bad(path, "[[schedule]]", "must be an array of tables");
+  std::set<std::string> names;
+  for (const auto& item : *arr) {
+    auto t = item.as_table();
+    if (!t) return bad(path, "[[schedule]]", "must be an array of tables");
+    proto::ScheduleSpec spec;
+    if (Status s = parse_schedule(*t, path, spec); !s) return s;
+    if (!names.insert(spec.name).second) return bad(path, "[[schedule]] '" + spec.name + "'", "is declared twice");
+    if (schedules) schedules->push_back(std::move(spec));
+  }
+  return Status::ok();
+}
+
 Status apply_queues(const toml::table& root, const std::string& path, std::vector<QueueConfig>* queues) {
   auto node = root.get("queue");
   if (!node) return Status::ok();
@@ -542,18 +619,18 @@ Status apply_log_level(const CLI::App& cmd, const std::string& path) {
 
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
-                         SeedKindsConfig* kinds) {
+                         SeedKindsConfig* kinds, std::vector<proto::ScheduleSpec>* schedules) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status(Code::kBadRequest, "config " + path + ": cannot be read (" + std::strerror(errno) + ")");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return Status(Code::kBadRequest, "config " + path + ": cannot be read");
-  return apply_config_text(text.str(), path, section, cmd, queues, handlers, kinds);
+  return apply_config_text(text.str(), path, section, cmd, queues, handlers, kinds, schedules);
 }
 
 Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
-                         SeedKindsConfig* kinds) {
+                         SeedKindsConfig* kinds, std::vector<proto::ScheduleSpec>* schedules) {
   toml::table root;
   try {
     root = toml::parse(text, path);
@@ -573,6 +650,7 @@ Status apply_config_text(std::string_view text, const std::string& path, const s
   if (Status s = apply_handlers(root, path, handlers); !s) return s;
   if (Status s = apply_kinds(root, path, kinds); !s) return s;
   if (auto level = log_level_of(root, path); !level) return level.status();
+  if (Status s = apply_schedules(root, path, schedules); !s) return s;
   auto node = root.get(section);
   if (!node) return Status::ok();
   auto table = node->as_table();
@@ -604,7 +682,7 @@ Status apply_config_text(std::string_view text, const std::string& path, const s
 const std::vector<std::string>& config_sections() {
   static const std::vector<std::string> kSections = {"router",     "worker",       "store",     "up",
                                                      "queue",      "handler",      "ollama",    "validation",
-                                                     "test_profile", "mcp_server", "log"};
+                                                     "test_profile", "mcp_server", "log",       "schedule"};
   return kSections;
 }
 
@@ -624,6 +702,8 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
       {"test_profile", with_limits({"name", "argv", "env", "cwd", "junit", "timeout", "log_tail"})},
       {"mcp_server", with_limits({"name", "argv", "url", "env", "cwd", "connect_timeout", "call_timeout"})},
       {"log", {"level"}},
+      {"schedule", {"name", "cron", "timezone", "every", "catch_up", "overlap", "queue", "kind", "payload", "priority",
+                    "max_retries", "soft_time_limit", "time_limit", "ref"}},
   };
   return kKeys;
 }

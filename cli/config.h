@@ -25,22 +25,25 @@ namespace zb::cli {
 // in seconds); `[[handler]]` tables declare process handlers (ProcessHandlerConfig in
 // worker/worker.h). Both are always validated; they are returned where the pointer is set.
 // `[ollama]`, `[validation]`, `[[test_profile]]` and `[[mcp_server]]` configure the seed's
-// kinds of work (SeedKindsConfig in worker/worker.h). zbatch.example.toml documents every key
+// kinds of work (SeedKindsConfig in worker/worker.h). `[[schedule]]` tables declare periodic
+// tasks (proto::ScheduleSpec; docs/SCHEDULES.md). zbatch.example.toml documents every key
 // and loads as the built-in defaults.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
-                         SeedKindsConfig* kinds = nullptr);
+                         SeedKindsConfig* kinds = nullptr,
+                         std::vector<proto::ScheduleSpec>* schedules = nullptr);
 // The same for TOML text; `path` names it in messages. Never throws, whatever the text.
 Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
-                         SeedKindsConfig* kinds = nullptr);
+                         SeedKindsConfig* kinds = nullptr,
+                         std::vector<proto::ScheduleSpec>* schedules = nullptr);
 
 // The file's sections: router, worker, store, up (the commands' flags), then the tables.
 const std::vector<std::string>& config_sections();
 // The keys of each table section ("queue", "handler", "ollama", "validation", "test_profile",
-// "mcp_server"): exactly what the parser accepts.
+// "mcp_server", "schedule"): exactly what the parser accepts.
 const std::map<std::string, std::vector<std::string>>& table_keys();
 // The keys `[section]` of a command accepts: its options' long names with '_' ("help" and
 // "config" excepted).

@@ -8,6 +8,7 @@
 #include "common/text.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "common/control_json.h"
 
 namespace zb::cli {
 namespace {
@@ -65,6 +66,7 @@ json effective(const std::string& path) {
   std::vector<QueueConfig> queues = default_queue_configs();
   std::vector<ProcessHandlerConfig> handlers;
   SeedKindsConfig kinds;
+  std::vector<proto::ScheduleSpec> schedules;
   // Each command section is applied to, and checked against, the flags of its own command.
   for (const std::string command : kCommands) {
     CLI::App scratch;
@@ -75,7 +77,8 @@ json effective(const std::string& path) {
       queues = default_queue_configs();
       handlers.clear();
       kinds = SeedKindsConfig{};
-      if (Status s = apply_config_file(path, command, *sub, &queues, &handlers, &kinds); !s)
+      schedules.clear();
+      if (Status s = apply_config_file(path, command, *sub, &queues, &handlers, &kinds, &schedules); !s)
         fail(s.code() == Code::kBadRequest ? kExitUsage : kExitFailed, s.message());
     }
     out[command] = section_values(*sub);
@@ -85,6 +88,8 @@ json effective(const std::string& path) {
   out["handlers"] = json::array();
   for (const auto& h : handlers) out["handlers"].push_back(handler_json(h));
   out.update(kinds_json(kinds));
+  out["schedules"] = json::array();
+  for (const auto& sc : schedules) out["schedules"].push_back(schedule_spec_json(sc));
   return out;
 }
 

@@ -1,7 +1,9 @@
-// The commands about the cluster and its control: inspect, purge, revoke, retry, ping. Each
+// The commands about the cluster and its control: inspect, purge, revoke, retry, ping, schedule. Each
 // asks the router one control operation; --json prints its reply's JSON view
 // (common/control_json.h, the HTTP API's).
+#include <ctime>
 #include <iostream>
+#include <tuple>
 #include <memory>
 #include <optional>
 
@@ -133,6 +135,98 @@ void add_ping(CLI::App& app) {
   });
 }
 
+// A unix time in ms as UTC text ("-" for 0).
+std::string utc_text(uint64_t ms) {
+  if (!ms) return "-";
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string schedule_line(const proto::ScheduleRow& r) {
+  const uint64_t ms = r.spec.every_ms;
+  std::string when = !r.spec.cron.empty() ? "cron '" + r.spec.cron + "' " + r.spec.timezone
+                     : ms % 1000 == 0     ? "every " + std::to_string(ms / 1000) + " s"
+                                          : "every " + std::to_string(ms) + " ms";
+  return r.spec.name + "  " + when + "  " + (r.paused ? "paused" : "next " + utc_text(r.next_slot_ms)) + "  fired " +
+         std::to_string(r.fired) + "  last " + utc_text(r.last_slot_ms) + "  (" + r.source + ", catch_up " +
+         r.spec.catch_up + ", overlap " + r.spec.overlap + ")";
+}
+
+void add_schedule(CLI::App& app) {
+  auto* cmd = app.add_subcommand("schedule", "Periodic tasks: list, create, pause, resume, delete, run now");
+  cmd->require_subcommand(1);
+  auto c = std::make_shared<ClientFlags>();
+  add_client_flags(cmd, *c);
+  // list [NAME]
+  {
+    auto* sub = cmd->add_subcommand("list", "List the schedules (or one), with their next slot and recent firings");
+    auto name = std::make_shared<std::string>();
+    sub->add_option("name", *name, "Only this schedule (default: every schedule)");
+    sub->fallthrough();
+    sub->callback([c, name] {
+      auto reply = answer(*c, connect(*c)->control(proto::ControlOp::kScheduleList, proto::ScheduleArgs{*name}));
+      if (!reply) return;
+      const auto& list = std::get<proto::ScheduleListReply>(*reply);
+      if (list.schedules.empty()) std::cout << "no schedules\n";
+      for (const auto& r : list.schedules) std::cout << schedule_line(r) << "\n";
+    });
+  }
+  // create NAME (--cron EXPR [--tz ZONE] | --every SECONDS) [task options]
+  {
+    auto* sub = cmd->add_subcommand("create", "Create a schedule that submits a task at each slot");
+    auto spec = std::make_shared<proto::ScheduleSpec>();
+    auto every = std::make_shared<double>(0);
+    sub->add_option("name", spec->name, "The schedule's name (letters, digits, _ - . :)")->required();
+    sub->add_option("--cron", spec->cron, "5-field cron expression, or @hourly, @daily... (default: none; give --every then)");
+    sub->add_option("--tz,--timezone", spec->timezone, "Time zone of --cron (an IANA name)");
+    sub->add_option("--every", *every, "Interval in seconds (default: none; give --cron then)");
+    sub->add_option("--catch-up", spec->catch_up, "Slots missed while the router was down: one|all|none")
+        ->check(CLI::IsMember({"one", "all", "none"}));
+    sub->add_option("--overlap", spec->overlap, "allow, or skip a slot while the previous task is unfinished")
+        ->check(CLI::IsMember({"allow", "skip"}));
+    sub->add_option("-Q,--queue", spec->task.queue, "Queue of the task (default: default)");
+    sub->add_option("--kind", spec->task.kind, "Kind of the task (default: the queue's)");
+    spec->task.payload = "{}";
+    sub->add_option("--payload", spec->task.payload, "The task's payload (JSON)");
+    sub->add_option("--priority", spec->task.priority, "0..255 (default: -1, the queue's)");
+    sub->add_option("--max-retries", spec->task.max_retries, "Retries (default: -1, the queue's)");
+    sub->fallthrough();
+    sub->callback([c, spec, every] {
+      proto::ScheduleSpec s = *spec;
+      s.every_ms = static_cast<uint64_t>(*every * 1000.0 + 0.5);
+      if (nlohmann::json::parse(s.task.payload, nullptr, false).is_discarded())
+        fail(kExitUsage, "--payload must be JSON");
+      if (Status st = proto::check_schedule_spec(s); !st) fail(kExitUsage, st.message());
+      auto reply = answer(*c, connect(*c)->control(proto::ControlOp::kScheduleCreate, s));
+      if (reply) std::cout << "created " << schedule_line(std::get<proto::ScheduleReply>(*reply).schedule) << "\n";
+    });
+  }
+  // pause | resume | delete | run NAME
+  for (const auto& [verb, op, help] :
+       {std::tuple{"pause", proto::ControlOp::kSchedulePause, "Pause a schedule: its slots pass without firing"},
+        std::tuple{"resume", proto::ControlOp::kScheduleResume, "Resume a schedule from now (paused slots do not fire)"},
+        std::tuple{"delete", proto::ControlOp::kScheduleDelete, "Delete a schedule and its firing records"},
+        std::tuple{"run", proto::ControlOp::kScheduleRun, "Submit the schedule's task now, outside its slots"}}) {
+    auto* sub = cmd->add_subcommand(verb, help);
+    auto name = std::make_shared<std::string>();
+    sub->add_option("name", *name, "The schedule's name")->required();
+    const std::string said = verb;
+    const proto::ControlOp which = op;
+    sub->fallthrough();
+    sub->callback([c, name, said, which] {
+      auto reply = answer(*c, connect(*c)->control(which, proto::ScheduleArgs{*name}));
+      if (!reply) return;
+      const auto& r = std::get<proto::ScheduleReply>(*reply);
+      if (said == "run") std::cout << "submitted " << r.task.to_string() << "\n";
+      else std::cout << said << "d " << *name << "\n";  // paused, resumed, deleted
+    });
+  }
+}
+
 }  // namespace
 
 void add_control_commands(CLI::App& app) {
@@ -141,6 +235,7 @@ void add_control_commands(CLI::App& app) {
   add_revoke(app);
   add_retry(app);
   add_ping(app);
+  add_schedule(app);
 }
 
 }  // namespace zb::cli

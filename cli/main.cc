@@ -58,6 +58,10 @@ const std::map<std::string, std::string>& examples() {
                 "  zbatch retry --failed -Q agent_tasks"},
       {"ping", "  zbatch ping\n"
                "  ZBATCH_ROUTER=tcp://router-host:5555 zbatch ping --timeout 2"},
+      {"schedule", "  zbatch schedule create nightly --cron '0 3 * * *' --tz Europe/Berlin -Q low_priority --payload '{\"n\": 1}'\n"
+                   "  zbatch schedule create tick --every 10 --overlap skip --catch-up none\n"
+                   "  zbatch schedule list --json\n"
+                   "  zbatch schedule pause nightly; zbatch schedule run nightly; zbatch schedule delete nightly"},
       {"bench", "  zbatch bench\n"
                 "  zbatch bench --tasks 50000 --workers 2 -c 2 --durability nosync --json"},
       {"help", "  zbatch help\n"

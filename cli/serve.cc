@@ -295,9 +295,11 @@ void add_serve_commands(CLI::App& app) {
       SignalWatcher signals([&](int n, int) { notifier.stopping(); stops.on_signal(n); },
                             [&] { reload(*cmd, f->config, notifier); });
       std::vector<QueueConfig> queues = default_queue_configs();
-      if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues));
+      std::vector<proto::ScheduleSpec> schedules;
+      if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues, nullptr, nullptr, &schedules));
       if (!f->config.empty()) check(apply_log_level(*cmd, f->config));
       RouterOptions options = router_options(*f, f->data, std::move(queues));
+      options.schedules = std::move(schedules);
       // Under systemd, readiness and the watchdog are a ping answered by the router's own loop,
       // over an in-process frontend of its own (plaintext; CURVE would need a client key in the
       // allow-list, so with CURVE the router is ready once bound and the watchdog only shows

@@ -46,6 +46,7 @@ struct UpConfig {
   std::vector<QueueConfig> queues = default_queue_configs();
   std::vector<ProcessHandlerConfig> handlers;
   SeedKindsConfig kinds;
+  std::vector<proto::ScheduleSpec> schedules;
 };
 
 std::string host_name() {
@@ -59,7 +60,9 @@ std::unique_ptr<Router> create_router(const UpFlags& u, const UpConfig& config, 
   local.frontend += "," + kFrontend;
   local.backend += "," + kBackend;
   local.events += "," + kEvents;
-  auto router = Router::create(router_options(local, u.router.data + "/router", config.queues), &context);
+  RouterOptions options = router_options(local, u.router.data + "/router", config.queues);
+  options.schedules = config.schedules;
+  auto router = Router::create(std::move(options), &context);
   check(router.status());
   return std::move(router.value());
 }
@@ -133,7 +136,8 @@ void run_up(CLI::App& cmd, const UpFlags& u) {
                         [&] { reload(cmd, u.router.config, notifier); });
   UpConfig config;
   if (!u.router.config.empty())
-    check(apply_config_file(u.router.config, "up", cmd, &config.queues, &config.handlers, &config.kinds));
+    check(apply_config_file(u.router.config, "up", cmd, &config.queues, &config.handlers, &config.kinds,
+                            &config.schedules));
   if (!u.router.config.empty()) check(apply_log_level(cmd, u.router.config));
   if (u.workers < 1 || u.workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(u.workers));
   zmq::context_t context(2);

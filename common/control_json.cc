@@ -1,5 +1,8 @@
 #include "common/control_json.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include "common/task.h"
 
 namespace zb {
@@ -119,7 +122,116 @@ json to_json(const proto::RevokeGroupReply& r) {
               {"running", r.running}, {"again", r.again}};
 }
 
+json to_json(const proto::ScheduleListReply& r) {
+  json out = json::array();
+  for (const auto& row : r.schedules) out.push_back(schedule_json(row));
+  return json{{"schedules", std::move(out)}};
+}
+json to_json(const proto::ScheduleReply& r) {
+  return json{{"schedule", schedule_json(r.schedule)}, {"task", id_or_null(r.task)}};
+}
+
 }  // namespace
+
+json schedule_spec_json(const proto::ScheduleSpec& s) {
+  json task{{"queue", s.task.queue}, {"kind", s.task.kind}, {"priority", s.task.priority},
+            {"max_retries", s.task.max_retries}, {"soft_limit_ms", s.task.soft_limit_ms},
+            {"hard_limit_ms", s.task.hard_limit_ms}, {"ref", s.task.ref}};
+  // The payload is JSON text; shown as JSON when it parses, else as the text.
+  json payload = json::parse(s.task.payload, nullptr, false);
+  task["payload"] = payload.is_discarded() ? json(s.task.payload) : payload;
+  json out{{"name", s.name}, {"catch_up", s.catch_up}, {"overlap", s.overlap}, {"task", std::move(task)}};
+  if (!s.cron.empty()) {
+    out["cron"] = s.cron;
+    out["timezone"] = s.timezone;
+  } else {
+    out["every_ms"] = s.every_ms;
+  }
+  return out;
+}
+
+json schedule_json(const proto::ScheduleRow& r) {
+  json recent = json::array();
+  for (const auto& f : r.recent)
+    recent.push_back({{"slot_ms", f.slot_ms}, {"fired_ms", f.fired_ms}, {"task", id_or_null(f.task)}, {"how", f.how}});
+  json out = schedule_spec_json(r.spec);
+  out["source"] = r.source;
+  out["paused"] = r.paused;
+  out["created_ms"] = r.created_ms;
+  out["last_slot_ms"] = r.last_slot_ms;
+  out["next_slot_ms"] = r.next_slot_ms;
+  out["fired"] = r.fired;
+  out["last_task"] = id_or_null(r.last_task);
+  out["recent"] = std::move(recent);
+  return out;
+}
+
+Result<proto::ScheduleSpec> schedule_spec_from_json(const json& body) {
+  auto bad = [](const std::string& what) { return Status(Code::kBadRequest, "schedule: " + what); };
+  if (!body.is_object()) return bad("the body must be a JSON object");
+  static const char* const kFields[] = {"name", "cron", "timezone", "every_ms", "every_s", "catch_up", "overlap", "task"};
+  static const char* const kTaskFields[] = {"queue", "kind", "payload", "priority", "max_retries",
+                                            "soft_limit_ms", "hard_limit_ms", "ref"};
+  auto known = [](const json& obj, const auto& names, const std::string& where) -> Status {
+    for (const auto& [key, value] : obj.items()) {
+      (void)value;
+      if (std::find(std::begin(names), std::end(names), key) == std::end(names))
+        return Status(Code::kBadRequest, "schedule: unknown field '" + where + key.substr(0, 64) + "'");
+    }
+    return Status::ok();
+  };
+  if (Status s = known(body, kFields, ""); !s) return s;
+  proto::ScheduleSpec spec;
+  auto str = [&](const json& obj, const char* key, std::string& out, const std::string& where) -> Status {
+    auto it = obj.find(key);
+    if (it == obj.end()) return Status::ok();
+    if (!it->is_string()) return bad(where + key + " must be a string");
+    out = it->get<std::string>();
+    return Status::ok();
+  };
+  auto num = [&](const json& obj, const char* key, int64_t lo, int64_t hi, auto& out, const std::string& where) -> Status {
+    auto it = obj.find(key);
+    if (it == obj.end()) return Status::ok();
+    if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi)) ||
+        it->get<int64_t>() < lo || it->get<int64_t>() > hi)
+      return bad(where + key + " must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+    out = static_cast<std::decay_t<decltype(out)>>(it->get<int64_t>());
+    return Status::ok();
+  };
+  for (const char* key : {"name", "cron", "timezone", "catch_up", "overlap"}) {
+    std::string* field = key == std::string("name")       ? &spec.name
+                         : key == std::string("cron")     ? &spec.cron
+                         : key == std::string("timezone") ? &spec.timezone
+                         : key == std::string("catch_up") ? &spec.catch_up
+                                                          : &spec.overlap;
+    if (Status s = str(body, key, *field, ""); !s) return s;
+  }
+  constexpr int64_t kMaxMs = static_cast<int64_t>(proto::kMaxScheduleIntervalMs);
+  if (Status s = num(body, "every_ms", 0, kMaxMs, spec.every_ms, ""); !s) return s;
+  if (body.contains("every_s")) {
+    if (body.contains("every_ms")) return bad("give every_s or every_ms, not both");
+    uint64_t seconds = 0;
+    if (Status s = num(body, "every_s", 0, kMaxMs / 1000, seconds, ""); !s) return s;
+    spec.every_ms = seconds * 1000;
+  }
+  if (auto it = body.find("task"); it != body.end()) {
+    if (!it->is_object()) return bad("task must be an object");
+    const json& t = *it;
+    if (Status s = known(t, kTaskFields, "task."); !s) return s;
+    if (Status s = str(t, "queue", spec.task.queue, "task."); !s) return s;
+    if (Status s = str(t, "kind", spec.task.kind, "task."); !s) return s;
+    if (Status s = str(t, "ref", spec.task.ref, "task."); !s) return s;
+    if (auto p = t.find("payload"); p != t.end()) spec.task.payload = p->dump();
+    if (Status s = num(t, "priority", -1, 255, spec.task.priority, "task."); !s) return s;
+    if (Status s = num(t, "max_retries", -1, 1'000'000, spec.task.max_retries, "task."); !s) return s;
+    constexpr int64_t kMaxLimit = 0xffffffffll;
+    if (Status s = num(t, "soft_limit_ms", 0, kMaxLimit, spec.task.soft_limit_ms, "task."); !s) return s;
+    if (Status s = num(t, "hard_limit_ms", 0, kMaxLimit, spec.task.hard_limit_ms, "task."); !s) return s;
+  }
+  if (spec.task.payload.empty()) spec.task.payload = "{}";
+  if (Status s = proto::check_schedule_spec(spec); !s) return s;
+  return spec;
+}
 
 json control_json(const proto::ControlResult& reply) {
   return std::visit([](const auto& r) { return to_json(r); }, reply);

@@ -1,9 +1,12 @@
 #include "common/protocol.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <exception>
 #include <new>
+
+#include "common/cron.h"
 
 namespace zb::proto {
 namespace {
@@ -83,8 +86,8 @@ Result<Message> decode_as(std::string_view body) {
 constexpr std::string_view kControlOpNames[kControlOpCount] = {
     "ping",           "inspect.active", "inspect.reserved", "inspect.scheduled", "inspect.stats",
     "inspect.registered", "inspect.queues", "inspect.failed", "purge",          "revoke",
-    "retry",          "retry.failed",   "worker.shutdown",  "worker.pool",
-    "revoke.group"};
+    "retry",          "retry.failed",   "worker.shutdown",  "worker.pool",    "revoke.group",
+    "schedule.list",  "schedule.create", "schedule.pause", "schedule.resume", "schedule.delete", "schedule.run"};
 
 Status bad_args(ControlOp op, const std::string& what) {
   return Status(Code::kBadRequest, std::string(control_op_name(op)) + ": " + what);
@@ -103,7 +106,7 @@ std::optional<ControlOp> parse_control_op(std::string_view name) {
   return std::nullopt;
 }
 
-bool control_op_reads(ControlOp op) { return op <= ControlOp::kInspectFailed; }
+bool control_op_reads(ControlOp op) { return op <= ControlOp::kInspectFailed || op == ControlOp::kScheduleList; }
 
 ControlArgs default_control_args(ControlOp op) {
   switch (op) {
@@ -115,6 +118,12 @@ ControlArgs default_control_args(ControlOp op) {
     case ControlOp::kWorkerShutdown:
     case ControlOp::kWorkerPool: return WorkerArgs{};
     case ControlOp::kRevokeGroup: return GroupArgs{};
+    case ControlOp::kScheduleCreate: return ScheduleSpec{};
+    case ControlOp::kScheduleList:
+    case ControlOp::kSchedulePause:
+    case ControlOp::kScheduleResume:
+    case ControlOp::kScheduleDelete:
+    case ControlOp::kScheduleRun: return ScheduleArgs{};
     default: return std::monostate{};
   }
 }
@@ -136,6 +145,12 @@ ControlResult default_control_result(ControlOp op) {
     case ControlOp::kWorkerShutdown:
     case ControlOp::kWorkerPool: return WorkerCommandReply{};
     case ControlOp::kRevokeGroup: return RevokeGroupReply{};
+    case ControlOp::kScheduleList: return ScheduleListReply{};
+    case ControlOp::kScheduleCreate:
+    case ControlOp::kSchedulePause:
+    case ControlOp::kScheduleResume:
+    case ControlOp::kScheduleDelete:
+    case ControlOp::kScheduleRun: return ScheduleReply{};
   }
   return std::monostate{};
 }
@@ -168,6 +183,49 @@ Status check_control(const Control& control) {
       return bad_args(*op, "delta must be a non-zero integer, -" + std::to_string(kMaxPoolDelta) + ".." +
                                std::to_string(kMaxPoolDelta));
   }
+  if (auto* a = std::get_if<ScheduleArgs>(&control.args)) {
+    if (*op != ControlOp::kScheduleList || !a->name.empty())
+      if (Status s = check_schedule_name(a->name); !s) return bad_args(*op, s.message());
+  }
+  if (auto* a = std::get_if<ScheduleSpec>(&control.args))
+    if (Status s = check_schedule_spec(*a); !s) return bad_args(*op, s.message());
+  return Status::ok();
+}
+
+Status check_schedule_name(const std::string& name) {
+  if (name.empty() || name.size() > kMaxScheduleName)
+    return Status(Code::kBadRequest, "a schedule name is 1.." + std::to_string(kMaxScheduleName) + " bytes");
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == ':'))
+      return Status(Code::kBadRequest, "a schedule name holds only letters, digits and _ - . :");
+  return Status::ok();
+}
+
+Status check_schedule_spec(const ScheduleSpec& spec) {
+  if (Status s = check_schedule_name(spec.name); !s) return s;
+  const std::string who = "schedule '" + spec.name + "': ";
+  if (spec.cron.empty() == (spec.every_ms == 0))
+    return Status(Code::kBadRequest, who + "give either cron or every (an interval), not both");
+  if (!spec.cron.empty()) {
+    if (auto e = cron::parse(spec.cron); !e) return Status(Code::kBadRequest, who + e.status().message());
+    if (spec.timezone.empty() || spec.timezone.size() > 128)
+      return Status(Code::kBadRequest, who + "timezone must be a zone name such as UTC or Europe/Berlin");
+  } else if (spec.every_ms < kMinScheduleIntervalMs || spec.every_ms > kMaxScheduleIntervalMs) {
+    return Status(Code::kBadRequest, who + "every must be 1 s .. 366 days");
+  }
+  if (spec.catch_up != "one" && spec.catch_up != "all" && spec.catch_up != "none")
+    return Status(Code::kBadRequest, who + "catch_up must be one, all or none");
+  if (spec.overlap != "allow" && spec.overlap != "skip")
+    return Status(Code::kBadRequest, who + "overlap must be allow or skip");
+  if (spec.task.payload.size() > kMaxSchedulePayload)
+    return Status(Code::kBadRequest, who + "payload is at most " + std::to_string(kMaxSchedulePayload) + " bytes");
+  if (spec.task.priority < -1 || spec.task.priority > 255)
+    return Status(Code::kBadRequest, who + "priority must be 0..255");
+  if (spec.task.max_retries < -1) return Status(Code::kBadRequest, who + "max_retries must be >= 0");
+  if (spec.task.hard_limit_ms && spec.task.soft_limit_ms > spec.task.hard_limit_ms)
+    return Status(Code::kBadRequest, who + "soft time limit must not exceed the hard time limit");
+  if (spec.task.eta_ms || spec.task.countdown_ms)
+    return Status(Code::kBadRequest, who + "a scheduled task takes no eta or countdown");
   return Status::ok();
 }
 

@@ -324,12 +324,18 @@ enum class ControlOp : uint8_t {
   kWorkerShutdown,
   kWorkerPool,
   kRevokeGroup,
+  kScheduleList,
+  kScheduleCreate,
+  kSchedulePause,
+  kScheduleResume,
+  kScheduleDelete,
+  kScheduleRun,
 };
-inline constexpr int kControlOpCount = 15;
+inline constexpr int kControlOpCount = 21;
 // "ping", "inspect.active", ..., "worker.pool": Control::op on the wire.
 std::string_view control_op_name(ControlOp op);
 std::optional<ControlOp> parse_control_op(std::string_view name);
-// ping and inspect.*: they change nothing (a read role may ask them).
+// ping, inspect.* and schedule.list: they change nothing (a read role may ask them).
 bool control_op_reads(ControlOp op);
 
 // Most tasks inspect.failed lists, and retry.failed re-queues, in one operation.
@@ -365,6 +371,28 @@ struct WorkerArgs {
   int32_t delta = 0;
   MSGPACK_DEFINE(worker, delta);
 };
+inline constexpr size_t kMaxScheduleName = 128;
+inline constexpr size_t kMaxSchedulePayload = 1u << 20;
+inline constexpr uint64_t kMinScheduleIntervalMs = 1000;
+inline constexpr uint64_t kMaxScheduleIntervalMs = 366ull * 86400 * 1000;
+// A periodic task (docs/SCHEDULES.md): when it fires (a 5-field cron expression in a time
+// zone, or a fixed interval), what a firing after downtime does, whether a firing waits for
+// the previous one, and the task each firing submits. schedule.create takes one.
+struct ScheduleSpec {
+  std::string name;            // 1..128 bytes of [A-Za-z0-9_.:-]
+  std::string cron;            // "m h dom mon dow" or @hourly...; empty: every_ms
+  std::string timezone = "UTC";  // an IANA zone name (cron only)
+  uint64_t every_ms = 0;       // a fixed interval, >= 1000 (without cron)
+  std::string catch_up = "one";  // one | all | none: the slots missed while the router was down
+  std::string overlap = "allow"; // allow | skip: skip a slot while the previous firing's task is unfinished
+  TaskSpec task;               // eta_ms and countdown_ms unused
+  MSGPACK_DEFINE(name, cron, timezone, every_ms, catch_up, overlap, task);
+};
+// schedule.list (empty name: every schedule), .pause, .resume, .delete, .run.
+struct ScheduleArgs {
+  std::string name;
+  MSGPACK_DEFINE(name);
+};
 // revoke.group: every task of the group that has not ended; terminate: running ones too.
 struct GroupArgs {
   Id group;
@@ -372,8 +400,8 @@ struct GroupArgs {
   MSGPACK_DEFINE(group, terminate);
 };
 // monostate: the operations without arguments (ping, inspect.* but failed).
-using ControlArgs =
-    std::variant<std::monostate, InspectFailedArgs, RetryFailedArgs, PurgeArgs, TaskArgs, WorkerArgs, GroupArgs>;
+using ControlArgs = std::variant<std::monostate, InspectFailedArgs, RetryFailedArgs, PurgeArgs, TaskArgs, WorkerArgs,
+                                 ScheduleSpec, ScheduleArgs, GroupArgs>;
 // The arguments `op` takes, with their defaults.
 ControlArgs default_control_args(ControlOp op);
 
@@ -529,10 +557,43 @@ struct WorkerCommandReply {  // worker.shutdown, worker.pool: the command was se
   std::string sent;  // the operation's name
   MSGPACK_DEFINE(worker, sent);
 };
+// One firing of a schedule: its slot (the instant it was due, unix ms), when it fired, the
+// task it submitted (nil: none) and how: "slot", "catch_up", "run_now", or "skipped" (overlap
+// skip: the previous task was unfinished).
+struct ScheduleFiring {
+  uint64_t slot_ms = 0;
+  uint64_t fired_ms = 0;
+  Id task;
+  std::string how;
+  MSGPACK_DEFINE(slot_ms, fired_ms, task, how);
+};
+struct ScheduleRow {
+  ScheduleSpec spec;
+  std::string source;  // "config" (declared in the config file) | "api"
+  bool paused = false;
+  uint64_t created_ms = 0;
+  uint64_t last_slot_ms = 0;  // the newest slot fired (or skipped); later slots only fire
+  uint64_t next_slot_ms = 0;  // the next slot due (0: paused or none)
+  uint64_t fired = 0;         // tasks submitted so far
+  Id last_task;               // nil: none yet
+  std::vector<ScheduleFiring> recent;  // newest first, at most 20
+  MSGPACK_DEFINE(spec, source, paused, created_ms, last_slot_ms, next_slot_ms, fired, last_task, recent);
+};
+struct ScheduleListReply {
+  std::vector<ScheduleRow> schedules;
+  MSGPACK_DEFINE(schedules);
+};
+// schedule.create, .pause, .resume, .delete (the row as it was), .run (task: what it submitted).
+struct ScheduleReply {
+  ScheduleRow schedule;
+  Id task;
+  MSGPACK_DEFINE(schedule, task);
+};
 using ControlResult =
     std::variant<std::monostate, PingReply, InspectActiveReply, TaskListReply, InspectStatsReply,
                  InspectRegisteredReply, InspectQueuesReply, InspectFailedReply, PurgeReply, RevokeReply,
-                 RetryReply, RetryFailedReply, WorkerCommandReply, RevokeGroupReply>;
+                 RetryReply, RetryFailedReply, WorkerCommandReply, ScheduleListReply, ScheduleReply,
+                 RevokeGroupReply>;
 // The reply `op` answers, empty.
 ControlResult default_control_result(ControlOp op);
 
@@ -568,6 +629,10 @@ struct ControlReply {
 // checks with it before sending. A ControlReply must name a known operation with its reply.
 Status check_control(const Control& control);
 Status check_control_reply(const ControlReply& reply);
+// A schedule's name, and its whole spec (cron syntax, interval bounds, policies, task limits;
+// the time zone's existence is the router's to check).
+Status check_schedule_name(const std::string& name);
+Status check_schedule_spec(const ScheduleSpec& spec);
 
 // Events with seq > after_seq, at most max_events of them (the Clone pattern's snapshot).
 struct Replay {

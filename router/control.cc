@@ -102,6 +102,12 @@ Result<proto::ControlResult> Core::run_control(proto::ControlOp op, const proto:
       if (!r) return r.status();
       return proto::ControlResult(std::move(r.value()));
     }
+    case ControlOp::kScheduleList:
+    case ControlOp::kScheduleCreate:
+    case ControlOp::kSchedulePause:
+    case ControlOp::kScheduleResume:
+    case ControlOp::kScheduleDelete:
+    case ControlOp::kScheduleRun: return schedule_control(op, args);
   }
   return Status(Code::kBadRequest, "unknown control operation");
 }

@@ -98,6 +98,10 @@ Status Core::recover() {
   groups_.for_each([&](GroupState& g) {
     if (g.record.revoked_ms && !g.record.ready()) sweeping_.insert(g.record.id);
   });
+  if (Status s = load_schedules(); !s) {
+    ledger_.abort();
+    return s;
+  }
   ledger_.abort();
   spdlog::info("router recovered queued={} in_flight={} scheduled={} groups={} seq={}", queued, orphaned, waiting,
                groups_.size(), ledger_.meta().seq);
@@ -111,6 +115,8 @@ void Core::begin_turn() {
 
 void Core::tick(uint64_t now_steady, uint64_t now_unix) {
   (void)sweep_revoked_groups();
+  if (!schedules_declared_) declare_schedules(now_unix);
+  fire_schedules(now_unix);
   release_scheduled(now_unix);
   expire_workers(now_steady);
   if (tasks_.orphan_deadline_ms() && now_steady >= tasks_.orphan_deadline_ms()) requeue_orphans(now_steady);
@@ -142,7 +148,8 @@ uint64_t Core::poll_timeout_ms(uint64_t now, uint64_t next_heartbeat_ms) const {
   if (!sweeping_.empty()) return 0;  // a revoked group's queued tasks are still being swept
   if (next_steal_ms_) next = std::min(next, std::max(now, next_steal_ms_));
   if (auto ms = tasks_.ms_until_rate_opens(now)) next = std::min(next, now + *ms);
-  if (auto due = tasks_.next_due_ms()) {
+  for (auto due : {tasks_.next_due_ms(), next_schedule_ms()}) {
+    if (!due) continue;
     const uint64_t unix_now = now_unix_ms();
     next = std::min(next, now + (*due > unix_now ? *due - unix_now : 0));
   }

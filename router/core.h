@@ -14,12 +14,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "common/cron.h"
 #include "common/curve.h"
 #include "common/protocol.h"
 #include "router/groups.h"
@@ -209,6 +211,30 @@ class Core {
   Result<proto::InspectFailedReply> inspect_failed(const proto::InspectFailedArgs& args);
   Result<proto::RetryFailedReply> retry_failed(const proto::RetryFailedArgs& args);
 
+  // schedules.cc: periodic tasks (docs/SCHEDULES.md).
+  struct ScheduleState {
+    proto::ScheduleRow row;          // as in LMDB (next_slot_ms filled when listed)
+    std::optional<cron::Expression> expr;  // cron schedules
+    cron::Zone zone = cron::Zone::utc();
+    uint64_t next_slot_ms = 0;       // the first slot after row.last_slot_ms (0: none)
+  };
+  // Reads the schedules from LMDB (recover(), inside its transaction).
+  Status load_schedules();
+  // Once per core, in its first turn: the config file's schedules declared (new ones made,
+  // changed ones updated, those gone from the config deleted).
+  void declare_schedules(uint64_t now_unix_ms);
+  // Slots due by now fire (or are skipped, or caught up, by the schedule's policies).
+  void fire_schedules(uint64_t now_unix_ms);
+  Result<ScheduleState> schedule_state(proto::ScheduleRow row) const;
+  uint64_t next_slot_after(const ScheduleState& s, uint64_t after_ms) const;
+  // Submits the schedule's task for `slot_ms` (how: slot, catch_up, run_now) or records the
+  // slot skipped (overlap skip); the firing is written in this turn's transaction. The task.
+  Result<Id> fire(ScheduleState& s, uint64_t slot_ms, uint64_t now_unix_ms, const std::string& how);
+  Status save_schedule(ScheduleState& s);
+  Result<proto::ControlResult> schedule_control(proto::ControlOp op, const proto::ControlArgs& args);
+  proto::ScheduleRow schedule_row(const ScheduleState& s) const;
+  std::optional<uint64_t> next_schedule_ms() const;
+
   // expiry.cc: deletes finished tasks, groups and idempotency keys older than the result TTL.
   void expire_results(uint64_t now_unix_ms);
 
@@ -238,6 +264,9 @@ class Core {
   size_t sweep_queue_ = 0;
   uint64_t sweep_key_ = 0;
   bool sweep_scheduled_ = false;
+
+  std::map<std::string, ScheduleState> schedules_;
+  bool schedules_declared_ = false;
 
   Effects effects_;
   bool dirty_ = false;         // the write transaction has changes to commit

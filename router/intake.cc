@@ -68,9 +68,10 @@ const char* frontend_permission(const proto::Message& m, curve::Role role) {
   if (std::holds_alternative<proto::Replay>(m) || std::holds_alternative<proto::Confirm>(m))
     return curve::may_replay(role) ? nullptr : "may not replay or confirm events (the store's key does)";
   if (auto* c = std::get_if<proto::Control>(&m)) {
-    const bool read = c->op == "ping" || c->op.rfind("inspect.", 0) == 0;
+    const auto op = proto::parse_control_op(c->op);
+    const bool read = op ? proto::control_op_reads(*op) : c->op == "ping" || c->op.rfind("inspect.", 0) == 0;
     if (read) return curve::may_read(role) ? nullptr : "may not read";
-    return curve::may_administer(role) ? nullptr : "may not purge, revoke, retry or command workers (admin)";
+    return curve::may_administer(role) ? nullptr : "may not purge, revoke, retry, command workers or change schedules (admin)";
   }
   return curve::may_read(role) ? nullptr : "may not read";
 }

@@ -55,7 +55,8 @@ Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& opti
   struct { const char* name; lmdb::Dbi* dbi; } dbs[] = {
       {"tasks", &ledger.tasks_}, {"leases", &ledger.leases_}, {"groups", &ledger.groups_},
       {"events", &ledger.events_}, {"idem", &ledger.idem_}, {"meta", &ledger.meta_db_},
-      {"dead", &ledger.dead_}, {"expiry", &ledger.expiry_}};
+      {"dead", &ledger.dead_}, {"expiry", &ledger.expiry_}, {"schedules", &ledger.schedules_},
+      {"firings", &ledger.firings_}};
   for (auto& db : dbs) {
     auto dbi = txn->open_db(db.name, MDB_CREATE);
     if (!dbi) return dbi.status();
@@ -193,6 +194,81 @@ Status Ledger::for_each_dead(const Id& after, const std::function<bool(const Id&
     auto id = Id::from_bytes(c->key());
     if (!id) return Status(Code::kIo, "corrupt dead-letter key");
     if (!fn(*id)) break;
+  }
+  return Status::ok();
+}
+
+namespace {
+std::string firing_key(const std::string& name, uint64_t slot_ms) {
+  std::string k = name;
+  k.push_back('\0');
+  k.append(lmdb::be64(slot_ms));
+  return k;
+}
+}  // namespace
+
+Status Ledger::put_schedule(const proto::ScheduleRow& row) {
+  return put_packed(txn(), schedules_, row.spec.name, row, buffer_);
+}
+
+Status Ledger::del_schedule(const std::string& name) {
+  if (Status s = txn().del(schedules_, name); !s) return s;
+  return trim_firings(name, 0);
+}
+
+Status Ledger::for_each_schedule(const std::function<void(proto::ScheduleRow&&)>& fn) {
+  auto c = lmdb::Cursor::open(txn(), schedules_);
+  if (!c) return c.status();
+  for (bool ok = c->first(); ok; ok = c->next()) {
+    auto row = unpack<proto::ScheduleRow>(c->value(), "schedule");
+    if (!row) return row.status();
+    fn(std::move(*row));
+  }
+  return Status::ok();
+}
+
+Status Ledger::put_firing(const std::string& name, const proto::ScheduleFiring& firing) {
+  return put_packed(txn(), firings_, firing_key(name, firing.slot_ms), firing, buffer_);
+}
+
+Result<bool> Ledger::has_firing(const std::string& name, uint64_t slot_ms) {
+  auto v = txn().get(firings_, firing_key(name, slot_ms));
+  if (!v) return v.status();
+  return v->has_value();
+}
+
+Status Ledger::for_each_firing(const std::string& name,
+                               const std::function<bool(const proto::ScheduleFiring&)>& fn) {
+  std::string prefix = name;
+  prefix.push_back('\0');
+  auto c = lmdb::Cursor::open(txn(), firings_);
+  if (!c) return c.status();
+  for (bool ok = c->seek(prefix); ok && c->key().substr(0, prefix.size()) == prefix; ok = c->next()) {
+    auto f = unpack<proto::ScheduleFiring>(c->value(), "firing");
+    if (!f) return f.status();
+    if (!fn(*f)) break;
+  }
+  return Status::ok();
+}
+
+Status Ledger::trim_firings(const std::string& name, size_t keep) {
+  std::string prefix = name;
+  prefix.push_back('\0');
+  size_t total = 0;
+  {
+    auto c = lmdb::Cursor::open(txn(), firings_);
+    if (!c) return c.status();
+    for (bool ok = c->seek(prefix); ok && c->key().substr(0, prefix.size()) == prefix; ok = c->next()) ++total;
+  }
+  if (total <= keep) return Status::ok();
+  size_t drop = total - keep;
+  auto c = lmdb::Cursor::open(txn(), firings_);
+  if (!c) return c.status();
+  bool ok = c->seek(prefix);
+  while (drop > 0 && ok && c->key().substr(0, prefix.size()) == prefix) {
+    if (Status s = c->del(); !s) return s;
+    --drop;
+    ok = c->seek(prefix);
   }
   return Status::ok();
 }

@@ -12,6 +12,10 @@
 //   dead    task id                         → empty: the task failed for good (dead letter).
 //   expiry  finished ms (8 B) + kind (1 B) + key → empty: what to delete once the result TTL
 //           has passed (kind 0 task id, 1 group id, 2 idempotency key).
+//   schedules  schedule name                → msgpack ScheduleRow (its spec and state; the
+//                                             row's next_slot_ms is not stored).
+//   firings    name + 0 + slot ms (8 B)      → msgpack ScheduleFiring: every firing, written in
+//           the transaction that submits its task (router/schedules.cc).
 //   meta    "log_id" → Id; "seq" → last event seq; "task_seq" → last task seq;
 //           "confirmed" → highest seq the store confirmed.
 #pragma once
@@ -127,6 +131,16 @@ class Ledger {
   // Deletes events with seq <= upto, at most max of them; advances meta.first_seq.
   Status trim_events(uint64_t upto, size_t max);
 
+  // Periodic schedules (router/schedules.cc). Firings of a name are visited oldest slot first.
+  Status put_schedule(const proto::ScheduleRow& row);
+  Status del_schedule(const std::string& name);  // and its firings
+  Status for_each_schedule(const std::function<void(proto::ScheduleRow&&)>& fn);
+  Status put_firing(const std::string& name, const proto::ScheduleFiring& firing);
+  Result<bool> has_firing(const std::string& name, uint64_t slot_ms);
+  Status for_each_firing(const std::string& name, const std::function<bool(const proto::ScheduleFiring&)>& fn);
+  // Deletes the oldest firings of `name` beyond the newest `keep`.
+  Status trim_firings(const std::string& name, size_t keep);
+
   // Visits every task record (startup recovery), in id order, in a read transaction.
   Status for_each_task(const std::function<void(const proto::TaskRecord&)>& fn);
   Status for_each_lease(const std::function<void(const Id&, const Lease&)>& fn);
@@ -143,7 +157,7 @@ class Ledger {
   uint64_t commits_ = 0, records_ = 0;
   std::optional<lmdb::Txn> txn_;
   lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0, dead_ = 0,
-            expiry_ = 0;
+            expiry_ = 0, schedules_ = 0, firings_ = 0;
   Meta meta_;
   msgpack::sbuffer buffer_;  // reused for every encode
 };

@@ -74,6 +74,7 @@
 
 #include <zmq.hpp>
 
+#include "common/protocol.h"
 #include "common/status.h"
 
 namespace zb {
@@ -142,6 +143,9 @@ struct RouterOptions {
   std::string curve_secret_file;
   std::string curve_allow_file;
   bool insecure_plaintext = false;
+  // Periodic tasks declared in the config file ([[schedule]] tables, docs/SCHEDULES.md):
+  // declared again at each start; those made over the API live in LMDB alone.
+  std::vector<proto::ScheduleSpec> schedules;
 };
 
 class Router {

@@ -1,7 +1,10 @@
 // Inspection and control, forwarded to the router: workers, queues, ping, inspect, purge, dead
-// letters, revoke and retry of a task, revoke of a group, and the worker actions (shutdown, pool size). The
-// router's typed reply is the answer, in its JSON view (common/control_json.h); the store
-// checks the request's body first (store/control_request.h).
+// letters, revoke and retry of a task, revoke of a group, the worker actions (shutdown, pool size),
+// and schedules. The router's typed reply is the answer, in its JSON view (common/control_json.h);
+// the store checks the request's body first (store/control_request.h).
+#include <span>
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "common/control_json.h"
@@ -107,12 +110,54 @@ void install_changes(HttpServer& server, ClientPool& pool) {
   }
 }
 
+// Periodic tasks (docs/SCHEDULES.md): GET /api/v1/schedules[/{name}], POST /api/v1/schedules
+// (a ScheduleSpec's JSON), POST /api/v1/schedules/{name}/pause|resume|run|delete {}.
+void install_schedules(HttpServer& server, ClientPool& pool) {
+  server.Get("/api/v1/schedules", [&pool](const httplib::Request&, httplib::Response& res) {
+    reply_from_router(pool, ControlOp::kScheduleList, proto::ScheduleArgs{}, res);
+  });
+  server.Get("/api/v1/schedules/([^/]+)", [&pool](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches[1].str();
+    if (Status s = proto::check_schedule_name(name); !s) return send_error(res, s);
+    auto reply = pool.with([&](Client& c) { return c.control(ControlOp::kScheduleList, proto::ScheduleArgs{name}); });
+    if (!reply) return send_error(res, reply.status());
+    const auto& list = std::get<proto::ScheduleListReply>(*reply);
+    if (list.schedules.empty()) return send_error(res, Status(Code::kNotFound, "no schedule '" + name + "'"));
+    send_json(res, 200, schedule_json(list.schedules.front()));
+  });
+  server.Post("/api/v1/schedules", [&pool](const httplib::Request& req, httplib::Response& res) {
+    auto body = parse_body(req);
+    if (!body) return send_error(res, body.status());
+    auto spec = schedule_spec_from_json(*body);
+    if (!spec) return send_error(res, spec.status());
+    auto reply = pool.with([&](Client& c) { return c.control(ControlOp::kScheduleCreate, *spec); });
+    if (!reply) return send_error(res, reply.status());
+    send_json(res, 201, schedule_json(std::get<proto::ScheduleReply>(*reply).schedule));
+  });
+  for (const std::string verb : {"pause", "resume", "run", "delete"}) {
+    const ControlOp which = verb == "pause"    ? ControlOp::kSchedulePause
+                            : verb == "resume" ? ControlOp::kScheduleResume
+                            : verb == "run"    ? ControlOp::kScheduleRun
+                                               : ControlOp::kScheduleDelete;
+    server.Post("/api/v1/schedules/([^/]+)/" + verb, [&pool, which](const httplib::Request& req, httplib::Response& res) {
+      auto body = parse_optional_body(req);
+      if (!body) return send_error(res, body.status());
+      if (Status s = known_fields(*body, std::span<const std::string_view>(), "", "a schedule action"); !s)
+        return send_error(res, s);
+      const std::string name = req.matches[1].str();
+      if (Status s = proto::check_schedule_name(name); !s) return send_error(res, s);
+      reply_from_router(pool, which, proto::ScheduleArgs{name}, res);
+    });
+  }
+}
+
 }  // namespace
 
 void install_control_routes(HttpServer& server, ClientPool& pool) {
   install_inspection(server, pool);
   install_dead_letters(server, pool);
   install_changes(server, pool);
+  install_schedules(server, pool);
 }
 
 }  // namespace zb::store

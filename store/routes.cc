@@ -32,6 +32,8 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/inspect/([^/]+)", Role::kRead},
     {"GET", "/api/v1/stats", Role::kRead},
     {"GET", "/api/v1/series", Role::kRead},
+    {"GET", "/api/v1/schedules", Role::kRead},
+    {"GET", "/api/v1/schedules/([^/]+)", Role::kRead},
     {"GET", "/api/v1/events", Role::kRead, /*streams=*/true},
     {"GET", "/metrics", Role::kRead},
     // Submitting.
@@ -52,6 +54,11 @@ constexpr RouteSpec kRoutes[] = {
     {"POST", "/api/v1/groups/([^/]+)/revoke", Role::kAdmin},
     {"POST", "/api/v1/workers/([^/]+)/shutdown", Role::kAdmin},
     {"POST", "/api/v1/workers/([^/]+)/pool", Role::kAdmin},
+    {"POST", "/api/v1/schedules", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/pause", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/resume", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/run", Role::kAdmin},
+    {"POST", "/api/v1/schedules/([^/]+)/delete", Role::kAdmin},
 };
 
 bool covers(const RouteSpec& spec, std::string_view method, std::string_view pattern) {

@@ -54,7 +54,7 @@ std::vector<std::string> listed_commands(const std::string& help) {
 
 const std::vector<std::string> kCommands = {"router", "worker", "store", "up",     "config", "submit",
                                             "status", "group",  "wait",  "inspect", "purge", "revoke",
-                                            "retry",  "ping",   "keygen", "bench", "help"};
+                                            "retry",  "ping",   "schedule", "keygen", "bench", "help"};
 
 TEST(CliHelp, HelpListsEveryCommandAndExitsZero) {
   auto r = zbatch({"help"});
@@ -201,7 +201,7 @@ TEST(CliConfig, TheExampleLoadsAsTheBuiltInDefaults) {
                                << json::diff(defaults, example).dump(2);
   // The output is the whole configuration: every section, the seed's queues and kinds.
   for (const char* section : {"router", "worker", "store", "up", "queues", "handlers", "ollama", "validation",
-                              "test_profiles", "mcp_servers"})
+                              "test_profiles", "mcp_servers", "schedules"})
     EXPECT_TRUE(defaults.contains(section)) << section;
   EXPECT_EQ(defaults["router"]["frontend"], "tcp://127.0.0.1:5555");
   EXPECT_EQ(defaults["worker"]["router"], "tcp://127.0.0.1:5556");
@@ -244,6 +244,35 @@ TEST(CliConfig, TheConfigurationShowsWhatAFileChanges) {
   EXPECT_NE(none.err.find("--defaults"), std::string::npos) << none.err;
 }
 
+TEST(CliConfig, AScheduleIsACronOrAnIntervalAndBadOnesAreRefusedByName) {
+  TempDir dir;
+  const std::string path = dir.str() + "/z.toml";
+  std::ofstream(path) << "[[schedule]]\nname = \"n\"\ncron = \"@hourly\"\ntimezone = \"America/New_York\"\n"
+                         "payload = '{\"a\": [1, 2]}'\nqueue = \"low_priority\"\n";
+  const json schedules = config_of({"config", path})["schedules"];
+  ASSERT_EQ(schedules.size(), 1u);
+  EXPECT_EQ(schedules[0]["timezone"], "America/New_York");
+  EXPECT_EQ(schedules[0]["task"]["payload"], json::parse(R"({"a": [1, 2]})"));
+  auto refused = [&](const std::string& table, const std::string& message) {
+    std::ofstream(path) << table;
+    auto r = zbatch({"config", path});
+    EXPECT_EQ(r.exit_code, 2) << table;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  };
+  refused("[[schedule]]\nname = \"a\"\nevery = 5\ncron = \"* * * * *\"\n", "give either cron or every");
+  refused("[[schedule]]\nname = \"a\"\n", "give either cron or every");
+  refused("[[schedule]]\nname = \"a\"\ncron = \"*/0 * * * *\"\n", "minute: step 0 must be 1..59");
+  refused("[[schedule]]\nname = \"a\"\ncron = \"61 * * * *\"\n", "minute: 61 is out of range");
+  refused("[[schedule]]\nname = \"a\"\nevery = 0.5\n", "[[schedule]] 'a' every must be seconds");
+  refused("[[schedule]]\nname = \"a\"\nevery = 5\ncatch_up = \"some\"\n", "catch_up must be one, all or none");
+  refused("[[schedule]]\nname = \"a\"\nevery = 5\nevry = 5\n", "evry is not a known key");
+  refused("[[schedule]]\nname = \"a\"\nevery = 5\npayload = \"{not json\"\n", "payload must be JSON text or a table");
+  refused("[[schedule]]\nname = \"a/b\"\nevery = 5\n", "a schedule name holds only");
+  refused("[[schedule]]\nevery = 5\n", "[[schedule]] needs a name");
+  refused("[[schedule]]\nname = \"a\"\nevery = 5\n[[schedule]]\nname = \"a\"\nevery = 6\n", "'a' is declared twice");
+  refused("schedule = 5\n", "[[schedule]] must be an array of tables");
+}
+
 TEST(CliConfig, AnMcpServerIsAProgramOrAUrl) {
   TempDir dir;
   const std::string path = dir.str() + "/z.toml";
@@ -281,6 +310,10 @@ TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
   EXPECT_EQ(handlers, (std::set<std::string>{"example_exec", "example_pool"}));
   EXPECT_FALSE(on["test_profiles"].empty());
   EXPECT_FALSE(on["mcp_servers"].empty());
+  ASSERT_EQ(on["schedules"].size(), 2u) << on["schedules"].dump();
+  EXPECT_EQ(on["schedules"][0]["cron"], "30 3 * * *");
+  EXPECT_EQ(on["schedules"][0]["task"]["payload"], json({{"scope", "all"}}));
+  EXPECT_EQ(on["schedules"][1]["every_ms"], 30000);
 
   // Keys of the example (both its set values and its enabled examples), per section.
   std::map<std::string, std::set<std::string>> in_example;
@@ -304,7 +337,7 @@ TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
   std::map<std::string, std::set<std::string>> parser;
   for (const auto& [section, keys] : accepted.items())
     for (const auto& k : keys) parser[section].insert(k.get<std::string>());
-  EXPECT_EQ(parser.size(), 11u);  // router, worker, store, up, the six tables, log
+  EXPECT_EQ(parser.size(), 12u);  // router, worker, store, up, the six tables, log, schedule
   for (const auto& [section, keys] : parser) {
     for (const auto& k : keys)
       EXPECT_TRUE(in_example[section].count(k)) << "zbatch.example.toml lacks [" << section << "] " << k;

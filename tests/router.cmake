@@ -9,3 +9,4 @@ set_tests_properties(disk_full_test PROPERTIES TIMEOUT 300)
 zbatch_add_test(core_test SOURCES core_test.cc LIBS zbatch_router)
 # The durable commit record: group commit off the loop, restore after an OS restart.
 zbatch_add_test(durability_test SOURCES durability_test.cc LIBS zbatch_router)
+zbatch_add_test(schedule_core_test SOURCES schedule_core_test.cc LIBS zbatch_router)

@@ -343,6 +343,7 @@ class OpenApiRoutes(unittest.TestCase):
             self.groups(api)
             self.dead_letters(api)
             self.cluster_views(api)
+            self.schedules(api)
             self.events(api)
             self.dashboard_and_health(api)
             self.bodies_refused_before_reading(api)
@@ -376,6 +377,8 @@ class OpenApiRoutes(unittest.TestCase):
             fill["name"] = worker
         if "{what}" in template:
             fill["what"] = "queues"
+        if "{schedule}" in template:
+            fill["schedule"] = "nightly"
         return fill
 
     def unauthenticated(self, cluster):
@@ -606,6 +609,36 @@ class OpenApiRoutes(unittest.TestCase):
         api.call("GET", "/api/v1/series", params={"since": 2000, "until": 1000}, expect=400)
         api.call("GET", "/api/v1/series", params={"step": "x"}, expect=400)
 
+    def schedules(self, api):
+        made = api.call("POST", "/api/v1/schedules", expect=201,
+                        body={"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Berlin", "catch_up": "all",
+                              "task": {"queue": "low_priority", "kind": "echo", "payload": {"n": 1}, "priority": 3}})
+        self.assertEqual(made.json()["source"], "api")
+        api.call("POST", "/api/v1/schedules", body={"name": "every", "every_s": 60, "overlap": "skip"}, expect=201)
+        api.call("POST", "/api/v1/schedules", body={"name": "nightly", "every_s": 60}, expect=409)
+        api.call("POST", "/api/v1/schedules", body={"name": "z", "cron": "* * * * *", "timezone": "Mars/Base"},
+                 expect=404)
+        api.call("POST", "/api/v1/schedules", body={"name": "q", "every_s": 60, "task": {"queue": "nope"}}, expect=422)
+        api.call("POST", "/api/v1/schedules", body={"name": "b", "cron": "*/0 * * * *"}, expect=400)
+        api.call("POST", "/api/v1/schedules", body={"name": "b", "every_s": 60, "evry": 1}, expect=400,
+                 schema_refuses=True)
+        api.call("POST", "/api/v1/schedules", body={"name": "b/c", "every_s": 60}, expect=400, schema_refuses=True)
+        api.call("POST", "/api/v1/schedules", body={"name": "b", "every_s": 60, "catch_up": "some"}, expect=400,
+                 schema_refuses=True)
+        listed = api.call("GET", "/api/v1/schedules", expect=200).json()["schedules"]
+        self.assertEqual(sorted(s["name"] for s in listed), ["every", "nightly"])
+        api.call("GET", "/api/v1/schedules/{schedule}", {"schedule": "nightly"}, expect=200)
+        api.call("GET", "/api/v1/schedules/{schedule}", {"schedule": "nobody"}, expect=404)
+        api.call("GET", "/api/v1/schedules/{schedule}", {"schedule": "a b"}, expect=400)
+        for verb in ("pause", "resume", "run", "delete"):
+            path = "/api/v1/schedules/{schedule}/" + verb
+            api.call("POST", path, {"schedule": "nobody"}, expect=404)
+            api.call("POST", path, {"schedule": "nightly"}, body={"now": True}, expect=400, schema_refuses=True)
+            r = api.call("POST", path, {"schedule": "nightly"}, body={}, expect=200).json()
+            if verb == "run":
+                self.assertIsNotNone(r["task"])
+        api.call("POST", "/api/v1/schedules/{schedule}/delete", {"schedule": "every"}, expect=200)
+
     def events(self, api):
         # The whole log from the start: every event's data matches the document.
         r = api.call("GET", "/api/v1/events", params={"after": 0}, stream=True, expect=200, timeout=10)
@@ -689,7 +722,8 @@ class OpenApiRoutes(unittest.TestCase):
         calls = []
         for path, method, op in operations():
             if "503" in op["responses"] and path not in ("/readyz", "/api/v1/events"):
-                body = {"/api/v1/workers/{name}/pool": {"delta": 1}, "/api/v1/tasks": {"kind": "echo"}}.get(path)
+                body = {"/api/v1/workers/{name}/pool": {"delta": 1}, "/api/v1/tasks": {"kind": "echo"},
+                        "/api/v1/schedules": {"name": "gone", "every_s": 60}}.get(path)
                 if path.startswith("/batch/") and method == "post":
                     body = {"tasks": [{"kind": "echo"}]}
                 calls.append((method.upper(), path, self.fill_for(path, worker=name), body))

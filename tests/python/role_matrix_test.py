@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import uuid
 
 import requests
 import yaml
@@ -91,8 +92,12 @@ class RoleMatrix(unittest.TestCase):
                 body = {"queue": "low_priority"}
             if pattern == "/api/v1/dead/retry":
                 body = {}
+            if pattern == "/api/v1/schedules" and method == "POST":
+                body = {"name": "m-" + uuid.uuid4().hex[:12], "every_s": 3600}
             return [(pattern, body)]
-        if "/workers/" in pattern:
+        if "/schedules/" in pattern:
+            value, body = fresh("schedule"), ({} if method == "POST" else None)
+        elif "/workers/" in pattern:
             value, body = "victim@test", ({"delta": 1} if pattern.endswith("/pool") else {})
         elif "/inspect/" in pattern:
             value, body = "queues", None
@@ -107,6 +112,12 @@ class RoleMatrix(unittest.TestCase):
         return [(pattern.replace("([^/]+)", value, 1), body)]
 
     def fresh(self, what):
+        if what == "schedule":
+            name = "s-" + uuid.uuid4().hex[:12]
+            r = requests.post(self.up.url + "/api/v1/schedules", json={"name": name, "every_s": 3600},
+                              headers=bearer("admin"), timeout=10)
+            self.assertEqual(r.status_code, 201, r.text)
+            return name
         if what == "group":
             r = requests.post(self.up.url + "/api/v1/tasks", json={"tasks": [{"kind": "noop"}]}, headers=bearer("admin"),
                               timeout=10)
