@@ -529,7 +529,11 @@ async function groupPage(first, params, id) {
     ["group-elapsed", fmtDuration(p.elapsed), "elapsed"],
     ["group-left", g.ready ? "done" : fmtDuration(p.left), "time left"]];
   const exportUrl = (format) => `/api/v1/groups/${encodeURIComponent(g.group_id)}/export?format=${format}`;
+  const revokedAt = g.revoked_at_ms ? `<p id="group-revoked" class="summary bad">Revoked at ${fmtTime(g.revoked_at_ms)}: ` +
+    `it takes no more tasks and none of its tasks starts.</p>` : "";
   $("#view").innerHTML = `<h1>Group ${idCell(g.group_id, `#/group/${g.group_id}`)}</h1>
+    ${g.ready ? "" : `<p><button class="danger" id="revoke-group">${g.revoked_at_ms ? "Stop its running tasks" : "Revoke group"}</button></p>`}
+    ${revokedAt}
     <div class="cards">
       ${cards.map(([cid, n, l]) => `<div class="card"><div class="n" ${cid ? `id="${cid}"` : ""}>${n}</div><div class="l">${l}</div></div>`).join("")}
     </div>
@@ -543,6 +547,15 @@ async function groupPage(first, params, id) {
       <td>${stateBadge(t.state)}</td><td class="num">${t.attempt}</td><td>${esc((t.error || "").slice(0, 100))}</td></tr>`).join("")}
     </tbody></table>
     ${g.results_truncated ? `<p class="muted">The first ${g.tasks.length} tasks; <a href="#/tasks?group=${g.group_id}">search them all</a> or download them above.</p>` : ""}`;
+  $("#revoke-group")?.addEventListener("click", async () => {
+    if (!confirm(`Revoke every unfinished task of this group (${g.total - g.completed} of ${g.total})?`)) return;
+    const terminate = g.running > 0 && confirm(`${g.running} task(s) are running. Stop them too (terminate)?`);
+    try {
+      const r = await post(`/api/v1/groups/${id}/revoke`, { terminate });
+      toast(`${r.revoked} task(s) revoked${r.running ? `, ${r.running} running left to finish` : ""}`);
+      live.dirty = true;
+    } catch (e) { toast(e.message); }
+  });
 }
 
 // --- dead letters -------------------------------------------------------------------------------

@@ -95,6 +95,21 @@ try {
   await page.waitForFunction(async (id) => (await navigator.clipboard.readText()) === id, shown[3][0], { timeout: 5000 });
   if (shots) await page.screenshot({ path: path.join(shots, "group.png") });
 
+  // A group revoked from its page: both confirmations accepted, its running task stopped too.
+  const slow = await (await call("/api/v1/tasks", { method: "POST", body: JSON.stringify({ tasks: [
+    { kind: "sleep", payload: { seconds: 60 } }, ...Array.from({ length: 5 }, () => ({ kind: "echo", payload: 1, countdown: 600 }))] }) })).json();
+  await waitFor("the long task started", async () => (await (await call(`/api/v1/tasks/${slow.task_ids[0]}`)).json()).state === "started");
+  await page.goto(`${base}/#/group/${slow.group_id}`);
+  await page.waitForSelector("#revoke-group");
+  const answered = [];
+  page.on("dialog", (d) => { answered.push(d.message()); d.accept(); });
+  await page.click("#revoke-group");
+  await page.waitForSelector("#group-revoked", { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector("#group-summary")?.textContent.includes("6 revoked"), null, { timeout: 10000 });
+  assert.equal(answered.length, 2, `a confirmation, then the question to stop the running task: ${answered}`);
+  assert.equal(await page.$("#revoke-group"), null, "a finished group offers no revoke");
+  page.removeAllListeners("dialog");
+
   // A failed task, retried from its page: the page follows the new attempt live.
   const failedTask = await (await call("/api/v1/tasks", { method: "POST", body: JSON.stringify({ kind: "fail", payload: { error: "Broken: on purpose" }, max_retries: 0 }) })).json();
   await page.goto(`${base}/#/task/${failedTask.task_id}`);
