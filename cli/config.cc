@@ -228,6 +228,8 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
 
 Status parse_schedule(const toml::table& t, const std::string& path, proto::ScheduleSpec& spec) {
   spec.task.payload = "{}";
+  // The name first, so that every message names the schedule (the keys come sorted).
+  if (auto n = t.get("name"); n && n->value<std::string>()) spec.name = *n->value<std::string>();
   for (const auto& [k, v] : t) {
     const std::string key(k.str());
     const std::string where = "[[schedule]] " + (spec.name.empty() ? std::string() : "'" + spec.name + "' ") + key;

@@ -99,7 +99,9 @@ TEST(CronParse, HostileExpressionsGetClearErrors) {
     const int n = static_cast<int>(rng() % 40);
     for (int j = 0; j < n; ++j) s.push_back(alphabet[rng() % alphabet.size()]);
     auto e = parse(s);
-    if (e) EXPECT_GE(next_slot(*e, Zone::utc(), 0), -1);
+    if (e) {
+      EXPECT_GE(next_slot(*e, Zone::utc(), 0), -1);
+    }
   }
 }
 

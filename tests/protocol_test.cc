@@ -174,6 +174,13 @@ TEST(Protocol, EveryControlOperationRoundTripsWithItsArgumentsAndReply) {
     ControlArgs args = default_control_args(op);
     if (auto* a = std::get_if<WorkerArgs>(&args)) *a = {"w1@host", op == ControlOp::kWorkerPool ? -3 : 0};
     if (auto* a = std::get_if<TaskArgs>(&args)) *a = {Id::random(), op == ControlOp::kRevoke};
+    if (auto* a = std::get_if<ScheduleArgs>(&args)) a->name = "nightly";
+    if (auto* a = std::get_if<ScheduleSpec>(&args)) {
+      a->name = "nightly";
+      a->cron = "30 3 * * *";
+      a->timezone = "Europe/Berlin";
+      a->task.kind = "echo";
+    }
     const Control in = control(op, args);
     const Control out = round_trip(in);
     EXPECT_EQ(out.op, control_op_name(op));
@@ -189,6 +196,35 @@ TEST(Protocol, EveryControlOperationRoundTripsWithItsArgumentsAndReply) {
   EXPECT_FALSE(parse_control_op("inspect"));
   EXPECT_TRUE(control_op_reads(ControlOp::kInspectFailed));
   EXPECT_FALSE(control_op_reads(ControlOp::kPurge));
+  EXPECT_TRUE(control_op_reads(ControlOp::kScheduleList));
+  EXPECT_FALSE(control_op_reads(ControlOp::kScheduleCreate));
+  EXPECT_FALSE(control_op_reads(ControlOp::kScheduleRun));
+}
+
+TEST(Protocol, ScheduleOperationsAreCheckedOnDecode) {
+  ScheduleSpec spec;
+  spec.name = "tick";
+  spec.every_ms = 5000;
+  spec.task.payload = "{\"n\":1}";
+  auto made = round_trip(control(ControlOp::kScheduleCreate, spec));
+  const auto& got = std::get<ScheduleSpec>(made.args);
+  EXPECT_EQ(got.every_ms, 5000u);
+  EXPECT_EQ(got.task.payload, "{\"n\":1}");
+  EXPECT_EQ(got.catch_up, "one");
+  // A bad spec or name from a peer is refused by decode, with the operation named.
+  for (auto edit : std::vector<std::function<void(ScheduleSpec&)>>{
+           [](ScheduleSpec& s) { s.cron = "*/0 * * * *", s.every_ms = 0; },
+           [](ScheduleSpec& s) { s.every_ms = 1; }, [](ScheduleSpec& s) { s.name = "../x"; },
+           [](ScheduleSpec& s) { s.overlap = "maybe"; }}) {
+    ScheduleSpec bad = spec;
+    edit(bad);
+    Control c = Control::make(ControlOp::kScheduleCreate, bad);
+    EXPECT_FALSE(check_control(c)) << bad.name;
+    EXPECT_NE(check_control(c).message().find("schedule.create: "), std::string::npos);
+  }
+  EXPECT_FALSE(check_control(Control::make(ControlOp::kSchedulePause, ScheduleArgs{""})));
+  EXPECT_TRUE(check_control(Control::make(ControlOp::kScheduleList, ScheduleArgs{""})));
+  EXPECT_FALSE(check_control(Control::make(ControlOp::kScheduleRun, ScheduleArgs{std::string(200, 'a')})));
 }
 
 TEST(Protocol, ControlArgumentsAndRepliesKeepTheirFields) {
