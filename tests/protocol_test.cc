@@ -174,6 +174,7 @@ TEST(Protocol, EveryControlOperationRoundTripsWithItsArgumentsAndReply) {
     ControlArgs args = default_control_args(op);
     if (auto* a = std::get_if<WorkerArgs>(&args)) *a = {"w1@host", op == ControlOp::kWorkerPool ? -3 : 0};
     if (auto* a = std::get_if<TaskArgs>(&args)) *a = {Id::random(), op == ControlOp::kRevoke};
+    if (auto* a = std::get_if<GroupArgs>(&args)) *a = {Id::random(), true};
     if (auto* a = std::get_if<ScheduleArgs>(&args)) a->name = "nightly";
     if (auto* a = std::get_if<ScheduleSpec>(&args)) {
       a->name = "nightly";
