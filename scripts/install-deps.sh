@@ -8,7 +8,8 @@ set_name=${1:-build}
 build_pkgs=(cmake g++ make pkg-config libzmq3-dev cppzmq-dev libmsgpack-cxx-dev
             libcpp-httplib-dev liblmdb-dev libgtest-dev libgmock-dev libbenchmark-dev
             nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libssl-dev libsystemd-dev)
-test_pkgs=(python3 python3-requests python3-yaml python3-jsonschema curl openssl chromium prometheus
+# tzdata: the time zones of cron schedules (the router reads /usr/share/zoneinfo; UTC needs none).
+test_pkgs=(python3 python3-requests python3-yaml python3-jsonschema curl openssl chromium prometheus tzdata
            systemd dpkg-dev fakeroot lintian docker-compose)
 bench_pkgs=(redis-server python3-celery python3-redis wrk)
 fuzz_pkgs=(clang libclang-rt-14-dev)
