@@ -1,5 +1,6 @@
 #include "cli/service_notify.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -18,9 +19,33 @@ namespace {
 
 constexpr auto kReadyPoll = std::chrono::milliseconds(50);
 
+// libsystemd is loaded only under systemd (NOTIFY_SOCKET set): a process started otherwise —
+// most workers — does not map it, which keeps an idle worker's memory small.
+struct Systemd {
+  decltype(&sd_notify) notify = nullptr;
+  decltype(&sd_watchdog_enabled) watchdog_enabled = nullptr;
+};
+
+const Systemd& systemd() {
+  static const Systemd loaded = [] {
+    Systemd s;
+    void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      spdlog::warn("systemd notify unavailable: cannot load libsystemd.so.0 ({})", ::dlerror());
+      return s;
+    }
+    s.notify = reinterpret_cast<decltype(&sd_notify)>(::dlsym(lib, "sd_notify"));
+    s.watchdog_enabled = reinterpret_cast<decltype(&sd_watchdog_enabled)>(::dlsym(lib, "sd_watchdog_enabled"));
+    return s;
+  }();
+  return loaded;
+}
+
 void notify(const std::string& state) {
+  if (!systemd().notify) return;
   // 0: the variable stays set, so that later notifications reach systemd too.
-  if (int r = sd_notify(0, state.c_str()); r < 0) spdlog::warn("systemd notify failed state=\"{}\" errno={}", state, -r);
+  if (int r = systemd().notify(0, state.c_str()); r < 0)
+    spdlog::warn("systemd notify failed state=\"{}\" errno={}", state, -r);
 }
 
 // A file descriptor closed when it goes out of scope.
@@ -50,7 +75,7 @@ bool wait_for(int fd, short events, std::chrono::steady_clock::time_point deadli
 ServiceNotifier::ServiceNotifier() : enabled_(std::getenv("NOTIFY_SOCKET") != nullptr) {
   if (!enabled_) return;
   uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) > 0) watchdog_usec_ = usec;
+  if (systemd().watchdog_enabled && systemd().watchdog_enabled(0, &usec) > 0) watchdog_usec_ = usec;
 }
 
 ServiceNotifier::~ServiceNotifier() { join(); }

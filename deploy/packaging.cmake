@@ -34,6 +34,8 @@ set(ZBATCH_DEB_MAINTAINER "zbatch maintainers <zbatch@example.org>" CACHE STRING
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${ZBATCH_DEB_MAINTAINER})
 # Depends is computed from the libraries the binary and the module link (dpkg-shlibdeps).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# libsystemd is loaded at run time, only under systemd (cli/service_notify.cc): named here.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libsystemd0")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/deploy/debian/conffiles

@@ -531,6 +531,18 @@ class OpenApiRoutes(unittest.TestCase):
         api.call("POST", "/api/v1/tasks/{id}/retry", {"id": "not-an-id"}, expect=400)
         api.call("POST", "/api/v1/tasks/{id}/retry", {"id": later}, body={"now": True}, expect=400, schema_refuses=True)
         api.call("POST", "/api/v1/tasks/{id}/retry", {"id": NIL}, expect=404)
+
+        # Revoke a whole group: 200, then 409 once it has finished; bad input (400, 404).
+        gone = api.call("POST", "/api/v1/tasks", body={"tasks": [{"kind": "echo", "countdown": 600},
+                                                                 {"kind": "echo", "countdown": 600}]}, expect=201).json()
+        r = api.call("POST", "/api/v1/groups/{id}/revoke", {"id": gone["group_id"]}, body={"terminate": False},
+                     expect=200).json()
+        self.assertEqual((r["group"], r["revoked"], r["running"], r["again"]), (gone["group_id"], 2, 0, False))
+        api.call("POST", "/api/v1/groups/{id}/revoke", {"id": gone["group_id"]}, expect=409)
+        api.call("POST", "/api/v1/groups/{id}/revoke", {"id": gone["group_id"]}, body={"terminate": "yes"}, expect=400,
+                 schema_refuses=True)
+        api.call("POST", "/api/v1/groups/{id}/revoke", {"id": "not-an-id"}, expect=400)
+        api.call("POST", "/api/v1/groups/{id}/revoke", {"id": NIL}, expect=404)
         self.group_id = group["group_id"]
 
     def groups(self, api):
