@@ -157,7 +157,9 @@ Result<RestoreReport> Durability::restore(const std::string& dir, const std::str
     return Status(Code::kIo, data_path + " is older (commit " + std::to_string(on_disk) +
                                  ") than its durable record (commit " + std::to_string(rec.txn) + ")");
   const bool torn = !meta_valid(meta[0]) || !meta_valid(meta[1]);
-  if (on_disk == rec.txn && !torn) return report;
+  report.machine_restarted = true;
+  report.durable_txn = rec.txn;
+  if (on_disk == rec.txn && !torn) return report;  // the newest commit was the durable one
   for (off_t slot = 0; slot < 2; ++slot)
     if (!full_pwrite(fd, rec.meta, kLmdbMetaBytes, slot * page + kPageHeader))
       return errno_status("restore meta page of " + data_path);

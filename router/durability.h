@@ -42,6 +42,7 @@ inline constexpr size_t kLmdbMetaBytes = 136;
 
 struct RestoreReport {
   bool restored = false;
+  bool machine_restarted = false;  // another boot wrote the durable record (restored or not)
   uint64_t durable_txn = 0;  // the commit restored to
   uint64_t dropped_txn = 0;  // the newest commit on disk before (not acknowledged)
 };

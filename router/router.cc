@@ -110,6 +110,9 @@ Status Router::Impl::open() {
     spdlog::warn("router restored the last durable commit after the machine restarted data={} commit={} "
                  "dropped_through={}: what was dropped had not been acknowledged",
                  options.data_dir, r.durable_txn, r.dropped_txn);
+  else if (r.machine_restarted)
+    spdlog::info("router found the last durable commit on disk after the machine restarted data={} commit={}: "
+                 "nothing to restore", options.data_dir, r.durable_txn);
   published_seq = ledger->meta().seq;
   core.emplace(options, *ledger, stats);
   if (Status s = core->recover(); !s) return s;
