@@ -101,6 +101,8 @@ class RoleMatrix(unittest.TestCase):
             value, body = "victim@test", ({"delta": 1} if pattern.endswith("/pool") else {})
         elif "/inspect/" in pattern:
             value, body = "queues", None
+        elif "group" in pattern and pattern.endswith("/revoke"):
+            value, body = fresh("waiting group"), {}
         elif "group" in pattern:
             value, body = fresh("group"), None
         elif pattern.endswith("/revoke"):
@@ -118,8 +120,9 @@ class RoleMatrix(unittest.TestCase):
                               headers=bearer("admin"), timeout=10)
             self.assertEqual(r.status_code, 201, r.text)
             return name
-        if what == "group":
-            r = requests.post(self.up.url + "/api/v1/tasks", json={"tasks": [{"kind": "noop"}]}, headers=bearer("admin"),
+        if what in ("group", "waiting group"):  # a waiting one has a task an hour away: it can be revoked
+            task = {"kind": "noop", "countdown": 3600} if what == "waiting group" else {"kind": "noop"}
+            r = requests.post(self.up.url + "/api/v1/tasks", json={"tasks": [task]}, headers=bearer("admin"),
                               timeout=10)
             self.assertEqual(r.status_code, 201, r.text)
             return r.json()["group_id"]
