@@ -33,6 +33,10 @@ bool send(zmq::socket_t& socket, const proto::Message& message, std::string_view
   return send_frames(socket, proto::encode(message), routing_id, zmq::send_flags::dontwait);
 }
 
+bool send_encoded(zmq::socket_t& socket, const proto::Frames& frames, std::string_view routing_id) {
+  return send_frames(socket, frames, routing_id, zmq::send_flags::dontwait);
+}
+
 bool send_blocking(zmq::socket_t& socket, const proto::Message& message,
                    std::chrono::milliseconds timeout) {
   socket.set(zmq::sockopt::sndtimeo, static_cast<int>(timeout.count()));

@@ -38,6 +38,8 @@ void configure(zmq::socket_t& socket, zmq::socket_type type);
 // Sends [routing_id][header][body] (routing id only when non-empty) without blocking.
 // Returns false when the peer is gone or at its high-water mark.
 bool send(zmq::socket_t& socket, const proto::Message& message, std::string_view routing_id = {});
+// Same, for a message already encoded (the router's event batches, packed with its log).
+bool send_encoded(zmq::socket_t& socket, const proto::Frames& frames, std::string_view routing_id = {});
 // Same, with a blocking bound: waits up to `timeout` for room.
 bool send_blocking(zmq::socket_t& socket, const proto::Message& message,
                    std::chrono::milliseconds timeout);

@@ -302,9 +302,8 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
 
 void Core::emit(proto::Event event) {
   event.ts_ms = now_unix_ms();
-  if (Status s = ledger_.append_event(event); !s) return fail_turn(s);
+  if (Status s = ledger_.append_event(event, effects_.events); !s) return fail_turn(s);
   dirty_ = true;
-  effects_.events.push_back(std::move(event));
 }
 
 void Core::fail_turn(const Status& status) {

@@ -59,7 +59,7 @@ struct Effects {
     std::vector<proto::Assignment> durable_tasks;
   };
   std::unordered_map<std::string, WorkerMail> workers;  // by routing id
-  std::vector<proto::Event> events;                     // already in the LMDB log
+  PackedEvents events;                                  // already in the LMDB log
   std::vector<Waiter> answered_waiters;                 // waits this turn answered
 
   void clear() {

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
 
 namespace zb::router {
 namespace {
@@ -25,7 +26,120 @@ Result<T> unpack(std::string_view bytes, const char* what) {
   }
 }
 
+// Reads the msgpack that TaskRecord's MSGPACK_DEFINE writes straight into the struct, where
+// the generic unpack first builds an object tree in a zone and then copies out of it: a task
+// record is read at every dispatch and every result. It reads only the layout this build
+// writes (the 21 fields, each in the type it is packed as); anything else (an older or newer
+// layout, a field in another msgpack type, a corrupt byte) makes it give up, and the generic
+// unpack, which accepts every layout msgpack's conversions do and reports corruption, decides.
+class RecordReader {
+ public:
+  explicit RecordReader(std::string_view bytes)
+      : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
+
+  bool done() const { return p_ == end_; }
+
+  bool array(uint32_t& n) {
+    if (p_ == end_) return false;
+    const uint8_t b = *p_;
+    if ((b & 0xf0) == 0x90) {
+      n = b & 0x0f;
+      ++p_;
+      return true;
+    }
+    if (b == 0xdc) return big(1, 2, n);
+    if (b == 0xdd) return big(1, 4, n);
+    return false;
+  }
+
+  template <typename U>
+  bool uint(U& out) {
+    if (p_ == end_) return false;
+    const uint8_t b = *p_;
+    uint64_t v = 0;
+    if (b < 0x80) {
+      v = b;
+      ++p_;
+    } else if (b >= 0xcc && b <= 0xcf) {
+      if (!big(1, size_t{1} << (b - 0xcc), v)) return false;
+    } else {
+      return false;
+    }
+    if (v > std::numeric_limits<U>::max()) return false;
+    out = static_cast<U>(v);
+    return true;
+  }
+
+  bool str(std::string& out) {
+    if (p_ == end_) return false;
+    const uint8_t b = *p_;
+    uint64_t n = 0;
+    if ((b & 0xe0) == 0xa0) {
+      n = b & 0x1f;
+      ++p_;
+    } else if (b >= 0xd9 && b <= 0xdb) {
+      if (!big(1, size_t{1} << (b - 0xd9), n)) return false;
+    } else {
+      return false;
+    }
+    if (n > static_cast<uint64_t>(end_ - p_)) return false;
+    out.assign(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+
+  bool id(Id& out) {
+    if (end_ - p_ < 2 + static_cast<ptrdiff_t>(Id::kSize) || p_[0] != 0xc4 || p_[1] != Id::kSize) return false;
+    auto parsed = Id::from_bytes(std::string_view(reinterpret_cast<const char*>(p_ + 2), Id::kSize));
+    if (!parsed) return false;
+    out = *parsed;
+    p_ += 2 + Id::kSize;
+    return true;
+  }
+
+  bool state(TaskState& out) {
+    uint8_t b = 0;
+    if (!uint(b)) return false;
+    auto s = state_from_byte(b);
+    if (!s) return false;
+    out = *s;
+    return true;
+  }
+
+ private:
+  // A big-endian integer of `width` bytes after `skip` bytes of type.
+  template <typename U>
+  bool big(size_t skip, size_t width, U& out) {
+    if (static_cast<size_t>(end_ - p_) < skip + width) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < width; ++i) v = (v << 8) | p_[skip + i];
+    if (v > std::numeric_limits<U>::max()) return false;
+    out = static_cast<U>(v);
+    p_ += skip + width;
+    return true;
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+bool read_task_record(std::string_view bytes, proto::TaskRecord& r) {
+  RecordReader in(bytes);
+  uint32_t n = 0;
+  return in.array(n) && n == 21 && in.id(r.id) && in.id(r.group) && in.str(r.ref) && in.str(r.queue) &&
+         in.str(r.kind) && in.str(r.payload) && in.uint(r.priority) && in.state(r.state) && in.uint(r.attempt) &&
+         in.uint(r.max_retries) && in.uint(r.seq) && in.uint(r.created_ms) && in.uint(r.eta_ms) &&
+         in.uint(r.started_ms) && in.uint(r.finished_ms) && in.str(r.worker) && in.str(r.result) &&
+         in.str(r.error) && in.uint(r.retries) && in.uint(r.soft_limit_ms) && in.uint(r.hard_limit_ms) && in.done();
+}
+
 }  // namespace
+
+Result<proto::TaskRecord> decode_task_record(std::string_view bytes) {
+  proto::TaskRecord rec;
+  if (read_task_record(bytes, rec)) return rec;
+  return unpack<proto::TaskRecord>(bytes, "task");
+}
 
 Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& options) {
   // Durable commits are made by the Durability thread, not by LMDB's own sync in each commit.
@@ -155,7 +269,12 @@ static Result<std::optional<T>> get_packed(lmdb::Txn& txn, lmdb::Dbi dbi, std::s
 }
 
 Result<std::optional<proto::TaskRecord>> Ledger::get_task(const Id& id) {
-  return get_packed<proto::TaskRecord>(txn(), tasks_, id.bytes(), "task");
+  auto v = txn().get(tasks_, id.bytes());
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<proto::TaskRecord>{};
+  auto rec = decode_task_record(**v);
+  if (!rec) return rec.status();
+  return std::optional<proto::TaskRecord>{std::move(rec.value())};
 }
 Status Ledger::put_task(const proto::TaskRecord& task) {
   return put_packed(txn(), tasks_, task.id.bytes(), task, buffer_);
@@ -302,12 +421,45 @@ Result<size_t> Ledger::sweep_expired(uint64_t upto_ms, size_t max,
   return keys.size();
 }
 
-Status Ledger::append_event(proto::Event& event) {
+Status Ledger::append_event(proto::Event& event, PackedEvents& out) {
   event.seq = ++meta_.seq;
   buffer_.clear();
   msgpack::pack(buffer_, event);
-  return txn().put(events_, lmdb::be64(event.seq), std::string_view(buffer_.data(), buffer_.size()),
-                   MDB_APPEND);
+  const std::string_view packed(buffer_.data(), buffer_.size());
+  if (Status s = txn().put(events_, lmdb::be64(event.seq), packed, MDB_APPEND); !s) return s;
+  out.append(packed);
+  return Status::ok();
+}
+
+namespace {
+// A msgpack stream that appends to a string.
+struct StringSink {
+  std::string& s;
+  void write(const char* p, size_t n) { s.append(p, n); }
+};
+}  // namespace
+
+proto::Frames PackedEvents::encode_batch(const Id& log_id) const {
+  proto::Frames f;
+  f.header = {'Z', 'B', static_cast<char>(proto::kVersion), static_cast<char>(proto::Command::kEventBatch)};
+  f.body.reserve(bytes_.size() + 32);
+  StringSink sink{f.body};
+  msgpack::packer<StringSink> pk(sink);
+  pk.pack_array(2);  // proto::EventBatch: log_id, events
+  pk.pack(log_id);
+  pk.pack_array(static_cast<uint32_t>(count_));
+  f.body.append(bytes_);
+  return f;
+}
+
+std::vector<proto::Event> PackedEvents::decode() const {
+  std::vector<proto::Event> out;
+  size_t offset = 0;
+  while (offset < bytes_.size()) {
+    msgpack::object_handle h = msgpack::unpack(bytes_.data(), bytes_.size(), offset);
+    out.push_back(h.get().as<proto::Event>());
+  }
+  return out;
 }
 
 Result<std::vector<proto::Event>> Ledger::read_events(uint64_t after, size_t max) {
@@ -343,7 +495,7 @@ Status Ledger::for_each_task(const std::function<void(const proto::TaskRecord&)>
   auto c = lmdb::Cursor::open(*rtxn, tasks_);
   if (!c) return c.status();
   for (bool ok = c->first(); ok; ok = c->next()) {
-    auto rec = unpack<proto::TaskRecord>(c->value(), "task");
+    auto rec = decode_task_record(c->value());
     if (!rec) return rec.status();
     fn(*rec);
   }

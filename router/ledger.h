@@ -30,6 +30,36 @@
 
 namespace zb::router {
 
+// A run of events with consecutive seqs, each as its msgpack bytes in the log: the body of an
+// EventBatch is these bytes behind an array header (encode_batch), so a turn's events are
+// packed once, for the log, and not again for the PUB socket.
+// A task record from its bytes in the `tasks` database: a reader of the layout this build
+// writes, with msgpack's generic conversion for any other (older records, corrupt bytes: a
+// Status). tests/router_test.cc checks both against each other.
+Result<proto::TaskRecord> decode_task_record(std::string_view bytes);
+
+class PackedEvents {
+ public:
+  void append(std::string_view packed) {
+    bytes_.append(packed);
+    ++count_;
+  }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  void clear() {
+    bytes_.clear();
+    count_ = 0;
+  }
+  // The EventBatch message of these events (what the store decodes as proto::EventBatch).
+  proto::Frames encode_batch(const Id& log_id) const;
+  // The events as structs (tests and diagnostics; the loop never needs them).
+  std::vector<proto::Event> decode() const;
+
+ private:
+  std::string bytes_;
+  size_t count_ = 0;
+};
+
 // The answer to an idempotency key: SubmitAck's fields (records written before fingerprints
 // existed decode with a nil one), then the fingerprint of the request it answered.
 struct IdemRecord {
@@ -124,8 +154,9 @@ class Ledger {
   Result<size_t> sweep_expired(uint64_t upto_ms, size_t max,
                                const std::function<Status(Expiring, std::string_view, uint64_t)>& fn);
 
-  // Assigns the next seq and appends.
-  Status append_event(proto::Event& event);
+  // Assigns the next seq and appends. The event's msgpack bytes (what the log holds) are added
+  // to `out`, so that the turn's EventBatch is sent without packing its events again.
+  Status append_event(proto::Event& event, PackedEvents& out);
   // Events with seq > after, at most max of them.
   Result<std::vector<proto::Event>> read_events(uint64_t after, size_t max);
   // Deletes events with seq <= upto, at most max of them; advances meta.first_seq.

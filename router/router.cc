@@ -309,7 +309,7 @@ void Router::Impl::send_held(Held& h) {
   for (auto& [rid, tasks] : h.tasks)
     if (!wire::send(*backend, proto::Tasks{std::move(tasks)}, rid)) unreachable.push_back(rid);
   if (!h.events.empty()) {
-    wire::send(*events, proto::EventBatch{ledger->meta().log_id, std::move(h.events)});
+    wire::send_encoded(*events, h.events.encode_batch(ledger->meta().log_id));
     last_publish_ms = now_steady_ms();
   }
   published_seq = std::max(published_seq, h.seq);

@@ -75,7 +75,7 @@ struct Router::Impl {
     std::vector<router::Outgoing> messages;
     std::vector<std::pair<std::string, std::vector<proto::Claim>>> acks;
     std::vector<std::pair<std::string, std::vector<proto::Assignment>>> tasks;
-    std::vector<proto::Event> events;
+    router::PackedEvents events;
   };
   std::deque<Held> held;
   std::unordered_map<std::string, uint32_t> held_commands;  // routing id → held backend messages

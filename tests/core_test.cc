@@ -136,7 +136,7 @@ class CoreTest : public ::testing::Test {
   }
   static size_t count(const Effects& e, EventType type) {
     size_t n = 0;
-    for (const auto& ev : e.events) n += ev.type == type;
+    for (const auto& ev : e.events.decode()) n += ev.type == type;
     return n;
   }
   static proto::Outcome outcome(const proto::Assignment& a, proto::OutcomeStatus status, std::string error = {}) {
@@ -197,8 +197,8 @@ TEST_F(CoreTest, EveryTransitionOfTheLifeCycleWritesPlacesAndEmits) {
       });
       ASSERT_TRUE(result) << pair << ": " << result.to_string();
       ASSERT_FALSE(out.events.empty()) << pair;
-      EXPECT_EQ(out.events[0].state, to) << pair;
-      EXPECT_EQ(out.events[0].from, from) << pair;
+      EXPECT_EQ(out.events.decode()[0].state, to) << pair;
+      EXPECT_EQ(out.events.decode()[0].from, from) << pair;
       const proto::TaskRecord now = record(id);
       EXPECT_EQ(now.state, to == S::kStarted ? from : to) << pair;
       EXPECT_EQ(core_->tasks().ready(0).size(), queued + (to == S::kQueued ? 1 : 0)) << pair;
@@ -218,10 +218,10 @@ TEST_F(CoreTest, ARetryWithoutBackoffIsRetriedThenQueuedInOneChange) {
   rec.retries = 1;
   Effects out = turn([&] { ASSERT_TRUE(core_->transition(rec, S::kStarted, Core::Change(S::kRetrying))); });
   ASSERT_EQ(out.events.size(), 2u);
-  EXPECT_EQ(out.events[0].type, EventType::kTaskRetried);
-  EXPECT_EQ(out.events[0].retries, 1u);
-  EXPECT_EQ(out.events[1].type, EventType::kTaskQueued);
-  EXPECT_EQ(out.events[1].from, S::kRetrying);
+  EXPECT_EQ(out.events.decode()[0].type, EventType::kTaskRetried);
+  EXPECT_EQ(out.events.decode()[0].retries, 1u);
+  EXPECT_EQ(out.events.decode()[1].type, EventType::kTaskQueued);
+  EXPECT_EQ(out.events.decode()[1].from, S::kRetrying);
   EXPECT_EQ(record(id).state, S::kQueued);
 }
 
@@ -248,7 +248,7 @@ TEST_F(CoreTest, SubmitDispatchResultGoesThroughTheLifeCycleWithItsEffects) {
   EXPECT_EQ(rec.state, S::kSucceeded);
   EXPECT_EQ(rec.result, "{\"ok\":true}");
   EXPECT_EQ(stats_.succeeded, 1u);
-  for (const auto& ev : done.events) {
+  for (const auto& ev : done.events.decode()) {
     if (ev.type == EventType::kTaskSucceeded) {
       EXPECT_EQ(ev.runtime_us, 1500u);
     }
@@ -322,7 +322,7 @@ TEST_F(CoreTest, GroupCountersAndParallelAdmissionLiveInTheGroupTable) {
   Effects one = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
   EXPECT_EQ(assigned(one, "w1").size(), 1u) << "a finished task lets one held task in";
   ASSERT_EQ(count(one, EventType::kGroupUpdated), 1u) << "the changed group once per turn";
-  for (const auto& ev : one.events) {
+  for (const auto& ev : one.events.decode()) {
     if (ev.type != EventType::kGroupUpdated) continue;
     {
       ASSERT_EQ(ev.group_record.size(), 1u);
@@ -363,7 +363,7 @@ TEST_F(CoreTest, ATransientFailureWaitsOutItsBackoffAndFreesItsGroupPlace) {
   ASSERT_EQ(tasks.size(), 1u);
   Effects retried = backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kFailed, "Transient: x")}});
   EXPECT_EQ(count(retried, EventType::kTaskRetried), 1u);
-  for (const auto& ev : retried.events) {
+  for (const auto& ev : retried.events.decode()) {
     if (ev.type != EventType::kTaskRetried) continue;
     EXPECT_EQ(ev.delay_ms, 60'000u);
     EXPECT_EQ(ev.retries, 1u);
@@ -382,7 +382,7 @@ TEST_F(CoreTest, AnExplicitRetryOfADeadLetterReopensItsGroup) {
   ASSERT_EQ(record(id).state, S::kFailed);
   Effects out = frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{id, false}));
   ASSERT_EQ(count(out, EventType::kTaskQueued), 1u);
-  for (const auto& ev : out.events) {
+  for (const auto& ev : out.events.decode()) {
     if (ev.type == EventType::kTaskQueued) {
       EXPECT_EQ(ev.from, S::kFailed);
     }

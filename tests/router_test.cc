@@ -20,6 +20,104 @@ using namespace std::chrono_literals;
 using testing::TempDir;
 using testing::wait_until;
 
+std::string packed(const proto::TaskRecord& rec) {
+  msgpack::sbuffer b;
+  msgpack::pack(b, rec);
+  return std::string(b.data(), b.size());
+}
+
+proto::TaskRecord sample_record(size_t text, uint64_t big) {
+  proto::TaskRecord r;
+  r.id = Id::random();
+  r.group = big % 2 ? Id::random() : Id();
+  r.ref = std::string(text % 40, 'r');
+  r.queue = "default";
+  r.kind = "exec";
+  r.payload = std::string(text, 'p');
+  r.priority = static_cast<uint8_t>(big);
+  r.state = static_cast<TaskState>(big % kTaskStateCount);
+  r.attempt = static_cast<uint32_t>(big);
+  r.max_retries = static_cast<uint32_t>(big >> 1);
+  r.seq = big;
+  r.created_ms = big ^ 0x5555;
+  r.eta_ms = big / 3;
+  r.started_ms = big / 5;
+  r.finished_ms = big / 7;
+  r.worker = std::string(text % 300, 'w');
+  r.result = std::string(text / 2, 'x');
+  r.error = text % 3 ? std::string() : "ValueError: " + std::string(text % 70000, 'e');
+  r.retries = static_cast<uint32_t>(big % 11);
+  r.soft_limit_ms = static_cast<uint32_t>(big);
+  r.hard_limit_ms = static_cast<uint32_t>(big >> 3);
+  return r;
+}
+
+TEST(TaskRecordCodec, DirectReaderAgreesWithMsgpackAtEveryWidthOfEveryField) {
+  for (size_t text : {0, 1, 31, 32, 255, 256, 65535, 65536, 70000})
+    for (uint64_t big : {0ull, 1ull, 127ull, 128ull, 255ull, 256ull, 65535ull, 65536ull, 4294967295ull,
+                         4294967296ull, 18446744073709551615ull}) {
+      const proto::TaskRecord rec = sample_record(text, big);
+      auto back = router::decode_task_record(packed(rec));
+      ASSERT_TRUE(back) << back.status().to_string();
+      EXPECT_EQ(packed(*back), packed(rec)) << "text=" << text << " big=" << big;
+    }
+}
+
+// A record packed field by field: `fields` of them (an older layout is shorter), the state as
+// any byte, the payload as bin or str.
+std::string pack_fields(const proto::TaskRecord& r, uint32_t fields, uint8_t state, bool payload_bin) {
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_array(fields);
+  pk.pack(r.id), pk.pack(r.group), pk.pack(r.ref), pk.pack(r.queue), pk.pack(r.kind);
+  if (payload_bin) {
+    pk.pack_bin(static_cast<uint32_t>(r.payload.size()));
+    pk.pack_bin_body(r.payload.data(), static_cast<uint32_t>(r.payload.size()));
+  } else {
+    pk.pack(r.payload);
+  }
+  pk.pack(r.priority), pk.pack_uint8(state), pk.pack(r.attempt), pk.pack(r.max_retries), pk.pack(r.seq);
+  pk.pack(r.created_ms), pk.pack(r.eta_ms), pk.pack(r.started_ms), pk.pack(r.finished_ms);
+  pk.pack(r.worker), pk.pack(r.result), pk.pack(r.error), pk.pack(r.retries), pk.pack(r.soft_limit_ms);
+  if (fields > 20) pk.pack(r.hard_limit_ms);
+  return std::string(b.data(), b.size());
+}
+
+TEST(TaskRecordCodec, OtherLayoutsAreReadByTheGenericConversion) {
+  const proto::TaskRecord rec = sample_record(100, 300);
+  ASSERT_EQ(pack_fields(rec, 21, static_cast<uint8_t>(rec.state), false), packed(rec)) << "the helper packs as the record does";
+  // An older record: one field shorter (no hard limit yet), its payload as bin.
+  auto back = router::decode_task_record(pack_fields(rec, 20, static_cast<uint8_t>(rec.state), true));
+  ASSERT_TRUE(back) << back.status().to_string();
+  EXPECT_EQ(back->id, rec.id);
+  EXPECT_EQ(back->payload, rec.payload);
+  EXPECT_EQ(back->soft_limit_ms, rec.soft_limit_ms);
+  EXPECT_EQ(back->hard_limit_ms, 0u);
+}
+
+TEST(TaskRecordCodec, CorruptRecordsAreAnErrorNeverACrash) {
+  const proto::TaskRecord rec = sample_record(300, 70000);
+  const std::string good = packed(rec);
+  for (size_t cut = 0; cut < good.size(); cut += 1 + cut / 16) {
+    auto r = router::decode_task_record(std::string_view(good.data(), cut));
+    EXPECT_FALSE(r) << "a record cut at " << cut << " of " << good.size() << " bytes was read";
+  }
+  auto bad_state = router::decode_task_record(pack_fields(rec, 21, 200, false));
+  EXPECT_FALSE(bad_state) << "a state outside the life cycle";
+  uint64_t seed = 88172645463325252ull;
+  for (int i = 0; i < 3000; ++i) {
+    std::string bad = good;
+    for (int flips = 0; flips < 3; ++flips) {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      bad[seed % bad.size()] = static_cast<char>(seed >> 40);
+    }
+    auto r = router::decode_task_record(bad);  // read or refused, never a crash
+    if (r) {
+      EXPECT_LE(r->payload.size() + r->result.size() + r->error.size(), bad.size());
+    }
+  }
+}
+
 TEST(RetryPolicy, BackoffDoublesUpToTheCapWithJitterInTheUpperHalf) {
   QueueConfig q;
   q.retry_backoff_ms = 100;

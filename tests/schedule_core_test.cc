@@ -102,7 +102,7 @@ class ScheduleCoreTest : public ::testing::Test {
   }
   static size_t received(const Effects& e) {
     size_t n = 0;
-    for (const auto& ev : e.events) n += ev.type == proto::EventType::kTaskReceived;
+    for (const auto& ev : e.events.decode()) n += ev.type == proto::EventType::kTaskReceived;
     return n;
   }
 
