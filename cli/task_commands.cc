@@ -63,7 +63,9 @@ void print_task(const proto::TaskRecord& r, bool as_json) {
   std::cout << r.id.to_string() << "  " << state_name(r.state) << "  queue=" << r.queue << " kind=" << r.kind
             << " attempt=" << r.attempt;
   if (!r.worker.empty()) std::cout << " worker=" << r.worker;
+  if (!r.unique_key.empty()) std::cout << " unique_key=" << r.unique_key;
   std::cout << "\n";
+  if (!r.trace.empty()) std::cout << "traceparent: " << r.trace << "\n";
   if (!r.result.empty()) std::cout << "result: " << r.result << "\n";
   if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
 }
@@ -78,6 +80,7 @@ struct SubmitFlags {
   int max_retries = -1;
   double time_limit = 0, soft_time_limit = 0;
   std::string idempotency_key;
+  std::string traceparent, unique_key, on_duplicate = "refuse";
 };
 
 void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
@@ -99,6 +102,12 @@ void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
       ->default_str("");
   cmd->add_option("--idempotency-key", f.idempotency_key,
                   "A repeat with the same key returns the first submission's ids and runs nothing twice (default: none)");
+  cmd->add_option("--traceparent", f.traceparent,
+                  "W3C trace context the task carries to its worker (default: $TRACEPARENT when valid)");
+  cmd->add_option("--unique-key", f.unique_key,
+                  "While a task of the queue with this key is queued or running, refuse another (default: none)");
+  cmd->add_option("--on-duplicate", f.on_duplicate, "With --unique-key: refuse (exit 1, the holder named), or existing (print the holder's id)")
+      ->check(CLI::IsMember({"refuse", "existing"}));
   cmd->add_flag("--wait", f.wait, "Wait for the result and print it (a group: wait for all; exit 1 when one failed)");
   cmd->add_option("payload", f.payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
 }
@@ -114,6 +123,23 @@ proto::TaskSpec task_spec(const SubmitFlags& f) {
   spec.soft_limit_ms = static_cast<uint32_t>(f.soft_time_limit * 1000);
   if (f.countdown > 0) spec.eta_ms = now_unix_ms() + static_cast<uint64_t>(f.countdown * 1000);
   if (!f.eta.empty()) spec.eta_ms = parse_eta(f.eta);
+  if (!f.traceparent.empty()) {
+    if (!proto::valid_traceparent(f.traceparent))
+      fail(kExitUsage, "--traceparent must be a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>, lower case");
+    spec.trace = f.traceparent;
+  } else if (const char* env = std::getenv("TRACEPARENT"); env && *env) {
+    // Inside a traced process (an exec task among them): its tasks join its trace.
+    if (proto::valid_traceparent(env)) spec.trace = env;
+    else std::cerr << "zbatch: ignoring TRACEPARENT, which is not a W3C traceparent\n";
+  }
+  if (!f.unique_key.empty()) {
+    if (f.payload == "-") fail(kExitUsage, "--unique-key names one task: it cannot be given with '-'");
+    if (f.unique_key.size() > proto::kMaxUniqueKeyBytes)
+      fail(kExitUsage, "--unique-key is longer than " + std::to_string(proto::kMaxUniqueKeyBytes) + " bytes");
+    spec.unique_key = f.unique_key;
+    spec.on_duplicate = static_cast<uint8_t>(f.on_duplicate == "existing" ? proto::UniquePolicy::kExisting
+                                                                           : proto::UniquePolicy::kRefuse);
+  }
   return spec;
 }
 
@@ -194,7 +220,9 @@ void submit_task(Client& client, const SubmitFlags& f, proto::TaskSpec spec) {
   SubmitReceipt sr = must(client.submit(spec, f.idempotency_key));
   const Id id = sr.task;
   if (!f.wait) {
-    std::cout << (f.c.json_out ? json_text(json{{"id", id.to_string()}, {"duplicate", sr.duplicate}}) : id.to_string()) << "\n";
+    std::cout << (f.c.json_out ? json_text(json{{"id", id.to_string()}, {"duplicate", sr.duplicate}, {"existing", sr.existing}})
+                               : id.to_string())
+              << "\n";
     return;
   }
   const proto::TaskRecord rec = wait_finished(client, id);

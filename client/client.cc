@@ -185,7 +185,7 @@ Result<SubmitReceipt> Client::submit(const proto::TaskSpec& task, const std::str
   if (ack->tasks.size() != 1) return Status(Code::kInternal, "router acknowledged " + std::to_string(ack->tasks.size()) + " tasks for 1");
   if (impl_->options.eager)
     if (Status s = impl_->settle(std::span(&task, 1), ack->tasks); !s) return s;
-  return SubmitReceipt{ack->tasks[0], ack->duplicate, key, ack->seq};
+  return SubmitReceipt{ack->tasks[0], ack->duplicate, key, ack->seq, !ack->existing.empty()};
 }
 
 GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOptions& options)

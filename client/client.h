@@ -108,6 +108,9 @@ struct SubmitReceipt {
   bool duplicate = false;
   std::string idempotency_key;
   uint64_t seq = 0;  // as GroupReceipt::seq, for the task's events
+  // The task's unique key was held (TaskSpec::on_duplicate = existing): `task` is the holder,
+  // and no task was made.
+  bool existing = false;
 };
 
 class Client {

@@ -12,6 +12,14 @@ using nlohmann::json;
 
 json id_or_null(const Id& id) { return id.is_nil() ? json(nullptr) : json(id.to_string()); }
 
+// A duration histogram: each bucket's own count (not cumulative), for <= bounds_us[i], the last
+// one beyond every bound.
+json duration_json(const proto::DurationHistogram& h) {
+  uint64_t count = 0;
+  for (uint64_t n : h.buckets) count += n;
+  return json{{"bounds_us", proto::kDurationBoundsUs}, {"buckets", h.buckets}, {"count", count}, {"sum_us", h.sum_us}};
+}
+
 // A task of inspect.active, .reserved or .scheduled (active adds started_ms).
 json live_task(const proto::TaskRow& t) {
   return json{{"id", t.id.to_string()}, {"ref", t.ref}, {"queue", t.queue}, {"kind", t.kind},
@@ -83,7 +91,8 @@ json to_json(const proto::InspectStatsReply& r) {
                  {"db_map_bytes", s.db_map_bytes}, {"storage_full", s.storage_full},
                  {"storage_free_bytes", s.storage_free_bytes}, {"storage_reserve_bytes", s.storage_reserve_bytes},
                  {"storage_failed_commits", s.storage_failed_commits}, {"durability", s.durability},
-                 {"commits", s.commits}, {"records_written", s.records_written}, {"syncs", s.syncs}};
+                 {"commits", s.commits}, {"records_written", s.records_written}, {"syncs", s.syncs},
+                 {"turn_time", duration_json(s.turn_time)}, {"sync_time", duration_json(s.sync_time)}};
   return json{{"router", std::move(router)}, {"workers", std::move(workers)}};
 }
 

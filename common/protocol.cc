@@ -237,6 +237,22 @@ Status check_control_reply(const ControlReply& reply) {
   return Status::ok();
 }
 
+bool valid_traceparent(std::string_view h) {
+  auto hex = [&](size_t from, size_t n, bool nonzero) {
+    bool any = false;
+    for (size_t i = from; i < from + n; ++i) {
+      const char c = h[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+      any = any || c != '0';
+    }
+    return any || !nonzero;
+  };
+  if (h.size() < 55 || h.size() > 512 || h[2] != '-' || h[35] != '-' || h[52] != '-') return false;
+  if (!hex(0, 2, false) || h.substr(0, 2) == "ff") return false;
+  if (h.substr(0, 2) == "00" ? h.size() != 55 : h.size() > 55 && h[55] != '-') return false;
+  return hex(3, 32, true) && hex(36, 16, true) && hex(53, 2, false);
+}
+
 std::string_view command_name(Command command) {
   switch (command) {
     case Command::kSubmit: return "SUBMIT";

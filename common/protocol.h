@@ -20,6 +20,7 @@
 // set, so a hostile length prefix cannot make the decoder allocate gigabytes.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <optional>
@@ -96,9 +97,22 @@ struct TaskSpec {
   // Relative delay (Celery's countdown), counted by the router from when it accepts the task;
   // unlike an absolute eta it makes the same request look the same when it is repeated.
   uint64_t countdown_ms = 0;
+  // A W3C trace context (`traceparent`, validated by valid_traceparent) that the task carries
+  // to its worker and handler; empty: none.
+  std::string trace;
+  // A uniqueness key within the task's queue: while a task with this key is queued, scheduled
+  // or running, another is refused (kRefuse) or answered with that task's id (kExisting, for
+  // submissions without a group). Empty: not unique.
+  std::string unique_key;
+  uint8_t on_duplicate = 0;  // UniquePolicy
   MSGPACK_DEFINE(queue, kind, payload, priority, eta_ms, ref, max_retries, soft_limit_ms,
-                 hard_limit_ms, countdown_ms);
+                 hard_limit_ms, countdown_ms, trace, unique_key, on_duplicate);
 };
+enum class UniquePolicy : uint8_t { kRefuse = 0, kExisting = 1 };
+// 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids not all zero, version
+// not ff (W3C Trace Context, level 1; a later version's longer header is kept to its first 55).
+bool valid_traceparent(std::string_view header);
+inline constexpr size_t kMaxUniqueKeyBytes = 256;
 
 // Everything the router knows about one task.
 struct TaskRecord {
@@ -123,9 +137,11 @@ struct TaskRecord {
   uint32_t retries = 0;        // failed attempts retried so far (lost workers do not count)
   uint32_t soft_limit_ms = 0;  // 0 = none
   uint32_t hard_limit_ms = 0;
+  std::string trace;       // TaskSpec::trace
+  std::string unique_key;  // TaskSpec::unique_key: held in the router's `unique` index until terminal
   MSGPACK_DEFINE(id, group, ref, queue, kind, payload, priority, state, attempt, max_retries, seq,
                  created_ms, eta_ms, started_ms, finished_ms, worker, result, error, retries,
-                 soft_limit_ms, hard_limit_ms);
+                 soft_limit_ms, hard_limit_ms, trace, unique_key);
 };
 
 struct GroupRecord {
@@ -243,9 +259,11 @@ struct Event {
   uint64_t before_ms = 0;    // results-expired: what finished before this instant was deleted
   std::vector<WorkerNote> worker_note;    // worker-online, -offline: one entry
   std::vector<GroupRecord> group_record;  // group-updated: the record (no chunk bitmap), one entry
+  std::string trace;       // task-received: TaskSpec::trace
+  std::string unique_key;  // task-received: TaskSpec::unique_key
   MSGPACK_DEFINE(seq, ts_ms, type, task, group, queue, kind, ref, state, attempt, priority, worker,
                  payload, result, error, unused_detail, eta_ms, from, retries, max_retries, delay_ms,
-                 runtime_us, count, before_ms, worker_note, group_record);
+                 runtime_us, count, before_ms, worker_note, group_record, trace, unique_key);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +476,23 @@ struct Refusals {  // messages refused for who sent them (router/router.h, Trust
            unknown_keys = 0;
   MSGPACK_DEFINE(forbidden, foreign_results, foreign_claims, foreign_started, bad_counts, unknown_keys);
 };
+// Durations counted in fixed buckets: buckets[i] counts those <= kDurationBoundsUs[i] (not
+// cumulative), the last one those beyond every bound. Empty: nothing measured.
+inline constexpr std::array<uint64_t, 12> kDurationBoundsUs = {50,    100,   250,    500,    1000,   2500,
+                                                               5000,  10000, 25000,  100000, 250000, 1000000};
+struct DurationHistogram {
+  std::vector<uint64_t> buckets;
+  uint64_t sum_us = 0;
+  MSGPACK_DEFINE(buckets, sum_us);
+  void add(uint64_t us) {
+    if (buckets.empty()) buckets.resize(kDurationBoundsUs.size() + 1);
+    size_t i = 0;
+    while (i < kDurationBoundsUs.size() && us > kDurationBoundsUs[i]) ++i;
+    ++buckets[i];
+    sum_us += us;
+  }
+};
+
 struct RouterStats {
   uint64_t uptime_ms = 0, submitted = 0, succeeded = 0, failed = 0, in_flight = 0, scheduled = 0,
            groups_active = 0, bad_frames = 0, late_requests = 0;
@@ -470,10 +505,13 @@ struct RouterStats {
   // Since start: LMDB commits (about one per loop turn that changed something), records they
   // wrote, and syncs that made them durable (several commits per sync under load; nosync: 0).
   uint64_t commits = 0, records_written = 0, syncs = 0;
+  // Since start: how long the loop's turns that committed took (reading the messages to the
+  // commit), and how long each sync (fdatasync and the durable record) took.
+  DurationHistogram turn_time, sync_time;
   MSGPACK_DEFINE(uptime_ms, submitted, succeeded, failed, in_flight, scheduled, groups_active, bad_frames,
                  late_requests, refused, event_seq, event_first_seq, event_confirmed, db_used_bytes, db_map_bytes,
                  storage_full, storage_free_bytes, storage_reserve_bytes, storage_failed_commits, durability, commits,
-                 records_written, syncs);
+                 records_written, syncs, turn_time, sync_time);
 };
 struct WorkerStats {
   std::string name;
@@ -662,7 +700,10 @@ struct SubmitAck {
   // The event log holds this submission's events up to here: a follower that has applied
   // this sequence number shows the tasks and their group.
   uint64_t seq = 0;
-  MSGPACK_DEFINE(corr, group, tasks, duplicate, seq);
+  // Positions in `tasks` answered with an earlier task of the same unique key
+  // (UniquePolicy::kExisting): no task was made for them.
+  std::vector<uint32_t> existing;
+  MSGPACK_DEFINE(corr, group, tasks, duplicate, seq, existing);
 };
 
 struct TaskInfo {
@@ -741,7 +782,8 @@ struct Assignment {
   std::string payload;
   uint32_t soft_limit_ms = 0;  // 0 = none
   uint32_t hard_limit_ms = 0;
-  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms);
+  std::string trace;  // TaskSpec::trace
+  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms, trace);
 };
 
 struct Tasks {

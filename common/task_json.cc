@@ -44,7 +44,11 @@ json task_json(const proto::TaskRecord& t, bool with_payload, uint64_t runtime_u
             {"created_ms", t.created_ms},
             {"started_ms", t.started_ms},
             {"finished_ms", t.finished_ms},
-            {"runtime_us", runtime_us}};
+            {"runtime_us", runtime_us},
+            {"traceparent", text_or_null(t.trace)},
+            // The trace id of a W3C traceparent: its 32 hex digits after the version.
+            {"trace_id", t.trace.size() >= 35 ? json(t.trace.substr(3, 32)) : json(nullptr)},
+            {"unique_key", text_or_null(t.unique_key)}};
   if (with_payload) j["payload"] = json_or_text(t.payload);
   return j;
 }

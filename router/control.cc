@@ -210,6 +210,8 @@ proto::InspectStatsReply Core::inspect_stats() {
   r.commits = counters.commits;
   r.records_written = counters.records;
   r.syncs = options_.fsync ? counters.syncs : 0;
+  r.turn_time = stats_.turn_time;
+  r.sync_time = ledger_.sync_time();
   return out;
 }
 

@@ -215,6 +215,15 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   }
   auto q = tasks_.find_queue(rec.queue);
   if (!q) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
+  if (!rec.unique_key.empty() && to == TaskState::kQueued && is_terminal(from)) {
+    // Run again: it takes its unique key back, unless a newer task holds it now.
+    auto held = ledger_.get_unique(rec.queue, rec.unique_key);
+    if (!held) return failed(held.status());
+    if (held->has_value() && **held != rec.id)
+      return Status(Code::kConflict, "task " + rec.id.to_string() + " cannot run again: its unique key is held by task " +
+                                         (*held)->to_string() + ", which has not finished");
+    if (Status s = ledger_.put_unique(rec.queue, rec.unique_key, rec.id); !s) return failed(s);
+  }
   const uint64_t key = order_key(rec.priority, rec.seq);
   const uint64_t now = now_unix_ms();
   // Admitted: in a ready queue or leased, holding a place in its group's allowance.
@@ -285,6 +294,8 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
       ev.error = rec.error;
       if (to == TaskState::kFailed)
         if (Status s = ledger_.put_dead(rec.id); !s) return failed(s);
+      if (!rec.unique_key.empty())
+        if (Status s = ledger_.del_unique(rec.queue, rec.unique_key, rec.id); !s) return failed(s);
       if (options_.result_ttl_ms)
         if (Status s = ledger_.put_expiry(now, Ledger::Expiring::kTask, rec.id.bytes()); !s) return failed(s);
       if (to == TaskState::kSucceeded) ++stats_.succeeded;

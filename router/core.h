@@ -80,6 +80,7 @@ struct Stats {
   uint64_t forbidden = 0, foreign_results = 0, foreign_claims = 0, foreign_started = 0, bad_counts = 0;
   uint64_t refusal_log_window_ms = 0;
   int refusals_logged = 0;
+  proto::DurationHistogram turn_time;  // turns that committed, from their start to the commit
 };
 
 // What the router around the core knows: the room on disk and the CURVE refusals, for
@@ -162,6 +163,16 @@ class Core {
  private:
   // intake.cc
   void on_submit(const std::string& rid, proto::Submit& submit);
+  // A task of a submission answered by another with its unique key (UniquePolicy::kExisting):
+  // the task `first` of the same submission (first < its own index), else `task`.
+  struct Duplicate {
+    bool answered = false;
+    size_t first = SIZE_MAX;
+    Id task;
+  };
+  // Refuses (kConflict) a submission whose unique keys are taken, unless each such task may
+  // be answered by the holder; fills `out` (empty when no task has a key).
+  Status check_unique(const proto::Submit& submit, std::vector<Duplicate>& out);
   void on_get_task(const std::string& rid, const proto::GetTask& get);
   void on_get_group(const std::string& rid, const proto::GetGroup& get);
   void on_wait(const std::string& rid, const proto::WaitTasks& wait);

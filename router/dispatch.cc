@@ -567,7 +567,7 @@ bool Core::lease_to(WorkerSession& w, size_t q, uint64_t key, const Id& task, pr
   auto& mail = effects_.workers[w.routing_id];
   (tasks_.config(q).acks_late ? mail.tasks : mail.durable_tasks).push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
                                                   std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms,
-                                                  rec.hard_limit_ms});
+                                                  rec.hard_limit_ms, std::move(rec.trace)});
   return true;
 }
 

@@ -270,7 +270,14 @@ void Durability::loop() {
       r = pending_;
       pending_ = Request{};
     }
+    const auto began = std::chrono::steady_clock::now();
     Status s = sync_and_record(r);
+    const auto took = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count());
+    size_t bucket = 0;
+    while (bucket < proto::kDurationBoundsUs.size() && took > proto::kDurationBoundsUs[bucket]) ++bucket;
+    sync_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+    sync_sum_us_.fetch_add(took, std::memory_order_relaxed);
     MDB_txn* released = nullptr;
     {
       std::lock_guard lock(mu_);
@@ -290,6 +297,14 @@ void Durability::loop() {
     done_cv_.notify_all();
     if (!s) return;
   }
+}
+
+proto::DurationHistogram Durability::sync_time() const {
+  proto::DurationHistogram h;
+  h.buckets.reserve(sync_buckets_.size());
+  for (const auto& b : sync_buckets_) h.buckets.push_back(b.load(std::memory_order_relaxed));
+  h.sum_us = sync_sum_us_.load(std::memory_order_relaxed);
+  return h;
 }
 
 Status Durability::sync_and_record(Request& r) {

@@ -24,6 +24,7 @@
 // refuses a file it does not recognise.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -33,6 +34,7 @@
 #include <thread>
 
 #include "common/lmdb.h"
+#include "common/protocol.h"
 #include "common/status.h"
 
 namespace zb::router {
@@ -78,6 +80,8 @@ class Durability {
   bool wait(uint64_t txn, int timeout_ms);
 
   uint64_t syncs() const { return syncs_.load(std::memory_order_relaxed); }
+  // How long the syncs took (proto::DurationHistogram's buckets).
+  proto::DurationHistogram sync_time() const;
 
  private:
   struct Request {
@@ -107,6 +111,8 @@ class Durability {
   MDB_txn* durable_pin_ = nullptr;  // pins the recorded commit (sync thread only)
   std::atomic<uint64_t> durable_{0};
   std::atomic<uint64_t> syncs_{0};
+  std::array<std::atomic<uint64_t>, proto::kDurationBoundsUs.size() + 1> sync_buckets_{};
+  std::atomic<uint64_t> sync_sum_us_{0};
   std::thread thread_;
 };
 

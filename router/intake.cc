@@ -1,5 +1,6 @@
 // Client messages on the frontend: submissions, status, waits, event replay.
 #include <algorithm>
+#include <unordered_map>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -166,6 +167,14 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
       return reply_error(rid, submit.corr, Status(Code::kBadRequest, "soft time limit must not exceed the hard time limit"));
     if (submit.idem_key.size() > 256)
       return reply_error(rid, submit.corr, Status(Code::kBadRequest, "idempotency key is longer than 256 bytes"));
+    if (!t.trace.empty() && !proto::valid_traceparent(t.trace))
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "trace must be a W3C traceparent "
+                                                      "(00-<32 hex>-<16 hex>-<2 hex>), got '" + too_long(t.trace) + "'"));
+    if (t.unique_key.size() > proto::kMaxUniqueKeyBytes)
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "unique key is longer than " +
+                                                      std::to_string(proto::kMaxUniqueKeyBytes) + " bytes"));
+    if (t.on_duplicate > static_cast<uint8_t>(proto::UniquePolicy::kExisting))
+      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "on_duplicate must be refuse (0) or existing (1)"));
   }
   if (Status s = check_chunk_fields(submit); !s) return reply_error(rid, submit.corr, s);
   if (!submit.idem_key.empty()) {
@@ -176,9 +185,13 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
       if (!first.fingerprint.is_nil() && !submit.fingerprint.is_nil() && first.fingerprint != submit.fingerprint)
         return reply_error(rid, submit.corr, Status(Code::kConflict, "idempotency key '" + too_long(submit.idem_key) +
                                                         "' was already used for a different request"));
-      return reply(rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true, 0});
+      return reply(rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true, 0, {}});
     }
   }
+  // Unique keys, before anything is written: which tasks an existing one answers.
+  std::vector<Duplicate> existing;
+  if (Status s = check_unique(submit, existing); !s)
+    return s.code() == Code::kConflict ? reply_error(rid, submit.corr, s) : fail_turn(s);
   GroupState* group = nullptr;
   const uint64_t now = now_unix_ms();
   if (!submit.group.is_nil()) {
@@ -214,11 +227,19 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
     groups_.add_tasks(*group, submit, now);
   }
 
-  proto::SubmitAck ack{submit.corr, submit.group, {}, false, 0};
+  proto::SubmitAck ack{submit.corr, submit.group, {}, false, 0, {}};
   ack.tasks.reserve(submit.tasks.size());
   proto::TaskRecord rec;
+  size_t made = 0;
   for (size_t i = 0; i < submit.tasks.size(); ++i) {
     auto& t = submit.tasks[i];
+    if (!existing.empty() && existing[i].answered) {
+      // Answered by the live task that holds its unique key (UniquePolicy::kExisting), or by
+      // the earlier task of this submission with that key.
+      ack.tasks.push_back(existing[i].first < i ? ack.tasks[existing[i].first] : existing[i].task);
+      ack.existing.push_back(static_cast<uint32_t>(i));
+      continue;
+    }
     const auto& qc = tasks_.config(queue_of[i]);
     rec.id = Id::time_ordered();
     rec.group = submit.group;
@@ -234,19 +255,26 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
     rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
     rec.seq = ++ledger_.meta().task_seq;
     rec.created_ms = now;
+    rec.trace = std::move(t.trace);
+    rec.unique_key = std::move(t.unique_key);
     // A task's creation, not a transition: it starts scheduled or queued.
     if (Status s = ledger_.put_task(rec); !s) return fail_turn(s);
+    if (!rec.unique_key.empty())
+      if (Status s = ledger_.put_unique(rec.queue, rec.unique_key, rec.id); !s) return fail_turn(s);
     proto::Event ev = task_event(rec, proto::EventType::kTaskReceived, rec.state);
     ev.payload = rec.payload;
     ev.eta_ms = rec.eta_ms;
+    ev.trace = rec.trace;
+    ev.unique_key = rec.unique_key;
     emit(std::move(ev));
     const uint64_t key = order_key(rec.priority, rec.seq);
     if (rec.eta_ms) tasks_.schedule({rec.eta_ms, key, queue_of[i], rec.id, rec.group});
     else if (group) groups_.enqueue(*group, queue_of[i], key, rec.id);
     else tasks_.ready(queue_of[i]).push(key, rec.id);
     ack.tasks.push_back(rec.id);
+    ++made;
   }
-  stats_.submitted += submit.tasks.size();
+  stats_.submitted += made;
   if (!submit.idem_key.empty()) {
     if (Status s = ledger_.put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint}); !s)
       return fail_turn(s);
@@ -255,6 +283,34 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
   }
   dirty_ = true;
   reply(rid, std::move(ack));
+}
+
+Status Core::check_unique(const proto::Submit& submit, std::vector<Duplicate>& out) {
+  std::unordered_map<std::string, size_t> seen;  // queue + 0 + key → its first task here
+  for (size_t i = 0; i < submit.tasks.size(); ++i) {
+    const auto& t = submit.tasks[i];
+    if (t.unique_key.empty()) continue;
+    if (out.empty()) out.resize(submit.tasks.size());
+    const bool answer = t.on_duplicate == static_cast<uint8_t>(proto::UniquePolicy::kExisting) && submit.group.is_nil();
+    const std::string what = "unique key '" + too_long(t.unique_key) + "' of queue '" + too_long(t.queue) + "'";
+    const char* why = submit.group.is_nil() ? "" : " (a group's tasks are its own: a duplicate in a group is refused)";
+    auto [first, fresh] = seen.emplace(t.queue + '\0' + t.unique_key, i);
+    if (!fresh) {
+      if (!answer)
+        return Status(Code::kConflict, "tasks " + std::to_string(first->second) + " and " + std::to_string(i) +
+                                           " of this submission have the same " + what + why);
+      out[i] = {true, first->second, {}};
+      continue;
+    }
+    auto held = ledger_.get_unique(t.queue, t.unique_key);
+    if (!held) return Status(Code::kIo, held.status().message());
+    if (!held->has_value()) continue;
+    if (!answer)
+      return Status(Code::kConflict, what + " is held by task " + (*held)->to_string() +
+                                         ", which has not finished" + why);
+    out[i] = {true, SIZE_MAX, **held};
+  }
+  return Status::ok();
 }
 
 void Core::on_confirm(const proto::Confirm& confirm) {

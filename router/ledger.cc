@@ -29,7 +29,7 @@ Result<T> unpack(std::string_view bytes, const char* what) {
 // Reads the msgpack that TaskRecord's MSGPACK_DEFINE writes straight into the struct, where
 // the generic unpack first builds an object tree in a zone and then copies out of it: a task
 // record is read at every dispatch and every result. It reads only the layout this build
-// writes (the 21 fields, each in the type it is packed as); anything else (an older or newer
+// writes (the 23 fields, each in the type it is packed as); anything else (an older or newer
 // layout, a field in another msgpack type, a corrupt byte) makes it give up, and the generic
 // unpack, which accepts every layout msgpack's conversions do and reports corruption, decides.
 class RecordReader {
@@ -126,11 +126,12 @@ class RecordReader {
 bool read_task_record(std::string_view bytes, proto::TaskRecord& r) {
   RecordReader in(bytes);
   uint32_t n = 0;
-  return in.array(n) && n == 21 && in.id(r.id) && in.id(r.group) && in.str(r.ref) && in.str(r.queue) &&
+  return in.array(n) && n == 23 && in.id(r.id) && in.id(r.group) && in.str(r.ref) && in.str(r.queue) &&
          in.str(r.kind) && in.str(r.payload) && in.uint(r.priority) && in.state(r.state) && in.uint(r.attempt) &&
          in.uint(r.max_retries) && in.uint(r.seq) && in.uint(r.created_ms) && in.uint(r.eta_ms) &&
          in.uint(r.started_ms) && in.uint(r.finished_ms) && in.str(r.worker) && in.str(r.result) &&
-         in.str(r.error) && in.uint(r.retries) && in.uint(r.soft_limit_ms) && in.uint(r.hard_limit_ms) && in.done();
+         in.str(r.error) && in.uint(r.retries) && in.uint(r.soft_limit_ms) && in.uint(r.hard_limit_ms) &&
+         in.str(r.trace) && in.str(r.unique_key) && in.done();
 }
 
 }  // namespace
@@ -170,7 +171,7 @@ Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& opti
       {"tasks", &ledger.tasks_}, {"leases", &ledger.leases_}, {"groups", &ledger.groups_},
       {"events", &ledger.events_}, {"idem", &ledger.idem_}, {"meta", &ledger.meta_db_},
       {"dead", &ledger.dead_}, {"expiry", &ledger.expiry_}, {"schedules", &ledger.schedules_},
-      {"firings", &ledger.firings_}};
+      {"firings", &ledger.firings_}, {"unique", &ledger.unique_}};
   for (auto& db : dbs) {
     auto dbi = txn->open_db(db.name, MDB_CREATE);
     if (!dbi) return dbi.status();
@@ -299,6 +300,33 @@ Status Ledger::put_idem(const std::string& key, const IdemRecord& record) {
 Status Ledger::del_task(const Id& id) { return txn().del(tasks_, id.bytes()); }
 Status Ledger::del_group(const Id& id) { return txn().del(groups_, id.bytes()); }
 Status Ledger::del_idem(const std::string& key) { return txn().del(idem_, key); }
+
+namespace {
+std::string unique_index_key(std::string_view queue, std::string_view key) {
+  std::string k(queue);
+  k.push_back('\0');
+  k.append(key);
+  return k;
+}
+}  // namespace
+
+Result<std::optional<Id>> Ledger::get_unique(std::string_view queue, std::string_view key) {
+  auto v = txn().get(unique_, unique_index_key(queue, key));
+  if (!v) return v.status();
+  if (!v->has_value()) return std::optional<Id>();
+  auto id = Id::from_bytes(**v);
+  if (!id) return Status(Code::kIo, "corrupt unique-key record");
+  return std::optional<Id>(*id);
+}
+Status Ledger::put_unique(std::string_view queue, std::string_view key, const Id& task) {
+  return txn().put(unique_, unique_index_key(queue, key), task.bytes());
+}
+Status Ledger::del_unique(std::string_view queue, std::string_view key, const Id& task) {
+  auto held = get_unique(queue, key);
+  if (!held) return held.status();
+  if (!held->has_value() || **held != task) return Status::ok();  // held by another, or by none
+  return txn().del(unique_, unique_index_key(queue, key));
+}
 
 Status Ledger::put_dead(const Id& id) { return txn().put(dead_, id.bytes(), {}); }
 Status Ledger::del_dead(const Id& id) { return txn().del(dead_, id.bytes()); }

@@ -16,6 +16,8 @@
 //                                             row's next_slot_ms is not stored).
 //   firings    name + 0 + slot ms (8 B)      → msgpack ScheduleFiring: every firing, written in
 //           the transaction that submits its task (router/schedules.cc).
+//   unique  queue + 0 + unique key          → task id: the live (not yet terminal) task that
+//                                             holds the key; deleted when it ends.
 //   meta    "log_id" → Id; "seq" → last event seq; "task_seq" → last task seq;
 //           "confirmed" → highest seq the store confirmed.
 #pragma once
@@ -123,6 +125,7 @@ class Ledger {
   struct Counters {
     uint64_t commits = 0, records = 0, syncs = 0;
   };
+  proto::DurationHistogram sync_time() const { return durability_ ? durability_->sync_time() : proto::DurationHistogram{}; }
   Counters counters() const {
     return {commits_, records_, durability_ ? durability_->syncs() : 0};  // nosync: none
   }
@@ -138,6 +141,10 @@ class Ledger {
   Status del_task(const Id& id);
   Status del_group(const Id& id);
   Status del_idem(const std::string& key);
+  // Unique keys: the live task holding (queue, key). del_unique deletes only task's own entry.
+  Result<std::optional<Id>> get_unique(std::string_view queue, std::string_view key);
+  Status put_unique(std::string_view queue, std::string_view key, const Id& task);
+  Status del_unique(std::string_view queue, std::string_view key, const Id& task);
 
   // Dead letters: tasks that failed for good.
   Status put_dead(const Id& id);
@@ -188,7 +195,7 @@ class Ledger {
   uint64_t commits_ = 0, records_ = 0;
   std::optional<lmdb::Txn> txn_;
   lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0, dead_ = 0,
-            expiry_ = 0, schedules_ = 0, firings_ = 0;
+            expiry_ = 0, schedules_ = 0, firings_ = 0, unique_ = 0;
   Meta meta_;
   msgpack::sbuffer buffer_;  // reused for every encode
 };

@@ -1,6 +1,8 @@
 // Sockets, timers and the turn's transaction. No policy lives here.
 #include "router/router.h"
 
+#include <chrono>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -204,6 +206,7 @@ Status Router::Impl::run_loop() {
 // One turn: read what is waiting, apply it in one write transaction, run the timers,
 // dispatch, commit, then send everything the turn produced.
 Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
+  const auto began = std::chrono::steady_clock::now();
   check_storage(now_steady_ms());
   turn_start = {stats.submitted, stats.succeeded, stats.failed};
   if (Status s = ledger->begin(); !s) return roll_back_turn(s);
@@ -235,6 +238,8 @@ Status Router::Impl::turn(bool frontend_ready, bool backend_ready) {
   if (Status s = core->end_turn(); !s) return roll_back_turn(s);
   if (core->changed()) {
     if (Status s = ledger->commit(); !s) return roll_back_turn(s);
+    stats.turn_time.add(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count()));
     commit_succeeded();
   } else {
     ledger->abort();

@@ -23,6 +23,7 @@ HttpServer::Handler seed_batch_handler(const Api& api, const std::string& queue,
     if (!key) return send_error(res, key.status());
     auto batch = parse_seed_batch(*body, queue, *api.cluster, api.limits.max_batch_tasks);
     if (!batch) return send_submission_error(res, batch.status(), *key);
+    if (Status s = apply_traceparent(req.get_header_value("traceparent"), *batch); !s) return send_submission_error(res, s, *key);
     GroupOptions go;
     go.parallel = batch->parallel;
     go.chunk_tasks = batch->tasks.size();  // one message: the router accepts or refuses it whole

@@ -50,6 +50,22 @@ void histogram(std::ostream& out, const char* name, const double (&buckets)[N], 
       << name << "_count " << cumulative << "\n";
 }
 
+// A router histogram (proto::DurationHistogram) in seconds; nothing when it holds no
+// measurement or not the buckets this build knows.
+void router_histogram(std::ostream& out, const char* name, const char* help, const proto::DurationHistogram& h) {
+  family(out, name, "histogram", help);
+  if (h.buckets.size() != proto::kDurationBoundsUs.size() + 1) return;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < proto::kDurationBoundsUs.size(); ++i) {
+    cumulative += h.buckets[i];
+    out << name << "_bucket{le=\"" << static_cast<double>(proto::kDurationBoundsUs[i]) / 1e6 << "\"} " << cumulative << "\n";
+  }
+  cumulative += h.buckets.back();
+  out << name << "_bucket{le=\"+Inf\"} " << cumulative << "\n"
+      << name << "_sum " << static_cast<double>(h.sum_us) / 1e6 << "\n"
+      << name << "_count " << cumulative << "\n";
+}
+
 void outcomes(std::ostream& out, const char* name, const char* by, const std::map<std::string, QueueCounts>& counts) {
   for (const auto& [key, q] : counts)
     for (auto [event, v] : {std::pair{"received", q.received}, {"started", q.started}, {"succeeded", q.succeeded},
@@ -139,6 +155,10 @@ void write_router_metrics(std::ostream& out, const proto::InspectStatsReply& rep
   out << "zbatch_router_syncs_total " << router.syncs << "\n";
   family(out, "zbatch_router_records_written_total", "counter", "LMDB records the router's commits wrote since it started.");
   out << "zbatch_router_records_written_total " << router.records_written << "\n";
+  router_histogram(out, "zbatch_router_turn_seconds",
+                   "Router loop turns that committed, from reading their messages to the commit.", router.turn_time);
+  router_histogram(out, "zbatch_router_sync_seconds", "Router syncs (fdatasync and the durable record) that made commits durable.",
+                   router.sync_time);
   family(out, "zbatch_router_event_seq", "gauge", "The router's last event sequence number.");
   out << "zbatch_router_event_seq " << router.event_seq << "\n";
   family(out, "zbatch_router_event_log_events", "gauge", "Events the router's log still holds.");

@@ -291,6 +291,8 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       t.payload = ev.payload;
       t.state = ev.state;
       t.created_ms = ev.ts_ms;
+      t.trace = ev.trace;
+      t.unique_key = ev.unique_key;
       ++c.received;
       if (!ev.group.is_nil()) {
         std::string key = std::string(ev.group.bytes()) + lmdb::be64(ev.seq);

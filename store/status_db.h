@@ -53,8 +53,10 @@ struct TaskStatus {
   uint64_t started_ms = 0;
   uint64_t finished_ms = 0;
   uint64_t runtime_us = 0;
+  std::string trace;       // the W3C traceparent it was submitted with
+  std::string unique_key;
   MSGPACK_DEFINE(id, group, ref, queue, kind, state, attempt, worker, payload, result, error, created_ms,
-                 started_ms, finished_ms, runtime_us);
+                 started_ms, finished_ms, runtime_us, trace, unique_key);
 };
 
 // A group's counters: the record the router keeps, as its last group-updated event carried it

@@ -36,25 +36,29 @@ std::string joined(const std::set<std::string>& names) {
   return out;
 }
 
+constexpr const char* kTraceparentForm =
+    "must be a W3C traceparent: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids not all zero";
 constexpr double kMaxCountdownS = 10.0 * 366 * 86400;  // the router's bound: ten years
 constexpr double kMaxEtaS = 253402300799;  // 9999-12-31T23:59:59Z
 constexpr double kMaxLimitS = 4e6;
 
 // The schemas. A seed task object holds these scheduling fields beside its kind's own (not
 // queue: the endpoint fixes it); a task of the API holds its kind's in "payload".
-constexpr std::array<std::string_view, 8> kSeedTaskFields = {
-    "id", "kind", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit"};
-constexpr std::array<std::string_view, 10> kApiTaskFields = {
-    "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit"};
-constexpr std::array<std::string_view, 11> kApiSingleFields = {
+constexpr std::array<std::string_view, 11> kSeedTaskFields = {
+    "id", "kind", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit", "traceparent",
+    "unique_key", "on_duplicate"};
+constexpr std::array<std::string_view, 13> kApiTaskFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
-    "idempotency_key"};
-constexpr std::array<std::string_view, 11> kApiGroupFields = {
+    "traceparent", "unique_key", "on_duplicate"};
+constexpr std::array<std::string_view, 14> kApiSingleFields = {
+    "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
+    "idempotency_key", "traceparent", "unique_key", "on_duplicate"};
+constexpr std::array<std::string_view, 12> kApiGroupFields = {
     "tasks", "parallel", "idempotency_key", "queue", "kind", "priority", "max_retries", "countdown", "eta",
-    "time_limit", "soft_time_limit"};
-constexpr std::array<std::string_view, 10> kSeedBatchFields = {
+    "time_limit", "soft_time_limit", "traceparent"};
+constexpr std::array<std::string_view, 11> kSeedBatchFields = {
     "tasks", "parallel", "idempotency_key", "kind", "priority", "max_retries", "countdown", "eta", "time_limit",
-    "soft_time_limit"};
+    "soft_time_limit", "traceparent"};
 
 // Fields that belong somewhere else: a clearer word than "unknown field".
 Status misplaced(const json& object, const std::string& where, bool top_level, bool group_form) {
@@ -79,8 +83,11 @@ struct Scheduling {
   // under the same idempotency key is the same request.
   std::optional<uint64_t> eta_ms, countdown_ms;
   std::optional<uint32_t> hard_limit_ms, soft_limit_ms;
+  std::optional<std::string> trace, unique_key;
+  uint8_t on_duplicate = 0;  // proto::UniquePolicy
 
   void inherit(const Scheduling& group) {
+    if (!trace) trace = group.trace;
     if (!queue) queue = group.queue;
     if (!kind) kind = group.kind;
     if (!priority) priority = group.priority;
@@ -160,6 +167,24 @@ Status read_scheduling(const json& o, const std::string& where, bool with_queue,
     if (Status st = read_seconds(*it, path(key), kMaxLimitS, seconds); !st) return st;
     (std::string_view(key) == "time_limit" ? s.hard_limit_ms : s.soft_limit_ms) = static_cast<uint32_t>(seconds * 1000);
   }
+  if (auto it = o.find("traceparent"); it != o.end() && !it->is_null()) {
+    if (!it->is_string() || !proto::valid_traceparent(it->get_ref<const std::string&>()))
+      return bad(path("traceparent"), kTraceparentForm);
+    s.trace = it->get<std::string>();
+  }
+  if (auto it = o.find("unique_key"); it != o.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().size() > proto::kMaxUniqueKeyBytes)
+      return bad(path("unique_key"), "must be a non-empty string of at most " +
+                                         std::to_string(proto::kMaxUniqueKeyBytes) + " bytes");
+    s.unique_key = it->get<std::string>();
+  }
+  if (auto it = o.find("on_duplicate"); it != o.end() && !it->is_null()) {
+    if (*it == "refuse") s.on_duplicate = static_cast<uint8_t>(proto::UniquePolicy::kRefuse);
+    else if (*it == "existing") s.on_duplicate = static_cast<uint8_t>(proto::UniquePolicy::kExisting);
+    else return bad(path("on_duplicate"), "must be \"refuse\" (the default: 409) or \"existing\" (answer with the task that holds the key)");
+    if (!s.unique_key) return bad(path("on_duplicate"), "only with \"unique_key\"");
+  }
   return Status::ok();
 }
 
@@ -175,6 +200,9 @@ proto::TaskSpec spec_of(const Scheduling& s, std::string payload) {
   spec.countdown_ms = s.countdown_ms.value_or(0);
   spec.hard_limit_ms = s.hard_limit_ms.value_or(0);
   spec.soft_limit_ms = s.soft_limit_ms.value_or(0);
+  spec.trace = s.trace.value_or("");
+  spec.unique_key = s.unique_key.value_or("");
+  spec.on_duplicate = s.on_duplicate;
   return spec;
 }
 
@@ -386,6 +414,14 @@ Status check_tasks_array(const json& body, size_t max_tasks) {
 }
 
 }  // namespace
+
+Status apply_traceparent(std::string_view header, Submission& submission) {
+  if (header.empty()) return Status::ok();
+  if (!proto::valid_traceparent(header)) return bad("traceparent header", kTraceparentForm);
+  for (auto& t : submission.tasks)
+    if (t.trace.empty()) t.trace = std::string(header);
+  return Status::ok();
+}
 
 Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, size_t max_tasks) {
   Submission out;

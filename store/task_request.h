@@ -15,6 +15,8 @@
 // - A seed task object is handed to its handler whole, so there the allowed fields are the
 //   scheduling fields plus those of the kind; a kind other than the four takes any field.
 // - `idempotency_key` is allowed at the top level; the caller reads it (with the header).
+// - `traceparent` (a W3C trace context) is allowed on a task and at the group form's top level;
+//   `unique_key` and `on_duplicate` ("refuse" | "existing") on a task.
 // Any refusal is a 400 (413 for too many tasks) for the whole batch: nothing is sent. A router
 // that cannot be asked about queues or workers is kUnavailable (nothing was sent either).
 #pragma once
@@ -37,6 +39,10 @@ struct Submission {
   bool group = false;           // {"tasks": [...]}: the tasks form one group
   uint32_t parallel = 0;        // the group's concurrency cap; 0 = none
 };
+
+// A `traceparent` header (W3C Trace Context) is the trace of every task of the submission that
+// names none of its own; a malformed one is a 400.
+Status apply_traceparent(std::string_view header, Submission& submission);
 
 // POST /api/v1/tasks.
 Result<Submission> parse_api_submission(const nlohmann::json& body, ClusterView& cluster, size_t max_tasks);

@@ -20,13 +20,18 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   if (!key) return send_error(res, key.status());
   auto submission = parse_api_submission(*body, *api.cluster, api.limits.max_batch_tasks);
   if (!submission) return send_submission_error(res, submission.status(), *key);
+  if (Status s = apply_traceparent(req.get_header_value("traceparent"), *submission); !s) return send_submission_error(res, s, *key);
   if (!submission->group) {
     auto r = api.pool.with([&](Client& c) { return c.submit(submission->tasks.front(), *key); });
     if (!r) return send_submission_error(res, r.status(), *key);
     api.writes->acknowledged(r->seq);
     const std::string id = r->task.to_string();
-    return send_submitted(res, r->duplicate ? 200 : 201,
-                          json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate}}, *key);
+    // 200 for an answer that made no task: a repeat of the idempotency key, or the task that
+    // holds the unique key (on_duplicate = existing).
+    return send_submitted(res, r->duplicate || r->existing ? 200 : 201,
+                          json{{"task_id", id}, {"url", "/api/v1/tasks/" + id}, {"duplicate", r->duplicate},
+                               {"existing", r->existing}},
+                          *key);
   }
   GroupOptions go;
   go.parallel = submission->parallel;

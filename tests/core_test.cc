@@ -567,5 +567,195 @@ TEST_F(CoreTest, ARecalledTaskThatStartedMeanwhileRunsWhereItIs) {
   EXPECT_FALSE(recall_to(turn([&] { core_->dispatch(); }), "w1"));
 }
 
+// --- unique keys and trace contexts ----------------------------------------------------------
+
+proto::TaskSpec keyed(std::string key, proto::UniquePolicy policy = proto::UniquePolicy::kRefuse,
+                      std::string queue = "default") {
+  proto::TaskSpec t;
+  t.queue = std::move(queue);
+  t.kind = "echo";
+  t.payload = "{}";
+  t.unique_key = std::move(key);
+  t.on_duplicate = static_cast<uint8_t>(policy);
+  return t;
+}
+
+// The answer to one Submit: its ack, or the error it was refused with.
+struct Answer {
+  std::optional<proto::SubmitAck> ack;
+  std::optional<proto::Error> error;
+  size_t received = 0;  // task-received events of the turn
+};
+
+class UniqueTest : public CoreTest {
+ protected:
+  Answer send(std::vector<proto::TaskSpec> tasks, Id group = Id()) {
+    proto::Submit s;
+    s.corr = 9;
+    s.group = group;
+    s.tasks = std::move(tasks);
+    Effects out = frontend(std::move(s));
+    Answer a;
+    for (auto& m : out.messages) {
+      if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) a.ack = *ack;
+      if (auto* err = std::get_if<proto::Error>(&m.message)) a.error = *err;
+    }
+    a.received = count(out, EventType::kTaskReceived);
+    return a;
+  }
+  bool holds(const std::string& queue, const std::string& key, const Id& task) {
+    EXPECT_TRUE(ledger_->begin());
+    auto held = ledger_->get_unique(queue, key);
+    ledger_->abort();
+    return held && held->has_value() && **held == task;
+  }
+  bool unheld(const std::string& queue, const std::string& key) {
+    EXPECT_TRUE(ledger_->begin());
+    auto held = ledger_->get_unique(queue, key);
+    ledger_->abort();
+    return held && !held->has_value();
+  }
+};
+
+TEST_F(UniqueTest, ASecondTaskWithTheKeyIsRefusedWhileTheFirstIsQueuedOrRunningAndAcceptedOnceItEnds) {
+  Answer first = send({keyed("lint:a.py")});
+  ASSERT_TRUE(first.ack);
+  const Id id = first.ack->tasks[0];
+  EXPECT_TRUE(holds("default", "lint:a.py", id));
+
+  Answer queued = send({keyed("lint:a.py")});
+  ASSERT_TRUE(queued.error) << "refused while queued";
+  EXPECT_EQ(queued.error->code, static_cast<int32_t>(Code::kConflict));
+  EXPECT_NE(queued.error->message.find(id.to_string()), std::string::npos) << "the holder is named: " << queued.error->message;
+  EXPECT_EQ(queued.received, 0u) << "nothing made";
+
+  EXPECT_TRUE(send({keyed("lint:a.py", proto::UniquePolicy::kRefuse, "once")}).ack) << "keys are per queue";
+  EXPECT_TRUE(send({keyed("lint:b.py")}).ack) << "another key";
+
+  auto tasks = assigned(ready("w1", 1), "w1");
+  ASSERT_EQ(tasks.size(), 1u);
+  ASSERT_EQ(tasks[0].task, id);
+  EXPECT_TRUE(send({keyed("lint:a.py")}).error) << "refused while running";
+
+  backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kSucceeded)}});
+  EXPECT_TRUE(unheld("default", "lint:a.py")) << "released when it ended";
+  Answer again = send({keyed("lint:a.py")});
+  ASSERT_TRUE(again.ack) << "accepted once the first has ended";
+  EXPECT_NE(again.ack->tasks[0], id);
+}
+
+TEST_F(UniqueTest, ExistingPolicyAnswersWithTheHolderAndMakesNoTask) {
+  const Id id = send({keyed("k")}).ack->tasks[0];
+  Answer dup = send({keyed("k", proto::UniquePolicy::kExisting), keyed("other", proto::UniquePolicy::kExisting)});
+  ASSERT_TRUE(dup.ack);
+  ASSERT_EQ(dup.ack->tasks.size(), 2u);
+  EXPECT_EQ(dup.ack->tasks[0], id) << "answered with the task that holds the key";
+  EXPECT_EQ(dup.ack->existing, std::vector<uint32_t>{0});
+  EXPECT_EQ(dup.received, 1u) << "only the second task was made";
+  EXPECT_EQ(core_->tasks().ready(0).size(), 2u);
+
+  // Twice in one submission: the second is the first.
+  Answer twice = send({keyed("pair", proto::UniquePolicy::kExisting), keyed("pair", proto::UniquePolicy::kExisting)});
+  ASSERT_TRUE(twice.ack);
+  EXPECT_EQ(twice.ack->tasks[0], twice.ack->tasks[1]);
+  EXPECT_EQ(twice.ack->existing, std::vector<uint32_t>{1});
+  EXPECT_EQ(twice.received, 1u);
+  Answer refused = send({keyed("pair2"), keyed("pair2")});
+  ASSERT_TRUE(refused.error) << "the default policy refuses the pair whole";
+  EXPECT_EQ(refused.received, 0u);
+  EXPECT_TRUE(unheld("default", "pair2"));
+}
+
+TEST_F(UniqueTest, AGroupWithATakenOrRepeatedKeyIsRefusedWholeWhateverThePolicy) {
+  send({keyed("g")});
+  Answer taken = send({keyed("g", proto::UniquePolicy::kExisting), keyed("h")}, Id::random());
+  ASSERT_TRUE(taken.error);
+  EXPECT_EQ(taken.error->code, static_cast<int32_t>(Code::kConflict));
+  EXPECT_NE(taken.error->message.find("group"), std::string::npos) << taken.error->message;
+  EXPECT_EQ(taken.received, 0u);
+  EXPECT_TRUE(unheld("default", "h")) << "nothing of the refused group holds a key";
+  EXPECT_TRUE(send({keyed("x", proto::UniquePolicy::kExisting), keyed("x", proto::UniquePolicy::kExisting)}, Id::random()).error);
+  Answer fine = send({keyed("y"), keyed("z")}, Id::random());
+  ASSERT_TRUE(fine.ack);
+  EXPECT_TRUE(holds("default", "y", fine.ack->tasks[0]));
+}
+
+TEST_F(UniqueTest, AKeyIsHeldAcrossARestartAndReleasedByRevokeAndPurge) {
+  const Id a = send({keyed("a")}).ack->tasks[0];
+  const Id b = send({keyed("b")}).ack->tasks[0];
+  core_.emplace(options_, *ledger_, stats_);  // a restart on the same LMDB
+  ASSERT_TRUE(core_->recover());
+  EXPECT_TRUE(send({keyed("a")}).error) << "the key survived the restart";
+  frontend(proto::Control::make(proto::ControlOp::kRevoke, proto::TaskArgs{a, false}));
+  EXPECT_TRUE(unheld("default", "a"));
+  frontend(proto::Control::make(proto::ControlOp::kPurge, proto::PurgeArgs{std::string("default")}));
+  EXPECT_EQ(record(b).state, S::kRevoked);
+  EXPECT_TRUE(unheld("default", "b"));
+  EXPECT_TRUE(send({keyed("a"), keyed("b")}).ack);
+}
+
+TEST_F(UniqueTest, ARetriedDeadLetterTakesItsKeyBackUnlessANewerTaskHoldsIt) {
+  const Id first = send({keyed("k")}).ack->tasks[0];
+  auto tasks = assigned(ready("w1", 1), "w1");
+  backend("w1", proto::Results{{outcome(tasks[0], proto::OutcomeStatus::kFailed, "Fatal: no")}});
+  ASSERT_EQ(record(first).state, S::kFailed);
+  const Id second = send({keyed("k")}).ack->tasks[0];
+  Effects refused = frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{first, false}));
+  EXPECT_EQ(count(refused, EventType::kTaskQueued), 0u) << "a newer task holds the key";
+  EXPECT_EQ(record(first).state, S::kFailed);
+  EXPECT_TRUE(holds("default", "k", second));
+
+  frontend(proto::Control::make(proto::ControlOp::kRevoke, proto::TaskArgs{second, false}));
+  Effects retried = frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{first, false}));
+  EXPECT_EQ(count(retried, EventType::kTaskQueued), 1u);
+  EXPECT_TRUE(holds("default", "k", first)) << "the retried task holds its key again";
+}
+
+TEST_F(UniqueTest, ABadKeyOrPolicyOrTraceIsRefused) {
+  EXPECT_TRUE(send({keyed(std::string(proto::kMaxUniqueKeyBytes + 1, 'k'))}).error);
+  proto::TaskSpec policy = keyed("p");
+  policy.on_duplicate = 7;
+  EXPECT_TRUE(send({policy}).error);
+  for (const char* bad : {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "banana",
+                          "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                          "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"}) {
+    proto::TaskSpec t = keyed("");
+    t.trace = bad;
+    Answer a = send({t});
+    EXPECT_TRUE(a.error) << bad;
+    EXPECT_EQ(a.received, 0u);
+  }
+}
+
+TEST_F(CoreTest, ATraceTravelsFromTheSubmissionToTheRecordTheEventAndTheAssignment) {
+  const std::string trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  proto::Submit s;
+  s.corr = 3;
+  proto::TaskSpec t;
+  t.kind = "echo";
+  t.payload = "{}";
+  t.trace = trace;
+  s.tasks = {t};
+  Effects out = frontend(std::move(s));
+  Id id;
+  for (auto& m : out.messages)
+    if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) id = ack->tasks[0];
+  ASSERT_FALSE(id.is_nil());
+  bool seen = false;
+  for (const auto& ev : out.events.decode())
+    if (ev.type == EventType::kTaskReceived) seen = ev.trace == trace;
+  EXPECT_TRUE(seen) << "task-received carries the trace";
+  EXPECT_EQ(record(id).trace, trace);
+  auto tasks = assigned(ready("w1", 1), "w1");
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].trace, trace);
+  // A later W3C version may carry more fields after the flags.
+  EXPECT_TRUE(proto::valid_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes"));
+  EXPECT_TRUE(proto::valid_traceparent(trace));
+}
+
 }  // namespace
 }  // namespace zb::router

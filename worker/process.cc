@@ -293,6 +293,7 @@ double cpu_seconds(const rusage& u) {
 HandlerResult run_exec(const ProcessHandlerConfig& cfg, const TaskContext& ctx) {
   SpawnOptions options;
   options.capture_stderr = true;
+  if (!ctx.trace.empty()) options.env.push_back("TRACEPARENT=" + std::string(ctx.trace));
   auto child = Child::spawn(cfg, options);
   if (!child) return HandlerResult::fail("SpawnError: " + child.status().message());
   Exchange x = pump(**child, task_json(ctx), false, cfg, ctx);
@@ -418,10 +419,11 @@ class Pool {
 std::string task_json(const TaskContext& ctx) {
   json payload = json::parse(ctx.payload.empty() ? std::string_view("null") : ctx.payload, nullptr, false);
   if (payload.is_discarded()) payload = std::string(ctx.payload);
-  return json{{"id", ctx.task.to_string()}, {"attempt", ctx.attempt},
-              {"group", ctx.group.is_nil() ? json(nullptr) : json(ctx.group.to_string())},
-              {"ref", ctx.ref}, {"queue", ctx.queue}, {"kind", ctx.kind}, {"payload", payload}}
-      .dump(-1, ' ', false, json::error_handler_t::replace);
+  json task{{"id", ctx.task.to_string()}, {"attempt", ctx.attempt},
+            {"group", ctx.group.is_nil() ? json(nullptr) : json(ctx.group.to_string())},
+            {"ref", ctx.ref}, {"queue", ctx.queue}, {"kind", ctx.kind}, {"payload", payload}};
+  if (!ctx.trace.empty()) task["traceparent"] = ctx.trace;
+  return task.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string tail(const std::string& text, size_t max) {
@@ -764,6 +766,7 @@ Result<std::unique_ptr<Child>> Child::spawn(const ProcessHandlerConfig& config, 
   }
   for (const char* name : {"TMPDIR=", "TMP=", "TEMP="}) set_env(name + tmpdir);
   for (const auto& e : config.env) set_env(e);
+  for (const auto& e : options.env) set_env(e);
   for (auto& e : env) plan.envp.push_back(e.data());
   plan.envp.push_back(nullptr);
   plan.cwd = config.cwd;

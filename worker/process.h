@@ -114,6 +114,8 @@ struct SpawnOptions {
   // The child's TMPDIR (TMP, TEMP); empty: a ScratchDir made for it and removed with it.
   std::string tmpdir;
   const Confinement* confinement = nullptr;
+  // KEY=VALUE entries of this start (after config.env): the task's TRACEPARENT.
+  std::vector<std::string> env;
 };
 
 // A child process in its own process group, with pipes to its stdin and stdout and, when

@@ -352,8 +352,20 @@ void Slots::Shared::run_slot(uint64_t self_id) {
       outcome.error = "UnknownKind: no handler for kind '" + task.kind + "' on this worker";
     } else {
       TaskContext ctx{task.task, task.attempt, task.group, task.ref, task.queue, task.kind,
-                      task.payload, cancelled.get(), task.soft_limit_ms, task.hard_limit_ms, start};
+                      task.payload, cancelled.get(), task.soft_limit_ms, task.hard_limit_ms, start,
+                      task.trace};
+      // A traced task is logged with its trace, so that the worker's log joins the trace.
+      if (!task.trace.empty())
+        spdlog::info("worker task={} attempt={} kind={} started traceparent={}", task.task.to_string(), task.attempt,
+                     task.kind, task.trace);
       HandlerResult r = invoke_handler(handler->second, ctx);
+      if (!task.trace.empty())
+        spdlog::info("worker task={} attempt={} ended outcome={} traceparent={}", task.task.to_string(), task.attempt,
+                     r.status == proto::OutcomeStatus::kSucceeded ? "succeeded"
+                     : r.status == proto::OutcomeStatus::kRetry  ? "retry"
+                     : r.status == proto::OutcomeStatus::kFailed ? "failed"
+                                                                 : "returned",
+                     task.trace);
       outcome.status = r.status;
       outcome.result = std::move(r.result);
       outcome.error = std::move(r.error);

@@ -57,6 +57,9 @@ struct TaskContext {
   uint32_t soft_limit_ms = 0;
   uint32_t hard_limit_ms = 0;
   std::chrono::steady_clock::time_point started{};
+  // The W3C traceparent the task was submitted with; empty: none. Process handlers see it as
+  // TRACEPARENT, and HTTP calls made for the task (Ollama, MCP) send it as `traceparent`.
+  std::string_view trace;
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 

@@ -450,6 +450,9 @@ async function taskPage(first, params, id) {
         <tr><td>created</td><td>${fmtTime(t.created_ms)}</td></tr>
         <tr><td>started</td><td>${fmtTime(t.started_ms)}</td></tr>
         <tr><td>finished</td><td>${fmtTime(t.finished_ms)}</td></tr>
+        ${t.trace_id ? `<tr><td>trace id</td><td id="trace" class="mono" title="${esc(t.traceparent)}"><span class="id"><code>${esc(t.trace_id)}</code><button class="copy" type="button"
+          data-copy="${esc(t.trace_id)}" title="copy ${esc(t.trace_id)}" aria-label="copy trace id">${COPY_ICON}</button></span></td></tr>` : ""}
+        ${t.unique_key ? `<tr><td>unique key</td><td id="unique-key">${esc(t.unique_key)}</td></tr>` : ""}
       </tbody></table>
       <div><h2 style="margin-top:0">Timeline</h2><table id="timeline"><thead><tr><th>time</th><th>event</th>
         <th class="num">attempt</th><th>worker</th><th>error</th></tr></thead><tbody>

@@ -111,10 +111,14 @@ try {
   page.removeAllListeners("dialog");
 
   // A failed task, retried from its page: the page follows the new attempt live.
-  const failedTask = await (await call("/api/v1/tasks", { method: "POST", body: JSON.stringify({ kind: "fail", payload: { error: "Broken: on purpose" }, max_retries: 0 }) })).json();
+  // It was submitted with a W3C traceparent header: its page shows the trace id.
+  const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const failedTask = await (await call("/api/v1/tasks", { method: "POST", headers: { traceparent },
+    body: JSON.stringify({ kind: "fail", payload: { error: "Broken: on purpose" }, max_retries: 0 }) })).json();
   await page.goto(`${base}/#/task/${failedTask.task_id}`);
   await page.waitForSelector("#retry", { timeout: 15000 });
   assert.match(await page.textContent("#error"), /Broken: on purpose/);
+  assert.match(await page.textContent("#trace"), /4bf92f3577b34da6a3ce929d0e0e4736/, "the task page shows its trace id");
   await page.click("#retry");
   await page.waitForFunction(() => document.querySelector("#attempts")?.textContent === "2", null, { timeout: 15000 });
   await page.waitForFunction(() => document.querySelectorAll("#timeline tbody tr").length >= 6, null, { timeout: 15000 });

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeOllama:
     def __init__(self):
         self.requests = []
+        self.request_headers = []  # the headers of each request, in order (names lower-cased)
         self.arrivals = []  # (monotonic time, body)
         self.scripts = {}
         self.aborted = []  # names of scripts whose reply the client cut off
@@ -47,6 +48,7 @@ class FakeOllama:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with owner.lock:
                     owner.requests.append(body)
+                    owner.request_headers.append({k.lower(): v for k, v in self.headers.items()})
                     owner.arrivals.append((time.monotonic(), body))
                 if self.path != "/api/chat":
                     return self.reply(404, {"error": "not found"})

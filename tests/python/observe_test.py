@@ -161,6 +161,16 @@ class Observe(unittest.TestCase):
         self.assertRegex(text, r'zbatch_task_queue_wait_seconds_bucket\{le="7200"\} \d+\n')
         self.assertRegex(text, r'zbatch_task_runtime_seconds_bucket\{le="3600"\} \d+\n')
         self.assertRegex(text, r"zbatch_task_queue_wait_seconds_count 2500\n")
+        # The router's turns and syncs, measured: this cluster has committed and synced.
+        for name in ("zbatch_router_turn_seconds", "zbatch_router_sync_seconds"):
+            self.assertIn(name, names)
+            count = re.search(name + r"_count (\d+)\n", text)
+            self.assertTrue(count and int(count.group(1)) > 0, name)
+            self.assertRegex(text, name + r'_bucket\{le="5e-05"\} \d+\n')
+        stats = requests.get(self.up.url + "/api/v1/inspect/stats", timeout=10).json()["router"]
+        self.assertEqual(len(stats["turn_time"]["buckets"]), len(stats["turn_time"]["bounds_us"]) + 1)
+        self.assertEqual(stats["turn_time"]["count"], sum(stats["turn_time"]["buckets"]))
+        self.assertGreater(stats["sync_time"]["count"], 0)
 
     def test_grafana_dashboard_names_only_families_that_exist(self):
         with open(os.path.join(ROOT, "docs", "grafana-zbatch.json")) as f:

@@ -122,6 +122,7 @@ class HttpSession final : public McpSession {
     offered_session_.clear();
     // The read timeout only backs up the deadline, which should_abort keeps.
     HttpExchange x = request("POST", json_text(mcp_request(id, method, params, token)), call_timeout_ms_ + 1000);
+    if (!ctx.trace.empty()) x.headers.emplace_back("traceparent", std::string(ctx.trace));
     x.on_reply = [&](int s, const HttpHeaders& headers) {
       status = s;
       if (method == "initialize") offered_session_ = header(headers, "Mcp-Session-Id");

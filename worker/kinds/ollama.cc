@@ -121,6 +121,7 @@ std::optional<HandlerResult> exchange_with(const std::string& address, const Oll
   ex.body = dump(request);
   ex.connect_timeout_ms = cfg.connect_timeout_ms;
   ex.read_timeout_ms = cfg.read_timeout_ms;
+  if (!ctx.trace.empty()) ex.headers.emplace_back("traceparent", std::string(ctx.trace));
   if (deadline != Clock::time_point::max()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     ex.read_timeout_ms = static_cast<uint32_t>(std::clamp<int64_t>(left + 1, 1, cfg.read_timeout_ms));

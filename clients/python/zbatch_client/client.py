@@ -65,8 +65,12 @@ def _payload(payload: Any, args: Optional[Sequence[Any]], kwargs: Optional[Mappi
 def task_options(queue: Optional[str] = None, kind: Optional[str] = None, priority: Optional[int] = None,
                  countdown: Optional[Seconds] = None, eta: Optional[When] = None, expires: Any = None,
                  max_retries: Optional[int] = None, time_limit: Optional[Seconds] = None,
-                 soft_time_limit: Optional[Seconds] = None, id: Optional[Union[str, int]] = None) -> Dict[str, Any]:
+                 soft_time_limit: Optional[Seconds] = None, id: Optional[Union[str, int]] = None, *,
+                 traceparent: Optional[str] = None, unique_key: Optional[str] = None,
+                 on_duplicate: Optional[str] = None) -> Dict[str, Any]:
     """Celery's apply_async options as zbatch's task fields (None: the queue's default)."""
+    if on_duplicate is not None and on_duplicate not in ("refuse", "existing"):
+        raise ValueError('on_duplicate must be "refuse" or "existing"')
     if expires is not None:
         raise Unsupported("expires: zbatch tasks do not expire; revoke a task that must not run late "
                           "(AsyncResult.revoke), or give its handler the deadline in the payload")
@@ -91,6 +95,12 @@ def task_options(queue: Optional[str] = None, kind: Optional[str] = None, priori
         out["soft_time_limit"] = _seconds(soft_time_limit, "soft_time_limit")
     if id is not None:
         out["id"] = id
+    if traceparent is not None:
+        out["traceparent"] = traceparent
+    if unique_key is not None:
+        out["unique_key"] = unique_key
+    if on_duplicate is not None:
+        out["on_duplicate"] = on_duplicate
     return out
 
 
@@ -98,11 +108,12 @@ def task(payload: Any = None, *, args: Optional[Sequence[Any]] = None, kwargs: O
          queue: Optional[str] = None, kind: Optional[str] = None, priority: Optional[int] = None,
          countdown: Optional[Seconds] = None, eta: Optional[When] = None, expires: Any = None,
          max_retries: Optional[int] = None, time_limit: Optional[Seconds] = None,
-         soft_time_limit: Optional[Seconds] = None, id: Optional[Union[str, int]] = None) -> TaskSpec:
+         soft_time_limit: Optional[Seconds] = None, id: Optional[Union[str, int]] = None,
+         traceparent: Optional[str] = None) -> TaskSpec:
     """One task of a group, with the options of `Client.apply_async`; nothing is sent yet."""
     return TaskSpec(_payload(payload, args, kwargs),
                     task_options(queue, kind, priority, countdown, eta, expires, max_retries, time_limit,
-                                 soft_time_limit, id))
+                                 soft_time_limit, id, traceparent=traceparent))
 
 
 class Client:
@@ -137,7 +148,9 @@ class Client:
                     kind: Optional[str] = None, priority: Optional[int] = None, countdown: Optional[Seconds] = None,
                     eta: Optional[When] = None, expires: Any = None, max_retries: Optional[int] = None,
                     time_limit: Optional[Seconds] = None, soft_time_limit: Optional[Seconds] = None,
-                    id: Optional[Union[str, int]] = None, idempotency_key: Optional[str] = None) -> AsyncResult:
+                    id: Optional[Union[str, int]] = None, idempotency_key: Optional[str] = None,
+                    traceparent: Optional[str] = None, unique_key: Optional[str] = None,
+                    on_duplicate: Optional[str] = None) -> AsyncResult:
         """Submits one task (POST /api/v1/tasks) and returns its AsyncResult once it is durable.
 
         `payload` is the task's JSON input (or `args`/`kwargs`, sent as {"args": [...], "kwargs":
@@ -145,14 +158,18 @@ class Client:
         higher first), `countdown` (seconds or timedelta) or `eta` (datetime — naive means local
         time —, unix seconds or ISO 8601), `max_retries`, `time_limit`/`soft_time_limit` (seconds
         of one attempt), `id` (your own id, shown with the result). `expires` does not exist in
-        zbatch and raises Unsupported.
+        zbatch and raises Unsupported. `traceparent` (a W3C trace context) travels with the task
+        to its handler. `unique_key`: while a task of the queue with this key is queued or
+        running, another is refused with Conflict (409), or with `on_duplicate="existing"`
+        answered with that task's AsyncResult.
 
         Every submission carries an idempotency key (a new one unless given): after a
         RequestTimeout, TransportError or OutcomeUnknown, repeat the call with
         `idempotency_key=err.idempotency_key` and the task runs at most once."""
         body = TaskSpec(_payload(payload, args, kwargs),
                         task_options(queue, kind, priority, countdown, eta, expires, max_retries, time_limit,
-                                     soft_time_limit, id)).fields()
+                                     soft_time_limit, id, traceparent=traceparent, unique_key=unique_key,
+                                     on_duplicate=on_duplicate)).fields()
         key = idempotency_key or f"py-{uuid.uuid4()}"
         answer = self._post("/api/v1/tasks", body, idempotency_key=key)
         return AsyncResult(self, answer["task_id"])
@@ -163,7 +180,7 @@ class Client:
               kind: Optional[str] = None, priority: Optional[int] = None, countdown: Optional[Seconds] = None,
               eta: Optional[When] = None, expires: Any = None, max_retries: Optional[int] = None,
               time_limit: Optional[Seconds] = None, soft_time_limit: Optional[Seconds] = None,
-              idempotency_key: Optional[str] = None) -> GroupResult:
+              idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> GroupResult:
         """Submits tasks as one group, accepted or refused whole; returns its GroupResult.
 
         Each item is a `task(...)` (its own options) or a bare payload. The options here apply
@@ -174,7 +191,7 @@ class Client:
             raise ValueError("a group needs at least one task")
         body: Dict[str, Any] = {"tasks": items}
         body.update(task_options(queue, kind, priority, countdown, eta, expires, max_retries, time_limit,
-                                 soft_time_limit))
+                                 soft_time_limit, traceparent=traceparent))
         if parallel is not None:
             body["parallel"] = int(parallel)
         key = idempotency_key or f"py-{uuid.uuid4()}"
