@@ -49,6 +49,8 @@ proto::TaskRecord sample_record(size_t text, uint64_t big) {
   r.retries = static_cast<uint32_t>(big % 11);
   r.soft_limit_ms = static_cast<uint32_t>(big);
   r.hard_limit_ms = static_cast<uint32_t>(big >> 3);
+  r.trace = text % 2 ? "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" : "";
+  r.unique_key = std::string(text % 257, 'u');
   return r;
 }
 
@@ -80,12 +82,14 @@ std::string pack_fields(const proto::TaskRecord& r, uint32_t fields, uint8_t sta
   pk.pack(r.created_ms), pk.pack(r.eta_ms), pk.pack(r.started_ms), pk.pack(r.finished_ms);
   pk.pack(r.worker), pk.pack(r.result), pk.pack(r.error), pk.pack(r.retries), pk.pack(r.soft_limit_ms);
   if (fields > 20) pk.pack(r.hard_limit_ms);
+  if (fields > 21) pk.pack(r.trace);
+  if (fields > 22) pk.pack(r.unique_key);
   return std::string(b.data(), b.size());
 }
 
 TEST(TaskRecordCodec, OtherLayoutsAreReadByTheGenericConversion) {
   const proto::TaskRecord rec = sample_record(100, 300);
-  ASSERT_EQ(pack_fields(rec, 21, static_cast<uint8_t>(rec.state), false), packed(rec)) << "the helper packs as the record does";
+  ASSERT_EQ(pack_fields(rec, 23, static_cast<uint8_t>(rec.state), false), packed(rec)) << "the helper packs as the record does";
   // An older record: one field shorter (no hard limit yet), its payload as bin.
   auto back = router::decode_task_record(pack_fields(rec, 20, static_cast<uint8_t>(rec.state), true));
   ASSERT_TRUE(back) << back.status().to_string();
@@ -93,6 +97,12 @@ TEST(TaskRecordCodec, OtherLayoutsAreReadByTheGenericConversion) {
   EXPECT_EQ(back->payload, rec.payload);
   EXPECT_EQ(back->soft_limit_ms, rec.soft_limit_ms);
   EXPECT_EQ(back->hard_limit_ms, 0u);
+  // The layout before trace contexts and unique keys.
+  auto before = router::decode_task_record(pack_fields(rec, 21, static_cast<uint8_t>(rec.state), false));
+  ASSERT_TRUE(before) << before.status().to_string();
+  EXPECT_EQ(before->hard_limit_ms, rec.hard_limit_ms);
+  EXPECT_TRUE(before->trace.empty());
+  EXPECT_TRUE(before->unique_key.empty());
 }
 
 TEST(TaskRecordCodec, CorruptRecordsAreAnErrorNeverACrash) {
@@ -102,7 +112,7 @@ TEST(TaskRecordCodec, CorruptRecordsAreAnErrorNeverACrash) {
     auto r = router::decode_task_record(std::string_view(good.data(), cut));
     EXPECT_FALSE(r) << "a record cut at " << cut << " of " << good.size() << " bytes was read";
   }
-  auto bad_state = router::decode_task_record(pack_fields(rec, 21, 200, false));
+  auto bad_state = router::decode_task_record(pack_fields(rec, 23, 200, false));
   EXPECT_FALSE(bad_state) << "a state outside the life cycle";
   uint64_t seed = 88172645463325252ull;
   for (int i = 0; i < 3000; ++i) {
@@ -446,7 +456,7 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
   ASSERT_TRUE(wait_until([&] { other.pump(); back.beat(); other.beat(); return !other.received.empty(); }, 5s));
   EXPECT_EQ(other.received[0].task, b);
   EXPECT_EQ(other.received[0].attempt, 2u);
-  back.finish({a, 1, {}, {}, "default", "noop", "{}", 0, 0});
+  back.finish({a, 1, {}, {}, "default", "noop", "{}", 0, 0, ""});
   ASSERT_TRUE(wait_until([&] { auto s = client_->status(a); return s && s->state == TaskState::kSucceeded; }, 5s));
   EXPECT_EQ(client_->status(a)->attempt, 1u);
 }
@@ -465,8 +475,8 @@ TEST_F(RouterFixture, BackendMessagesCannotEndOrTakeTasksTheSenderDoesNotHold) {
 
   auto& forger = add_worker({"default"}, 1);
   // Attempt 0 of a task never dispatched, and the other worker's lease.
-  forger.finish({queued, 0, {}, {}, "low_priority", "noop", "{}", 0, 0});
-  forger.finish({leased, 1, {}, {}, "default", "noop", "{}", 0, 0});
+  forger.finish({queued, 0, {}, {}, "low_priority", "noop", "{}", 0, 0, ""});
+  forger.finish({leased, 1, {}, {}, "default", "noop", "{}", 0, 0, ""});
   wire::send(forger.socket, proto::Started{{{leased, 1}}});
   ASSERT_TRUE(wait_until([&] { forger.pump(); return refused().foreign_results == 2; }, 5s));
   EXPECT_EQ(refused().foreign_started, 1u);

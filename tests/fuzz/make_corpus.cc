@@ -81,7 +81,8 @@ void control_messages(const TaskRecord& rec) {
 }
 
 void protocol_messages() {
-  TaskSpec spec{"agent_tasks", "agent", R"({"description":"review","files":{"a.py":"x=1"}})", 7, 0, "task-1", 3, 0, 0, 1500};
+  TaskSpec spec{"agent_tasks", "agent", R"({"description":"review","files":{"a.py":"x=1"}})", 7, 0, "task-1", 3, 0, 0, 1500,
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "review:a.py", 1};
   TaskRecord rec;
   rec.id = fixed(1);
   rec.group = fixed(2);
@@ -126,7 +127,7 @@ void protocol_messages() {
       {"control", failed_control},
       {"replay", Replay{6, 39, 10000}},
       {"confirm", Confirm{41}},
-      {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false, 41}},
+      {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false, 41, {1}}},
       {"task-info", TaskInfo{2, {rec}}},
       {"group-info", GroupInfo{3, group}},
       {"control-reply", ControlReply{5, "inspect.queues", InspectQueuesReply{{{"default", 5, "echo", 3, 1, 0, 2}}}}},
@@ -135,7 +136,7 @@ void protocol_messages() {
       {"ready", Ready{"w1@host", fixed(4), "host", 4242, {"default", "agent_tasks"}, {"echo", "agent"}, 4, 16, {{fixed(1), 1}},
                       {"unit"}, {"filesystem"}}},
       {"welcome", Welcome{1000, 3, {{fixed(3), 2}}}},
-      {"tasks", Tasks{{{fixed(1), 1, fixed(2), "task-1", "agent_tasks", "agent", spec.payload, 3300000, 3600000}}}},
+      {"tasks", Tasks{{{fixed(1), 1, fixed(2), "task-1", "agent_tasks", "agent", spec.payload, 3300000, 3600000, spec.trace}}}},
       {"results", Results{{{fixed(1), 1, OutcomeStatus::kSucceeded, rec.result, "", 1500},
                            {fixed(3), 2, OutcomeStatus::kRetry, "", "OllamaUnavailable: connection refused", 10}}}},
       {"results-ack", ResultsAck{{{fixed(1), 1}}}},
