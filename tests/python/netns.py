@@ -80,8 +80,7 @@ class Lan:
 
     def link_up(self, host):
         """Whether both ends of the host's cable are up again as the kernel sees it (operstate
-        UP). A carrier change reaches the stack through the kernel's link watch, which may take
-        up to a second after `plug`: until then no frame passes."""
+        UP, set by the kernel's link watch, which may lag `plug`): from then frames pass."""
         ends = ((self.ns(host), "eth0"), (self.switch, f"p{host}"[:15]))
         return all(" state UP " in sh("ip", "-n", ns, "-o", "link", "show", dev).stdout for ns, dev in ends)
 
