@@ -45,6 +45,7 @@ struct Worker::Impl {
   bool holding = false;  // the slots' hold (Slots::hold)
   uint64_t last_sent_ms = 0;
   uint32_t backoff_ms = 0;
+  uint32_t patience_ms = 0;  // the backoff: how much longer than liveness a new socket waits for the router
   std::unordered_map<Id, proto::Outcome, IdHash> unacked;  // sent or to send, until ResultsAck
   std::vector<proto::Outcome> to_send;
   std::mt19937 rng{std::random_device{}()};
@@ -64,6 +65,9 @@ struct Worker::Impl {
     socket.emplace(context.get(), zmq::socket_type::dealer);
     wire::configure(*socket, zmq::socket_type::dealer);
     curve::apply_client(*socket, options.curve);
+    // A TCP connect whose SYNs go unanswered (a cut link) is given up after a heartbeat and
+    // tried again, instead of waiting out the kernel's SYN retransmits (1 s, 3 s, 7 s, ...).
+    socket->set(zmq::sockopt::connect_timeout, static_cast<int>(options.heartbeat_ms));
     socket->connect(options.router);
     welcomed = false;
     hold(slots, true, "reconnecting");  // until the Welcome says which claims are still ours
@@ -82,18 +86,20 @@ struct Worker::Impl {
     if (socket && wire::send(*socket, m)) last_sent_ms = now_steady_ms();
   }
 
-  // Paranoid Pirate: a fresh socket after a pause that doubles up to reconnect_max_ms. The
-  // pause waits on the wake fd, so stop() still ends it at once.
+  // Paranoid Pirate: a fresh socket, given longer to hear from the router each time, doubling
+  // up to reconnect_max_ms. The new socket connects at once and waits out the backoff with its
+  // READY queued (ZeroMQ retries the TCP connection every 100 ms meanwhile), rather than the
+  // worker pausing with no socket: a link that returns mid-backoff is used within a round trip,
+  // not after the rest of a pause of up to 32 s.
   void reconnect(worker::Slots& slots, std::string_view reason, bool immediate) {
     spdlog::warn("worker disconnected router={} reason=\"{}\"", options.router, reason);
     socket.reset();
+    patience_ms = 0;
     if (!immediate) {
       backoff_ms = backoff_ms ? std::min(backoff_ms * 2, options.reconnect_max_ms) : options.reconnect_initial_ms;
-      uint32_t pause = backoff_ms + std::uniform_int_distribution<uint32_t>(0, backoff_ms / 4)(rng);
-      if (stop_requests.load() > 0) pause = std::min<uint32_t>(pause, 500);  // stopping: do not linger
-      spdlog::info("worker reconnecting in_ms={}", pause);
-      zmq::pollitem_t item{nullptr, wake_fd, ZMQ_POLLIN, 0};
-      wire::poll(&item, 1, std::chrono::milliseconds(pause));
+      patience_ms = backoff_ms + std::uniform_int_distribution<uint32_t>(0, backoff_ms / 4)(rng);
+      if (stop_requests.load() > 0) patience_ms = std::min<uint32_t>(patience_ms, 500);  // stopping: do not linger
+      spdlog::info("worker reconnecting wait_ms={}", patience_ms + uint64_t{options.heartbeat_ms} * options.liveness);
     }
     connect(slots);
   }
@@ -286,7 +292,7 @@ struct Worker::Impl {
         to_send.clear();
       }
       const uint64_t after = now_steady_ms();
-      if (after - last_heard_ms > uint64_t{options.heartbeat_ms} * options.liveness) {
+      if (after - last_heard_ms > uint64_t{options.heartbeat_ms} * options.liveness + (welcomed ? 0 : patience_ms)) {
         reconnect(slots, "router silent for " + std::to_string(after - last_heard_ms) + " ms", false);
         continue;
       }

@@ -4,8 +4,10 @@
 //
 // Contracts:
 // - Paranoid Pirate: a heartbeat every heartbeat_ms both ways; after `liveness` silent
-//   intervals the router is presumed gone: the worker closes its socket, waits (1 s doubling to
-//   32 s, with jitter), reconnects and sends Ready again, re-claiming the tasks it still runs.
+//   intervals the router is presumed gone: the worker closes its socket, opens a new one at once
+//   with Ready queued (re-claiming the tasks it still runs), and gives it `liveness` intervals
+//   plus a backoff (1 s doubling to 32 s, with jitter) to hear from the router before the next
+//   one; ZeroMQ retries the TCP connection meanwhile, so a link that returns is used at once.
 // - Results are kept until the router acknowledges them (ResultsAck); results finished while
 //   disconnected are delivered after the reconnect. A task is never run twice by one worker.
 // - Handlers run on slot threads; a handler must be thread-safe. A handler that throws fails
