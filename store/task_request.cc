@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/task.h"
 #include "store/http_json.h"
+#include "store/webhooks.h"
 
 namespace zb::store {
 namespace {
@@ -46,15 +47,15 @@ constexpr std::array<std::string_view, 8> kSeedTaskFields = {
     "id", "kind", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit"};
 constexpr std::array<std::string_view, 10> kApiTaskFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit"};
-constexpr std::array<std::string_view, 11> kApiSingleFields = {
+constexpr std::array<std::string_view, 12> kApiSingleFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
-    "idempotency_key"};
-constexpr std::array<std::string_view, 11> kApiGroupFields = {
+    "idempotency_key", "webhook"};
+constexpr std::array<std::string_view, 12> kApiGroupFields = {
     "tasks", "parallel", "idempotency_key", "queue", "kind", "priority", "max_retries", "countdown", "eta",
-    "time_limit", "soft_time_limit"};
-constexpr std::array<std::string_view, 10> kSeedBatchFields = {
+    "time_limit", "soft_time_limit", "webhook"};
+constexpr std::array<std::string_view, 11> kSeedBatchFields = {
     "tasks", "parallel", "idempotency_key", "kind", "priority", "max_retries", "countdown", "eta", "time_limit",
-    "soft_time_limit"};
+    "soft_time_limit", "webhook"};
 
 // Fields that belong somewhere else: a clearer word than "unknown field".
 Status misplaced(const json& object, const std::string& where, bool top_level, bool group_form) {
@@ -65,7 +66,7 @@ Status misplaced(const json& object, const std::string& where, bool top_level, b
   }
   if (top_level && !group_form && has("parallel")) return bad("parallel", "only with \"tasks\" (the group form)");
   if (!top_level) {
-    for (const char* key : {"idempotency_key", "parallel", "tasks"})
+    for (const char* key : {"idempotency_key", "parallel", "tasks", "webhook"})
       if (has(key)) return bad(field_path(where, key), "belongs to the whole submission (its top level), not to a task");
   }
   return Status::ok();
@@ -376,6 +377,15 @@ Result<uint32_t> read_parallel(const json& body) {
   return static_cast<uint32_t>(std::min<int64_t>(it->get<int64_t>(), 1'000'000));
 }
 
+Status read_webhook(const json& body, Submission& out) {
+  auto it = body.find("webhook");
+  if (it == body.end() || it->is_null()) return Status::ok();
+  auto url = parse_webhook(*it);
+  if (!url) return url.status();
+  out.webhook_url = std::move(url.value());
+  return Status::ok();
+}
+
 Status check_tasks_array(const json& body, size_t max_tasks) {
   auto it = body.find("tasks");
   if (it == body.end() || !it->is_array() || it->empty()) return bad("tasks", "must be a non-empty array of task objects");
@@ -389,6 +399,7 @@ Status check_tasks_array(const json& body, size_t max_tasks) {
 
 Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, size_t max_tasks) {
   Submission out;
+  if (Status s = read_webhook(body, out); !s) return s;
   if (!body.contains("tasks")) {
     if (Status s = misplaced(body, "", true, false); !s) return s;
     if (Status s = known_fields(body, kApiSingleFields, "", "a task"); !s) return s;
@@ -433,6 +444,7 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
 Result<Submission> parse_seed_batch(const json& body, const std::string& queue, ClusterView& cluster, size_t max_tasks) {
   Submission out;
   out.group = true;
+  if (Status s = read_webhook(body, out); !s) return s;
   if (body.contains("queue"))
     return bad("queue", "this endpoint's queue is " + queue + "; POST /api/v1/tasks chooses any queue");
   if (Status s = misplaced(body, "", true, true); !s) return s;

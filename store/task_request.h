@@ -15,6 +15,7 @@
 // - A seed task object is handed to its handler whole, so there the allowed fields are the
 //   scheduling fields plus those of the kind; a kind other than the four takes any field.
 // - `idempotency_key` is allowed at the top level; the caller reads it (with the header).
+// - `webhook` ({"url": "http(s)://..."}) is allowed at the top level, for the task or the group.
 // Any refusal is a 400 (413 for too many tasks) for the whole batch: nothing is sent. A router
 // that cannot be asked about queues or workers is kUnavailable (nothing was sent either).
 #pragma once
@@ -36,6 +37,7 @@ struct Submission {
   std::vector<proto::TaskSpec> tasks;
   bool group = false;           // {"tasks": [...]}: the tasks form one group
   uint32_t parallel = 0;        // the group's concurrency cap; 0 = none
+  std::string webhook_url;      // {"webhook": {"url"}} at the top level (store/webhooks.h); empty = none
 };
 
 // POST /api/v1/tasks.
