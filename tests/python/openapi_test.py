@@ -758,7 +758,7 @@ class OpenApiRoutes(unittest.TestCase):
 
 class ServedRoutes(unittest.TestCase):
     FILES = ("batch_routes.cc", "export_routes.cc", "task_routes.cc", "control_routes.cc", "metrics_routes.cc", "dashboard.cc",
-             "event_stream.cc")
+             "event_stream.cc", "webhook_routes.cc")
 
     def test_every_installed_route_is_documented_and_every_documented_one_installed(self):
         served = set()
