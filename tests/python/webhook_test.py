@@ -149,6 +149,11 @@ class Webhooks(unittest.TestCase):
             for d in rx.received:
                 check_signature(self, secret_of(self.cluster), d)
             self.assertEqual(requests.get(f"{self.url}/api/v1/tasks/{tid}", timeout=5).json()["webhook"]["attempts"], 3)
+            metrics = requests.get(f"{self.url}/metrics", timeout=5).text
+            retried = [line for line in metrics.splitlines()
+                       if line.startswith('zbatch_webhook_deliveries_total{result="retried"}')]
+            self.assertEqual(len(retried), 1, metrics[-2000:])
+            self.assertGreaterEqual(int(retried[0].split()[-1]), 2)
 
     def test_bad_webhooks_are_refused_with_400(self):
         bad = [{"url": "ftp://example.com/x"}, {"url": "file:///etc/passwd"}, {"url": "http://"},
