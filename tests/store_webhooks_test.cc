@@ -2,6 +2,8 @@
 // refused with a reason, the signature a receiver recomputes, and hooks kept across a reopen.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "store/webhooks.h"
@@ -29,10 +31,11 @@ TEST(WebhookUrl, TakesHttpAndHttpsUrlsApart) {
 }
 
 TEST(WebhookUrl, RefusesWhatIsNotAnHttpUrlWithAReason) {
-  for (std::string bad : {"", "ftp://h/", "file:///etc/passwd", "gopher://h", "h/x", "http://", "http:///x",
+  const std::vector<std::string> bads = {"", "ftp://h/", "file:///etc/passwd", "gopher://h", "h/x", "http://", "http:///x",
                           "http://h:/", "http://h:0/", "http://h:65536/", "http://h:12a/", "http://u:p@h/",
                           "http://[::1/", "http://[::1]x/", "http://h/a b", std::string("http://h/\0x", 10),
-                          "http://h/\x7f", "http://h/\xc3\xa9", std::string("http://h/") + std::string(3000, 'a')}) {
+                          "http://h/\x7f", "http://h/\xc3\xa9", std::string("http://h/") + std::string(3000, 'a')};
+  for (const std::string& bad : bads) {
     auto u = parse_webhook_url(bad);
     EXPECT_FALSE(u) << bad;
     if (!u) {
@@ -67,8 +70,17 @@ TEST(Webhooks, KeepsHooksAndTheSecretAcrossAReopen) {
     ASSERT_TRUE((*w)->add(HookKind::kTask, task, "http://127.0.0.1:9/a"));
     ASSERT_TRUE((*w)->add(HookKind::kTask, task, "http://127.0.0.1:9/second"));  // the first one stands
   }
+  auto secret = [&] {
+    std::ifstream in(dir.str() + "/webhook_secret");
+    std::string line;
+    std::getline(in, line);
+    return line;
+  };
+  const std::string first = secret();
+  EXPECT_EQ(first.size(), 64u);
   auto w = Webhooks::open(dir.str(), {}, never);
   ASSERT_TRUE(w) << w.status().message();
+  EXPECT_EQ(secret(), first);
   auto h = (*w)->find(HookKind::kTask, task);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->url, "http://127.0.0.1:9/a");
