@@ -235,8 +235,21 @@ Result<std::unique_ptr<Webhooks>> Webhooks::open(const std::string& data_dir, We
     return Status(Code::kBadRequest, "webhook_backoff must be 0.01..86400 seconds, got " + std::to_string(options.backoff_s));
   if (!(options.timeout_s >= 0.1) || options.timeout_s > 600)
     return Status(Code::kBadRequest, "webhook_timeout must be 0.1..600 seconds, got " + std::to_string(options.timeout_s));
+  // Entries as flags, the environment or the configuration give them: repeated, or one
+  // comma-separated text; "" (the configuration's default) is none.
+  std::vector<std::string> allow;
+  for (const auto& entry : options.allow) {
+    std::stringstream list(entry);
+    std::string item;
+    while (std::getline(list, item, ',')) {
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      if (!item.empty()) allow.push_back(item);
+    }
+  }
+  options.allow = std::move(allow);
   for (const auto& a : options.allow)
-    if (a.empty() || (a.find('/') != std::string::npos && !Cidr::parse(a)))
+    if (a.find('/') != std::string::npos && !Cidr::parse(a))
       return Status(Code::kBadRequest, "webhook_allow: not a host, address or CIDR: \"" + a + "\"");
   ::mkdir(data_dir.c_str(), 0700);
   auto secret = load_secret(data_dir, options.secret_file);

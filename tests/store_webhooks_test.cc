@@ -94,7 +94,7 @@ TEST(Webhooks, KeepsHooksAndTheSecretAcrossAReopen) {
 TEST(Webhooks, AllowListTakesNamesAddressesAndCidrs) {
   zb::testing::TempDir dir;
   WebhookOptions o;
-  o.allow = {"hooks.example", "10.0.0.0/8", "::1"};
+  o.allow = {"", "hooks.example, 10.0.0.0/8", "::1"};  // as flags and the configuration give them
   auto w = Webhooks::open(dir.str(), o, [](HookKind, const Id&) { return std::optional<std::string>(); });
   ASSERT_TRUE(w) << w.status().message();
   EXPECT_TRUE((*w)->allowed("https://HOOKS.example/x"));
@@ -103,6 +103,11 @@ TEST(Webhooks, AllowListTakesNamesAddressesAndCidrs) {
   EXPECT_FALSE((*w)->allowed("http://11.0.0.1/x"));
   EXPECT_FALSE((*w)->allowed("http://127.0.0.1/x"));
   EXPECT_FALSE((*w)->allowed("http://other.example/x"));
+  WebhookOptions none;
+  none.allow = {""};  // the configuration's default: any host
+  auto any = Webhooks::open(dir.str() + "/any", none, [](HookKind, const Id&) { return std::optional<std::string>(); });
+  ASSERT_TRUE(any) << any.status().message();
+  EXPECT_TRUE((*any)->allowed("http://127.0.0.1/x"));
   WebhookOptions bad;
   bad.allow = {"10.0.0.0/33"};
   EXPECT_FALSE(Webhooks::open(dir.str() + "/b", bad, [](HookKind, const Id&) { return std::optional<std::string>(); }));
