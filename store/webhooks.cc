@@ -24,6 +24,10 @@ namespace {
 
 constexpr uint64_t kMaxRetryAfterMs = 3600 * 1000;
 constexpr size_t kMaxErrorBytes = 300;
+// Delivered and failed hooks stay listed this long, then they are deleted (checked every
+// kPruneEveryMs), so that the hooks table does not grow without end.
+constexpr uint64_t kKeepFinishedMs = 7ull * 24 * 3600 * 1000;
+constexpr uint64_t kPruneEveryMs = 600 * 1000;
 
 std::string key_of(HookKind kind, const Id& id) {
   std::string k(1, static_cast<char>(kind));
@@ -431,8 +435,35 @@ void Webhooks::attempt(Hook& h) {
   spdlog::info("store webhook retry delivery={} attempts={} in_ms={} reason=\"{}\"", h.delivery, h.attempts, delay, error);
 }
 
+void Webhooks::prune(uint64_t before_ms) {
+  std::lock_guard lock(mu_);
+  auto txn = lmdb::Txn::begin(env_, false);
+  if (!txn) return;
+  auto c = lmdb::Cursor::open(*txn, hooks_);
+  if (!c) return;
+  size_t deleted = 0;
+  for (bool more = c->first(); more; more = c->next()) {
+    auto h = unpack_hook(c->value());
+    if (h && (h->state == HookState::kDelivered || h->state == HookState::kFailed) && h->finished_ms < before_ms) {
+      if (!c->del()) return;
+      ++deleted;
+    }
+  }
+  if (Status s = txn->commit(); !s) {
+    spdlog::error("store webhook prune failed reason=\"{}\"", s.message());
+    return;
+  }
+  if (deleted) spdlog::info("store webhooks pruned deleted={}", deleted);
+}
+
 void Webhooks::run(const std::atomic<bool>& stopping) {
+  uint64_t last_prune_ms = 0;
   while (!stopping.load()) {
+    if (now_steady_ms() - last_prune_ms >= kPruneEveryMs) {
+      last_prune_ms = now_steady_ms();
+      const uint64_t now = now_unix_ms();
+      if (now > kKeepFinishedMs) prune(now - kKeepFinishedMs);
+    }
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return wake_; });

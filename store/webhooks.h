@@ -5,6 +5,7 @@
 // on a new router log must not forget deliveries):
 //   hooks  kind (0 task, 1 group) + id → msgpack Hook: the URL and the delivery's state
 //   open   the same key → empty: hooks not yet delivered or given up, the delivery thread's work
+// Delivered and failed hooks are deleted a week after they finished.
 //
 // Contracts:
 // - add() commits the hook before it returns; the HTTP answer to the submission comes after it,
@@ -109,6 +110,8 @@ class Webhooks {
         secret_(std::move(secret)) {}
   Status put(const Hook& h, bool open);
   void attempt(Hook& h);
+  // Deletes delivered and failed hooks that finished before `before_ms`.
+  void prune(uint64_t before_ms);
 
   lmdb::Env env_;
   lmdb::Dbi hooks_ = 0, open_ = 0;
