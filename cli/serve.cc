@@ -159,6 +159,25 @@ void add_http_flags(CLI::App* cmd, StoreOptions& o) {
   cmd->add_option("--idle-timeout", o.idle_timeout_s,
                   "Seconds a connection may stay silent before or between requests (default 60)")
       ->envname("ZBATCH_IDLE_TIMEOUT");
+  cmd->add_option("--webhook-secret-file", o.webhook_secret_file,
+                  "File whose first line is the HMAC secret of completion webhooks (default: DATA/store/webhook_secret, "
+                  "generated on first start)")
+      ->envname("ZBATCH_WEBHOOK_SECRET_FILE");
+  cmd->add_option("--webhook-max-attempts", o.webhook_max_attempts,
+                  "Attempts per webhook delivery before it is given up (default 8)")
+      ->check(CLI::Range(1u, 100u))
+      ->envname("ZBATCH_WEBHOOK_MAX_ATTEMPTS");
+  cmd->add_option("--webhook-backoff", o.webhook_backoff_s,
+                  "Seconds before a webhook's first retry, doubled at each one, with jitter (default 30)")
+      ->envname("ZBATCH_WEBHOOK_BACKOFF");
+  cmd->add_option("--webhook-timeout", o.webhook_timeout_s,
+                  "Seconds to connect, and for each read or write, of a webhook delivery (default 10)")
+      ->envname("ZBATCH_WEBHOOK_TIMEOUT");
+  cmd->add_option("--webhook-allow", o.webhook_allow,
+                  "Host, IP address or CIDR that webhook URLs may name, repeatable (default: any host)")
+      ->allow_extra_args(false)
+      ->default_str("")
+      ->envname("ZBATCH_WEBHOOK_ALLOW");
 }
 
 namespace {

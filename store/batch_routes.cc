@@ -24,12 +24,14 @@ HttpServer::Handler seed_batch_handler(const Api& api, const std::string& queue,
     auto batch = parse_seed_batch(*body, queue, *api.cluster, api.limits.max_batch_tasks);
     if (!batch) return send_submission_error(res, batch.status(), *key);
     if (Status s = apply_traceparent(req.get_header_value("traceparent"), *batch); !s) return send_submission_error(res, s, *key);
+    if (Status s = check_webhook(api, batch->webhook_url); !s) return send_submission_error(res, s, *key);
     GroupOptions go;
     go.parallel = batch->parallel;
     go.chunk_tasks = batch->tasks.size();  // one message: the router accepts or refuses it whole
     go.idempotency_key = *key;
     auto receipt = api.pool.with([&](Client& c) { return c.submit_group(batch->tasks, go); });
     if (!receipt) return send_submission_error(res, receipt.status(), *key);
+    if (Status s = record_webhook(api, HookKind::kGroup, receipt->group, batch->webhook_url); !s) return send_error(res, s);
     api.writes->acknowledged(receipt->seq);
     const std::string gid = receipt->group.to_string();
     send_submitted(res, 200,
@@ -67,6 +69,7 @@ HttpServer::Handler group_handler(const Api& api, bool full) {
     if (full) {
       out["created_ms"] = group->created_ms;
       out["finished_ms"] = group->finished_ms;
+      if (auto hook = webhook_view(api, HookKind::kGroup, *id)) out["webhook"] = std::move(*hook);
     }
     out["offset"] = *offset;
     out["results_truncated"] = *offset + tasks->size() < group->total;

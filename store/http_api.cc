@@ -76,7 +76,7 @@ ClusterView::ClusterView(ClientPool& pool)
       })) {}
 
 void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
-                    const HttpLimits& limits, const Authenticator& auth) {
+                    const HttpLimits& limits, const Authenticator& auth, Webhooks& webhooks) {
   // Bodies are checked before they are read: cpp-httplib enforces its payload limit only for
   // Content-Length bodies, so chunked or length-less uploads are refused here.
   server.set_payload_max_length(limits.max_body_bytes);
@@ -115,12 +115,13 @@ void install_routes(HttpServer& server, StatusDb& db, Follower& follower, Client
   });
 
   const Api api{db, follower, pool, limits, std::make_shared<ClusterView>(pool),
-                std::make_shared<ReadYourWrites>(db, follower)};
+                std::make_shared<ReadYourWrites>(db, follower), webhooks};
   install_batch_routes(server, api);
   install_export_routes(server, api);
   install_task_routes(server, api);
   install_control_routes(server, pool);
   install_metrics_routes(server, api);
+  install_webhook_routes(server, api);
 }
 
 }  // namespace zb::store

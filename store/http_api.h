@@ -25,6 +25,7 @@
 #include "store/http_server.h"
 #include "store/read_your_writes.h"
 #include "store/status_db.h"
+#include "store/webhooks.h"
 
 namespace zb::store {
 
@@ -62,7 +63,7 @@ class ClientPool {
 
 // Installs every route on `server`; `auth` admits each request first.
 void install_routes(HttpServer& server, StatusDb& db, Follower& follower, ClientPool& pool,
-                    const HttpLimits& limits, const Authenticator& auth);
+                    const HttpLimits& limits, const Authenticator& auth, Webhooks& webhooks);
 
 // What the routes work with. Cheap to copy: handlers capture it by value, and what it refers to
 // (owned by the store) outlives the server.
@@ -73,7 +74,17 @@ struct Api {
   HttpLimits limits;
   std::shared_ptr<ClusterView> cluster;  // what the submission checks ask the router, cached
   std::shared_ptr<ReadYourWrites> writes;  // the sequences this store's submissions were acknowledged with
+  Webhooks& webhooks;
 };
+
+// A submission's webhook: checked against the allow-list before the submission is sent, and
+// recorded after the router's acknowledgement, before the answer (store/webhooks.h).
+Status check_webhook(const Api& api, const std::string& url);
+Status record_webhook(const Api& api, HookKind kind, const Id& id, const std::string& url);
+// {url, state, attempts, last_error} of the target's webhook, for its API view; nullopt: none.
+std::optional<nlohmann::json> webhook_view(const Api& api, HookKind kind, const Id& id);
+// GET /api/v1/webhooks/deliveries.
+void install_webhook_routes(HttpServer& server, const Api& api);
 
 // POST /batch[/celery]/<endpoint>, GET /batch[/celery]/group/{id}, GET /api/v1/groups/{id}.
 void install_batch_routes(HttpServer& server, const Api& api);

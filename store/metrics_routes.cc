@@ -185,6 +185,14 @@ void send_metrics(const Api& api, httplib::Response& res) {
   auto dead = api.pool.with([&](Client& cl) { return cl.inspect_failed(one); });
   std::ostringstream out;
   write_store_metrics(out, *counts, applied, stats ? std::max(stats->router.event_seq, api.follower.head_seq()) : api.follower.head_seq());
+  // Since the store started: the counts of a process, as counters restart with it.
+  const auto& hooks = api.webhooks.totals();
+  family(out, "zbatch_webhook_deliveries_total", "counter",
+         "Webhook delivery attempts by result since the store started: delivered, retried (failed, another attempt "
+         "to come), failed (given up).");
+  for (auto [result, v] : {std::pair{"delivered", hooks.delivered.load()}, {"retried", hooks.retried.load()},
+                           {"failed", hooks.failed.load()}})
+    out << "zbatch_webhook_deliveries_total{result=\"" << result << "\"} " << v << "\n";
   family(out, "zbatch_router_up", "gauge", "Whether the router answered this scrape.");
   out << "zbatch_router_up " << (queues && stats ? 1 : 0) << "\n";
   if (queues) write_queue_metrics(out, *queues);

@@ -23,6 +23,7 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/tasks/([^/]+)", Role::kRead},
     {"GET", "/api/v1/tasks/([^/]+)/events", Role::kRead},
     {"GET", "/api/v1/groups", Role::kRead},
+    {"GET", "/api/v1/webhooks/deliveries", Role::kRead},
     {"GET", "/api/v1/groups/([^/]+)", Role::kRead},
     {"GET", "/api/v1/groups/([^/]+)/export", Role::kRead, /*streams=*/true},
     {"GET", "/api/v1/dead", Role::kRead},

@@ -7,16 +7,20 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/task.h"
+#include "common/task_json.h"
 #include "common/wire.h"
 #include "store/auth.h"
 #include "store/dashboard.h"
 #include "store/event_hub.h"
 #include "store/follower.h"
 #include "store/http_api.h"
+#include "store/http_json.h"
 #include "store/http_server.h"
 #include "store/net_address.h"
 #include "store/status_db.h"
 #include "store/tls.h"
+#include "store/webhooks.h"
 
 namespace zb {
 
@@ -48,6 +52,25 @@ Result<std::chrono::milliseconds> seconds_flag(double seconds, const char* flag)
   return std::chrono::milliseconds(static_cast<int64_t>(std::llround(seconds * 1000)));
 }
 
+// A webhook's target once it is complete: the API's view of it (GET /api/v1/tasks/{id}, or the
+// counters of GET /api/v1/groups/{id} without the task list) and the event.
+std::optional<std::string> completed_target(store::StatusDb& db, store::HookKind kind, const Id& id) {
+  if (kind == store::HookKind::kTask) {
+    auto t = db.task(id);
+    if (!t || !t->has_value() || !is_terminal((*t)->state)) return std::nullopt;
+    nlohmann::json body = store::task_status_json(**t, true);
+    body["event"] = "task.completed";
+    return body.dump();
+  }
+  auto g = db.group(id);
+  if (!g || !g->has_value() || !(*g)->ready()) return std::nullopt;
+  nlohmann::json body = group_json(**g);
+  body["created_ms"] = (*g)->created_ms;
+  body["finished_ms"] = (*g)->finished_ms;
+  body["event"] = "group.completed";
+  return body.dump();
+}
+
 }  // namespace
 
 struct Store::Impl {
@@ -60,6 +83,7 @@ struct Store::Impl {
   std::unique_ptr<store::TlsContext> tls;
   std::unique_ptr<store::HttpServer> http;
   std::unique_ptr<store::Authenticator> auth;  // used by the server's handlers
+  std::unique_ptr<store::Webhooks> webhooks;
   std::atomic<bool> stopping{false};
   ~Impl() { http.reset(); }  // the server's handlers refer to the rest
 };
@@ -129,6 +153,15 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   if (!db) return db.status();
   impl->db.emplace(std::move(db.value()));
   impl->db->set_stream_retention(impl->options.stream_retention);
+  store::WebhookOptions hook_options{impl->options.webhook_secret_file, impl->options.webhook_max_attempts,
+                                     impl->options.webhook_backoff_s, impl->options.webhook_timeout_s,
+                                     impl->options.webhook_allow};
+  auto webhooks = store::Webhooks::open(impl->options.data_dir, std::move(hook_options),
+                                        [db = &*impl->db](store::HookKind kind, const Id& id) {
+                                          return completed_target(*db, kind, id);
+                                        });
+  if (!webhooks) return webhooks.status();
+  impl->webhooks = std::move(webhooks.value());
   impl->hub.set_max_events(std::min<uint64_t>(store::kRingEvents, impl->options.stream_retention));
   impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
                                                      impl->options.events, impl->options.curve);
@@ -141,7 +174,7 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->auth = std::make_unique<store::Authenticator>(std::move(credentials.value()), impl->http->routes(),
                                                       impl->options.auth_max_failures,
                                                       std::chrono::seconds(impl->options.auth_lockout_s));
-  store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth);
+  store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth, *impl->webhooks);
   store::install_dashboard(*impl->http, *impl->db);
   store::install_event_stream(*impl->http, impl->hub, *impl->db, *impl->pool, impl->stopping, impl->options.max_streams);
   if (Status s = impl->http->routes().complete(); !s) return s;
@@ -159,6 +192,7 @@ Status Store::run() {
                s.http->bound(), s.options.router, s.options.events, s.options.data_dir, s.auth->summary());
   std::thread follower([&] { s.follower->run(s.stopping); });
   std::thread http([&] { s.http->run(); });
+  std::thread webhooks([&] { s.webhooks->run(s.stopping); });
   while (!s.stopping.load()) {
     zmq::pollitem_t none{nullptr, -1, 0, 0};
     wire::poll(&none, 0, std::chrono::milliseconds(100));  // stop() is a flag: look every 100 ms
@@ -166,6 +200,7 @@ Status Store::run() {
   s.http->stop();
   http.join();
   follower.join();
+  webhooks.join();
   spdlog::info("store stopped");
   return Status::ok();
 }

@@ -56,6 +56,14 @@ struct StoreOptions {
   uint32_t max_connections_per_client = 1024;  // per IPv4 address / IPv6 /64
   double request_timeout_s = 30;             // a request whole (head and body) from its first byte; an answer delivered
   double idle_timeout_s = 60;                // a connection silent before or between requests
+  // Completion webhooks (docs/WEBHOOKS.md): the HMAC secret's file (empty: data/webhook_secret,
+  // generated), attempts per delivery, the first retry's delay, the timeout of each attempt,
+  // and the hosts, addresses or CIDRs the store may call (empty: any).
+  std::string webhook_secret_file;
+  uint32_t webhook_max_attempts = 8;
+  double webhook_backoff_s = 30;
+  double webhook_timeout_s = 10;
+  std::vector<std::string> webhook_allow;
 };
 
 class Store {

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/task.h"
 #include "store/http_json.h"
+#include "store/webhooks.h"
 
 namespace zb::store {
 namespace {
@@ -50,15 +51,15 @@ constexpr std::array<std::string_view, 11> kSeedTaskFields = {
 constexpr std::array<std::string_view, 13> kApiTaskFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
     "traceparent", "unique_key", "on_duplicate"};
-constexpr std::array<std::string_view, 14> kApiSingleFields = {
+constexpr std::array<std::string_view, 15> kApiSingleFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
-    "idempotency_key", "traceparent", "unique_key", "on_duplicate"};
-constexpr std::array<std::string_view, 12> kApiGroupFields = {
+    "idempotency_key", "traceparent", "unique_key", "on_duplicate", "webhook"};
+constexpr std::array<std::string_view, 13> kApiGroupFields = {
     "tasks", "parallel", "idempotency_key", "queue", "kind", "priority", "max_retries", "countdown", "eta",
-    "time_limit", "soft_time_limit", "traceparent"};
-constexpr std::array<std::string_view, 11> kSeedBatchFields = {
+    "time_limit", "soft_time_limit", "traceparent", "webhook"};
+constexpr std::array<std::string_view, 12> kSeedBatchFields = {
     "tasks", "parallel", "idempotency_key", "kind", "priority", "max_retries", "countdown", "eta", "time_limit",
-    "soft_time_limit", "traceparent"};
+    "soft_time_limit", "traceparent", "webhook"};
 
 // Fields that belong somewhere else: a clearer word than "unknown field".
 Status misplaced(const json& object, const std::string& where, bool top_level, bool group_form) {
@@ -69,7 +70,7 @@ Status misplaced(const json& object, const std::string& where, bool top_level, b
   }
   if (top_level && !group_form && has("parallel")) return bad("parallel", "only with \"tasks\" (the group form)");
   if (!top_level) {
-    for (const char* key : {"idempotency_key", "parallel", "tasks"})
+    for (const char* key : {"idempotency_key", "parallel", "tasks", "webhook"})
       if (has(key)) return bad(field_path(where, key), "belongs to the whole submission (its top level), not to a task");
   }
   return Status::ok();
@@ -404,6 +405,15 @@ Result<uint32_t> read_parallel(const json& body) {
   return static_cast<uint32_t>(std::min<int64_t>(it->get<int64_t>(), 1'000'000));
 }
 
+Status read_webhook(const json& body, Submission& out) {
+  auto it = body.find("webhook");
+  if (it == body.end() || it->is_null()) return Status::ok();
+  auto url = parse_webhook(*it);
+  if (!url) return url.status();
+  out.webhook_url = std::move(url.value());
+  return Status::ok();
+}
+
 Status check_tasks_array(const json& body, size_t max_tasks) {
   auto it = body.find("tasks");
   if (it == body.end() || !it->is_array() || it->empty()) return bad("tasks", "must be a non-empty array of task objects");
@@ -425,6 +435,7 @@ Status apply_traceparent(std::string_view header, Submission& submission) {
 
 Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, size_t max_tasks) {
   Submission out;
+  if (Status s = read_webhook(body, out); !s) return s;
   if (!body.contains("tasks")) {
     if (Status s = misplaced(body, "", true, false); !s) return s;
     if (Status s = known_fields(body, kApiSingleFields, "", "a task"); !s) return s;
@@ -469,6 +480,7 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
 Result<Submission> parse_seed_batch(const json& body, const std::string& queue, ClusterView& cluster, size_t max_tasks) {
   Submission out;
   out.group = true;
+  if (Status s = read_webhook(body, out); !s) return s;
   if (body.contains("queue"))
     return bad("queue", "this endpoint's queue is " + queue + "; POST /api/v1/tasks chooses any queue");
   if (Status s = misplaced(body, "", true, true); !s) return s;

@@ -17,6 +17,7 @@
 // - `idempotency_key` is allowed at the top level; the caller reads it (with the header).
 // - `traceparent` (a W3C trace context) is allowed on a task and at the group form's top level;
 //   `unique_key` and `on_duplicate` ("refuse" | "existing") on a task.
+// - `webhook` ({"url": "http(s)://..."}) is allowed at the top level, for the task or the group.
 // Any refusal is a 400 (413 for too many tasks) for the whole batch: nothing is sent. A router
 // that cannot be asked about queues or workers is kUnavailable (nothing was sent either).
 #pragma once
@@ -38,6 +39,7 @@ struct Submission {
   std::vector<proto::TaskSpec> tasks;
   bool group = false;           // {"tasks": [...]}: the tasks form one group
   uint32_t parallel = 0;        // the group's concurrency cap; 0 = none
+  std::string webhook_url;      // {"webhook": {"url"}} at the top level (store/webhooks.h); empty = none
 };
 
 // A `traceparent` header (W3C Trace Context) is the trace of every task of the submission that

@@ -21,9 +21,11 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   auto submission = parse_api_submission(*body, *api.cluster, api.limits.max_batch_tasks);
   if (!submission) return send_submission_error(res, submission.status(), *key);
   if (Status s = apply_traceparent(req.get_header_value("traceparent"), *submission); !s) return send_submission_error(res, s, *key);
+  if (Status s = check_webhook(api, submission->webhook_url); !s) return send_submission_error(res, s, *key);
   if (!submission->group) {
     auto r = api.pool.with([&](Client& c) { return c.submit(submission->tasks.front(), *key); });
     if (!r) return send_submission_error(res, r.status(), *key);
+    if (Status s = record_webhook(api, HookKind::kTask, r->task, submission->webhook_url); !s) return send_error(res, s);
     api.writes->acknowledged(r->seq);
     const std::string id = r->task.to_string();
     // 200 for an answer that made no task: a repeat of the idempotency key, or the task that
@@ -39,6 +41,8 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   go.idempotency_key = *key;
   auto receipt = api.pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
   if (!receipt) return send_submission_error(res, receipt.status(), *key);
+  if (Status s = record_webhook(api, HookKind::kGroup, receipt->group, submission->webhook_url); !s)
+    return send_error(res, s);
   api.writes->acknowledged(receipt->seq);
   json ids = json::array();
   for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
@@ -55,7 +59,10 @@ HttpServer::Handler task_handler(const Api& api, bool full) {
     if (!id) return send_error(res, Status(Code::kNotFound, "no task " + req.matches[1].str()));
     auto t = read_task(api, *id);
     if (!t) return send_error(res, t.status());
-    send_json(res, 200, task_status_json(*t, full));
+    json out = task_status_json(*t, full);
+    if (full)
+      if (auto hook = webhook_view(api, HookKind::kTask, *id)) out["webhook"] = std::move(*hook);
+    send_json(res, 200, out);
   };
 }
 

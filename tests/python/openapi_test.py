@@ -556,6 +556,17 @@ class OpenApiRoutes(unittest.TestCase):
         self.assertIn(gid, [x["group_id"] for x in listed])
         api.call("GET", "/api/v1/groups", params={"running": "1"}, expect=200)
         api.call("GET", "/api/v1/groups", params={"running": "maybe"}, expect=400)
+        # A webhook on a submission (its receiver refuses connections: the delivery stays pending),
+        # seen in the task's view and in the list of deliveries; a bad one is refused.
+        hooked = api.call("POST", "/api/v1/tasks", body={"kind": "noop", "webhook": {"url": "http://127.0.0.1:9/hook"}},
+                          expect=201).json()["task_id"]
+        wait_until(lambda: "webhook" in api.call("GET", "/api/v1/tasks/{id}", {"id": hooked}, expect=200).json(), 20,
+                   "the task's webhook view")
+        api.call("POST", "/api/v1/tasks", body={"kind": "noop", "webhook": {"url": "ftp://127.0.0.1/x"}}, expect=400,
+                 schema_refuses=True)
+        listed = api.call("GET", "/api/v1/webhooks/deliveries", expect=200).json()["deliveries"]
+        self.assertIn(hooked, [x.get("task_id") for x in listed])
+        api.call("GET", "/api/v1/webhooks/deliveries", params={"limit": "many"}, expect=400)
         lines = api.call("GET", "/api/v1/groups/{id}/export", {"id": gid}, expect=200).text.splitlines()
         self.assertEqual(len(lines), g["total"])
         self.assertTrue(api.call("GET", "/api/v1/groups/{id}/export", {"id": gid}, params={"format": "csv"},
@@ -747,7 +758,7 @@ class OpenApiRoutes(unittest.TestCase):
 
 class ServedRoutes(unittest.TestCase):
     FILES = ("batch_routes.cc", "export_routes.cc", "task_routes.cc", "control_routes.cc", "metrics_routes.cc", "dashboard.cc",
-             "event_stream.cc")
+             "event_stream.cc", "webhook_routes.cc")
 
     def test_every_installed_route_is_documented_and_every_documented_one_installed(self):
         served = set()
