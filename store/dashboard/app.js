@@ -582,11 +582,47 @@ async function dead() {
   }
 }
 
+// --- schedules ----------------------------------------------------------------------------------
+const every = (ms) => ms % 3600000 === 0 ? `every ${ms / 3600000} h` : ms % 60000 === 0 ? `every ${ms / 60000} min` : `every ${ms / 1000} s`;
+
+async function schedules() {
+  const reply = await api("/api/v1/schedules");
+  const rows = reply.schedules;
+  $("#view").innerHTML = `<h1>Schedules</h1>
+    <p class="muted">Periodic tasks the router fires (docs/SCHEDULES.md): from the configuration file's
+      <code>[[schedule]]</code> tables or made over the API. ${rows.length} in all.</p>
+    <table id="schedule-list"><thead><tr><th>name</th><th>when</th><th>queue / kind</th><th>state</th>
+      <th>next</th><th>last slot</th><th class="num">fired</th><th>last task</th><th></th></tr></thead><tbody>
+    ${rows.map((r) => `<tr data-schedule="${esc(r.name)}"><td>${esc(r.name)}<div class="muted">${esc(r.source)}</div></td>
+      <td>${r.cron ? `<code>${esc(r.cron)}</code> ${esc(r.timezone)}` : esc(every(r.every_ms))}<div class="muted">catch-up ${esc(r.catch_up)}, overlap ${esc(r.overlap)}</div></td>
+      <td>${esc(r.task.queue || "default")} / ${esc(r.task.kind || "(queue's)")}</td>
+      <td class="paused-state">${r.paused ? `<strong>paused</strong>` : "active"}</td>
+      <td>${r.paused ? "" : fmtTime(r.next_slot_ms)}</td><td>${fmtTime(r.last_slot_ms)}</td>
+      <td class="num fired">${r.fired}</td><td>${r.last_task ? idCell(r.last_task, `#/task/${r.last_task}`) : ""}</td>
+      <td><button data-op="${r.paused ? "resume" : "pause"}" data-name="${esc(r.name)}">${r.paused ? "Resume" : "Pause"}</button>
+        <button data-op="run" data-name="${esc(r.name)}">Run now</button></td></tr>
+      ${r.recent.length ? `<tr class="firings"><td></td><td colspan="8"><details><summary>${r.recent.length} recent firing(s)</summary>
+        <table><tbody>${r.recent.slice().reverse().map((f) => `<tr><td>${fmtTime(f.slot_ms)}</td><td>${esc(f.how)}</td>
+          <td>${f.task ? idCell(f.task, `#/task/${f.task}`) : ""}</td></tr>`).join("")}</tbody></table></details></td></tr>` : ""}`).join("")}
+    </tbody></table>`;
+  for (const b of document.querySelectorAll("#schedule-list button[data-op]")) {
+    b.addEventListener("click", async () => {
+      try {
+        await post(`/api/v1/schedules/${encodeURIComponent(b.dataset.name)}/${b.dataset.op}`, {});
+        toast(b.dataset.op === "run" ? "fired" : `${b.dataset.op}d`);
+        live.dirty = true;
+        render(false);
+      } catch (e) { toast(e.message); }
+    });
+  }
+}
+
 // --- routing ------------------------------------------------------------------------------------
 const routes = [
   [/^\/?$/, "overview", overview], [/^\/workers$/, "workers", workers], [/^\/tasks$/, "tasks", tasks],
   [/^\/task\/([0-9a-f-]{36})$/, "tasks", taskPage], [/^\/groups$/, "groups", groups],
   [/^\/group\/([0-9a-f-]{36})$/, "groups", groupPage], [/^\/dead$/, "dead", dead],
+  [/^\/schedules$/, "schedules", schedules],
 ];
 let current = "";
 

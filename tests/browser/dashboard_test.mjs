@@ -130,6 +130,21 @@ try {
   assert.equal(await page.textContent(`#dead-list tr[data-task="${failedTask.task_id}"] code`), failedTask.task_id);
   assert.equal(await page.isEnabled("#retry-all"), true);
 
+  // Schedules: one made over the API is listed; pause shows it paused, run now fires it.
+  const made = await call("/api/v1/schedules", { method: "POST", body: JSON.stringify({ name: "nightly-report", every_s: 3600,
+    task: { kind: "noop" } }) });
+  assert.equal(made.status, 201, await made.text());
+  await page.goto(`${base}/#/schedules`);
+  const scheduleRow = '#schedule-list tr[data-schedule="nightly-report"]';
+  await page.waitForSelector(scheduleRow);
+  assert.match(await page.textContent(`${scheduleRow} td:nth-child(2)`), /every 1 h/);
+  await page.click(`${scheduleRow} button[data-op=pause]`);
+  await page.waitForFunction((r) => document.querySelector(`${r} .paused-state`)?.textContent === "paused", scheduleRow, { timeout: 10000 });
+  await page.click(`${scheduleRow} button[data-op=run]`);
+  await page.waitForFunction((r) => document.querySelector(`${r} .fired`)?.textContent === "1", scheduleRow, { timeout: 10000 });
+  await page.waitForSelector(`${scheduleRow} td:nth-child(8) code`);
+  if (shots) await page.screenshot({ path: path.join(shots, "schedules.png") });
+
   // Tasks: filter by state; each row shows its whole id.
   await page.goto(`${base}/#/tasks?state=failed`);
   await page.waitForSelector("#task-list");
