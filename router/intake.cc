@@ -292,13 +292,16 @@ Status Core::check_unique(const proto::Submit& submit, std::vector<Duplicate>& o
     if (t.unique_key.empty()) continue;
     if (out.empty()) out.resize(submit.tasks.size());
     const bool answer = t.on_duplicate == static_cast<uint8_t>(proto::UniquePolicy::kExisting) && submit.group.is_nil();
-    const std::string what = "unique key '" + too_long(t.unique_key) + "' of queue '" + too_long(t.queue) + "'";
-    const char* why = submit.group.is_nil() ? "" : " (a group's tasks are its own: a duplicate in a group is refused)";
+    // Words for a refusal, made only when there is one.
+    auto what = [&] {
+      return "unique key '" + too_long(t.unique_key) + "' of queue '" + too_long(t.queue) + "'" +
+             (submit.group.is_nil() ? "" : " (a group's tasks are its own: a duplicate in a group is refused)");
+    };
     auto [first, fresh] = seen.emplace(t.queue + '\0' + t.unique_key, i);
     if (!fresh) {
       if (!answer)
         return Status(Code::kConflict, "tasks " + std::to_string(first->second) + " and " + std::to_string(i) +
-                                           " of this submission have the same " + what + why);
+                                           " of this submission have the same " + what());
       out[i] = {true, first->second, {}};
       continue;
     }
@@ -306,8 +309,7 @@ Status Core::check_unique(const proto::Submit& submit, std::vector<Duplicate>& o
     if (!held) return Status(Code::kIo, held.status().message());
     if (!held->has_value()) continue;
     if (!answer)
-      return Status(Code::kConflict, what + " is held by task " + (*held)->to_string() +
-                                         ", which has not finished" + why);
+      return Status(Code::kConflict, what() + ": it is held by task " + (*held)->to_string() + ", which has not finished");
     out[i] = {true, SIZE_MAX, **held};
   }
   return Status::ok();

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "store/net_address.h"
 
 namespace zb::store {
 namespace {
@@ -134,13 +135,8 @@ std::vector<Cidr> addresses_of(const std::string& host) {
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return out;
-  for (addrinfo* p = res; p; p = p->ai_next) {
-    char text[INET6_ADDRSTRLEN] = {};
-    const void* a = p->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
-                                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
-    if (::inet_ntop(p->ai_family, a, text, sizeof text))
-      if (auto c = Cidr::parse(text)) out.push_back(*c);
-  }
+  for (addrinfo* p = res; p; p = p->ai_next)
+    if (auto c = Cidr::parse(address_text(p->ai_addr))) out.push_back(*c);
   ::freeaddrinfo(res);
   return out;
 }
