@@ -177,7 +177,7 @@ Result<Id> Client::submit(const proto::TaskSpec& task) {
 Result<SubmitReceipt> Client::submit(const proto::TaskSpec& task, const std::string& idempotency_key) {
   const std::string key = idempotency_key.empty() ? Id::random().to_string() : idempotency_key;
   const uint64_t corr = impl_->next_corr++;
-  proto::Submit submit{corr, Id(), 0, true, key, {task}, impl_->deadline_ms(), Id(), 0, 0, 0, Id()};
+  proto::Submit submit{corr, Id(), 0, true, key, {task}, impl_->deadline_ms(), Id(), 0, 0, 0, Id(), {}};
   submit.fingerprint = fingerprint(submit);
   const uint64_t deadline = submit.deadline_ms;
   auto ack = impl_->change<proto::SubmitAck>(std::move(submit), corr, deadline, "the submission", key);
@@ -192,7 +192,13 @@ GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOpti
     : tasks_(tasks),
       key_(options.idempotency_key.empty() ? Id::random().to_string() : options.idempotency_key),
       parallel_(options.parallel),
-      chunk_tasks_(std::max<size_t>(1, options.chunk_tasks)) {
+      chunk_tasks_(std::max<size_t>(1, options.chunk_tasks)),
+      callbacks_(options.callbacks) {
+  // Positions name tasks of the same message, and callbacks come with the message that makes
+  // the group: such a group goes whole.
+  const bool whole = !callbacks_.empty() ||
+                     std::any_of(tasks.begin(), tasks.end(), [](const proto::TaskSpec& t) { return !t.after_index.empty(); });
+  if (whole) chunk_tasks_ = std::max<size_t>(1, tasks.size());
   // Without a group id, it comes from the key (the caller's or the one made up), so a repeat
   // with the key after a partial failure completes the same group.
   group_ = !options.group.is_nil() ? options.group : Id::from_hash(key_);
@@ -209,6 +215,7 @@ GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOpti
   }
   fingerprint_ = hash_of(std::make_tuple(std::string("group"), group_, parallel_, uint64_t{chunk_tasks_},
                                          uint64_t{tasks.size()}, content_));
+  if (!callbacks_.empty()) fingerprint_ = hash_of(std::make_tuple(fingerprint_, callbacks_));
 }
 
 proto::Submit GroupChunks::chunk(size_t index) const {
@@ -224,6 +231,7 @@ proto::Submit GroupChunks::chunk(size_t index) const {
   submit.chunks = static_cast<uint32_t>(count());
   submit.group_tasks = static_cast<uint32_t>(tasks_.size());
   submit.group_fingerprint = fingerprint_;
+  if (index == 0) submit.callbacks = callbacks_;
   return submit;
 }
 
@@ -233,7 +241,7 @@ Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks
                                        std::to_string(tasks.size()));
   const GroupChunks plan(tasks, options);
   const std::string& key = plan.idempotency_key();
-  GroupReceipt receipt{plan.group(), {}, false, key, 0};
+  GroupReceipt receipt{plan.group(), {}, false, key, 0, {}};
   size_t duplicates = 0;
   receipt.tasks.resize(tasks.size());
   const size_t chunks = plan.count();
@@ -275,6 +283,7 @@ Result<GroupReceipt> Client::submit_group(std::span<const proto::TaskSpec> tasks
       return Status(Code::kInternal, "router acknowledged " + std::to_string(ack->tasks.size()) + " tasks for chunk " +
                                          std::to_string(index) + " of " + std::to_string(plan.tasks_in(index)));
     std::copy(ack->tasks.begin(), ack->tasks.end(), receipt.tasks.begin() + plan.first_task(index));
+    if (index == 0) receipt.callbacks = ack->callbacks;
     receipt.seq = std::max(receipt.seq, ack->seq);
     if (ack->duplicate) {
       ++duplicates;

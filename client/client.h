@@ -61,6 +61,11 @@ struct GroupOptions {
   // submission completes the group with each task once. With a nil group the group id is
   // derived from the key.
   std::string idempotency_key;
+  // A chord (docs/WORKFLOWS.md): tasks made with the group, outside it, each waiting for the
+  // whole group (their `when` says on which outcome they run). A group with callbacks, or
+  // whose tasks depend on each other by position (TaskSpec::after_index), is sent in one
+  // message, whatever chunk_tasks says.
+  std::vector<proto::TaskSpec> callbacks;
 };
 
 // The Submit messages of one group, as submit_group sends them (corr and deadline left 0):
@@ -88,6 +93,7 @@ class GroupChunks {
   std::string key_;
   uint32_t parallel_ = 0;
   size_t chunk_tasks_ = 1;
+  std::vector<proto::TaskSpec> callbacks_;
   std::vector<Id> content_;  // per chunk: the fingerprint of its tasks
   Id fingerprint_;           // of the whole group
 };
@@ -101,6 +107,7 @@ struct GroupReceipt {
   // acknowledgements): a follower of the log that has applied this sequence number shows
   // every task of the group and the group itself (read your writes).
   uint64_t seq = 0;
+  std::vector<Id> callbacks;  // GroupOptions::callbacks, in order
 };
 
 struct SubmitReceipt {

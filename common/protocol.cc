@@ -253,6 +253,40 @@ bool valid_traceparent(std::string_view h) {
   return hex(3, 32, true) && hex(36, 16, true) && hex(53, 2, false);
 }
 
+std::string_view trigger_name(Trigger trigger) {
+  switch (trigger) {
+    case Trigger::kSuccess: return "success";
+    case Trigger::kFailure: return "failure";
+    case Trigger::kAlways: return "always";
+  }
+  return "success";
+}
+
+std::optional<Trigger> parse_trigger(std::string_view name) {
+  for (auto t : {Trigger::kSuccess, Trigger::kFailure, Trigger::kAlways})
+    if (trigger_name(t) == name) return t;
+  return std::nullopt;
+}
+
+std::string pack_dependencies(const Dependencies& deps) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, deps);
+  return std::string(buf.data(), buf.size());
+}
+
+std::optional<Dependencies> unpack_dependencies(std::string_view bytes) {
+  if (bytes.empty()) return Dependencies{};
+  try {
+    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    Dependencies d;
+    handle.get().convert(d);
+    if (d.when > static_cast<uint8_t>(Trigger::kAlways) || d.tasks.size() > kMaxDependencies) return std::nullopt;
+    return d;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 std::string_view command_name(Command command) {
   switch (command) {
     case Command::kSubmit: return "SUBMIT";

@@ -105,10 +105,42 @@ struct TaskSpec {
   // submissions without a group). Empty: not unique.
   std::string unique_key;
   uint8_t on_duplicate = 0;  // UniquePolicy
+  // Dependencies (docs/WORKFLOWS.md): the task waits until these have ended, then runs when
+  // `when` (Trigger) holds, receiving their results as its inputs. `after`: tasks that exist
+  // already; `after_index`: tasks of the same submission, by position (a cycle is refused);
+  // `after_group`: a whole group (a chord's callback). None of them: runnable at once.
+  std::vector<Id> after;
+  std::vector<uint32_t> after_index;
+  Id after_group;
+  uint8_t when = 0;  // Trigger
   MSGPACK_DEFINE(queue, kind, payload, priority, eta_ms, ref, max_retries, soft_limit_ms,
-                 hard_limit_ms, countdown_ms, trace, unique_key, on_duplicate);
+                 hard_limit_ms, countdown_ms, trace, unique_key, on_duplicate, after, after_index,
+                 after_group, when);
 };
 enum class UniquePolicy : uint8_t { kRefuse = 0, kExisting = 1 };
+// When a task with dependencies runs once they have all ended: kSuccess, only if every one
+// succeeded (a failed or revoked one fails it with DependencyFailed, at once); kFailure, only
+// if one of them did not succeed (else it is revoked as skipped: an error callback); kAlways,
+// either way.
+enum class Trigger : uint8_t { kSuccess = 0, kFailure = 1, kAlways = 2 };
+std::string_view trigger_name(Trigger trigger);
+std::optional<Trigger> parse_trigger(std::string_view name);
+inline constexpr size_t kMaxDependencies = 10000;  // per task
+
+// A waiting task's dependencies as its record keeps them (TaskRecord::deps, packed):
+// `tasks` every task it waits for (ids, those of its own submission resolved), `group` the
+// group it waits for (nil: none), and how many of them have not ended / did not succeed.
+struct Dependencies {
+  std::vector<Id> tasks;
+  Id group;
+  uint8_t when = 0;  // Trigger
+  uint32_t pending = 0;
+  uint32_t failed = 0;
+  MSGPACK_DEFINE(tasks, group, when, pending, failed);
+};
+std::string pack_dependencies(const Dependencies& deps);
+// Empty bytes: none (nullopt only for bytes that do not decode).
+std::optional<Dependencies> unpack_dependencies(std::string_view bytes);
 // 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids not all zero, version
 // not ff (W3C Trace Context, level 1; a later version's longer header is kept to its first 55).
 bool valid_traceparent(std::string_view header);
@@ -139,9 +171,13 @@ struct TaskRecord {
   uint32_t hard_limit_ms = 0;
   std::string trace;       // TaskSpec::trace
   std::string unique_key;  // TaskSpec::unique_key: held in the router's `unique` index until terminal
+  std::string deps;        // packed Dependencies; empty: the task depends on nothing
+  // What its dependencies gave it, made when it stopped waiting (JSON text, docs/WORKFLOWS.md);
+  // sent to its worker with the task. Empty: no dependencies.
+  std::string inputs;
   MSGPACK_DEFINE(id, group, ref, queue, kind, payload, priority, state, attempt, max_retries, seq,
                  created_ms, eta_ms, started_ms, finished_ms, worker, result, error, retries,
-                 soft_limit_ms, hard_limit_ms, trace, unique_key);
+                 soft_limit_ms, hard_limit_ms, trace, unique_key, deps, inputs);
 };
 
 struct GroupRecord {
@@ -167,8 +203,11 @@ struct GroupRecord {
   // When the whole group was revoked (revoke.group); 0: it was not. A revoked group takes no
   // more tasks, and none of its tasks starts any more.
   uint64_t revoked_ms = 0;
+  // The group was made with callbacks (Submit::callbacks): the router indexes its members, so
+  // that their results can be handed to the callbacks when it completes.
+  bool indexed = false;
   MSGPACK_DEFINE(id, total, succeeded, failed, revoked, running, parallel, sealed, created_ms,
-                 finished_ms, chunks, chunks_present, received, fingerprint, revoked_ms);
+                 finished_ms, chunks, chunks_present, received, fingerprint, revoked_ms, indexed);
 
   uint32_t completed() const { return succeeded + failed + revoked; }
   // Every task has ended. A revoked group takes no more: the tasks it holds are all it has,
@@ -261,9 +300,10 @@ struct Event {
   std::vector<GroupRecord> group_record;  // group-updated: the record (no chunk bitmap), one entry
   std::string trace;       // task-received: TaskSpec::trace
   std::string unique_key;  // task-received: TaskSpec::unique_key
+  std::string deps;        // task-received: TaskRecord::deps (packed Dependencies)
   MSGPACK_DEFINE(seq, ts_ms, type, task, group, queue, kind, ref, state, attempt, priority, worker,
                  payload, result, error, unused_detail, eta_ms, from, retries, max_retries, delay_ms,
-                 runtime_us, count, before_ms, worker_note, group_record, trace, unique_key);
+                 runtime_us, count, before_ms, worker_note, group_record, trace, unique_key, deps);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -293,8 +333,12 @@ struct Submit {
   uint32_t chunks = 0;
   uint32_t group_tasks = 0;
   Id group_fingerprint;
+  // A chord: tasks made with the group, outside it, that wait for the whole group
+  // (TaskSpec::after_group is implied). Only in the Submit that makes the group, unnumbered
+  // or a group of one chunk.
+  std::vector<TaskSpec> callbacks;
   MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks, deadline_ms, fingerprint, chunk, chunks,
-                 group_tasks, group_fingerprint);
+                 group_tasks, group_fingerprint, callbacks);
 };
 
 struct GetTask {
@@ -703,7 +747,8 @@ struct SubmitAck {
   // Positions in `tasks` answered with an earlier task of the same unique key
   // (UniquePolicy::kExisting): no task was made for them.
   std::vector<uint32_t> existing;
-  MSGPACK_DEFINE(corr, group, tasks, duplicate, seq, existing);
+  std::vector<Id> callbacks;  // in the order of Submit::callbacks
+  MSGPACK_DEFINE(corr, group, tasks, duplicate, seq, existing, callbacks);
 };
 
 struct TaskInfo {
@@ -783,7 +828,8 @@ struct Assignment {
   uint32_t soft_limit_ms = 0;  // 0 = none
   uint32_t hard_limit_ms = 0;
   std::string trace;  // TaskSpec::trace
-  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms, trace);
+  std::string inputs;  // TaskRecord::inputs
+  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms, trace, inputs);
 };
 
 struct Tasks {

@@ -17,9 +17,11 @@ bool can_transition(TaskState from, TaskState to) {
       return to == S::kQueued || to == S::kRevoked;
     case S::kFailed:
     case S::kRevoked:
-      return to == S::kQueued;  // an explicit retry
+      return to == S::kQueued || to == S::kWaiting;  // an explicit retry (waiting: it has dependencies)
     case S::kSucceeded:
       return false;
+    case S::kWaiting:
+      return to == S::kQueued || to == S::kScheduled || to == S::kFailed || to == S::kRevoked;
   }
   return false;
 }
@@ -38,6 +40,7 @@ std::string_view state_name(TaskState state) {
     case TaskState::kSucceeded: return "succeeded";
     case TaskState::kFailed: return "failed";
     case TaskState::kRevoked: return "revoked";
+    case TaskState::kWaiting: return "waiting";
   }
   return "unknown";
 }

@@ -6,6 +6,10 @@
 //       │           └──┼────────┘ (worker lost or task returned: requeued, attempt + 1)
 //       └───────────►  └──────────► revoked ──(explicit retry)──► queued
 //
+//   waiting ──► queued | scheduled   (its dependencies ended as its trigger asks)
+//      └──────► failed               (a dependency failed: DependencyFailed)
+//      └──────► revoked              (revoked, or its trigger was not met: skipped)
+//
 // A result for an older attempt may still end a task that was requeued but not yet
 // re-dispatched (queued → succeeded, failed or retrying), which saves a second run. The
 // router changes a task's state only through Core::transition (router/core.h), which refuses
@@ -27,8 +31,9 @@ enum class TaskState : uint8_t {
   kSucceeded = 4,
   kFailed = 5,
   kRevoked = 6,
+  kWaiting = 7,    // waiting for the tasks or the group it depends on (docs/WORKFLOWS.md)
 };
-inline constexpr int kTaskStateCount = 7;
+inline constexpr int kTaskStateCount = 8;
 
 // True when `to` may follow `from`. The one place the life cycle above is written down.
 bool can_transition(TaskState from, TaskState to);

@@ -18,6 +18,7 @@ std::string seed_status(TaskState s) {
     case TaskState::kRetrying: return "retrying";
     case TaskState::kRevoked: return "revoked";
     case TaskState::kQueued:
+    case TaskState::kWaiting:
     case TaskState::kScheduled: return "pending";
   }
   return "pending";
@@ -50,6 +51,18 @@ json task_json(const proto::TaskRecord& t, bool with_payload, uint64_t runtime_u
             {"trace_id", t.trace.size() >= 35 ? json(t.trace.substr(3, 32)) : json(nullptr)},
             {"unique_key", text_or_null(t.unique_key)}};
   if (with_payload) j["payload"] = json_or_text(t.payload);
+  if (!t.deps.empty()) {
+    // What it waits for (docs/WORKFLOWS.md); `inputs` once they have ended.
+    auto deps = proto::unpack_dependencies(t.deps);
+    if (deps) {
+      json after = json::array();
+      for (const Id& id : deps->tasks) after.push_back(id.to_string());
+      j["depends_on"] = std::move(after);
+      j["depends_on_group"] = deps->group.is_nil() ? json(nullptr) : json(deps->group.to_string());
+      j["when"] = proto::trigger_name(static_cast<proto::Trigger>(deps->when));
+    }
+    if (with_payload && !t.inputs.empty()) j["inputs"] = json_or_text(t.inputs);
+  }
   return j;
 }
 

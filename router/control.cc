@@ -314,6 +314,8 @@ Result<proto::RevokeReply> Core::revoke(const Id& task, bool terminate) {
     rec.attempt = l.attempt;
     from = TaskState::kStarted;
     was = "terminated";
+  } else if (rec.state == TaskState::kWaiting) {
+    was = "waiting";  // in no queue: it waits for its dependencies
   } else if (q && tasks_.ready(*q).erase(key)) {
     from = TaskState::kQueued;
   } else if (*group && groups_.unhold(**group, key)) {
@@ -389,6 +391,7 @@ Result<proto::RevokeGroupReply> Core::revoke_group(const proto::GroupArgs& args)
     ++reply.revoked;
     if (running) ++reply.terminated;
   }
+  reply.revoked += revoke_waiting(args.group, kGroupRevoked);
   sweeping_.insert(args.group);
   sweep_queue_ = 0;
   sweep_key_ = 0;
@@ -467,7 +470,12 @@ Result<proto::RetryReply> Core::retry(const Id& task) {
   if (*group && (*group)->record.revoked_ms)
     return Status(Code::kConflict, "task " + task.to_string() + " belongs to group " + rec.group.to_string() +
                                        ", which was revoked");
-  if (Status s = transition(rec, rec.state, Change(TaskState::kQueued)); !s) return s;
+  // A task with dependencies that never ran (one failed, or its trigger was not met) waits for
+  // them again: their outcome now decides. One that ran keeps the inputs it had.
+  auto deps = proto::unpack_dependencies(rec.deps);
+  const bool waits = deps && (!deps->tasks.empty() || !deps->group.is_nil());
+  const TaskState again = waits && rec.inputs.empty() ? TaskState::kWaiting : TaskState::kQueued;
+  if (Status s = transition(rec, rec.state, Change(again)); !s) return s;
   return proto::RetryReply{task, rec.attempt};
 }
 

@@ -16,6 +16,7 @@ proto::EventType event_for(TaskState to) {
   switch (to) {
     case TaskState::kScheduled: return proto::EventType::kTaskScheduled;
     case TaskState::kQueued: return proto::EventType::kTaskQueued;
+    case TaskState::kWaiting: return proto::EventType::kTaskQueued;  // not reached: a retry to waiting is queued's event
     case TaskState::kStarted: return proto::EventType::kTaskStarted;
     case TaskState::kRetrying: return proto::EventType::kTaskRetried;
     case TaskState::kSucceeded: return proto::EventType::kTaskSucceeded;
@@ -81,6 +82,9 @@ Status Core::recover() {
       if (*group) groups_.recovered_lease(**group);
       tasks_.set_orphan_deadline_ms(grace);
       ++orphaned;
+    } else if (rec.state == TaskState::kWaiting) {
+      waiting_[rec.id] = rec.group;  // in no queue until what it waits for has ended
+      ++waiting;
     } else if (rec.state == TaskState::kScheduled || rec.state == TaskState::kRetrying) {
       // Due or not, through the heap: the first turn queues those that are due.
       tasks_.schedule({rec.eta_ms, key, *q, rec.id, rec.group});
@@ -98,6 +102,10 @@ Status Core::recover() {
   groups_.for_each([&](GroupState& g) {
     if (g.record.revoked_ms && !g.record.ready()) sweeping_.insert(g.record.id);
   });
+  if (Status s = recover_dependencies(); !s) {
+    ledger_.abort();
+    return s;
+  }
   if (Status s = load_schedules(); !s) {
     ledger_.abort();
     return s;
@@ -135,6 +143,7 @@ void Core::housekeep(uint64_t now_unix) {
 }
 
 Status Core::end_turn() {
+  settle();
   if (turn_status_)
     if (Status s = groups_.write(ledger_, options_.result_ttl_ms != 0, [&](proto::Event ev) { emit(std::move(ev)); }); !s)
       fail_turn(s);
@@ -200,7 +209,8 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   if (!found) return failed(found.status());
   GroupState* group = *found;
   if (group && group->record.revoked_ms && !is_terminal(from) &&
-      (change.to == TaskState::kQueued || change.to == TaskState::kRetrying || change.to == TaskState::kScheduled)) {
+      (change.to == TaskState::kQueued || change.to == TaskState::kRetrying || change.to == TaskState::kScheduled ||
+       change.to == TaskState::kWaiting)) {
     // A task of a revoked group never waits or queues again: requeued from a lost worker,
     // returned, due after its ETA or failed with retries left, it ends revoked.
     change = Change(TaskState::kRevoked).from_held(change.held);
@@ -215,7 +225,7 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   }
   auto q = tasks_.find_queue(rec.queue);
   if (!q) return Status(Code::kUnprocessable, "unknown queue '" + rec.queue + "'");
-  if (!rec.unique_key.empty() && to == TaskState::kQueued && is_terminal(from)) {
+  if (!rec.unique_key.empty() && (to == TaskState::kQueued || to == TaskState::kWaiting) && is_terminal(from)) {
     // Run again: it takes its unique key back, unless a newer task holds it now.
     auto held = ledger_.get_unique(rec.queue, rec.unique_key);
     if (!held) return failed(held.status());
@@ -236,6 +246,7 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   };
   if (from == TaskState::kStarted && group) groups_.stopped(*group);
 
+  if (from == TaskState::kWaiting) waiting_.erase(rec.id);
   rec.state = to;
   proto::Event ev = task_event(rec, event_for(to), to);
   ev.from = from;
@@ -249,6 +260,7 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
       emit(std::move(ev));
       dirty_ = true;
       return Status::ok();
+    case TaskState::kWaiting:  // an explicit retry of a task with dependencies
     case TaskState::kQueued:
       ev.error = std::move(change.error);
       if (is_terminal(from)) {
@@ -261,7 +273,12 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
           if (Status s = ledger_.del_dead(rec.id); !s) return failed(s);
         if (group) groups_.reopened(*group, from);
       }
-      place();
+      if (to == TaskState::kWaiting) {
+        wait_again(rec);
+        ev.deps = rec.deps;
+      } else {
+        place();
+      }
       break;
     case TaskState::kRetrying:
       ev.error = rec.error;
@@ -307,7 +324,10 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   emit(std::move(ev));
   if (then_queued) emit(std::move(*then_queued));
   dirty_ = true;
-  if (is_terminal(to)) wake_waiters(rec.id);
+  if (is_terminal(to)) {
+    wake_waiters(rec.id);
+    note_ended(rec, group);
+  }
   return Status::ok();
 }
 

@@ -173,6 +173,17 @@ class Core {
   // Refuses (kConflict) a submission whose unique keys are taken, unless each such task may
   // be answered by the holder; fills `out` (empty when no task has a key).
   Status check_unique(const proto::Submit& submit, std::vector<Duplicate>& out);
+  // One task spec checked alone (its queue found: `queue`); the queue name defaulted.
+  Status check_spec(proto::TaskSpec& t, size_t& queue);
+  // Writes a new task (a member of `group`, or with a nil group but a group id a chord's
+  // callback), its event, and puts it where its state says; false after an LMDB error.
+  bool make_task(proto::TaskRecord& rec, proto::TaskSpec& t, size_t queue, const Id& id, GroupState* group,
+                 const Id& group_id, const std::vector<Id>& ids, uint64_t now);
+  // A group sealed by a submission without tasks may be complete: its callbacks run.
+  void note_sealed(const GroupState& group) {
+    if (!awaited_groups_.empty() && awaited_groups_.count(group.record.id) && group.record.ready())
+      resolve_groups_.push_back(group.record.id);
+  }
   void on_get_task(const std::string& rid, const proto::GetTask& get);
   void on_get_group(const std::string& rid, const proto::GetGroup& get);
   void on_wait(const std::string& rid, const proto::WaitTasks& wait);
@@ -246,6 +257,25 @@ class Core {
   proto::ScheduleRow schedule_row(const ScheduleState& s) const;
   std::optional<uint64_t> next_schedule_ms() const;
 
+  // workflows.cc: dependencies (docs/WORKFLOWS.md).
+  // Refuses a submission whose dependencies name what does not exist, form a cycle, or are
+  // malformed; nothing is written.
+  Status check_dependencies(proto::Submit& submit);
+  // Makes a new task (or one retried) wait: its Dependencies from the spec (`ids`: the
+  // submission's task ids, for after_index) or, with spec nullptr, from its record; the waits
+  // entries; anything awaited that has ended already is resolved this turn.
+  void wait_for(proto::TaskRecord& rec, const proto::TaskSpec& spec, const std::vector<Id>& ids, const Id& group);
+  void wait_again(proto::TaskRecord& rec);
+  // transition(): a task ended; something may wait for it, or for its group.
+  void note_ended(const proto::TaskRecord& rec, const GroupState* group);
+  // Resolves the waits of everything that ended this turn (and of what that ended in turn).
+  void settle();
+  void resolve(bool is_group, const Id& awaited, bool succeeded, const std::string& why);
+  void release_waiting(proto::TaskRecord& rec, const proto::Dependencies& deps);
+  // Revokes the group's waiting tasks (revoke.group): how many.
+  size_t revoke_waiting(const Id& group, const std::string& error);
+  Status recover_dependencies();
+
   // expiry.cc: deletes finished tasks, groups and idempotency keys older than the result TTL.
   void expire_results(uint64_t now_unix_ms);
 
@@ -275,6 +305,12 @@ class Core {
   size_t sweep_queue_ = 0;
   uint64_t sweep_key_ = 0;
   bool sweep_scheduled_ = false;
+
+  // Dependencies: what something waits for, what ended this turn and has waiters, and each
+  // waiting task's group (revoke.group reaches them; they are in no queue).
+  std::unordered_set<Id, IdHash> awaited_tasks_, awaited_groups_;
+  std::vector<Id> resolve_tasks_, resolve_groups_;
+  std::unordered_map<Id, Id, IdHash> waiting_;
 
   std::map<std::string, ScheduleState> schedules_;
   bool schedules_declared_ = false;

@@ -427,6 +427,7 @@ void Core::requeue_orphans(uint64_t now) {
 // so that tasks spread over workers instead of filling the first one; then lets workers with
 // a free slot and nothing to take steal what waits elsewhere.
 void Core::dispatch() {
+  settle();  // tasks whose dependencies ended this turn are queued before workers are served
   next_steal_ms_ = 0;
   if (workers_.empty()) return;
   for (auto& [rid, w] : workers_.all()) {
@@ -567,7 +568,7 @@ bool Core::lease_to(WorkerSession& w, size_t q, uint64_t key, const Id& task, pr
   auto& mail = effects_.workers[w.routing_id];
   (tasks_.config(q).acks_late ? mail.tasks : mail.durable_tasks).push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
                                                   std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms,
-                                                  rec.hard_limit_ms, std::move(rec.trace)});
+                                                  rec.hard_limit_ms, std::move(rec.trace), std::move(rec.inputs)});
   return true;
 }
 

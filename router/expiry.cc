@@ -35,6 +35,8 @@ void Core::expire_results(uint64_t now_unix) {
         if (!rec) return rec.status();
         if (!rec->has_value() || !(*rec)->ready() || (*rec)->finished_ms != at) return Status::ok();
         ++groups_gone;
+        if ((*rec)->indexed)
+          if (Status s = ledger_.del_members(*id); !s) return s;
         return ledger_.del_group(*id);
       });
   if (!swept) return fail_turn(swept.status());

@@ -145,37 +145,13 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
   if (submit.tasks.empty() && submit.group.is_nil())
     return reply_error(rid, submit.corr, Status(Code::kBadRequest, "a submission without a group needs at least one task"));
   // Validate everything before writing anything: a submission is accepted or refused whole.
-  std::vector<size_t> queue_of(submit.tasks.size());
-  for (size_t i = 0; i < submit.tasks.size(); ++i) {
-    auto& t = submit.tasks[i];
-    if (t.queue.empty()) t.queue = std::string(kDefaultQueue);
-    auto q = tasks_.find_queue(t.queue);
-    if (!q) return reply_error(rid, submit.corr, Status(Code::kUnprocessable, "unknown queue '" + too_long(t.queue) + "'"));
-    queue_of[i] = *q;
-    if (t.priority < -1 || t.priority > 255)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "priority must be 0..255, got " + std::to_string(t.priority)));
-    if (t.payload.size() > kMaxPayloadBytes)
-      return reply_error(rid, submit.corr, Status(Code::kTooLarge, "payload of " + std::to_string(t.payload.size()) +
-                                                      " bytes exceeds " + std::to_string(kMaxPayloadBytes)));
-    if (t.countdown_ms && t.eta_ms)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "give a countdown or an eta, not both"));
-    if (t.countdown_ms > kMaxCountdownMs)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "countdown must be at most 10 years"));
-    if (t.max_retries < -1)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "max_retries must be >= 0"));
-    if (t.hard_limit_ms && t.soft_limit_ms > t.hard_limit_ms)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "soft time limit must not exceed the hard time limit"));
-    if (submit.idem_key.size() > 256)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "idempotency key is longer than 256 bytes"));
-    if (!t.trace.empty() && !proto::valid_traceparent(t.trace))
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "trace must be a W3C traceparent "
-                                                      "(00-<32 hex>-<16 hex>-<2 hex>), got '" + too_long(t.trace) + "'"));
-    if (t.unique_key.size() > proto::kMaxUniqueKeyBytes)
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "unique key is longer than " +
-                                                      std::to_string(proto::kMaxUniqueKeyBytes) + " bytes"));
-    if (t.on_duplicate > static_cast<uint8_t>(proto::UniquePolicy::kExisting))
-      return reply_error(rid, submit.corr, Status(Code::kBadRequest, "on_duplicate must be refuse (0) or existing (1)"));
-  }
+  if (submit.idem_key.size() > 256)
+    return reply_error(rid, submit.corr, Status(Code::kBadRequest, "idempotency key is longer than 256 bytes"));
+  std::vector<size_t> queue_of(submit.tasks.size()), callback_queue_of(submit.callbacks.size());
+  for (size_t i = 0; i < submit.tasks.size(); ++i)
+    if (Status s = check_spec(submit.tasks[i], queue_of[i]); !s) return reply_error(rid, submit.corr, s);
+  for (size_t i = 0; i < submit.callbacks.size(); ++i)
+    if (Status s = check_spec(submit.callbacks[i], callback_queue_of[i]); !s) return reply_error(rid, submit.corr, s);
   if (Status s = check_chunk_fields(submit); !s) return reply_error(rid, submit.corr, s);
   if (!submit.idem_key.empty()) {
     auto prior = ledger_.get_idem(submit.idem_key);
@@ -185,13 +161,16 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
       if (!first.fingerprint.is_nil() && !submit.fingerprint.is_nil() && first.fingerprint != submit.fingerprint)
         return reply_error(rid, submit.corr, Status(Code::kConflict, "idempotency key '" + too_long(submit.idem_key) +
                                                         "' was already used for a different request"));
-      return reply(rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true, 0, {}});
+      return reply(rid, proto::SubmitAck{submit.corr, first.group, std::move(first.tasks), true, 0, {},
+                                         std::move(first.callbacks)});
     }
   }
   // Unique keys, before anything is written: which tasks an existing one answers.
   std::vector<Duplicate> existing;
   if (Status s = check_unique(submit, existing); !s)
     return s.code() == Code::kConflict ? reply_error(rid, submit.corr, s) : fail_turn(s);
+  if (Status s = check_dependencies(submit); !s)
+    return s.code() == Code::kIo ? fail_turn(s) : reply_error(rid, submit.corr, s);
   GroupState* group = nullptr;
   const uint64_t now = now_unix_ms();
   if (!submit.group.is_nil()) {
@@ -216,6 +195,7 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
       fresh.id = submit.group;
       fresh.parallel = submit.parallel;
       fresh.created_ms = now;
+      fresh.indexed = !submit.callbacks.empty();
       if (submit.chunks) {
         fresh.chunks = submit.chunks;
         fresh.total = submit.group_tasks;
@@ -225,64 +205,118 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
       group = &groups_.create(std::move(fresh));
     }
     groups_.add_tasks(*group, submit, now);
+    if (submit.tasks.empty()) note_sealed(*group);  // an empty last chunk may complete it
   }
 
-  proto::SubmitAck ack{submit.corr, submit.group, {}, false, 0, {}};
+  proto::SubmitAck ack{submit.corr, submit.group, {}, false, 0, {}, {}};
   ack.tasks.reserve(submit.tasks.size());
-  proto::TaskRecord rec;
-  size_t made = 0;
-  for (size_t i = 0; i < submit.tasks.size(); ++i) {
-    auto& t = submit.tasks[i];
+  // Ids first: a task may depend on a later one of the same submission (after_index).
+  std::vector<Id> ids(submit.tasks.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
     if (!existing.empty() && existing[i].answered) {
       // Answered by the live task that holds its unique key (UniquePolicy::kExisting), or by
       // the earlier task of this submission with that key.
-      ack.tasks.push_back(existing[i].first < i ? ack.tasks[existing[i].first] : existing[i].task);
+      ids[i] = existing[i].first < i ? ids[existing[i].first] : existing[i].task;
       ack.existing.push_back(static_cast<uint32_t>(i));
-      continue;
+    } else {
+      ids[i] = Id::time_ordered();
     }
-    const auto& qc = tasks_.config(queue_of[i]);
-    rec.id = Id::time_ordered();
-    rec.group = submit.group;
-    rec.ref = std::move(t.ref);
-    rec.queue = std::move(t.queue);
-    rec.kind = t.kind.empty() ? qc.default_kind : std::move(t.kind);
-    rec.payload = std::move(t.payload);
-    rec.priority = static_cast<uint8_t>(t.priority < 0 ? qc.priority : t.priority);
-    rec.eta_ms = t.countdown_ms ? now + t.countdown_ms : t.eta_ms > now ? t.eta_ms : 0;
-    rec.state = rec.eta_ms ? TaskState::kScheduled : TaskState::kQueued;
-    rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
-    rec.soft_limit_ms = t.soft_limit_ms ? t.soft_limit_ms : qc.soft_time_limit_ms;
-    rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
-    rec.seq = ++ledger_.meta().task_seq;
-    rec.created_ms = now;
-    rec.trace = std::move(t.trace);
-    rec.unique_key = std::move(t.unique_key);
-    // A task's creation, not a transition: it starts scheduled or queued.
-    if (Status s = ledger_.put_task(rec); !s) return fail_turn(s);
-    if (!rec.unique_key.empty())
-      if (Status s = ledger_.put_unique(rec.queue, rec.unique_key, rec.id); !s) return fail_turn(s);
-    proto::Event ev = task_event(rec, proto::EventType::kTaskReceived, rec.state);
-    ev.payload = rec.payload;
-    ev.eta_ms = rec.eta_ms;
-    ev.trace = rec.trace;
-    ev.unique_key = rec.unique_key;
-    emit(std::move(ev));
-    const uint64_t key = order_key(rec.priority, rec.seq);
-    if (rec.eta_ms) tasks_.schedule({rec.eta_ms, key, queue_of[i], rec.id, rec.group});
-    else if (group) groups_.enqueue(*group, queue_of[i], key, rec.id);
-    else tasks_.ready(queue_of[i]).push(key, rec.id);
-    ack.tasks.push_back(rec.id);
+  }
+  proto::TaskRecord rec;
+  size_t made = 0;
+  for (size_t i = 0; i < submit.tasks.size(); ++i) {
+    ack.tasks.push_back(ids[i]);
+    if (!existing.empty() && existing[i].answered) continue;
+    if (!make_task(rec, submit.tasks[i], queue_of[i], ids[i], group, submit.group, ids, now)) return;
+    ++made;
+  }
+  for (size_t i = 0; i < submit.callbacks.size(); ++i) {
+    // A chord's callback: outside the group, waiting for all of it.
+    if (!make_task(rec, submit.callbacks[i], callback_queue_of[i], Id::time_ordered(), nullptr, submit.group, ids, now))
+      return;
+    ack.callbacks.push_back(rec.id);
     ++made;
   }
   stats_.submitted += made;
   if (!submit.idem_key.empty()) {
-    if (Status s = ledger_.put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint}); !s)
+    if (Status s = ledger_.put_idem(submit.idem_key, {0, ack.group, ack.tasks, false, submit.fingerprint, ack.callbacks}); !s)
       return fail_turn(s);
     if (options_.result_ttl_ms)
       if (Status s = ledger_.put_expiry(now, Ledger::Expiring::kIdem, submit.idem_key); !s) return fail_turn(s);
   }
   dirty_ = true;
   reply(rid, std::move(ack));
+}
+
+bool Core::make_task(proto::TaskRecord& rec, proto::TaskSpec& t, size_t queue, const Id& id, GroupState* group,
+                     const Id& group_id, const std::vector<Id>& ids, uint64_t now) {
+  const auto& qc = tasks_.config(queue);
+  const bool callback = !group && !group_id.is_nil();
+  rec.id = id;
+  rec.group = callback ? Id() : group_id;
+  rec.ref = std::move(t.ref);
+  rec.queue = std::move(t.queue);
+  rec.kind = t.kind.empty() ? qc.default_kind : std::move(t.kind);
+  rec.payload = std::move(t.payload);
+  rec.priority = static_cast<uint8_t>(t.priority < 0 ? qc.priority : t.priority);
+  rec.eta_ms = t.countdown_ms ? now + t.countdown_ms : t.eta_ms > now ? t.eta_ms : 0;
+  rec.state = rec.eta_ms ? TaskState::kScheduled : TaskState::kQueued;
+  rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
+  rec.soft_limit_ms = t.soft_limit_ms ? t.soft_limit_ms : qc.soft_time_limit_ms;
+  rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
+  rec.seq = ++ledger_.meta().task_seq;
+  rec.created_ms = now;
+  rec.trace = std::move(t.trace);
+  rec.unique_key = std::move(t.unique_key);
+  rec.deps.clear();
+  rec.inputs.clear();
+  const Id awaited_group = callback ? group_id : t.after_group;
+  if (!t.after.empty() || !t.after_index.empty() || !awaited_group.is_nil())
+    wait_for(rec, t, ids, awaited_group);  // waiting; an ETA counts once it is released
+  // A task's creation, not a transition: it starts waiting, scheduled or queued.
+  if (Status s = ledger_.put_task(rec); !s) return fail_turn(s), false;
+  if (!rec.unique_key.empty())
+    if (Status s = ledger_.put_unique(rec.queue, rec.unique_key, rec.id); !s) return fail_turn(s), false;
+  if (group && group->record.indexed)
+    if (Status s = ledger_.put_member(group_id, rec.seq, rec.id); !s) return fail_turn(s), false;
+  proto::Event ev = task_event(rec, proto::EventType::kTaskReceived, rec.state);
+  ev.payload = rec.payload;
+  ev.eta_ms = rec.eta_ms;
+  ev.trace = rec.trace;
+  ev.unique_key = rec.unique_key;
+  ev.deps = rec.deps;
+  emit(std::move(ev));
+  const uint64_t key = order_key(rec.priority, rec.seq);
+  if (rec.state == TaskState::kWaiting) return true;
+  if (rec.eta_ms) tasks_.schedule({rec.eta_ms, key, queue, rec.id, rec.group});
+  else if (group) groups_.enqueue(*group, queue, key, rec.id);
+  else tasks_.ready(queue).push(key, rec.id);
+  return true;
+}
+
+Status Core::check_spec(proto::TaskSpec& t, size_t& queue) {
+  if (t.queue.empty()) t.queue = std::string(kDefaultQueue);
+  auto q = tasks_.find_queue(t.queue);
+  if (!q) return Status(Code::kUnprocessable, "unknown queue '" + too_long(t.queue) + "'");
+  queue = *q;
+  if (t.priority < -1 || t.priority > 255)
+    return Status(Code::kBadRequest, "priority must be 0..255, got " + std::to_string(t.priority));
+  if (t.payload.size() > kMaxPayloadBytes)
+    return Status(Code::kTooLarge, "payload of " + std::to_string(t.payload.size()) + " bytes exceeds " +
+                                       std::to_string(kMaxPayloadBytes));
+  if (t.countdown_ms && t.eta_ms) return Status(Code::kBadRequest, "give a countdown or an eta, not both");
+  if (t.countdown_ms > kMaxCountdownMs) return Status(Code::kBadRequest, "countdown must be at most 10 years");
+  if (t.max_retries < -1) return Status(Code::kBadRequest, "max_retries must be >= 0");
+  if (t.hard_limit_ms && t.soft_limit_ms > t.hard_limit_ms)
+    return Status(Code::kBadRequest, "soft time limit must not exceed the hard time limit");
+  if (!t.trace.empty() && !proto::valid_traceparent(t.trace))
+    return Status(Code::kBadRequest, "trace must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), got '" +
+                                         too_long(t.trace) + "'");
+  if (t.unique_key.size() > proto::kMaxUniqueKeyBytes)
+    return Status(Code::kBadRequest, "unique key is longer than " + std::to_string(proto::kMaxUniqueKeyBytes) + " bytes");
+  if (t.on_duplicate > static_cast<uint8_t>(proto::UniquePolicy::kExisting))
+    return Status(Code::kBadRequest, "on_duplicate must be refuse (0) or existing (1)");
+  return Status::ok();
 }
 
 Status Core::check_unique(const proto::Submit& submit, std::vector<Duplicate>& out) {

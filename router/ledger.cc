@@ -126,12 +126,13 @@ class RecordReader {
 bool read_task_record(std::string_view bytes, proto::TaskRecord& r) {
   RecordReader in(bytes);
   uint32_t n = 0;
-  return in.array(n) && n == 23 && in.id(r.id) && in.id(r.group) && in.str(r.ref) && in.str(r.queue) &&
+  // 25 fields as this build writes them; 23 before dependencies (deps and inputs empty).
+  return in.array(n) && (n == 23 || n == 25) && in.id(r.id) && in.id(r.group) && in.str(r.ref) && in.str(r.queue) &&
          in.str(r.kind) && in.str(r.payload) && in.uint(r.priority) && in.state(r.state) && in.uint(r.attempt) &&
          in.uint(r.max_retries) && in.uint(r.seq) && in.uint(r.created_ms) && in.uint(r.eta_ms) &&
          in.uint(r.started_ms) && in.uint(r.finished_ms) && in.str(r.worker) && in.str(r.result) &&
          in.str(r.error) && in.uint(r.retries) && in.uint(r.soft_limit_ms) && in.uint(r.hard_limit_ms) &&
-         in.str(r.trace) && in.str(r.unique_key) && in.done();
+         in.str(r.trace) && in.str(r.unique_key) && (n == 23 || (in.str(r.deps) && in.str(r.inputs))) && in.done();
 }
 
 }  // namespace
@@ -171,7 +172,8 @@ Result<Ledger> Ledger::open(const std::string& dir, const lmdb::EnvOptions& opti
       {"tasks", &ledger.tasks_}, {"leases", &ledger.leases_}, {"groups", &ledger.groups_},
       {"events", &ledger.events_}, {"idem", &ledger.idem_}, {"meta", &ledger.meta_db_},
       {"dead", &ledger.dead_}, {"expiry", &ledger.expiry_}, {"schedules", &ledger.schedules_},
-      {"firings", &ledger.firings_}, {"unique", &ledger.unique_}};
+      {"firings", &ledger.firings_}, {"unique", &ledger.unique_}, {"waits", &ledger.waits_},
+      {"members", &ledger.members_}};
   for (auto& db : dbs) {
     auto dbi = txn->open_db(db.name, MDB_CREATE);
     if (!dbi) return dbi.status();
@@ -331,6 +333,70 @@ Status Ledger::del_unique(std::string_view queue, std::string_view key, const Id
 Status Ledger::put_dead(const Id& id) { return txn().put(dead_, id.bytes(), {}); }
 Status Ledger::del_dead(const Id& id) { return txn().del(dead_, id.bytes()); }
 Result<uint64_t> Ledger::count_dead() { return txn().count(dead_); }
+
+namespace {
+std::string wait_key(bool group, const Id& awaited) {
+  std::string k(1, group ? 'G' : 'T');
+  k.append(awaited.bytes());
+  return k;
+}
+}  // namespace
+
+Status Ledger::put_wait(bool group, const Id& awaited, const Id& waiter) {
+  return txn().put(waits_, wait_key(group, awaited) + std::string(waiter.bytes()), "");
+}
+Status Ledger::del_wait(bool group, const Id& awaited, const Id& waiter) {
+  return txn().del(waits_, wait_key(group, awaited) + std::string(waiter.bytes()));
+}
+Status Ledger::waiters_of(bool group, const Id& awaited, std::vector<Id>& out) {
+  const std::string prefix = wait_key(group, awaited);
+  auto c = lmdb::Cursor::open(txn(), waits_);
+  if (!c) return c.status();
+  for (bool ok = c->seek(prefix); ok && c->key().starts_with(prefix); ok = c->next()) {
+    auto id = Id::from_bytes(c->key().substr(prefix.size()));
+    if (!id) return Status(Code::kIo, "corrupt dependency key");
+    out.push_back(*id);
+  }
+  return Status::ok();
+}
+Status Ledger::for_each_wait(const std::function<void(bool, const Id&, const Id&)>& fn) {
+  auto c = lmdb::Cursor::open(txn(), waits_);
+  if (!c) return c.status();
+  for (bool ok = c->first(); ok; ok = c->next()) {
+    const std::string_view k = c->key();
+    if (k.size() != 1 + 2 * Id::kSize || (k[0] != 'T' && k[0] != 'G')) return Status(Code::kIo, "corrupt dependency key");
+    auto awaited = Id::from_bytes(k.substr(1, Id::kSize));
+    auto waiter = Id::from_bytes(k.substr(1 + Id::kSize));
+    if (!awaited || !waiter) return Status(Code::kIo, "corrupt dependency key");
+    fn(k[0] == 'G', *awaited, *waiter);
+  }
+  return Status::ok();
+}
+Status Ledger::put_member(const Id& group, uint64_t seq, const Id& task) {
+  return txn().put(members_, std::string(group.bytes()) + lmdb::be64(seq), task.bytes());
+}
+Status Ledger::for_each_member(const Id& group, const std::function<bool(const Id&)>& fn) {
+  const std::string prefix(group.bytes());
+  auto c = lmdb::Cursor::open(txn(), members_);
+  if (!c) return c.status();
+  for (bool ok = c->seek(prefix); ok && c->key().starts_with(prefix); ok = c->next()) {
+    auto id = Id::from_bytes(c->value());
+    if (!id) return Status(Code::kIo, "corrupt group member");
+    if (!fn(*id)) break;
+  }
+  return Status::ok();
+}
+Status Ledger::del_members(const Id& group) {
+  const std::string prefix(group.bytes());
+  auto c = lmdb::Cursor::open(txn(), members_);
+  if (!c) return c.status();
+  bool ok = c->seek(prefix);
+  while (ok && c->key().starts_with(prefix)) {
+    if (Status s = c->del(); !s) return s;
+    ok = c->next();
+  }
+  return Status::ok();
+}
 
 Status Ledger::for_each_dead(const Id& after, const std::function<bool(const Id&)>& fn) {
   auto c = lmdb::Cursor::open(txn(), dead_);

@@ -18,6 +18,10 @@
 //           the transaction that submits its task (router/schedules.cc).
 //   unique  queue + 0 + unique key          → task id: the live (not yet terminal) task that
 //                                             holds the key; deleted when it ends.
+//   waits   'T' | 'G' (1 B) + what is awaited: a task or group id + the waiting task's id →
+//           empty: a dependency not yet resolved (router/workflows.cc). Deleted when resolved.
+//   members group id + task seq (8 B)       → task id: the members of a group made with
+//                                             callbacks (GroupRecord::indexed), in order.
 //   meta    "log_id" → Id; "seq" → last event seq; "task_seq" → last task seq;
 //           "confirmed" → highest seq the store confirmed.
 #pragma once
@@ -70,7 +74,8 @@ struct IdemRecord {
   std::vector<Id> tasks;
   bool duplicate = false;
   Id fingerprint;
-  MSGPACK_DEFINE(corr, group, tasks, duplicate, fingerprint);
+  std::vector<Id> callbacks;  // SubmitAck::callbacks
+  MSGPACK_DEFINE(corr, group, tasks, duplicate, fingerprint, callbacks);
 };
 
 // A lease as written: the attempt and the worker session holding it. (Leases written by
@@ -146,6 +151,18 @@ class Ledger {
   Status put_unique(std::string_view queue, std::string_view key, const Id& task);
   Status del_unique(std::string_view queue, std::string_view key, const Id& task);
 
+  // Dependencies (router/workflows.cc): `waiter` waits for the task or group `awaited`.
+  Status put_wait(bool group, const Id& awaited, const Id& waiter);
+  Status del_wait(bool group, const Id& awaited, const Id& waiter);
+  // The tasks waiting for `awaited`, in id order.
+  Status waiters_of(bool group, const Id& awaited, std::vector<Id>& out);
+  // Every unresolved dependency (startup recovery).
+  Status for_each_wait(const std::function<void(bool group, const Id& awaited, const Id& waiter)>& fn);
+  // Members of an indexed group, in submission order; fn returns false to stop.
+  Status put_member(const Id& group, uint64_t seq, const Id& task);
+  Status for_each_member(const Id& group, const std::function<bool(const Id&)>& fn);
+  Status del_members(const Id& group);
+
   // Dead letters: tasks that failed for good.
   Status put_dead(const Id& id);
   Status del_dead(const Id& id);
@@ -195,7 +212,7 @@ class Ledger {
   uint64_t commits_ = 0, records_ = 0;
   std::optional<lmdb::Txn> txn_;
   lmdb::Dbi tasks_ = 0, leases_ = 0, groups_ = 0, events_ = 0, idem_ = 0, meta_db_ = 0, dead_ = 0,
-            expiry_ = 0, schedules_ = 0, firings_ = 0, unique_ = 0;
+            expiry_ = 0, schedules_ = 0, firings_ = 0, unique_ = 0, waits_ = 0, members_ = 0;
   Meta meta_;
   msgpack::sbuffer buffer_;  // reused for every encode
 };

@@ -96,7 +96,7 @@ void install_dashboard(HttpServer& server, StatusDb& db) {
     TaskFilter f;
     if (req.has_param("state") && !req.get_param_value("state").empty()) {
       f.state = parse_state(req.get_param_value("state"));
-      if (!f.state) return send_error(res, Status(Code::kBadRequest, "state must be one of scheduled, queued, started, retrying, succeeded, failed, revoked"));
+      if (!f.state) return send_error(res, Status(Code::kBadRequest, "state must be one of waiting, scheduled, queued, started, retrying, succeeded, failed, revoked"));
     }
     f.queue = req.get_param_value("queue");
     f.kind = req.get_param_value("kind");

@@ -151,12 +151,13 @@ json task_status_json(const TaskStatus& t, bool with_payload) {
   r.finished_ms = t.finished_ms;
   r.trace = t.trace;
   r.unique_key = t.unique_key;
+  r.deps = t.deps;
   return task_json(r, with_payload, t.runtime_us);
 }
 
 TaskStatus from_record(const proto::TaskRecord& r) {
   return {r.id, r.group, r.ref, r.queue, r.kind, r.state, r.attempt, r.worker, r.payload, r.result, r.error,
-          r.created_ms, r.started_ms, r.finished_ms, 0, r.trace, r.unique_key};
+          r.created_ms, r.started_ms, r.finished_ms, 0, r.trace, r.unique_key, r.deps};
 }
 
 Result<size_t> query_size(const httplib::Request& req, const char* name, size_t fallback, size_t max) {

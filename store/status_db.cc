@@ -41,9 +41,10 @@ bool state_fits(proto::EventType type, TaskState state) {
   using proto::EventType;
   if (!state_from_byte(static_cast<uint8_t>(state))) return false;
   switch (type) {
-    case EventType::kTaskReceived: return state == TaskState::kScheduled || state == TaskState::kQueued;
+    case EventType::kTaskReceived:
+      return state == TaskState::kScheduled || state == TaskState::kQueued || state == TaskState::kWaiting;
     case EventType::kTaskScheduled: return state == TaskState::kScheduled;
-    case EventType::kTaskQueued: return state == TaskState::kQueued;
+    case EventType::kTaskQueued: return state == TaskState::kQueued || state == TaskState::kWaiting;  // waiting: retried
     case EventType::kTaskStarted: return state == TaskState::kStarted;
     case EventType::kTaskRetried: return state == TaskState::kRetrying;
     case EventType::kTaskSucceeded: return state == TaskState::kSucceeded;
@@ -293,6 +294,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
       t.created_ms = ev.ts_ms;
       t.trace = ev.trace;
       t.unique_key = ev.unique_key;
+      t.deps = ev.deps;
       ++c.received;
       if (!ev.group.is_nil()) {
         std::string key = std::string(ev.group.bytes()) + lmdb::be64(ev.seq);
@@ -306,7 +308,7 @@ Status StatusDb::apply_one(lmdb::Txn& txn, const proto::Event& ev, Counters& c, 
         t.result.clear();
         t.finished_ms = 0;
       }
-      t.state = TaskState::kQueued;
+      t.state = ev.type == EventType::kTaskQueued && ev.state == TaskState::kWaiting ? TaskState::kWaiting : TaskState::kQueued;
       if (!ev.error.empty()) t.error = ev.error;
       break;
     case EventType::kTaskStarted:

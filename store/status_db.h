@@ -55,8 +55,9 @@ struct TaskStatus {
   uint64_t runtime_us = 0;
   std::string trace;       // the W3C traceparent it was submitted with
   std::string unique_key;
+  std::string deps;  // packed proto::Dependencies (task-received): what it waits for
   MSGPACK_DEFINE(id, group, ref, queue, kind, state, attempt, worker, payload, result, error, created_ms,
-                 started_ms, finished_ms, runtime_us, trace, unique_key);
+                 started_ms, finished_ms, runtime_us, trace, unique_key, deps);
 };
 
 // A group's counters: the record the router keeps, as its last group-updated event carried it

@@ -5,6 +5,7 @@
 #include <array>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <optional>
 #include <set>
 #include <span>
@@ -48,15 +49,18 @@ constexpr double kMaxLimitS = 4e6;
 constexpr std::array<std::string_view, 11> kSeedTaskFields = {
     "id", "kind", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit", "traceparent",
     "unique_key", "on_duplicate"};
-constexpr std::array<std::string_view, 13> kApiTaskFields = {
+constexpr std::array<std::string_view, 15> kApiTaskFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
-    "traceparent", "unique_key", "on_duplicate"};
-constexpr std::array<std::string_view, 15> kApiSingleFields = {
+    "traceparent", "unique_key", "on_duplicate", "depends_on", "when"};
+constexpr std::array<std::string_view, 18> kApiSingleFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
-    "idempotency_key", "traceparent", "unique_key", "on_duplicate", "webhook"};
-constexpr std::array<std::string_view, 13> kApiGroupFields = {
+    "idempotency_key", "traceparent", "unique_key", "on_duplicate", "webhook", "depends_on", "depends_on_group", "when"};
+constexpr std::array<std::string_view, 15> kApiGroupFields = {
     "tasks", "parallel", "idempotency_key", "queue", "kind", "priority", "max_retries", "countdown", "eta",
-    "time_limit", "soft_time_limit", "traceparent", "webhook"};
+    "time_limit", "soft_time_limit", "traceparent", "webhook", "chain", "callbacks"};
+constexpr std::array<std::string_view, 12> kApiCallbackFields = {
+    "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
+    "traceparent", "when"};
 constexpr std::array<std::string_view, 12> kSeedBatchFields = {
     "tasks", "parallel", "idempotency_key", "kind", "priority", "max_retries", "countdown", "eta", "time_limit",
     "soft_time_limit", "traceparent", "webhook"};
@@ -433,6 +437,46 @@ Status apply_traceparent(std::string_view header, Submission& submission) {
   return Status::ok();
 }
 
+// `when` and `depends_on` of a task (docs/WORKFLOWS.md): each dependency is a task id, or
+// the `id` of another task of the same request (`refs`: id → position; nullptr: none).
+Status read_dependencies(const json& o, const std::string& where, const std::map<std::string, uint32_t>* refs,
+                         proto::TaskSpec& t) {
+  auto path = [&](std::string_view key) { return field_path(where, key); };
+  if (auto it = o.find("when"); it != o.end()) {
+    auto when = it->is_string() ? proto::parse_trigger(it->get<std::string>()) : std::nullopt;
+    if (!when) return bad(path("when"), "must be \"success\", \"failure\" or \"always\"");
+    t.when = static_cast<uint8_t>(*when);
+  }
+  if (auto it = o.find("depends_on"); it != o.end()) {
+    if (!it->is_array() || it->size() > proto::kMaxDependencies)
+      return bad(path("depends_on"), "must be an array of at most " + std::to_string(proto::kMaxDependencies) +
+                                         " task ids (or ids of tasks of this request)");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& d = (*it)[i];
+      const std::string at = path("depends_on") + "[" + std::to_string(i) + "]";
+      if (!d.is_string()) return bad(at, "must be a string: a task id, or the id of a task of this request");
+      const std::string& name = d.get_ref<const std::string&>();
+      if (refs)
+        if (auto r = refs->find(name); r != refs->end()) {
+          t.after_index.push_back(r->second);
+          continue;
+        }
+      auto id = Id::parse(name);
+      if (!id) return bad(at, quote_short(name) + " is neither a task id nor the id of a task of this request");
+      t.after.push_back(*id);
+    }
+  }
+  if (auto it = o.find("depends_on_group"); it != o.end()) {
+    auto id = it->is_string() ? Id::parse(it->get<std::string>()) : std::nullopt;
+    if (!id) return bad(path("depends_on_group"), "must be a group id");
+    t.after_group = *id;
+  }
+  const bool any = !t.after.empty() || !t.after_index.empty() || !t.after_group.is_nil();
+  if (!any && o.contains("when") && where.find("callbacks") == std::string::npos)
+    return bad(path("when"), "only with depends_on (or in callbacks)");
+  return Status::ok();
+}
+
 Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, size_t max_tasks) {
   Submission out;
   if (Status s = read_webhook(body, out); !s) return s;
@@ -446,6 +490,7 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
     const json* p = payload == body.end() ? nullptr : &*payload;
     if (Status st = check_payload(s, p, "", cluster); !st) return st;
     out.tasks.push_back(spec_of(s, p ? p->dump() : "null"));
+    if (Status st = read_dependencies(body, "", nullptr, out.tasks.back()); !st) return st;
     return out;
   }
   if (Status s = misplaced(body, "", true, true); !s) return s;
@@ -473,6 +518,36 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
     const json* p = payload == t.end() ? nullptr : &*payload;
     if (Status st = check_payload(s, p, where, cluster); !st) return st;
     out.tasks.push_back(spec_of(s, p ? p->dump() : "null"));
+  }
+  // Dependencies once every task is read: a task may name a later one by its id.
+  std::map<std::string, uint32_t> refs;
+  for (size_t i = 0; i < out.tasks.size(); ++i)
+    if (!out.tasks[i].ref.empty()) refs.emplace(out.tasks[i].ref, static_cast<uint32_t>(i));
+  for (size_t i = 0; i < tasks.size(); ++i)
+    if (Status st = read_dependencies(tasks[i], index_path(i), &refs, out.tasks[i]); !st) return st;
+  if (auto it = body.find("chain"); it != body.end()) {
+    if (!it->is_boolean()) return bad("chain", "must be true or false");
+    if (it->get<bool>())  // each task runs after the one before it, with its result
+      for (size_t i = 1; i < out.tasks.size(); ++i) out.tasks[i].after_index.push_back(static_cast<uint32_t>(i - 1));
+  }
+  if (auto it = body.find("callbacks"); it != body.end()) {
+    if (!it->is_array() || it->empty() || it->size() > 100)
+      return bad("callbacks", "must be an array of 1..100 task objects, run when the whole group has ended");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& t = (*it)[i];
+      const std::string where = "callbacks[" + std::to_string(i) + "]";
+      if (!t.is_object()) return bad(where, "each callback must be a JSON object");
+      if (Status st = known_fields(t, kApiCallbackFields, where, "a callback"); !st) return st;
+      Scheduling s;
+      if (Status st = read_scheduling(t, where, true, true, s); !st) return st;
+      s.inherit(group);
+      if (Status st = check_limits(s, where); !st) return st;
+      const auto payload = t.find("payload");
+      const json* p = payload == t.end() ? nullptr : &*payload;
+      if (Status st = check_payload(s, p, where, cluster); !st) return st;
+      out.callbacks.push_back(spec_of(s, p ? p->dump() : "null"));
+      if (Status st = read_dependencies(t, where, nullptr, out.callbacks.back()); !st) return st;
+    }
   }
   return out;
 }

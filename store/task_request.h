@@ -18,6 +18,9 @@
 // - `traceparent` (a W3C trace context) is allowed on a task and at the group form's top level;
 //   `unique_key` and `on_duplicate` ("refuse" | "existing") on a task.
 // - `webhook` ({"url": "http(s)://..."}) is allowed at the top level, for the task or the group.
+// - Dependencies (docs/WORKFLOWS.md): `depends_on` (task ids, or ids of tasks of the same
+//   request) and `when` on a task; `depends_on_group` on a single task; `chain: true` and
+//   `callbacks` (task objects, with `when`) at the group form's top level.
 // Any refusal is a 400 (413 for too many tasks) for the whole batch: nothing is sent. A router
 // that cannot be asked about queues or workers is kUnavailable (nothing was sent either).
 #pragma once
@@ -40,6 +43,7 @@ struct Submission {
   bool group = false;           // {"tasks": [...]}: the tasks form one group
   uint32_t parallel = 0;        // the group's concurrency cap; 0 = none
   std::string webhook_url;      // {"webhook": {"url"}} at the top level (store/webhooks.h); empty = none
+  std::vector<proto::TaskSpec> callbacks;  // the group form's "callbacks" (a chord)
 };
 
 // A `traceparent` header (W3C Trace Context) is the trace of every task of the submission that

@@ -39,6 +39,7 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   go.parallel = submission->parallel;
   go.chunk_tasks = submission->tasks.size();
   go.idempotency_key = *key;
+  go.callbacks = submission->callbacks;
   auto receipt = api.pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
   if (!receipt) return send_submission_error(res, receipt.status(), *key);
   if (Status s = record_webhook(api, HookKind::kGroup, receipt->group, submission->webhook_url); !s)
@@ -46,10 +47,14 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   api.writes->acknowledged(receipt->seq);
   json ids = json::array();
   for (const auto& id : receipt->tasks) ids.push_back(id.to_string());
-  send_submitted(res, receipt->duplicate ? 200 : 201,
-                 json{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
-                      {"url", "/api/v1/groups/" + receipt->group.to_string()}, {"duplicate", receipt->duplicate}},
-                 *key);
+  json out{{"group_id", receipt->group.to_string()}, {"task_ids", ids},
+           {"url", "/api/v1/groups/" + receipt->group.to_string()}, {"duplicate", receipt->duplicate}};
+  if (!receipt->callbacks.empty()) {
+    json cbs = json::array();
+    for (const auto& id : receipt->callbacks) cbs.push_back(id.to_string());
+    out["callback_ids"] = std::move(cbs);
+  }
+  send_submitted(res, receipt->duplicate ? 200 : 201, out, *key);
 }
 
 // GET .../task/{id}: the task view, with its payload when `full`.

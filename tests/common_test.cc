@@ -41,14 +41,15 @@ TEST(TaskState, TransitionsFollowTheLifeCycle) {
   using S = TaskState;
   // The full table: every (from, to) pair, written out so a change is a deliberate edit here.
   const bool allowed[kTaskStateCount][kTaskStateCount] = {
-      //            sched  queued start  retry  succ   fail   revoked
-      /*sched*/    {false, true,  false, false, false, false, true},
-      /*queued*/   {false, false, true,  true,  true,  true,  true},
-      /*started*/  {false, true,  false, true,  true,  true,  true},
-      /*retrying*/ {false, true,  false, false, false, false, true},
-      /*succ*/     {false, false, false, false, false, false, false},
-      /*failed*/   {false, true,  false, false, false, false, false},
-      /*revoked*/  {false, true,  false, false, false, false, false},
+      //            sched  queued start  retry  succ   fail   revoked waiting
+      /*sched*/    {false, true,  false, false, false, false, true,  false},
+      /*queued*/   {false, false, true,  true,  true,  true,  true,  false},
+      /*started*/  {false, true,  false, true,  true,  true,  true,  false},
+      /*retrying*/ {false, true,  false, false, false, false, true,  false},
+      /*succ*/     {false, false, false, false, false, false, false, false},
+      /*failed*/   {false, true,  false, false, false, false, false, true},
+      /*revoked*/  {false, true,  false, false, false, false, false, true},
+      /*waiting*/  {true,  true,  false, false, false, true,  true,  false},
   };
   for (int f = 0; f < kTaskStateCount; ++f)
     for (int t = 0; t < kTaskStateCount; ++t)

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/clock.h"
+#include <nlohmann/json.hpp>
 #include "router/core.h"
 #include "tests/support/harness.h"
 
@@ -755,6 +756,250 @@ TEST_F(CoreTest, ATraceTravelsFromTheSubmissionToTheRecordTheEventAndTheAssignme
   // A later W3C version may carry more fields after the flags.
   EXPECT_TRUE(proto::valid_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes"));
   EXPECT_TRUE(proto::valid_traceparent(trace));
+}
+
+
+// --- dependencies: chains, chords, DAGs (docs/WORKFLOWS.md) -----------------------------------
+
+proto::TaskSpec step(std::string ref, std::vector<uint32_t> after_index = {}, std::vector<Id> after = {},
+                     proto::Trigger when = proto::Trigger::kSuccess) {
+  proto::TaskSpec t;
+  t.kind = "echo";
+  t.payload = "{}";
+  t.ref = std::move(ref);
+  t.after_index = std::move(after_index);
+  t.after = std::move(after);
+  t.when = static_cast<uint8_t>(when);
+  return t;
+}
+
+class WorkflowTest : public UniqueTest {
+ protected:
+  Answer send_with(std::vector<proto::TaskSpec> tasks, Id group, std::vector<proto::TaskSpec> callbacks) {
+    proto::Submit s;
+    s.corr = 11;
+    s.group = group;
+    s.tasks = std::move(tasks);
+    s.callbacks = std::move(callbacks);
+    Effects out = frontend(std::move(s));
+    Answer a;
+    for (auto& m : out.messages) {
+      if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) a.ack = *ack;
+      if (auto* err = std::get_if<proto::Error>(&m.message)) a.error = *err;
+    }
+    a.received = count(out, EventType::kTaskReceived);
+    return a;
+  }
+  // Results for these assignments (succeeded with {"n": index} unless failed), and the tasks
+  // the same turn hands to `rid`.
+  std::vector<proto::Assignment> finish(const std::string& rid, const std::vector<proto::Assignment>& done,
+                                        proto::OutcomeStatus status = proto::OutcomeStatus::kSucceeded) {
+    proto::Results r;
+    for (size_t i = 0; i < done.size(); ++i) {
+      r.outcomes.push_back(outcome(done[i], status, status == proto::OutcomeStatus::kSucceeded ? "" : "Fatal: broke"));
+      r.outcomes.back().result = "{\"ref\":\"" + done[i].ref + "\"}";
+    }
+    return assigned(backend(rid, std::move(r)), rid);
+  }
+  static nlohmann::json inputs(const proto::Assignment& a) { return nlohmann::json::parse(a.inputs); }
+};
+
+TEST_F(WorkflowTest, AChainRunsInOrderAndEachStepReceivesThePreviousResult) {
+  const Id chain = Id::random();
+  Answer a = send({step("fetch"), step("build", {0}), step("test", {1})}, chain);
+  ASSERT_TRUE(a.ack) << a.error->message;
+  EXPECT_EQ(record(a.ack->tasks[1]).state, S::kWaiting);
+  auto got = assigned(ready("w1", 3), "w1");
+  ASSERT_EQ(got.size(), 1u) << "only the first step is runnable";
+  EXPECT_EQ(got[0].ref, "fetch");
+  EXPECT_TRUE(got[0].inputs.empty());
+  got = finish("w1", got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].ref, "build") << "released in the turn its dependency ended";
+  auto in = inputs(got[0]);
+  ASSERT_EQ(in["tasks"].size(), 1u);
+  EXPECT_EQ(in["tasks"][0]["id"], a.ack->tasks[0].to_string());
+  EXPECT_EQ(in["tasks"][0]["state"], "succeeded");
+  EXPECT_EQ(in["tasks"][0]["result"]["ref"], "fetch");
+  got = finish("w1", got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(inputs(got[0])["tasks"][0]["result"]["ref"], "build");
+  finish("w1", got);
+  EXPECT_EQ(record(a.ack->tasks[2]).state, S::kSucceeded);
+  EXPECT_TRUE(core_->groups().active(chain) == nullptr || core_->groups().active(chain)->record.ready());
+}
+
+TEST_F(WorkflowTest, AFailureStopsTheChainAndEveryLaterStepFailsWithTheReason) {
+  Answer a = send({step("a"), step("b", {0}), step("c", {1}), step("d", {2})}, Id::random());
+  ASSERT_TRUE(a.ack);
+  auto got = assigned(ready("w1", 4), "w1");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_TRUE(finish("w1", got, proto::OutcomeStatus::kFailed).empty()) << "nothing after a failure runs";
+  for (size_t i = 1; i < 4; ++i) {
+    const auto rec = record(a.ack->tasks[i]);
+    EXPECT_EQ(rec.state, S::kFailed) << i;
+    EXPECT_EQ(rec.error.rfind("DependencyFailed: task ", 0), 0u) << rec.error;
+    EXPECT_NE(rec.error.find(a.ack->tasks[i - 1].to_string()), std::string::npos) << "names the step before";
+  }
+  EXPECT_NE(record(a.ack->tasks[1]).error.find("Fatal: broke"), std::string::npos) << "carries the first error";
+}
+
+TEST_F(WorkflowTest, ADiamondWaitsForBothBranchesAndATaskOfAnEarlierSubmissionCanBeNamed) {
+  Answer a = send({step("root"), step("left", {0}), step("right", {0}), step("join", {1, 2})});
+  ASSERT_TRUE(a.ack);
+  auto got = assigned(ready("w1", 4), "w1");
+  ASSERT_EQ(got.size(), 1u);
+  got = finish("w1", got);
+  ASSERT_EQ(got.size(), 2u) << "both branches run at once";
+  auto last = finish("w1", {got[0]});
+  EXPECT_TRUE(last.empty()) << "the join waits for the other branch";
+  EXPECT_EQ(record(a.ack->tasks[3]).state, S::kWaiting);
+  last = finish("w1", {got[1]});
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].ref, "join");
+  EXPECT_EQ(inputs(last[0])["tasks"].size(), 2u);
+  finish("w1", last);
+  // A later submission names a task that has succeeded already: it runs at once, with it.
+  Answer later = send({step("after", {}, {a.ack->tasks[3]})});
+  ASSERT_TRUE(later.ack);
+  EXPECT_EQ(record(later.ack->tasks[0]).state, S::kQueued);
+  EXPECT_EQ(nlohmann::json::parse(record(later.ack->tasks[0]).inputs)["tasks"][0]["result"]["ref"], "join");
+}
+
+TEST_F(WorkflowTest, CyclesSelfDependenciesAndUnknownTasksAreRefusedWhole) {
+  Answer cycle = send({step("a", {2}), step("b", {0}), step("c", {1}), step("d")});
+  ASSERT_TRUE(cycle.error);
+  EXPECT_EQ(cycle.error->code, static_cast<int32_t>(Code::kBadRequest));
+  EXPECT_NE(cycle.error->message.find("cycle"), std::string::npos) << cycle.error->message;
+  EXPECT_EQ(cycle.received, 0u);
+  EXPECT_TRUE(send({step("self", {0})}).error);
+  EXPECT_TRUE(send({step("out", {5})}).error);
+  Answer unknown = send({step("x", {}, {Id::random()})});
+  ASSERT_TRUE(unknown.error);
+  EXPECT_EQ(unknown.error->code, static_cast<int32_t>(Code::kUnprocessable));
+  proto::TaskSpec bad_when = step("w", {}, {});
+  bad_when.when = 1;
+  EXPECT_TRUE(send({bad_when}).error) << "a trigger without dependencies";
+  proto::TaskSpec no_group = step("g");
+  no_group.after_group = Id::random();
+  EXPECT_TRUE(send({no_group}).error) << "an unknown group";
+  const Id own = Id::random();
+  proto::TaskSpec own_group = step("o");
+  own_group.after_group = own;
+  EXPECT_TRUE(send({step("m"), own_group}, own).error) << "a member that waits for its own group";
+  EXPECT_TRUE(send_with({step("m")}, Id(), {step("cb")}).error) << "callbacks without a group";
+  EXPECT_TRUE(core_->tasks().ready(0).empty()) << "nothing of the refused submissions was made";
+}
+
+TEST_F(WorkflowTest, AChordsCallbacksRunOnceWithTheGroupsResultsEvenAcrossARestart) {
+  const Id group = Id::random();
+  std::vector<proto::TaskSpec> members;
+  for (int i = 0; i < 5; ++i) members.push_back(step("m" + std::to_string(i)));
+  proto::TaskSpec on_success = step("summary");
+  proto::TaskSpec always = step("cleanup");
+  always.when = static_cast<uint8_t>(proto::Trigger::kAlways);
+  proto::TaskSpec on_failure = step("alert");
+  on_failure.when = static_cast<uint8_t>(proto::Trigger::kFailure);
+  Answer a = send_with(members, group, {on_success, always, on_failure});
+  ASSERT_TRUE(a.ack) << a.error->message;
+  ASSERT_EQ(a.ack->callbacks.size(), 3u);
+  EXPECT_EQ(a.received, 8u);
+  const Id session = Id::random();
+  auto got = assigned(ready("w1", 5, session), "w1");
+  ASSERT_EQ(got.size(), 5u) << "callbacks wait";
+  EXPECT_TRUE(finish("w1", {got[0], got[1], got[2]}).empty());
+
+  // The router restarts with two members still running; their worker claims them back.
+  core_.emplace(options_, *ledger_, stats_);
+  ASSERT_TRUE(core_->recover());
+  EXPECT_EQ(record(a.ack->callbacks[0]).state, S::kWaiting);
+  proto::Ready again = hello("w1", 5, 5, {{got[3].task, got[3].attempt}, {got[4].task, got[4].attempt}});
+  again.session = session;  // the same worker, reconnecting
+  backend("w1", std::move(again));
+  auto callbacks = finish("w1", {got[3], got[4]});
+  ASSERT_EQ(callbacks.size(), 2u) << "the success and always callbacks run, the failure one does not";
+  const auto alert = record(a.ack->callbacks[2]);
+  EXPECT_EQ(alert.state, S::kRevoked);
+  EXPECT_EQ(alert.error.rfind("skipped", 0), 0u) << alert.error;
+  for (const auto& cb : callbacks) {
+    auto in = inputs(cb)["group"];
+    EXPECT_EQ(in["id"], group.to_string());
+    EXPECT_EQ(in["succeeded"], 5);
+    ASSERT_EQ(in["results"].size(), 5u);
+    EXPECT_EQ(in["results"][0]["result"]["ref"], "m0") << "in submission order";
+    EXPECT_EQ(in["results"][4]["result"]["ref"], "m4");
+  }
+  EXPECT_TRUE(finish("w1", callbacks).empty()) << "each callback ran once";
+  EXPECT_EQ(record(a.ack->callbacks[0]).state, S::kSucceeded);
+  // A repeat of the submission (same key) answers the same callbacks, and a restart now
+  // fires nothing again.
+  core_.emplace(options_, *ledger_, stats_);
+  ASSERT_TRUE(core_->recover());
+  EXPECT_TRUE(assigned(ready("w2", 5), "w2").empty());
+}
+
+TEST_F(WorkflowTest, AFailedMemberFailsTheSuccessCallbackAndRunsTheFailureOne) {
+  const Id group = Id::random();
+  proto::TaskSpec on_failure = step("alert");
+  on_failure.when = static_cast<uint8_t>(proto::Trigger::kFailure);
+  Answer a = send_with({step("m0"), step("m1")}, group, {step("summary"), on_failure});
+  ASSERT_TRUE(a.ack);
+  auto got = assigned(ready("w1", 2), "w1");
+  ASSERT_EQ(got.size(), 2u);
+  finish("w1", {got[0]});
+  auto cbs = finish("w1", {got[1]}, proto::OutcomeStatus::kFailed);
+  ASSERT_EQ(cbs.size(), 1u);
+  EXPECT_EQ(cbs[0].ref, "alert");
+  EXPECT_EQ(inputs(cbs[0])["group"]["failed"], 1);
+  const auto summary = record(a.ack->callbacks[0]);
+  EXPECT_EQ(summary.state, S::kFailed);
+  EXPECT_NE(summary.error.find("1 failed"), std::string::npos) << summary.error;
+}
+
+TEST_F(WorkflowTest, RevokingAGroupRevokesItsWaitingTasksAndRetryWaitsForTheDependencyAgain) {
+  const Id group = Id::random();
+  Answer a = send({step("a"), step("b", {0})}, group);
+  ASSERT_TRUE(a.ack);
+  frontend(proto::Control::make(proto::ControlOp::kRevokeGroup, proto::GroupArgs{group, false}));
+  EXPECT_EQ(record(a.ack->tasks[1]).state, S::kRevoked) << "a waiting task is in no queue, and still revoked";
+
+  Answer chain = send({step("p"), step("c", {0})});
+  ASSERT_TRUE(chain.ack);
+  auto got = assigned(ready("w1", 2), "w1");
+  ASSERT_EQ(got.size(), 1u);
+  finish("w1", got, proto::OutcomeStatus::kFailed);
+  ASSERT_EQ(record(chain.ack->tasks[1]).state, S::kFailed);
+  // Retry the dependant first: it waits again, and fails again while its dependency has failed.
+  frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{chain.ack->tasks[1], false}));
+  EXPECT_EQ(record(chain.ack->tasks[1]).state, S::kFailed);
+  // Retry the dependency, then the dependant: it waits for the new outcome.
+  got = assigned(frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{chain.ack->tasks[0], false})), "w1");
+  frontend(proto::Control::make(proto::ControlOp::kRetry, proto::TaskArgs{chain.ack->tasks[1], false}));
+  EXPECT_EQ(record(chain.ack->tasks[1]).state, S::kWaiting);
+  got = assigned(turn([&] { core_->dispatch(); }), "w1");
+  ASSERT_EQ(got.size(), 1u);
+  got = finish("w1", got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].task, chain.ack->tasks[1]);
+  EXPECT_EQ(inputs(got[0])["tasks"][0]["state"], "succeeded");
+  // Revoking a waiting task alone.
+  Answer w = send({step("slow"), step("never", {0})});
+  EXPECT_TRUE(frontend(proto::Control::make(proto::ControlOp::kRevoke, proto::TaskArgs{w.ack->tasks[1], false})).messages.size());
+  EXPECT_EQ(record(w.ack->tasks[1]).state, S::kRevoked);
+}
+
+TEST_F(WorkflowTest, WaitingTasksSurviveARestartAndRunWhenTheirDependencyEndsAfterIt) {
+  Answer a = send({step("a"), step("b", {0})});
+  ASSERT_TRUE(a.ack);
+  core_.emplace(options_, *ledger_, stats_);
+  ASSERT_TRUE(core_->recover());
+  EXPECT_EQ(record(a.ack->tasks[1]).state, S::kWaiting);
+  auto got = assigned(ready("w1", 2), "w1");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].ref, "a");
+  got = finish("w1", got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].ref, "b");
 }
 
 }  // namespace

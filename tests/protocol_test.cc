@@ -28,7 +28,7 @@ TEST(Protocol, SubmitRoundTrips) {
   s.seal = false;
   s.idem_key = "k1";
   s.tasks.push_back({"agent_tasks", "echo", R"({"a":1})", 7, 1234, "task1", 3, 0, 0, 0,
-                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "key-1", 1});
+                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "key-1", 1, {}, {}, Id(), 0});
   s.tasks.push_back({});
   Submit out = round_trip(s);
   EXPECT_EQ(out.corr, 42u);
@@ -131,11 +131,11 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
   std::vector<Message> all = {
       Submit{}, GetTask{1, Id::random()}, GetGroup{2, Id::random()},
       WaitTasks{3, {Id::random()}, 500}, Control::make(ControlOp::kPing), Replay{5, 10, 100}, Confirm{11},
-      SubmitAck{6, Id::random(), {Id::random()}, true, 0, {0}}, TaskInfo{7, {rec}}, GroupInfo{8, {}},
+      SubmitAck{6, Id::random(), {Id::random()}, true, 0, {0}, {}}, TaskInfo{7, {rec}}, GroupInfo{8, {}},
       ControlReply{9, "ping", PingReply{Id::random(), 3, 1, 10}}, EventPage{10, Id::random(), 1, 2, {ev}}, Error{11, 404, "no"},
       Ready{"w@h", Id::random(), "h", 12, {"default"}, {"noop"}, 2, 2, {{Id::random(), 1}}},
       Welcome{1000, 3, {}},
-      Tasks{{{Id::random(), 1, Id(), "r", "q", "k", "{}", 0, 0, ""}}},
+      Tasks{{{Id::random(), 1, Id(), "r", "q", "k", "{}", 0, 0, "", ""}}},
       Results{{{Id::random(), 1, OutcomeStatus::kRetry, "", "boom", 5, 2000}}},
       ResultsAck{{{Id::random(), 2}}}, Heartbeat{1}, Disconnect{"who?"}, Bye{"sigterm"},
       Revoke{{{Id::random(), 3}}},

@@ -51,6 +51,8 @@ proto::TaskRecord sample_record(size_t text, uint64_t big) {
   r.hard_limit_ms = static_cast<uint32_t>(big >> 3);
   r.trace = text % 2 ? "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" : "";
   r.unique_key = std::string(text % 257, 'u');
+  if (text % 2) r.deps = proto::pack_dependencies({{Id::random(), Id::random()}, Id::random(), 2, 1, 1});
+  r.inputs = std::string(text / 3, 'i');
   return r;
 }
 
@@ -84,12 +86,19 @@ std::string pack_fields(const proto::TaskRecord& r, uint32_t fields, uint8_t sta
   if (fields > 20) pk.pack(r.hard_limit_ms);
   if (fields > 21) pk.pack(r.trace);
   if (fields > 22) pk.pack(r.unique_key);
+  if (fields > 23) pk.pack(r.deps), pk.pack(r.inputs);
   return std::string(b.data(), b.size());
 }
 
 TEST(TaskRecordCodec, OtherLayoutsAreReadByTheGenericConversion) {
   const proto::TaskRecord rec = sample_record(100, 300);
-  ASSERT_EQ(pack_fields(rec, 23, static_cast<uint8_t>(rec.state), false), packed(rec)) << "the helper packs as the record does";
+  ASSERT_EQ(pack_fields(rec, 25, static_cast<uint8_t>(rec.state), false), packed(rec)) << "the helper packs as the record does";
+  // The layout before dependencies: read directly, deps and inputs empty.
+  auto no_deps = router::decode_task_record(pack_fields(rec, 23, static_cast<uint8_t>(rec.state), false));
+  ASSERT_TRUE(no_deps) << no_deps.status().to_string();
+  EXPECT_EQ(no_deps->unique_key, rec.unique_key);
+  EXPECT_TRUE(no_deps->deps.empty());
+  EXPECT_TRUE(no_deps->inputs.empty());
   // An older record: one field shorter (no hard limit yet), its payload as bin.
   auto back = router::decode_task_record(pack_fields(rec, 20, static_cast<uint8_t>(rec.state), true));
   ASSERT_TRUE(back) << back.status().to_string();
@@ -112,7 +121,7 @@ TEST(TaskRecordCodec, CorruptRecordsAreAnErrorNeverACrash) {
     auto r = router::decode_task_record(std::string_view(good.data(), cut));
     EXPECT_FALSE(r) << "a record cut at " << cut << " of " << good.size() << " bytes was read";
   }
-  auto bad_state = router::decode_task_record(pack_fields(rec, 23, 200, false));
+  auto bad_state = router::decode_task_record(pack_fields(rec, 25, 200, false));
   EXPECT_FALSE(bad_state) << "a state outside the life cycle";
   uint64_t seed = 88172645463325252ull;
   for (int i = 0; i < 3000; ++i) {
@@ -456,7 +465,7 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
   ASSERT_TRUE(wait_until([&] { other.pump(); back.beat(); other.beat(); return !other.received.empty(); }, 5s));
   EXPECT_EQ(other.received[0].task, b);
   EXPECT_EQ(other.received[0].attempt, 2u);
-  back.finish({a, 1, {}, {}, "default", "noop", "{}", 0, 0, ""});
+  back.finish({a, 1, {}, {}, "default", "noop", "{}", 0, 0, "", ""});
   ASSERT_TRUE(wait_until([&] { auto s = client_->status(a); return s && s->state == TaskState::kSucceeded; }, 5s));
   EXPECT_EQ(client_->status(a)->attempt, 1u);
 }
@@ -475,8 +484,8 @@ TEST_F(RouterFixture, BackendMessagesCannotEndOrTakeTasksTheSenderDoesNotHold) {
 
   auto& forger = add_worker({"default"}, 1);
   // Attempt 0 of a task never dispatched, and the other worker's lease.
-  forger.finish({queued, 0, {}, {}, "low_priority", "noop", "{}", 0, 0, ""});
-  forger.finish({leased, 1, {}, {}, "default", "noop", "{}", 0, 0, ""});
+  forger.finish({queued, 0, {}, {}, "low_priority", "noop", "{}", 0, 0, "", ""});
+  forger.finish({leased, 1, {}, {}, "default", "noop", "{}", 0, 0, "", ""});
   wire::send(forger.socket, proto::Started{{{leased, 1}}});
   ASSERT_TRUE(wait_until([&] { forger.pump(); return refused().foreign_results == 2; }, 5s));
   EXPECT_EQ(refused().foreign_started, 1u);
@@ -532,13 +541,13 @@ TEST_F(RouterFixture, RepeatedIdempotencyKeyCreatesNothing) {
     return reply ? *reply : proto::Message{proto::Error{}};
   };
   const Id same = Id::random(), other = Id::random();
-  auto first = std::get<proto::SubmitAck>(send(proto::Submit{1, Id(), 0, true, "key-1", {spec("default")}, 0, same, 0, 0, 0, Id()}));
-  auto second = std::get<proto::SubmitAck>(send(proto::Submit{2, Id(), 0, true, "key-1", {spec("default")}, 0, same, 0, 0, 0, Id()}));
+  auto first = std::get<proto::SubmitAck>(send(proto::Submit{1, Id(), 0, true, "key-1", {spec("default")}, 0, same, 0, 0, 0, Id(), {}}));
+  auto second = std::get<proto::SubmitAck>(send(proto::Submit{2, Id(), 0, true, "key-1", {spec("default")}, 0, same, 0, 0, 0, Id(), {}}));
   EXPECT_FALSE(first.duplicate);
   EXPECT_TRUE(second.duplicate);
   EXPECT_EQ(first.tasks, second.tasks);
   // The same key for another request is a conflict, never a silent replay of the first ids.
-  auto conflict = send(proto::Submit{3, Id(), 0, true, "key-1", {spec("low_priority")}, 0, other, 0, 0, 0, Id()});
+  auto conflict = send(proto::Submit{3, Id(), 0, true, "key-1", {spec("low_priority")}, 0, other, 0, 0, 0, Id(), {}});
   ASSERT_TRUE(std::holds_alternative<proto::Error>(conflict));
   EXPECT_EQ(std::get<proto::Error>(conflict).code, static_cast<int32_t>(Code::kConflict));
   EXPECT_NE(std::get<proto::Error>(conflict).message.find("different request"), std::string::npos);
@@ -724,7 +733,7 @@ TEST_F(RouterFixture, ChunkWhoseContentDiffersFromTheGroupsIsAConflict) {
   EXPECT_EQ(s.code(), Code::kConflict) << s.message();
   EXPECT_NE(s.message().find("already accepted"), std::string::npos) << s.message();
   // An unnumbered submission cannot extend a numbered group.
-  s = sender.refused(proto::Submit{0, plan.group(), 0, true, "plain", {spec("default")}, 0, Id(), 0, 0, 0, Id()});
+  s = sender.refused(proto::Submit{0, plan.group(), 0, true, "plain", {spec("default")}, 0, Id(), 0, 0, 0, Id(), {}});
   EXPECT_EQ(s.code(), Code::kConflict) << s.message();
   auto g = client_->group(plan.group());
   ASSERT_TRUE(g);
@@ -776,7 +785,7 @@ TEST_F(RouterFixture, SubmissionArrivingAfterItsDeadlineIsRefusedAndNeverRuns) {
   zmq::socket_t raw(ctx_, zmq::socket_type::dealer);
   wire::configure(raw, zmq::socket_type::dealer);
   raw.connect(options_.frontend);
-  wire::send(raw, proto::Submit{7, Id(), 0, true, "late", {spec("default")}, now_unix_ms() - 1, Id(), 0, 0, 0, Id()});
+  wire::send(raw, proto::Submit{7, Id(), 0, true, "late", {spec("default")}, now_unix_ms() - 1, Id(), 0, 0, 0, Id(), {}});
   std::optional<proto::Message> reply;
   ASSERT_TRUE(wait_until([&] {
     auto in = wire::recv(raw, false);

@@ -63,7 +63,7 @@ class WorkerFixture : public ::testing::Test {
   }
   void send(const proto::Message& m) { ASSERT_TRUE(wire::send(*router_, m, peer_)); }
   proto::Assignment task(std::string kind, std::string payload, uint32_t attempt = 1) {
-    return {Id::random(), attempt, Id(), "ref", "default", std::move(kind), std::move(payload), 0, 0, ""};
+    return {Id::random(), attempt, Id(), "ref", "default", std::move(kind), std::move(payload), 0, 0, "", ""};
   }
   std::vector<proto::Outcome> outcomes(size_t n) {
     std::vector<proto::Outcome> out;

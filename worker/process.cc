@@ -423,6 +423,10 @@ std::string task_json(const TaskContext& ctx) {
             {"group", ctx.group.is_nil() ? json(nullptr) : json(ctx.group.to_string())},
             {"ref", ctx.ref}, {"queue", ctx.queue}, {"kind", ctx.kind}, {"payload", payload}};
   if (!ctx.trace.empty()) task["traceparent"] = ctx.trace;
+  if (!ctx.inputs.empty()) {
+    json inputs = json::parse(ctx.inputs, nullptr, false);
+    task["inputs"] = inputs.is_discarded() ? json(std::string(ctx.inputs)) : std::move(inputs);
+  }
   return task.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

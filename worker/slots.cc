@@ -353,7 +353,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
     } else {
       TaskContext ctx{task.task, task.attempt, task.group, task.ref, task.queue, task.kind,
                       task.payload, cancelled.get(), task.soft_limit_ms, task.hard_limit_ms, start,
-                      task.trace};
+                      task.trace, task.inputs};
       // A traced task is logged with its trace, so that the worker's log joins the trace.
       if (!task.trace.empty())
         spdlog::info("worker task={} attempt={} kind={} started traceparent={}", task.task.to_string(), task.attempt,

@@ -62,6 +62,9 @@ struct TaskContext {
   // The W3C traceparent the task was submitted with; empty: none. Process handlers see it as
   // TRACEPARENT, and HTTP calls made for the task (Ollama, MCP) send it as `traceparent`.
   std::string_view trace;
+  // What the tasks it depends on gave it (JSON text, docs/WORKFLOWS.md); empty: none. Process
+  // handlers see it as "inputs" in the task JSON on their stdin.
+  std::string_view inputs;
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
 };
 

@@ -82,7 +82,7 @@ void control_messages(const TaskRecord& rec) {
 
 void protocol_messages() {
   TaskSpec spec{"agent_tasks", "agent", R"({"description":"review","files":{"a.py":"x=1"}})", 7, 0, "task-1", 3, 0, 0, 1500,
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "review:a.py", 1};
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "review:a.py", 1, {fixed(7)}, {1}, fixed(8), 2};
   TaskRecord rec;
   rec.id = fixed(1);
   rec.group = fixed(2);
@@ -120,14 +120,14 @@ void protocol_messages() {
   failed_control.corr = 5;
   failed_control.deadline_ms = 1700000030000;
   const std::vector<std::pair<std::string, Message>> all = {
-      {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5), 0, 1, 2, fixed(6)}},
+      {"submit", Submit{1, fixed(2), 2, true, "idem-1", {spec, TaskSpec{}}, 1700000030000, fixed(5), 0, 1, 2, fixed(6), {}}},
       {"get-task", GetTask{2, fixed(1)}},
       {"get-group", GetGroup{3, fixed(2)}},
       {"wait-tasks", WaitTasks{4, {fixed(1), fixed(3)}, 5000}},
       {"control", failed_control},
       {"replay", Replay{6, 39, 10000}},
       {"confirm", Confirm{41}},
-      {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false, 41, {1}}},
+      {"submit-ack", SubmitAck{1, fixed(2), {fixed(1), fixed(3)}, false, 41, {1}, {fixed(4)}}},
       {"task-info", TaskInfo{2, {rec}}},
       {"group-info", GroupInfo{3, group}},
       {"control-reply", ControlReply{5, "inspect.queues", InspectQueuesReply{{{"default", 5, "echo", 3, 1, 0, 2}}}}},
@@ -136,7 +136,7 @@ void protocol_messages() {
       {"ready", Ready{"w1@host", fixed(4), "host", 4242, {"default", "agent_tasks"}, {"echo", "agent"}, 4, 16, {{fixed(1), 1}},
                       {"unit"}, {"filesystem"}}},
       {"welcome", Welcome{1000, 3, {{fixed(3), 2}}}},
-      {"tasks", Tasks{{{fixed(1), 1, fixed(2), "task-1", "agent_tasks", "agent", spec.payload, 3300000, 3600000, spec.trace}}}},
+      {"tasks", Tasks{{{fixed(1), 1, fixed(2), "task-1", "agent_tasks", "agent", spec.payload, 3300000, 3600000, spec.trace, "{\"tasks\":[]}"}}}},
       {"results", Results{{{fixed(1), 1, OutcomeStatus::kSucceeded, rec.result, "", 1500},
                            {fixed(3), 2, OutcomeStatus::kRetry, "", "OllamaUnavailable: connection refused", 10}}}},
       {"results-ack", ResultsAck{{{fixed(1), 1}}}},
@@ -163,7 +163,7 @@ void protocol_messages() {
     for (const auto& p : parts) w.u16(static_cast<uint16_t>(p.size())).raw(p);
     return w.data();
   };
-  Frames hb = encode(Heartbeat{1, 0, 0}), sub = encode(Submit{1, Id(), 0, true, "", {spec}, 0, Id(), 0, 0, 0, Id()});
+  Frames hb = encode(Heartbeat{1, 0, 0}), sub = encode(Submit{1, Id(), 0, true, "", {spec}, 0, Id(), 0, 0, 0, Id(), {}});
   write("wire_frames", "dealer", frames(false, {hb.header, hb.body}));
   write("wire_frames", "router", frames(true, {"\x00\x6b\x8b\x45\x67", sub.header, sub.body}));
   write("wire_frames", "router-missing-body", frames(true, {"id", sub.header}));
