@@ -40,7 +40,9 @@ const std::map<std::string, std::string>& examples() {
       {"submit", "  zbatch submit --kind echo '{\"hello\": \"world\"}' --wait\n"
                  "  zbatch submit -Q validation '{\"language\": \"python\", \"code\": \"def f(:\"}' --wait\n"
                  "  printf '{\"n\":1}\\n{\"n\":2}\\n' | zbatch submit -Q low_priority -      # prints the group id\n"
-                 "  zbatch submit --countdown 60 --max-retries 5 '{}'"},
+                 "  zbatch submit --countdown 60 --max-retries 5 '{}'\n"
+                 "  printf '{\"step\":1}\\n{\"step\":2}\\n' | zbatch submit --chain --callback '{\"merge\":true}' -\n"
+                 "  zbatch submit --after 0190f3c2-8a4b-7d3e-9f00-1a2b3c4d5e6f --when failure '{\"alert\":true}'"},
       {"status", "  zbatch status 0190f3c2-8a4b-7d3e-9f00-1a2b3c4d5e6f\n"
                  "  zbatch status 0190f3c2-8a4b-7d3e-9f00-1a2b3c4d5e6f --json"},
       {"group", "  zbatch group 0190f3c2-8a4b-7d3e-9f00-1a2b3c4d5e6f\n"

@@ -66,6 +66,14 @@ void print_task(const proto::TaskRecord& r, bool as_json) {
   if (!r.unique_key.empty()) std::cout << " unique_key=" << r.unique_key;
   std::cout << "\n";
   if (!r.trace.empty()) std::cout << "traceparent: " << r.trace << "\n";
+  if (!r.deps.empty())
+    if (auto deps = proto::unpack_dependencies(r.deps)) {
+      std::cout << "waits for:";
+      for (const Id& id : deps->tasks) std::cout << " " << id.to_string();
+      if (!deps->group.is_nil()) std::cout << " group " << deps->group.to_string();
+      std::cout << " (when " << proto::trigger_name(static_cast<proto::Trigger>(deps->when)) << ")\n";
+    }
+  if (!r.inputs.empty()) std::cout << "inputs: " << r.inputs << "\n";
   if (!r.result.empty()) std::cout << "result: " << r.result << "\n";
   if (!r.error.empty()) std::cout << "error: " << r.error << "\n";
 }
@@ -81,6 +89,10 @@ struct SubmitFlags {
   double time_limit = 0, soft_time_limit = 0;
   std::string idempotency_key;
   std::string traceparent, unique_key, on_duplicate = "refuse";
+  // Dependencies (docs/WORKFLOWS.md).
+  std::vector<std::string> after, callbacks;
+  std::string after_group, when;
+  bool chain = false;
 };
 
 void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
@@ -108,6 +120,14 @@ void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
                   "While a task of the queue with this key is queued or running, refuse another (default: none)");
   cmd->add_option("--on-duplicate", f.on_duplicate, "With --unique-key: refuse (exit 1, the holder named), or existing (print the holder's id)")
       ->check(CLI::IsMember({"refuse", "existing"}));
+  cmd->add_option("--after", f.after, "Run after this task has ended (repeatable; with '-': every line waits for it; default: none)");
+  cmd->add_option("--after-group", f.after_group, "Run after every task of this group has ended (one task only; default: none)");
+  cmd->add_option("--when", f.when, "With --after, --after-group or --callback: run when they all succeeded (success), "
+                                     "when one did not (failure), or in any case (always) (default: success)")
+      ->check(CLI::IsMember({"success", "failure", "always"}));
+  cmd->add_flag("--chain", f.chain, "With '-': each line runs after the one before it, given its result (default: off)");
+  cmd->add_option("--callback", f.callbacks,
+                  "With '-': a task (payload JSON) run once the whole group has ended, given every result (repeatable; default: none)");
   cmd->add_flag("--wait", f.wait, "Wait for the result and print it (a group: wait for all; exit 1 when one failed)");
   cmd->add_option("payload", f.payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
 }
@@ -140,6 +160,16 @@ proto::TaskSpec task_spec(const SubmitFlags& f) {
     spec.on_duplicate = static_cast<uint8_t>(f.on_duplicate == "existing" ? proto::UniquePolicy::kExisting
                                                                            : proto::UniquePolicy::kRefuse);
   }
+  const bool group = f.payload == "-";
+  if (!group && (f.chain || !f.callbacks.empty())) fail(kExitUsage, "--chain and --callback are for a group: give '-'");
+  if (group && !f.after_group.empty()) fail(kExitUsage, "--after-group names one task: it cannot be given with '-'");
+  for (const std::string& a : f.after) spec.after.push_back(parse_id(a, "--after task id"));
+  if (!f.after_group.empty()) spec.after_group = parse_id(f.after_group, "--after-group group id");
+  if (!f.when.empty()) {
+    if (spec.after.empty() && spec.after_group.is_nil() && f.callbacks.empty())
+      fail(kExitUsage, "--when needs --after, --after-group or --callback");
+    spec.when = static_cast<uint8_t>(*proto::parse_trigger(f.when));
+  }
   return spec;
 }
 
@@ -161,7 +191,8 @@ std::string read_stdin() {
 }
 
 // One task of `spec` per non-blank line of stdin.
-std::vector<proto::TaskSpec> tasks_from_stdin(const proto::TaskSpec& spec) {
+// With `chain`, each waits for the one before it.
+std::vector<proto::TaskSpec> tasks_from_stdin(const proto::TaskSpec& spec, bool chain) {
   const std::string input = read_stdin();
   std::vector<proto::TaskSpec> tasks;
   size_t n = 0;
@@ -174,25 +205,49 @@ std::vector<proto::TaskSpec> tasks_from_stdin(const proto::TaskSpec& spec) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     proto::TaskSpec t = spec;
     t.payload = valid_payload(line, "line " + std::to_string(n) + ": ");
+    if (chain && !tasks.empty()) t.after_index.push_back(static_cast<uint32_t>(tasks.size() - 1));
     tasks.push_back(std::move(t));
   }
   if (tasks.empty()) fail(kExitUsage, "no tasks on stdin");
   return tasks;
 }
 
+// The task's record once it has finished.
+proto::TaskRecord wait_finished(Client& client, const Id& id) {
+  for (;;) {
+    auto got = must(client.wait(std::span<const Id>(&id, 1), std::chrono::milliseconds(60000)));
+    if (got.size() == 1 && is_terminal(got[0].state)) return std::move(got[0]);
+  }
+}
+
 // zbatch submit [...] -: the lines of stdin as one group of tasks like `spec`.
 void submit_group(Client& client, const SubmitFlags& f, const proto::TaskSpec& spec) {
-  const std::vector<proto::TaskSpec> tasks = tasks_from_stdin(spec);
+  proto::TaskSpec member = spec;
+  if (!f.callbacks.empty()) member.when = 0;  // --when is the callbacks' then
+  if (member.after.empty()) member.when = 0;
+  const std::vector<proto::TaskSpec> tasks = tasks_from_stdin(member, f.chain);
   GroupOptions go;
   go.parallel = f.parallel;
   go.idempotency_key = f.idempotency_key;
+  for (size_t i = 0; i < f.callbacks.size(); ++i) {
+    proto::TaskSpec cb = spec;
+    cb.after.clear();
+    cb.payload = valid_payload(f.callbacks[i], "--callback " + std::to_string(i + 1) + ": ");
+    go.callbacks.push_back(std::move(cb));
+  }
   auto receipt = must(client.submit_group(tasks, go));
   // The group id alone on stdout (scripts read it: `G=$(zbatch submit - < tasks.jsonl)`),
   // the task ids too only as JSON.
   if (f.c.json_out) {
     json ids = json::array();
     for (const auto& id : receipt.tasks) ids.push_back(id.to_string());
-    std::cout << json_text(json{{"group_id", receipt.group.to_string()}, {"tasks", ids}}) << std::endl;
+    json out{{"group_id", receipt.group.to_string()}, {"tasks", ids}};
+    if (!receipt.callbacks.empty()) {
+      json cbs = json::array();
+      for (const auto& id : receipt.callbacks) cbs.push_back(id.to_string());
+      out["callbacks"] = std::move(cbs);
+    }
+    std::cout << json_text(out) << std::endl;
   } else {
     std::cout << receipt.group.to_string() << std::endl;
   }
@@ -203,15 +258,20 @@ void submit_group(Client& client, const SubmitFlags& f, const proto::TaskSpec& s
     if (g.ready()) break;
     must(client.wait(std::span<const Id>(receipt.tasks).subspan(0, 1), std::chrono::milliseconds(200)));
   }
-  fail_unless_all_succeeded(g);
-}
-
-// The task's record once it has finished.
-proto::TaskRecord wait_finished(Client& client, const Id& id) {
-  for (;;) {
-    auto got = must(client.wait(std::span<const Id>(&id, 1), std::chrono::milliseconds(60000)));
-    if (got.size() == 1 && is_terminal(got[0].state)) return std::move(got[0]);
+  // The callbacks run once the group has ended: their results follow, one line each; one
+  // that failed fails the command (one skipped by its `when` does not).
+  bool callback_failed = false;
+  for (const Id& id : receipt.callbacks) {
+    const proto::TaskRecord rec = wait_finished(client, id);
+    if (f.c.json_out) std::cout << json_text(task_json(rec)) << "\n";
+    else if (rec.state == TaskState::kSucceeded) std::cout << rec.result << "\n";
+    if (rec.state == TaskState::kFailed) {
+      std::cerr << "zbatch: callback " << id.to_string() << " failed: " << rec.error << "\n";
+      callback_failed = true;
+    }
   }
+  if (f.when.empty() || f.callbacks.empty() || f.when == "success") fail_unless_all_succeeded(g);
+  if (callback_failed) fail(kExitFailed, "a callback failed");
 }
 
 // zbatch submit [...] PAYLOAD: one task.

@@ -7,7 +7,8 @@ zbatch_add_test(store_webhooks_test SOURCES store_webhooks_test.cc LIBS zbatch_s
 # HTTP tests in Python (Debian's python3 with python3-requests), against real processes.
 foreach(t seed_examples_test http_hostile_test store_faults_test events_sse_test revoke_retry_test python_client_test
           semantics_http_test auth_test signals_test strict_input_test netns_test hostile_text_test
-          worker_resize_test fault_campaign_test schedules_test trace_unique_test multihost_test webhook_test)
+          worker_resize_test fault_campaign_test schedules_test trace_unique_test multihost_test webhook_test
+          workflows_test)
   add_test(NAME ${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/${t}.py $<TARGET_FILE:zbatch>)
   set_tests_properties(${t} PROPERTIES TIMEOUT 300)
 endforeach()

@@ -67,10 +67,13 @@ def task_options(queue: Optional[str] = None, kind: Optional[str] = None, priori
                  max_retries: Optional[int] = None, time_limit: Optional[Seconds] = None,
                  soft_time_limit: Optional[Seconds] = None, id: Optional[Union[str, int]] = None, *,
                  traceparent: Optional[str] = None, unique_key: Optional[str] = None,
-                 on_duplicate: Optional[str] = None) -> Dict[str, Any]:
+                 on_duplicate: Optional[str] = None, depends_on: Optional[Iterable[Any]] = None,
+                 when: Optional[str] = None) -> Dict[str, Any]:
     """Celery's apply_async options as zbatch's task fields (None: the queue's default)."""
     if on_duplicate is not None and on_duplicate not in ("refuse", "existing"):
         raise ValueError('on_duplicate must be "refuse" or "existing"')
+    if when is not None and when not in TRIGGERS:
+        raise ValueError('when must be "success", "failure" or "always"')
     if expires is not None:
         raise Unsupported("expires: zbatch tasks do not expire; revoke a task that must not run late "
                           "(AsyncResult.revoke), or give its handler the deadline in the payload")
@@ -101,7 +104,23 @@ def task_options(queue: Optional[str] = None, kind: Optional[str] = None, priori
         out["unique_key"] = unique_key
     if on_duplicate is not None:
         out["on_duplicate"] = on_duplicate
+    if depends_on is not None:
+        out["depends_on"] = [_dependency(d) for d in depends_on]
+    if when is not None:
+        out["when"] = when
     return out
+
+
+TRIGGERS = ("success", "failure", "always")
+
+
+def _dependency(d: Any) -> str:
+    """A task a task depends on: an AsyncResult, a task id, or the `id` of a task of the same group."""
+    if isinstance(d, AsyncResult):
+        return d.id
+    if isinstance(d, (str, int)) and not isinstance(d, bool):
+        return str(d)
+    raise TypeError(f"a dependency is an AsyncResult, a task id or a task's own id, not {type(d).__name__}")
 
 
 def task(payload: Any = None, *, args: Optional[Sequence[Any]] = None, kwargs: Optional[Mapping[str, Any]] = None,
@@ -109,11 +128,14 @@ def task(payload: Any = None, *, args: Optional[Sequence[Any]] = None, kwargs: O
          countdown: Optional[Seconds] = None, eta: Optional[When] = None, expires: Any = None,
          max_retries: Optional[int] = None, time_limit: Optional[Seconds] = None,
          soft_time_limit: Optional[Seconds] = None, id: Optional[Union[str, int]] = None,
-         traceparent: Optional[str] = None) -> TaskSpec:
-    """One task of a group, with the options of `Client.apply_async`; nothing is sent yet."""
+         traceparent: Optional[str] = None, depends_on: Optional[Iterable[Any]] = None,
+         when: Optional[str] = None) -> TaskSpec:
+    """One task of a group, with the options of `Client.apply_async`; nothing is sent yet.
+
+    `depends_on` may name other tasks of the same group by their `id` (docs/WORKFLOWS.md)."""
     return TaskSpec(_payload(payload, args, kwargs),
                     task_options(queue, kind, priority, countdown, eta, expires, max_retries, time_limit,
-                                 soft_time_limit, id, traceparent=traceparent))
+                                 soft_time_limit, id, traceparent=traceparent, depends_on=depends_on, when=when))
 
 
 class Client:
@@ -150,7 +172,8 @@ class Client:
                     time_limit: Optional[Seconds] = None, soft_time_limit: Optional[Seconds] = None,
                     id: Optional[Union[str, int]] = None, idempotency_key: Optional[str] = None,
                     traceparent: Optional[str] = None, unique_key: Optional[str] = None,
-                    on_duplicate: Optional[str] = None) -> AsyncResult:
+                    on_duplicate: Optional[str] = None, depends_on: Optional[Iterable[Any]] = None,
+                    depends_on_group: Optional[Any] = None, when: Optional[str] = None) -> AsyncResult:
         """Submits one task (POST /api/v1/tasks) and returns its AsyncResult once it is durable.
 
         `payload` is the task's JSON input (or `args`/`kwargs`, sent as {"args": [...], "kwargs":
@@ -163,13 +186,21 @@ class Client:
         running, another is refused with Conflict (409), or with `on_duplicate="existing"`
         answered with that task's AsyncResult.
 
+        `depends_on` (AsyncResults or task ids) and `depends_on_group` (a GroupResult or group
+        id) make it wait until they have ended; it then runs when `when` holds ("success", the
+        default: all succeeded; "failure": one did not; "always"), and its handler receives
+        their results as `inputs` (docs/WORKFLOWS.md).
+
         Every submission carries an idempotency key (a new one unless given): after a
         RequestTimeout, TransportError or OutcomeUnknown, repeat the call with
         `idempotency_key=err.idempotency_key` and the task runs at most once."""
         body = TaskSpec(_payload(payload, args, kwargs),
                         task_options(queue, kind, priority, countdown, eta, expires, max_retries, time_limit,
                                      soft_time_limit, id, traceparent=traceparent, unique_key=unique_key,
-                                     on_duplicate=on_duplicate)).fields()
+                                     on_duplicate=on_duplicate, depends_on=depends_on, when=when)).fields()
+        if depends_on_group is not None:
+            body["depends_on_group"] = depends_on_group.id if isinstance(depends_on_group, GroupResult) \
+                else str(depends_on_group)
         key = idempotency_key or f"py-{uuid.uuid4()}"
         answer = self._post("/api/v1/tasks", body, idempotency_key=key)
         return AsyncResult(self, answer["task_id"])
@@ -180,12 +211,16 @@ class Client:
               kind: Optional[str] = None, priority: Optional[int] = None, countdown: Optional[Seconds] = None,
               eta: Optional[When] = None, expires: Any = None, max_retries: Optional[int] = None,
               time_limit: Optional[Seconds] = None, soft_time_limit: Optional[Seconds] = None,
-              idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> GroupResult:
+              idempotency_key: Optional[str] = None, traceparent: Optional[str] = None,
+              chain: bool = False, callbacks: Optional[Iterable[Any]] = None) -> GroupResult:
         """Submits tasks as one group, accepted or refused whole; returns its GroupResult.
 
         Each item is a `task(...)` (its own options) or a bare payload. The options here apply
         to every task that does not set its own (a task's countdown or eta replaces the
-        group's); `parallel` caps how many of the group run at once (Celery has no such cap)."""
+        group's); `parallel` caps how many of the group run at once (Celery has no such cap).
+        `chain`: each task runs after the one before it, given its result. `callbacks`: tasks
+        (`task(...)` or payloads) run once the whole group has ended, given every result;
+        their AsyncResults are the GroupResult's `callbacks` (docs/WORKFLOWS.md)."""
         items = [t.fields() if isinstance(t, TaskSpec) else ({"payload": t} if t is not None else {}) for t in tasks]
         if not items:
             raise ValueError("a group needs at least one task")
@@ -194,9 +229,30 @@ class Client:
                                  soft_time_limit, traceparent=traceparent))
         if parallel is not None:
             body["parallel"] = int(parallel)
+        if chain:
+            body["chain"] = True
+        if callbacks is not None:
+            body["callbacks"] = [c.fields() if isinstance(c, TaskSpec) else ({"payload": c} if c is not None else {})
+                                 for c in callbacks]
         key = idempotency_key or f"py-{uuid.uuid4()}"
         answer = self._post("/api/v1/tasks", body, idempotency_key=key)
-        return GroupResult(self, answer["group_id"], answer["task_ids"])
+        g = GroupResult(self, answer["group_id"], answer["task_ids"])
+        g.callbacks = [AsyncResult(self, t, parent=g) for t in answer.get("callback_ids", [])]
+        return g
+
+    def chain(self, tasks: Iterable[Any], **options: Any) -> AsyncResult:
+        """Celery's chain: each task runs after the one before it has succeeded, given its result
+        as `inputs`; returns the last task's AsyncResult (its `parent`: the whole GroupResult).
+        A failed step fails the rest with DependencyFailed. `options` are those of `group`."""
+        g = self.group(tasks, chain=True, **options)
+        return AsyncResult(self, g.task_ids[-1], parent=g)
+
+    def chord(self, header: Iterable[Any], callback: Any, **options: Any) -> AsyncResult:
+        """Celery's chord: `callback` (a `task(...)` or a payload) runs once every task of `header`
+        has ended, given all their results; returns its AsyncResult (`parent`: the group).
+        `options` are those of `group`."""
+        g = self.group(header, callbacks=[callback], **options)
+        return g.callbacks[0]
 
     # --- reading ------------------------------------------------------------------------------
     def AsyncResult(self, task_id: str) -> AsyncResult:  # noqa: N802 - Celery's spelling

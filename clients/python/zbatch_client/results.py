@@ -21,7 +21,8 @@ SETTLE_S = 2.0  # how long revoke() and retry() wait for the store to show their
 READY_STATES = frozenset({"succeeded", "failed", "revoked"})
 # zbatch's task states under the names Celery gives them.
 CELERY_STATES = {"scheduled": "PENDING", "queued": "PENDING", "started": "STARTED", "retrying": "RETRY",
-                 "succeeded": "SUCCESS", "failed": "FAILURE", "revoked": "REVOKED"}
+                 "succeeded": "SUCCESS", "failed": "FAILURE", "revoked": "REVOKED",
+                 "waiting": "PENDING"}
 
 
 def _wait(poll: Callable[[Optional[float]], Optional[T]], timeout: Optional[float], interval: float,
@@ -53,9 +54,10 @@ def _wait(poll: Callable[[Optional[float]], Optional[T]], timeout: Optional[floa
 class AsyncResult:
     """One task: `id`, its `state`, and its result once it has finished (Celery's AsyncResult)."""
 
-    def __init__(self, client: "Client", task_id: str) -> None:
+    def __init__(self, client: "Client", task_id: str, parent: Optional["GroupResult"] = None) -> None:
         self.client = client
         self.id = task_id
+        self.parent = parent  # the group of a chain or chord it ends (Celery's `parent`)
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"
@@ -71,7 +73,7 @@ class AsyncResult:
 
     @property
     def state(self) -> str:
-        """zbatch's state: scheduled, queued, started, retrying, succeeded, failed or revoked."""
+        """zbatch's state: waiting, scheduled, queued, started, retrying, succeeded, failed or revoked."""
         return str(self.info()["state"])
 
     @property
@@ -169,6 +171,7 @@ class GroupResult:
         self.client = client
         self.id = group_id
         self.task_ids = list(task_ids)
+        self.callbacks: List[AsyncResult] = []  # a chord's callbacks (Client.group(callbacks=...))
 
     def __repr__(self) -> str:
         return f"<GroupResult {self.id} ({len(self.task_ids)} tasks)>"
