@@ -394,7 +394,7 @@ async function workers() {
 }
 
 // --- tasks --------------------------------------------------------------------------------------
-const STATES = ["", "scheduled", "queued", "started", "retrying", "succeeded", "failed", "revoked"];
+const STATES = ["", "waiting", "scheduled", "queued", "started", "retrying", "succeeded", "failed", "revoked"];
 
 async function tasks(first, params) {
   const f = Object.fromEntries(params);
@@ -453,6 +453,7 @@ async function taskPage(first, params, id) {
         ${t.trace_id ? `<tr><td>trace id</td><td id="trace" class="mono" title="${esc(t.traceparent)}"><span class="id"><code>${esc(t.trace_id)}</code><button class="copy" type="button"
           data-copy="${esc(t.trace_id)}" title="copy ${esc(t.trace_id)}" aria-label="copy trace id">${COPY_ICON}</button></span></td></tr>` : ""}
         ${t.unique_key ? `<tr><td>unique key</td><td id="unique-key">${esc(t.unique_key)}</td></tr>` : ""}
+        ${t.depends_on ? `<tr><td>waits for (${esc(t.when)})</td><td id="depends-on">${t.depends_on.map((d) => idCell(d, `#/task/${d}`)).join("<br>")}${t.depends_on_group ? `${t.depends_on.length ? "<br>" : ""}group ${idCell(t.depends_on_group, `#/group/${t.depends_on_group}`)}` : ""}</td></tr>` : ""}
       </tbody></table>
       <div><h2 style="margin-top:0">Timeline</h2><table id="timeline"><thead><tr><th>time</th><th>event</th>
         <th class="num">attempt</th><th>worker</th><th>error</th></tr></thead><tbody>
