@@ -75,7 +75,8 @@ json to_json(const proto::InspectStatsReply& r) {
                        {"in_flight", w.in_flight}, {"busy", w.busy}, {"processed", w.processed},
                        {"failed", w.failed}, {"last_heartbeat_ms", w.last_heartbeat_ms},
                        {"online_ms", w.online_ms}, {"draining", w.draining}, {"queues", w.queues},
-                       {"window", w.window}, {"round_trip_us", w.round_trip_us}, {"task_pace_us", w.task_pace_us}});
+                       {"window", w.window}, {"round_trip_us", w.round_trip_us}, {"task_pace_us", w.task_pace_us},
+                       {"rss_kb", w.rss_kb}, {"load", w.load_milli / 1000.0}});
   const auto& s = r.router;
   const auto& refused = s.refused;
   json router = {{"uptime_ms", s.uptime_ms}, {"submitted", s.submitted}, {"succeeded", s.succeeded},

@@ -314,10 +314,20 @@ std::string_view command_name(Command command) {
     case Command::kWorkerCommand: return "WORKER_COMMAND";
     case Command::kStarted: return "STARTED";
     case Command::kRecall: return "RECALL";
+    case Command::kOutput: return "OUTPUT";
     case Command::kEventBatch: return "EVENT_BATCH";
     case Command::kHugz: return "HUGZ";
   }
   return "UNKNOWN";
+}
+
+std::string_view output_type_name(OutputType type) {
+  switch (type) {
+    case OutputType::kText: return "text";
+    case OutputType::kStep: return "step";
+    case OutputType::kLog: return "log";
+  }
+  return "unknown";
 }
 
 std::string_view event_type_name(EventType type) {
@@ -384,6 +394,7 @@ Result<Message> decode(std::string_view header, std::string_view body) {
     case Command::kWorkerCommand: return decode_as<WorkerCommand>(body);
     case Command::kStarted: return decode_as<Started>(body);
     case Command::kRecall: return decode_as<Recall>(body);
+    case Command::kOutput: return decode_as<Output>(body);
     case Command::kEventBatch: return decode_as<EventBatch>(body);
     case Command::kHugz: return decode_as<Hugz>(body);
   }

@@ -74,6 +74,7 @@ enum class Command : uint8_t {
   kWorkerCommand = 0x8a,
   kStarted = 0x8b,
   kRecall = 0x8c,
+  kOutput = 0x8d,  // worker → router; also router → store on the events PUB
   // events PUB
   kEventBatch = 0xc1,
   kHugz = 0xc2,
@@ -571,8 +572,11 @@ struct WorkerStats {
   // smoothed round trip and time per task per slot, in µs (0: not measured yet).
   uint32_t window = 0;
   uint64_t round_trip_us = 0, task_pace_us = 0;
+  // As its heartbeats last reported them (0: not yet).
+  uint32_t rss_kb = 0, load_milli = 0;
   MSGPACK_DEFINE(name, session, hostname, pid, concurrency, capacity, in_flight, busy, processed, failed,
-                 last_heartbeat_ms, online_ms, draining, queues, window, round_trip_us, task_pace_us);
+                 last_heartbeat_ms, online_ms, draining, queues, window, round_trip_us, task_pace_us, rss_kb,
+                 load_milli);
 };
 struct InspectStatsReply {
   RouterStats router;
@@ -884,7 +888,11 @@ struct Heartbeat {
   uint32_t busy = 0;      // worker → router: slots running a task
   uint32_t capacity = 0;  // worker → router: new credit (autoscale); 0 = unchanged
   uint32_t slots = 0;     // worker → router: slots now (autoscale, pool resize); 0 = unchanged
-  MSGPACK_DEFINE(busy, capacity, slots);
+  // worker → router, every few seconds: the worker process's resident memory and its host's
+  // 1-minute load average × 1000 (0: not sampled in this beat).
+  uint32_t rss_kb = 0;
+  uint32_t load_milli = 0;
+  MSGPACK_DEFINE(busy, capacity, slots, rss_kb, load_milli);
 };
 
 // Router → worker: "I do not know you": close the socket, reconnect, send Ready.
@@ -936,6 +944,34 @@ struct EventBatch {
   MSGPACK_DEFINE(log_id, events);
 };
 
+// What a running task writes as it goes (docs/STREAMING.md): an agent's tokens and tool steps,
+// a process handler's stderr. Worker → router, and the router forwards it on the events PUB.
+// Best effort and not durable: it is not in the event log, a message lost on the way shows as
+// a jump in `seq`, and what a task keeps is in its result.
+enum class OutputType : uint8_t {
+  kText = 0,  // model tokens, as they arrive
+  kStep = 1,  // one JSON object: a tool call, its outcome, a check
+  kLog = 2,   // a process handler's stderr
+};
+inline constexpr uint8_t kOutputTypeCount = 3;
+std::string_view output_type_name(OutputType type);
+inline constexpr size_t kMaxOutputChunkBytes = 16 * 1024;  // the router cuts a longer text
+inline constexpr size_t kMaxOutputChunks = 256;            // per message; the router drops the rest
+struct OutputChunk {
+  Id task;
+  uint32_t attempt = 0;
+  uint32_t seq = 0;  // per attempt, from 1
+  uint8_t type = 0;  // OutputType
+  std::string text;
+  uint64_t ts_ms = 0;  // unix ms, when the worker took it
+  MSGPACK_DEFINE(task, attempt, seq, type, text, ts_ms);
+};
+struct Output {
+  static constexpr Command kCommand = Command::kOutput;
+  std::vector<OutputChunk> chunks;
+  MSGPACK_DEFINE(chunks);
+};
+
 // Sent once a second when idle so subscribers notice lost tail events and a dead router.
 struct Hugz {
   static constexpr Command kCommand = Command::kHugz;
@@ -948,7 +984,7 @@ using Message =
     std::variant<Submit, GetTask, GetGroup, WaitTasks, Control, Replay, Confirm, SubmitAck,
                  TaskInfo, GroupInfo, ControlReply, EventPage, Error, Ready, Welcome, Tasks,
                  Results, ResultsAck, Heartbeat, Disconnect, Bye, Revoke, WorkerCommand, Started, EventBatch,
-                 Hugz, Recall>;
+                 Hugz, Recall, Output>;
 
 Command command_of(const Message& message);
 

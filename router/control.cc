@@ -180,6 +180,8 @@ proto::InspectStatsReply Core::inspect_stats() {
     s.window = w.window;
     s.round_trip_us = static_cast<uint64_t>(w.rtt_us);
     s.task_pace_us = static_cast<uint64_t>(w.pace_us());
+    s.rss_kb = w.rss_kb;
+    s.load_milli = w.load_milli;
     for (size_t q : w.queues) s.queues.push_back(tasks_.config(q).name);
     out.workers.push_back(std::move(s));
   }

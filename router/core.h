@@ -61,8 +61,10 @@ struct Effects {
   std::unordered_map<std::string, WorkerMail> workers;  // by routing id
   PackedEvents events;                                  // already in the LMDB log
   std::vector<Waiter> answered_waiters;                 // waits this turn answered
+  std::vector<proto::OutputChunk> output;               // live output, forwarded at once (not durable)
 
   void clear() {
+    output.clear();
     messages.clear();
     workers.clear();
     events.clear();
@@ -78,6 +80,8 @@ struct Stats {
   // Messages refused for who sent them (all logged): a role that may not do this; a worker's
   // result, start notice or claim for a lease it does not hold; a count out of bounds.
   uint64_t forbidden = 0, foreign_results = 0, foreign_claims = 0, foreign_started = 0, bad_counts = 0;
+  // Live output forwarded (bytes), and chunks dropped: not of a lease held, past the rate.
+  uint64_t output_bytes = 0, output_dropped = 0;
   uint64_t refusal_log_window_ms = 0;
   int refusals_logged = 0;
   proto::DurationHistogram turn_time;  // turns that committed, from their start to the commit
@@ -202,6 +206,7 @@ class Core {
   void on_results(WorkerSession& worker, const proto::Results& results);
   void on_started(WorkerSession& worker, const proto::Started& started);
   void on_heartbeat(WorkerSession& worker, const proto::Heartbeat& beat);
+  void on_output(WorkerSession& worker, proto::Output& output);
   void apply_outcome(WorkerSession& worker, const proto::Outcome& outcome);
   void worker_lost(const std::string& rid, std::string_view reason);
   void requeue_lease(const Id& task, const LeaseState& lease, std::string_view why);

@@ -14,6 +14,9 @@ namespace {
 
 // Bounds on what a worker announces (READY, HEARTBEAT): beyond them the message is refused.
 constexpr uint32_t kMaxCapacity = 1'000'000;
+// Live output one worker may forward: 1 MiB/s, in bursts of up to 4 MiB.
+constexpr double kOutputBytesPerSecond = 1 << 20;
+constexpr double kOutputBurstBytes = 4 << 20;
 constexpr uint32_t kMaxSlots = 1024;
 
 // The credit window's clock: round trips of a fraction of a millisecond are measured.
@@ -67,6 +70,7 @@ void Core::on_backend(const std::string& rid, Result<proto::Message> message, st
         if constexpr (std::is_same_v<T, proto::Results>) on_results(*w, m);
         else if constexpr (std::is_same_v<T, proto::Started>) on_started(*w, m);
         else if constexpr (std::is_same_v<T, proto::Heartbeat>) on_heartbeat(*w, m);
+        else if constexpr (std::is_same_v<T, proto::Output>) on_output(*w, m);
         else if constexpr (std::is_same_v<T, proto::Bye>) {
           w->draining = true;
           spdlog::info("router worker={} draining reason=\"{}\"", w->name, m.reason.substr(0, 200));
@@ -92,7 +96,44 @@ void Core::on_heartbeat(WorkerSession& w, const proto::Heartbeat& beat) {
   }
   if (beat.capacity) w.capacity = beat.capacity;  // autoscale, resize
   if (beat.slots) w.concurrency = beat.slots;
+  if (beat.rss_kb) w.rss_kb = beat.rss_kb;
+  if (beat.load_milli || beat.rss_kb) w.load_milli = beat.load_milli;
   w.update_window();
+}
+
+// Live output (docs/STREAMING.md): only of a task this session holds, for the attempt it
+// holds, cut to size and made valid UTF-8, within the session's byte budget; forwarded on
+// the events PUB in this turn's flush. What is refused is counted, never fatal.
+void Core::on_output(WorkerSession& w, proto::Output& output) {
+  const uint64_t now = now_steady_ms();
+  w.output_budget = std::min(kOutputBurstBytes, w.output_budget + static_cast<double>(now - w.output_filled_ms) *
+                                                                      kOutputBytesPerSecond / 1000.0);
+  w.output_filled_ms = now;
+  if (output.chunks.size() > proto::kMaxOutputChunks) {
+    stats_.output_dropped += output.chunks.size() - proto::kMaxOutputChunks;
+    output.chunks.resize(proto::kMaxOutputChunks);
+  }
+  for (auto& c : output.chunks) {
+    const LeaseState* lease = tasks_.lease(c.task);
+    if (!lease || lease->attempt != c.attempt || c.type >= proto::kOutputTypeCount) {
+      ++stats_.output_dropped;  // finished meanwhile, or not a task it runs
+      continue;
+    }
+    if (lease->routing_id != w.routing_id) {
+      ++stats_.output_dropped;
+      log_refusal("output of worker=" + w.name + " task=" + c.task.to_string() + ": not its lease");
+      continue;
+    }
+    if (c.text.size() > proto::kMaxOutputChunkBytes) c.text.resize(proto::kMaxOutputChunkBytes);  // a cut character is replaced
+    make_valid_utf8(c.text);
+    if (static_cast<double>(c.text.size()) > w.output_budget) {
+      ++stats_.output_dropped;  // past its rate: the reader sees a jump in seq
+      continue;
+    }
+    w.output_budget -= static_cast<double>(c.text.size());
+    stats_.output_bytes += c.text.size();
+    effects_.output.push_back(std::move(c));
+  }
 }
 
 void Core::on_ready(const std::string& rid, const proto::Ready& hello) {

@@ -284,6 +284,8 @@ void Router::Impl::flush() {
     if (!mail.durable_tasks.empty()) h.tasks.emplace_back(rid, std::move(mail.durable_tasks));
   }
   h.events = std::move(out.events);
+  // Live output is not state: it goes out now, durable or not (docs/STREAMING.md).
+  if (!out.output.empty()) wire::send(*events, proto::Output{std::move(out.output)});
   out.clear();
   if (hold) held.push_back(std::move(h));
   else send_held(h);

@@ -72,6 +72,12 @@ struct WorkerSession {
   uint64_t last_results_us = 0;
   // Tasks recalled from other workers for this one, on their way back (they count as credit).
   std::vector<proto::Claim> incoming;
+  // As its heartbeats report them (0: not yet).
+  uint32_t rss_kb = 0, load_milli = 0;
+  // Live output it may still forward (bytes, a bucket refilled at kOutputBytesPerSecond) and
+  // when the bucket was last filled (steady ms).
+  double output_budget = 0;
+  uint64_t output_filled_ms = 0;
 
   void note_round_trip(double sample_us) {
     smooth(rtt_us, sample_us);

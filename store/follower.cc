@@ -125,6 +125,8 @@ void Follower::run(const std::atomic<bool>& stopping) {
           }
         }
         head_ = std::max(head_.load(), batch->events.back().seq);
+      } else if (auto* output = std::get_if<proto::Output>(&*in->message)) {
+        if (output_) output_->add(std::move(output->chunks));  // live output: no sequence, no replay
       } else if (auto* hugz = std::get_if<proto::Hugz>(&*in->message)) {
         head_ = hugz->head_seq;
         if (hugz->log_id != db_.log_id() || hugz->head_seq > db_.applied()) {

@@ -16,6 +16,7 @@
 
 #include "client/client.h"
 #include "store/event_hub.h"
+#include "store/task_output.h"
 #include "store/status_db.h"
 
 namespace zb::store {
@@ -24,6 +25,8 @@ class Follower {
  public:
   Follower(StatusDb& db, EventHub& hub, zmq::context_t& context, std::string router, std::string events,
            curve::ClientKeys curve = {});
+  // Where live output (proto::Output) goes; none: it is dropped. Before run().
+  void set_output(OutputHub* output) { output_ = output; }
   // Runs until `stopping` is set.
   void run(const std::atomic<bool>& stopping);
   bool caught_up() const { return caught_up_.load(); }
@@ -40,6 +43,7 @@ class Follower {
 
   StatusDb& db_;
   EventHub& hub_;
+  OutputHub* output_ = nullptr;
   zmq::context_t& context_;
   std::string router_, events_;
   curve::ClientKeys curve_;

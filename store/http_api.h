@@ -116,4 +116,12 @@ void send_submission_error(httplib::Response& res, const Status& s, const std::s
 void install_event_stream(HttpServer& server, EventHub& hub, StatusDb& db, ClientPool& pool,
                           const std::atomic<bool>& stopping, size_t max_streams);
 
+// GET /api/v1/tasks/{id}/stream: the task's live output as Server-Sent Events (`event:
+// output`, `id:` its position), then `event: end` once the task has ended; resumes after
+// Last-Event-ID (or ?after=N); an `event: gap` says what the store no longer holds. At most
+// `max_streams` at once (503 beyond), apart from the event streams' own count.
+class OutputHub;
+void install_task_stream(HttpServer& server, OutputHub& hub, StatusDb& db, const std::atomic<bool>& stopping,
+                         size_t max_streams);
+
 }  // namespace zb::store

@@ -6,7 +6,7 @@ namespace zb::store {
 namespace {
 
 // The table. Patterns are exactly those installed by batch_routes.cc, export_routes.cc, task_routes.cc,
-// control_routes.cc, metrics_routes.cc, dashboard.cc and event_stream.cc (tests/python/role_matrix_test.py reads this list and calls each route
+// control_routes.cc, metrics_routes.cc, dashboard.cc, event_stream.cc and task_output.cc (tests/python/role_matrix_test.py reads this list and calls each route
 // with each role).
 constexpr RouteSpec kRoutes[] = {
     // Probes: open, whatever the authentication.
@@ -36,6 +36,7 @@ constexpr RouteSpec kRoutes[] = {
     {"GET", "/api/v1/schedules", Role::kRead},
     {"GET", "/api/v1/schedules/([^/]+)", Role::kRead},
     {"GET", "/api/v1/events", Role::kRead, /*streams=*/true},
+    {"GET", "/api/v1/tasks/([^/]+)/stream", Role::kRead, /*streams=*/true},
     {"GET", "/metrics", Role::kRead},
     // Submitting.
     {"POST", "/batch/celery/agent-tasks", Role::kSubmit},

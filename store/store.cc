@@ -78,6 +78,7 @@ struct Store::Impl {
   wire::ContextRef context;
   std::optional<store::StatusDb> db;
   store::EventHub hub;
+  store::OutputHub output;
   std::unique_ptr<store::Follower> follower;
   std::unique_ptr<store::ClientPool> pool;
   std::unique_ptr<store::TlsContext> tls;
@@ -165,6 +166,7 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   impl->hub.set_max_events(std::min<uint64_t>(store::kRingEvents, impl->options.stream_retention));
   impl->follower = std::make_unique<store::Follower>(*impl->db, impl->hub, impl->context.get(), impl->options.router,
                                                      impl->options.events, impl->options.curve);
+  impl->follower->set_output(&impl->output);
   impl->pool = std::make_unique<store::ClientPool>(impl->context.get(), impl->options.router,
                                                    std::chrono::milliseconds(impl->options.router_timeout_ms),
                                                    impl->options.curve);
@@ -177,6 +179,7 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth, *impl->webhooks);
   store::install_dashboard(*impl->http, *impl->db);
   store::install_event_stream(*impl->http, impl->hub, *impl->db, *impl->pool, impl->stopping, impl->options.max_streams);
+  store::install_task_stream(*impl->http, impl->output, *impl->db, impl->stopping, impl->options.max_streams);
   if (Status s = impl->http->routes().complete(); !s) return s;
   spdlog::info("store http limits max_connections={} max_connections_per_client={} open_files={} http_threads={} "
                "max_streams={} stream_retention={} request_timeout_s={} idle_timeout_s={} max_body_bytes={}",

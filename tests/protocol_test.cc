@@ -140,7 +140,8 @@ TEST(Protocol, EveryMessageTypeRoundTrips) {
       ResultsAck{{{Id::random(), 2}}}, Heartbeat{1}, Disconnect{"who?"}, Bye{"sigterm"},
       Revoke{{{Id::random(), 3}}},
       WorkerCommand{"pool", -2}, Started{{{Id::random(), 2}}},
-      EventBatch{Id::random(), {ev}}, Hugz{Id::random(), 77}, Recall{{{Id::random(), 4}}}};
+      EventBatch{Id::random(), {ev}}, Hugz{Id::random(), 77}, Recall{{{Id::random(), 4}}},
+      Output{{{Id::random(), 1, 1, 0, "tok", 5}}}};
   EXPECT_EQ(all.size(), std::variant_size_v<Message>);
   for (const Message& m : all) {
     Frames f = encode(m);
@@ -474,6 +475,34 @@ TEST(Protocol, RecallKeepsItsClaims) {
   EXPECT_EQ(out.claims[0], (Claim{a, 1}));
   EXPECT_EQ(out.claims[1], (Claim{b, 7}));
   EXPECT_EQ(command_name(Command::kRecall), "RECALL");
+}
+
+TEST(Protocol, OutputKeepsItsChunksAndAHeartbeatItsResources) {
+  const Id a = Id::random();
+  Output out = round_trip(Output{{{a, 2, 7, static_cast<uint8_t>(OutputType::kStep), R"({"tool":"x"})", 99}}});
+  ASSERT_EQ(out.chunks.size(), 1u);
+  EXPECT_EQ(out.chunks[0].task, a);
+  EXPECT_EQ(out.chunks[0].attempt, 2u);
+  EXPECT_EQ(out.chunks[0].seq, 7u);
+  EXPECT_EQ(out.chunks[0].type, 1);
+  EXPECT_EQ(out.chunks[0].text, R"({"tool":"x"})");
+  EXPECT_EQ(out.chunks[0].ts_ms, 99u);
+  EXPECT_EQ(command_name(Command::kOutput), "OUTPUT");
+  EXPECT_EQ(output_type_name(OutputType::kLog), "log");
+  Heartbeat beat = round_trip(Heartbeat{1, 0, 0, 9500, 1250});
+  EXPECT_EQ(beat.rss_kb, 9500u);
+  EXPECT_EQ(beat.load_milli, 1250u);
+  // an older worker's heartbeat, three fields: no resources
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(3);
+  pk.pack(1);
+  pk.pack(2);
+  pk.pack(3);
+  auto old = decode(encode(Heartbeat{}).header, std::string_view(buf.data(), buf.size()));
+  ASSERT_TRUE(old) << old.status().message();
+  EXPECT_EQ(std::get<Heartbeat>(*old).rss_kb, 0u);
+  EXPECT_EQ(std::get<Heartbeat>(*old).capacity, 2u);
 }
 
 // What a worker must survive from a peer posing as its router: a Recall whose claims are not

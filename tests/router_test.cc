@@ -470,6 +470,41 @@ TEST_F(RouterFixture, UnclaimedLeasesAreRequeuedAfterGraceAndClaimedOnesAreNot) 
   EXPECT_EQ(client_->status(a)->attempt, 1u);
 }
 
+// Live output goes out on the events socket at once, only for the attempt the sender holds,
+// cut to the chunk limit, valid UTF-8, and with an unknown type dropped.
+TEST_F(RouterFixture, LiveOutputIsForwardedOnlyForTheSendersOwnLease) {
+  start();
+  zmq::socket_t sub(ctx_, zmq::socket_type::sub);
+  wire::configure(sub, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(options_.events);
+  auto& holder = add_worker({"default"}, 1);
+  Id leased = *client_->submit(spec("default"));
+  ASSERT_TRUE(wait_until([&] { holder.pump(); return holder.received.size() == 1; }, 5s));
+  auto& forger = add_worker({"default"}, 1);
+  forger.pump();
+  const std::string bad_utf8 = "\xff tail";
+  wire::send(forger.socket, proto::Output{{{leased, 1, 1, 0, "forged", 1}}});
+  wire::send(holder.socket, proto::Output{{{leased, 2, 1, 0, "old attempt? no: a later one", 2},
+                                           {leased, 1, 2, 7, "unknown type", 3},
+                                           {leased, 1, 3, 0, std::string(proto::kMaxOutputChunkBytes + 100, 'x'), 4},
+                                           {leased, 1, 4, 2, bad_utf8, 5}}});
+  std::vector<proto::OutputChunk> got;
+  ASSERT_TRUE(wait_until([&] {
+    holder.pump();
+    while (auto in = wire::recv(sub, false))
+      if (in->message)
+        if (auto* o = std::get_if<proto::Output>(&*in->message)) got.insert(got.end(), o->chunks.begin(), o->chunks.end());
+    return got.size() >= 2;
+  }, 5s));
+  ASSERT_EQ(got.size(), 2u) << "only the holder's chunks of attempt 1, of a known type";
+  EXPECT_EQ(got[0].seq, 3u);
+  EXPECT_LE(got[0].text.size(), proto::kMaxOutputChunkBytes + 3);
+  EXPECT_EQ(got[1].seq, 4u);
+  EXPECT_EQ(got[1].text, "\xEF\xBF\xBD tail");
+  EXPECT_EQ(client_->status(leased)->state, TaskState::kStarted);
+}
+
 // A worker's results, claims and start notices count only for leases its own session holds;
 // what it announces is bounded. Each refusal is counted.
 TEST_F(RouterFixture, BackendMessagesCannotEndOrTakeTasksTheSenderDoesNotHold) {
@@ -515,7 +550,7 @@ TEST_F(RouterFixture, AnnouncedCountsAreBounded) {
   EXPECT_TRUE(greedy.received.empty()) << "no task reaches a READY that was refused";
   EXPECT_EQ(client_->inspect_stats()->router.refused.bad_counts, 1u);
   auto& w = add_worker({"default"}, 2);
-  wire::send(w.socket, proto::Heartbeat{0, 4294967295u, 0});
+  wire::send(w.socket, proto::Heartbeat{0, 4294967295u, 0, 0, 0});
   ASSERT_TRUE(wait_until([&] {
     w.pump();
     return client_->inspect_stats()->router.refused.bad_counts == 2;

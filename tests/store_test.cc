@@ -15,6 +15,7 @@
 #include "common/protocol.h"
 #include "common/wire.h"
 #include "store/sse.h"
+#include "store/task_output.h"
 #include "tests/e2e_support.h"
 
 namespace zb::testing {
@@ -296,6 +297,54 @@ TEST(SseFrameDetail, EachTypeKeepsItsKeys) {
   e.worker_note = {{std::string(5000, 'h'), 1, 1, 1, ""}};
   const std::string frame = store::sse_frame(e);
   EXPECT_NE(frame.find("\"detail_truncated\":true"), std::string::npos);
+}
+
+
+// Live output in the store: positions per task, each task's newest bytes kept, the least
+// recently written tasks forgotten first, and hostile chunks (unknown type, bad UTF-8, empty)
+// held to the same rules as the router's.
+TEST(OutputHub, KeepsEachTasksNewestOutputAndForgetsTheQuietestTask) {
+  store::OutputHub hub;
+  const Id a = Id::random(), b = Id::random();
+  hub.add({{a, 1, 1, 0, "hello ", 1}, {b, 1, 1, 2, "log line\n", 2}, {a, 1, 2, 1, R"({"tool":"x"})", 3}});
+  uint64_t oldest = 0;
+  auto got = hub.since(a, 0, 1 << 20, &oldest);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(oldest, 1u);
+  EXPECT_EQ(got[0].pos, 1u);
+  EXPECT_EQ(got[0].text, "hello ");
+  EXPECT_EQ(got[1].pos, 2u);
+  EXPECT_EQ(got[1].type, 1);
+  EXPECT_EQ(hub.since(a, 1, 1 << 20, &oldest).size(), 1u);
+  EXPECT_TRUE(hub.since(a, 2, 1 << 20, &oldest).empty());
+  EXPECT_TRUE(hub.wait(a, 1, std::chrono::milliseconds(0)));
+  EXPECT_FALSE(hub.wait(a, 2, std::chrono::milliseconds(1)));
+  // Hostile chunks: an unknown type and an empty text are dropped, bad UTF-8 is replaced.
+  hub.add({{a, 1, 3, 9, "nope", 4}, {a, 1, 4, 0, "", 5}, {a, 1, 5, 0, std::string("bad \xff\xfe", 6), 6}});
+  got = hub.since(a, 2, 1 << 20, &oldest);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].seq, 5u);
+  EXPECT_EQ(got[0].text, "bad \uFFFD\uFFFD");
+  // One task past its share keeps its newest bytes; the positions go on.
+  const std::string big(proto::kMaxOutputChunkBytes, 'x');
+  for (uint32_t i = 0; i < 20; ++i) hub.add({{b, 1, 10 + i, 0, big, 10}});
+  got = hub.since(b, 0, 1 << 30, &oldest);
+  size_t held = 0;
+  for (const auto& c : got) held += c.text.size();
+  EXPECT_LE(held, store::OutputHub::kTaskBytes);
+  EXPECT_GT(oldest, 1u);  // the first ones were forgotten
+  EXPECT_EQ(got.back().pos, 21u);
+  // Too many tasks: the one written to least recently goes first; `a` was refreshed.
+  hub.add({{a, 1, 6, 0, "still here", 7}});
+  for (size_t i = 0; i < store::OutputHub::kTasks; ++i) hub.add({{Id::random(), 1, 1, 0, "t", 8}});
+  EXPECT_LE(hub.tasks(), store::OutputHub::kTasks);
+  EXPECT_TRUE(hub.since(b, 0, 1, &oldest).empty()) << "b was written to before a: it goes first";
+  const std::string frame = store::output_frame(a, {3, 1, 7, 2, "x\"y", 9});
+  EXPECT_EQ(frame.substr(0, 24), "id: 3\nevent: output\ndata");
+  auto data = nlohmann::json::parse(frame.substr(frame.find("data: ") + 6));
+  EXPECT_EQ(data["type"], "log");
+  EXPECT_EQ(data["text"], "x\"y");
+  EXPECT_EQ(data["task_id"], a.to_string());
 }
 
 }  // namespace

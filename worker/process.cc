@@ -472,6 +472,7 @@ Exchange pump(Child& child, const std::string& input, bool until_line, const Pro
       }
       if (n < 0) continue;
       if (p.fd == child.err) {
+        ctx.emit(proto::OutputType::kLog, std::string_view(buf, static_cast<size_t>(n)));
         x.err.append(buf, static_cast<size_t>(n));
         if (x.err.size() > 2 * cfg.stderr_limit) x.err.erase(0, x.err.size() - cfg.stderr_limit);
         continue;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace zb::worker {
@@ -43,6 +44,7 @@ struct Slots::Shared : std::enable_shared_from_this<Shared> {
     Clock::time_point soft_at = Clock::time_point::max();
     Clock::time_point abandon_at = Clock::time_point::max();
     uint32_t soft_limit_ms = 0, hard_limit_ms = 0;
+    uint32_t output_seq = 0;  // live output chunks numbered so far
   };
 
   Shared(const Handlers& h, std::function<void()> w) : handlers(h), wake(std::move(w)) {}
@@ -57,6 +59,8 @@ struct Slots::Shared : std::enable_shared_from_this<Shared> {
   std::vector<proto::Outcome> done;
   std::vector<proto::Claim> started;    // began to run since the last collect()
   std::vector<proto::Claim> abandoned;  // stuck past the hard limit, already failed
+  std::vector<proto::OutputChunk> output;  // live output not yet collected
+  size_t output_bytes = 0;
   // The earliest soft or abandon time of any started task (steady clock ticks): enforce()
   // does nothing before it.
   std::atomic<Clock::rep> earliest_due{Clock::time_point::max().time_since_epoch().count()};
@@ -106,6 +110,50 @@ struct Slots::Shared : std::enable_shared_from_this<Shared> {
   }
 
   void run_slot(uint64_t self_id);
+
+  void write_output(const Id& task, uint32_t attempt, proto::OutputType type, std::string_view text) {
+    std::lock_guard lock(mu);
+    auto r = running.find(task);
+    if (r == running.end() || r->second.dropped || r->second.attempt != attempt) return;
+    const auto t = static_cast<uint8_t>(type);
+    // Texts and logs join the chunk before them while it is this task's, of the same type,
+    // and small; steps stay one per chunk.
+    if (!output.empty() && type != proto::OutputType::kStep) {
+      auto& last = output.back();
+      if (last.task == task && last.attempt == attempt && last.type == t && last.seq == r->second.output_seq &&
+          last.text.size() + text.size() <= kJoinBytes) {
+        if (output_bytes + text.size() > kMaxPendingOutput) return void(++r->second.output_seq);
+        last.text.append(text);
+        output_bytes += text.size();
+        return;
+      }
+    }
+    const uint32_t seq = ++r->second.output_seq;
+    if (output_bytes + text.size() > kMaxPendingOutput) return;  // lost: the seq shows it
+    output.push_back({task, attempt, seq, t, std::string(text.substr(0, proto::kMaxOutputChunkBytes)), now_unix_ms()});
+    output_bytes += output.back().text.size();
+  }
+
+  static constexpr size_t kJoinBytes = 4096;
+  static constexpr size_t kMaxPendingOutput = 1u << 20;
+
+  // A running task's OutputSink.
+  class Output final : public OutputSink {
+   public:
+    Output(Shared& shared, const Id& task, uint32_t attempt) : shared_(shared), task_(task), attempt_(attempt) {}
+    void write(proto::OutputType type, std::string_view text) override {
+      while (!text.empty()) {  // in pieces a chunk can hold
+        const size_t n = std::min(text.size(), proto::kMaxOutputChunkBytes);
+        shared_.write_output(task_, attempt_, type, text.substr(0, n));
+        text.remove_prefix(n);
+      }
+    }
+
+   private:
+    Shared& shared_;
+    Id task_;
+    uint32_t attempt_;
+  };
 };
 
 Slots::Slots(uint32_t concurrency, const Handlers& handlers, std::function<void()> wake)
@@ -179,6 +227,12 @@ std::vector<proto::Outcome> Slots::collect(std::vector<proto::Claim>* started) {
   }
   s_->started.clear();
   return std::exchange(s_->done, {});
+}
+
+std::vector<proto::OutputChunk> Slots::collect_output() {
+  std::lock_guard lock(s_->mu);
+  s_->output_bytes = 0;
+  return std::exchange(s_->output, {});
 }
 
 std::vector<proto::Claim> Slots::started_claims() const {
@@ -351,9 +405,10 @@ void Slots::Shared::run_slot(uint64_t self_id) {
       outcome.status = proto::OutcomeStatus::kFailed;
       outcome.error = "UnknownKind: no handler for kind '" + task.kind + "' on this worker";
     } else {
+      Output output(*this, task.task, task.attempt);
       TaskContext ctx{task.task, task.attempt, task.group, task.ref, task.queue, task.kind,
                       task.payload, cancelled.get(), task.soft_limit_ms, task.hard_limit_ms, start,
-                      task.trace, task.inputs};
+                      task.trace, task.inputs, &output};
       // A traced task is logged with its trace, so that the worker's log joins the trace.
       if (!task.trace.empty())
         spdlog::info("worker task={} attempt={} kind={} started traceparent={}", task.task.to_string(), task.attempt,

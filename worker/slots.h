@@ -9,6 +9,10 @@
 // at the hard limit + 1 s, abandons an in-process handler that is still running: its task
 // fails with "TimeLimitExceeded", its late result is dropped, and a new thread takes the slot.
 // The number of threads follows set_target() (autoscale): surplus threads exit when idle.
+//
+// Live output: a handler's writes are kept here, consecutive texts of one task and type joined,
+// at most kMaxPendingOutput bytes in all; past that a write is dropped and its chunk number
+// still counts, so a reader sees the gap. collect_output() hands them to the loop.
 #pragma once
 
 #include <atomic>
@@ -44,6 +48,8 @@ class Slots {
   // on a slot since. Also joins threads that have exited (retired by a shrink, or abandoned
   // past a hard limit and returned since).
   std::vector<proto::Outcome> collect(std::vector<proto::Claim>* started = nullptr);
+  // Live output written by running handlers since the last call, in order (docs/STREAMING.md).
+  std::vector<proto::OutputChunk> collect_output();
   // Claims of the tasks running on a slot now (not those waiting for one).
   std::vector<proto::Claim> started_claims() const;
   // Claims of every task queued, running, or finished and not yet collected (re-claimed after a

@@ -22,6 +22,26 @@ namespace {
 // How long a warm shutdown waits for the router to acknowledge the last results.
 constexpr uint64_t kFinalAckWaitMs = 5000;
 constexpr size_t kResultsPerMessage = 256;
+constexpr uint64_t kOutputEveryMs = 50;     // live output leaves at most this often
+constexpr uint64_t kResourcesEveryMs = 5000;  // RSS and load, in a heartbeat
+
+// This process's resident memory in KiB, and the host's 1-minute load average × 1000 (0 when
+// /proc cannot tell).
+std::pair<uint32_t, uint32_t> resources() {
+  uint32_t rss_kb = 0, load_milli = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    unsigned long size = 0, resident = 0;
+    if (std::fscanf(f, "%lu %lu", &size, &resident) == 2)
+      rss_kb = static_cast<uint32_t>(resident * static_cast<unsigned long>(::sysconf(_SC_PAGESIZE)) / 1024);
+    std::fclose(f);
+  }
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    double load = 0;
+    if (std::fscanf(f, "%lf", &load) == 1 && load >= 0 && load < 4e6) load_milli = static_cast<uint32_t>(load * 1000);
+    std::fclose(f);
+  }
+  return {rss_kb, load_milli};
+}
 
 std::string local_hostname() {
   char buf[256] = {};
@@ -51,6 +71,7 @@ struct Worker::Impl {
   std::mt19937 rng{std::random_device{}()};
   uint32_t announced_capacity = 0;
   uint64_t next_scale_ms = 0, idle_since_ms = 0;
+  uint64_t last_output_ms = 0, last_resources_ms = 0;
 
   ~Impl() {
     if (wake_fd >= 0) ::close(wake_fd);
@@ -165,7 +186,7 @@ struct Worker::Impl {
         options.concurrency = static_cast<uint32_t>(wanted);
         if (options.autoscale_max) options.autoscale_max = std::max(options.autoscale_max, options.concurrency);
         announced_capacity = capacity(slots);
-        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target()});
+        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target(), 0, 0});
         spdlog::info("worker pool resized slots={}", wanted);
       }
     } else if (auto* bye = std::get_if<proto::Disconnect>(&message)) {
@@ -202,7 +223,7 @@ struct Worker::Impl {
     }
     if (const uint32_t c = capacity(slots); c != announced_capacity && welcomed) {
       announced_capacity = c;
-      send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), c, slots.target()});
+      send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), c, slots.target(), 0, 0});
     }
   }
 
@@ -282,6 +303,16 @@ struct Worker::Impl {
         to_send.push_back(std::move(o));
       }
       if (welcomed && !started.empty()) send(proto::Started{std::move(started)});
+      // Live output after the start notice of its task, at a bounded rate (docs/STREAMING.md),
+      // and always before results: a task's last words reach the router while it holds it.
+      if (const uint64_t t = now_steady_ms(); welcomed && (t >= last_output_ms + kOutputEveryMs || !to_send.empty())) {
+        last_output_ms = t;
+        auto output = slots.collect_output();
+        for (size_t at = 0; at < output.size(); at += proto::kMaxOutputChunks) {
+          const size_t end = std::min(output.size(), at + proto::kMaxOutputChunks);
+          send(proto::Output{{std::make_move_iterator(output.begin() + at), std::make_move_iterator(output.begin() + end)}});
+        }
+      }
       if (welcomed && !to_send.empty()) {
         // In messages of at most kResultsPerMessage: a router short of disk space takes one
         // message per turn, so each of its commits stays small enough to fit.
@@ -298,8 +329,13 @@ struct Worker::Impl {
       }
       if (welcomed) hold(slots, (after - last_heard_ms) * 2 > uint64_t{options.heartbeat_ms} * 3, "router silent");
       autoscale(slots, after);
-      if (after >= last_sent_ms + options.heartbeat_ms)
-        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target()});
+      if (welcomed && after >= last_resources_ms + kResourcesEveryMs) {
+        last_resources_ms = after;
+        const auto [rss_kb, load_milli] = resources();
+        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target(), rss_kb, load_milli});
+      } else if (after >= last_sent_ms + options.heartbeat_ms) {
+        send(proto::Heartbeat{static_cast<uint32_t>(slots.busy()), announced_capacity, slots.target(), 0, 0});
+      }
     }
     // Goodbye: the router forgets this session now instead of after its missed heartbeats.
     if (welcomed) send(proto::Disconnect{"worker stopped"});

@@ -41,6 +41,14 @@
 
 namespace zb {
 
+// Where a handler writes live output while it runs (docs/STREAMING.md): thread-safe, never
+// blocks; the worker forwards it at a bounded rate, best effort.
+class OutputSink {
+ public:
+  virtual ~OutputSink() = default;
+  virtual void write(proto::OutputType type, std::string_view text) = 0;
+};
+
 // What a handler sees of its task. Views are valid for the duration of the call.
 struct TaskContext {
   Id task;
@@ -65,7 +73,12 @@ struct TaskContext {
   // What the tasks it depends on gave it (JSON text, docs/WORKFLOWS.md); empty: none. Process
   // handlers see it as "inputs" in the task JSON on their stdin.
   std::string_view inputs;
+  // Live output (none: nobody listens, e.g. a handler called by a test).
+  OutputSink* output = nullptr;
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
+  void emit(proto::OutputType type, std::string_view text) const {
+    if (output && !text.empty()) output->write(type, text);
+  }
 };
 
 struct HandlerResult {

@@ -343,7 +343,9 @@ async function workers() {
       <th class="num">slots</th><th class="num">busy</th><th class="num">in flight</th>
       <th class="num" title="succeeded · failed since the worker's session began at the router">session</th>
       <th class="num" title="succeeded · failed over every session of this worker name">lifetime</th>
-      <th class="num" title="succeeded · failed per second">per s</th><th>up</th><th>heartbeat</th><th>actions</th></tr></thead><tbody>
+      <th class="num" title="succeeded · failed per second">per s</th>
+      <th class="num" title="the worker process's resident memory (reported every 5 s)">RSS</th>
+      <th class="num" title="its host's 1-minute load average">load</th><th>up</th><th>heartbeat</th><th>actions</th></tr></thead><tbody>
     ${list.map((w) => {
       const l = life(w.name), r = rates[w.name] || { done: 0, failed: 0 };
       return `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td><td>${stateBadge(w.draining ? "draining" : "online")}</td>
@@ -352,18 +354,20 @@ async function workers() {
       <td class="num nowrap">${w.processed} · ${w.failed}</td>
       <td class="num nowrap lifetime">${l.succeeded} · ${l.failed}</td>
       <td class="num nowrap">${r.done.toFixed(1)} · ${r.failed.toFixed(1)}</td>
+      <td class="num nowrap rss">${w.rss_kb ? `${(w.rss_kb / 1024).toFixed(1)} MiB` : ""}</td>
+      <td class="num load">${w.rss_kb ? Number(w.load).toFixed(2) : ""}</td>
       <td class="nowrap">${uptime(w)}</td><td class="nowrap">${fmtAgo(w.last_heartbeat_ms)}</td>
       <td><button data-act="grow" title="one slot more">+1 slot</button> <button data-act="shrink" title="one slot fewer">−1 slot</button>
         <button class="danger" data-act="shutdown">Shut down</button></td></tr>`;
     }).join("")}
     ${offline.map((w) => `<tr class="offline"><td>${esc(w.name)}</td><td>${stateBadge("offline")}</td>
       <td colspan="7">offline ${fmtAgo(w.changed_ms)}</td>
-      <td class="num nowrap lifetime">${life(w.name).succeeded} · ${life(w.name).failed}</td><td colspan="4"></td></tr>`).join("")}
+      <td class="num nowrap lifetime">${life(w.name).succeeded} · ${life(w.name).failed}</td><td colspan="6"></td></tr>`).join("")}
     </tbody></table>
     ${list.length ? "" : `<p class="muted">No worker is online.</p>`}
     <h2>Routing</h2>
     <p class="muted">Which queues each online worker serves, highest priority first, and the tasks per second it starts from each
-      (measured between this page's samples). Host and process resources (RSS, load) are not reported by workers yet.</p>
+      (measured between this page's samples).</p>
     <table id="routing"><thead><tr><th>queue</th><th class="num">priority</th><th class="num">depth</th><th class="num">running</th>
       ${list.map((w) => `<th class="num">${esc(w.name)}</th>`).join("")}</tr></thead><tbody>
     ${[...queues].sort((a, b) => b.priority - a.priority).map((q) => `<tr data-queue="${esc(q.name)}"><td>${esc(q.name)}</td>
@@ -432,11 +436,46 @@ async function tasks(first, params) {
   if (active) $(`#filters [name=${active}]`)?.focus();
 }
 
+// The live output of the task page's task (docs/STREAMING.md): kept across the page's
+// re-renders, closed when another page is shown.
+const taskOutput = { id: null, source: null, text: "", ended: false };
+const OUTPUT_KEEP = 200000;  // characters shown at most, the newest
+
+function closeTaskOutput() {
+  taskOutput.source?.close();
+  Object.assign(taskOutput, { id: null, source: null, text: "", ended: false });
+}
+
+function followTaskOutput(id) {
+  if (taskOutput.id === id) return;
+  closeTaskOutput();
+  taskOutput.id = id;
+  const source = new EventSource(`/api/v1/tasks/${id}/stream`);
+  taskOutput.source = source;
+  const show = () => {
+    const pre = $("#live-output");
+    if (!pre) return;
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent = taskOutput.text;
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  };
+  source.addEventListener("output", (e) => {
+    try {
+      const c = JSON.parse(e.data);
+      taskOutput.text += c.type === "step" ? `\n▸ ${c.text}\n` : c.text;
+      if (taskOutput.text.length > OUTPUT_KEEP) taskOutput.text = taskOutput.text.slice(-OUTPUT_KEEP);
+      show();
+    } catch { /* a malformed frame shows nothing */ }
+  });
+  source.addEventListener("end", () => { taskOutput.ended = true; source.close(); live.dirty = true; });
+}
+
 async function taskPage(first, params, id) {
   const [t, timeline] = await Promise.all([api(`/api/v1/tasks/${id}`),
     api(`/api/v1/tasks/${id}/events`).catch(() => ({ events: [] }))]);
   const canRetry = t.state === "failed" || t.state === "revoked";
   const canRevoke = !["succeeded", "failed", "revoked"].includes(t.state);
+  if (canRevoke) followTaskOutput(id);  // running, or about to: its output as it comes
   $("#view").innerHTML = `<h1>Task ${idCell(t.task_id, `#/task/${t.task_id}`)} ${stateBadge(t.state)}</h1>
     <p>${canRetry ? `<button class="primary" id="retry">Retry</button>` : ""}
        ${canRevoke ? `<button class="danger" id="revoke">Revoke</button>` : ""}</p>
@@ -461,9 +500,13 @@ async function taskPage(first, params, id) {
           <td class="num">${e.attempt || ""}</td><td>${esc(e.worker)}</td><td>${esc(e.error)}</td></tr>`).join("")}
       </tbody></table></div>
     </div>
+    ${taskOutput.id === id && (taskOutput.text || !taskOutput.ended) ? `<h2>Live output ${taskOutput.ended ? "" : `<span class="muted">(as it runs)</span>`}</h2>
+      <pre id="live-output">${esc(taskOutput.text)}</pre>` : ""}
     ${t.error ? `<h2>Error</h2><pre id="error">${esc(t.error)}</pre>` : ""}
     <h2>Result</h2><pre id="result">${esc(pretty(t.result))}</pre>
     <h2>Payload</h2><pre>${esc(pretty(t.payload))}</pre>`;
+  const pre = $("#live-output");
+  if (pre) pre.scrollTop = pre.scrollHeight;
   $("#retry")?.addEventListener("click", async () => {
     try { await post(`/api/v1/tasks/${id}/retry`); toast("queued again"); live.dirty = true; } catch (e) { toast(e.message); }
   });
@@ -563,18 +606,29 @@ async function groupPage(first, params, id) {
 }
 
 // --- dead letters -------------------------------------------------------------------------------
-async function dead() {
-  const reply = await api("/api/v1/dead?limit=200");
-  $("#view").innerHTML = `<h1>Dead letters</h1>
-    <p class="muted">Tasks that failed after their last retry (${reply.total} in all).</p>
-    <p><button class="primary" id="retry-all" ${reply.total ? "" : "disabled"}>Retry all</button></p>
+async function dead(first, params) {
+  // Per queue: how many dead letters each holds, and the list of the one picked (#/dead?queue=Q).
+  const queue = params.get("queue") || "";
+  const [reply, queues] = await Promise.all([
+    api(`/api/v1/dead?limit=200${queue ? `&queue=${encodeURIComponent(queue)}` : ""}`),
+    api("/api/v1/queues").catch(() => [])]);
+  const counts = await Promise.all(queues.map(async (q) =>
+    [q.name, (await api(`/api/v1/dead?limit=1&queue=${encodeURIComponent(q.name)}`).catch(() => ({ total: 0 }))).total]));
+  const tab = (name, n, label) => `<a class="button ${name === queue ? "primary" : ""}" data-queue="${esc(name)}"
+      href="#/dead${name ? `?queue=${encodeURIComponent(name)}` : ""}">${esc(label)} <span class="count">${n}</span></a>`;
+  const all = counts.reduce((sum, [, n]) => sum + n, 0);
+  $("#view").innerHTML = `<h1>Dead letters${queue ? ` of ${esc(queue)}` : ""}</h1>
+    <p class="muted">Tasks that failed after their last retry (${reply.total} ${queue ? `in ${esc(queue)}` : "in all"}).</p>
+    <p id="dead-queues">${tab("", all || reply.total, "all queues")}
+      ${counts.filter(([name, n]) => n > 0 || name === queue).map(([name, n]) => tab(name, n, name)).join(" ")}</p>
+    <p><button class="primary" id="retry-all" ${reply.total ? "" : "disabled"}>Retry all${queue ? ` of ${esc(queue)}` : ""}</button></p>
     <table id="dead-list"><thead><tr><th>task</th><th>caller id</th><th>queue</th><th>kind</th><th class="num">attempts</th>
       <th>error</th><th>finished</th><th></th></tr></thead><tbody>
     ${reply.tasks.map((t) => `<tr data-task="${esc(t.id)}"><td class="idcol">${idCell(t.id, `#/task/${t.id}`)}</td><td>${esc(t.ref)}</td>
       <td>${esc(t.queue)}</td><td>${esc(t.kind)}</td><td class="num">${t.attempt}</td><td>${esc((t.error || "").slice(0, 120))}</td>
       <td>${fmtTime(t.finished_ms)}</td><td><button data-id="${esc(t.id)}">Retry</button></td></tr>`).join("")}</tbody></table>`;
   $("#retry-all").addEventListener("click", async () => {
-    try { const r = await post("/api/v1/dead/retry", {}); toast(`${r.retried} task(s) queued again`); live.dirty = true; } catch (e) { toast(e.message); }
+    try { const r = await post("/api/v1/dead/retry", queue ? { queue } : {}); toast(`${r.retried} task(s) queued again`); live.dirty = true; } catch (e) { toast(e.message); }
   });
   for (const b of document.querySelectorAll("#dead-list button[data-id]")) {
     b.addEventListener("click", async () => {
@@ -632,6 +686,7 @@ async function render(first) {
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query = ""] = hash.split("?");
   if (first) current = hash;
+  if (taskOutput.id && path !== `/task/${taskOutput.id}`) closeTaskOutput();
   for (const [re, nav, view] of routes) {
     const m = path.match(re);
     if (!m) continue;

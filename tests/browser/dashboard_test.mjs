@@ -4,7 +4,8 @@
 // watches the group's progress reach 100% on the page without a reload, retries a failed task
 // from its page, visits every view, and checks that authentication is enforced.
 // Usage: node dashboard_test.mjs <zbatch binary> <node_modules folder> [screenshot folder]
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
 import assert from "node:assert/strict";
@@ -18,7 +19,14 @@ const { chromium } = require("playwright-core");
 const USER = "admin", PASSWORD = "s3cret-for-tests";
 const AUTH = "Basic " + Buffer.from(`${USER}:${PASSWORD}`).toString("base64");
 
-const cluster = await startUp(binary, "dashboard", ["--auth-basic", `${USER}:${PASSWORD}`]);
+// A handler that writes to stderr for about two seconds: its task page shows it as it runs.
+const configDir = mkdtempSync(path.join(os.tmpdir(), "zbatch-dashboard-config-"));
+const config = path.join(configDir, "zbatch.toml");
+writeFileSync(config, `[[handler]]
+kind = "slow_log"
+argv = ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo progress line $i >&2; sleep 0.25; done; echo '{\\"ok\\": true}'"]
+`);
+const cluster = await startUp(binary, "dashboard", ["--auth-basic", `${USER}:${PASSWORD}`, "--config", config]);
 const base = cluster.base;
 const call = (p, options = {}) => fetch(base + p, { ...options, headers: { Authorization: AUTH, "Content-Type": "application/json", ...(options.headers || {}) } });
 
@@ -124,11 +132,33 @@ try {
   await page.waitForFunction(() => document.querySelectorAll("#timeline tbody tr").length >= 6, null, { timeout: 15000 });
   if (shots) await page.screenshot({ path: path.join(shots, "task.png") });
 
+  // A running task's live output reaches its page as the handler writes it (docs/STREAMING.md).
+  const chatty = await (await call("/api/v1/tasks", { method: "POST", body: JSON.stringify({ kind: "slow_log" }) })).json();
+  await page.goto(`${base}/#/task/${chatty.task_id}`);
+  await page.waitForFunction(() => /progress line 2/.test(document.querySelector("#live-output")?.textContent || ""), null, { timeout: 15000 });
+  const whileRunning = await (await call(`/api/v1/tasks/${chatty.task_id}`)).json();
+  assert.notEqual(whileRunning.state, "succeeded", "the output was shown while the task ran");
+  if (shots) await page.screenshot({ path: path.join(shots, "live-output.png") });
+  await page.waitForFunction(() => /"ok": true/.test(document.querySelector("#result")?.textContent || ""), null, { timeout: 15000 });
+  assert.match(await page.textContent("#live-output"), /progress line 1[\s\S]*progress line 8/);
+
   // Dead letters list it (whole id), with bulk retry.
   await page.goto(`${base}/#/dead`);
   await page.waitForSelector(`#dead-list a[href="#/task/${failedTask.task_id}"]`);
   assert.equal(await page.textContent(`#dead-list tr[data-task="${failedTask.task_id}"] code`), failedTask.task_id);
   assert.equal(await page.isEnabled("#retry-all"), true);
+  // Per queue: the tab of its queue counts it, and the queue's own view lists it alone.
+  await page.waitForSelector('#dead-queues a[data-queue="default"]');
+  assert.equal(await page.textContent('#dead-queues a[data-queue="default"] .count'), "1");
+  await page.click('#dead-queues a[data-queue="default"]');
+  await page.waitForFunction(() => /of default/.test(document.querySelector("h1")?.textContent || ""), null, { timeout: 10000 });
+  assert.equal(await page.$$eval("#dead-list tbody tr", (rows) => rows.length), 1);
+  await page.goto(`${base}/#/dead?queue=agent_tasks`);
+  await page.waitForFunction(() => /of agent_tasks/.test(document.querySelector("h1")?.textContent || ""), null, { timeout: 10000 });
+  const agentDead = await (await call("/api/v1/dead?queue=agent_tasks&limit=200")).json();
+  assert.equal(await page.$$eval("#dead-list tbody tr", (rows) => rows.length), agentDead.tasks.length);
+  assert.ok(await page.$$eval("#dead-list tbody tr td:nth-child(3)", (cells) => cells.every((c) => c.textContent === "agent_tasks")));
+  assert.equal(await page.isEnabled("#retry-all"), agentDead.total > 0);
 
   // Schedules: one made over the API is listed; pause shows it paused, run now fires it.
   const made = await call("/api/v1/schedules", { method: "POST", body: JSON.stringify({ name: "nightly-report", every_s: 3600,
@@ -156,6 +186,9 @@ try {
   // Workers: the worker of `up`, with its actions; +1 slot reaches it.
   await page.goto(`${base}/#/workers`);
   await page.waitForSelector("#workers tr[data-worker]");
+  // Each worker reports its memory and its host's load.
+  await page.waitForFunction(() => /MiB/.test(document.querySelector("#workers tr[data-worker] td.rss")?.textContent || ""), null, { timeout: 15000 });
+  assert.match(await page.textContent("#workers tr[data-worker] td.load"), /^\d+\.\d\d$/);
   const slotsBefore = Number(await page.textContent("#workers tr[data-worker] td:nth-child(6)"));
   await page.click("#workers tr[data-worker] button[data-act=grow]");
   await page.waitForFunction((n) => Number(document.querySelector("#workers tr[data-worker] td:nth-child(6)")?.textContent) === n + 1,
@@ -207,5 +240,6 @@ try {
 } finally {
   if (browser) await browser.close();
   await cluster.stop();
+  rmSync(configDir, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

@@ -140,7 +140,7 @@ void protocol_messages() {
       {"results", Results{{{fixed(1), 1, OutcomeStatus::kSucceeded, rec.result, "", 1500},
                            {fixed(3), 2, OutcomeStatus::kRetry, "", "OllamaUnavailable: connection refused", 10}}}},
       {"results-ack", ResultsAck{{{fixed(1), 1}}}},
-      {"heartbeat", Heartbeat{2, 16, 4}},
+      {"heartbeat", Heartbeat{2, 16, 4, 0, 0}},
       {"disconnect", Disconnect{"unknown worker"}},
       {"bye", Bye{"sigterm"}},
       {"revoke", Revoke{{{fixed(1), 1}}}},
@@ -148,6 +148,8 @@ void protocol_messages() {
       {"started", Started{{{fixed(1), 1}, {fixed(3), 2}}}},
       {"event-batch", EventBatch{fixed(9), {group_ev, ev}}},
       {"hugz", Hugz{fixed(9), 41}},
+      {"recall", Recall{{{fixed(1), 1}, {fixed(3), 2}}}},
+      {"output", Output{{{fixed(1), 1, 1, 0, "Hello, ", 1700000000000}, {fixed(1), 1, 2, 1, "{\"tool\":\"write_file\"}", 1700000000001}}}},
   };
   if (all.size() != std::variant_size_v<Message>) {
     std::cerr << "make_corpus: a message type has no example\n";
@@ -163,7 +165,7 @@ void protocol_messages() {
     for (const auto& p : parts) w.u16(static_cast<uint16_t>(p.size())).raw(p);
     return w.data();
   };
-  Frames hb = encode(Heartbeat{1, 0, 0}), sub = encode(Submit{1, Id(), 0, true, "", {spec}, 0, Id(), 0, 0, 0, Id(), {}});
+  Frames hb = encode(Heartbeat{1, 0, 0, 0, 0}), sub = encode(Submit{1, Id(), 0, true, "", {spec}, 0, Id(), 0, 0, 0, Id(), {}});
   write("wire_frames", "dealer", frames(false, {hb.header, hb.body}));
   write("wire_frames", "router", frames(true, {"\x00\x6b\x8b\x45\x67", sub.header, sub.body}));
   write("wire_frames", "router-missing-body", frames(true, {"id", sub.header}));

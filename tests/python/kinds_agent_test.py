@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 import uuid
 
@@ -196,6 +197,75 @@ class AgentLoop(unittest.TestCase):
             self.assertEqual((t["state"], t["error"]), ("failed", "BudgetExceeded: time"), t)
             self.assertLess(t["result"]["wall_ms"], 3500, "the request was aborted at the budget")
         wait_until(lambda: tasks["slow"][0] in self.ollama.aborted, 10, "the slow stream cut off by the worker")
+
+    def read_stream(self, task_id, last_event_id=None, timeout=30):
+        """GET /api/v1/tasks/{id}/stream until its `end` frame: [(event, id, data)], each with
+        the monotonic time it arrived."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        frames, event, fid, data = [], None, None, []
+        with requests.get(f"{self.url}/api/v1/tasks/{task_id}/stream", headers=headers, stream=True,
+                          timeout=timeout) as r:
+            if r.status_code != 200:  # r.text reads the whole body: only for the message
+                self.fail(f"{r.status_code}: {r.text[:500]}")
+            self.assertTrue(r.headers["Content-Type"].startswith("text/event-stream"))
+            for line in r.iter_lines(chunk_size=1, decode_unicode=True):  # each byte as it comes
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("id: "):
+                    fid = int(line[4:])
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif line == "" and event:
+                    frames.append((event, fid, json.loads("\n".join(data)), time.monotonic()))
+                    if event == "end":
+                        break
+                    event, fid, data = None, None, []
+        return frames
+
+    def test_live_output_streams_tokens_and_steps_while_the_task_runs(self):
+        words = " ".join(f"w{i}" for i in range(20))
+        name, t = self.scripted([
+            {"content": words, "slow": 0.05,
+             "tool_calls": [call("write_file", path="live.txt", content="hi\n")]},
+            {"content": "all done", "slow": 0.05},
+        ])
+        r = requests.post(f"{self.url}/batch/celery/agent-tasks", json={"tasks": [t]}, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        gid = r.json()["group_id"]
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"], 20,
+                   "the task listed")
+        task_id = requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["tasks"][0]["task_id"]
+        frames = self.read_stream(task_id)
+        ended = time.monotonic()
+        outputs = [f for f in frames if f[0] == "output"]
+        self.assertEqual(frames[-1][0], "end")
+        self.assertEqual(frames[-1][2]["state"], "succeeded", frames[-1])
+        text = "".join(d["text"] for _, _, d, _ in outputs if d["type"] == "text")
+        self.assertIn(words, text)
+        self.assertIn("all done", text)
+        steps = [json.loads(d["text"]) for _, _, d, _ in outputs if d["type"] == "step"]
+        self.assertIn("write_file", [s.get("tool") for s in steps], steps)
+        # live: the words came over the second the model took to say them, not all at the end
+        self.assertGreater(len(outputs), 3, outputs)
+        self.assertGreater(ended - outputs[0][3], 0.5, "the first output arrived only at the end")
+        positions = [fid for _, fid, _, _ in outputs]
+        self.assertEqual(positions, list(range(1, len(positions) + 1)))
+        self.assertTrue(all(d["task_id"] == task_id and d["attempt"] == 1 for _, _, d, _ in outputs))
+        seqs = [d["seq"] for _, _, d, _ in outputs]
+        self.assertEqual(seqs, sorted(seqs))
+        # after the end: what is held, after Last-Event-ID, then the end at once
+        again = self.read_stream(task_id, last_event_id=2)
+        self.assertEqual([fid for e, fid, _, _ in again if e == "output"], positions[2:])
+        self.assertEqual(again[-1][0], "end")
+        # the finished task keeps its transcript in its result
+        done = requests.get(f"{self.url}/api/v1/tasks/{task_id}", timeout=5).json()
+        self.assertIn("write_file", [e.get("tool") for e in done["result"]["transcript"]])
+        for path, status in ((f"/api/v1/tasks/{uuid.uuid4()}/stream", 404), ("/api/v1/tasks/nope/stream", 400)):
+            self.assertEqual(requests.get(self.url + path, timeout=5).status_code, status, path)
+        bad = requests.get(f"{self.url}/api/v1/tasks/{task_id}/stream", headers={"Last-Event-ID": "-1"}, timeout=5)
+        self.assertEqual(bad.status_code, 400, bad.text)
 
     def test_revoke_stops_the_loop_and_aborts_the_request_in_flight(self):
         name, t = self.scripted([{"slow": 0.5, "content": " ".join(["word"] * 60)}])

@@ -16,7 +16,7 @@
   accepts (2xx) must validate against the operation's documented request schema, and every
   body sent as one the schema refuses (an unknown field, a wrong type, a kind's missing or
   foreign field) must be refused by the server (400) and by the document.
-- The routes the server installs (store/*_routes.cc, dashboard.cc, event_stream.cc) are read
+- The routes the server installs (store/*_routes.cc, dashboard.cc, event_stream.cc, task_output.cc) are read
   from the source and must all be documented, and every documented one must be installed.
 
 Usage: openapi_test.py ZBATCH_BINARY NPM_FOLDER
@@ -31,6 +31,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -38,7 +39,7 @@ import unittest
 import requests
 import yaml
 
-from cluster import Cluster, wait_until
+from cluster import Cluster, config_file, wait_until
 from npm_packages import npm_install
 
 try:
@@ -53,6 +54,12 @@ DOC_PATH = os.path.join(ROOT, "docs", "openapi.yaml")
 VALIDATORS = ["@redocly/cli@2.77.0", "@apidevtools/swagger-parser@12.1.0"]
 NIL = "01a20e2d-f0d8-7000-8000-000000000000"  # a well-formed id that names nothing
 TOKEN = "openapi-test-token-0123456789"
+# A kind that writes to stderr as it runs: live output for GET /api/v1/tasks/{id}/stream.
+STDERR_HANDLER = """
+[[handler]]
+kind = "chatty"
+argv = ["/bin/sh", "-c", "echo first line >&2; sleep 0.3; echo second line >&2; echo '{}'"]
+"""
 BASIC = ("admin", "openapi-test-password")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 NOT_JSON = object()  # a request body sent as raw text, or no body at all
@@ -332,8 +339,11 @@ class OpenApiRoutes(unittest.TestCase):
 
     # --- the tour -----------------------------------------------------------------------------
     def test_every_documented_operation_answers_as_documented(self):
+        folder = tempfile.TemporaryDirectory(prefix="zbatch-openapi-")
+        self.addCleanup(folder.cleanup)
+        config = config_file(folder.name, STDERR_HANDLER)
         cluster = Cluster(BINARY, up_args=["--auth-basic", ":".join(BASIC), "--auth-token", TOKEN,
-                                           "--max-streams", "8"])
+                                           "--max-streams", "8", "--config", config])
         try:
             api = Api(self, cluster, {"Authorization": f"Bearer {TOKEN}"})
             self.unauthenticated(cluster)
@@ -345,6 +355,7 @@ class OpenApiRoutes(unittest.TestCase):
             self.cluster_views(api)
             self.schedules(api)
             self.events(api)
+            self.task_stream(api)
             self.dashboard_and_health(api)
             self.bodies_refused_before_reading(api)
         except BaseException:
@@ -711,6 +722,48 @@ class OpenApiRoutes(unittest.TestCase):
             for s in streams:
                 s.close()
 
+    def task_stream(self, api):
+        # A task's live output: every frame's data matches the document, then its end.
+        content = DOC["paths"]["/api/v1/tasks/{id}/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+        task = api.call("POST", "/api/v1/tasks", body={"kind": "chatty"}, expect=201).json()["task_id"]
+        r = api.call("GET", "/api/v1/tasks/{id}/stream", {"id": task}, stream=True, expect=200, timeout=20)
+        frames, frame = [], {}
+        try:
+            for line in r.stream.iter_lines(chunk_size=1, decode_unicode=True):
+                if line == "":
+                    if frame:
+                        frames.append(frame)
+                        if frame.get("event") == "end":
+                            break
+                    frame = {}
+                elif not line.startswith(":"):
+                    field, _, value = line.partition(": ")
+                    frame[field] = value
+        finally:
+            r.stream.close()
+        self.assertEqual([f["event"] for f in frames][-1], "end", frames)
+        outputs = [json.loads(f["data"]) for f in frames if f["event"] == "output"]
+        for data in outputs:
+            self.assertEqual([e.message for e in schema_validator(content["x-output-data"]).iter_errors(data)], [], data)
+        self.assertIn("second line", "".join(d["text"] for d in outputs))
+        end = json.loads(frames[-1]["data"])
+        self.assertEqual([e.message for e in schema_validator(content["x-end-data"]).iter_errors(end)], [], end)
+        self.assertEqual(end["state"], "succeeded")
+        api.call("GET", "/api/v1/tasks/{id}/stream", {"id": "nope"}, stream=True, expect=400)
+        api.call("GET", "/api/v1/tasks/{id}/stream", {"id": task}, headers={"Last-Event-ID": "x"}, stream=True, expect=400)
+        api.call("GET", "/api/v1/tasks/{id}/stream", {"id": NIL}, stream=True, expect=404)
+        # At most --max-streams (8) of them at once, apart from the event streams: the ninth is refused.
+        slow = api.call("POST", "/api/v1/tasks", body={"kind": "sleep", "payload": {"seconds": 30}}, expect=201).json()["task_id"]
+        streams = []
+        try:
+            for _ in range(8):
+                streams.append(api.call("GET", "/api/v1/tasks/{id}/stream", {"id": slow}, stream=True, expect=200).stream)
+            api.call("GET", "/api/v1/tasks/{id}/stream", {"id": slow}, stream=True, expect=503)
+        finally:
+            for s in streams:
+                s.close()
+        api.call("POST", "/api/v1/tasks/{id}/revoke", {"id": slow}, body={"terminate": True}, expect=200)
+
     def dashboard_and_health(self, api):
         for path, method, op in operations():
             if op["tags"] in (["dashboard"], ["health"]):
@@ -744,7 +797,8 @@ class OpenApiRoutes(unittest.TestCase):
         wait_until(lambda: api.call("GET", "/readyz").status_code == 503, 20, "readyz 503")
         calls = []
         for path, method, op in operations():
-            if "503" in op["responses"] and path not in ("/readyz", "/api/v1/events"):
+            # The streams are the store's own (their 503: too many open), not forwarded.
+            if "503" in op["responses"] and path not in ("/readyz", "/api/v1/events", "/api/v1/tasks/{id}/stream"):
                 body = {"/api/v1/workers/{name}/pool": {"delta": 1}, "/api/v1/tasks": {"kind": "echo"},
                         "/api/v1/schedules": {"name": "gone", "every_s": 60}}.get(path)
                 if path.startswith("/batch/") and method == "post":
@@ -758,7 +812,7 @@ class OpenApiRoutes(unittest.TestCase):
 
 class ServedRoutes(unittest.TestCase):
     FILES = ("batch_routes.cc", "export_routes.cc", "task_routes.cc", "control_routes.cc", "metrics_routes.cc", "dashboard.cc",
-             "event_stream.cc", "webhook_routes.cc")
+             "event_stream.cc", "task_output.cc", "webhook_routes.cc")
 
     def test_every_installed_route_is_documented_and_every_documented_one_installed(self):
         served = set()

@@ -135,7 +135,11 @@ std::optional<HandlerResult> exchange_with(const std::string& address, const Oll
       if (body_head.size() < 2000) body_head.append(data.substr(0, 2000 - body_head.size()));
       return true;
     }
-    return stream.feed(data);
+    const size_t before = stream.content().size();
+    const bool more = stream.feed(data);
+    // The model's words as they arrive, for whoever follows the task (docs/STREAMING.md).
+    if (stream.content().size() > before) ctx.emit(proto::OutputType::kText, std::string_view(stream.content()).substr(before));
+    return more;
   };
   const HttpOutcome res = http_exchange(ex);
   answered_status = status;
@@ -498,6 +502,7 @@ class AgentRun {
   }
 
   void note(json entry) {
+    ctx_.emit(proto::OutputType::kStep, dump(entry));
     if (transcript_.size() < kMaxTranscriptEntries) transcript_.push_back(std::move(entry));
     else if (transcript_.size() == kMaxTranscriptEntries) transcript_.push_back({{"truncated", "the transcript keeps " + std::to_string(kMaxTranscriptEntries) + " entries"}});
   }
