@@ -238,7 +238,7 @@ Status parse_schedule(const toml::table& t, const std::string& path, proto::Sche
     Status s = Status::ok();
     auto text = v.value<std::string>();
     if (key == "name" || key == "cron" || key == "timezone" || key == "catch_up" || key == "overlap" || key == "queue" ||
-        key == "kind" || key == "ref") {
+        key == "kind" || key == "ref" || key == "unique_key") {
       s = need(text.has_value(), "a string");
       if (s) {
         if (key == "name") spec.name = *text;
@@ -248,6 +248,7 @@ Status parse_schedule(const toml::table& t, const std::string& path, proto::Sche
         else if (key == "overlap") spec.overlap = *text;
         else if (key == "queue") spec.task.queue = *text;
         else if (key == "kind") spec.task.kind = *text;
+        else if (key == "unique_key") spec.task.unique_key = *text;
         else spec.task.ref = *text;
       }
     } else if (key == "every") {
@@ -705,7 +706,7 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
       {"mcp_server", with_limits({"name", "argv", "url", "env", "cwd", "connect_timeout", "call_timeout"})},
       {"log", {"level"}},
       {"schedule", {"name", "cron", "timezone", "every", "catch_up", "overlap", "queue", "kind", "payload", "priority",
-                    "max_retries", "soft_time_limit", "time_limit", "ref"}},
+                    "max_retries", "soft_time_limit", "time_limit", "ref", "unique_key"}},
   };
   return kKeys;
 }

@@ -146,7 +146,8 @@ json to_json(const proto::ScheduleReply& r) {
 json schedule_spec_json(const proto::ScheduleSpec& s) {
   json task{{"queue", s.task.queue}, {"kind", s.task.kind}, {"priority", s.task.priority},
             {"max_retries", s.task.max_retries}, {"soft_limit_ms", s.task.soft_limit_ms},
-            {"hard_limit_ms", s.task.hard_limit_ms}, {"ref", s.task.ref}};
+            {"hard_limit_ms", s.task.hard_limit_ms}, {"ref", s.task.ref},
+            {"unique_key", s.task.unique_key.empty() ? json(nullptr) : json(s.task.unique_key)}};
   // The payload is JSON text; shown as JSON when it parses, else as the text.
   json payload = json::parse(s.task.payload, nullptr, false);
   task["payload"] = payload.is_discarded() ? json(s.task.payload) : payload;
@@ -181,7 +182,7 @@ Result<proto::ScheduleSpec> schedule_spec_from_json(const json& body) {
   if (!body.is_object()) return bad("the body must be a JSON object");
   static const char* const kFields[] = {"name", "cron", "timezone", "every_ms", "every_s", "catch_up", "overlap", "task"};
   static const char* const kTaskFields[] = {"queue", "kind", "payload", "priority", "max_retries",
-                                            "soft_limit_ms", "hard_limit_ms", "ref"};
+                                            "soft_limit_ms", "hard_limit_ms", "ref", "unique_key"};
   auto known = [](const json& obj, const auto& names, const std::string& where) -> Status {
     for (const auto& [key, value] : obj.items()) {
       (void)value;
@@ -231,6 +232,8 @@ Result<proto::ScheduleSpec> schedule_spec_from_json(const json& body) {
     if (Status s = str(t, "queue", spec.task.queue, "task."); !s) return s;
     if (Status s = str(t, "kind", spec.task.kind, "task."); !s) return s;
     if (Status s = str(t, "ref", spec.task.ref, "task."); !s) return s;
+    if (auto u = t.find("unique_key"); u != t.end() && !u->is_null())
+      if (Status s = str(t, "unique_key", spec.task.unique_key, "task."); !s) return s;
     if (auto p = t.find("payload"); p != t.end()) spec.task.payload = p->dump();
     if (Status s = num(t, "priority", -1, 255, spec.task.priority, "task."); !s) return s;
     if (Status s = num(t, "max_retries", -1, 1'000'000, spec.task.max_retries, "task."); !s) return s;

@@ -222,6 +222,8 @@ Status check_schedule_spec(const ScheduleSpec& spec) {
   if (spec.task.priority < -1 || spec.task.priority > 255)
     return Status(Code::kBadRequest, who + "priority must be 0..255");
   if (spec.task.max_retries < -1) return Status(Code::kBadRequest, who + "max_retries must be >= 0");
+  if (spec.task.unique_key.size() > kMaxUniqueKeyBytes)
+    return Status(Code::kBadRequest, who + "unique_key is at most " + std::to_string(kMaxUniqueKeyBytes) + " bytes");
   if (spec.task.hard_limit_ms && spec.task.soft_limit_ms > spec.task.hard_limit_ms)
     return Status(Code::kBadRequest, who + "soft time limit must not exceed the hard time limit");
   if (spec.task.eta_ms || spec.task.countdown_ms)

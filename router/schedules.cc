@@ -149,6 +149,15 @@ Result<Id> Core::fire(ScheduleState& s, uint64_t slot_ms, uint64_t now, const st
     skip = true;
   } else if (skip) {
     firing.how = "skipped";
+  } else if (!t.unique_key.empty()) {
+    // While a task of the queue holds the schedule's unique key — one it fired, or one
+    // submitted by hand — the slot is passed over, as for overlap = "skip" (docs/SCHEDULES.md).
+    auto held = ledger_.get_unique(queue, t.unique_key);
+    if (!held) return held.status();
+    if (held->has_value()) {
+      skip = true;
+      firing.how = "skipped_unique";
+    }
   }
   if (!skip) {
     const Id id = run_now ? Id::time_ordered() : slot_task_id(row.spec.name, slot_ms);
@@ -173,8 +182,12 @@ Result<Id> Core::fire(ScheduleState& s, uint64_t slot_ms, uint64_t now, const st
       rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
       rec.seq = ++ledger_.meta().task_seq;
       rec.created_ms = now;
+      rec.unique_key = t.unique_key;
       if (Status st = ledger_.put_task(rec); !st) return st;
+      if (!rec.unique_key.empty())
+        if (Status st = ledger_.put_unique(rec.queue, rec.unique_key, rec.id); !st) return st;
       proto::Event ev = task_event(rec, proto::EventType::kTaskReceived, rec.state);
+      ev.unique_key = rec.unique_key;
       ev.payload = rec.payload;
       emit(std::move(ev));
       tasks_.ready(*q).push(order_key(rec.priority, rec.seq), rec.id);

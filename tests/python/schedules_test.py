@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import unittest
 
@@ -155,6 +156,34 @@ class SchedulesTest(unittest.TestCase):
         self.assertEqual([f for f in none if f["how"] == "catch_up"], [], none)
         slots = sorted(f["slot_ms"] for f in none)
         self.assertTrue(any(b - a >= 4000 for a, b in zip(slots, slots[1:])), f"no gap over the downtime: {slots}")
+
+    def test_a_unique_key_passes_over_slots_while_a_task_holds_it(self):
+        # A task submitted by hand holds the key: the schedule's slots pass over it until it ends.
+        url = self.start(textwrap.dedent("""
+            [[schedule]]
+            name = "reindex"
+            every = 1
+            kind = "echo"
+            unique_key = "reindex"
+            catch_up = "none"
+        """))
+        held = requests.post(f"{url}/api/v1/tasks", timeout=5, json={
+            "kind": "sleep", "payload": {"seconds": 2.5}, "unique_key": "reindex"}).json()["task_id"]
+        wait_until(lambda: any(f["how"] == "skipped_unique" for f in schedule(url, "reindex")["recent"]), 10,
+                   "a slot passed over while the key is held")
+        self.assertEqual(requests.get(f"{url}/api/v1/schedules/reindex", timeout=5).json()["task"]["unique_key"],
+                         "reindex")
+        wait_until(lambda: requests.get(f"{url}/api/v1/tasks/{held}", timeout=5).json()["state"] == "succeeded", 20,
+                   "the hand-made task to end")
+        wait_until(lambda: any(f["how"] == "slot" for f in schedule(url, "reindex")["recent"]), 10,
+                   "a slot fired once the key was free")
+        fired = next(f for f in schedule(url, "reindex")["recent"] if f["how"] == "slot")
+        task = requests.get(f"{url}/api/v1/tasks/{fired['task']}", timeout=5).json()
+        self.assertEqual(task["unique_key"], "reindex")  # it holds the key while it runs
+        bad = requests.post(f"{url}/api/v1/schedules", timeout=5,
+                            json={"name": "long", "every_s": 60, "task": {"unique_key": "k" * 2000}})
+        self.assertEqual(bad.status_code, 400, bad.text)
+        self.assertIn("unique_key", bad.text)
 
     def test_pause_resume_run_now_and_delete_over_http_and_cli(self):
         url = self.start("")
