@@ -121,7 +121,7 @@ void install_event_stream(HttpServer& server, EventHub& hub, StatusDb& db, Clien
 // Last-Event-ID (or ?after=N); an `event: gap` says what the store no longer holds. At most
 // `max_streams` at once (503 beyond), apart from the event streams' own count.
 class OutputHub;
-void install_task_stream(HttpServer& server, OutputHub& hub, StatusDb& db, const std::atomic<bool>& stopping,
-                         size_t max_streams);
+void install_task_stream(HttpServer& server, OutputHub& hub, StatusDb& db, ClientPool& pool,
+                         const std::atomic<bool>& stopping, size_t max_streams);
 
 }  // namespace zb::store

@@ -179,7 +179,8 @@ Result<std::unique_ptr<Store>> Store::create(StoreOptions options, zmq::context_
   store::install_routes(*impl->http, *impl->db, *impl->follower, *impl->pool, limits, *impl->auth, *impl->webhooks);
   store::install_dashboard(*impl->http, *impl->db);
   store::install_event_stream(*impl->http, impl->hub, *impl->db, *impl->pool, impl->stopping, impl->options.max_streams);
-  store::install_task_stream(*impl->http, impl->output, *impl->db, impl->stopping, impl->options.max_streams);
+  store::install_task_stream(*impl->http, impl->output, *impl->db, *impl->pool, impl->stopping,
+                             impl->options.max_streams);
   if (Status s = impl->http->routes().complete(); !s) return s;
   spdlog::info("store http limits max_connections={} max_connections_per_client={} open_files={} http_threads={} "
                "max_streams={} stream_retention={} request_timeout_s={} idle_timeout_s={} max_body_bytes={}",

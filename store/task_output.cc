@@ -115,10 +115,10 @@ struct TaskStream {
 
 }  // namespace
 
-void install_task_stream(HttpServer& server, OutputHub& hub, StatusDb& db, const std::atomic<bool>& stopping,
-                         size_t max_streams) {
+void install_task_stream(HttpServer& server, OutputHub& hub, StatusDb& db, ClientPool& pool,
+                         const std::atomic<bool>& stopping, size_t max_streams) {
   auto open_streams = std::make_shared<std::atomic<size_t>>(0);
-  server.Get("/api/v1/tasks/([^/]+)/stream", [&hub, &db, &stopping, open_streams, max_streams](
+  server.Get("/api/v1/tasks/([^/]+)/stream", [&hub, &db, &pool, &stopping, open_streams, max_streams](
                                                  const httplib::Request& req, httplib::Response& res) {
     auto fail = [&](int status, const char* code, const std::string& message) {
       res.status = status;
@@ -142,8 +142,12 @@ void install_task_stream(HttpServer& server, OutputHub& hub, StatusDb& db, const
     auto known = db.task(*id);
     if (!known) return fail(503, "unavailable", known.status().message());
     uint64_t oldest = 0;
-    if (!known->has_value() && hub.since(*id, 0, 1, &oldest).empty())
-      return fail(404, "not_found", "no task " + id->to_string());
+    if (!known->has_value() && hub.since(*id, 0, 1, &oldest).empty()) {
+      // Not applied here yet (a task submitted a moment ago): the router knows.
+      auto rec = pool.with([&](Client& c) { return c.status(*id); });
+      if (!rec && rec.status().code() == Code::kNotFound) return fail(404, "not_found", "no task " + id->to_string());
+      if (!rec) return fail(503, "unavailable", rec.status().message());
+    }
     if (open_streams->fetch_add(1) >= max_streams) {
       open_streams->fetch_sub(1);
       return fail(503, "unavailable", "too many event streams open");
