@@ -93,6 +93,8 @@ struct SubmitFlags {
   std::vector<std::string> after, callbacks;
   std::string after_group, when;
   bool chain = false;
+  uint64_t budget_tokens = 0;
+  double budget_run_seconds = 0;
 };
 
 void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
@@ -128,6 +130,11 @@ void add_submit_flags(CLI::App* cmd, SubmitFlags& f) {
   cmd->add_flag("--chain", f.chain, "With '-': each line runs after the one before it, given its result (default: off)");
   cmd->add_option("--callback", f.callbacks,
                   "With '-': a task (payload JSON) run once the whole group has ended, given every result (repeatable; default: none)");
+  cmd->add_option("--budget-tokens", f.budget_tokens,
+                  "With '-': once the group's tasks have spent N model tokens, no more of them starts (default: none)");
+  cmd->add_option("--budget-run-seconds", f.budget_run_seconds,
+                  "With '-': once the group's tasks have run S seconds in all, no more of them starts (default: none)")
+      ->check(CLI::Range(0.0, 4e6));
   cmd->add_flag("--wait", f.wait, "Wait for the result and print it (a group: wait for all; exit 1 when one failed)");
   cmd->add_option("payload", f.payload, "Payload JSON, or '-' for JSON lines on stdin")->required();
 }
@@ -162,6 +169,8 @@ proto::TaskSpec task_spec(const SubmitFlags& f) {
   }
   const bool group = f.payload == "-";
   if (!group && (f.chain || !f.callbacks.empty())) fail(kExitUsage, "--chain and --callback are for a group: give '-'");
+  if (!group && (f.budget_tokens || f.budget_run_seconds > 0))
+    fail(kExitUsage, "--budget-tokens and --budget-run-seconds are for a group: give '-'");
   if (group && !f.after_group.empty()) fail(kExitUsage, "--after-group names one task: it cannot be given with '-'");
   for (const std::string& a : f.after) spec.after.push_back(parse_id(a, "--after task id"));
   if (!f.after_group.empty()) spec.after_group = parse_id(f.after_group, "--after-group group id");
@@ -229,6 +238,8 @@ void submit_group(Client& client, const SubmitFlags& f, const proto::TaskSpec& s
   GroupOptions go;
   go.parallel = f.parallel;
   go.idempotency_key = f.idempotency_key;
+  go.budget_tokens = f.budget_tokens;
+  go.budget_run_ms = f.budget_run_seconds > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(f.budget_run_seconds * 1000)) : 0;
   for (size_t i = 0; i < f.callbacks.size(); ++i) {
     proto::TaskSpec cb = spec;
     cb.after.clear();

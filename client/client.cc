@@ -193,7 +193,9 @@ GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOpti
       key_(options.idempotency_key.empty() ? Id::random().to_string() : options.idempotency_key),
       parallel_(options.parallel),
       chunk_tasks_(std::max<size_t>(1, options.chunk_tasks)),
-      callbacks_(options.callbacks) {
+      callbacks_(options.callbacks),
+      budget_tokens_(options.budget_tokens),
+      budget_run_ms_(options.budget_run_ms) {
   // Positions name tasks of the same message, and callbacks come with the message that makes
   // the group: such a group goes whole.
   const bool whole = !callbacks_.empty() ||
@@ -216,6 +218,8 @@ GroupChunks::GroupChunks(std::span<const proto::TaskSpec> tasks, const GroupOpti
   fingerprint_ = hash_of(std::make_tuple(std::string("group"), group_, parallel_, uint64_t{chunk_tasks_},
                                          uint64_t{tasks.size()}, content_));
   if (!callbacks_.empty()) fingerprint_ = hash_of(std::make_tuple(fingerprint_, callbacks_));
+  if (budget_tokens_ || budget_run_ms_)
+    fingerprint_ = hash_of(std::make_tuple(fingerprint_, std::string("budget"), budget_tokens_, budget_run_ms_));
 }
 
 proto::Submit GroupChunks::chunk(size_t index) const {
@@ -232,6 +236,9 @@ proto::Submit GroupChunks::chunk(size_t index) const {
   submit.group_tasks = static_cast<uint32_t>(tasks_.size());
   submit.group_fingerprint = fingerprint_;
   if (index == 0) submit.callbacks = callbacks_;
+  // In every chunk: whichever arrives first makes the group.
+  submit.budget_tokens = budget_tokens_;
+  submit.budget_run_ms = budget_run_ms_;
   return submit;
 }
 

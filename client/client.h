@@ -66,6 +66,10 @@ struct GroupOptions {
   // whose tasks depend on each other by position (TaskSpec::after_index), is sent in one
   // message, whatever chunk_tasks says.
   std::vector<proto::TaskSpec> callbacks;
+  // The group's budget (docs/kinds/agent.md): once its tasks have spent this many model
+  // tokens, or this much run time, no more of them starts. 0 = none.
+  uint64_t budget_tokens = 0;
+  uint64_t budget_run_ms = 0;
 };
 
 // The Submit messages of one group, as submit_group sends them (corr and deadline left 0):
@@ -94,6 +98,7 @@ class GroupChunks {
   uint32_t parallel_ = 0;
   size_t chunk_tasks_ = 1;
   std::vector<proto::TaskSpec> callbacks_;
+  uint64_t budget_tokens_ = 0, budget_run_ms_ = 0;
   std::vector<Id> content_;  // per chunk: the fingerprint of its tasks
   Id fingerprint_;           // of the whole group
 };

@@ -207,8 +207,13 @@ struct GroupRecord {
   // The group was made with callbacks (Submit::callbacks): the router indexes its members, so
   // that their results can be handed to the callbacks when it completes.
   bool indexed = false;
+  // Its budget (Submit::budget_*; 0 = none), what its tasks' outcomes have spent of it, and
+  // when it ran out (0: it has not). A group whose budget ran out is revoked (revoked_ms) with
+  // its unstarted tasks ending "BudgetExceeded: batch ...".
+  uint64_t budget_tokens = 0, budget_run_ms = 0, spent_tokens = 0, spent_run_ms = 0, budget_spent_ms = 0;
   MSGPACK_DEFINE(id, total, succeeded, failed, revoked, running, parallel, sealed, created_ms,
-                 finished_ms, chunks, chunks_present, received, fingerprint, revoked_ms, indexed);
+                 finished_ms, chunks, chunks_present, received, fingerprint, revoked_ms, indexed, budget_tokens,
+                 budget_run_ms, spent_tokens, spent_run_ms, budget_spent_ms);
 
   uint32_t completed() const { return succeeded + failed + revoked; }
   // Every task has ended. A revoked group takes no more: the tasks it holds are all it has,
@@ -338,8 +343,13 @@ struct Submit {
   // (TaskSpec::after_group is implied). Only in the Submit that makes the group, unnumbered
   // or a group of one chunk.
   std::vector<TaskSpec> callbacks;
+  // The group's budget (docs/kinds/agent.md, Budgets): once its tasks' outcomes have reported
+  // this many tokens, or this much run time, no more of them starts. 0 = none. Read from the
+  // Submit that makes the group.
+  uint64_t budget_tokens = 0;
+  uint64_t budget_run_ms = 0;
   MSGPACK_DEFINE(corr, group, parallel, seal, idem_key, tasks, deadline_ms, fingerprint, chunk, chunks,
-                 group_tasks, group_fingerprint, callbacks);
+                 group_tasks, group_fingerprint, callbacks, budget_tokens, budget_run_ms);
 };
 
 struct GetTask {
@@ -859,7 +869,10 @@ struct Outcome {
   // kRetry: the delay the failed service asked for (an HTTP Retry-After), used instead of the
   // queue's backoff; 0 = none. Last, so an outcome without it (an older worker) decodes as 0.
   uint64_t retry_after_ms = 0;
-  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us, retry_after_ms);
+  // What the attempt spent of a model's tokens (prompt + completion; the agent kind reports
+  // it), counted against its group's budget. 0 = none or not known.
+  uint64_t tokens = 0;
+  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us, retry_after_ms, tokens);
 };
 
 // Worker → router: these tasks left the worker's prefetch buffer and began to run on a slot

@@ -68,10 +68,17 @@ json task_json(const proto::TaskRecord& t, bool with_payload, uint64_t runtime_u
 
 json group_json(const proto::GroupRecord& g) {
   const double progress = g.total ? std::round(1000.0 * g.completed() / g.total) / 10 : (g.sealed ? 100.0 : 0.0);
-  return {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
-          {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
-          {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
-          {"ready", g.ready()},           {"revoked_at_ms", g.revoked_ms}};
+  json j = {{"group_id", g.id.to_string()}, {"total", g.total},       {"completed", g.completed()},
+            {"successful", g.succeeded},    {"failed", g.failed},     {"revoked", g.revoked},
+            {"running", g.running},         {"parallel", g.parallel}, {"progress", progress},
+            {"ready", g.ready()},           {"revoked_at_ms", g.revoked_ms}};
+  if (g.budget_tokens || g.budget_run_ms)  // a batch budget (docs/kinds/agent.md)
+    j["budget"] = {{"tokens", g.budget_tokens ? json(g.budget_tokens) : json(nullptr)},
+                   {"run_seconds", g.budget_run_ms ? json(g.budget_run_ms / 1000.0) : json(nullptr)},
+                   {"spent_tokens", g.spent_tokens},
+                   {"spent_run_seconds", g.spent_run_ms / 1000.0},
+                   {"spent_at_ms", g.budget_spent_ms ? json(g.budget_spent_ms) : json(nullptr)}};
+  return j;
 }
 
 }  // namespace zb

@@ -338,7 +338,6 @@ Result<proto::RevokeReply> Core::revoke(const Id& task, bool terminate) {
 
 namespace {
 constexpr size_t kSweepPerTurn = 4096;  // queued tasks looked at per turn for revoked groups
-constexpr const char* kGroupRevoked = "revoked: its group was revoked";
 }  // namespace
 
 // Every task of the group that has not ended is revoked. At once: the tasks its `parallel`
@@ -354,6 +353,16 @@ Result<proto::RevokeGroupReply> Core::revoke_group(const proto::GroupArgs& args)
   if (!g) return Status(Code::kNotFound, "no group " + args.group.to_string());
   if (g->record.ready())
     return Status(Code::kConflict, "group " + args.group.to_string() + " has finished: nothing to revoke");
+  auto reply = revoke_whole_group(*g, args.terminate);
+  if (reply)
+    spdlog::info("router revoked group={} revoked={} terminated={} running={} again={}", args.group.to_string(),
+                 reply->revoked, reply->terminated, reply->running, reply->again);
+  return reply;
+}
+
+Result<proto::RevokeGroupReply> Core::revoke_whole_group(GroupState& group, bool terminate) {
+  GroupState* g = &group;
+  const proto::GroupArgs args{group.record.id, terminate};
   proto::RevokeGroupReply reply;
   reply.group = args.group;
   reply.again = g->record.revoked_ms != 0;
@@ -361,7 +370,7 @@ Result<proto::RevokeGroupReply> Core::revoke_group(const proto::GroupArgs& args)
     auto rec = ledger_.get_task(id);
     if (!rec) return rec.status();
     if (!rec->has_value() || is_terminal((*rec)->state)) return Status::ok();
-    (*rec)->error = kGroupRevoked;
+    (*rec)->error = revoked_error(g->record);
     if (Status s = transition(**rec, from, Change(TaskState::kRevoked).from_held(held)); !s) return s;
     ++reply.revoked;
     return Status::ok();
@@ -388,25 +397,27 @@ Result<proto::RevokeGroupReply> Core::revoke_group(const proto::GroupArgs& args)
     if (!rec) return rec.status();
     if (!rec->has_value()) continue;
     (*rec)->attempt = lease.attempt;
-    (*rec)->error = running ? std::string(kGroupRevoked) + " (terminated)" : kGroupRevoked;
+    (*rec)->error = running ? revoked_error(g->record) + " (terminated)" : revoked_error(g->record);
     if (Status s = transition(**rec, TaskState::kStarted, Change(TaskState::kRevoked)); !s) return s;
     ++reply.revoked;
     if (running) ++reply.terminated;
   }
-  reply.revoked += revoke_waiting(args.group, kGroupRevoked);
+  reply.revoked += revoke_waiting(args.group, revoked_error(g->record));
   sweeping_.insert(args.group);
   sweep_queue_ = 0;
   sweep_key_ = 0;
   sweep_scheduled_ = false;
   reply.revoked += sweep_revoked_groups();
-  spdlog::info("router revoked group={} revoked={} terminated={} running={} again={}", args.group.to_string(),
-               reply.revoked, reply.terminated, reply.running, reply.again);
   return reply;
 }
 
 size_t Core::sweep_revoked_groups() {
   size_t revoked = 0;
   if (sweeping_.empty() || !turn_status_) return revoked;
+  auto error_of = [&](const Id& group) {  // the group's words: revoked, or its budget ran out
+    auto g = groups_.find(ledger_, group);
+    return g && *g ? revoked_error((*g)->record) : revoked_error({});
+  };
   if (!sweep_scheduled_) {
     // The ETA heap carries each task's group: only the revoked groups' tasks are read.
     std::vector<Id> due;
@@ -423,7 +434,7 @@ size_t Core::sweep_revoked_groups() {
       proto::TaskRecord& r = **rec;
       if (r.state != TaskState::kScheduled && r.state != TaskState::kRetrying) continue;
       tasks_.revoke_scheduled(id);
-      r.error = kGroupRevoked;
+      r.error = error_of(r.group);
       if (Status s = transition(r, r.state, Change(TaskState::kRevoked)); !s) return revoked;
       ++revoked;
     }
@@ -448,7 +459,7 @@ size_t Core::sweep_revoked_groups() {
       }
       if (!rec->has_value() || !sweeping_.count((*rec)->group)) continue;
       ready.erase(key);
-      (*rec)->error = kGroupRevoked;
+      (*rec)->error = error_of((*rec)->group);
       if (Status s = transition(**rec, TaskState::kQueued, Change(TaskState::kRevoked)); !s) return revoked;
       ++revoked;
     }

@@ -143,6 +143,7 @@ void Core::housekeep(uint64_t now_unix) {
 }
 
 Status Core::end_turn() {
+  enforce_budgets();
   settle();
   if (turn_status_)
     if (Status s = groups_.write(ledger_, options_.result_ttl_ms != 0, [&](proto::Event ev) { emit(std::move(ev)); }); !s)
@@ -214,7 +215,7 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
     // A task of a revoked group never waits or queues again: requeued from a lost worker,
     // returned, due after its ETA or failed with retries left, it ends revoked.
     change = Change(TaskState::kRevoked).from_held(change.held);
-    rec.error = "revoked: its group was revoked";
+    rec.error = revoked_error(group->record);
   }
   const TaskState to = change.to;
   if (!can_transition(from, to)) {

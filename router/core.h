@@ -232,6 +232,11 @@ class Core {
   Result<proto::PurgeReply> purge(const std::optional<std::string>& queue);
   Result<proto::RevokeReply> revoke(const Id& task, bool terminate);
   Result<proto::RevokeGroupReply> revoke_group(const proto::GroupArgs& args);
+  Result<proto::RevokeGroupReply> revoke_whole_group(GroupState& g, bool terminate);
+  // Batch budgets (docs/kinds/agent.md): an outcome's tokens and run time spent against its
+  // group's budget, and the groups found over it stopped before this turn dispatches more.
+  void spend(const Id& group, const proto::Outcome& outcome);
+  void enforce_budgets();
   // Revokes queued tasks of the groups in sweeping_, a bounded number per turn: how many.
   size_t sweep_revoked_groups();
   Result<proto::RetryReply> retry(const Id& task);
@@ -307,6 +312,7 @@ class Core {
   // sweep goes once through every ready queue, from (sweep_queue_, sweep_key_) on, and once
   // through the ETA heap, after the latest revoke.group.
   std::unordered_set<Id, IdHash> sweeping_;
+  std::vector<Id> over_budget_;  // groups whose budget this turn's outcomes spent
   size_t sweep_queue_ = 0;
   uint64_t sweep_key_ = 0;
   bool sweep_scheduled_ = false;

@@ -373,6 +373,7 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
   rec.attempt = outcome.attempt;
   rec.worker = worker.name;
   const QueueConfig& qc = tasks_.config(*q);
+  if (!rec.group.is_nil() && outcome.status != proto::OutcomeStatus::kReturned) spend(rec.group, outcome);
 
   using proto::OutcomeStatus;
   if (outcome.status == OutcomeStatus::kReturned) {
@@ -406,6 +407,38 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
   rec.error = ok ? std::string() : outcome.error;
   (ok ? worker.processed : worker.failed)++;
   (void)transition(rec, state, Change(ok ? TaskState::kSucceeded : TaskState::kFailed).runtime(outcome.runtime_us));
+}
+
+// What an attempt spent counts against its group's budget; a group that has spent it is
+// stopped by enforce_budgets() in this turn.
+void Core::spend(const Id& group, const proto::Outcome& outcome) {
+  auto found = groups_.find(ledger_, group);
+  if (!found) return fail_turn(found.status());
+  GroupState* g = *found;
+  if (!g || (!g->record.budget_tokens && !g->record.budget_run_ms)) return;
+  g->record.spent_tokens += outcome.tokens;
+  g->record.spent_run_ms += outcome.runtime_us / 1000;
+  groups_.mark(*g);
+  if (!g->record.budget_spent_ms && over_budget(g->record)) over_budget_.push_back(group);
+}
+
+// A group whose budget is spent: revoked as revoke.group without terminate — running tasks
+// finish, nothing else starts — its tasks ending "BudgetExceeded: batch ...".
+void Core::enforce_budgets() {
+  while (turn_status_ && !over_budget_.empty()) {
+    const Id id = over_budget_.back();
+    over_budget_.pop_back();
+    auto found = groups_.find(ledger_, id);
+    if (!found) return fail_turn(found.status());
+    GroupState* g = *found;
+    if (!g || g->record.budget_spent_ms || g->record.ready()) continue;
+    g->record.budget_spent_ms = now_unix_ms();
+    groups_.mark(*g);
+    auto reply = revoke_whole_group(*g, false);
+    if (!reply) return fail_turn(reply.status());
+    spdlog::info("router group={} budget spent: {} (revoked={} running={})", id.to_string(), revoked_error(g->record),
+                 reply->revoked, reply->running);
+  }
 }
 
 // Puts a task whose lease ended without a result back at its original position; the next
@@ -468,6 +501,7 @@ void Core::requeue_orphans(uint64_t now) {
 // so that tasks spread over workers instead of filling the first one; then lets workers with
 // a free slot and nothing to take steal what waits elsewhere.
 void Core::dispatch() {
+  enforce_budgets();  // a group whose budget ran out this turn starts nothing more
   settle();  // tasks whose dependencies ended this turn are queued before workers are served
   next_steal_ms_ = 0;
   if (workers_.empty()) return;

@@ -82,6 +82,19 @@ void GroupTable::reopened(GroupState& g, TaskState was) {
 
 bool GroupTable::unhold(GroupState& g, uint64_t key) { return g.held.erase(key) > 0; }
 
+std::string revoked_error(const proto::GroupRecord& r) {
+  if (!r.budget_spent_ms) return "revoked: its group was revoked";
+  if (r.budget_tokens && r.spent_tokens >= r.budget_tokens)
+    return "BudgetExceeded: batch tokens: its group's tasks spent " + std::to_string(r.spent_tokens) + " of its " +
+           std::to_string(r.budget_tokens) + " tokens";
+  return "BudgetExceeded: batch run time: its group's tasks ran " + std::to_string(r.spent_run_ms / 1000) + " s of its " +
+         std::to_string(r.budget_run_ms / 1000) + " s";
+}
+
+bool over_budget(const proto::GroupRecord& r) {
+  return (r.budget_tokens && r.spent_tokens >= r.budget_tokens) || (r.budget_run_ms && r.spent_run_ms >= r.budget_run_ms);
+}
+
 std::vector<Id> GroupTable::revoke(GroupState& g, uint64_t now_unix_ms) {
   if (!g.record.revoked_ms) {
     g.record.revoked_ms = now_unix_ms;

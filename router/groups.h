@@ -31,6 +31,12 @@ struct GroupState {
   bool dirty = false;
 };
 
+// The error a task of a revoked group ends with: "revoked: its group was revoked", or, for a
+// group whose budget ran out, "BudgetExceeded: batch tokens: ..." (or "batch run time").
+std::string revoked_error(const proto::GroupRecord& record);
+// The group's budget is spent (and it has one).
+bool over_budget(const proto::GroupRecord& record);
+
 class GroupTable {
  public:
   explicit GroupTable(TaskTable& tasks) : tasks_(tasks) {}
@@ -87,9 +93,10 @@ class GroupTable {
   // Held tasks per queue (inspect.queues' depth).
   std::vector<size_t> held_per_queue() const;
   void clear();
+  // The group's record changed: written (with its group-updated event) at the end of the turn.
+  void mark(GroupState& g);
 
  private:
-  void mark(GroupState& g);
   void admit_held(GroupState& g);
 
   TaskTable& tasks_;

@@ -196,6 +196,8 @@ void Core::on_submit(const std::string& rid, proto::Submit& submit) {
       fresh.parallel = submit.parallel;
       fresh.created_ms = now;
       fresh.indexed = !submit.callbacks.empty();
+      fresh.budget_tokens = submit.budget_tokens;
+      fresh.budget_run_ms = submit.budget_run_ms;
       if (submit.chunks) {
         fresh.chunks = submit.chunks;
         fresh.total = submit.group_tasks;

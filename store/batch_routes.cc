@@ -27,6 +27,8 @@ HttpServer::Handler seed_batch_handler(const Api& api, const std::string& queue,
     if (Status s = check_webhook(api, batch->webhook_url); !s) return send_submission_error(res, s, *key);
     GroupOptions go;
     go.parallel = batch->parallel;
+    go.budget_tokens = batch->budget_tokens;
+    go.budget_run_ms = batch->budget_run_ms;
     go.chunk_tasks = batch->tasks.size();  // one message: the router accepts or refuses it whole
     go.idempotency_key = *key;
     auto receipt = api.pool.with([&](Client& c) { return c.submit_group(batch->tasks, go); });

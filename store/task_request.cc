@@ -55,15 +55,15 @@ constexpr std::array<std::string_view, 15> kApiTaskFields = {
 constexpr std::array<std::string_view, 18> kApiSingleFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
     "idempotency_key", "traceparent", "unique_key", "on_duplicate", "webhook", "depends_on", "depends_on_group", "when"};
-constexpr std::array<std::string_view, 15> kApiGroupFields = {
+constexpr std::array<std::string_view, 16> kApiGroupFields = {
     "tasks", "parallel", "idempotency_key", "queue", "kind", "priority", "max_retries", "countdown", "eta",
-    "time_limit", "soft_time_limit", "traceparent", "webhook", "chain", "callbacks"};
+    "time_limit", "soft_time_limit", "traceparent", "webhook", "chain", "callbacks", "budget"};
 constexpr std::array<std::string_view, 12> kApiCallbackFields = {
     "queue", "kind", "payload", "id", "priority", "max_retries", "countdown", "eta", "time_limit", "soft_time_limit",
     "traceparent", "when"};
-constexpr std::array<std::string_view, 12> kSeedBatchFields = {
+constexpr std::array<std::string_view, 13> kSeedBatchFields = {
     "tasks", "parallel", "idempotency_key", "kind", "priority", "max_retries", "countdown", "eta", "time_limit",
-    "soft_time_limit", "traceparent", "webhook"};
+    "soft_time_limit", "traceparent", "webhook", "budget"};
 
 // Fields that belong somewhere else: a clearer word than "unknown field".
 Status misplaced(const json& object, const std::string& where, bool top_level, bool group_form) {
@@ -402,6 +402,29 @@ Status check_payload(const Scheduling& s, const json* payload, const std::string
   return check_input(**kind, KindInput{*payload, path, {}}, cluster);
 }
 
+// {"budget": {"tokens": N, "run_seconds": S}}: the batch's budget; each part optional, at
+// least one given, null = none.
+Status read_budget(const json& body, Submission& out) {
+  auto it = body.find("budget");
+  if (it == body.end() || it->is_null()) return Status::ok();
+  if (!it->is_object()) return bad("budget", "must be an object: {\"tokens\": N, \"run_seconds\": S}");
+  for (const auto& [key, value] : it->items())
+    if (key != "tokens" && key != "run_seconds")
+      return bad("budget." + valid_utf8(key.substr(0, 60)), "unknown: a budget has tokens and run_seconds");
+  if (auto t = it->find("tokens"); t != it->end() && !t->is_null()) {
+    if (!t->is_number_integer() || t->get<int64_t>() <= 0)
+      return bad("budget.tokens", "must be a whole number > 0 (model tokens the batch may spend)");
+    out.budget_tokens = t->get<uint64_t>();
+  }
+  if (auto r = it->find("run_seconds"); r != it->end() && !r->is_null()) {
+    if (!r->is_number() || !(r->get<double>() > 0) || r->get<double>() > kMaxLimitS)
+      return bad("budget.run_seconds", "must be a number of seconds > 0 (the run time its tasks may add up to)");
+    out.budget_run_ms = std::max<uint64_t>(1, static_cast<uint64_t>(r->get<double>() * 1000));
+  }
+  if (!out.budget_tokens && !out.budget_run_ms) return bad("budget", "give tokens, run_seconds or both");
+  return Status::ok();
+}
+
 Result<uint32_t> read_parallel(const json& body) {
   auto it = body.find("parallel");
   if (it == body.end() || it->is_null()) return uint32_t{0};
@@ -498,6 +521,7 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
   if (Status s = check_tasks_array(body, max_tasks); !s) return s;
   auto parallel = read_parallel(body);
   if (!parallel) return parallel.status();
+  if (Status s = read_budget(body, out); !s) return s;
   out.group = true;
   out.parallel = *parallel;
   Scheduling group;
@@ -563,6 +587,7 @@ Result<Submission> parse_seed_batch(const json& body, const std::string& queue, 
   if (Status s = check_tasks_array(body, max_tasks); !s) return s;
   auto parallel = read_parallel(body);
   if (!parallel) return parallel.status();
+  if (Status s = read_budget(body, out); !s) return s;
   out.parallel = *parallel;
   Scheduling group;
   if (Status st = read_scheduling(body, "", false, false, group); !st) return st;

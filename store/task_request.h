@@ -18,6 +18,7 @@
 // - `traceparent` (a W3C trace context) is allowed on a task and at the group form's top level;
 //   `unique_key` and `on_duplicate` ("refuse" | "existing") on a task.
 // - `webhook` ({"url": "http(s)://..."}) is allowed at the top level, for the task or the group.
+// - `budget` ({"tokens": N, "run_seconds": S}) at the top level of a group or batch.
 // - Dependencies (docs/WORKFLOWS.md): `depends_on` (task ids, or ids of tasks of the same
 //   request) and `when` on a task; `depends_on_group` on a single task; `chain: true` and
 //   `callbacks` (task objects, with `when`) at the group form's top level.
@@ -44,6 +45,7 @@ struct Submission {
   uint32_t parallel = 0;        // the group's concurrency cap; 0 = none
   std::string webhook_url;      // {"webhook": {"url"}} at the top level (store/webhooks.h); empty = none
   std::vector<proto::TaskSpec> callbacks;  // the group form's "callbacks" (a chord)
+  uint64_t budget_tokens = 0, budget_run_ms = 0;  // "budget" (docs/kinds/agent.md); 0 = none
 };
 
 // A `traceparent` header (W3C Trace Context) is the trace of every task of the submission that

@@ -40,6 +40,8 @@ void submit_tasks(const Api& api, const httplib::Request& req, httplib::Response
   go.chunk_tasks = submission->tasks.size();
   go.idempotency_key = *key;
   go.callbacks = submission->callbacks;
+  go.budget_tokens = submission->budget_tokens;
+  go.budget_run_ms = submission->budget_run_ms;
   auto receipt = api.pool.with([&](Client& c) { return c.submit_group(submission->tasks, go); });
   if (!receipt) return send_submission_error(res, receipt.status(), *key);
   if (Status s = record_webhook(api, HookKind::kGroup, receipt->group, submission->webhook_url); !s)

@@ -473,6 +473,53 @@ TEST_F(CoreTest, AClaimOfTheNextAttemptOfAQueuedTaskIsAdoptedAndOtherAttemptsAre
   EXPECT_EQ(stats_.foreign_results, 0u);
 }
 
+// A group's budget: each outcome's tokens count (retries included); the outcome that spends it
+// stops the group in its own turn — nothing more starts, unstarted tasks end revoked with the
+// budget named — and what was spent survives a restart.
+TEST_F(CoreTest, AGroupStopsOnceItsTasksHaveSpentItsTokenBudget) {
+  const Id group = Id::random();
+  proto::Submit s;
+  s.corr = 3;
+  s.group = group;
+  s.parallel = 1;
+  s.budget_tokens = 250;
+  for (int i = 0; i < 5; ++i) {
+    proto::TaskSpec t;
+    t.kind = "echo";
+    t.ref = "t" + std::to_string(i);
+    s.tasks.push_back(t);
+  }
+  frontend(std::move(s));
+  auto first = assigned(ready("w1", 4), "w1");
+  ASSERT_EQ(first.size(), 1u) << "parallel 1";
+  auto group_record = [&] {
+    EXPECT_TRUE(ledger_->begin());
+    auto g = ledger_->get_group(group);
+    ledger_->abort();
+    EXPECT_TRUE(g && g->has_value());
+    return g && g->has_value() ? **g : proto::GroupRecord{};
+  };
+  auto spend = [&](const proto::Assignment& a, uint64_t tokens) {
+    proto::Outcome o = outcome(a, proto::OutcomeStatus::kSucceeded);
+    o.tokens = tokens;
+    return assigned(backend("w1", proto::Results{{o}}), "w1");
+  };
+  auto second = spend(first[0], 100);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(group_record().spent_tokens, 100u);  // spent so far is in the group's durable record
+  EXPECT_EQ(group_record().budget_tokens, 250u);
+  auto third = spend(second[0], 100);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_TRUE(spend(third[0], 100).empty()) << "300 of 250: nothing more starts";
+  const proto::GroupRecord g = group_record();
+  EXPECT_EQ(g.spent_tokens, 300u);
+  EXPECT_NE(g.budget_spent_ms, 0u);
+  EXPECT_TRUE(g.ready());
+  EXPECT_EQ(g.succeeded, 3u);
+  EXPECT_EQ(g.revoked, 2u);
+  EXPECT_EQ(record(third[0].task).state, S::kSucceeded);
+}
+
 TEST(CreditWindow, CoversOneRoundTripOfTheSlotsWithinTheAnnouncedCap) {
   EXPECT_EQ(credit_window(2, 512, 0, 0), 4u) << "nothing measured yet: two per slot";
   EXPECT_EQ(credit_window(2, 512, 800, 0), 4u);

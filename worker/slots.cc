@@ -399,7 +399,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
     wake_locked();
     lock.unlock();
 
-    proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0, 0};
+    proto::Outcome outcome{task.task, task.attempt, proto::OutcomeStatus::kSucceeded, {}, {}, 0, 0, 0};
     auto handler = handlers.find(task.kind);
     if (handler == handlers.end()) {
       outcome.status = proto::OutcomeStatus::kFailed;
@@ -425,6 +425,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
       outcome.result = std::move(r.result);
       outcome.error = std::move(r.error);
       if (r.status == proto::OutcomeStatus::kRetry) outcome.retry_after_ms = r.retry_after_ms;
+      outcome.tokens = r.tokens;
     }
     outcome.runtime_us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());

@@ -228,7 +228,7 @@ struct Worker::Impl {
   }
 
   proto::Outcome returned(const Id& task, uint32_t attempt, std::string why = "worker shutting down") {
-    proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, std::move(why), 0, 0};
+    proto::Outcome o{task, attempt, proto::OutcomeStatus::kReturned, {}, std::move(why), 0, 0, 0};
     unacked[task] = o;
     return o;
   }

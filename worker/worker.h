@@ -87,11 +87,18 @@ struct HandlerResult {
   std::string error;
   // kRetry: retry after this delay (a server's Retry-After) instead of the queue's backoff.
   uint64_t retry_after_ms = 0;
+  // Model tokens the attempt spent (prompt + completion), whatever its outcome: counted
+  // against its batch's budget (docs/kinds/agent.md).
+  uint64_t tokens = 0;
 
-  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}, 0}; }
-  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message), 0}; }
+  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}, 0, 0}; }
+  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message), 0, 0}; }
   static HandlerResult retry(std::string message, uint64_t after_ms = 0) {
-    return {proto::OutcomeStatus::kRetry, {}, std::move(message), after_ms};
+    return {proto::OutcomeStatus::kRetry, {}, std::move(message), after_ms, 0};
+  }
+  HandlerResult&& with_tokens(uint64_t n) && {
+    tokens = n;
+    return std::move(*this);
   }
 };
 

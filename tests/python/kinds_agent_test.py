@@ -267,6 +267,44 @@ class AgentLoop(unittest.TestCase):
         bad = requests.get(f"{self.url}/api/v1/tasks/{task_id}/stream", headers={"Last-Event-ID": "-1"}, timeout=5)
         self.assertEqual(bad.status_code, 400, bad.text)
 
+    def test_a_batch_budget_stops_the_batch_once_its_tasks_have_spent_it(self):
+        scripted = [self.scripted([{"content": "ok", "prompt_eval_count": 60, "eval_count": 40}], mode="chat")
+                    for _ in range(5)]
+        body = {"tasks": [t for _, t in scripted], "parallel": 1, "budget": {"tokens": 250}}
+        r = requests.post(f"{self.url}/batch/celery/agent-tasks", json=body, timeout=30)
+        self.assertEqual(r.status_code, 200, r.text)
+        gid = r.json()["group_id"]
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["ready"], 60,
+                   "the batch ended\n" + self.cluster.logs())
+        g = requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()
+        by_id = {t["id"]: t for t in g["tasks"]}
+        states = [by_id[name]["state"] for name, _ in scripted]
+        # 100 tokens each: the third brings the batch to 300 of its 250; nothing starts after it.
+        self.assertEqual(states, ["succeeded"] * 3 + ["revoked"] * 2, g)
+        for name, _ in scripted[3:]:
+            task = requests.get(f"{self.url}/api/v1/tasks/{by_id[name]['task_id']}", timeout=5).json()
+            self.assertEqual(task["error"], "BudgetExceeded: batch tokens: its group's tasks spent 300 of its 250 tokens")
+            self.assertEqual(task["attempt"], 0)  # never ran
+            self.assertEqual(self.ollama.requests_of(name), [])
+        self.assertEqual(g["budget"]["tokens"], 250)
+        self.assertEqual(g["budget"]["spent_tokens"], 300)
+        self.assertIsNotNone(g["budget"]["spent_at_ms"])
+        self.assertGreater(g["revoked_at_ms"], 0)
+        # run time: tasks of 0.3 s against 0.5 s in all, one at a time
+        r = requests.post(f"{self.url}/api/v1/tasks", json={"kind": "sleep", "parallel": 1, "budget": {"run_seconds": 0.5},
+                                                             "tasks": [{"payload": {"seconds": 0.3}}] * 5}, timeout=10)
+        self.assertEqual(r.status_code, 201, r.text)
+        gid = r.json()["group_id"]
+        wait_until(lambda: requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()["ready"], 30, "the sleeps")
+        g = requests.get(f"{self.url}/api/v1/groups/{gid}", timeout=10).json()
+        self.assertEqual((g["successful"], g["revoked"]), (2, 3), g)
+        self.assertGreaterEqual(g["budget"]["spent_run_seconds"], 0.5)
+        for bad, words in (({"tokens": 0}, "budget.tokens"), ({"tokens": "9"}, "budget.tokens"), ({}, "give tokens"),
+                           ({"run_seconds": -1}, "budget.run_seconds"), ({"coins": 3}, "budget.coins"), (7, "budget")):
+            r = requests.post(f"{self.url}/api/v1/tasks", json={"tasks": [{}], "budget": bad}, timeout=10)
+            self.assertEqual(r.status_code, 400, r.text)
+            self.assertIn(words, r.text)
+
     def test_revoke_stops_the_loop_and_aborts_the_request_in_flight(self):
         name, t = self.scripted([{"slow": 0.5, "content": " ".join(["word"] * 60)}])
         r = requests.post(f"{self.url}/batch/celery/agent-tasks", json={"tasks": [t]}, timeout=30)

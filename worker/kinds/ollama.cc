@@ -381,6 +381,7 @@ class AgentRun {
       }
       if (outcome) {
         if (outcome->status == proto::OutcomeStatus::kFailed) return failed(outcome->error);
+        outcome->tokens = prompt_tokens_ + completion_tokens_;  // a retry: what this attempt spent
         return *outcome;
       }
       prompt_tokens_ += stream.prompt_tokens();
@@ -527,13 +528,14 @@ class AgentRun {
     return out;
   }
 
-  HandlerResult finished() { return HandlerResult::ok(dump(report())); }
+  HandlerResult finished() { return HandlerResult::ok(dump(report())).with_tokens(prompt_tokens_ + completion_tokens_); }
 
   HandlerResult failed(const std::string& error) {
     json partial = report();
     partial["error"] = error;
     HandlerResult r = HandlerResult::fail(error);
     r.result = dump(partial);
+    r.tokens = prompt_tokens_ + completion_tokens_;  // spent all the same: the batch's budget counts them
     return r;
   }
 

@@ -551,7 +551,7 @@ HandlerResult OllamaChatStream::finish(const std::string& model, const json& id)
               {"completion_tokens", count("eval_count")},
               {"total_duration_ns", count("total_duration")}};
   if (!id.is_null()) result["id"] = id;
-  return HandlerResult::ok(dump(result));
+  return HandlerResult::ok(dump(result)).with_tokens(count("prompt_eval_count") + count("eval_count"));
 }
 
 uint64_t OllamaChatStream::prompt_tokens() const {

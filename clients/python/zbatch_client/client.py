@@ -212,7 +212,8 @@ class Client:
               eta: Optional[When] = None, expires: Any = None, max_retries: Optional[int] = None,
               time_limit: Optional[Seconds] = None, soft_time_limit: Optional[Seconds] = None,
               idempotency_key: Optional[str] = None, traceparent: Optional[str] = None,
-              chain: bool = False, callbacks: Optional[Iterable[Any]] = None) -> GroupResult:
+              chain: bool = False, callbacks: Optional[Iterable[Any]] = None,
+              budget_tokens: Optional[int] = None, budget_run_seconds: Optional[Seconds] = None) -> GroupResult:
         """Submits tasks as one group, accepted or refused whole; returns its GroupResult.
 
         Each item is a `task(...)` (its own options) or a bare payload. The options here apply
@@ -220,7 +221,10 @@ class Client:
         group's); `parallel` caps how many of the group run at once (Celery has no such cap).
         `chain`: each task runs after the one before it, given its result. `callbacks`: tasks
         (`task(...)` or payloads) run once the whole group has ended, given every result;
-        their AsyncResults are the GroupResult's `callbacks` (docs/WORKFLOWS.md)."""
+        their AsyncResults are the GroupResult's `callbacks` (docs/WORKFLOWS.md).
+        `budget_tokens` / `budget_run_seconds`: once the group's tasks have spent that many model
+        tokens (the agent kind reports them) or that much run time, no more of them starts; the
+        rest end revoked with "BudgetExceeded: batch ..." (docs/kinds/agent.md)."""
         items = [t.fields() if isinstance(t, TaskSpec) else ({"payload": t} if t is not None else {}) for t in tasks]
         if not items:
             raise ValueError("a group needs at least one task")
@@ -231,6 +235,12 @@ class Client:
             body["parallel"] = int(parallel)
         if chain:
             body["chain"] = True
+        if budget_tokens is not None or budget_run_seconds is not None:
+            body["budget"] = {}
+            if budget_tokens is not None:
+                body["budget"]["tokens"] = int(budget_tokens)
+            if budget_run_seconds is not None:
+                body["budget"]["run_seconds"] = _seconds(budget_run_seconds, "budget_run_seconds")
         if callbacks is not None:
             body["callbacks"] = [c.fields() if isinstance(c, TaskSpec) else ({"payload": c} if c is not None else {})
                                  for c in callbacks]
