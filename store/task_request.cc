@@ -460,6 +460,8 @@ Status apply_traceparent(std::string_view header, Submission& submission) {
   return Status::ok();
 }
 
+namespace {
+
 // `when` and `depends_on` of a task (docs/WORKFLOWS.md): each dependency is a task id, or
 // the `id` of another task of the same request (`refs`: id → position; nullptr: none).
 Status read_dependencies(const json& o, const std::string& where, const std::map<std::string, uint32_t>* refs,
@@ -500,6 +502,22 @@ Status read_dependencies(const json& o, const std::string& where, const std::map
   return Status::ok();
 }
 
+// A task of the group form (or a callback), its fields checked: its scheduling over the
+// group's, its limits, and its payload for its kind.
+Result<proto::TaskSpec> member_spec(const json& t, const std::string& where, const Scheduling& group,
+                                    ClusterView& cluster) {
+  Scheduling s;
+  if (Status st = read_scheduling(t, where, true, true, s); !st) return st;
+  s.inherit(group);
+  if (Status st = check_limits(s, where); !st) return st;
+  const auto payload = t.find("payload");
+  const json* p = payload == t.end() ? nullptr : &*payload;
+  if (Status st = check_payload(s, p, where, cluster); !st) return st;
+  return spec_of(s, p ? p->dump() : "null");
+}
+
+}  // namespace
+
 Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, size_t max_tasks) {
   Submission out;
   if (Status s = read_webhook(body, out); !s) return s;
@@ -534,14 +552,9 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
     if (!t.is_object()) return bad(where, "each task must be a JSON object");
     if (Status s = misplaced(t, where, false, true); !s) return s;
     if (Status s = known_fields(t, kApiTaskFields, where, "a task"); !s) return s;
-    Scheduling s;
-    if (Status st = read_scheduling(t, where, true, true, s); !st) return st;
-    s.inherit(group);
-    if (Status st = check_limits(s, where); !st) return st;
-    const auto payload = t.find("payload");
-    const json* p = payload == t.end() ? nullptr : &*payload;
-    if (Status st = check_payload(s, p, where, cluster); !st) return st;
-    out.tasks.push_back(spec_of(s, p ? p->dump() : "null"));
+    auto spec = member_spec(t, where, group, cluster);
+    if (!spec) return spec.status();
+    out.tasks.push_back(std::move(*spec));
   }
   // Dependencies once every task is read: a task may name a later one by its id.
   std::map<std::string, uint32_t> refs;
@@ -562,14 +575,9 @@ Result<Submission> parse_api_submission(const json& body, ClusterView& cluster, 
       const std::string where = "callbacks[" + std::to_string(i) + "]";
       if (!t.is_object()) return bad(where, "each callback must be a JSON object");
       if (Status st = known_fields(t, kApiCallbackFields, where, "a callback"); !st) return st;
-      Scheduling s;
-      if (Status st = read_scheduling(t, where, true, true, s); !st) return st;
-      s.inherit(group);
-      if (Status st = check_limits(s, where); !st) return st;
-      const auto payload = t.find("payload");
-      const json* p = payload == t.end() ? nullptr : &*payload;
-      if (Status st = check_payload(s, p, where, cluster); !st) return st;
-      out.callbacks.push_back(spec_of(s, p ? p->dump() : "null"));
+      auto spec = member_spec(t, where, group, cluster);
+      if (!spec) return spec.status();
+      out.callbacks.push_back(std::move(*spec));
       if (Status st = read_dependencies(t, where, nullptr, out.callbacks.back()); !st) return st;
     }
   }

@@ -637,11 +637,13 @@ struct Answer {
 
 class UniqueTest : public CoreTest {
  protected:
-  Answer send(std::vector<proto::TaskSpec> tasks, Id group = Id()) {
+  // `callbacks`: a chord's (docs/WORKFLOWS.md).
+  Answer send(std::vector<proto::TaskSpec> tasks, Id group = Id(), std::vector<proto::TaskSpec> callbacks = {}) {
     proto::Submit s;
     s.corr = 9;
     s.group = group;
     s.tasks = std::move(tasks);
+    s.callbacks = std::move(callbacks);
     Effects out = frontend(std::move(s));
     Answer a;
     for (auto& m : out.messages) {
@@ -822,21 +824,6 @@ proto::TaskSpec step(std::string ref, std::vector<uint32_t> after_index = {}, st
 
 class WorkflowTest : public UniqueTest {
  protected:
-  Answer send_with(std::vector<proto::TaskSpec> tasks, Id group, std::vector<proto::TaskSpec> callbacks) {
-    proto::Submit s;
-    s.corr = 11;
-    s.group = group;
-    s.tasks = std::move(tasks);
-    s.callbacks = std::move(callbacks);
-    Effects out = frontend(std::move(s));
-    Answer a;
-    for (auto& m : out.messages) {
-      if (auto* ack = std::get_if<proto::SubmitAck>(&m.message)) a.ack = *ack;
-      if (auto* err = std::get_if<proto::Error>(&m.message)) a.error = *err;
-    }
-    a.received = count(out, EventType::kTaskReceived);
-    return a;
-  }
   // Results for these assignments (succeeded with {"n": index} unless failed), and the tasks
   // the same turn hands to `rid`.
   std::vector<proto::Assignment> finish(const std::string& rid, const std::vector<proto::Assignment>& done,
@@ -934,7 +921,7 @@ TEST_F(WorkflowTest, CyclesSelfDependenciesAndUnknownTasksAreRefusedWhole) {
   proto::TaskSpec own_group = step("o");
   own_group.after_group = own;
   EXPECT_TRUE(send({step("m"), own_group}, own).error) << "a member that waits for its own group";
-  EXPECT_TRUE(send_with({step("m")}, Id(), {step("cb")}).error) << "callbacks without a group";
+  EXPECT_TRUE(send({step("m")}, Id(), {step("cb")}).error) << "callbacks without a group";
   EXPECT_TRUE(core_->tasks().ready(0).empty()) << "nothing of the refused submissions was made";
 }
 
@@ -947,7 +934,7 @@ TEST_F(WorkflowTest, AChordsCallbacksRunOnceWithTheGroupsResultsEvenAcrossAResta
   always.when = static_cast<uint8_t>(proto::Trigger::kAlways);
   proto::TaskSpec on_failure = step("alert");
   on_failure.when = static_cast<uint8_t>(proto::Trigger::kFailure);
-  Answer a = send_with(members, group, {on_success, always, on_failure});
+  Answer a = send(members, group, {on_success, always, on_failure});
   ASSERT_TRUE(a.ack) << a.error->message;
   ASSERT_EQ(a.ack->callbacks.size(), 3u);
   EXPECT_EQ(a.received, 8u);
@@ -989,7 +976,7 @@ TEST_F(WorkflowTest, AFailedMemberFailsTheSuccessCallbackAndRunsTheFailureOne) {
   const Id group = Id::random();
   proto::TaskSpec on_failure = step("alert");
   on_failure.when = static_cast<uint8_t>(proto::Trigger::kFailure);
-  Answer a = send_with({step("m0"), step("m1")}, group, {step("summary"), on_failure});
+  Answer a = send({step("m0"), step("m1")}, group, {step("summary"), on_failure});
   ASSERT_TRUE(a.ack);
   auto got = assigned(ready("w1", 2), "w1");
   ASSERT_EQ(got.size(), 2u);

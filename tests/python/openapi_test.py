@@ -679,20 +679,7 @@ class OpenApiRoutes(unittest.TestCase):
         schema = DOC["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]["x-event-data"]
         validator = schema_validator(schema)
         head = api.call("GET", "/api/v1/ping").json()["head_seq"]
-        frames, frame = [], {}
-        try:
-            for line in r.stream.iter_lines(decode_unicode=True):
-                if line == "":
-                    if frame:
-                        frames.append(frame)
-                        if frame.get("id") == str(head):
-                            break
-                    frame = {}
-                elif not line.startswith(":"):
-                    field, _, value = line.partition(": ")
-                    frame[field] = value
-        finally:
-            r.stream.close()
+        frames = read_frames(r.stream, lambda f: f.get("id") == str(head))
         self.assertEqual([int(f["id"]) for f in frames], list(range(1, head + 1)), "every event, in order")
         types = set()
         for f in frames:
@@ -727,20 +714,7 @@ class OpenApiRoutes(unittest.TestCase):
         content = DOC["paths"]["/api/v1/tasks/{id}/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
         task = api.call("POST", "/api/v1/tasks", body={"kind": "chatty"}, expect=201).json()["task_id"]
         r = api.call("GET", "/api/v1/tasks/{id}/stream", {"id": task}, stream=True, expect=200, timeout=20)
-        frames, frame = [], {}
-        try:
-            for line in r.stream.iter_lines(chunk_size=1, decode_unicode=True):
-                if line == "":
-                    if frame:
-                        frames.append(frame)
-                        if frame.get("event") == "end":
-                            break
-                    frame = {}
-                elif not line.startswith(":"):
-                    field, _, value = line.partition(": ")
-                    frame[field] = value
-        finally:
-            r.stream.close()
+        frames = read_frames(r.stream, lambda f: f.get("event") == "end")
         self.assertEqual([f["event"] for f in frames][-1], "end", frames)
         outputs = [json.loads(f["data"]) for f in frames if f["event"] == "output"]
         for data in outputs:
@@ -808,6 +782,26 @@ class OpenApiRoutes(unittest.TestCase):
             futures = [pool.submit(api.call, m, p, f, 503, body=b, timeout=30) for m, p, f, b in calls]
             for fut in futures:
                 self.assertEqual(fut.result().json()["error"]["code"], "unavailable")
+
+
+def read_frames(stream, last):
+    """Server-Sent Events frames ({field: value}) of a response read as they come, until the
+    one `last` accepts; the response is closed."""
+    frames, frame = [], {}
+    try:
+        for line in stream.iter_lines(chunk_size=1, decode_unicode=True):
+            if line == "":
+                if frame:
+                    frames.append(frame)
+                    if last(frame):
+                        break
+                frame = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(": ")
+                frame[field] = value
+    finally:
+        stream.close()
+    return frames
 
 
 class ServedRoutes(unittest.TestCase):
