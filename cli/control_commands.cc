@@ -194,6 +194,8 @@ void add_schedule(CLI::App& app) {
     sub->add_option("--payload", spec->task.payload, "The task's payload (JSON)");
     sub->add_option("--priority", spec->task.priority, "0..255 (default: -1, the queue's)");
     sub->add_option("--max-retries", spec->task.max_retries, "Retries (default: -1, the queue's)");
+    sub->add_option("--unique-key", spec->task.unique_key,
+                    "Pass over a slot while a task of the queue holds this key; the fired task holds it (default: none)");
     sub->fallthrough();
     sub->callback([c, spec, every] {
       proto::ScheduleSpec s = *spec;

@@ -180,6 +180,12 @@ class SchedulesTest(unittest.TestCase):
         fired = next(f for f in schedule(url, "reindex")["recent"] if f["how"] == "slot")
         task = requests.get(f"{url}/api/v1/tasks/{fired['task']}", timeout=5).json()
         self.assertEqual(task["unique_key"], "reindex")  # it holds the key while it runs
+        made = subprocess.run([BINARY, "schedule", "create", "cli-unique", "--every", "3600", "--kind", "echo",
+                               "--unique-key", "reindex"], capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, ZBATCH_ROUTER=self.cluster.frontend))
+        self.assertEqual(made.returncode, 0, made.stderr)
+        self.assertEqual(requests.get(f"{url}/api/v1/schedules/cli-unique", timeout=5).json()["task"]["unique_key"],
+                         "reindex")
         bad = requests.post(f"{url}/api/v1/schedules", timeout=5,
                             json={"name": "long", "every_s": 60, "task": {"unique_key": "k" * 2000}})
         self.assertEqual(bad.status_code, 400, bad.text)
