@@ -2,6 +2,7 @@
 // (the seed's, and the API's with its payload).
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "store/http_api.h"
 #include "store/http_json.h"
 #include "store/read_your_writes.h"
@@ -69,6 +70,13 @@ HttpServer::Handler task_handler(const Api& api, bool full) {
     json out = task_status_json(*t, full);
     if (full)
       if (auto hook = webhook_view(api, HookKind::kTask, *id)) out["webhook"] = std::move(*hook);
+    // A dependant's inputs (docs/WORKFLOWS.md) are in the router's record only: asked for
+    // them once it has been released.
+    if (full && !t->deps.empty() && t->state != TaskState::kWaiting)
+      if (auto rec = api.pool.with([&](Client& c) { return c.status(*id); }); rec && !rec->inputs.empty()) {
+        json inputs = json::parse(rec->inputs, nullptr, false);
+        out["inputs"] = inputs.is_discarded() ? json(valid_utf8(rec->inputs)) : std::move(inputs);
+      }
     send_json(res, 200, out);
   };
 }

@@ -96,6 +96,7 @@ class Workflows(Api, unittest.TestCase):
         self.assertEqual([self.task(t)["result"] for t in ids], [1, 3, 6, 10])
         second = self.task(ids[1])
         self.assertEqual(second["depends_on"], [ids[0]])
+        self.assertEqual(second["inputs"]["tasks"], [{"id": ids[0], "state": "succeeded", "result": 1}])
         self.assertEqual(second["when"], "success")
         self.assertIsNone(second["depends_on_group"])
         self.assertNotIn("depends_on", self.task(ids[0]))
