@@ -19,12 +19,12 @@ const { chromium } = require("playwright-core");
 const USER = "admin", PASSWORD = "s3cret-for-tests";
 const AUTH = "Basic " + Buffer.from(`${USER}:${PASSWORD}`).toString("base64");
 
-// A handler that writes to stderr for about two seconds: its task page shows it as it runs.
+// A handler that writes to stderr for about three seconds: its task page shows it as it runs.
 const configDir = mkdtempSync(path.join(os.tmpdir(), "zbatch-dashboard-config-"));
 const config = path.join(configDir, "zbatch.toml");
 writeFileSync(config, `[[handler]]
 kind = "slow_log"
-argv = ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo progress line $i >&2; sleep 0.25; done; echo '{\\"ok\\": true}'"]
+argv = ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo progress line $i >&2; sleep 0.4; done; echo '{\\"ok\\": true}'"]
 `);
 const cluster = await startUp(binary, "dashboard", ["--auth-basic", `${USER}:${PASSWORD}`, "--config", config]);
 const base = cluster.base;

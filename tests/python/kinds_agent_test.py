@@ -227,7 +227,7 @@ class AgentLoop(unittest.TestCase):
     def test_live_output_streams_tokens_and_steps_while_the_task_runs(self):
         words = " ".join(f"w{i}" for i in range(20))
         name, t = self.scripted([
-            {"content": words, "slow": 0.05,
+            {"content": words, "slow": 0.1,  # two seconds of words: the stream is open well before the end
              "tool_calls": [call("write_file", path="live.txt", content="hi\n")]},
             {"content": "all done", "slow": 0.05},
         ])
