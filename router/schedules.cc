@@ -168,29 +168,12 @@ Result<Id> Core::fire(ScheduleState& s, uint64_t slot_ms, uint64_t now, const st
       spdlog::warn("router schedule={} slot={} already has task={}", row.spec.name, slot_ms, id.to_string());
       firing.how = "duplicate";
     } else {
-      const auto& qc = tasks_.config(*q);
+      // Made as a submitted task is (its unique key held with it), queued at once.
+      proto::TaskSpec spec = t;
+      spec.queue = queue;
+      if (spec.ref.empty()) spec.ref = "schedule:" + row.spec.name + "@" + std::to_string(slot_ms);
       proto::TaskRecord rec;
-      rec.id = id;
-      rec.ref = t.ref.empty() ? "schedule:" + row.spec.name + "@" + std::to_string(slot_ms) : t.ref;
-      rec.queue = queue;
-      rec.kind = t.kind.empty() ? qc.default_kind : t.kind;
-      rec.payload = t.payload;
-      rec.priority = static_cast<uint8_t>(t.priority < 0 ? qc.priority : t.priority);
-      rec.state = TaskState::kQueued;
-      rec.max_retries = t.max_retries < 0 ? qc.max_retries : static_cast<uint32_t>(t.max_retries);
-      rec.soft_limit_ms = t.soft_limit_ms ? t.soft_limit_ms : qc.soft_time_limit_ms;
-      rec.hard_limit_ms = t.hard_limit_ms ? t.hard_limit_ms : qc.time_limit_ms;
-      rec.seq = ++ledger_.meta().task_seq;
-      rec.created_ms = now;
-      rec.unique_key = t.unique_key;
-      if (Status st = ledger_.put_task(rec); !st) return st;
-      if (!rec.unique_key.empty())
-        if (Status st = ledger_.put_unique(rec.queue, rec.unique_key, rec.id); !st) return st;
-      proto::Event ev = task_event(rec, proto::EventType::kTaskReceived, rec.state);
-      ev.unique_key = rec.unique_key;
-      ev.payload = rec.payload;
-      emit(std::move(ev));
-      tasks_.ready(*q).push(order_key(rec.priority, rec.seq), rec.id);
+      if (!make_task(rec, spec, *q, id, nullptr, Id(), {}, now)) return turn_status_;
       ++stats_.submitted;
       firing.task = id;
       row.last_task = id;
