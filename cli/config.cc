@@ -1,5 +1,6 @@
 #include "cli/config.h"
 
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -14,6 +15,8 @@
 #include <sstream>
 
 #include <spdlog/spdlog.h>
+
+#include "common/text.h"
 
 namespace zb::cli {
 namespace {
@@ -210,6 +213,12 @@ Status parse_queue(const toml::table& t, const std::string& path, QueueConfig& q
       auto list = strings(v);
       s = need(list.has_value(), "an array of error class names (\"*\" = any failure)");
       if (s) q.retry_on = *list;
+    } else if (key == "fair") {
+      s = need(boolean(v).has_value(), "true or false");
+      if (s) q.fair = *boolean(v);
+    } else if (key == "pool") {
+      s = need(v.value<std::string>().has_value(), "a [[pool]] name (\"\" = none)");
+      if (s) q.pool = *v.value<std::string>();
     } else if (key == "rate_limit") {
       auto r = rate(v);
       s = need(r.has_value(), "tasks per second: 0 (no limit) or from 1/86400 (one a day) to 1e9, as a number or "
@@ -303,6 +312,60 @@ Status apply_schedules(const toml::table& root, const std::string& path, std::ve
     if (!names.insert(spec.name).second) return bad(path, "[[schedule]] '" + spec.name + "'", "is declared twice");
     if (schedules) schedules->push_back(std::move(spec));
   }
+  return Status::ok();
+}
+
+Status parse_pool(const toml::table& t, const std::string& path, PoolConfig& p) {
+  if (auto n = t.get("name"); n && n->value<std::string>()) p.name = *n->value<std::string>();
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string where = "[[pool]] " + (p.name.empty() ? std::string() : "'" + p.name + "' ") + key;
+    auto need = [&](bool ok, const char* what) { return ok ? Status::ok() : bad(path, where, std::string("must be ") + what); };
+    if (!known("pool", key)) return unknown_key(path, where, "pool");
+    Status s = Status::ok();
+    if (key == "name" || key == "model") {
+      s = need(v.value<std::string>() && !v.value<std::string>()->empty() && v.value<std::string>()->size() <= 255,
+               "a non-empty string of at most 255 bytes");
+      if (s) (key == "name" ? p.name : p.model) = *v.value<std::string>();
+    } else if (key == "hosts") {
+      auto list = strings(v);
+      s = need(list && !list->empty() && list->size() <= 64,
+               "an array of 1 to 64 Ollama addresses (\"host\", \"host:port\" or \"http://host:port\")");
+      if (s)
+        for (const auto& h : *list) {
+          if (h.empty() || h.size() > 255) {
+            s = need(false, "an array of non-empty addresses of at most 255 bytes");
+            break;
+          }
+          p.hosts.push_back(ollama_address(h));
+        }
+    } else if (key == "parallel") {
+      auto n = count(v, 1024);
+      s = need(n && *n >= 1, "an integer 1..1024 (the server's OLLAMA_NUM_PARALLEL)");
+      if (s) p.parallel = static_cast<uint32_t>(*n);
+    }
+    if (!s) return s;
+  }
+  if (p.name.empty()) return bad(path, "[[pool]]", "needs a name");
+  return Status::ok();
+}
+
+// [[pool]] tables, checked as the router checks them; with `queues`, every queue's pool too.
+Status apply_pools(const toml::table& root, const std::string& path, const std::vector<QueueConfig>* queues,
+                   std::vector<PoolConfig>* pools) {
+  std::vector<PoolConfig> found;
+  if (auto node = root.get("pool")) {
+    auto arr = node->as_array();
+    if (!arr) return bad(path, "[[pool]]", "must be an array of tables");
+    for (const auto& item : *arr) {
+      auto t = item.as_table();
+      if (!t) return bad(path, "[[pool]]", "must be an array of tables");
+      if (Status s = parse_pool(*t, path, found.emplace_back()); !s) return s;
+    }
+  }
+  if (Status s = check_pools(found, queues ? *queues : std::vector<QueueConfig>{}); !s)
+    return Status(s.code(), "config " + path + ": [[pool]] " + s.message());
+  if (pools) *pools = std::move(found);
   return Status::ok();
 }
 
@@ -622,18 +685,20 @@ Status apply_log_level(const CLI::App& cmd, const std::string& path) {
 
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
-                         SeedKindsConfig* kinds, std::vector<proto::ScheduleSpec>* schedules) {
+                         SeedKindsConfig* kinds, std::vector<proto::ScheduleSpec>* schedules,
+                         std::vector<PoolConfig>* pools) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status(Code::kBadRequest, "config " + path + ": cannot be read (" + std::strerror(errno) + ")");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return Status(Code::kBadRequest, "config " + path + ": cannot be read");
-  return apply_config_text(text.str(), path, section, cmd, queues, handlers, kinds, schedules);
+  return apply_config_text(text.str(), path, section, cmd, queues, handlers, kinds, schedules, pools);
 }
 
 Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues, std::vector<ProcessHandlerConfig>* handlers,
-                         SeedKindsConfig* kinds, std::vector<proto::ScheduleSpec>* schedules) {
+                         SeedKindsConfig* kinds, std::vector<proto::ScheduleSpec>* schedules,
+                         std::vector<PoolConfig>* pools) {
   toml::table root;
   try {
     root = toml::parse(text, path);
@@ -654,6 +719,7 @@ Status apply_config_text(std::string_view text, const std::string& path, const s
   if (Status s = apply_kinds(root, path, kinds); !s) return s;
   if (auto level = log_level_of(root, path); !level) return level.status();
   if (Status s = apply_schedules(root, path, schedules); !s) return s;
+  if (Status s = apply_pools(root, path, queues, pools); !s) return s;
   auto node = root.get(section);
   if (!node) return Status::ok();
   auto table = node->as_table();
@@ -685,7 +751,8 @@ Status apply_config_text(std::string_view text, const std::string& path, const s
 const std::vector<std::string>& config_sections() {
   static const std::vector<std::string> kSections = {"router",     "worker",       "store",     "up",
                                                      "queue",      "handler",      "ollama",    "validation",
-                                                     "test_profile", "mcp_server", "log",       "schedule"};
+                                                     "test_profile", "mcp_server", "log",       "schedule",
+                                                     "pool"};
   return kSections;
 }
 
@@ -696,7 +763,8 @@ const std::map<std::string, std::vector<std::string>>& table_keys() {
   };
   static const std::map<std::string, std::vector<std::string>> kKeys = {
       {"queue", {"name", "priority", "handler", "default_kind", "max_retries", "retry_backoff", "retry_backoff_max",
-                 "retry_jitter", "retry_on", "soft_time_limit", "time_limit", "rate_limit", "acks_late"}},
+                 "retry_jitter", "retry_on", "soft_time_limit", "time_limit", "rate_limit", "acks_late", "fair", "pool"}},
+      {"pool", {"name", "model", "hosts", "parallel"}},
       {"handler", with_limits({"kind", "type", "argv", "env", "cwd", "stdout_limit", "stderr_limit", "term_grace",
                                "max_tasks_per_child", "max_memory_mb"})},
       {"ollama", {"host", "hosts", "model", "system", "connect_timeout", "read_timeout", "max_steps", "max_tokens", "max_seconds",

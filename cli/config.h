@@ -26,19 +26,23 @@ namespace zb::cli {
 // worker/worker.h). Both are always validated; they are returned where the pointer is set.
 // `[ollama]`, `[validation]`, `[[test_profile]]` and `[[mcp_server]]` configure the seed's
 // kinds of work (SeedKindsConfig in worker/worker.h). `[[schedule]]` tables declare periodic
-// tasks (proto::ScheduleSpec; docs/SCHEDULES.md). zbatch.example.toml documents every key
+// tasks (proto::ScheduleSpec; docs/SCHEDULES.md). `[[pool]]` tables declare model pools
+// (PoolConfig in router/router.h), checked against the queues when they are asked for too.
+// zbatch.example.toml documents every key
 // and loads as the built-in defaults.
 Status apply_config_file(const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
                          SeedKindsConfig* kinds = nullptr,
-                         std::vector<proto::ScheduleSpec>* schedules = nullptr);
+                         std::vector<proto::ScheduleSpec>* schedules = nullptr,
+                         std::vector<PoolConfig>* pools = nullptr);
 // The same for TOML text; `path` names it in messages. Never throws, whatever the text.
 Status apply_config_text(std::string_view text, const std::string& path, const std::string& section, CLI::App& cmd,
                          std::vector<QueueConfig>* queues,
                          std::vector<ProcessHandlerConfig>* handlers = nullptr,
                          SeedKindsConfig* kinds = nullptr,
-                         std::vector<proto::ScheduleSpec>* schedules = nullptr);
+                         std::vector<proto::ScheduleSpec>* schedules = nullptr,
+                         std::vector<PoolConfig>* pools = nullptr);
 
 // The file's sections: router, worker, store, up (the commands' flags), then the tables.
 const std::vector<std::string>& config_sections();

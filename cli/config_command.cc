@@ -22,7 +22,8 @@ json queue_json(const QueueConfig& q) {
           {"max_retries", q.max_retries}, {"retry_backoff_ms", q.retry_backoff_ms},
           {"retry_backoff_max_ms", q.retry_backoff_max_ms}, {"retry_jitter", q.retry_jitter},
           {"retry_on", q.retry_on}, {"soft_time_limit_ms", q.soft_time_limit_ms},
-          {"time_limit_ms", q.time_limit_ms}, {"rate_limit", q.rate_limit}, {"acks_late", q.acks_late}};
+          {"time_limit_ms", q.time_limit_ms}, {"rate_limit", q.rate_limit}, {"acks_late", q.acks_late},
+          {"fair", q.fair}, {"pool", q.pool}};
 }
 
 json limits_json(const ResourceLimits& l) {
@@ -67,6 +68,7 @@ json effective(const std::string& path) {
   std::vector<ProcessHandlerConfig> handlers;
   SeedKindsConfig kinds;
   std::vector<proto::ScheduleSpec> schedules;
+  std::vector<PoolConfig> pools;
   // Each command section is applied to, and checked against, the flags of its own command.
   for (const std::string command : kCommands) {
     CLI::App scratch;
@@ -78,7 +80,8 @@ json effective(const std::string& path) {
       handlers.clear();
       kinds = SeedKindsConfig{};
       schedules.clear();
-      if (Status s = apply_config_file(path, command, *sub, &queues, &handlers, &kinds, &schedules); !s)
+      pools.clear();
+      if (Status s = apply_config_file(path, command, *sub, &queues, &handlers, &kinds, &schedules, &pools); !s)
         fail(s.code() == Code::kBadRequest ? kExitUsage : kExitFailed, s.message());
     }
     out[command] = section_values(*sub);
@@ -90,6 +93,9 @@ json effective(const std::string& path) {
   out.update(kinds_json(kinds));
   out["schedules"] = json::array();
   for (const auto& sc : schedules) out["schedules"].push_back(schedule_spec_json(sc));
+  out["pools"] = json::array();
+  for (const auto& p : pools)
+    out["pools"].push_back({{"name", p.name}, {"model", p.model}, {"hosts", p.hosts}, {"parallel", p.parallel}});
   return out;
 }
 

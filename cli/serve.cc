@@ -315,10 +315,13 @@ void add_serve_commands(CLI::App& app) {
                             [&] { reload(*cmd, f->config, notifier); });
       std::vector<QueueConfig> queues = default_queue_configs();
       std::vector<proto::ScheduleSpec> schedules;
-      if (!f->config.empty()) check(apply_config_file(f->config, "router", *cmd, &queues, nullptr, nullptr, &schedules));
+      std::vector<PoolConfig> pools;
+      if (!f->config.empty())
+        check(apply_config_file(f->config, "router", *cmd, &queues, nullptr, nullptr, &schedules, &pools));
       if (!f->config.empty()) check(apply_log_level(*cmd, f->config));
       RouterOptions options = router_options(*f, f->data, std::move(queues));
       options.schedules = std::move(schedules);
+      options.pools = std::move(pools);
       // Under systemd, readiness and the watchdog are a ping answered by the router's own loop,
       // over an in-process frontend of its own (plaintext; CURVE would need a client key in the
       // allow-list, so with CURVE the router is ready once bound and the watchdog only shows

@@ -47,6 +47,7 @@ struct UpConfig {
   std::vector<ProcessHandlerConfig> handlers;
   SeedKindsConfig kinds;
   std::vector<proto::ScheduleSpec> schedules;
+  std::vector<PoolConfig> pools;
 };
 
 std::string host_name() {
@@ -62,6 +63,7 @@ std::unique_ptr<Router> create_router(const UpFlags& u, const UpConfig& config, 
   local.events += "," + kEvents;
   RouterOptions options = router_options(local, u.router.data + "/router", config.queues);
   options.schedules = config.schedules;
+  options.pools = config.pools;
   auto router = Router::create(std::move(options), &context);
   check(router.status());
   return std::move(router.value());
@@ -137,7 +139,7 @@ void run_up(CLI::App& cmd, const UpFlags& u) {
   UpConfig config;
   if (!u.router.config.empty())
     check(apply_config_file(u.router.config, "up", cmd, &config.queues, &config.handlers, &config.kinds,
-                            &config.schedules));
+                            &config.schedules, &config.pools));
   if (!u.router.config.empty()) check(apply_log_level(cmd, u.router.config));
   if (u.workers < 1 || u.workers > 64) fail(kExitUsage, "--workers must be between 1 and 64, got " + std::to_string(u.workers));
   zmq::context_t context(2);

@@ -110,7 +110,22 @@ json to_json(const proto::InspectQueuesReply& r) {
   for (const auto& q : r.queues)
     queues.push_back({{"name", q.name}, {"priority", q.priority}, {"default_kind", q.default_kind},
                       {"depth", q.depth}, {"scheduled", q.scheduled}, {"reserved", q.reserved},
-                      {"running", q.running}});
+                      {"running", q.running}, {"fair", q.fair}});
+  for (size_t i = 0; i < r.queues.size(); ++i) {
+    const auto& q = r.queues[i];
+    if (q.pool.empty()) continue;
+    json& row = queues[i];
+    row["pool"] = q.pool;
+    for (const auto& p : r.pools)
+      if (p.name == q.pool) {
+        // The pool's servers, shared by every queue naming the pool.
+        row["model"] = p.model;
+        json hosts = json::array();
+        for (const auto& h : p.hosts)
+          hosts.push_back({{"host", h.host}, {"parallel", h.parallel}, {"running", h.running}, {"cooling_ms", h.cooling_ms}});
+        row["hosts"] = std::move(hosts);
+      }
+  }
   return json{{"queues", std::move(queues)}};
 }
 

@@ -607,11 +607,29 @@ struct QueueStats {
   uint8_t priority = 0;
   std::string default_kind;
   uint64_t depth = 0, scheduled = 0, reserved = 0, running = 0;
-  MSGPACK_DEFINE(name, priority, default_kind, depth, scheduled, reserved, running);
+  // Round-robin between its groups (QueueConfig::fair), and the model pool its tasks run on.
+  bool fair = false;
+  std::string pool = {};
+  MSGPACK_DEFINE(name, priority, default_kind, depth, scheduled, reserved, running, fair, pool);
+};
+// One server of a model pool: its places, how many are taken, and how long it still cools
+// down (0: it takes tasks).
+struct PoolHostStats {
+  std::string host;
+  uint32_t parallel = 0, running = 0;
+  uint64_t cooling_ms = 0;
+  MSGPACK_DEFINE(host, parallel, running, cooling_ms);
+};
+struct PoolStats {
+  std::string name;
+  std::string model;
+  std::vector<PoolHostStats> hosts;
+  MSGPACK_DEFINE(name, model, hosts);
 };
 struct InspectQueuesReply {
   std::vector<QueueStats> queues;
-  MSGPACK_DEFINE(queues);
+  std::vector<PoolStats> pools = {};
+  MSGPACK_DEFINE(queues, pools);
 };
 struct InspectFailedReply {  // dead letters in submission order
   uint64_t total = 0;        // every dead letter, of every queue
@@ -843,7 +861,12 @@ struct Assignment {
   uint32_t hard_limit_ms = 0;
   std::string trace;  // TaskSpec::trace
   std::string inputs;  // TaskRecord::inputs
-  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms, trace, inputs);
+  // A task of a queue with a model pool (router/router.h PoolConfig): the server the router
+  // gave it a place on, and the pool's model; empty: none (the worker's own [ollama] config).
+  std::string endpoint = {};
+  std::string model = {};
+  MSGPACK_DEFINE(task, attempt, group, ref, queue, kind, payload, soft_limit_ms, hard_limit_ms, trace, inputs,
+                 endpoint, model);
 };
 
 struct Tasks {
@@ -872,7 +895,11 @@ struct Outcome {
   // What the attempt spent of a model's tokens (prompt + completion; the agent kind reports
   // it), counted against its group's budget. 0 = none or not known.
   uint64_t tokens = 0;
-  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us, retry_after_ms, tokens);
+  // kRetry of a pooled task (Assignment::endpoint): its server refused it (no connection, or
+  // 429/503 before any reply); the router takes that server out of the pool for this long and
+  // gives the task to another one. 0 = the server is not at fault.
+  uint64_t host_cooldown_ms = 0;
+  MSGPACK_DEFINE(task, attempt, status, result, error, runtime_us, retry_after_ms, tokens, host_cooldown_ms);
 };
 
 // Worker → router: these tasks left the worker's prefetch buffer and began to run on a slot

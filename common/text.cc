@@ -54,4 +54,13 @@ void make_valid_utf8(std::string& text) {
   }
 }
 
+std::string ollama_address(std::string host) {
+  while (!host.empty() && host.back() == '/') host.pop_back();
+  if (host.find("://") == std::string::npos) host = "http://" + host;
+  // http://host without a port: Ollama's default port.
+  const auto authority = host.substr(host.find("://") + 3);
+  if (authority.find(':') == std::string::npos && authority.find(']') == std::string::npos) host += ":11434";
+  return host;
+}
+
 }  // namespace zb

@@ -24,4 +24,9 @@ std::string valid_utf8(std::string_view text);
 // The same in place; a text that is valid already (the usual case) is only read.
 void make_valid_utf8(std::string& text);
 
+// An Ollama server's address in any of OLLAMA_HOST's forms ("host", "host:port",
+// "http://host:port/", "https://...") as "scheme://host:port" (http and port 11434 unless
+// given), so that one server is always named the same way.
+std::string ollama_address(std::string host);
+
 }  // namespace zb

@@ -239,8 +239,9 @@ proto::InspectQueuesReply Core::inspect_queues() const {
     const uint64_t running = tasks_.running(i);
     out.queues.push_back({q.name, q.priority, q.default_kind, tasks_.ready(i).size() + held_per_queue[i],
                           scheduled_per_queue[i], running - std::min<uint64_t>(running, started_per_queue[i]),
-                          started_per_queue[i]});
+                          started_per_queue[i], q.fair, q.pool});
   }
+  out.pools = tasks_.pool_stats(now_steady_ms());
   return out;
 }
 

@@ -45,7 +45,7 @@ proto::Event task_event(const proto::TaskRecord& rec, proto::EventType type, Tas
 }
 
 Core::Core(const RouterOptions& options, Ledger& ledger, Stats& stats)
-    : options_(options), ledger_(ledger), stats_(stats), tasks_(options.queues, now_steady_ms()), groups_(tasks_) {
+    : options_(options), ledger_(ledger), stats_(stats), tasks_(options.queues, options.pools, now_steady_ms()), groups_(tasks_) {
   random_state_ = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
 }
 
@@ -78,7 +78,10 @@ Status Core::recover() {
       return group.status();
     }
     if (auto l = persisted.find(rec.id); l != persisted.end()) {
-      tasks_.add_lease(rec.id, {"", l->second.attempt, rec.group, *q, key, grace, 0, l->second.session});
+      LeaseState lease{"", l->second.attempt, rec.group, *q, key, grace, 0, l->second.session};
+      // Its place on a model pool's server, still held (nowhere when the pools changed).
+      if (!l->second.host.empty()) lease.slot = tasks_.find_slot(l->second.host, l->second.model).value_or(-1);
+      tasks_.add_lease(rec.id, std::move(lease));
       if (*group) groups_.recovered_lease(**group);
       tasks_.set_orphan_deadline_ms(grace);
       ++orphaned;
@@ -93,7 +96,7 @@ Status Core::recover() {
       groups_.enqueue(**group, *q, key, rec.id);
       ++queued;
     } else {
-      tasks_.ready(*q).push(key, rec.id);
+      tasks_.ready(*q).push(key, rec.id, rec.group);
       ++queued;
     }
   }
@@ -242,7 +245,7 @@ Status Core::transition(proto::TaskRecord& rec, TaskState from, Change change) {
   // Queued again: straight into its ready queue when it kept its place, through its group's
   // admission otherwise.
   auto place = [&] {
-    if (admitted || !group) tasks_.ready(*q).push(key, rec.id);
+    if (admitted || !group) tasks_.ready(*q).push(key, rec.id, rec.group);
     else groups_.enqueue(*group, *q, key, rec.id);
   };
   if (from == TaskState::kStarted && group) groups_.stopped(*group);

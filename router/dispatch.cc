@@ -266,6 +266,8 @@ void Core::reclaim(WorkerSession& w, const proto::Ready& hello, proto::Welcome& 
     r.attempt = claim.attempt;
     LeaseState lease{w.routing_id, claim.attempt, r.group, *q, key, 0, 0, hello.session};
     lease.dispatched_us = now_steady_us();
+    // A claim names no server: a pooled one is counted on the least loaded server of its pool.
+    lease.slot = tasks_.take_slot(*q).value_or(-1);
     tasks_.add_lease(claim.task, std::move(lease));
     tasks_.forget_previous_holder(claim.task);
     w.leased.insert(claim.task);
@@ -352,6 +354,7 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
   if (!q) return;
   TaskState state;
   std::string thief;  // a recalled task, handed back: the worker it was recalled for
+  int32_t pool_slot = -1;  // the model pool server the lease held a place on
   if (lease) {
     thief = std::move(lease->recall_for);
     if (outcome.status != proto::OutcomeStatus::kReturned) {
@@ -359,9 +362,10 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
       worker.update_window();
     }
     worker.leased.erase(outcome.task);
-    tasks_.end_lease(outcome.task);
+    const auto ended = tasks_.end_lease(outcome.task);
     if (Status s = ledger_.del_lease(outcome.task); !s) return fail_turn(s);
     state = TaskState::kStarted;
+    pool_slot = ended->slot;
   } else if (rec.state == TaskState::kQueued && rec.attempt == outcome.attempt &&
              tasks_.ready(*q).erase(order_key(rec.priority, rec.seq))) {
     // The late result of a requeued task: it ran after all.
@@ -380,7 +384,7 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
     // Not run (warm shutdown): back to its place, no retry counted.
     rec.error = outcome.error;
     if (state == TaskState::kQueued) {
-      tasks_.ready(*q).push(order_key(rec.priority, rec.seq), rec.id);  // still where it was
+      tasks_.ready(*q).push(order_key(rec.priority, rec.seq), rec.id, rec.group);  // still where it was
       return;
     }
     // A refusal is logged; the turn's error fails it.
@@ -390,6 +394,22 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
   }
   const bool wants_retry = outcome.status == OutcomeStatus::kRetry ||
                            (outcome.status == OutcomeStatus::kFailed && retry_matches(qc, outcome.error));
+  if (outcome.status == OutcomeStatus::kRetry && outcome.host_cooldown_ms && pool_slot >= 0) {
+    // Its pool's server refused it: that server cools down, and the task takes its place in
+    // line again at once for another server of the pool (or this one once it has cooled
+    // down), spending no retry — up to kMaxPoolRefusals times, then retries count again.
+    const PoolSlot& slot = tasks_.slot(pool_slot);
+    tasks_.cool(pool_slot, std::min(outcome.host_cooldown_ms, kMaxRetryAfterMs));
+    spdlog::info("router pool host={} model={} cools down {} ms: {}", slot.host, slot.model,
+                 std::min(outcome.host_cooldown_ms, kMaxRetryAfterMs), valid_utf8(std::string_view(outcome.error).substr(0, 200)));
+    if (rec.attempt - std::min(rec.attempt, rec.retries) <= kMaxPoolRefusals) {
+      ++worker.failed;
+      rec.error = outcome.error;
+      rec.eta_ms = 0;
+      (void)transition(rec, state, Change(TaskState::kRetrying));
+      return;
+    }
+  }
   if (wants_retry && rec.retries < rec.max_retries) {
     ++worker.failed;
     // A delay the failed service asked for wins over the backoff, within a bound of our own.
@@ -595,12 +615,14 @@ void Core::hand_over(const std::string& rid, size_t queue, const proto::Claim& r
   if (!thief) return;
   std::erase(thief->incoming, returned);
   const uint64_t key = order_key(rec.priority, rec.seq);
-  if (!thief->has_credit() || !thief->serves(queue) || !tasks_.ready(queue).erase(key)) return;
+  if (!thief->has_credit() || !thief->serves(queue)) return;
+  if (tasks_.pooled(queue) && (!thief->has_free_slot() || !tasks_.pool_open(queue))) return;
+  if (!tasks_.ready(queue).erase(key)) return;
   lease_to(*thief, queue, key, returned.task, rec);
 }
 
 bool Core::dispatch_one(WorkerSession& w) {
-  auto q = tasks_.pick(w.queues);
+  auto q = tasks_.pick(w.queues, w.has_free_slot());
   if (!q) return false;
   const uint64_t key = tasks_.ready(*q).front_key();
   const Id task = tasks_.ready(*q).pop();
@@ -627,11 +649,20 @@ bool Core::dispatch_one(WorkerSession& w) {
 // Leases a task taken out of its ready queue to a worker, as its next attempt.
 bool Core::lease_to(WorkerSession& w, size_t q, uint64_t key, const Id& task, proto::TaskRecord& rec) {
   const uint32_t attempt = rec.attempt + 1;
-  if (Status s = ledger_.put_lease(task, Lease{attempt, w.session}); !s) {
+  // A pooled queue: a place on one of its servers (pick() saw one open).
+  const std::optional<int32_t> slot = tasks_.take_slot(q);
+  if (tasks_.pooled(q) && !slot) {
+    tasks_.ready(q).push(key, task, rec.group);
+    return false;
+  }
+  Lease stored{attempt, w.session};
+  if (slot) stored.host = tasks_.slot(*slot).host, stored.model = tasks_.slot(*slot).model;
+  if (Status s = ledger_.put_lease(task, stored); !s) {
     fail_turn(s);
     return false;
   }
   LeaseState lease{w.routing_id, attempt, rec.group, q, key, 0, 0, w.session};
+  lease.slot = slot.value_or(-1);
   lease.dispatched_us = now_steady_us();
   lease.to_free_slot = w.leased.size() < w.concurrency;
   tasks_.add_lease(task, std::move(lease));
@@ -643,7 +674,8 @@ bool Core::lease_to(WorkerSession& w, size_t q, uint64_t key, const Id& task, pr
   auto& mail = effects_.workers[w.routing_id];
   (tasks_.config(q).acks_late ? mail.tasks : mail.durable_tasks).push_back({task, attempt, rec.group, std::move(rec.ref), std::move(rec.queue),
                                                   std::move(rec.kind), std::move(rec.payload), rec.soft_limit_ms,
-                                                  rec.hard_limit_ms, std::move(rec.trace), std::move(rec.inputs)});
+                                                  rec.hard_limit_ms, std::move(rec.trace), std::move(rec.inputs),
+                                                  std::move(stored.host), std::move(stored.model)});
   return true;
 }
 

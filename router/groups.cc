@@ -45,7 +45,7 @@ void GroupTable::enqueue(GroupState& g, size_t queue, uint64_t key, const Id& ta
     return;
   }
   ++g.admitted;
-  tasks_.ready(queue).push(key, task);
+  tasks_.ready(queue).push(key, task, g.record.id);
 }
 
 void GroupTable::started(GroupState& g) {
@@ -138,7 +138,7 @@ void GroupTable::mark(GroupState& g) {
 void GroupTable::admit_held(GroupState& g) {
   while (!g.held.empty() && (g.record.parallel == 0 || g.admitted < g.record.parallel)) {
     auto it = g.held.begin();
-    tasks_.ready(it->second.queue).push(it->first, it->second.task);
+    tasks_.ready(it->second.queue).push(it->first, it->second.task, g.record.id);
     ++g.admitted;
     g.held.erase(it);
   }

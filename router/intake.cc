@@ -292,7 +292,7 @@ bool Core::make_task(proto::TaskRecord& rec, proto::TaskSpec& t, size_t queue, c
   if (rec.state == TaskState::kWaiting) return true;
   if (rec.eta_ms) tasks_.schedule({rec.eta_ms, key, queue, rec.id, rec.group});
   else if (group) groups_.enqueue(*group, queue, key, rec.id);
-  else tasks_.ready(queue).push(key, rec.id);
+  else tasks_.ready(queue).push(key, rec.id, rec.group);
   return true;
 }
 

@@ -83,7 +83,11 @@ struct IdemRecord {
 struct Lease {
   uint32_t attempt = 0;
   Id session;
-  MSGPACK_DEFINE(attempt, session);
+  // The model pool's server and model the lease holds a place on (empty: none), so that a
+  // restarted router counts it again. Last: an older record decodes without them.
+  std::string host = {};
+  std::string model = {};
+  MSGPACK_DEFINE(attempt, session, host, model);
 };
 
 struct Meta {

@@ -1,6 +1,12 @@
 // The tasks ready to run, per named queue, in dispatch order: higher priority first, then
 // FIFO by sequence number. A requeued task goes back to its original position.
 //
+// A fair queue (QueueConfig::fair) keeps that order within each group (batch), and its groups
+// take turns: each pop serves the group whose turn it is among those whose head has the
+// highest priority, and sends it to the back of the line. A group that arrives joins the line
+// at its back, so a batch of 3 submitted behind one of 100,000 starts within its first 3 turns
+// instead of after the 100,000. Tasks without a group share one turn.
+//
 // Only ids and their order live here; payloads stay in LMDB until dispatch, so a million
 // queued tasks cost tens of megabytes, not the size of their payloads.
 #pragma once
@@ -8,8 +14,10 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/id.h"
@@ -24,23 +32,45 @@ inline uint8_t priority_of(uint64_t key) { return static_cast<uint8_t>(255 - (ke
 
 class ReadyQueue {
  public:
-  void push(uint64_t key, const Id& task) { entries_.emplace(key, task); }
+  explicit ReadyQueue(bool fair = false) : fair_(fair) {}
+  bool fair() const { return fair_; }
+  // `group` counts only in a fair queue.
+  void push(uint64_t key, const Id& task, const Id& group = {});
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }
-  uint64_t front_key() const { return entries_.begin()->first; }
+  // The next task's key (not empty()).
+  uint64_t front_key() const;
   Id pop();
   // Removes one task (revoke, purge, re-claim); false when absent.
   bool erase(uint64_t key);
-  // The first `limit` entries in dispatch order.
+  // The first `limit` entries in key order (a fair queue's dispatch order interleaves groups).
   std::vector<std::pair<uint64_t, Id>> peek(size_t limit) const;
-  // At most `limit` entries from `key` on (inclusive), in dispatch order.
+  // At most `limit` entries from `key` on (inclusive), in key order.
   std::vector<std::pair<uint64_t, Id>> from(uint64_t key, size_t limit) const;
   // Removes and returns every entry.
   std::vector<std::pair<uint64_t, Id>> take_all();
-  void clear() { entries_.clear(); }
+  void clear();
 
  private:
+  // A group's place in a fair queue: its keys in order, and where it stands in the line.
+  struct Lane {
+    std::set<uint64_t> keys;
+    uint64_t turn = 0;  // its key in turns_, once in_line
+    bool in_line = false;
+  };
+  // (the priority of the group's head, the order it joined the line or was last served).
+  uint64_t turn_key(uint64_t head_key, uint64_t order) const {
+    return (head_key & ~kOrderMask) | (order & kOrderMask);
+  }
+  void place(Lane& lane, const Id& group, uint64_t order);
+  static constexpr uint64_t kOrderMask = (1ull << 56) - 1;
+
   std::map<uint64_t, Id> entries_;
+  bool fair_ = false;
+  std::unordered_map<Id, Lane, IdHash> lanes_;      // fair: by group
+  std::unordered_map<uint64_t, Id> group_of_;       // fair: key → group
+  std::map<uint64_t, Id> turns_;                    // fair: the line, first = next served
+  uint64_t next_turn_ = 0;
 };
 
 // Picks, among the queues a worker serves (given as indices), the one whose head comes first.

@@ -56,7 +56,7 @@ std::vector<QueueConfig> default_queue_configs() {
     c.name = std::string(q.name);
     c.priority = q.priority;
     // The seed's endpoints run its four kinds of work (worker/worker.h, docs/KINDS.md).
-    if (c.name == "agent_tasks") c.default_kind = "agent";
+    if (c.name == "agent_tasks") c.default_kind = "agent", c.fair = true;  // batches of agents take turns
     else if (c.name == "validation") c.default_kind = "validate";
     else if (c.name == "tests") c.default_kind = "test";
     else if (c.name == "mcp_operations") c.default_kind = "mcp";
@@ -91,6 +91,7 @@ void Router::stop() { impl_->stopping.store(true, std::memory_order_relaxed); }
 
 Status Router::Impl::open() {
   if (Status s = check_queue_configs(options.queues); !s) return s;
+  if (Status s = check_pools(options.pools, options.queues); !s) return s;
 
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);

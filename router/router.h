@@ -103,6 +103,23 @@ struct QueueConfig {
   // true: at-least-once (a task whose worker is lost runs again). false: at-most-once (the
   // task fails with "WorkerLostError" instead of running twice).
   bool acks_late = true;
+  // true: its groups take turns (round-robin between batches, within a priority), so a big
+  // batch does not hold back a small one queued after it; false: FIFO within a priority.
+  bool fair = false;
+  // The model pool (PoolConfig::name) its tasks take a place on; empty: none.
+  std::string pool;
+};
+
+// A model pool: Ollama servers that serve one model, each `parallel` requests at once (its
+// OLLAMA_NUM_PARALLEL). The router counts the places cluster-wide, keyed by (host, model)
+// — two pools naming the same server and model share its places —, starts a task of a pooled
+// queue only when a server has one free, and tells the worker which server and model to use.
+// A server that refuses a task (no connection, 429 or 503) cools down (docs/kinds/agent.md).
+struct PoolConfig {
+  std::string name;
+  std::string model;
+  std::vector<std::string> hosts;  // Ollama addresses, normalized (ollama_address)
+  uint32_t parallel = 1;           // per server, 1..1024
 };
 
 // The seed's seven queues (common/task.h) with their priorities.
@@ -115,6 +132,9 @@ std::vector<QueueConfig> default_queue_configs();
 Status check_queue_config(const QueueConfig& q);
 // The same for every queue of `queues`, whose names must also be unique.
 Status check_queue_configs(const std::vector<QueueConfig>& queues);
+// Pools with unique names, a model, 1..64 distinct servers and parallel 1..1024; every
+// queue's pool declared.
+Status check_pools(const std::vector<PoolConfig>& pools, const std::vector<QueueConfig>& queues);
 
 struct RouterOptions {
   std::string data_dir = "zbatch-data/router";
@@ -136,6 +156,7 @@ struct RouterOptions {
   // finish; LMDB reuses the pages. 0 = keep forever.
   uint64_t result_ttl_ms = 86'400'000;
   std::vector<QueueConfig> queues = default_queue_configs();
+  std::vector<PoolConfig> pools;
   // CURVE on every socket (docs/SECURITY.md): the router's secret certificate and the
   // allow-list of peers' public keys with their roles (router/zap.h has its format; it is
   // read again when it changes). Without them the sockets are plaintext, which is refused on

@@ -42,6 +42,17 @@ struct LeaseState {
   bool to_free_slot = false;
   // Work stealing: the worker a Recall was sent for (at most one outstanding per lease).
   std::string recall_for = {};
+  // The model pool server (TaskTable::slot) it holds a place on; -1: none.
+  int32_t slot = -1;
+};
+
+// One server of the model pools, keyed by (host, model): its places and who holds them.
+struct PoolSlot {
+  std::string host, model;
+  uint32_t parallel = 0;  // the largest `parallel` of the pools naming it
+  uint32_t running = 0;   // leases holding a place
+  uint64_t cool_until_ms = 0;  // steady clock: refused a task; takes none before
+  bool open(uint64_t now) const { return running < parallel && cool_until_ms <= now; }
 };
 
 // Who ran a task whose lease was requeued (its worker was lost): that session's late result,
@@ -83,6 +94,9 @@ struct RateBucket {
 // A worker's outcome may instead carry the delay a service asked for (proto::Outcome::
 // retry_after_ms); the router honours it up to this bound.
 inline constexpr uint64_t kMaxRetryAfterMs = 3600 * 1000;
+// How many times a pooled task may be refused by its pool's servers (Outcome::host_cooldown_ms)
+// and go to another without spending a retry.
+inline constexpr uint32_t kMaxPoolRefusals = 20;
 uint64_t retry_delay_ms(const QueueConfig& queue, uint32_t retries, uint64_t random);
 // The class of an error text: the identifier before the first ':' ("TimeoutError: x" →
 // "TimeoutError"); empty when the text does not start with one.
@@ -93,7 +107,7 @@ bool retry_matches(const QueueConfig& queue, std::string_view error);
 class TaskTable {
  public:
   // `queues` are checked already (check_queue_configs): names unique, policies in range.
-  TaskTable(const std::vector<QueueConfig>& queues, uint64_t now_steady_ms);
+  TaskTable(const std::vector<QueueConfig>& queues, const std::vector<PoolConfig>& pools, uint64_t now_steady_ms);
 
   size_t queue_count() const { return configs_->size(); }
   const QueueConfig& config(size_t q) const { return (*configs_)[q]; }
@@ -103,11 +117,28 @@ class TaskTable {
   ReadyQueue& ready(size_t q) { return ready_[q]; }
   const ReadyQueue& ready(size_t q) const { return ready_[q]; }
   // The queue a worker serving `served` takes its next task from: the head that comes first
-  // among those with a rate token, whose token it takes. nullopt: nothing may run now.
-  std::optional<size_t> pick(std::span<const size_t> served);
+  // among those with a rate token and, for a pooled queue, a free place on one of its
+  // servers — offered only to a worker with a free slot (`free_slot`), so that no place is
+  // held by a task waiting in a prefetch buffer. Takes the rate token. nullopt: nothing may
+  // run now.
+  std::optional<size_t> pick(std::span<const size_t> served, bool free_slot);
+  // Also the clock pick() and take_slot() read.
   void refill_rates(uint64_t now_steady_ms);
-  // Milliseconds until a rate-limited queue holding tasks may start one (nullopt: none waits).
+  // Milliseconds until a rate-limited queue holding tasks may start one, or a pooled one whose
+  // servers all cool down (nullopt: none waits for time).
   std::optional<uint64_t> ms_until_rate_opens(uint64_t now_steady_ms) const;
+
+  // Model pools. The server a task of pooled queue `q` takes a place on now: the open one
+  // with the most places free (relatively), ties in turn. nullopt: none (or no pool). The
+  // place is taken by add_lease() with the lease's slot, given back by end_lease().
+  std::optional<int32_t> take_slot(size_t q);
+  bool pooled(size_t q) const { return queue_pool_[q] >= 0; }
+  bool pool_open(size_t q) const;
+  std::optional<int32_t> find_slot(std::string_view host, std::string_view model) const;
+  const PoolSlot& slot(int32_t s) const { return slots_[static_cast<size_t>(s)]; }
+  // The server refused a task: no task goes to it for `ms`.
+  void cool(int32_t s, uint64_t ms);
+  std::vector<proto::PoolStats> pool_stats(uint64_t now_steady_ms) const;
 
   // The ETA heap. A task revoked while in it stays in the heap, skipped when due.
   void schedule(const ScheduledTask& t) { scheduled_.push(t); }
@@ -139,6 +170,12 @@ class TaskTable {
 
  private:
   const std::vector<QueueConfig>* configs_;
+  const std::vector<PoolConfig>* pools_;
+  std::vector<PoolSlot> slots_;
+  std::vector<std::vector<int32_t>> pool_slots_;  // per pool, its servers
+  std::vector<size_t> pool_turn_;                 // per pool, where ties start
+  std::vector<int32_t> queue_pool_;               // per queue, its pool (-1: none)
+  uint64_t now_ms_ = 0;
   struct NameHash {
     using is_transparent = void;
     size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }

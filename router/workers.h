@@ -87,6 +87,8 @@ struct WorkerSession {
   double pace_us() const { return std::max(task_us, service_us); }
   void update_window() { window = credit_window(concurrency, capacity, rtt_us, pace_us()); }
   bool has_credit() const { return !draining && leased.size() + incoming.size() < window; }
+  // A task sent now starts at once: a slot is free (and none is taken by one on its way).
+  bool has_free_slot() const { return !draining && leased.size() + incoming.size() < concurrency; }
   bool serves(size_t queue) const;
 };
 

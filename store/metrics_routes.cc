@@ -106,6 +106,21 @@ void write_queue_metrics(std::ostream& out, const proto::InspectQueuesReply& rep
   }
   family(out, "zbatch_queue_priority", "gauge", "The queue's priority (higher is served first).");
   for (const auto& q : reply.queues) out << "zbatch_queue_priority{queue=\"" << label(q.name) << "\"} " << unsigned(q.priority) << "\n";
+  if (reply.pools.empty()) return;
+  // Model pools: per server, its places and how many are taken, and how long it cools down.
+  auto each = [&](const char* name, const char* help, auto value) {
+    family(out, name, "gauge", help);
+    for (const auto& p : reply.pools)
+      for (const auto& h : p.hosts)
+        out << name << "{pool=\"" << label(p.name) << "\",host=\"" << label(h.host) << "\",model=\"" << label(p.model)
+            << "\"} " << value(h) << "\n";
+  };
+  each("zbatch_pool_parallel", "Requests a model pool's server takes at once.",
+       [](const proto::PoolHostStats& h) { return uint64_t{h.parallel}; });
+  each("zbatch_pool_running", "Tasks holding a place on a model pool's server.",
+       [](const proto::PoolHostStats& h) { return uint64_t{h.running}; });
+  each("zbatch_pool_cooling_seconds", "How long a model pool's server that refused a task takes none.",
+       [](const proto::PoolHostStats& h) { return static_cast<double>(h.cooling_ms) / 1000.0; });
 }
 
 // Per worker, from the router's inspect.stats reply. processed/failed count since the worker's

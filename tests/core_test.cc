@@ -1,5 +1,7 @@
 // The router's core without a socket: messages in, effects out, on a real LMDB folder.
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -1034,6 +1036,121 @@ TEST_F(WorkflowTest, WaitingTasksSurviveARestartAndRunWhenTheirDependencyEndsAft
   got = finish("w1", got);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].ref, "b");
+}
+
+// Model pools (docs/kinds/agent.md, "Model pools"): the queue "default" runs on the pool
+// "coder" of two servers with two places each, and its groups take turns.
+class PoolTest : public CoreTest {
+ protected:
+  void SetUp() override {
+    CoreTest::SetUp();
+    options_.queues[0].pool = "coder";
+    options_.queues[0].fair = true;
+    options_.pools = {{"coder", "m", {"http://a:1", "http://b:1"}, 2}};
+    core_.emplace(options_, *ledger_, stats_);
+    ASSERT_TRUE(core_->recover());
+  }
+  std::vector<proto::PoolHostStats> hosts() const { return core_->tasks().pool_stats(now_steady_ms())[0].hosts; }
+  Effects dispatch_turn() { return turn([&] { core_->dispatch(); }); }
+};
+
+TEST_F(PoolTest, EachServersPlacesAreCountedAcrossAllWorkers) {
+  submit(10);
+  auto first = assigned(ready("w1", 8), "w1");
+  ASSERT_EQ(first.size(), 4u) << "two servers with two places each, whatever the slots";
+  std::map<std::string, int> per_host;
+  for (const auto& a : first) {
+    ++per_host[a.endpoint];
+    EXPECT_EQ(a.model, "m");
+  }
+  EXPECT_EQ(per_host, (std::map<std::string, int>{{"http://a:1", 2}, {"http://b:1", 2}}));
+  EXPECT_TRUE(assigned(ready("w2", 8), "w2").empty()) << "the pool is full";
+  // One ends: its place, on the same server, goes to the next task.
+  Effects after = backend("w1", proto::Results{{outcome(first[0], proto::OutcomeStatus::kSucceeded)}});
+  auto given = assigned(after, "w1");
+  for (auto& a : assigned(after, "w2")) given.push_back(a);
+  ASSERT_EQ(given.size(), 1u);
+  EXPECT_EQ(given[0].endpoint, first[0].endpoint);
+  for (const auto& h : hosts()) EXPECT_EQ(h.running, 2u) << h.host;
+}
+
+TEST_F(PoolTest, APooledTaskGoesOnlyToAFreeSlotNotIntoAPrefetchBuffer) {
+  submit(4);
+  EXPECT_EQ(assigned(backend("w1", hello("w1", 1, 8)), "w1").size(), 1u) << "one slot: one task, the rest wait";
+  EXPECT_EQ(core_->tasks().ready(0).size(), 3u);
+}
+
+TEST_F(PoolTest, ARefusingServerCoolsDownAndItsTaskMovesOnWithoutSpendingARetry) {
+  submit(3);
+  auto got = assigned(ready("w1", 8), "w1");
+  ASSERT_EQ(got.size(), 3u);
+  auto on_a = std::find_if(got.begin(), got.end(), [](const proto::Assignment& a) { return a.endpoint == "http://a:1"; });
+  ASSERT_NE(on_a, got.end());
+  proto::Outcome refused = outcome(*on_a, proto::OutcomeStatus::kRetry, "OllamaServerError: HTTP 503: busy");
+  refused.host_cooldown_ms = 60'000;
+  auto again = assigned(backend("w1", proto::Results{{refused}}), "w1");
+  ASSERT_EQ(again.size(), 1u) << "b had a free place";
+  EXPECT_EQ(again[0].task, on_a->task);
+  EXPECT_EQ(again[0].endpoint, "http://b:1");
+  EXPECT_EQ(again[0].attempt, 2u);
+  EXPECT_EQ(record(on_a->task).retries, 0u) << "no retry spent";
+  submit(2);
+  EXPECT_TRUE(assigned(dispatch_turn(), "w1").empty()) << "a cools down, b is full";
+  EXPECT_GT(hosts()[0].cooling_ms, 50'000u);
+  EXPECT_EQ(hosts()[1].running, 2u);
+}
+
+TEST_F(PoolTest, AfterTwentyRefusalsATaskSpendsItsRetriesAgain) {
+  submit(1);
+  auto got = assigned(ready("w1", 8), "w1");
+  ASSERT_EQ(got.size(), 1u);
+  proto::Assignment current = got[0];
+  uint32_t moved = 0;
+  while (moved < 2 * kMaxPoolRefusals) {
+    proto::Outcome refused = outcome(current, proto::OutcomeStatus::kRetry, "OllamaUnavailable: refused");
+    refused.host_cooldown_ms = 1;
+    auto next = assigned(backend("w1", proto::Results{{refused}}), "w1");
+    if (record(current.task).state == S::kRetrying) break;  // a retry spent: its backoff in the ETA heap
+    // Both servers may still cool down for their millisecond: the task waits for one.
+    testing::wait_until([&] { return !next.empty() || !(next = assigned(dispatch_turn(), "w1")).empty(); },
+                        std::chrono::seconds(2));
+    ASSERT_EQ(next.size(), 1u);
+    current = next[0];
+    ++moved;
+  }
+  EXPECT_EQ(moved, kMaxPoolRefusals);
+  EXPECT_EQ(record(current.task).retries, 1u);
+}
+
+TEST_F(PoolTest, ARestartedRouterCountsThePlacesItsLeasesStillHold) {
+  submit(6);
+  ASSERT_EQ(assigned(ready("w1", 8), "w1").size(), 4u);
+  core_.emplace(options_, *ledger_, stats_);  // a restart on the same LMDB
+  ASSERT_TRUE(core_->recover());
+  for (const auto& h : hosts()) EXPECT_EQ(h.running, 2u) << h.host;
+  EXPECT_TRUE(assigned(ready("w2", 8), "w2").empty()) << "the leases waiting to be re-claimed keep their places";
+}
+
+TEST_F(PoolTest, ASmallBatchTakesTurnsWithABigOneSubmittedBeforeIt) {
+  const Id big = Id::random(), small = Id::random();
+  const std::vector<Id> big_ids = submit(20, big);
+  auto running = assigned(ready("w1", 8), "w1");
+  ASSERT_EQ(running.size(), 4u);
+  const std::vector<Id> small_ids = submit(2, small);
+  std::vector<Id> started;
+  for (int i = 0; i < 4; ++i) {
+    Effects e = backend("w1", proto::Results{{outcome(running[0], proto::OutcomeStatus::kSucceeded)}});
+    running.erase(running.begin());
+    auto next = assigned(e, "w1");
+    ASSERT_EQ(next.size(), 1u);
+    started.push_back(next[0].task);
+    running.push_back(next[0]);
+  }
+  // FIFO would start 16 more of the big batch first; in turns, big and small alternate.
+  EXPECT_EQ(std::count_if(started.begin(), started.end(),
+                          [&](const Id& t) { return std::find(small_ids.begin(), small_ids.end(), t) != small_ids.end(); }),
+            2);
+  EXPECT_EQ(started[0], big_ids[4]);
 }
 
 }  // namespace

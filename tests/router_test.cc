@@ -205,6 +205,46 @@ TEST(ReadyQueue, HigherPriorityFirstThenFifo) {
   EXPECT_TRUE(q.empty());
 }
 
+TEST(ReadyQueue, AFairQueuesGroupsTakeTurnsWithinAPriority) {
+  router::ReadyQueue q(/*fair=*/true);
+  const Id big = Id::random(), small = Id::random();
+  std::vector<Id> b(1000), s(3);
+  for (uint64_t i = 0; i < b.size(); ++i) q.push(router::order_key(5, i), b[i] = Id::random(), big);
+  EXPECT_EQ(q.pop(), b[0]);
+  for (uint64_t i = 0; i < s.size(); ++i) q.push(router::order_key(5, 1000 + i), s[i] = Id::random(), small);
+  // The small batch joins the line at its back: it starts within its first three turns.
+  EXPECT_EQ(q.front_key(), router::order_key(5, 1));
+  for (Id want : {b[1], s[0], b[2], s[1], b[3], s[2], b[4], b[5]}) EXPECT_EQ(q.pop(), want);
+  // Priority comes before turns.
+  const Id urgent = Id::random();
+  q.push(router::order_key(9, 5000), urgent, small);
+  EXPECT_EQ(q.pop(), urgent);
+  // Requeued at its original position: first of its group again.
+  q.push(router::order_key(5, 0), b[0], big);
+  EXPECT_EQ(q.pop(), b[0]);
+  // Erasing keeps the line whole: everything left comes out once, in its group's order.
+  EXPECT_TRUE(q.erase(router::order_key(5, 999)));
+  EXPECT_FALSE(q.erase(router::order_key(5, 999)));
+  EXPECT_EQ(q.size(), 993u);
+  for (uint64_t i = 6; i < 999; ++i) EXPECT_EQ(q.pop(), b[i]);
+  EXPECT_TRUE(q.empty());
+  // take_all and clear leave no lane behind.
+  q.push(router::order_key(5, 1), b[1], big);
+  EXPECT_EQ(q.take_all().size(), 1u);
+  q.push(router::order_key(5, 2), s[0], small);
+  EXPECT_EQ(q.pop(), s[0]);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(ReadyQueue, AFairQueuesTasksWithoutAGroupShareOneTurn) {
+  router::ReadyQueue q(/*fair=*/true);
+  const Id group = Id::random();
+  std::vector<Id> loose(3), grouped(3);
+  for (uint64_t i = 0; i < 3; ++i) q.push(router::order_key(5, i), loose[i] = Id::random());
+  for (uint64_t i = 0; i < 3; ++i) q.push(router::order_key(5, 10 + i), grouped[i] = Id::random(), group);
+  for (Id want : {loose[0], grouped[0], loose[1], grouped[1], loose[2], grouped[2]}) EXPECT_EQ(q.pop(), want);
+}
+
 TEST(ReadyQueue, BestQueueComparesHeadsAcrossServedQueues) {
   std::vector<router::ReadyQueue> qs(3);
   qs[0].push(router::order_key(5, 1), Id::random());

@@ -28,6 +28,10 @@ set_tests_properties(kinds_test PROPERTIES TIMEOUT 400 RESOURCE_LOCK npm-mcp)
 add_test(NAME kinds_agent_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/kinds_agent_test.py
          $<TARGET_FILE:zbatch>)
 set_tests_properties(kinds_agent_test PROPERTIES TIMEOUT 300)
+# Model pools: places per server counted by the router, cool-downs, fair turns between batches.
+add_test(NAME pools_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/pools_test.py
+         $<TARGET_FILE:zbatch>)
+set_tests_properties(pools_test PROPERTIES TIMEOUT 300)
 # MCP over Streamable HTTP: the reference server in its HTTP mode, and hostile_mcp.py.
 add_test(NAME mcp_http_kinds_test COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/python/mcp_http_kinds_test.py
          $<TARGET_FILE:zbatch> ${CMAKE_BINARY_DIR}/npm-mcp)

@@ -408,7 +408,7 @@ void Slots::Shared::run_slot(uint64_t self_id) {
       Output output(*this, task.task, task.attempt);
       TaskContext ctx{task.task, task.attempt, task.group, task.ref, task.queue, task.kind,
                       task.payload, cancelled.get(), task.soft_limit_ms, task.hard_limit_ms, start,
-                      task.trace, task.inputs, &output};
+                      task.trace, task.inputs, &output, task.endpoint, task.model};
       // A traced task is logged with its trace, so that the worker's log joins the trace.
       if (!task.trace.empty())
         spdlog::info("worker task={} attempt={} kind={} started traceparent={}", task.task.to_string(), task.attempt,
@@ -424,7 +424,10 @@ void Slots::Shared::run_slot(uint64_t self_id) {
       outcome.status = r.status;
       outcome.result = std::move(r.result);
       outcome.error = std::move(r.error);
-      if (r.status == proto::OutcomeStatus::kRetry) outcome.retry_after_ms = r.retry_after_ms;
+      if (r.status == proto::OutcomeStatus::kRetry) {
+        outcome.retry_after_ms = r.retry_after_ms;
+        outcome.host_cooldown_ms = r.host_cooldown_ms;
+      }
       outcome.tokens = r.tokens;
     }
     outcome.runtime_us = static_cast<uint64_t>(

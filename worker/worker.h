@@ -75,6 +75,11 @@ struct TaskContext {
   std::string_view inputs;
   // Live output (none: nobody listens, e.g. a handler called by a test).
   OutputSink* output = nullptr;
+  // A task of a queue with a model pool: the Ollama server the router gave it a place on, and
+  // the pool's model; the agent kind uses them instead of its [ollama] hosts and the task's
+  // model. Empty: none.
+  std::string_view endpoint = {};
+  std::string_view model = {};
   bool is_cancelled() const { return cancelled && cancelled->load(std::memory_order_relaxed); }
   void emit(proto::OutputType type, std::string_view text) const {
     if (output && !text.empty()) output->write(type, text);
@@ -90,11 +95,15 @@ struct HandlerResult {
   // Model tokens the attempt spent (prompt + completion), whatever its outcome: counted
   // against its batch's budget (docs/kinds/agent.md).
   uint64_t tokens = 0;
+  // kRetry of a task given a model pool's server (TaskContext::endpoint): that server refused
+  // it (no connection, 429/503); the router cools it down this long and moves the task to
+  // another server of the pool without spending a retry.
+  uint64_t host_cooldown_ms = 0;
 
-  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}, 0, 0}; }
-  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message), 0, 0}; }
+  static HandlerResult ok(std::string json) { return {proto::OutcomeStatus::kSucceeded, std::move(json), {}, 0, 0, 0}; }
+  static HandlerResult fail(std::string message) { return {proto::OutcomeStatus::kFailed, {}, std::move(message), 0, 0, 0}; }
   static HandlerResult retry(std::string message, uint64_t after_ms = 0) {
-    return {proto::OutcomeStatus::kRetry, {}, std::move(message), after_ms, 0};
+    return {proto::OutcomeStatus::kRetry, {}, std::move(message), after_ms, 0, 0};
   }
   HandlerResult&& with_tokens(uint64_t n) && {
     tokens = n;

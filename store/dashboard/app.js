@@ -235,6 +235,20 @@ async function readiness() {
 }
 
 // What needs someone's attention now; each alert says what to look at.
+// The model pools the queues run on (docs/kinds/agent.md): each server's places, taken and
+// free, and whether it cools down after refusing a task. Always a #pools element (empty
+// without pools), so that a refresh can replace it.
+function poolsTable(queues) {
+  const pools = new Map();
+  for (const q of queues) if (q.pool && !pools.has(q.pool)) pools.set(q.pool, q);
+  if (!pools.size) return `<div id="pools"></div>`;
+  const rows = [...pools.values()].flatMap((q) => (q.hosts || []).map((h) => `<tr><td>${esc(q.pool)}</td>
+    <td>${esc(q.model || "")}</td><td>${esc(h.host)}</td><td class="num">${h.running} / ${h.parallel}</td>
+    <td>${h.cooling_ms ? `cooling down, ${(h.cooling_ms / 1000).toFixed(1)} s left` : "takes tasks"}</td></tr>`));
+  return `<div id="pools"><h2>Model pools</h2><table><thead><tr><th>pool</th><th>model</th><th>server</th>
+    <th class="num">running / places</th><th>state</th></tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
+}
+
 function alerts({ queues, workers, recentFailed, dead, ready }) {
   const out = [];
   if (recentFailed > 0)
@@ -287,6 +301,7 @@ async function overview(first, params) {
           <td class="num">${q.running}</td><td class="num in-rate">${r.in.toFixed(1)}</td><td class="num">${r.out.toFixed(1)}</td>
           <td class="num">${c.succeeded}</td><td class="num">${c.failed}</td></tr>`;
       }).join("")}</tbody></table>
+    ${poolsTable(queues)}
     <h2>Last <span id="window-label">${w.label}</span>
       <span class="windows">${Object.entries(WINDOWS).map(([k, v]) => `<a href="#/?window=${k}" class="${k === win ? "active" : ""}" data-window="${k}">${v.label}</a>`).join("")}</span></h2>
     <div class="charts"><div class="chart" id="chart-rate"></div><div class="chart" id="chart-latency"></div></div>`;
@@ -298,7 +313,7 @@ async function overview(first, params) {
     // Keep the charts' elements; replace the rest.
     const tmp = document.createElement("div");
     tmp.innerHTML = html;
-    for (const sel of ["#alerts", ".cards", "#queues"]) $(sel).replaceWith($(sel, tmp));
+    for (const sel of ["#alerts", ".cards", "#queues", "#pools"]) $(sel).replaceWith($(sel, tmp));
   }
   drawCharts(series);
 }

@@ -17,8 +17,9 @@ A reply is a dict:
   {"stall": S, ...}   S seconds before the first chunk;
   {"cut": True, ...}  the connection closes mid-stream, before "done";
   {"raw": "bytes"}    these bytes as the whole body (invalid JSON lines, for instance).
-Each request is kept with its arrival time (monotonic) in `arrivals`; a scripted reply the
-client stopped reading (its connection closed mid-stream) is named in `aborted`.
+Each request is kept with its arrival time (monotonic) in `arrivals`, and in `finished` once
+answered; `max_active` is the most requests it answered at once. A scripted reply the client
+stopped reading (its connection closed mid-stream) is named in `aborted`.
 """
 import json
 import re
@@ -34,6 +35,9 @@ class FakeOllama:
         self.arrivals = []  # (monotonic time, body)
         self.scripts = {}
         self.aborted = []  # names of scripts whose reply the client cut off
+        self.active = 0  # requests being answered now, and the most at once
+        self.max_active = 0
+        self.finished = []  # (monotonic time, body) of each request answered, in order
         self.lock = threading.Lock()
         owner = self
 
@@ -50,6 +54,16 @@ class FakeOllama:
                     owner.requests.append(body)
                     owner.request_headers.append({k.lower(): v for k, v in self.headers.items()})
                     owner.arrivals.append((time.monotonic(), body))
+                    owner.active += 1
+                    owner.max_active = max(owner.max_active, owner.active)
+                try:
+                    return self.answer(body)
+                finally:
+                    with owner.lock:
+                        owner.active -= 1
+                        owner.finished.append((time.monotonic(), body))
+
+            def answer(self, body):
                 if self.path != "/api/chat":
                     return self.reply(404, {"error": "not found"})
                 user = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")

@@ -46,27 +46,17 @@ constexpr size_t kMaxListed = 500;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// "host:port", "http://host:port", "https://..." (OLLAMA_HOST's forms) → a client address.
-std::string client_address(std::string host) {
-  while (!host.empty() && host.back() == '/') host.pop_back();
-  if (host.find("://") == std::string::npos) host = "http://" + host;
-  // http://host without a port: Ollama's default port.
-  const auto authority = host.substr(host.find("://") + 3);
-  if (authority.find(':') == std::string::npos && authority.find(']') == std::string::npos) host += ":11434";
-  return host;
-}
-
 // The servers of [ollama] hosts, else host, else $OLLAMA_HOST, else the local default.
 std::vector<std::string> server_addresses(const OllamaConfig& cfg) {
   std::vector<std::string> out;
-  for (const auto& h : cfg.hosts) out.push_back(client_address(h));
+  for (const auto& h : cfg.hosts) out.push_back(ollama_address(h));
   if (!out.empty()) return out;
   std::string host = cfg.host;
   if (host.empty()) {
     const char* env = std::getenv("OLLAMA_HOST");
     host = env && *env ? env : "http://127.0.0.1:11434";
   }
-  return {client_address(host)};
+  return {ollama_address(host)};
 }
 
 // Which servers are cooling down, for every task of this process: one that refused the
@@ -159,6 +149,19 @@ std::optional<HandlerResult> exchange_with(const std::string& address, const Oll
 // answers 429 or 503 before any of its body is read, cools down and the next one is asked.
 std::optional<HandlerResult> exchange(const OllamaConfig& cfg, const json& request, const TaskContext& ctx,
                                       Clock::time_point deadline, OllamaChatStream& stream) {
+  if (!ctx.endpoint.empty()) {
+    // A model pool's server, chosen by the router, which counts its places: no other server
+    // is asked. One that refuses the task is reported, and the router cools it down and
+    // moves the task to another server of the pool.
+    int status = 0;
+    auto outcome = exchange_with(ollama_address(std::string(ctx.endpoint)), cfg, request, ctx, deadline, stream, status);
+    if (outcome && outcome->status == proto::OutcomeStatus::kRetry) {
+      const bool busy = status == 429 || status == 503;
+      if (busy) outcome->host_cooldown_ms = std::max<uint64_t>(outcome->retry_after_ms, HostHealth::kBusyCoolMs);
+      else if (status == 0) outcome->host_cooldown_ms = HostHealth::kDownCoolMs;
+    }
+    return outcome;
+  }
   HostHealth& health = HostHealth::instance();
   const std::vector<std::string> hosts = health.order(server_addresses(cfg));
   std::optional<HandlerResult> outcome;
@@ -223,7 +226,8 @@ std::optional<ChatTask> read_chat_task(const OllamaConfig& cfg, const TaskContex
   const std::string sys = system->empty() ? cfg.system : *system;
   if (!sys.empty()) out.messages.push_back({{"role", "system"}, {"content", sys}});
   out.messages.push_back({{"role", "user"}, {"content", user}});
-  out.model = model->empty() ? cfg.model : *model;
+  // A pooled task runs on its pool's model, which its place on the server was counted for.
+  out.model = !ctx.model.empty() ? std::string(ctx.model) : model->empty() ? cfg.model : *model;
   if (auto options = task->find("options"); options != task->end()) {
     if (!options->is_object()) {
       bad = HandlerResult::fail("BadTask: \"options\" must be an object");
