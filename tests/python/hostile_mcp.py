@@ -17,6 +17,11 @@ the protocol done right). The first path segment picks the behaviour (/MODE/mcp)
   rpcerror   tools/call answers a JSON-RPC error
   ping       tools/call streams a ping request of the server first, and answers only once the
              client has POSTed the ping's response
+  stateless  the 2026-07-28 revision: initialize is "method not found" (HTTP 404, -32601),
+             server/discover lists 2026-07-28, and any request without the three _meta
+             fields, without a matching MCP-Protocol-Version header or with a session id is
+             refused (400, -32602); then it echoes as below
+  nodiscover initialize is "method not found", and so is server/discover
 Anything else answers initialize (2025-06-18, a session id) and echoes tools/call as text over
 an event stream. Every request is kept (mode, HTTP method, headers, body) for assertions.
 """
@@ -68,6 +73,8 @@ class HostileMcp:
                         owner.pong.set()
                     return self.send_json(202, None)
                 method, rid = body.get("method"), body["id"]
+                if mode in ("stateless", "nodiscover"):
+                    return self.stateless(mode, method, rid, body.get("params"))
                 if method == "initialize":
                     return self.initialize(mode, rid)
                 if mode == "expire" and not owner.expired:
@@ -75,6 +82,24 @@ class HostileMcp:
                     return self.send_json(404, {"jsonrpc": "2.0", "id": None,
                                                 "error": {"code": -32001, "message": "Session not found"}})
                 return self.answer(mode, method, rid, body.get("params") or {})
+
+            def stateless(self, mode, method, rid, params):
+                unknown = {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"Method not found: {method}"}}
+                if method == "initialize" or (mode == "nodiscover" and method == "server/discover"):
+                    return self.send_json(404, unknown)
+                meta = (params or {}).get("_meta") or {}
+                version = meta.get("io.modelcontextprotocol/protocolVersion")
+                complete = all(k in meta for k in ("io.modelcontextprotocol/clientInfo",
+                                                   "io.modelcontextprotocol/clientCapabilities"))
+                if (version != "2026-07-28" or not complete or self.headers.get("MCP-Protocol-Version") != version
+                        or self.headers.get("Mcp-Method") != method or "Mcp-Session-Id" in self.headers):
+                    return self.send_json(400, {"jsonrpc": "2.0", "id": rid, "error": {
+                        "code": -32602, "message": "Invalid params: a stateless request needs its _meta and headers"}})
+                if method == "server/discover":
+                    return self.send_json(200, {"jsonrpc": "2.0", "id": rid, "result": {
+                        "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                        "serverInfo": {"name": "hostile-stateless", "version": "0"}}})
+                return self.answer(mode, method, rid, params or {})
 
             def initialize(self, mode, rid):
                 revision = {"oldrev": "2025-03-26", "newrev": "2099-01-01"}.get(mode, "2025-06-18")

@@ -86,7 +86,7 @@ class McpOverHttp(unittest.TestCase):
         cls.addClassCleanup(cls.hostile.close)
         servers = [("everything", cls.everything.url, 20), ("flaky", cls.flaky.url, 20)]
         modes = ["paged", "loop", "badjson", "wrongid", "nodata", "html", "huge", "expire", "oldrev", "newrev",
-                 "toolerror", "rpcerror", "ping", "plain"]
+                 "toolerror", "rpcerror", "ping", "plain", "stateless", "nodiscover"]
         servers += [(m, cls.hostile.url(m), 5) for m in modes]
         servers += [("hang", cls.hostile.url("hang"), 1), ("hang_long", cls.hostile.url("hang"), 30)]
         config = "".join(textwrap.dedent(f"""
@@ -274,6 +274,34 @@ class McpOverHttp(unittest.TestCase):
         self.assertEqual(by["s-newrev"]["state"], "failed", by["s-newrev"])
         self.assertIn("McpServerUnavailable: newrev: initialize: the server speaks protocol revision '2099-01-01'",
                       by["s-newrev"]["error"])
+
+    def test_a_stateless_server_is_spoken_to_without_a_session(self):
+        call = lambda tid, server: {"id": tid, "server": server, "tool": "echo", "arguments": {"n": tid}}
+        by = self.batch([call("sl-call", "stateless"), {"id": "sl-list", "server": "stateless", "method": "tools/list"},
+                         call("sl-none", "nodiscover")], timeout=90)
+        self.assertEqual(by["sl-call"]["state"], "succeeded", by["sl-call"])
+        self.assertEqual(json.loads(by["sl-call"]["result"]["content"][0]["text"]), {"n": "sl-call"})
+        self.assertEqual(by["sl-list"]["state"], "succeeded", by["sl-list"])
+        seen = self.hostile.seen("stateless")
+        methods = [r["body"].get("method") for r in seen if r["body"]]
+        # Each session (one per slot) asks initialize once, then server/discover, then its calls.
+        self.assertGreaterEqual(methods.count("initialize"), 1, methods)
+        self.assertEqual(methods.count("initialize"), methods.count("server/discover"), methods)
+        self.assertEqual(methods.index("initialize"), 0, methods)
+        self.assertEqual(sorted(m for m in methods if m not in ("initialize", "server/discover")),
+                         ["tools/call", "tools/list"], methods)
+        self.assertNotIn("notifications/initialized", methods)
+        self.assertNotIn("DELETE", [r["verb"] for r in seen])
+        for r in (r for r in seen if r["body"]["method"] != "initialize"):
+            self.assertNotIn("mcp-session-id", r["headers"], r)
+            self.assertEqual(r["headers"].get("mcp-protocol-version"), "2026-07-28", r)
+            self.assertEqual(r["headers"].get("mcp-method"), r["body"]["method"], r)
+            meta = r["body"]["params"]["_meta"]
+            self.assertEqual(meta["io.modelcontextprotocol/protocolVersion"], "2026-07-28")
+            self.assertEqual(meta["io.modelcontextprotocol/clientInfo"]["name"], "zbatch")
+        # Neither initialize nor server/discover: the server is unavailable, with initialize's reason.
+        self.assertEqual(by["sl-none"]["state"], "failed", by["sl-none"])
+        self.assertIn("McpServerUnavailable: nodiscover: initialize:", by["sl-none"]["error"])
 
     def test_a_response_that_never_comes_times_out_or_is_cancelled(self):
         started = time.monotonic()

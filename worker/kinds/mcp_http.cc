@@ -1,7 +1,15 @@
-// mcp over Streamable HTTP (MCP revisions 2025-03-26 and 2025-06-18): each JSON-RPC message is
-// POSTed to the server's URL, and the reply to a request is one JSON message or an event stream
-// that carries notifications and requests of the server before the response. The contract is
-// start_mcp_http_session's (mcp_session.h); reading the replies is replies.h's.
+// mcp over Streamable HTTP (MCP revisions 2025-03-26 and 2025-06-18, and the stateless
+// 2026-07-28): each JSON-RPC message is POSTed to the server's URL, and the reply to a request
+// is one JSON message or an event stream that carries notifications and requests of the server
+// before the response. The contract is start_mcp_http_session's (mcp_session.h); reading the
+// replies is replies.h's.
+//
+// A stateless server (2026-07-28) has no initialize: it answers it "method not found" (or HTTP
+// 404), or with an unsupported-version error that lists 2026-07-28. The session then asks
+// server/discover, and once the server lists 2026-07-28 every request carries the protocol
+// version, the client's identity and its capabilities in params._meta, with the
+// MCP-Protocol-Version and Mcp-Method headers; no session id, no notifications/initialized, no
+// DELETE at the end.
 //
 // Cancelling a request (time limit, revoke, call_timeout) stops reading it, shuts its connection
 // down and tells the server with notifications/cancelled: the spec has a disconnection mean
@@ -41,6 +49,36 @@ bool visible_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
+// The JSON-RPC error of a response (null: none, or not an object).
+const json& rpc_error(const json& response) {
+  static const json none;
+  if (!response.is_object()) return none;
+  auto e = response.find("error");
+  return e != response.end() && e->is_object() ? *e : none;
+}
+
+bool lists_stateless(const json& versions) {
+  if (!versions.is_array()) return false;
+  return std::any_of(versions.begin(), versions.end(), [](const json& v) { return v == kMcpStatelessRevision; });
+}
+
+// The answer to initialize of a server that has none: the stateless revision's.
+bool refuses_initialize(const json& response) {
+  const json& e = rpc_error(response);
+  if (e.is_null()) return false;
+  if (e.value("code", json()) == -32601) return true;  // method not found
+  auto data = e.find("data");
+  return data != e.end() && data->is_object() && lists_stateless(data->value("supportedVersions", json()));
+}
+
+// server/discover's result speaks the stateless revision.
+bool discovers_stateless(const json& response) {
+  if (!response.is_object()) return false;
+  auto r = response.find("result");
+  if (r == response.end() || !r->is_object()) return false;
+  return lists_stateless(r->value("supportedVersions", json())) || r->value("protocolVersion", json()) == kMcpStatelessRevision;
+}
+
 class HttpSession final : public McpSession {
  public:
   explicit HttpSession(const McpServerConfig& cfg)
@@ -60,11 +98,16 @@ class HttpSession final : public McpSession {
     if (!res.answered) spdlog::debug("mcp server={} session end: {}", name_, res.failure);
   }
 
-  // A new session: initialize, then notifications/initialized.
+  // A new session: initialize, then notifications/initialized; or, with a stateless server,
+  // server/discover.
   Status initialize(const TaskContext& ctx) {
     session_id_.clear();
     revision_.clear();
+    stateless_ = false;
     auto reply = post_request("initialize", mcp_initialize_params(kMcpHttpRevisions[0]), ctx, nullptr);
+    if ((reply && refuses_initialize(*reply)) || (!reply && last_status_ == 404)) {
+      if (Status s = discover(ctx); s) return s;
+    }
     if (!reply) return Status(reply.status().code(), "initialize: " + reply.status().message());
     if (!offered_session_.empty() && (offered_session_.size() > kMaxSessionIdBytes || !visible_ascii(offered_session_)))
       return Status(Code::kUnprocessable, "McpBadReply: the Mcp-Session-Id the server gave is not visible ASCII");
@@ -95,6 +138,31 @@ class HttpSession final : public McpSession {
   bool alive() override { return usable_; }
 
  private:
+  // The stateless revision, if the server speaks it (else initialize's answer stands).
+  Status discover(const TaskContext& ctx) {
+    stateless_ = true;
+    revision_ = std::string(kMcpStatelessRevision);
+    auto reply = post_request("server/discover", json::object(), ctx, nullptr);
+    if (reply && discovers_stateless(*reply)) {
+      spdlog::debug("mcp server={} speaks the stateless revision {}", name_, revision_);
+      return Status::ok();
+    }
+    stateless_ = false;
+    revision_.clear();
+    return Status(Code::kUnprocessable, "server/discover: the server does not speak " + std::string(kMcpStatelessRevision));
+  }
+
+  // A request or notification of the stateless revision: what it carries about the client.
+  void add_stateless_meta(json& message) const {
+    if (!stateless_ || !message.contains("method")) return;
+    json& params = message["params"];
+    if (!params.is_object()) params = json::object();
+    json& meta = params["_meta"];
+    meta["io.modelcontextprotocol/protocolVersion"] = revision_;
+    meta["io.modelcontextprotocol/clientInfo"] = mcp_initialize_params(revision_)["clientInfo"];
+    meta["io.modelcontextprotocol/clientCapabilities"] = json::object();
+  }
+
   HttpExchange request(const char* method, std::string body, uint32_t read_timeout_ms) const {
     HttpExchange x;
     x.address = address_;
@@ -120,11 +188,16 @@ class HttpSession final : public McpSession {
     std::optional<McpHttpReply> reply;
     std::string error_head;
     offered_session_.clear();
+    last_status_ = 0;
+    json message = mcp_request(id, method, params, token);
+    add_stateless_meta(message);
     // The read timeout only backs up the deadline, which should_abort keeps.
-    HttpExchange x = request("POST", json_text(mcp_request(id, method, params, token)), call_timeout_ms_ + 1000);
+    HttpExchange x = request("POST", json_text(message), call_timeout_ms_ + 1000);
+    if (stateless_) x.headers.emplace_back("Mcp-Method", method);
     if (!ctx.trace.empty()) x.headers.emplace_back("traceparent", std::string(ctx.trace));
     x.on_reply = [&](int s, const HttpHeaders& headers) {
       status = s;
+      last_status_ = s;
       if (method == "initialize") offered_session_ = header(headers, "Mcp-Session-Id");
       if (s >= 200 && s < 300) reply.emplace(id, header(headers, "Content-Type"));
     };
@@ -190,7 +263,10 @@ class HttpSession final : public McpSession {
     int status = 0;
     std::string head;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    HttpExchange x = request("POST", json_text(message), timeout_ms);
+    json sent = message;
+    add_stateless_meta(sent);
+    HttpExchange x = request("POST", json_text(sent), timeout_ms);
+    if (stateless_ && sent.contains("method")) x.headers.emplace_back("Mcp-Method", sent["method"].get<std::string>());
     x.on_status = [&](int s) { status = s; };
     x.on_data = [&](std::string_view data) {
       if (head.size() < kErrorBodyBytes) head.append(data.substr(0, kErrorBodyBytes - head.size()));
@@ -216,6 +292,8 @@ class HttpSession final : public McpSession {
   std::string session_id_;       // empty: the server gave none
   std::string offered_session_;  // what the last initialize's reply gave
   std::string revision_;         // negotiated; empty until initialize is answered
+  bool stateless_ = false;       // the server speaks 2026-07-28: no session, _meta on every request
+  int last_status_ = 0;          // the HTTP status of the last request's reply (0: none)
   int64_t next_id_ = 1;
   bool usable_ = true;
 };

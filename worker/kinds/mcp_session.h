@@ -39,6 +39,9 @@ class McpSession {
 // offered), notifications/initialized, the server's Mcp-Session-Id kept and sent. A session the
 // server has forgotten (404, or 400 to a request with a session) is initialised again, once per
 // call. Destroying it ends the server's session (DELETE), briefly, when the server gave one.
+// A server without initialize that lists kMcpStatelessRevision in server/discover is spoken to
+// statelessly: no session, the protocol version, client info and capabilities in every
+// request's _meta.
 // Errors as McpSession::call.
 Result<std::unique_ptr<McpSession>> start_mcp_http_session(const McpServerConfig& cfg, const TaskContext& ctx);
 

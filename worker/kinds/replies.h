@@ -82,6 +82,9 @@ nlohmann::json mcp_initialize_params(std::string_view revision);
 // Protocol revisions the HTTP client speaks, newest first; it offers the first. From 2025-06-18
 // on, every request after initialize carries an MCP-Protocol-Version header.
 inline constexpr std::string_view kMcpHttpRevisions[] = {"2025-06-18", "2025-03-26", "2024-11-05"};
+// The stateless revision (no initialize, no session; worker/kinds/mcp_http.cc), spoken over
+// Streamable HTTP to a server that has no initialize and lists it in server/discover.
+inline constexpr std::string_view kMcpStatelessRevision = "2026-07-28";
 // The revision the server chose in its response to initialize: one of kMcpHttpRevisions (a
 // response without protocolVersion is taken as 2025-03-26, the first with this transport), or
 // kUnprocessable saying why not (a refusal, a revision this client does not speak).
