@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -107,6 +108,17 @@ std::string format_inspect(const std::string& what, const json& j) {
     for (const auto& q : list(j, "queues"))
       rows.push_back({text(q, "name"), text(q, "priority"), text(q, "depth"), text(q, "scheduled"), text(q, "running")});
     table(out, rows);
+    // The model pools the queues run on, once each: every server's places and cool-down.
+    std::set<std::string> shown;
+    for (const auto& q : list(j, "queues")) {
+      if (!q.contains("pool") || !q["pool"].is_string() || !shown.insert(q["pool"].get<std::string>()).second) continue;
+      out << "pool " << text(q, "pool") << " (model " << text(q, "model") << "):\n";
+      for (const auto& h : list(q, "hosts")) {
+        out << "  " << text(h, "host") << "  " << text(h, "running") << "/" << text(h, "parallel") << " running";
+        if (number(h, "cooling_ms") > 0) out << ", cooling down " << number(h, "cooling_ms") / 1000 << " s";
+        out << "\n";
+      }
+    }
   } else if (what == "stats") {
     const json r = j.is_object() && j.contains("router") ? j["router"] : json::object();
     out << "router: uptime " << number(r, "uptime_ms") / 1000 << " s, submitted " << text(r, "submitted")

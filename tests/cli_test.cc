@@ -337,7 +337,7 @@ TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
   std::map<std::string, std::set<std::string>> parser;
   for (const auto& [section, keys] : accepted.items())
     for (const auto& k : keys) parser[section].insert(k.get<std::string>());
-  EXPECT_EQ(parser.size(), 12u);  // router, worker, store, up, the six tables, log, schedule
+  EXPECT_EQ(parser.size(), 13u);  // router, worker, store, up, the six tables, log, schedule, pool
   for (const auto& [section, keys] : parser) {
     for (const auto& k : keys)
       EXPECT_TRUE(in_example[section].count(k)) << "zbatch.example.toml lacks [" << section << "] " << k;
@@ -350,6 +350,19 @@ TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
 
 // ---------------------------------------------------------------------------------------------
 // How inspect replies are printed (cli/format.h).
+
+TEST(CliFormat, InspectQueuesShowsEachModelPoolOnceWithItsServers) {
+  const json hosts = json::array({{{"host", "http://a:1"}, {"parallel", 2}, {"running", 1}, {"cooling_ms", 1500}},
+                                  {{"host", "http://b:1"}, {"parallel", 2}, {"running", 2}, {"cooling_ms", 0}}});
+  json queues = json::array();
+  for (const char* name : {"agents", "agents_low"})
+    queues.push_back({{"name", name}, {"priority", 5}, {"depth", 0}, {"scheduled", 0}, {"running", 1},
+                      {"pool", "coder"}, {"model", "m"}, {"hosts", hosts}});
+  const std::string out = cli::format_inspect("queues", {{"queues", queues}});
+  EXPECT_EQ(out.find("pool coder (model m):"), out.rfind("pool coder (model m):")) << out;
+  EXPECT_NE(out.find("  http://a:1  1/2 running, cooling down 1 s\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  http://b:1  2/2 running\n"), std::string::npos) << out;
+}
 
 TEST(CliFormat, ExactTotalsBesideACappedList) {
   json tasks = json::array();

@@ -675,7 +675,11 @@ TEST(ControlJson, RepliesReadAsTheHttpApiAnswersThem) {
                 task.to_string() + R"(","kind":"k","queue":"q","ref":"r","retries":2,"state":"failed","worker":"w"}],"total":10})");
   EXPECT_EQ(json_text(control_json(InspectFailedReply{0, {}, Id()})), R"({"tasks":[],"total":0})");
   EXPECT_EQ(json_text(control_json(InspectQueuesReply{{{"default", 5, "echo", 3, 1, 0, 2}}})),
-            R"({"queues":[{"default_kind":"echo","depth":3,"name":"default","priority":5,"reserved":0,"running":2,"scheduled":1}]})");
+            R"({"queues":[{"default_kind":"echo","depth":3,"fair":false,"name":"default","priority":5,"reserved":0,"running":2,"scheduled":1}]})");
+  // A pooled queue carries its pool's model and servers.
+  InspectQueuesReply pooled{{{"agents", 7, "agent", 0, 0, 0, 1, true, "coder"}}, {{"coder", "m", {{"http://a:1", 2, 1, 1500}}}}};
+  EXPECT_EQ(json_text(control_json(pooled)),
+            R"({"queues":[{"default_kind":"agent","depth":0,"fair":true,"hosts":[{"cooling_ms":1500,"host":"http://a:1","parallel":2,"running":1}],"model":"m","name":"agents","pool":"coder","priority":7,"reserved":0,"running":1,"scheduled":0}]})");
   EXPECT_EQ(json_text(control_json(RevokeReply{task, "held"})), R"({"revoked":")" + task.to_string() + R"(","was":"held"})");
   EXPECT_EQ(json_text(control_json(RetryReply{task, 2})), R"({"attempts_so_far":2,"retried":")" + task.to_string() + R"("})");
   EXPECT_EQ(json_text(control_json(RetryFailedReply{4, 1})), R"({"left":1,"retried":4})");
