@@ -30,6 +30,47 @@ inline uint64_t order_key(uint8_t priority, uint64_t seq) {
 }
 inline uint8_t priority_of(uint64_t key) { return static_cast<uint8_t>(255 - (key >> 56)); }
 
+// Ids by order key, in key order, stored compactly: sorted runs of at most 2 × kChunk
+// (key, id) entries, each chunk found by the smallest key it may hold — a B-tree of one level.
+// An entry costs 24 bytes where a std::map node costs 64 (with malloc's), which is most of
+// what a queued task costs the router. Appends (new tasks: the largest keys) and pops (the
+// smallest) are O(1) amortised within a chunk; anything else a binary search and a move of
+// at most one chunk.
+class OrderedIds {
+ public:
+  static constexpr size_t kChunk = 256;
+  // false: the key is there already (nothing changes).
+  bool insert(uint64_t key, const Id& id);
+  // The id of `key`, taken out; nullopt: absent.
+  std::optional<Id> take(uint64_t key);
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  // The smallest key and its id (not empty()).
+  std::pair<uint64_t, Id> front() const;
+  Id pop_front();
+  // At most `limit` entries from `key` on (inclusive), in key order.
+  std::vector<std::pair<uint64_t, Id>> from(uint64_t key, size_t limit) const;
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  struct Entry {
+    uint64_t key;
+    Id id;
+  };
+  struct Chunk {
+    std::vector<Entry> entries;  // sorted; live from `head` on
+    size_t head = 0;
+    size_t live() const { return entries.size() - head; }
+  };
+  static bool before(const Entry& e, uint64_t key) { return e.key < key; }
+  // Every key of a chunk is >= its map key and < the next chunk's.
+  std::map<uint64_t, Chunk> chunks_;
+  size_t size_ = 0;
+};
+
 class ReadyQueue {
  public:
   explicit ReadyQueue(bool fair = false) : fair_(fair) {}
@@ -65,7 +106,7 @@ class ReadyQueue {
   void place(Lane& lane, const Id& group, uint64_t order);
   static constexpr uint64_t kOrderMask = (1ull << 56) - 1;
 
-  std::map<uint64_t, Id> entries_;
+  OrderedIds entries_;
   bool fair_ = false;
   std::unordered_map<Id, Lane, IdHash> lanes_;      // fair: by group
   std::unordered_map<uint64_t, Id> group_of_;       // fair: key → group

@@ -205,6 +205,60 @@ TEST(ReadyQueue, HigherPriorityFirstThenFifo) {
   EXPECT_TRUE(q.empty());
 }
 
+// The compact ordered store of a ready queue against std::map, under the operations the router
+// makes: appends of new tasks, requeues at older positions, pops, erases, reads from a key.
+TEST(OrderedIds, HoldsWhatAnOrderedMapHoldsUnderEveryOperation) {
+  router::OrderedIds ids;
+  std::map<uint64_t, Id> model;
+  uint64_t next = 1000, rng = 42;
+  auto random = [&] { return rng = rng * 6364136223846793005ull + 1442695040888963407ull, rng >> 33; };
+  auto check = [&](const char* after) {
+    ASSERT_EQ(ids.size(), model.size()) << after;
+    if (model.empty()) return;
+    ASSERT_EQ(ids.front().first, model.begin()->first) << after;
+    ASSERT_EQ(ids.front().second, model.begin()->second) << after;
+  };
+  for (int op = 0; op < 200000; ++op) {
+    const uint64_t r = random() % 100;
+    if (r < 50) {  // a new task: the largest key so far
+      const Id id = Id::random();
+      ASSERT_TRUE(ids.insert(next, id));
+      model.emplace(next++, id);
+    } else if (r < 60) {  // requeued at an older position, or a key that is there already
+      const uint64_t key = random() % next;
+      const Id id = Id::random();
+      ASSERT_EQ(ids.insert(key, id), model.emplace(key, id).second);
+    } else if (r < 85) {
+      if (model.empty()) continue;
+      ASSERT_EQ(ids.pop_front(), model.begin()->second);
+      model.erase(model.begin());
+    } else if (r < 97) {  // revoked, claimed: an erase anywhere
+      const uint64_t key = random() % next;
+      auto want = model.find(key);
+      auto got = ids.take(key);
+      ASSERT_EQ(got.has_value(), want != model.end());
+      if (got) {
+        ASSERT_EQ(*got, want->second);
+        model.erase(want);
+      }
+    } else {
+      const uint64_t key = random() % next;
+      auto got = ids.from(key, 700);
+      std::vector<std::pair<uint64_t, Id>> want;
+      for (auto it = model.lower_bound(key); it != model.end() && want.size() < 700; ++it) want.emplace_back(*it);
+      ASSERT_EQ(got, want);
+    }
+    check("an operation");
+  }
+  ASSERT_EQ(ids.from(0, model.size()).size(), model.size());
+  while (!model.empty()) {
+    ASSERT_EQ(ids.pop_front(), model.begin()->second);
+    model.erase(model.begin());
+  }
+  EXPECT_TRUE(ids.empty());
+  EXPECT_FALSE(ids.take(5));
+}
+
 TEST(ReadyQueue, AFairQueuesGroupsTakeTurnsWithinAPriority) {
   router::ReadyQueue q(/*fair=*/true);
   const Id big = Id::random(), small = Id::random();
