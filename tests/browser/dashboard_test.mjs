@@ -25,6 +25,18 @@ const config = path.join(configDir, "zbatch.toml");
 writeFileSync(config, `[[handler]]
 kind = "slow_log"
 argv = ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo progress line $i >&2; sleep 0.4; done; echo '{\\"ok\\": true}'"]
+
+# A model pool the Overview lists with its servers (no task runs on it here).
+[[pool]]
+name = "coder"
+model = "qwen2.5-coder:7b"
+hosts = ["http://gpu1.example:11434", "http://gpu2.example:11434"]
+parallel = 2
+
+[[queue]]
+name = "pooled_agents"
+handler = "agent"
+pool = "coder"
 `);
 const cluster = await startUp(binary, "dashboard", ["--auth-basic", `${USER}:${PASSWORD}`, "--config", config]);
 const base = cluster.base;
@@ -204,6 +216,11 @@ try {
   const received = await page.evaluate(() => chartData.charts[0].data[1].reduce((a, b) => a + b, 0));
   assert.ok(received >= 20, `the chart shows the batch sent before the page opened (${received})`);
   await page.waitForSelector('#alerts [data-alert="dead-letters"]');
+  // The model pool: each server with its places taken and free, and whether it takes tasks.
+  await page.waitForSelector("#pools table");
+  const pools = await page.textContent("#pools");
+  for (const want of ["coder", "qwen2.5-coder:7b", "http://gpu1.example:11434", "http://gpu2.example:11434", "0 / 2", "takes tasks"])
+    assert.ok(pools.includes(want), `the pools table shows ${want}: ${pools}`);
   // Axis labels that fit however large the numbers.
   assert.deepEqual(await page.evaluate(() => [fmtNum(10000), fmtNum(1000000), fmtNum(12500), fmtMs(250), fmtMs(90000)]),
     ["10k", "1M", "12.5k", "250 ms", "1.5 min"]);
