@@ -206,12 +206,15 @@ Status wait_group(Client& c, const Id& group) {
   }
 }
 
-Status throughput(const Options& o, std::vector<Figure>& out) {
+// One group of `n` no-op tasks through a router and `workers` workers: tasks/s from the submit
+// to the group's end; `group_status`, when given, then times 1000 group status reads.
+Result<double> group_run(Options o, uint32_t workers, size_t n, std::vector<double>* group_status = nullptr) {
+  o.workers = workers;
   Cluster cluster(o);
-  cluster.start_workers(o.workers);
-  if (Status s = cluster.ready(o.workers); !s) return s;
+  cluster.start_workers(workers);
+  if (Status s = cluster.ready(workers); !s) return s;
   auto c = cluster.client();
-  auto tasks = noops(o.tasks);
+  const auto tasks = noops(n);
   const auto start = Clock::now();
   auto receipt = c->submit_group(tasks);
   if (!receipt) return receipt.status();
@@ -219,9 +222,20 @@ Status throughput(const Options& o, std::vector<Figure>& out) {
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
   auto group = c->group(receipt->group);
   if (!group) return group.status();
-  if (group->succeeded != o.tasks)
-    return Status(Code::kInternal, std::to_string(group->succeeded) + " of " + std::to_string(o.tasks) + " succeeded");
-  const double rate = o.tasks / secs;
+  if (group->succeeded != n)
+    return Status(Code::kInternal, std::to_string(group->succeeded) + " of " + std::to_string(n) + " succeeded");
+  for (int i = 0; group_status && i < 1000; ++i) {
+    const auto t0 = Clock::now();
+    if (auto g = c->group(receipt->group); !g) return g.status();
+    group_status->push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  return n / secs;
+}
+
+Status throughput(const Options& o, std::vector<Figure>& out) {
+  auto measured = group_run(o, o.workers, o.tasks);
+  if (!measured) return measured.status();
+  const double rate = *measured;
   out.push_back({"end-to-end no-op throughput (" + o.durability + ", " + std::to_string(o.workers) +
                      " worker x c=" + std::to_string(o.concurrency) + ")",
                  rate, "tasks/s", ">= 200000", rate >= 200000});
@@ -297,32 +311,6 @@ Status queued_memory(const Options& o, std::vector<Figure>& out) {
   const double per_task = (rss - idle) * 1024 * 1024 / static_cast<double>(std::max<size_t>(1, o.queued_tasks));
   out.push_back({"router RSS per queued task", per_task, "bytes", "<= 110", per_task <= 110});
   return Status::ok();
-}
-
-// One group of `n` no-op tasks through a router and `workers` workers: tasks/s from the submit
-// to the group's end; `group_status`, when given, then times 1000 group status reads.
-Result<double> group_run(Options o, uint32_t workers, size_t n, std::vector<double>* group_status = nullptr) {
-  o.workers = workers;
-  Cluster cluster(o);
-  cluster.start_workers(workers);
-  if (Status s = cluster.ready(workers); !s) return s;
-  auto c = cluster.client();
-  const auto tasks = noops(n);
-  const auto start = Clock::now();
-  auto receipt = c->submit_group(tasks);
-  if (!receipt) return receipt.status();
-  if (Status s = wait_group(*c, receipt->group); !s) return s;
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  auto group = c->group(receipt->group);
-  if (!group) return group.status();
-  if (group->succeeded != n)
-    return Status(Code::kInternal, std::to_string(group->succeeded) + " of " + std::to_string(n) + " succeeded");
-  for (int i = 0; group_status && i < 1000; ++i) {
-    const auto t0 = Clock::now();
-    if (auto g = c->group(receipt->group); !g) return g.status();
-    group_status->push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  return n / secs;
 }
 
 // Scale (docs/BENCHMARKS.md): throughput by group size, 4 worker processes against 1, and the

@@ -30,6 +30,28 @@ def start_cluster(cls, config):
     return cluster
 
 
+def pool_config(hosts, parallel, ollama_line):
+    """agent_tasks on the pool "coder" of these servers, with no retry to spend."""
+    listed = ", ".join(f'"{h}"' for h in hosts)
+    return textwrap.dedent(f"""
+        [ollama]
+        model = "tiny"
+        read_timeout = 10
+        {ollama_line}
+
+        [[pool]]
+        name = "coder"
+        model = "pool-model"
+        hosts = [{listed}]
+        parallel = {parallel}
+
+        [[queue]]
+        name = "agent_tasks"
+        pool = "coder"
+        max_retries = 0
+    """)
+
+
 class Pools(unittest.TestCase):
     def run_batch(self, tasks, wait=True):
         r = requests.post(f"{self.url}/batch/celery/agent-tasks", json={"tasks": tasks}, timeout=30)
@@ -59,23 +81,8 @@ class TwoServers(Pools):
         cls.a, cls.b = FakeOllama(), FakeOllama()
         cls.addClassCleanup(cls.a.close)
         cls.addClassCleanup(cls.b.close)
-        cls.cluster = start_cluster(cls, textwrap.dedent(f"""
-            [ollama]
-            host = "http://127.0.0.1:{free_port()}"   # not used: the pool's servers are
-            model = "tiny"
-            read_timeout = 10
-
-            [[pool]]
-            name = "coder"
-            model = "pool-model"
-            hosts = ["{cls.a.url}", "{cls.b.url}"]
-            parallel = 1
-
-            [[queue]]
-            name = "agent_tasks"
-            pool = "coder"
-            max_retries = 0
-        """))
+        # [ollama] host is not used: the pool's servers are.
+        cls.cluster = start_cluster(cls, pool_config([cls.a.url, cls.b.url], 1, f'host = "http://127.0.0.1:{free_port()}"'))
         cls.url = cls.cluster.url
 
     def setUp(self):
@@ -142,23 +149,7 @@ class ADeadServer(Pools):
         cls.a = FakeOllama()
         cls.addClassCleanup(cls.a.close)
         cls.dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-        cls.cluster = start_cluster(cls, textwrap.dedent(f"""
-            [ollama]
-            model = "tiny"
-            connect_timeout = 2
-            read_timeout = 10
-
-            [[pool]]
-            name = "coder"
-            model = "pool-model"
-            hosts = ["{cls.dead}", "{cls.a.url}"]
-            parallel = 2
-
-            [[queue]]
-            name = "agent_tasks"
-            pool = "coder"
-            max_retries = 0
-        """))
+        cls.cluster = start_cluster(cls, pool_config([cls.dead, cls.a.url], 2, "connect_timeout = 2"))
         cls.url = cls.cluster.url
 
     def test_a_server_that_refuses_the_connection_is_passed_over(self):
