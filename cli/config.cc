@@ -315,6 +315,8 @@ Status apply_schedules(const toml::table& root, const std::string& path, std::ve
   return Status::ok();
 }
 
+bool mcp_url_valid(std::string_view url);
+
 Status parse_pool(const toml::table& t, const std::string& path, PoolConfig& p) {
   if (auto n = t.get("name"); n && n->value<std::string>()) p.name = *n->value<std::string>();
   for (const auto& [k, v] : t) {
@@ -333,11 +335,13 @@ Status parse_pool(const toml::table& t, const std::string& path, PoolConfig& p) 
                "an array of 1 to 64 Ollama addresses (\"host\", \"host:port\" or \"http://host:port\")");
       if (s)
         for (const auto& h : *list) {
-          if (h.empty() || h.size() > 255) {
-            s = need(false, "an array of non-empty addresses of at most 255 bytes");
+          const std::string address = h.empty() || h.size() > 255 ? std::string() : ollama_address(h);
+          if (!mcp_url_valid(address)) {
+            s = need(false, "an array of Ollama addresses (\"host\", \"host:port\" or \"http://host:port\"), "
+                            "each at most 255 bytes of visible ASCII");
             break;
           }
-          p.hosts.push_back(ollama_address(h));
+          p.hosts.push_back(address);
         }
     } else if (key == "parallel") {
       auto n = count(v, 1024);

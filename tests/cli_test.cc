@@ -297,6 +297,42 @@ TEST(CliConfig, AnMcpServerIsAProgramOrAUrl) {
   refused("url = \"http://h/mcp\"\nconnect_timeout = 0\n", "[[mcp_server]] connect_timeout must be seconds");
 }
 
+TEST(CliConfig, AModelPoolNamesItsServersAndItsQueuesAreChecked) {
+  TempDir dir;
+  const std::string path = dir.str() + "/z.toml";
+  std::ofstream(path) << "[[pool]]\nname = \"coder\"\nmodel = \"m\"\nhosts = [\"gpu1\", \"http://gpu2:8080/\"]\nparallel = 3\n"
+                         "[[queue]]\nname = \"agent_tasks\"\npool = \"coder\"\n";
+  const json c = config_of({"config", path});
+  ASSERT_EQ(c["pools"].size(), 1u);
+  EXPECT_EQ(c["pools"][0]["hosts"], json::array({"http://gpu1:11434", "http://gpu2:8080"})) << "one form for each server";
+  EXPECT_EQ(c["pools"][0]["parallel"], 3);
+  for (const auto& q : c["queues"]) {
+    if (q["name"] != "agent_tasks") continue;
+    EXPECT_EQ(q["pool"], "coder");
+    EXPECT_EQ(q["fair"], true) << "the seed's agent queue takes batches in turns";
+  }
+  auto refused = [&](const std::string& text, const std::string& message) {
+    std::ofstream(path) << text;
+    auto r = zbatch({"config", path});
+    EXPECT_EQ(r.exit_code, 2) << text;
+    EXPECT_NE(r.err.find(message), std::string::npos) << text << r.err;
+  };
+  const std::string pool = "[[pool]]\nname = \"p\"\nmodel = \"m\"\n";
+  refused(pool, "pool 'p': needs 1 to 64 hosts");
+  refused("[[pool]]\nname = \"p\"\nhosts = [\"a\"]\n", "pool 'p': needs a model");
+  refused(pool + "hosts = [\"a\", \"http://a:11434\"]\n", "pool 'p': names a host twice");
+  refused(pool + "hosts = [\"a b\"]\n", "[[pool]] 'p' hosts must be an array of Ollama addresses");
+  refused(pool + "hosts = [\"\"]\n", "[[pool]] 'p' hosts must be an array of Ollama addresses");
+  refused(pool + "hosts = \"a\"\n", "[[pool]] 'p' hosts must be an array of 1 to 64 Ollama addresses");
+  refused(pool + "hosts = [\"a\"]\nparallel = 0\n", "[[pool]] 'p' parallel must be an integer 1..1024");
+  refused(pool + "hosts = [\"a\"]\nparalel = 2\n", "paralel is not a known key");
+  refused(pool + "hosts = [\"a\"]\n" + pool + "hosts = [\"b\"]\n", "pool 'p': is declared twice");
+  refused("[[pool]]\nmodel = \"m\"\nhosts = [\"a\"]\n", "[[pool]] needs a name");
+  refused("pool = 5\n", "[[pool]] must be an array of tables");
+  refused("[[queue]]\nname = \"q\"\npool = \"nowhere\"\n", "queue 'q': pool 'nowhere' is not declared");
+  refused("[[queue]]\nname = \"q\"\nfair = 1\n", "[[queue]] fair must be true or false");
+}
+
 TEST(CliConfig, TheExampleNamesEveryKeyTheParserAccepts) {
   // The examples it keeps in comments are valid too, and declare queues and handlers of their own.
   TempDir dir;
