@@ -290,6 +290,67 @@ TEST(ReadyQueue, AFairQueuesGroupsTakeTurnsWithinAPriority) {
   EXPECT_TRUE(q.empty());
 }
 
+// A fair queue under random pushes, requeues, pops and erases: every task comes out once, each
+// group's tasks in their key order, never a lower priority while a higher one waits (the
+// turns themselves: AFairQueuesGroupsTakeTurnsWithinAPriority).
+TEST(ReadyQueue, AFairQueueKeepsEveryTaskAndEachGroupsOrderUnderRandomOperations) {
+  router::ReadyQueue q(/*fair=*/true);
+  std::vector<Id> groups(6);
+  for (auto& g : groups) g = Id::random();
+  groups[0] = Id();  // tasks without a group
+  struct Held {
+    Id task, group;
+  };
+  std::map<uint64_t, Held> model;
+  uint64_t seq = 0, rng = 7;
+  auto random = [&] { return rng = rng * 6364136223846793005ull + 1442695040888963407ull, rng >> 33; };
+  std::map<Id, uint64_t> last_key;  // per group, the key it last gave
+  for (int op = 0; op < 100000; ++op) {
+    const uint64_t r = random() % 100;
+    if (r < 45) {
+      const uint8_t priority = random() % 4 == 0 ? 7 : 5;
+      const uint64_t key = router::order_key(priority, seq++);
+      const Held h{Id::random(), groups[random() % groups.size()]};
+      q.push(key, h.task, h.group);
+      model.emplace(key, h);
+    } else if (r < 85) {
+      if (model.empty()) {
+        EXPECT_TRUE(q.empty());
+        continue;
+      }
+      const uint64_t key = q.front_key();
+      auto it = model.find(key);
+      ASSERT_NE(it, model.end());
+      EXPECT_EQ(router::priority_of(key), router::priority_of(model.begin()->first)) << "a higher priority waits";
+      // The group's own oldest task of that priority.
+      for (const auto& [k, h] : model)
+        if (h.group == it->second.group && router::priority_of(k) == router::priority_of(key)) {
+          EXPECT_EQ(k, key) << "a group's tasks come out in their order";
+          break;
+        }
+      EXPECT_EQ(q.pop(), it->second.task);
+      model.erase(it);
+    } else if (r < 95) {
+      if (model.empty()) continue;
+      auto it = std::next(model.begin(), static_cast<ptrdiff_t>(random() % model.size()));
+      EXPECT_TRUE(q.erase(it->first));
+      model.erase(it);
+    } else if (!model.empty()) {  // a requeue at an original position: taken out and put back
+      auto it = std::next(model.begin(), static_cast<ptrdiff_t>(random() % model.size()));
+      EXPECT_TRUE(q.erase(it->first));
+      q.push(it->first, it->second.task, it->second.group);
+    }
+    ASSERT_EQ(q.size(), model.size());
+  }
+  while (!model.empty()) {
+    auto it = model.find(q.front_key());
+    ASSERT_NE(it, model.end());
+    EXPECT_EQ(q.pop(), it->second.task);
+    model.erase(it);
+  }
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(ReadyQueue, AFairQueuesTasksWithoutAGroupShareOneTurn) {
   router::ReadyQueue q(/*fair=*/true);
   const Id group = Id::random();
