@@ -165,14 +165,31 @@ void add_schedule(CLI::App& app) {
   {
     auto* sub = cmd->add_subcommand("list", "List the schedules (or one), with their next slot and recent firings");
     auto name = std::make_shared<std::string>();
+    auto page = std::make_shared<proto::ScheduleArgs>();
     sub->add_option("name", *name, "Only this schedule (default: every schedule)");
+    sub->add_option("--firings", page->firings,
+                    "With NAME: list this many of its firings, newest first (default: 0, the newest 20 in --json)")
+        ->check(CLI::Range(1u, proto::kMaxFiringsListed));
+    sub->add_option("--before", page->before_ms,
+                    "With --firings: only firings whose slot (unix ms) is before this, the next page (default: 0, none)");
     sub->fallthrough();
-    sub->callback([c, name] {
-      auto reply = answer(*c, connect(*c)->control(proto::ControlOp::kScheduleList, proto::ScheduleArgs{*name}));
+    sub->callback([c, name, page] {
+      if ((page->firings || page->before_ms) && name->empty())
+        fail(kExitUsage, "--firings and --before list the firings of one schedule: give its NAME");
+      if (page->before_ms && !page->firings) fail(kExitUsage, "--before needs --firings");
+      proto::ScheduleArgs args = *page;
+      args.name = *name;
+      auto reply = answer(*c, connect(*c)->control(proto::ControlOp::kScheduleList, args));
       if (!reply) return;
       const auto& list = std::get<proto::ScheduleListReply>(*reply);
       if (list.schedules.empty()) std::cout << "no schedules\n";
-      for (const auto& r : list.schedules) std::cout << schedule_line(r) << "\n";
+      for (const auto& r : list.schedules) {
+        std::cout << schedule_line(r) << "\n";
+        if (!args.firings) continue;
+        for (const auto& f : r.recent)
+          std::cout << "  slot " << f.slot_ms << "  " << f.how << "  " << (f.task.is_nil() ? "-" : f.task.to_string())
+                    << "\n";
+      }
     });
   }
   // create NAME (--cron EXPR [--tz ZONE] | --every SECONDS) [task options]

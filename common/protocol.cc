@@ -186,6 +186,10 @@ Status check_control(const Control& control) {
   if (auto* a = std::get_if<ScheduleArgs>(&control.args)) {
     if (*op != ControlOp::kScheduleList || !a->name.empty())
       if (Status s = check_schedule_name(a->name); !s) return bad_args(*op, s.message());
+    if ((a->firings || a->before_ms) && (*op != ControlOp::kScheduleList || a->name.empty()))
+      return bad_args(*op, "firings and before are for the list of one schedule");
+    if (a->firings > kMaxFiringsListed)
+      return bad_args(*op, "firings must be 1.." + std::to_string(kMaxFiringsListed));
   }
   if (auto* a = std::get_if<ScheduleSpec>(&control.args))
     if (Status s = check_schedule_spec(*a); !s) return bad_args(*op, s.message());

@@ -461,10 +461,16 @@ struct ScheduleSpec {
   TaskSpec task;               // eta_ms and countdown_ms unused
   MSGPACK_DEFINE(name, cron, timezone, every_ms, catch_up, overlap, task);
 };
-// schedule.list (empty name: every schedule), .pause, .resume, .delete, .run.
+// schedule.list (empty name: every schedule), .pause, .resume, .delete, .run. schedule.list
+// of one schedule with `firings` (1..kMaxFiringsListed) lists that many of its firings in
+// `recent` instead of the newest 20: the newest ones whose slot is before `before_ms` (0: the
+// newest of all), newest first. Pages go on with the last slot listed as `before_ms`.
+inline constexpr uint32_t kMaxFiringsListed = 1000;
 struct ScheduleArgs {
   std::string name;
-  MSGPACK_DEFINE(name);
+  uint32_t firings = 0;
+  uint64_t before_ms = 0;
+  MSGPACK_DEFINE(name, firings, before_ms);
 };
 // revoke.group: every task of the group that has not ended; terminate: running ones too.
 struct GroupArgs {
@@ -690,7 +696,7 @@ struct ScheduleRow {
   uint64_t next_slot_ms = 0;  // the next slot due (0: paused or none)
   uint64_t fired = 0;         // tasks submitted so far
   Id last_task;               // nil: none yet
-  std::vector<ScheduleFiring> recent;  // newest first, at most 20
+  std::vector<ScheduleFiring> recent;  // newest first, at most 20 (or ScheduleArgs::firings)
   MSGPACK_DEFINE(spec, source, paused, created_ms, last_slot_ms, next_slot_ms, fired, last_task, recent);
 };
 struct ScheduleListReply {

@@ -464,6 +464,24 @@ Status Ledger::for_each_firing(const std::string& name,
   return Status::ok();
 }
 
+Result<std::vector<proto::ScheduleFiring>> Ledger::firings_before(const std::string& name, uint64_t before_ms,
+                                                                   size_t limit) {
+  std::string prefix = name;
+  prefix.push_back('\0');
+  std::vector<proto::ScheduleFiring> out;
+  auto c = lmdb::Cursor::open(txn(), firings_);
+  if (!c) return c.status();
+  // From the first key at or past the bound (or past the schedule's keys), backwards.
+  bool ok = before_ms ? c->seek(prefix + lmdb::be64(before_ms)) : c->seek(name + std::string(1, '\1'));
+  ok = ok ? c->prev() : c->last();
+  for (; ok && out.size() < limit && c->key().substr(0, prefix.size()) == prefix; ok = c->prev()) {
+    auto f = unpack<proto::ScheduleFiring>(c->value(), "firing");
+    if (!f) return f.status();
+    out.push_back(std::move(*f));
+  }
+  return out;
+}
+
 Status Ledger::trim_firings(const std::string& name, size_t keep) {
   std::string prefix = name;
   prefix.push_back('\0');

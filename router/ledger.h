@@ -197,6 +197,8 @@ class Ledger {
   Status put_firing(const std::string& name, const proto::ScheduleFiring& firing);
   Result<bool> has_firing(const std::string& name, uint64_t slot_ms);
   Status for_each_firing(const std::string& name, const std::function<bool(const proto::ScheduleFiring&)>& fn);
+  // At most `limit` firings of `name` whose slot is before `before_ms` (0: any), newest first.
+  Result<std::vector<proto::ScheduleFiring>> firings_before(const std::string& name, uint64_t before_ms, size_t limit);
   // Deletes the oldest firings of `name` beyond the newest `keep`.
   Status trim_firings(const std::string& name, size_t keep);
 

@@ -276,12 +276,19 @@ Result<proto::ControlResult> Core::schedule_control(proto::ControlOp op, const p
     auto [it, inserted] = schedules_.insert_or_assign(spec.name, std::move(*state));
     return proto::ControlResult(proto::ScheduleReply{schedule_row(it->second), Id()});
   }
-  const std::string& name = std::get<proto::ScheduleArgs>(args).name;
+  const proto::ScheduleArgs& sargs = std::get<proto::ScheduleArgs>(args);
+  const std::string& name = sargs.name;
   if (op == ControlOp::kScheduleList) {
     proto::ScheduleListReply reply;
     for (const auto& [n, s] : schedules_)
       if (name.empty() || n == name) reply.schedules.push_back(schedule_row(s));
     if (!name.empty() && reply.schedules.empty()) return Status(Code::kNotFound, "no schedule '" + name + "'");
+    if (sargs.firings) {
+      // A page of its firings from LMDB (every one kept, up to kFiringsKept).
+      auto page = ledger_.firings_before(name, sargs.before_ms, sargs.firings);
+      if (!page) return page.status();
+      reply.schedules.front().recent = std::move(*page);
+    }
     return proto::ControlResult(std::move(reply));
   }
   auto it = schedules_.find(name);

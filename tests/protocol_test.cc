@@ -286,6 +286,12 @@ TEST(Protocol, ControlArgumentsOutOfRangeAreRejectedWithTheirReason) {
   EXPECT_EQ(refused(control(ControlOp::kWorkerPool, WorkerArgs{"", 1})), "worker.pool: worker must be a worker name");
   EXPECT_EQ(refused(control(ControlOp::kWorkerShutdown, WorkerArgs{"w", 1})), "worker.shutdown: takes no delta");
   EXPECT_EQ(refused(control(ControlOp::kRetry, TaskArgs{Id::random(), true})), "retry: terminate is for revoke");
+  EXPECT_EQ(refused(control(ControlOp::kScheduleList, ScheduleArgs{"s", 1001, 0})), "schedule.list: firings must be 1..1000");
+  EXPECT_EQ(refused(control(ControlOp::kScheduleList, ScheduleArgs{"", 10, 0})),
+            "schedule.list: firings and before are for the list of one schedule");
+  EXPECT_EQ(refused(control(ControlOp::kSchedulePause, ScheduleArgs{"s", 10, 5})),
+            "schedule.pause: firings and before are for the list of one schedule");
+  EXPECT_TRUE(check_control(Control::make(ControlOp::kScheduleList, ScheduleArgs{"s", 1000, 1})));
   Control unknown = Control::make(ControlOp::kPing);
   unknown.op = "bogus";
   EXPECT_EQ(refused(unknown), "unknown control operation 'bogus'");

@@ -201,6 +201,40 @@ class SchedulesTest(unittest.TestCase):
         self.assertEqual(bad.status_code, 400, bad.text)
         self.assertIn("unique_key", bad.text)
 
+    def test_firings_beyond_the_newest_20_are_read_page_by_page(self):
+        url = self.start("")
+        requests.post(f"{url}/api/v1/schedules", timeout=5,
+                      json={"name": "p", "every_s": 3600, "task": {"kind": "noop"}}).raise_for_status()
+        for _ in range(25):
+            requests.post(f"{url}/api/v1/schedules/p/run", json={}, timeout=5).raise_for_status()
+        page = lambda query: requests.get(f"{url}/api/v1/schedules/p?{query}", timeout=5)
+        every = page("firings=1000").json()["recent"]
+        self.assertEqual(len(every), 25)
+        slots = [f["slot_ms"] for f in every]
+        self.assertEqual(slots, sorted(slots, reverse=True), "newest first")
+        self.assertEqual({f["how"] for f in every}, {"run_now"})
+        self.assertEqual(len(schedule(url, "p")["recent"]), 20, "without firings: the newest 20")
+        first = page("firings=10").json()["recent"]
+        self.assertEqual(first, every[:10])
+        second = page(f"firings=10&before={first[-1]['slot_ms']}").json()["recent"]
+        self.assertEqual(second, every[10:20])
+        third = page(f"firings=10&before={second[-1]['slot_ms']}").json()["recent"]
+        self.assertEqual(third, every[20:])
+        self.assertEqual(page(f"firings=10&before={every[-1]['slot_ms']}").json()["recent"], [])
+        for bad in ("firings=0", "firings=1001", "firings=x", "before=-1", "before=1.5", "firings=10&before="):
+            r = page(bad)
+            self.assertEqual(r.status_code, 400, f"{bad}: {r.text}")
+        env = dict(os.environ, ZBATCH_ROUTER=self.cluster.frontend)
+        out = subprocess.run([BINARY, "schedule", "list", "p", "--firings", "3"], env=env, capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual([l.split()[1] for l in out.stdout.splitlines() if l.startswith("  slot ")],
+                         [str(f["slot_ms"]) for f in every[:3]])
+        alone = subprocess.run([BINARY, "schedule", "list", "--firings", "3"], env=env, capture_output=True,
+                               text=True, timeout=30)
+        self.assertEqual(alone.returncode, 2, alone.stdout)
+        self.assertIn("give its NAME", alone.stderr)
+
     def test_pause_resume_run_now_and_delete_over_http_and_cli(self):
         url = self.start("")
         r = requests.post(f"{url}/api/v1/schedules", timeout=5,
