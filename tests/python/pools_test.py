@@ -22,7 +22,7 @@ BINARY = sys.argv.pop(1)
 def start_cluster(cls, config):
     cls.tmp = tempfile.TemporaryDirectory(prefix="zbatch-pools-")
     cls.addClassCleanup(cls.tmp.cleanup)
-    path = config_file(cls.tmp.name, config)
+    path = cls.config_path = config_file(cls.tmp.name, config)
     cluster = Cluster(BINARY, split=True, workers=2, router_args=["--config", path], worker_args=["--config", path])
     cls.addClassCleanup(cluster.close)
     wait_until(lambda: len(requests.get(f"{cluster.url}/api/v1/inspect/registered", timeout=5).json()["workers"]) == 2,
@@ -122,6 +122,27 @@ class TwoServers(Pools):
         self.assertIn(f"router pool host={self.a.url} model=pool-model cools down 3000 ms", self.cluster.logs())
         # The cool-down ends by itself.
         wait_until(lambda: all(h["cooling_ms"] == 0 for h in self.queue()["hosts"]), 10, "A cooled down")
+
+    def test_a_router_killed_while_pooled_tasks_run_counts_their_places_again(self):
+        name = uuid.uuid4().hex[:10]
+        for fake in (self.a, self.b):
+            fake.script(name, [{"content": " ".join(["word"] * 8), "slow": 0.3}])  # about 2.4 s each
+            fake.max_active = 0
+        requests_before = len(self.a.requests_of(name)) + len(self.b.requests_of(name))
+        gid = self.run_batch([self.chat(name, i) for i in range(6)], wait=False)
+        wait_until(lambda: self.a.active == 1 and self.b.active == 1, 20, "both servers busy")
+        self.cluster.kill("router")
+        self.cluster.start("router", ["router", "--data", self.cluster.path("data"), "--frontend",
+                                      self.cluster.frontend, "--backend", self.cluster.backend, "--events",
+                                      self.cluster.events, "--config", self.config_path])
+        tasks = self.wait_group(gid)
+        self.assertEqual({t["state"] for t in tasks.values()}, {"succeeded"}, tasks)
+        # The leases of the tasks running through the kill kept their places: the restarted
+        # router gave no server a second request while they ran, and nothing ran twice.
+        self.assertEqual(self.a.max_active, 1)
+        self.assertEqual(self.b.max_active, 1)
+        self.assertEqual(len(self.a.requests_of(name)) + len(self.b.requests_of(name)) - requests_before, 6)
+        self.assertEqual({t["attempt"] for t in tasks.values()}, {1}, tasks)
 
     def test_a_small_batch_runs_beside_a_big_one_submitted_before_it(self):
         big, small = uuid.uuid4().hex[:10], uuid.uuid4().hex[:10]
