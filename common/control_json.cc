@@ -107,24 +107,20 @@ json to_json(const proto::InspectRegisteredReply& r) {
 
 json to_json(const proto::InspectQueuesReply& r) {
   json queues = json::array();
-  for (const auto& q : r.queues)
-    queues.push_back({{"name", q.name}, {"priority", q.priority}, {"default_kind", q.default_kind},
-                      {"depth", q.depth}, {"scheduled", q.scheduled}, {"reserved", q.reserved},
-                      {"running", q.running}, {"fair", q.fair}});
-  for (size_t i = 0; i < r.queues.size(); ++i) {
-    const auto& q = r.queues[i];
-    if (q.pool.empty()) continue;
-    json& row = queues[i];
-    row["pool"] = q.pool;
-    for (const auto& p : r.pools)
-      if (p.name == q.pool) {
-        // The pool's servers, shared by every queue naming the pool.
-        row["model"] = p.model;
-        json hosts = json::array();
-        for (const auto& h : p.hosts)
-          hosts.push_back({{"host", h.host}, {"parallel", h.parallel}, {"running", h.running}, {"cooling_ms", h.cooling_ms}});
-        row["hosts"] = std::move(hosts);
-      }
+  for (const auto& q : r.queues) {
+    json row{{"name", q.name}, {"priority", q.priority}, {"default_kind", q.default_kind}, {"depth", q.depth},
+             {"scheduled", q.scheduled}, {"reserved", q.reserved}, {"running", q.running}, {"fair", q.fair}};
+    if (!q.pool.empty()) row["pool"] = q.pool;
+    for (const auto& p : r.pools) {
+      if (q.pool.empty() || p.name != q.pool) continue;
+      // The pool's servers, shared by every queue naming the pool.
+      row["model"] = p.model;
+      json hosts = json::array();
+      for (const auto& h : p.hosts)
+        hosts.push_back({{"host", h.host}, {"parallel", h.parallel}, {"running", h.running}, {"cooling_ms", h.cooling_ms}});
+      row["hosts"] = std::move(hosts);
+    }
+    queues.push_back(std::move(row));
   }
   return json{{"queues", std::move(queues)}};
 }

@@ -399,9 +399,10 @@ void Core::apply_outcome(WorkerSession& worker, const proto::Outcome& outcome) {
     // line again at once for another server of the pool (or this one once it has cooled
     // down), spending no retry — up to kMaxPoolRefusals times, then retries count again.
     const PoolSlot& slot = tasks_.slot(pool_slot);
-    tasks_.cool(pool_slot, std::min(outcome.host_cooldown_ms, kMaxRetryAfterMs));
-    spdlog::info("router pool host={} model={} cools down {} ms: {}", slot.host, slot.model,
-                 std::min(outcome.host_cooldown_ms, kMaxRetryAfterMs), valid_utf8(std::string_view(outcome.error).substr(0, 200)));
+    const uint64_t cool_ms = std::min(outcome.host_cooldown_ms, kMaxRetryAfterMs);
+    tasks_.cool(pool_slot, cool_ms, now_steady_ms());
+    spdlog::info("router pool host={} model={} cools down {} ms: {}", slot.host, slot.model, cool_ms,
+                 valid_utf8(std::string_view(outcome.error).substr(0, 200)));
     if (rec.attempt - std::min(rec.attempt, rec.retries) <= kMaxPoolRefusals) {
       ++worker.failed;
       rec.error = outcome.error;

@@ -106,9 +106,9 @@ std::optional<int32_t> TaskTable::find_slot(std::string_view host, std::string_v
   return std::nullopt;
 }
 
-void TaskTable::cool(int32_t s, uint64_t ms) {
+void TaskTable::cool(int32_t s, uint64_t ms, uint64_t now_steady_ms) {
   PoolSlot& slot = slots_[static_cast<size_t>(s)];
-  slot.cool_until_ms = std::max(slot.cool_until_ms, now_ms_ + ms);
+  slot.cool_until_ms = std::max(slot.cool_until_ms, now_steady_ms + ms);
 }
 
 std::vector<proto::PoolStats> TaskTable::pool_stats(uint64_t now_steady_ms) const {

@@ -136,8 +136,8 @@ class TaskTable {
   bool pool_open(size_t q) const;
   std::optional<int32_t> find_slot(std::string_view host, std::string_view model) const;
   const PoolSlot& slot(int32_t s) const { return slots_[static_cast<size_t>(s)]; }
-  // The server refused a task: no task goes to it for `ms`.
-  void cool(int32_t s, uint64_t ms);
+  // The server refused a task: no task goes to it for `ms` from `now_steady_ms`.
+  void cool(int32_t s, uint64_t ms, uint64_t now_steady_ms);
   std::vector<proto::PoolStats> pool_stats(uint64_t now_steady_ms) const;
 
   // The ETA heap. A task revoked while in it stays in the heap, skipped when due.

@@ -2,7 +2,6 @@
 // letters, revoke and retry of a task, revoke of a group, the worker actions (shutdown, pool size),
 // and schedules. The router's typed reply is the answer, in its JSON view (common/control_json.h);
 // the store checks the request's body first (store/control_request.h).
-#include <charconv>
 #include <span>
 #include <string_view>
 
@@ -122,18 +121,15 @@ void install_schedules(HttpServer& server, ClientPool& pool) {
     if (Status s = proto::check_schedule_name(name); !s) return send_error(res, s);
     // ?firings=N[&before=SLOT_MS]: a page of its firings, newest first, instead of the newest 20.
     proto::ScheduleArgs args{name};
-    auto number = [&](const char* key, uint64_t max, uint64_t& out) {
-      if (!req.has_param(key)) return Status::ok();
-      const std::string text = req.get_param_value(key);
-      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-      if (ec != std::errc() || end != text.data() + text.size() || out < 1 || out > max)
-        return Status(Code::kBadRequest, std::string(key) + " must be an integer 1.." + std::to_string(max));
-      return Status::ok();
-    };
-    uint64_t firings = 0;
-    if (Status s = number("firings", proto::kMaxFiringsListed, firings); !s) return send_error(res, s);
-    if (Status s = number("before", uint64_t{1} << 53, args.before_ms); !s) return send_error(res, s);
-    args.firings = static_cast<uint32_t>(firings);
+    auto firings = query_size(req, "firings", 0, proto::kMaxFiringsListed + 1);
+    if (!firings) return send_error(res, firings.status());
+    if (req.has_param("firings") && (*firings < 1 || *firings > proto::kMaxFiringsListed))
+      return send_error(res, Status(Code::kBadRequest, "firings must be an integer 1.." +
+                                                           std::to_string(proto::kMaxFiringsListed)));
+    auto before = query_size(req, "before", 0, size_t{1} << 53);
+    if (!before) return send_error(res, before.status());
+    args.firings = static_cast<uint32_t>(*firings);
+    args.before_ms = *before;
     if (args.before_ms && !args.firings) args.firings = 20;
     auto reply = pool.with([&](Client& c) { return c.control(ControlOp::kScheduleList, args); });
     if (!reply) return send_error(res, reply.status());

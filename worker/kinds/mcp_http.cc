@@ -152,15 +152,22 @@ class HttpSession final : public McpSession {
     return Status(Code::kUnprocessable, "server/discover: the server does not speak " + std::string(kMcpStatelessRevision));
   }
 
-  // A request or notification of the stateless revision: what it carries about the client.
-  void add_stateless_meta(json& message) const {
-    if (!stateless_ || !message.contains("method")) return;
-    json& params = message["params"];
-    if (!params.is_object()) params = json::object();
-    json& meta = params["_meta"];
-    meta["io.modelcontextprotocol/protocolVersion"] = revision_;
-    meta["io.modelcontextprotocol/clientInfo"] = mcp_initialize_params(revision_)["clientInfo"];
-    meta["io.modelcontextprotocol/clientCapabilities"] = json::object();
+  // A message POSTed. Of the stateless revision, a request or notification also carries what
+  // it says about the client (params._meta) and its method (Mcp-Method).
+  HttpExchange post(json message, uint32_t read_timeout_ms) const {
+    std::string method;
+    if (stateless_ && message.contains("method") && message["method"].is_string()) {
+      method = message["method"].get<std::string>();
+      json& params = message["params"];
+      if (!params.is_object()) params = json::object();
+      json& meta = params["_meta"];
+      meta["io.modelcontextprotocol/protocolVersion"] = revision_;
+      meta["io.modelcontextprotocol/clientInfo"] = mcp_initialize_params(revision_)["clientInfo"];
+      meta["io.modelcontextprotocol/clientCapabilities"] = json::object();
+    }
+    HttpExchange x = request("POST", json_text(message), read_timeout_ms);
+    if (!method.empty()) x.headers.emplace_back("Mcp-Method", std::move(method));
+    return x;
   }
 
   HttpExchange request(const char* method, std::string body, uint32_t read_timeout_ms) const {
@@ -189,11 +196,8 @@ class HttpSession final : public McpSession {
     std::string error_head;
     offered_session_.clear();
     last_status_ = 0;
-    json message = mcp_request(id, method, params, token);
-    add_stateless_meta(message);
     // The read timeout only backs up the deadline, which should_abort keeps.
-    HttpExchange x = request("POST", json_text(message), call_timeout_ms_ + 1000);
-    if (stateless_) x.headers.emplace_back("Mcp-Method", method);
+    HttpExchange x = post(mcp_request(id, method, params, token), call_timeout_ms_ + 1000);
     if (!ctx.trace.empty()) x.headers.emplace_back("traceparent", std::string(ctx.trace));
     x.on_reply = [&](int s, const HttpHeaders& headers) {
       status = s;
@@ -263,10 +267,7 @@ class HttpSession final : public McpSession {
     int status = 0;
     std::string head;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    json sent = message;
-    add_stateless_meta(sent);
-    HttpExchange x = request("POST", json_text(sent), timeout_ms);
-    if (stateless_ && sent.contains("method")) x.headers.emplace_back("Mcp-Method", sent["method"].get<std::string>());
+    HttpExchange x = post(message, timeout_ms);
     x.on_status = [&](int s) { status = s; };
     x.on_data = [&](std::string_view data) {
       if (head.size() < kErrorBodyBytes) head.append(data.substr(0, kErrorBodyBytes - head.size()));
